@@ -309,7 +309,7 @@ class EmbeddedPostgres:
         cmd = list(args)
         kwargs: dict[str, Any] = {}
         if self._run_as is not None:
-            runuser = shutil.which("runuser")
+            runuser = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")
             if runuser:
                 cmd = [runuser, "-u", self._run_as.pw_name, "--", *cmd]
             else:
