@@ -6,10 +6,19 @@ Section 2 is for application fixtures (fresh databases, app instances, clients).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 
 import pytest
+from npc.admin import seed_demo
+from npc.app import Clearinghouse
+from npc.config import Settings
+from npc.core.clock import FakeClock
 from npc.embedded import EmbeddedPostgres, EmbeddedRedis
+from npc.store.database import Database
+from npc_clients import OperatorClient
 
 # ---------------------------------------------------------------------------
 # Section 1: embedded servers (session scope, synchronous)
@@ -41,3 +50,97 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
 # ---------------------------------------------------------------------------
 # Section 2: application fixtures
 # ---------------------------------------------------------------------------
+
+
+_db_counter = itertools.count()
+
+# Monday 23 November 2026, 10:00 in Lima (UTC-5): an ordinary business day.
+DEFAULT_START = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def template_database(pg_server: EmbeddedPostgres) -> str:
+    """A database with every migration applied, cloned for each test."""
+    dsn = pg_server.create_database("npc_template")
+
+    async def migrate() -> None:
+        db = await Database.connect(dsn, min_size=1, max_size=2)
+        try:
+            await db.migrate()
+        finally:
+            await db.close()
+
+    asyncio.run(migrate())
+    return "npc_template"
+
+
+@pytest.fixture
+def database_url(pg_server: EmbeddedPostgres, template_database: str) -> Iterator[str]:
+    """A fresh database for one test, cloned from the migrated template."""
+    name = f"t{next(_db_counter)}"
+    dsn = pg_server.create_database(name, template=template_database)
+    yield dsn
+    pg_server.drop_database(name)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The fake clock every test drives."""
+    return FakeClock(DEFAULT_START)
+
+
+@pytest.fixture
+def settings(database_url: str, redis_server: EmbeddedRedis) -> Settings:
+    """Settings pointing at the test's database and the session's Redis, on free ports."""
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_server.url,
+        redis_prefix=f"test{next(_db_counter)}",
+        grpc_port=0,
+        http_port=0,
+        db_pool_size=10,
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings, clock: FakeClock) -> AsyncIterator[Clearinghouse]:
+    """A running clearinghouse (real gRPC on loopback) with the demo market loaded."""
+    house = Clearinghouse(settings, clock)
+    await house.start()
+    try:
+        assert house.core is not None
+        await seed_demo(house.core.db)
+        assert house.authenticator is not None
+        await house.authenticator.load()
+        yield house
+    finally:
+        await house.stop()
+
+
+class Operators:
+    """Clients for each demo operator, created on first use."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self._clients: dict[str, OperatorClient] = {}
+
+    def __getitem__(self, operator: str) -> OperatorClient:
+        if operator not in self._clients:
+            self._clients[operator] = OperatorClient(
+                self.target, f"dev-token-{operator}", operator=operator
+            )
+        return self._clients[operator]
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+
+
+@pytest.fixture
+async def operators(app: Clearinghouse) -> AsyncIterator[Operators]:
+    """gRPC clients of the demo operators (claro, movistar, entel, bitel, osiptel)."""
+    ops = Operators(f"127.0.0.1:{app.grpc_port}")
+    try:
+        yield ops
+    finally:
+        await ops.close()

@@ -1,0 +1,67 @@
+"""A typed gRPC client for operator systems."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from npc.v1 import events_pb2, events_pb2_grpc, portability_pb2_grpc
+
+
+class OperatorClient:
+    """One operator's connection to the clearinghouse.
+
+    Every mutating call needs a `request_id`; `new_request_id()` makes one. Keep it and reuse it
+    when retrying: the clearinghouse answers a retry with the first answer.
+    """
+
+    def __init__(self, target: str, token: str, *, operator: str = "") -> None:
+        self.operator = operator
+        self.target = target
+        self._metadata = (("authorization", f"Bearer {token}"),)
+        self.channel = grpc.aio.insecure_channel(
+            target,
+            options=[("grpc.max_receive_message_length", 8 * 1024 * 1024)],
+        )
+        self.portability = portability_pb2_grpc.PortabilityServiceStub(self.channel)
+        self.events = events_pb2_grpc.EventServiceStub(self.channel)
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        """Call metadata identifying this operator."""
+        return self._metadata
+
+    @staticmethod
+    def new_request_id() -> str:
+        """A fresh idempotency key."""
+        return uuid.uuid4().hex
+
+    async def call(self, method: str, request: Any, *, timeout: float = 10.0) -> Any:
+        """Call PortabilityService.`method` with this operator's identity."""
+        return await getattr(self.portability, method)(
+            request, metadata=self._metadata, timeout=timeout
+        )
+
+    async def subscribe(
+        self, from_position: int = 0, flows: list[str] | None = None
+    ) -> AsyncIterator[events_pb2.Event]:
+        """Events addressed to this operator after `from_position`, then live."""
+        call = self.events.Subscribe(
+            events_pb2.SubscribeRequest(from_position=from_position, flows=flows or []),
+            metadata=self._metadata,
+        )
+        async for event in call:
+            yield event
+
+    async def close(self) -> None:
+        """Close the channel."""
+        await self.channel.close()
+
+    async def __aenter__(self) -> OperatorClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

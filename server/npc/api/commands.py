@@ -1,0 +1,132 @@
+"""Idempotent commands: every mutating RPC carries a request id, and a retry gets the first answer.
+
+The answer is stored in the same transaction as the command's effects, so an acknowledged command is
+exactly as durable as its answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import asyncpg
+from google.protobuf.message import Message
+from google.rpc import code_pb2, status_pb2
+
+from npc.api.errors import RpcFailure, to_status
+from npc.api.identity import Caller
+from npc.core.clock import Clock
+from npc.core.errors import DomainError, FieldViolation, InvalidArgument
+from npc.store.database import Database, Txn
+
+M = TypeVar("M", bound=Message)
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
+
+
+class CommandRunner:
+    """Runs a command in one transaction, exactly once per (caller, request id)."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def run(
+        self,
+        caller: Caller,
+        method: str,
+        request: Message,
+        response_type: type[M],
+        command: Callable[[Txn], Awaitable[M]],
+    ) -> M:
+        """Run `command` for `request` unless the caller already sent this request id."""
+        request_id: str = getattr(request, "request_id", "")
+        if not _REQUEST_ID.match(request_id):
+            raise InvalidArgument(
+                FieldViolation("request_id", "required: 1 to 64 characters of [A-Za-z0-9._:-]")
+            )
+        digest = hashlib.sha256(
+            method.encode() + b"\0" + request.SerializeToString(deterministic=True)
+        ).digest()
+        try:
+            async with self.db.transaction(method, self.clock.now()) as txn:
+                try:
+                    response = await command(txn)
+                except DomainError as error:
+                    if not error.keep_effects:
+                        raise
+                    await self._store(txn, caller, request_id, method, digest, error=error)
+                    raise
+                await self._store(txn, caller, request_id, method, digest, response=response)
+                return response
+        except (DomainError, asyncpg.UniqueViolationError):
+            # Maybe this is a retry whose first attempt committed meanwhile: answer as it did.
+            stored = await self._stored(caller, request_id, method, digest, response_type)
+            if stored is not None:
+                return stored
+            raise
+
+    async def _store(
+        self,
+        txn: Txn,
+        caller: Caller,
+        request_id: str,
+        method: str,
+        digest: bytes,
+        *,
+        response: Message | None = None,
+        error: DomainError | None = None,
+    ) -> None:
+        status = to_status(error) if error is not None else None
+        await txn.conn.execute(
+            """INSERT INTO command_results (caller, request_id, method, request_digest, status_code,
+                                            response, error_message, error_details, created_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+            caller.operator,
+            request_id,
+            method,
+            digest,
+            status.code if status else code_pb2.OK,
+            response.SerializeToString() if response is not None else None,
+            status.message if status else None,
+            status.SerializeToString() if status else None,
+            txn.now,
+        )
+
+    async def _stored(
+        self, caller: Caller, request_id: str, method: str, digest: bytes, response_type: type[M]
+    ) -> M | None:
+        async with self.db.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT method, request_digest, status_code, response, error_details"
+                " FROM command_results WHERE caller = $1 AND request_id = $2",
+                caller.operator,
+                request_id,
+            )
+        if row is None:
+            return None
+        if row["method"] != method or bytes(row["request_digest"]) != digest:
+            raise InvalidArgument(
+                FieldViolation(
+                    "request_id", "already used for a different request; use a new request id"
+                )
+            )
+        if row["status_code"] != code_pb2.OK:
+            status = status_pb2.Status()
+            status.ParseFromString(row["error_details"])
+            raise RpcFailure(status)
+        response = response_type()
+        response.ParseFromString(row["response"])
+        return response
+
+    async def replay(
+        self, caller: Caller, method: str, request: Message, response_type: type[M]
+    ) -> M | None:
+        """The stored answer of an earlier identical request, if any (fast path for retries)."""
+        request_id: str = getattr(request, "request_id", "")
+        digest = hashlib.sha256(
+            method.encode() + b"\0" + request.SerializeToString(deterministic=True)
+        ).digest()
+        return await self._stored(caller, request_id, method, digest, response_type)

@@ -1,0 +1,68 @@
+"""EventService: the ordered stream of every message addressed to the calling operator."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+from google.protobuf import struct_pb2, timestamp_pb2
+
+from npc.api.identity import current_caller
+from npc.core.errors import FieldViolation, InvalidArgument, OutOfRange
+from npc.core.events import LoggedEvent
+from npc.core.fanout import EventHub
+from npc.v1 import events_pb2, events_pb2_grpc
+
+
+def event_message(event: LoggedEvent) -> events_pb2.Event:
+    """A logged event as its API message."""
+    occurred = timestamp_pb2.Timestamp()
+    occurred.FromDatetime(event.occurred_at)
+    payload = struct_pb2.Struct()
+    payload.update(event.payload)
+    return events_pb2.Event(
+        position=event.position,
+        occurred_at=occurred,
+        flow=event.flow,
+        type=event.type,
+        code=event.code or "",
+        case_id=event.case_id or "",
+        sender=event.sender,
+        broadcast=event.broadcast,
+        audience=list(event.audience),
+        payload=payload,
+    )
+
+
+class EventServicer(events_pb2_grpc.EventServiceServicer):
+    """Subscribe from a position; the regulator receives every event."""
+
+    def __init__(self, hub: EventHub) -> None:
+        self.hub = hub
+
+    async def Subscribe(  # noqa: N802
+        self, request: events_pb2.SubscribeRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[events_pb2.Event]:
+        """Every event after `from_position` addressed to the caller, then live ones."""
+        if request.from_position < 0:
+            raise InvalidArgument(
+                FieldViolation("from_position", "must be 0 or a position already received")
+            )
+        if len(request.flows) > 20 or any(
+            len(f) > 40 or not f.isidentifier() for f in request.flows
+        ):
+            raise InvalidArgument(FieldViolation("flows", "up to 20 flow names"))
+        if request.from_position > self.hub.head:
+            await self.hub.refresh()
+            if request.from_position > self.hub.head:
+                raise OutOfRange("from_position", f"beyond the head of the log ({self.hub.head})")
+        caller = current_caller()
+        operator = None if caller.is_regulator else caller.operator
+        async for event in self.hub.subscribe(operator, request.from_position, list(request.flows)):
+            yield event_message(event)
+
+    async def GetStreamHead(  # noqa: N802
+        self, request: events_pb2.GetStreamHeadRequest, context: grpc.aio.ServicerContext
+    ) -> events_pb2.GetStreamHeadResponse:
+        """The highest position assigned so far."""
+        return events_pb2.GetStreamHeadResponse(position=self.hub.head)

@@ -1,0 +1,77 @@
+"""Caller identification. Each operator presents its API token (``authorization: Bearer …``);
+the clearinghouse stores only its SHA-256 digest."""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import time
+from dataclasses import dataclass
+
+from npc.core.errors import Unauthenticated
+from npc.store.database import Database
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An identified caller: an operator, or the regulator (read-only)."""
+
+    operator: str
+    role: str = "operator"
+
+    @property
+    def is_regulator(self) -> bool:
+        """True for the regulator's read-only identity."""
+        return self.role == "regulator"
+
+
+CURRENT_CALLER: contextvars.ContextVar[Caller] = contextvars.ContextVar("npc_caller")
+
+
+def current_caller() -> Caller:
+    """The caller of the RPC being served."""
+    return CURRENT_CALLER.get()
+
+
+def token_digest(token: str) -> bytes:
+    """SHA-256 of an API token."""
+    return hashlib.sha256(token.encode()).digest()
+
+
+class TokenAuthenticator:
+    """Maps API tokens to operators, cached in memory and refreshed on unknown tokens."""
+
+    def __init__(self, db: Database, *, refresh_seconds: float = 2.0) -> None:
+        self.db = db
+        self.refresh_seconds = refresh_seconds
+        self._by_digest: dict[bytes, Caller] = {}
+        self._loaded_at = 0.0
+
+    async def load(self) -> None:
+        """Reload the token table."""
+        async with self.db.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT id, role, token_sha256 FROM operators WHERE token_sha256 IS NOT NULL"
+            )
+        self._by_digest = {bytes(r["token_sha256"]): Caller(r["id"], r["role"]) for r in rows}
+        self._loaded_at = time.monotonic()
+
+    async def authenticate(self, metadata: tuple[tuple[str, str | bytes], ...] | None) -> Caller:
+        """The caller presenting `metadata`, or Unauthenticated."""
+        token = ""
+        for key, value in metadata or ():
+            if key == "authorization":
+                text = value.decode() if isinstance(value, bytes) else value
+                scheme, _, credential = text.partition(" ")
+                if scheme.lower() == "bearer":
+                    token = credential.strip()
+        if not token:
+            raise Unauthenticated("missing 'authorization: Bearer <token>' metadata")
+        digest = token_digest(token)
+        caller = self._by_digest.get(digest)
+        if caller is None and time.monotonic() - self._loaded_at > self.refresh_seconds:
+            await self.load()
+            caller = self._by_digest.get(digest)
+        if caller is None:
+            raise Unauthenticated("unknown API token")
+        return caller

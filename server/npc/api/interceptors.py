@@ -1,0 +1,128 @@
+"""One server interceptor: identifies the caller, counts and times the call, and turns domain
+errors into gRPC statuses. Servicers stay free of all three concerns."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import grpc
+from google.rpc import code_pb2, status_pb2
+from prometheus_client import Counter, Histogram
+
+from npc.api.errors import RpcFailure, abort, to_status
+from npc.api.identity import CURRENT_CALLER, TokenAuthenticator
+from npc.core.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+RPC_STARTED = Counter("npc_rpc_started_total", "RPCs started.", ["service", "method"])
+RPC_HANDLED = Counter(
+    "npc_rpc_handled_total", "RPCs completed, by status code.", ["service", "method", "code"]
+)
+RPC_SECONDS = Histogram(
+    "npc_rpc_duration_seconds",
+    "Time to answer a unary RPC (or to end a stream).",
+    ["service", "method"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+
+_OPEN = ("/grpc.health.v1.", "/grpc.reflection.")
+_UNAVAILABLE = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+)
+
+
+def _failure_status(exc: BaseException, method: str) -> status_pb2.Status:
+    if isinstance(exc, RpcFailure):
+        return exc.status
+    if isinstance(exc, DomainError):
+        return to_status(exc)
+    if isinstance(exc, _UNAVAILABLE):
+        log.warning("%s: storage unavailable: %s", method, exc)
+        return status_pb2.Status(
+            code=code_pb2.UNAVAILABLE, message="storage temporarily unavailable; retry"
+        )
+    log.exception("%s failed", method)
+    return status_pb2.Status(code=code_pb2.INTERNAL, message="internal error")
+
+
+def _code_name(code: int) -> str:
+    return code_pb2.Code.Name(code) if code in code_pb2.Code.values() else str(code)
+
+
+class ServerInterceptor(grpc.aio.ServerInterceptor):
+    """Identity, metrics and error mapping around every operator-facing RPC."""
+
+    def __init__(self, authenticator: TokenAuthenticator) -> None:
+        self.authenticator = authenticator
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method_path: str = handler_call_details.method
+        if handler is None or method_path.startswith(_OPEN):
+            return handler
+        service, _, method = method_path.strip("/").rpartition("/")
+        service = service.rsplit(".", 1)[-1]
+        metadata = tuple(handler_call_details.invocation_metadata or ())
+        auth = self.authenticator
+
+        if handler.unary_unary:
+            inner = handler.unary_unary
+
+            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                RPC_STARTED.labels(service, method).inc()
+                started = time.perf_counter()
+                code = code_pb2.OK
+                try:
+                    CURRENT_CALLER.set(await auth.authenticate(metadata))
+                    return await inner(request, context)
+                except Exception as exc:  # every failure becomes a status, never a crash
+                    status = _failure_status(exc, method_path)
+                    code = status.code
+                    await abort(context, status)
+                finally:
+                    RPC_HANDLED.labels(service, method, _code_name(code)).inc()
+                    RPC_SECONDS.labels(service, method).observe(time.perf_counter() - started)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+
+        if handler.unary_stream:
+            inner_stream = handler.unary_stream
+
+            async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                RPC_STARTED.labels(service, method).inc()
+                started = time.perf_counter()
+                code = code_pb2.OK
+                try:
+                    CURRENT_CALLER.set(await auth.authenticate(metadata))
+                    async for item in inner_stream(request, context):
+                        yield item
+                except Exception as exc:
+                    status = _failure_status(exc, method_path)
+                    code = status.code
+                    await abort(context, status)
+                finally:
+                    RPC_HANDLED.labels(service, method, _code_name(code)).inc()
+                    RPC_SECONDS.labels(service, method).observe(time.perf_counter() - started)
+
+            return grpc.unary_stream_rpc_method_handler(
+                stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler

@@ -1,0 +1,52 @@
+"""The grpc.aio server: operator services, health (grpc.health.v1) and reflection."""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from npc.api.identity import TokenAuthenticator
+from npc.api.interceptors import ServerInterceptor
+from npc.core.flow import GrpcService
+
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+
+class GrpcServer:
+    """Owns the grpc.aio server and its health status."""
+
+    def __init__(self, services: list[GrpcService], authenticator: TokenAuthenticator) -> None:
+        self.server = grpc.aio.server(
+            interceptors=[ServerInterceptor(authenticator)],
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 1),
+            ],
+        )
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        names = [health.SERVICE_NAME, reflection.SERVICE_NAME]
+        self.service_names = [s.full_name for s in services]
+        for service in services:
+            service.add_to_server(service.servicer, self.server)
+            names.append(service.full_name)
+        reflection.enable_server_reflection(names, self.server)
+        self.port = 0
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen on host:port (port 0 picks one) and mark every service SERVING."""
+        self.port = self.server.add_insecure_port(f"{host}:{port}")
+        await self.server.start()
+        await self._set_all(health_pb2.HealthCheckResponse.SERVING)
+        return self.port
+
+    async def _set_all(self, status: int) -> None:
+        for name in ["", *self.service_names]:
+            await self.health.set(name, status)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """NOT_SERVING, then drain in-flight calls for up to `grace` seconds."""
+        await self._set_all(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.server.stop(grace)

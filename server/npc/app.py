@@ -1,0 +1,95 @@
+"""Builds and wires the clearinghouse: storage, core, flows, gRPC and HTTP servers."""
+
+from __future__ import annotations
+
+import logging
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from npc.api.commands import CommandRunner
+from npc.api.events import EventServicer
+from npc.api.identity import TokenAuthenticator
+from npc.api.server import GrpcServer
+from npc.config import Settings
+from npc.core.clock import Clock, SystemClock
+from npc.core.flow import GrpcService
+from npc.core.runtime import Core
+from npc.flows.portability.flow import PortabilityFlow
+from npc.store.database import Database
+from npc.v1 import events_pb2_grpc
+from npc.web.http import build_app
+
+log = logging.getLogger(__name__)
+
+
+class Clearinghouse:
+    """One server process: the core with every flow, served over gRPC and HTTP."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.core: Core | None = None
+        self.grpc: GrpcServer | None = None
+        self.http_runner: web.AppRunner | None = None
+        self.grpc_port = 0
+        self.http_port = 0
+        self.portability: PortabilityFlow | None = None
+        self.authenticator: TokenAuthenticator | None = None
+
+    async def start(self, *, background: bool = True, serve_http: bool = True) -> None:
+        """Connect, migrate, start the background loops and listen."""
+        settings = self.settings
+        if not settings.database_url or not settings.redis_url:
+            raise ValueError("database_url and redis_url are required")
+        db = await Database.connect(settings.database_url, max_size=settings.db_pool_size)
+        redis = aioredis.Redis.from_url(
+            settings.redis_url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=10
+        )
+        core = Core(db, redis, self.clock, redis_prefix=settings.redis_prefix)
+        self.core = core
+        commands = CommandRunner(db, self.clock)
+        self.portability = PortabilityFlow(settings.portability, commands)
+        core.add_flows([self.portability])
+        await core.start(background=background)
+        authenticator = TokenAuthenticator(db)
+        self.authenticator = authenticator
+        await authenticator.load()
+        services = [
+            GrpcService(
+                "npc.v1.EventService",
+                EventServicer(core.hub),
+                events_pb2_grpc.add_EventServiceServicer_to_server,
+            )
+        ]
+        for flow in core.flows.values():
+            services.extend(flow.grpc_services())
+        self.grpc = GrpcServer(services, authenticator)
+        self.grpc_port = await self.grpc.start(settings.grpc_host, settings.grpc_port)
+        if serve_http:
+            self.http_runner = web.AppRunner(build_app(core), access_log=None)
+            await self.http_runner.setup()
+            site = web.TCPSite(
+                self.http_runner, settings.http_host, settings.http_port, reuse_port=True
+            )
+            await site.start()
+            sockets = self.http_runner.addresses
+            self.http_port = sockets[0][1] if sockets else settings.http_port
+        log.info(
+            "clearinghouse listening: gRPC %s:%s, HTTP %s:%s",
+            settings.grpc_host,
+            self.grpc_port,
+            settings.http_host,
+            self.http_port,
+        )
+
+    async def stop(self) -> None:
+        """Health NOT_SERVING, drain, stop loops, close connections."""
+        if self.grpc is not None:
+            await self.grpc.stop()
+        if self.http_runner is not None:
+            await self.http_runner.cleanup()
+        if self.core is not None:
+            await self.core.stop()
+            await self.core.redis.aclose()
+            await self.core.db.close()

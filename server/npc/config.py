@@ -1,0 +1,80 @@
+"""Settings, from the environment (NPC_*) with production-sensible defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from datetime import time, timedelta
+
+
+def _time(value: str) -> time:
+    hours, minutes = value.split(":")
+    return time(int(hours), int(minutes))
+
+
+@dataclass(frozen=True)
+class PortabilitySettings:
+    """Parameters of the portability process that regulators have changed over time."""
+
+    jurisdiction: str = "PE"
+    donor_answer: timedelta = timedelta(minutes=5)  # infractions 18 and 21
+    change_window_start: time = time(0, 0)  # Peru moved to 00:00-03:00 in 2025
+    change_window_end: time = time(6, 0)
+    max_outage: timedelta = timedelta(hours=3)  # infractions 28 and 33
+    scheduling_limit: time = time(22, 0)  # infractions 24 and 25
+    standard_process: timedelta = timedelta(hours=24)  # "demora 24 horas"
+    special_client_business_days: int = 5  # more than 10 numbers
+    special_client_threshold: int = 10
+    debt_proof_window: timedelta = timedelta(hours=24)  # time to present APD
+    registration_grace: timedelta = timedelta(minutes=15)  # infraction 20, "inmediata"
+    max_numbers_per_request: int = 10000
+
+    @classmethod
+    def from_env(cls) -> PortabilitySettings:
+        """Read overrides such as NPC_CHANGE_WINDOW=00:00-03:00."""
+        settings = cls()
+        window = os.environ.get("NPC_CHANGE_WINDOW")
+        if window:
+            start, end = window.split("-")
+            settings = replace(
+                settings, change_window_start=_time(start), change_window_end=_time(end)
+            )
+        if "NPC_SPECIAL_CLIENT_BUSINESS_DAYS" in os.environ:
+            settings = replace(
+                settings,
+                special_client_business_days=int(os.environ["NPC_SPECIAL_CLIENT_BUSINESS_DAYS"]),
+            )
+        return settings
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process settings."""
+
+    database_url: str | None = None
+    redis_url: str | None = None
+    redis_prefix: str = "npc"
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = 50051
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    var_dir: str = "var"
+    db_pool_size: int = 20
+    portability: PortabilitySettings = field(default_factory=PortabilitySettings)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Build settings from NPC_* environment variables."""
+        env = os.environ
+        return cls(
+            database_url=env.get("NPC_DATABASE_URL") or None,
+            redis_url=env.get("NPC_REDIS_URL") or None,
+            redis_prefix=env.get("NPC_REDIS_PREFIX", "npc"),
+            grpc_host=env.get("NPC_GRPC_HOST", "127.0.0.1"),
+            grpc_port=int(env.get("NPC_GRPC_PORT", "50051")),
+            http_host=env.get("NPC_HTTP_HOST", "127.0.0.1"),
+            http_port=int(env.get("NPC_HTTP_PORT", "8080")),
+            var_dir=env.get("NPC_VAR_DIR", "var"),
+            db_pool_size=int(env.get("NPC_DB_POOL_SIZE", "20")),
+            portability=PortabilitySettings.from_env(),
+        )

@@ -1,0 +1,216 @@
+"""Durable deadlines.
+
+Every deadline is a row in PostgreSQL (`deadlines`). A process keeps a single wake-up for the
+earliest pending one. Firing runs the flow's handler and marks the row fired in the same
+transaction, under a row lock taken with SKIP LOCKED: a deadline fires once across processes, and a
+crash before commit leaves it pending, so it fires again after restart. Handlers must therefore be
+idempotent with respect to the case's state, which the transaction makes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+from prometheus_client import Counter, Gauge, Histogram
+
+from npc.core.clock import Clock
+from npc.store.database import Database, Txn
+
+log = logging.getLogger(__name__)
+
+DEADLINES_FIRED = Counter("npc_deadlines_fired_total", "Deadlines fired.", ["flow", "kind"])
+DEADLINE_FAILURES = Counter(
+    "npc_deadline_handler_failures_total", "Deadline handlers that raised.", ["flow", "kind"]
+)
+DEADLINE_LATENESS = Histogram(
+    "npc_deadline_lateness_seconds",
+    "Delay between a deadline's due instant and its firing.",
+    ["flow"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+DEADLINES_PENDING = Gauge("npc_deadlines_pending", "Deadlines not yet fired or cancelled.")
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A due deadline handed to its flow's handler."""
+
+    id: int
+    flow: str
+    kind: str
+    case_id: str
+    due_at: datetime
+    rule: str
+    payload: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Deadline:
+        """Build from a `deadlines` row."""
+        return cls(
+            row["id"],
+            row["flow"],
+            row["kind"],
+            row["case_id"],
+            row["due_at"],
+            row["rule"],
+            row["payload"],
+        )
+
+
+DeadlineHandler = Callable[[Txn, Deadline], Awaitable[None]]
+
+
+class DeadlineScheduler:
+    """Fires due deadlines through the handlers flows register."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        poll_seconds: float = 5.0,
+        batch_size: int = 500,
+        concurrency: int = 8,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.poll_seconds = poll_seconds
+        self.batch_size = batch_size
+        self.concurrency = concurrency
+        self._handlers: dict[tuple[str, str], DeadlineHandler] = {}
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._next_wake: datetime | None = None
+
+    def register(self, flow: str, kind: str, handler: DeadlineHandler) -> None:
+        """Route deadlines of (`flow`, `kind`) to `handler`."""
+        self._handlers[(flow, kind)] = handler
+
+    def notice(self, due_at: datetime) -> None:
+        """A transaction committed a deadline; wake up if it is earlier than the next wake-up."""
+        if self._next_wake is None or due_at < self._next_wake:
+            self._wake.set()
+
+    async def fire_due(self) -> int:
+        """Fire every deadline due at the clock's current instant; return how many fired."""
+        fired = 0
+        async with self._lock:
+            while True:
+                now = self.clock.now()
+                async with self.db.pool.acquire() as conn:
+                    rows = await conn.fetch(
+                        "SELECT id, case_id FROM deadlines WHERE fired_at IS NULL"
+                        " AND cancelled_at IS NULL AND next_attempt_at <= $1"
+                        " ORDER BY next_attempt_at, id LIMIT $2",
+                        now,
+                        self.batch_size,
+                    )
+                if not rows:
+                    return fired
+                # Deadlines of one case fire in order; different cases fire concurrently.
+                by_case: dict[str, list[int]] = defaultdict(list)
+                for row in rows:
+                    by_case[row["case_id"]].append(row["id"])
+                semaphore = asyncio.Semaphore(self.concurrency)
+
+                async def fire_case(ids: list[int]) -> int:
+                    async with semaphore:
+                        count = 0
+                        for deadline_id in ids:
+                            count += await self._fire(deadline_id)
+                        return count
+
+                results = await asyncio.gather(*(fire_case(ids) for ids in by_case.values()))
+                fired += sum(results)
+                if sum(results) == 0:
+                    return fired  # what is left is locked by another process or postponed
+
+    async def _fire(self, deadline_id: int) -> int:
+        now = self.clock.now()
+        deadline: Deadline | None = None
+        try:
+            async with self.db.transaction("deadline", now) as txn:
+                row = await txn.conn.fetchrow(
+                    "SELECT * FROM deadlines WHERE id = $1 AND fired_at IS NULL"
+                    " AND cancelled_at IS NULL AND next_attempt_at <= $2 FOR UPDATE SKIP LOCKED",
+                    deadline_id,
+                    now,
+                )
+                if row is None:
+                    return 0
+                deadline = Deadline.from_row(row)
+                handler = self._handlers.get((deadline.flow, deadline.kind))
+                if handler is None:
+                    raise LookupError(f"no handler for deadline {deadline.flow}/{deadline.kind}")
+                await handler(txn, deadline)
+                await txn.conn.execute(
+                    "UPDATE deadlines SET fired_at = $2 WHERE id = $1", deadline_id, now
+                )
+        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
+            raise
+        except Exception as exc:
+            if deadline is None:
+                raise
+            DEADLINE_FAILURES.labels(deadline.flow, deadline.kind).inc()
+            log.exception("deadline %s (%s/%s) failed", deadline_id, deadline.flow, deadline.kind)
+            await self._postpone(deadline_id, now, exc)
+            return 0
+        DEADLINES_FIRED.labels(deadline.flow, deadline.kind).inc()
+        DEADLINE_LATENESS.labels(deadline.flow).observe(
+            max(0.0, (self.clock.now() - deadline.due_at).total_seconds())
+        )
+        return 1
+
+    async def _postpone(self, deadline_id: int, now: datetime, exc: Exception) -> None:
+        async with self.db.pool.acquire() as conn:
+            attempts = await conn.fetchval(
+                "UPDATE deadlines SET attempts = attempts + 1, last_error = $2"
+                " WHERE id = $1 RETURNING attempts",
+                deadline_id,
+                repr(exc)[:500],
+            )
+            backoff = timedelta(seconds=min(300, 2 ** min(int(attempts or 1), 8)))
+            await conn.execute(
+                "UPDATE deadlines SET next_attempt_at = $2 WHERE id = $1",
+                deadline_id,
+                now + backoff,
+            )
+
+    async def next_due(self) -> datetime | None:
+        """The earliest pending instant, if any."""
+        async with self.db.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT min(next_attempt_at) AS due, count(*) AS pending FROM deadlines"
+                " WHERE fired_at IS NULL AND cancelled_at IS NULL"
+            )
+        assert row is not None
+        DEADLINES_PENDING.set(row["pending"])
+        due: datetime | None = row["due"]
+        return due
+
+    async def run(self) -> None:
+        """Background loop: fire what is due, then sleep until the earliest pending deadline.
+
+        The sleep is capped at `poll_seconds` so deadlines another process wrote (and cannot fire,
+        having crashed) are picked up here.
+        """
+        while True:
+            try:
+                self._wake.clear()
+                await self.fire_due()
+                due = await self.next_due()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("deadline pass failed: %s", exc)
+                await asyncio.sleep(1.0)
+                continue
+            cap = self.clock.now() + timedelta(seconds=self.poll_seconds)
+            target = cap if due is None or due > cap else due
+            self._next_wake = target
+            await self.clock.sleep_until(target, self._wake)

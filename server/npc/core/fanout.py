@@ -1,0 +1,249 @@
+"""Ordered fan-out of the event log.
+
+Writers insert events without a position. The `Sequencer` gives committed events the next gap-free
+positions (and their chained hashes) in one short transaction per batch; any number of server
+processes may run one, they serialise on the `event_head` row. Each process has one `EventHub` that
+follows the head, keeps a window of recent events in memory, and serves subscribers from it; a
+subscriber that is behind the window catches up from PostgreSQL. Redis pub/sub carries the wake-ups
+between processes; polling covers the time Redis is away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+
+import asyncpg
+from prometheus_client import Counter, Gauge
+
+from npc.core.events import LoggedEvent, chain_hash
+from npc.store.database import Database
+
+log = logging.getLogger(__name__)
+
+HEAD_POSITION = Gauge("npc_event_log_head_position", "Highest position assigned in the event log.")
+SEQUENCED = Counter("npc_events_sequenced_total", "Events given a position by this process.")
+SUBSCRIBERS = Gauge("npc_event_subscribers", "Open event stream subscriptions in this process.")
+SUBSCRIBER_LAG = Gauge(
+    "npc_event_subscriber_lag_events",
+    "Events between the log head and the position an operator's stream has delivered.",
+    ["operator"],
+)
+
+_EVENT_COLUMNS = (
+    "position, occurred_at, flow, type, code, case_id, sender, audience, broadcast, payload"
+)
+
+
+class Sequencer:
+    """Assigns gap-free positions and hash-chain links to committed events."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        batch_size: int = 2000,
+        poll_seconds: float = 0.1,
+        on_sequenced: Callable[[int], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self.on_sequenced = on_sequenced
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Ask for a sequencing pass soon (events were committed)."""
+        self._wake.set()
+
+    async def sequence_once(self) -> int:
+        """Sequence one batch; return how many events got a position."""
+        async with self.db.pool.acquire() as conn, conn.transaction():
+            head = await conn.fetchrow("SELECT position, hash FROM event_head FOR UPDATE")
+            assert head is not None
+            rows = await conn.fetch(
+                "SELECT id, occurred_at, flow, type, code, case_id, sender, audience, broadcast,"
+                " payload FROM events WHERE position IS NULL ORDER BY id LIMIT $1",
+                self.batch_size,
+            )
+            if not rows:
+                return 0
+            position: int = head["position"]
+            previous: bytes = head["hash"]
+            ids, positions, hashes = [], [], []
+            for row in rows:
+                position += 1
+                previous = chain_hash(previous, position, row)
+                ids.append(row["id"])
+                positions.append(position)
+                hashes.append(previous)
+            await conn.execute(
+                "UPDATE events SET position = u.position, hash = u.hash"
+                " FROM unnest($1::bigint[], $2::bigint[], $3::bytea[]) AS u(id, position, hash)"
+                " WHERE events.id = u.id",
+                ids,
+                positions,
+                hashes,
+            )
+            await conn.execute("UPDATE event_head SET position = $1, hash = $2", position, previous)
+        SEQUENCED.inc(len(rows))
+        HEAD_POSITION.set(position)
+        if self.on_sequenced is not None:
+            self.on_sequenced(position)
+        return len(rows)
+
+    async def catch_up(self) -> None:
+        """Sequence until nothing committed is left without a position."""
+        while await self.sequence_once():
+            pass
+
+    async def run(self) -> None:
+        """Background loop: sequence whenever woken, and poll as a fallback."""
+        while True:
+            try:
+                self._wake.clear()
+                count = await self.sequence_once()
+                if count >= self.batch_size:
+                    continue
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("sequencer pass failed: %s", exc)
+                await asyncio.sleep(0.5)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+
+
+class EventHub:
+    """Follows the log head in this process and serves subscribers in position order."""
+
+    def __init__(self, db: Database, *, window: int = 20000, poll_seconds: float = 0.25) -> None:
+        self.db = db
+        self.window: deque[LoggedEvent] = deque(maxlen=window)
+        self.head = 0
+        self.poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        self._changed = asyncio.Condition()
+        self._refresh_lock = asyncio.Lock()
+
+    def wake(self, head: int | None = None) -> None:
+        """Tell the hub the head may have moved (to `head` when known)."""
+        if head is None or head > self.head:
+            self._wake.set()
+
+    async def start(self) -> None:
+        """Position the hub at the current head."""
+        async with self.db.pool.acquire() as conn:
+            head = await conn.fetchval("SELECT position FROM event_head")
+        self.head = int(head)
+        HEAD_POSITION.set(self.head)
+
+    async def refresh(self) -> None:
+        """Read newly sequenced events into the window and wake subscribers."""
+        async with self._refresh_lock:
+            moved = False
+            while True:
+                async with self.db.pool.acquire() as conn:
+                    rows = await conn.fetch(
+                        f"SELECT {_EVENT_COLUMNS} FROM events WHERE position > $1"
+                        " ORDER BY position LIMIT 2000",
+                        self.head,
+                    )
+                if not rows:
+                    break
+                for row in rows:
+                    event = LoggedEvent.from_row(row)
+                    if event.position != self.head + 1:
+                        # A position is only visible once its whole batch committed; stop at a gap.
+                        break
+                    self.window.append(event)
+                    self.head = event.position
+                    moved = True
+                else:
+                    if len(rows) == 2000:
+                        continue
+                break
+            if moved:
+                HEAD_POSITION.set(self.head)
+                async with self._changed:
+                    self._changed.notify_all()
+
+    async def run(self) -> None:
+        """Background loop: refresh when woken, and poll as a fallback."""
+        while True:
+            try:
+                self._wake.clear()
+                await self.refresh()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("event hub refresh failed: %s", exc)
+                await asyncio.sleep(0.5)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+
+    async def _wait_beyond(self, position: int) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.head > position)
+
+    async def _from_database(
+        self, operator: str | None, after: int, upto: int, flows: Sequence[str], limit: int
+    ) -> list[LoggedEvent]:
+        async with self.db.pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE position > $1 AND position <= $2"
+                " AND ($3::text IS NULL OR broadcast OR $3 = ANY(audience))"
+                " AND (cardinality($4::text[]) = 0 OR flow = ANY($4))"
+                " ORDER BY position LIMIT $5",
+                after,
+                upto,
+                operator,
+                list(flows),
+                limit,
+            )
+        return [LoggedEvent.from_row(r) for r in rows]
+
+    async def subscribe(
+        self, operator: str | None, from_position: int, flows: Sequence[str] = ()
+    ) -> AsyncIterator[LoggedEvent]:
+        """Yield every event after `from_position` addressed to `operator` (all when None).
+
+        The cursor is the only per-subscriber state, so a slow subscriber costs nothing to the
+        others: when it falls out of the in-memory window it reads from PostgreSQL.
+        """
+        cursor = from_position
+        wanted = set(flows)
+        label = operator or "*"
+        SUBSCRIBERS.inc()
+        try:
+            while True:
+                head = self.head
+                oldest = self.window[0].position if self.window else head + 1
+                if cursor >= head:
+                    SUBSCRIBER_LAG.labels(label).set(0)
+                    await self._wait_beyond(cursor)
+                    continue
+                if cursor + 1 < oldest:
+                    upto = min(head, oldest - 1)
+                    batch = await self._from_database(operator, cursor, upto, flows, 500)
+                    for event in batch:
+                        yield event
+                        cursor = event.position
+                    if len(batch) < 500:
+                        cursor = upto
+                    SUBSCRIBER_LAG.labels(label).set(max(0, self.head - cursor))
+                    continue
+                start = cursor + 1 - oldest
+                for index in range(start, start + (head - cursor)):
+                    if index >= len(self.window):
+                        break
+                    event = self.window[index]
+                    if event.position != cursor + 1:
+                        break  # the window moved under us; recompute from the cursor
+                    cursor = event.position
+                    if (operator is None or event.addressed_to(operator)) and (
+                        not wanted or event.flow in wanted
+                    ):
+                        yield event
+                SUBSCRIBER_LAG.labels(label).set(max(0, self.head - cursor))
+        finally:
+            SUBSCRIBERS.dec()

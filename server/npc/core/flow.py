@@ -1,0 +1,38 @@
+"""The flow contract.
+
+A flow is one regulated process (portability, returns, SGU, PQR...). It plugs into the core by
+registering its deadline handlers and exposing its gRPC services; its state lives in its own
+tables, its messages in the shared event log, its breaches in the shared compliance ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from npc.core.runtime import Core
+
+
+@dataclass(frozen=True)
+class GrpcService:
+    """A gRPC servicer a flow exposes, with the generated function that registers it."""
+
+    full_name: str  # e.g. "npc.v1.PortabilityService"
+    servicer: Any
+    add_to_server: Callable[[Any, Any], None]
+
+
+class Flow(Protocol):
+    """What a flow provides to the core."""
+
+    name: str
+
+    def setup(self, core: Core) -> None:
+        """Register deadline handlers and anything else the flow needs from the core."""
+        ...
+
+    def grpc_services(self) -> list[GrpcService]:
+        """The gRPC services of this flow."""
+        ...

@@ -1,0 +1,75 @@
+"""Cross-process wake-ups over Redis pub/sub.
+
+Only hints travel here (``a new head is at 1234``); the truth stays in PostgreSQL. When Redis is
+away every process falls back to polling, so nothing is lost, only a little latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+
+class Notifier:
+    """Publishes and receives wake-up hints on a few channels."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+        self._handlers: dict[str, list[Callable[[str], None]]] = {}
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def channel(self, name: str) -> str:
+        """The Redis channel of a logical channel name."""
+        return f"{self.prefix}:{name}"
+
+    def on(self, name: str, handler: Callable[[str], None]) -> None:
+        """Call `handler(message)` for every message on channel `name`."""
+        self._handlers.setdefault(self.channel(name), []).append(handler)
+
+    def publish(self, name: str, message: str) -> None:
+        """Publish without waiting; a failure only costs latency."""
+        task = asyncio.get_running_loop().create_task(self._publish(name, message))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _publish(self, name: str, message: str) -> None:
+        try:
+            await self.client.publish(self.channel(name), message)
+        except (RedisError, OSError) as exc:
+            log.debug("publish to %s failed: %s", name, exc)
+
+    async def run(self) -> None:
+        """Listen for messages, reconnecting with backoff while Redis is away."""
+        delay = 0.2
+        while True:
+            pubsub = self.client.pubsub()
+            try:
+                await pubsub.subscribe(*self._handlers)
+                delay = 0.2
+                async for message in pubsub.listen():
+                    if message.get("type") != "message":
+                        continue
+                    channel = message["channel"]
+                    data = message["data"]
+                    if isinstance(channel, bytes):
+                        channel = channel.decode()
+                    if isinstance(data, bytes):
+                        data = data.decode()
+                    for handler in self._handlers.get(channel, []):
+                        handler(data)
+            except (RedisError, OSError) as exc:
+                log.info("notifications unavailable (%s); polling until Redis is back", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            finally:
+                try:
+                    await pubsub.aclose()
+                except (RedisError, OSError):
+                    pass

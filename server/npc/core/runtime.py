@@ -1,0 +1,95 @@
+"""The core: time, storage, events, deadlines and fan-out, shared by every flow."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+
+import redis.asyncio as aioredis
+
+from npc.core.calendar import BusinessCalendar, calendar_for
+from npc.core.clock import Clock
+from npc.core.deadlines import DeadlineScheduler
+from npc.core.fanout import EventHub, Sequencer
+from npc.core.flow import Flow
+from npc.core.notify import Notifier
+from npc.store.database import Database, Txn
+
+log = logging.getLogger(__name__)
+
+
+class Core:
+    """Owns the clock, the database, the deadline scheduler and the event fan-out."""
+
+    def __init__(
+        self, db: Database, redis: aioredis.Redis, clock: Clock, *, redis_prefix: str = "npc"
+    ) -> None:
+        self.db = db
+        self.redis = redis
+        self.clock = clock
+        self.notifier = Notifier(redis, redis_prefix)
+        self.hub = EventHub(db)
+        self.sequencer = Sequencer(db, on_sequenced=self._sequenced)
+        self.deadlines = DeadlineScheduler(db, clock)
+        self.flows: dict[str, Flow] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        db.on_commit(self._committed)
+        self.notifier.on("events.appended", lambda _: self.sequencer.wake())
+        self.notifier.on("events.head", lambda head: self.hub.wake(int(head)))
+        self.notifier.on("deadlines.changed", lambda _: None)
+
+    def calendar(self, jurisdiction: str) -> BusinessCalendar:
+        """The business calendar of a jurisdiction."""
+        return calendar_for(jurisdiction)
+
+    def add_flows(self, flows: Iterable[Flow]) -> None:
+        """Plug flows in."""
+        for flow in flows:
+            if flow.name in self.flows:
+                raise ValueError(f"flow {flow.name!r} registered twice")
+            flow.setup(self)
+            self.flows[flow.name] = flow
+
+    def _committed(self, txn: Txn) -> None:
+        if txn.events:
+            self.sequencer.wake()
+            self.notifier.publish("events.appended", "1")
+        for deadline in txn.deadlines:
+            self.deadlines.notice(deadline.due_at)
+
+    def _sequenced(self, head: int) -> None:
+        self.hub.wake(head)
+        self.notifier.publish("events.head", str(head))
+
+    async def start(self, *, background: bool = True) -> None:
+        """Apply migrations, position the hub and start the background loops."""
+        await self.db.migrate()
+        await self.hub.start()
+        if background:
+            loop = asyncio.get_running_loop()
+            self._tasks = [
+                loop.create_task(self.notifier.run(), name="notifier"),
+                loop.create_task(self.sequencer.run(), name="sequencer"),
+                loop.create_task(self.hub.run(), name="event-hub"),
+                loop.create_task(self.deadlines.run(), name="deadlines"),
+            ]
+
+    async def settle(self) -> None:
+        """Fire what is due, sequence every committed event and bring the hub to the head.
+
+        Tests call this after moving a fake clock; production never needs it.
+        """
+        await self.deadlines.fire_due()
+        await self.sequencer.catch_up()
+        await self.hub.refresh()
+
+    async def stop(self) -> None:
+        """Stop the background loops."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []

@@ -1,0 +1,38 @@
+"""The portability flow's manifest: what it plugs into the core."""
+
+from __future__ import annotations
+
+from npc.api.commands import CommandRunner
+from npc.config import PortabilitySettings
+from npc.core.flow import GrpcService
+from npc.core.runtime import Core
+from npc.flows.portability.api import PortabilityServicer
+from npc.flows.portability.handler import FLOW, PortabilityHandler
+from npc.v1 import portability_pb2_grpc
+
+
+class PortabilityFlow:
+    """Prior consultation, port request, scheduling and execution (Peru's ABDCP process)."""
+
+    name = FLOW
+
+    def __init__(self, settings: PortabilitySettings, commands: CommandRunner) -> None:
+        self.settings = settings
+        self.commands = commands
+        self.handler: PortabilityHandler | None = None
+
+    def setup(self, core: Core) -> None:
+        """Create the handler and register its deadlines."""
+        self.handler = PortabilityHandler(core, self.settings)
+        self.handler.register_deadlines()
+
+    def grpc_services(self) -> list[GrpcService]:
+        """PortabilityService."""
+        assert self.handler is not None
+        return [
+            GrpcService(
+                "npc.v1.PortabilityService",
+                PortabilityServicer(self.handler, self.commands),
+                portability_pb2_grpc.add_PortabilityServiceServicer_to_server,
+            )
+        ]

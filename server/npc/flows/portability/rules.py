@@ -1,0 +1,201 @@
+"""The portability process's deadlines and the compliance rules they enforce.
+
+Sources: Peru's portability regulation, infraction table (articles 20-23) and the form's text on the
+24-hour rule and the change window. Every instant is computed on the jurisdiction's calendar in
+local time and returned in UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from npc.config import PortabilitySettings
+from npc.core.calendar import BusinessCalendar
+from npc.core.compliance import Rule
+
+FLOW = "portability"
+
+REGISTRATION = Rule(
+    "registration",
+    20,
+    "art. 21",
+    "leve",
+    "recipient",
+    "Register the port request in the clearinghouse immediately after receiving it.",
+)
+CONSULTATION_ANSWER = Rule(
+    "consultation_donor_answer",
+    18,
+    "art. 20",
+    "grave",
+    "donor",
+    "Answer the prior consultation within 5 minutes.",
+)
+REQUEST_ANSWER = Rule(
+    "request_donor_answer",
+    21,
+    "art. 22",
+    "grave",
+    "donor",
+    "Answer the port request within 5 minutes.",
+)
+IMPROPER_OBJECTION = Rule(
+    "improper_objection",
+    23,
+    "art. 22",
+    "muy_grave",
+    "donor",
+    "Do not object a port request improperly (flagged for review: the debt was already paid).",
+)
+MOBILE_SCHEDULE = Rule(
+    "mobile_schedule",
+    24,
+    "art. 23",
+    "leve",
+    "recipient",
+    "Mobile: schedule the port by 22:00 of the day the request is declared admissible.",
+)
+FIXED_SCHEDULE = Rule(
+    "fixed_schedule",
+    25,
+    "art. 23",
+    "leve",
+    "recipient",
+    "Fixed: schedule the port by 22:00 of the calendar day after the installation.",
+)
+DONOR_DISABLE = Rule(
+    "donor_disable",
+    27,
+    "art. 23",
+    "grave",
+    "donor",
+    "Disable the numbers in the donor's network at the scheduled time, inside the change window.",
+)
+RECIPIENT_ENABLE = Rule(
+    "recipient_enable",
+    28,
+    "art. 23",
+    "grave",
+    "recipient",
+    "Enable the numbers at the scheduled time; the service may be interrupted at most 3 hours.",
+)
+
+RULES = {
+    r.key: r
+    for r in (
+        REGISTRATION,
+        CONSULTATION_ANSWER,
+        REQUEST_ANSWER,
+        IMPROPER_OBJECTION,
+        MOBILE_SCHEDULE,
+        FIXED_SCHEDULE,
+        DONOR_DISABLE,
+        RECIPIENT_ENABLE,
+    )
+}
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Computes the process's instants for one jurisdiction and its settings."""
+
+    calendar: BusinessCalendar
+    settings: PortabilitySettings
+
+    def donor_deadline(self, sent_at: datetime) -> datetime:
+        """The donor's answer deadline: 5 minutes after the message was sent to it."""
+        return sent_at + self.settings.donor_answer
+
+    def is_special_client(self, number_count: int) -> bool:
+        """More than 10 numbers: a special client, with longer timelines."""
+        return number_count > self.settings.special_client_threshold
+
+    def mobile_schedule_deadline(self, admissible_at: datetime) -> datetime:
+        """22:00 local of the day the request is declared admissible.
+
+        A request declared admissible at or after 22:00 could never comply, so its limit is
+        22:00 of the next day.
+        """
+        local = self.calendar.local(admissible_at)
+        limit = self.calendar.at(local.date(), self.settings.scheduling_limit)
+        if admissible_at >= limit:
+            limit = self.calendar.at(
+                local.date() + timedelta(days=1), self.settings.scheduling_limit
+            )
+        return limit
+
+    def fixed_schedule_deadline(self, installation_date: date) -> datetime:
+        """22:00 local of the calendar day after the installation."""
+        return self.calendar.at(
+            installation_date + timedelta(days=1), self.settings.scheduling_limit
+        )
+
+    def is_exception_day(self, day: date) -> bool:
+        """Days excluded from the 24-hour promise: Sundays, holidays, and the day before them."""
+
+        def closed(d: date) -> bool:
+            return d.weekday() == 6 or self.calendar.is_holiday(d)
+
+        return closed(day) or closed(day + timedelta(days=1))
+
+    def window_start_on(self, day: date) -> datetime:
+        """UTC instant at which the change window opens on local date `day`."""
+        return self.calendar.at(day, self.settings.change_window_start)
+
+    def window_end_for(self, window_start: datetime) -> datetime:
+        """UTC instant at which the window opened at `window_start` closes."""
+        start = self.settings.change_window_start
+        end = self.settings.change_window_end
+        length = (datetime.combine(date.min, end) - datetime.combine(date.min, start)) % timedelta(
+            days=1
+        ) or timedelta(days=1)
+        return window_start + length
+
+    def window_containing(self, instant: datetime) -> tuple[datetime, datetime] | None:
+        """The change window (start, end) that contains `instant`, if any."""
+        local_day = self.calendar.local_date(instant)
+        for day in (local_day - timedelta(days=1), local_day):
+            start = self.window_start_on(day)
+            end = self.window_end_for(start)
+            if start <= instant < end:
+                return start, end
+        return None
+
+    def execution_limit(self, submitted_at: datetime, number_count: int) -> datetime:
+        """The latest instant a port may be scheduled for (later schedules are refused: FLEP).
+
+        Standard requests: 24 hours from submission, counted from the first day that is not a
+        Sunday, a holiday or the day before one when submitted on such a day; the limit is the end
+        of the last change window opening at or before that instant. Special clients (more than 10
+        numbers): the end of the change window that opens after the configured number of business
+        days.
+        """
+        local_day = self.calendar.local_date(submitted_at)
+        if self.is_special_client(number_count):
+            last_day = self.calendar.add_business_days(
+                local_day, self.settings.special_client_business_days
+            )
+            return self.window_end_for(self.window_start_on(last_day + timedelta(days=1)))
+        start = submitted_at
+        if self.is_exception_day(local_day):
+            day = local_day + timedelta(days=1)
+            while self.is_exception_day(day):
+                day += timedelta(days=1)
+            start = self.calendar.at(day, time(0, 0))
+        target = start + self.settings.standard_process
+        target_day = self.calendar.local_date(target)
+        for day in (target_day, target_day - timedelta(days=1)):
+            opens = self.window_start_on(day)
+            if opens <= target:
+                return self.window_end_for(opens)
+        raise AssertionError("a change window opens every day")
+
+    def donor_disable_deadline(self, scheduled_at: datetime) -> datetime:
+        """The donor must have disabled the numbers by the end of the change window."""
+        window = self.window_containing(scheduled_at)
+        return window[1] if window else scheduled_at + self.settings.max_outage
+
+    def recipient_enable_deadline(self, scheduled_at: datetime) -> datetime:
+        """The recipient must have enabled the numbers within the maximum outage (3 hours)."""
+        return scheduled_at + self.settings.max_outage

@@ -1,0 +1,187 @@
+"""SQL of the portability flow. Every function runs on the caller's transaction connection."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from npc.flows.portability.validation import NumberEntry
+
+Record = asyncpg.Record
+
+
+async def next_id(conn: asyncpg.Connection, prefix: str) -> str:
+    """A new case number: SP0000000001 or CP0000000001."""
+    sequence = "port_request_seq" if prefix == "SP" else "prior_consultation_seq"
+    value = await conn.fetchval(f"SELECT nextval('{sequence}')")
+    return f"{prefix}{value:010d}"
+
+
+async def operator_exists(conn: asyncpg.Connection, operator: str) -> bool:
+    """True when `operator` is a registered operator."""
+    return bool(
+        await conn.fetchval("SELECT 1 FROM operators WHERE id = $1 AND role = 'operator'", operator)
+    )
+
+
+async def serving_operators(conn: asyncpg.Connection, numbers: Sequence[str]) -> list[Record]:
+    """For each number: its range holder, the service of its range, and who serves it now."""
+    return await conn.fetch(
+        """SELECT n.number, r.operator_id AS holder, r.service,
+                  COALESCE(p.serving_operator, r.operator_id) AS serving
+           FROM unnest($1::text[]) AS n(number)
+           LEFT JOIN number_ranges r ON r.numbers @> n.number::bigint
+           LEFT JOIN ported_numbers p ON p.number = n.number""",
+        list(numbers),
+    )
+
+
+async def insert_consultation(conn: asyncpg.Connection, values: dict[str, Any]) -> Record:
+    """Insert a prior consultation and return its row."""
+    row = await conn.fetchrow(
+        """INSERT INTO prior_consultations (id, recipient, donor, service, document, numbers,
+               number_count, state, submitted_at, donor_deadline)
+           VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9, $10) RETURNING *""",
+        values["id"],
+        values["recipient"],
+        values["donor"],
+        values["service"],
+        values["document"],
+        values["numbers"],
+        values["number_count"],
+        values["state"],
+        values["submitted_at"],
+        values["donor_deadline"],
+    )
+    assert row is not None
+    return row
+
+
+async def insert_request(
+    conn: asyncpg.Connection, values: dict[str, Any], numbers: Sequence[NumberEntry]
+) -> Record:
+    """Insert a port request and its numbers (each number live). Raises UniqueViolationError when
+    a number already has a live request."""
+    row = await conn.fetchrow(
+        """INSERT INTO port_requests (id, recipient, donor, service, subscriber, numbers,
+               number_count, special_client, state, form_number, prior_consultation_id,
+               received_at, submitted_at, donor_deadline, installation_date, execution_limit)
+           VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+           RETURNING *""",
+        values["id"],
+        values["recipient"],
+        values["donor"],
+        values["service"],
+        values["subscriber"],
+        values["numbers"],
+        values["number_count"],
+        values["special_client"],
+        values["state"],
+        values["form_number"],
+        values["prior_consultation_id"],
+        values["received_at"],
+        values["submitted_at"],
+        values["donor_deadline"],
+        values["installation_date"],
+        values["execution_limit"],
+    )
+    assert row is not None
+    await conn.execute(
+        """INSERT INTO port_request_numbers (port_request_id, number, modality)
+           SELECT $1, n, m FROM unnest($2::text[], $3::text[]) AS u(n, m)""",
+        values["id"],
+        [n.number for n in numbers],
+        [n.modality for n in numbers],
+    )
+    return row
+
+
+async def lock_request(conn: asyncpg.Connection, case_id: str) -> Record | None:
+    """The port request row, locked for update."""
+    return await conn.fetchrow("SELECT * FROM port_requests WHERE id = $1 FOR UPDATE", case_id)
+
+
+async def lock_consultation(conn: asyncpg.Connection, case_id: str) -> Record | None:
+    """The prior consultation row, locked for update."""
+    return await conn.fetchrow(
+        "SELECT * FROM prior_consultations WHERE id = $1 FOR UPDATE", case_id
+    )
+
+
+async def update(
+    conn: asyncpg.Connection, table: str, case_id: str, changes: dict[str, Any]
+) -> Record:
+    """Apply `changes` to a case row and return the new row."""
+    assert table in ("port_requests", "prior_consultations")
+    columns = list(changes)
+    assignments = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(columns))
+    row = await conn.fetchrow(
+        f"UPDATE {table} SET {assignments} WHERE id = $1 RETURNING *",
+        case_id,
+        *(changes[c] for c in columns),
+    )
+    assert row is not None
+    return row
+
+
+async def release_numbers(conn: asyncpg.Connection, case_id: str) -> None:
+    """The request can no longer lead to a port: its numbers are free for a new request."""
+    await conn.execute(
+        "UPDATE port_request_numbers SET live = false WHERE port_request_id = $1 AND live", case_id
+    )
+
+
+async def request_numbers(conn: asyncpg.Connection, case_id: str) -> list[str]:
+    """The numbers of a request."""
+    rows = await conn.fetch(
+        "SELECT number FROM port_request_numbers WHERE port_request_id = $1 ORDER BY number",
+        case_id,
+    )
+    return [r["number"] for r in rows]
+
+
+async def move_numbers(
+    conn: asyncpg.Connection, case_id: str, donor: str, recipient: str, service: str, now: datetime
+) -> int:
+    """Make `recipient` the serving operator of the request's numbers in the central registry.
+
+    A number coming home to its range holder leaves `ported_numbers`; any other gets (or updates)
+    its row. Each change is written to the number's history.
+    """
+    numbers = await request_numbers(conn, case_id)
+    await conn.execute(
+        """WITH n AS (
+               SELECT x.number, r.operator_id AS holder
+               FROM unnest($1::text[]) AS x(number)
+               JOIN number_ranges r ON r.numbers @> x.number::bigint),
+           home AS (
+               DELETE FROM ported_numbers p USING n
+               WHERE p.number = n.number AND n.holder = $2 RETURNING p.number)
+           INSERT INTO ported_numbers (number, service, range_holder, serving_operator, ported_at, case_id)
+           SELECT n.number, $3, n.holder, $2, $4, $5 FROM n WHERE n.holder <> $2
+           ON CONFLICT (number) DO UPDATE SET serving_operator = EXCLUDED.serving_operator,
+               ported_at = EXCLUDED.ported_at, case_id = EXCLUDED.case_id""",
+        numbers,
+        recipient,
+        service,
+        now,
+        case_id,
+    )
+    await conn.execute(
+        """INSERT INTO number_history (number, from_operator, to_operator, changed_at, reason, case_id)
+           SELECT x, $2, $3, $4, 'port', $5 FROM unnest($1::text[]) AS x""",
+        numbers,
+        donor,
+        recipient,
+        now,
+        case_id,
+    )
+    return len(numbers)
+
+
+async def routing_code(conn: asyncpg.Connection, operator: str) -> str:
+    """The network routing code of an operator."""
+    return str(await conn.fetchval("SELECT routing_code FROM operators WHERE id = $1", operator))

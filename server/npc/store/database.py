@@ -1,0 +1,255 @@
+"""PostgreSQL access: the asyncpg pool, numbered migrations, and named transactions.
+
+Every write goes through `Database.transaction(label)`, which yields a `Txn`: the connection plus
+the events and deadlines the transaction produces. They are flushed in the same transaction as the
+state they describe, and the core is told about them only after the commit succeeded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+import asyncpg
+from prometheus_client import Histogram
+
+log = logging.getLogger(__name__)
+
+TXN_SECONDS = Histogram(
+    "npc_db_transaction_seconds",
+    "Duration of named database transactions.",
+    ["label", "outcome"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+# Any fixed 64-bit key: serialises migrations across processes starting together.
+_MIGRATION_LOCK = 0x6E70635F6D696772
+
+
+@dataclass
+class EventDraft:
+    """An event a transaction emits; it gets its position from the sequencer after commit."""
+
+    flow: str
+    type: str
+    case_id: str | None
+    sender: str
+    payload: dict[str, Any]
+    code: str | None = None
+    audience: tuple[str, ...] = ()
+    broadcast: bool = False
+
+
+@dataclass
+class DeadlineDraft:
+    """A durable deadline set (or moved) by a transaction."""
+
+    flow: str
+    kind: str
+    case_id: str
+    due_at: datetime
+    rule: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Txn:
+    """One unit of work: a connection inside a transaction plus what it emits."""
+
+    conn: asyncpg.Connection
+    now: datetime
+    label: str
+    events: list[EventDraft] = field(default_factory=list)
+    deadlines: list[DeadlineDraft] = field(default_factory=list)
+    cancelled: list[tuple[str, str, str | None]] = field(default_factory=list)
+    _after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    def emit(
+        self,
+        flow: str,
+        type: str,
+        *,
+        case_id: str | None,
+        sender: str,
+        payload: dict[str, Any],
+        code: str | None = None,
+        audience: tuple[str, ...] | list[str] = (),
+        broadcast: bool = False,
+    ) -> None:
+        """Append an event to the log, atomically with this transaction."""
+        self.events.append(
+            EventDraft(flow, type, case_id, sender, payload, code, tuple(audience), broadcast)
+        )
+
+    def set_deadline(
+        self,
+        flow: str,
+        kind: str,
+        case_id: str,
+        due_at: datetime,
+        rule: str,
+        payload: dict[str, Any] | None = None,
+    ) -> None:
+        """Create or move the deadline `kind` of a case."""
+        self.deadlines.append(DeadlineDraft(flow, kind, case_id, due_at, rule, payload or {}))
+
+    def cancel_deadlines(self, flow: str, case_id: str, kind: str | None = None) -> None:
+        """Cancel a pending deadline of a case (all of its pending deadlines when kind is None)."""
+        self.cancelled.append((flow, case_id, kind))
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the transaction has committed."""
+        self._after_commit.append(callback)
+
+    async def flush(self) -> None:
+        """Write the buffered deadlines and events; called just before commit."""
+        for flow, case_id, kind in self.cancelled:
+            await self.conn.execute(
+                "UPDATE deadlines SET cancelled_at = $4 WHERE flow = $1 AND case_id = $2"
+                " AND ($3::text IS NULL OR kind = $3) AND fired_at IS NULL AND cancelled_at IS NULL",
+                flow,
+                case_id,
+                kind,
+                self.now,
+            )
+        if self.deadlines:
+            await self.conn.executemany(
+                """INSERT INTO deadlines (flow, kind, case_id, due_at, next_attempt_at, rule,
+                                          payload, created_at)
+                   VALUES ($1, $2, $3, $4, $4, $5, $6::jsonb, $7)
+                   ON CONFLICT (flow, case_id, kind) DO UPDATE
+                   SET due_at = EXCLUDED.due_at, next_attempt_at = EXCLUDED.due_at,
+                       rule = EXCLUDED.rule, payload = EXCLUDED.payload, attempts = 0,
+                       fired_at = NULL, cancelled_at = NULL""",
+                [
+                    (d.flow, d.kind, d.case_id, d.due_at, d.rule, d.payload, self.now)
+                    for d in self.deadlines
+                ],
+            )
+        if self.events:
+            await self.conn.execute(
+                """INSERT INTO events (occurred_at, flow, type, code, case_id, sender, audience,
+                                       broadcast, payload)
+                   SELECT $1, e.flow, e.type, e.code, e.case_id, e.sender,
+                          COALESCE(e.audience, '{}'), e.broadcast, e.payload
+                   FROM jsonb_to_recordset($2::jsonb) AS e(flow text, type text, code text,
+                        case_id text, sender text, audience text[], broadcast boolean, payload jsonb)
+                """,
+                self.now,
+                [
+                    {
+                        "flow": e.flow,
+                        "type": e.type,
+                        "code": e.code,
+                        "case_id": e.case_id,
+                        "sender": e.sender,
+                        "audience": list(e.audience),
+                        "broadcast": e.broadcast,
+                        "payload": e.payload,
+                    }
+                    for e in self.events
+                ],
+            )
+
+
+TxnListener = Callable[[Txn], None]
+
+
+class Database:
+    """The asyncpg pool and the transaction helper."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self._listeners: list[TxnListener] = []
+
+    @classmethod
+    async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 20) -> Database:
+        """Open a pool on `dsn`."""
+        pool = await asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size, init=_init_connection
+        )
+        assert pool is not None
+        return cls(pool)
+
+    async def close(self) -> None:
+        """Close the pool."""
+        await self.pool.close()
+
+    def on_commit(self, listener: TxnListener) -> None:
+        """Call `listener(txn)` after every committed transaction (fan-out and deadline wake-ups)."""
+        self._listeners.append(listener)
+
+    @asynccontextmanager
+    async def transaction(self, label: str, now: datetime) -> AsyncIterator[Txn]:
+        """Run a named transaction; events and deadlines are flushed just before commit."""
+        started = time.perf_counter()
+        outcome = "error"
+        async with self.pool.acquire() as conn:
+            txn = Txn(conn=conn, now=now, label=label)
+            try:
+                async with conn.transaction():
+                    yield txn
+                    await txn.flush()
+                outcome = "commit"
+            finally:
+                TXN_SECONDS.labels(label, outcome).observe(time.perf_counter() - started)
+        for listener in self._listeners:
+            listener(txn)
+        for callback in txn._after_commit:
+            callback()
+
+    async def migrate(self) -> list[str]:
+        """Apply the numbered SQL migrations not applied yet; return the names applied."""
+        applied: list[str] = []
+        async with self.pool.acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+            try:
+                await conn.execute(
+                    """CREATE TABLE IF NOT EXISTS schema_migrations (
+                           version integer PRIMARY KEY, name text NOT NULL,
+                           applied_at timestamptz NOT NULL DEFAULT now())"""
+                )
+                done = {
+                    r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")
+                }
+                for version, name, sql in _migrations():
+                    if version in done:
+                        continue
+                    async with conn.transaction():
+                        await conn.execute(sql)
+                        await conn.execute(
+                            "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                            version,
+                            name,
+                        )
+                    log.info("applied migration %04d_%s", version, name)
+                    applied.append(f"{version:04d}_{name}")
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+        return applied
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    found = []
+    for entry in resources.files("npc.store.schema").iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), match.group(2), entry.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [v for v, _, _ in found]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError("two migrations share a number")
+    return found
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")

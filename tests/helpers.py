@@ -1,0 +1,136 @@
+"""Builders and drivers shared by the tests."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from datetime import datetime, timedelta
+from typing import Any
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from google.rpc import error_details_pb2, status_pb2
+from npc.app import Clearinghouse
+from npc.core.clock import FakeClock
+from npc.v1 import common_pb2, events_pb2, portability_pb2
+from npc_clients import OperatorClient
+
+_ids = itertools.count(1)
+
+
+def rid() -> str:
+    """A fresh request id."""
+    return f"req-{next(_ids)}"
+
+
+def ts(instant: datetime) -> Timestamp:
+    """A protobuf Timestamp."""
+    stamp = Timestamp()
+    stamp.FromDatetime(instant)
+    return stamp
+
+
+def subscriber(dni: str = "44556677") -> common_pb2.Subscriber:
+    """A natural person with a DNI."""
+    return common_pb2.Subscriber(
+        name="Rosa Quispe Mamani",
+        document=common_pb2.IdentityDocument(type=common_pb2.DOCUMENT_TYPE_DNI, number=dni),
+        email="rosa@example.pe",
+    )
+
+
+def block(
+    first: str, last: str = "", modality: int = common_pb2.MODALITY_POSTPAID
+) -> common_pb2.NumberBlock:
+    """A number or an inclusive range."""
+    return common_pb2.NumberBlock(first=first, last=last, modality=modality)
+
+
+def port_request(
+    clock: FakeClock,
+    donor: str = "movistar",
+    numbers: list[common_pb2.NumberBlock] | None = None,
+    **fields: Any,
+) -> portability_pb2.SubmitPortRequestRequest:
+    """A valid mobile port request received just now."""
+    values: dict[str, Any] = {
+        "request_id": rid(),
+        "donor": donor,
+        "service": common_pb2.SERVICE_TYPE_MOBILE,
+        "subscriber": subscriber(),
+        "numbers": numbers or [block("940000001")],
+        "received_at": ts(clock.now()),
+        "form_number": "F-0001",
+    }
+    values.update(fields)
+    return portability_pb2.SubmitPortRequestRequest(**values)
+
+
+async def settle(app: Clearinghouse) -> None:
+    """Fire what is due, sequence and fan out everything committed."""
+    assert app.core is not None
+    await app.core.settle()
+
+
+async def advance(app: Clearinghouse, clock: FakeClock, delta: timedelta) -> None:
+    """Move the fake clock and let the clearinghouse react."""
+    clock.advance(delta)
+    await settle(app)
+
+
+async def advance_to(app: Clearinghouse, clock: FakeClock, instant: datetime) -> None:
+    """Move the fake clock to `instant` and let the clearinghouse react."""
+    clock.set(instant)
+    await settle(app)
+
+
+def rpc_error_details(error: grpc.aio.AioRpcError) -> status_pb2.Status:
+    """The google.rpc.Status carried by an RPC error."""
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            status = status_pb2.Status()
+            status.ParseFromString(value)
+            return status
+    raise AssertionError("no google.rpc.Status in the trailers")
+
+
+def field_violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
+    """Field -> description of the BadRequest detail of an error."""
+    status = rpc_error_details(error)
+    found: dict[str, str] = {}
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            found.update({v.field: v.description for v in bad.field_violations})
+    return found
+
+
+async def collect(
+    client: OperatorClient, from_position: int, until: int, timeout: float = 5.0
+) -> list[events_pb2.Event]:
+    """Events of `client`'s stream after `from_position` up to position `until` (inclusive)."""
+    got: list[events_pb2.Event] = []
+    call = client.events.Subscribe(
+        events_pb2.SubscribeRequest(from_position=from_position), metadata=client.metadata
+    )
+
+    async def read() -> None:
+        async for event in call:
+            got.append(event)
+            if event.position >= until:
+                return
+
+    try:
+        await asyncio.wait_for(read(), timeout)
+    except TimeoutError:
+        pass
+    finally:
+        call.cancel()
+    return got
+
+
+def head(app: Clearinghouse) -> int:
+    """The current head of the event log in this process."""
+    assert app.core is not None
+    return app.core.hub.head
