@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
 import pytest
+
 from npc.admin import seed_demo
 from npc.app import Clearinghouse
 from npc.config import Settings

@@ -10,6 +10,7 @@ from typing import Any
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2, status_pb2
+
 from npc.app import Clearinghouse
 from npc.core.clock import FakeClock
 from npc.v1 import common_pb2, events_pb2, portability_pb2

@@ -10,6 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
+
 from npc.embedded import (
     EmbeddedPostgres,
     EmbeddedRedis,

@@ -119,18 +119,19 @@ class DeadlineScheduler:
                 for row in rows:
                     by_case[row["case_id"]].append(row["id"])
                 semaphore = asyncio.Semaphore(self.concurrency)
-
-                async def fire_case(ids: list[int]) -> int:
-                    async with semaphore:
-                        count = 0
-                        for deadline_id in ids:
-                            count += await self._fire(deadline_id)
-                        return count
-
-                results = await asyncio.gather(*(fire_case(ids) for ids in by_case.values()))
+                results = await asyncio.gather(
+                    *(self._fire_in_order(ids, semaphore) for ids in by_case.values())
+                )
                 fired += sum(results)
                 if sum(results) == 0:
                     return fired  # what is left is locked by another process or postponed
+
+    async def _fire_in_order(self, ids: list[int], semaphore: asyncio.Semaphore) -> int:
+        async with semaphore:
+            count = 0
+            for deadline_id in ids:
+                count += await self._fire(deadline_id)
+            return count
 
     async def _fire(self, deadline_id: int) -> int:
         now = self.clock.now()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from npc.v1 import portability_pb2 as pb
-
 from tests.helpers import advance, advance_to, block, port_request, rid, settle, ts
 
 
