@@ -16,10 +16,10 @@ from npc.flows.portability.validation import (
 )
 from npc.v1 import common_pb2, portability_pb2
 
-SERVICE_ENUM = {v: k for k, v in SERVICES.items()}
-MODALITY_ENUM = {v: k for k, v in MODALITIES.items()}
-DOCUMENT_ENUM = {v: k for k, v in DOCUMENT_TYPES.items()}
-OBJECTION_ENUM = {v: k for k, v in OBJECTION_NAMES.items()}
+SERVICE_ENUM: dict[str, Any] = {v: k for k, v in SERVICES.items()}
+MODALITY_ENUM: dict[str, Any] = {v: k for k, v in MODALITIES.items()}
+DOCUMENT_ENUM: dict[str, Any] = {v: k for k, v in DOCUMENT_TYPES.items()}
+OBJECTION_ENUM: dict[str, Any] = {v: k for k, v in OBJECTION_NAMES.items()}
 
 REQUEST_STATES = {
     "awaiting_donor": portability_pb2.PORT_REQUEST_STATE_AWAITING_DONOR,

@@ -874,12 +874,8 @@ class PortabilityHandler:
         code = await store.routing_code(txn.conn, row["recipient"])
         self._emit(txn, "executed", None, row, broadcast=True, extra={"routing_code": code})
         service = row["service"]
-        txn.after_commit(
-            lambda: (
-                metrics.PORTS_EXECUTED.labels(service).inc(),
-                metrics.NUMBERS_PORTED.labels(service).inc(moved),
-            )
-        )
+        txn.after_commit(lambda: metrics.PORTS_EXECUTED.labels(service).inc())
+        txn.after_commit(lambda: metrics.NUMBERS_PORTED.labels(service).inc(moved))
         return row
 
     async def _execute(self, txn: Txn, deadline: Deadline) -> None:

@@ -7,10 +7,9 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+from asyncpg import Record
 
 from npc.flows.portability.validation import NumberEntry
-
-Record = asyncpg.Record
 
 
 async def next_id(conn: asyncpg.Connection, prefix: str) -> str:

@@ -4,6 +4,7 @@ field path, so an operator's integration sees exactly what to fix; nothing is st
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -23,16 +24,22 @@ CURRENCY = re.compile(r"^[A-Z]{3}$")
 AMOUNT = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
 RECEIPT = re.compile(r"^[A-Za-z0-9./_-]{1,40}$")
 
-SERVICES = {common_pb2.SERVICE_TYPE_MOBILE: "mobile", common_pb2.SERVICE_TYPE_FIXED: "fixed"}
-MODALITIES = {common_pb2.MODALITY_PREPAID: "prepaid", common_pb2.MODALITY_POSTPAID: "postpaid"}
-DOCUMENT_TYPES = {
+SERVICES: dict[int, str] = {
+    common_pb2.SERVICE_TYPE_MOBILE: "mobile",
+    common_pb2.SERVICE_TYPE_FIXED: "fixed",
+}
+MODALITIES: dict[int, str] = {
+    common_pb2.MODALITY_PREPAID: "prepaid",
+    common_pb2.MODALITY_POSTPAID: "postpaid",
+}
+DOCUMENT_TYPES: dict[int, str] = {
     common_pb2.DOCUMENT_TYPE_DNI: "dni",
     common_pb2.DOCUMENT_TYPE_CARNET_EXTRANJERIA: "ce",
     common_pb2.DOCUMENT_TYPE_RUC: "ruc",
     common_pb2.DOCUMENT_TYPE_OTHER: "other",
 }
 
-OBJECTION_CODES = {
+OBJECTION_CODES: dict[int, str] = {
     portability_pb2.OBJECTION_REASON_SERVICE_SUSPENDED: "REC01PRT01",
     portability_pb2.OBJECTION_REASON_NUMBER_NOT_OWNED: "REC01PRT05",
     portability_pb2.OBJECTION_REASON_WRONG_SERVICE_TYPE: "REC01PRT06",
@@ -149,7 +156,7 @@ class NumberEntry:
 def expand_numbers(
     v: Violations,
     field: str,
-    blocks: list[common_pb2.NumberBlock] | object,
+    blocks: Iterable[common_pb2.NumberBlock],
     service: str,
     limit: int,
 ) -> list[NumberEntry]:
@@ -157,7 +164,7 @@ def expand_numbers(
     pattern = MOBILE_NUMBER if service == "mobile" else FIXED_NUMBER
     entries: list[NumberEntry] = []
     seen: set[str] = set()
-    items = list(blocks)  # type: ignore[call-overload]
+    items = list(blocks)
     if not items:
         v.add(field, "at least one number is required")
         return entries
