@@ -1,0 +1,5 @@
+"""`python -m npc` is the `npc` command."""
+
+from npc.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,212 @@
+"""The event core on real PostgreSQL and Redis: gap-free positions, the hash chain, durable
+deadlines that fire once, the append-only guarantee and migrations."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from npc.core.clock import FakeClock
+from npc.core.deadlines import Deadline
+from npc.core.events import GENESIS_HASH, chain_hash
+from npc.core.runtime import Core
+from npc.store.database import Database, Txn
+from tests.conftest import DEFAULT_START
+
+
+@pytest.fixture
+async def cores(database_url, redis_server):
+    """Two cores on one database: two server processes as far as the database can tell."""
+    made: list[Core] = []
+
+    async def make(clock: FakeClock) -> Core:
+        db = await Database.connect(database_url, min_size=1, max_size=10)
+        core = Core(
+            db, aioredis.Redis.from_url(redis_server.url), clock, redis_prefix=f"core{len(made)}"
+        )
+        await core.start(background=False)
+        made.append(core)
+        return core
+
+    yield make
+    for core in made:
+        await core.stop()
+        await core.redis.aclose()
+        await core.db.close()
+
+
+async def _write_events(core: Core, writer: int, count: int) -> None:
+    for index in range(count):
+        async with core.db.transaction("test", core.clock.now()) as txn:
+            txn.emit(
+                "test",
+                "test.event",
+                case_id=f"c{writer}",
+                sender="t",
+                payload={"i": index, "part": 1},
+            )
+            txn.emit(
+                "test",
+                "test.event",
+                case_id=f"c{writer}",
+                sender="t",
+                payload={"i": index, "part": 2},
+            )
+
+
+async def test_positions_gap_free_and_chained_under_concurrent_writers(cores):
+    clock = FakeClock(DEFAULT_START)
+    a, b = await cores(clock), await cores(clock)
+    writers = [_write_events(core, w, 25) for w, core in enumerate([a, b, a, b])]
+    sequencing = [a.sequencer.catch_up() for _ in range(3)] + [
+        b.sequencer.catch_up() for _ in range(3)
+    ]
+    await asyncio.gather(*writers, *sequencing)
+    await a.sequencer.catch_up()
+    async with a.db.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT * FROM events ORDER BY position")
+        head = await conn.fetchrow("SELECT position, hash FROM event_head")
+    assert [r["position"] for r in rows] == list(range(1, 201))
+    assert head["position"] == 200
+    previous = GENESIS_HASH
+    for row in rows:
+        previous = chain_hash(previous, row["position"], row)
+        assert bytes(row["hash"]) == previous
+    assert bytes(head["hash"]) == previous
+    # Events of one case keep the order their transactions committed in.
+    for writer in range(4):
+        mine = [
+            (r["payload"]["i"], r["payload"]["part"]) for r in rows if r["case_id"] == f"c{writer}"
+        ]
+        assert mine == [(i, part) for i in range(25) for part in (1, 2)]
+
+
+async def test_event_log_is_append_only(cores):
+    core = await cores(FakeClock(DEFAULT_START))
+    await _write_events(core, 0, 1)
+    await core.sequencer.catch_up()
+    async with core.db.pool.acquire() as conn:
+        with pytest.raises(asyncpg.RaiseError, match="append-only"):
+            await conn.execute("DELETE FROM events")
+        with pytest.raises(asyncpg.RaiseError, match="immutable"):
+            await conn.execute("UPDATE events SET payload = '{}'::jsonb")
+        with pytest.raises(asyncpg.RaiseError, match="immutable"):
+            await conn.execute("UPDATE events SET position = position + 100")
+        assert await conn.fetchval("SELECT count(*) FROM events") == 2
+
+
+async def test_rolled_back_transaction_leaves_no_event_and_no_gap(cores):
+    core = await cores(FakeClock(DEFAULT_START))
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom):
+        async with core.db.transaction("test", core.clock.now()) as txn:
+            txn.emit("test", "test.lost", case_id="x", sender="t", payload={})
+            raise Boom
+    await _write_events(core, 1, 1)
+    await core.sequencer.catch_up()
+    async with core.db.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT position, type FROM events ORDER BY position")
+    assert [(r["position"], r["type"]) for r in rows] == [(1, "test.event"), (2, "test.event")]
+
+
+async def test_deadline_fires_once_across_two_processes_and_not_before_due(cores):
+    clock = FakeClock(DEFAULT_START)
+    a, b = await cores(clock), await cores(clock)
+    fired: list[tuple[str, str]] = []
+
+    def handler_for(name: str):
+        async def handler(txn: Txn, deadline: Deadline) -> None:
+            await asyncio.sleep(0.01)  # hold the row lock a little, so both processes overlap
+            fired.append((name, deadline.case_id))
+            txn.emit("test", "test.fired", case_id=deadline.case_id, sender="t", payload={})
+
+        return handler
+
+    a.deadlines.register("test", "tick", handler_for("a"))
+    b.deadlines.register("test", "tick", handler_for("b"))
+    async with a.db.transaction("test", clock.now()) as txn:
+        for case in range(20):
+            txn.set_deadline(
+                "test", "tick", f"case{case}", clock.now() + timedelta(minutes=5), "test rule"
+            )
+    clock.advance(timedelta(minutes=4, seconds=59))
+    assert await a.deadlines.fire_due() == 0
+    clock.advance(timedelta(seconds=1))
+    counts = await asyncio.gather(a.deadlines.fire_due(), b.deadlines.fire_due())
+    assert sum(counts) == 20
+    assert sorted(case for _, case in fired) == sorted(f"case{c}" for c in range(20))
+    assert await a.deadlines.fire_due() == 0
+    await a.sequencer.catch_up()
+    async with a.db.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM events WHERE type = 'test.fired'") == 20
+
+
+async def test_failing_handler_is_retried_later_not_in_a_loop(cores):
+    clock = FakeClock(DEFAULT_START)
+    core = await cores(clock)
+    calls = 0
+
+    async def flaky(txn: Txn, deadline: Deadline) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("downstream hiccup")
+        txn.emit("test", "test.done", case_id=deadline.case_id, sender="t", payload={})
+
+    core.deadlines.register("test", "flaky", flaky)
+    async with core.db.transaction("test", clock.now()) as txn:
+        txn.set_deadline("test", "flaky", "c1", clock.now(), "test rule")
+    assert await core.deadlines.fire_due() == 0
+    assert calls == 1
+    assert await core.deadlines.fire_due() == 0  # backing off, not spinning
+    assert calls == 1
+    clock.advance(timedelta(minutes=5))
+    assert await core.deadlines.fire_due() == 1
+    async with core.db.pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT attempts, fired_at, due_at FROM deadlines WHERE case_id = 'c1'"
+        )
+    assert row["attempts"] == 1
+    assert row["fired_at"] == clock.now()
+    assert row["due_at"] == DEFAULT_START  # the due instant itself is kept for lateness and audit
+
+
+async def test_cancelled_and_moved_deadlines(cores):
+    clock = FakeClock(DEFAULT_START)
+    core = await cores(clock)
+    seen: list[str] = []
+
+    async def handler(txn: Txn, deadline: Deadline) -> None:
+        seen.append(deadline.case_id)
+
+    core.deadlines.register("test", "k", handler)
+    async with core.db.transaction("test", clock.now()) as txn:
+        txn.set_deadline("test", "k", "cancel-me", clock.now() + timedelta(minutes=1), "r")
+        txn.set_deadline("test", "k", "move-me", clock.now() + timedelta(minutes=1), "r")
+    async with core.db.transaction("test", clock.now()) as txn:
+        txn.cancel_deadlines("test", "cancel-me")
+        txn.set_deadline("test", "k", "move-me", clock.now() + timedelta(minutes=10), "r")
+    clock.advance(timedelta(minutes=2))
+    assert await core.deadlines.fire_due() == 0
+    clock.advance(timedelta(minutes=10))
+    assert await core.deadlines.fire_due() == 1
+    assert seen == ["move-me"]
+
+
+async def test_migrations_are_recorded_and_idempotent(cores):
+    core = await cores(FakeClock(DEFAULT_START))
+    assert await core.db.migrate() == []
+    async with core.db.pool.acquire() as conn:
+        versions = [
+            r["version"]
+            for r in await conn.fetch("SELECT version FROM schema_migrations ORDER BY 1")
+        ]
+    assert versions == list(range(1, len(versions) + 1))
+    assert len(versions) >= 3
