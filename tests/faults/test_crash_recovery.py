@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
@@ -36,12 +35,14 @@ async def _seed(dsn: str) -> None:
         await db.close()
 
 
-async def _wait_serving(target: str, process: subprocess.Popen[bytes], limit: float = 30.0) -> None:
+async def _wait_serving(
+    target: str, process: asyncio.subprocess.Process, limit: float = 30.0
+) -> None:
     deadline = asyncio.get_running_loop().time() + limit
     async with grpc.aio.insecure_channel(target) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while True:
-            if process.poll() is not None:
+            if process.returncode is not None:
                 raise AssertionError(f"server exited with {process.returncode}")
             try:
                 reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
@@ -67,8 +68,8 @@ async def test_deadline_fires_after_sigkill_and_restart(database_url, redis_serv
         "NPC_HTTP_PORT": str(http_port),
     }
     log = (tmp_path / "server.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "npc", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "npc", "serve", env=env, stdout=log, stderr=asyncio.subprocess.STDOUT
     )
     target = f"127.0.0.1:{grpc_port}"
     try:
@@ -81,7 +82,7 @@ async def test_deadline_fires_after_sigkill_and_restart(database_url, redis_serv
         assert filed.state == pb.PORT_REQUEST_STATE_AWAITING_DONOR
     finally:
         server.send_signal(signal.SIGKILL)
-        server.wait(timeout=10)
+        await asyncio.wait_for(server.wait(), 10)
         log.close()
     assert server.returncode == -signal.SIGKILL
 
