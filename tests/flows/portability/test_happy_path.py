@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import aiohttp
+
 from npc.v1 import portability_pb2 as pb
 from tests.helpers import advance, advance_to, block, port_request, rid, settle, ts
 
@@ -59,3 +61,44 @@ async def test_one_number_end_to_end(app, operators, clock):
     )
     assert done.state == pb.PORT_REQUEST_STATE_COMPLETED
     await settle(app)
+
+
+async def test_metrics_expose_rpc_counts_and_donor_answer_times(app, operators, clock):
+    claro, movistar = operators["claro"], operators["movistar"]
+    filed = await claro.call("SubmitPortRequest", port_request(clock, numbers=[block("940000077")]))
+    await advance(app, clock, timedelta(seconds=42))
+    await movistar.call(
+        "AnswerPortRequest",
+        pb.AnswerPortRequestRequest(request_id=rid(), port_request_id=filed.id, accept=True),
+    )
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{app.http_port}/metrics") as response,
+    ):
+        assert response.status == 200
+        text = await response.text()
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert (
+        samples['npc_donor_answer_seconds_bucket{le="60.0",message="SP",operator="movistar"}'] >= 1
+    )
+    assert (
+        samples[
+            'npc_rpc_handled_total{code="OK",method="SubmitPortRequest",service="PortabilityService"}'
+        ]
+        >= 1
+    )
+    assert (
+        'npc_rpc_duration_seconds_bucket{le="0.5",method="AnswerPortRequest",service="PortabilityService"}'
+        in samples
+    )
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{app.http_port}/healthz") as response,
+    ):
+        health = await response.json()
+    assert response.status == 200
+    assert health["checks"] == {"postgres": "ok", "redis": "ok"}
