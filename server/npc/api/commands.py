@@ -50,6 +50,7 @@ class CommandRunner:
         digest = hashlib.sha256(
             method.encode() + b"\0" + request.SerializeToString(deterministic=True)
         ).digest()
+        kept: DomainError | None = None
         try:
             async with self.db.transaction(method, self.clock.now()) as txn:
                 try:
@@ -57,16 +58,21 @@ class CommandRunner:
                 except DomainError as error:
                     if not error.keep_effects:
                         raise
+                    # Commit what the command recorded (e.g. FLEP, a donor's silence) with the
+                    # error as the stored answer, then report the error.
                     await self._store(txn, caller, request_id, method, digest, error=error)
-                    raise
-                await self._store(txn, caller, request_id, method, digest, response=response)
-                return response
+                    kept = error
+                else:
+                    await self._store(txn, caller, request_id, method, digest, response=response)
         except (DomainError, asyncpg.UniqueViolationError):
             # Maybe this is a retry whose first attempt committed meanwhile: answer as it did.
             stored = await self._stored(caller, request_id, method, digest, response_type)
             if stored is not None:
                 return stored
             raise
+        if kept is not None:
+            raise kept
+        return response
 
     async def _store(
         self,

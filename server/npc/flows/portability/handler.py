@@ -14,7 +14,7 @@ States of a port request::
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -581,17 +581,33 @@ class PortabilityHandler:
         changes: dict[str, Any] = {"state": "admissible", "admissible_at": txn.now}
         if donor_silent:
             changes["donor_silent"] = True
-        if row["service"] == "mobile":
-            changes["schedule_deadline"] = self.timeline.mobile_schedule_deadline(txn.now)
-        elif row["installation_date"] is not None:
-            changes["schedule_deadline"] = self.timeline.fixed_schedule_deadline(
-                row["installation_date"]
-            )
+        changes.update(self._scheduling_terms(row, txn.now, row["installation_date"]))
         row = await store.update(txn.conn, "port_requests", row["id"], changes)
         self._set_schedule_deadline(txn, row)
         self._emit(txn, "admissible", "SPR", row, to=(row["recipient"], row["donor"]))
         metrics.REQUEST_OUTCOMES.labels("admissible").inc()
         return row
+
+    def _scheduling_terms(
+        self, row: Any, admissible_at: datetime, installation_date: date | None
+    ) -> dict[str, datetime]:
+        """The recipient's scheduling limit and the execution limit once a request is admissible.
+
+        Mobile: 22:00 of the day of admissibility. Fixed: 22:00 of the day after installation, and
+        never before 22:00 of the day of admissibility (a line installed before the request could
+        not be scheduled earlier). A request that became admissible late (a debt objection lifted)
+        or was installed late keeps its 24 hours counted from then, never less than from filing.
+        """
+        deadline = self.timeline.mobile_schedule_deadline(admissible_at)
+        if row["service"] == "fixed":
+            if installation_date is None:
+                return {}
+            deadline = max(deadline, self.timeline.fixed_schedule_deadline(installation_date))
+        reference = admissible_at if row["service"] == "mobile" else deadline
+        limit = max(
+            row["execution_limit"], self.timeline.execution_limit(reference, row["number_count"])
+        )
+        return {"schedule_deadline": deadline, "execution_limit": limit}
 
     def _set_schedule_deadline(self, txn: Txn, row: Any) -> None:
         if row["schedule_deadline"] is None:
@@ -730,8 +746,7 @@ class PortabilityHandler:
             )
         changes: dict[str, Any] = {"installation_date": installed}
         if row["state"] == "admissible":
-            assert installed is not None
-            changes["schedule_deadline"] = self.timeline.fixed_schedule_deadline(installed)
+            changes.update(self._scheduling_terms(row, row["admissible_at"], installed))
         row = await store.update(txn.conn, "port_requests", row["id"], changes)
         if row["state"] == "admissible":
             self._set_schedule_deadline(txn, row)
@@ -929,20 +944,30 @@ class PortabilityHandler:
             raise FailedPrecondition(
                 f"{row['id']}: this step was already confirmed", subject=row["id"]
             )
+        if done_at < row["scheduled_at"]:
+            raise InvalidArgument(
+                FieldViolation("done_at", "must not be before the scheduled instant of the port")
+            )
         changes: dict[str, Any] = {column: done_at}
         other = "recipient_enabled_at" if donor_step else "donor_disabled_at"
         if row[other] is not None:
             changes.update(state="completed", closed_at=txn.now)
         row = await store.update(txn.conn, "port_requests", row["id"], changes)
         txn.cancel_deadlines(FLOW, row["id"], kind)
-        if done_at > deadline:
+        if done_at > deadline or txn.now > deadline:
+            # A confirmation received after the deadline cannot prove the step was done in time,
+            # whatever instant it claims.
             await self._breach(
                 txn,
                 rule,
                 caller.operator,
                 row["id"],
                 deadline,
-                {"scheduled_at": row["scheduled_at"].isoformat(), "done_at": done_at.isoformat()},
+                {
+                    "scheduled_at": row["scheduled_at"].isoformat(),
+                    "done_at": done_at.isoformat(),
+                    "confirmed_at": txn.now.isoformat(),
+                },
             )
         counterpart = row["recipient"] if donor_step else row["donor"]
         self._emit(
