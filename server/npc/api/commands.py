@@ -43,7 +43,7 @@ class CommandRunner:
     ) -> M:
         """Run `command` for `request` unless the caller already sent this request id."""
         request_id: str = getattr(request, "request_id", "")
-        if not _REQUEST_ID.match(request_id):
+        if not _REQUEST_ID.fullmatch(request_id):
             raise InvalidArgument(
                 FieldViolation("request_id", "required: 1 to 64 characters of [A-Za-z0-9._:-]")
             )

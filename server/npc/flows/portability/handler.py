@@ -647,7 +647,7 @@ class PortabilityHandler:
         objection is lifted."""
         v = Violations()
         check_case_id(v, "port_request_id", request.port_request_id, "SP")
-        if not RECEIPT.match(request.receipt_number):
+        if not RECEIPT.fullmatch(request.receipt_number):
             v.add("receipt_number", "required: up to 40 letters, digits or . / _ -")
         paid_at = timestamp(v, "paid_at", request, "paid_at")
         within(

@@ -14,15 +14,15 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from npc.core.errors import FieldViolation, InvalidArgument
 from npc.v1 import common_pb2, portability_pb2
 
-MOBILE_NUMBER = re.compile(r"^9\d{8}$")
-FIXED_NUMBER = re.compile(r"^(1\d{7}|[4-8]\d{7})$")
-OPERATOR_ID = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")
-CASE_ID = re.compile(r"^(SP|CP)\d{10}$")
-EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z]{2,24}$")
-PHONE = re.compile(r"^\+?\d{6,15}$")
-CURRENCY = re.compile(r"^[A-Z]{3}$")
-AMOUNT = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
-RECEIPT = re.compile(r"^[A-Za-z0-9./_-]{1,40}$")
+MOBILE_NUMBER = re.compile(r"(?a)^9\d{8}$")
+FIXED_NUMBER = re.compile(r"(?a)^(1\d{7}|[4-8]\d{7})$")
+OPERATOR_ID = re.compile(r"(?a)^[a-z][a-z0-9_-]{1,31}$")
+CASE_ID = re.compile(r"(?a)^(SP|CP)\d{10}$")
+EMAIL = re.compile(r"(?a)^[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z]{2,24}$")
+PHONE = re.compile(r"(?a)^\+?\d{6,15}$")
+CURRENCY = re.compile(r"(?a)^[A-Z]{3}$")
+AMOUNT = re.compile(r"(?a)^\d{1,12}(\.\d{1,2})?$")
+RECEIPT = re.compile(r"(?a)^[A-Za-z0-9./_-]{1,40}$")
 
 SERVICES: dict[int, str] = {
     common_pb2.SERVICE_TYPE_MOBILE: "mobile",
@@ -77,13 +77,13 @@ def printable(value: str, *, limit: int) -> bool:
 
 def check_operator(v: Violations, field: str, value: str) -> None:
     """An operator id."""
-    if not OPERATOR_ID.match(value):
+    if not OPERATOR_ID.fullmatch(value):
         v.add(field, "required: an operator id such as 'claro'")
 
 
 def check_case_id(v: Violations, field: str, value: str, prefix: str) -> None:
     """A case number issued by the clearinghouse."""
-    if not CASE_ID.match(value) or not value.startswith(prefix):
+    if not CASE_ID.fullmatch(value) or not value.startswith(prefix):
         v.add(
             field, f"required: a {prefix} number issued by the clearinghouse ({prefix}0000000001)"
         )
@@ -99,7 +99,7 @@ def check_service(v: Violations, field: str, value: int) -> str:
 
 def ruc_is_valid(number: str) -> bool:
     """RUC: 11 digits with a modulo-11 check digit."""
-    if not re.fullmatch(r"(10|15|16|17|20)\d{9}", number):
+    if not re.fullmatch(r"(?a)(10|15|16|17|20)\d{9}", number):
         return False
     weights = (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
     total = sum(int(d) * w for d, w in zip(number[:10], weights, strict=True))
@@ -115,7 +115,7 @@ def check_document(v: Violations, field: str, document: common_pb2.IdentityDocum
     if kind not in DOCUMENT_TYPES:
         v.add(f"{field}.type", "required: DNI, CARNET_EXTRANJERIA, RUC or OTHER")
         return
-    if kind == common_pb2.DOCUMENT_TYPE_DNI and not re.fullmatch(r"\d{8}", number):
+    if kind == common_pb2.DOCUMENT_TYPE_DNI and not re.fullmatch(r"(?a)\d{8}", number):
         v.add(f"{field}.number", "a DNI has exactly 8 digits")
     elif kind == common_pb2.DOCUMENT_TYPE_RUC and not ruc_is_valid(number):
         v.add(
@@ -126,7 +126,9 @@ def check_document(v: Violations, field: str, document: common_pb2.IdentityDocum
         r"[A-Za-z0-9]{8,12}", number
     ):
         v.add(f"{field}.number", "a carnet de extranjería has 8 to 12 letters or digits")
-    elif kind == common_pb2.DOCUMENT_TYPE_OTHER and not re.fullmatch(r"[A-Za-z0-9-]{4,20}", number):
+    elif kind == common_pb2.DOCUMENT_TYPE_OTHER and not re.fullmatch(
+        r"(?a)[A-Za-z0-9-]{4,20}", number
+    ):
         v.add(f"{field}.number", "4 to 20 letters, digits or hyphens")
 
 
@@ -139,9 +141,9 @@ def check_subscriber(v: Violations, field: str, subscriber: common_pb2.Subscribe
     ):
         v.add(f"{field}.legal_representative", "up to 200 printable characters")
     check_document(v, f"{field}.document", subscriber.document)
-    if subscriber.email and not EMAIL.match(subscriber.email):
+    if subscriber.email and not EMAIL.fullmatch(subscriber.email):
         v.add(f"{field}.email", "not an e-mail address")
-    if subscriber.contact_phone and not PHONE.match(subscriber.contact_phone):
+    if subscriber.contact_phone and not PHONE.fullmatch(subscriber.contact_phone):
         v.add(f"{field}.contact_phone", "6 to 15 digits, optionally with a leading +")
 
 
@@ -171,10 +173,10 @@ def expand_numbers(
     for index, block in enumerate(items):
         path = f"{field}[{index}]"
         ok = True
-        if service and not pattern.match(block.first):
+        if service and not pattern.fullmatch(block.first):
             v.add(f"{path}.first", f"not a {service} number of the numbering plan")
             ok = False
-        if block.last and service and not pattern.match(block.last):
+        if block.last and service and not pattern.fullmatch(block.last):
             v.add(f"{path}.last", f"not a {service} number of the numbering plan")
             ok = False
         if block.modality not in MODALITIES:
@@ -209,12 +211,12 @@ def check_objection(v: Violations, field: str, objection: portability_pb2.Object
         v.add(f"{field}.detail", "up to 500 printable characters")
     if objection.reason == portability_pb2.OBJECTION_REASON_DEBT:
         debt = objection.debt
-        if not AMOUNT.match(debt.owed.amount) or _decimal(debt.owed.amount) <= 0:
+        if not AMOUNT.fullmatch(debt.owed.amount) or _decimal(debt.owed.amount) <= 0:
             v.add(
                 f"{field}.debt.owed.amount",
                 "required for a debt objection: a positive amount such as 120.50",
             )
-        if not CURRENCY.match(debt.owed.currency):
+        if not CURRENCY.fullmatch(debt.owed.currency):
             v.add(
                 f"{field}.debt.owed.currency",
                 "required for a debt objection: an ISO 4217 code such as PEN",
@@ -224,7 +226,7 @@ def check_objection(v: Violations, field: str, objection: portability_pb2.Object
                 f"{field}.debt.due_date",
                 "required for a debt objection: the bill's due date, YYYY-MM-DD",
             )
-        if debt.bill_number and not RECEIPT.match(debt.bill_number):
+        if debt.bill_number and not RECEIPT.fullmatch(debt.bill_number):
             v.add(f"{field}.debt.bill_number", "up to 40 letters, digits or . / _ -")
 
 
@@ -237,7 +239,7 @@ def _decimal(value: str) -> Decimal:
 
 def parse_date(value: str) -> date | None:
     """A YYYY-MM-DD date, or None."""
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+    if not re.fullmatch(r"(?a)\d{4}-\d{2}-\d{2}", value):
         return None
     try:
         return date.fromisoformat(value)
