@@ -111,8 +111,10 @@ class Sequencer:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("sequencer pass failed: %s", exc)
                 await asyncio.sleep(0.5)
+            # asyncio.timeout, unlike wait_for on 3.11, never swallows a cancellation.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                async with asyncio.timeout(self.poll_seconds):
+                    await self._wake.wait()
 
 
 class EventHub:
@@ -178,8 +180,10 @@ class EventHub:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("event hub refresh failed: %s", exc)
                 await asyncio.sleep(0.5)
+            # asyncio.timeout, unlike wait_for on 3.11, never swallows a cancellation.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                async with asyncio.timeout(self.poll_seconds):
+                    await self._wake.wait()
 
     async def _wait_beyond(self, position: int) -> None:
         async with self._changed:

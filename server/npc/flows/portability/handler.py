@@ -157,6 +157,17 @@ class PortabilityHandler:
         ):
             txn.after_commit(lambda: metrics.DEADLINE_MISSES.labels(operator, rule.key).inc())
 
+    @staticmethod
+    def _count_outcome(txn: Txn, outcome: str) -> None:
+        txn.after_commit(lambda: metrics.REQUEST_OUTCOMES.labels(outcome).inc())
+
+    @staticmethod
+    def _observe_answer(txn: Txn, donor: str, message: str, sent_at: datetime) -> None:
+        seconds = (txn.now - sent_at).total_seconds()
+        txn.after_commit(
+            lambda: metrics.DONOR_ANSWER_SECONDS.labels(donor, message).observe(seconds)
+        )
+
     def _emit(
         self,
         txn: Txn,
@@ -279,9 +290,7 @@ class PortabilityHandler:
                 subject=row["id"],
                 keep_effects=True,
             )
-        metrics.DONOR_ANSWER_SECONDS.labels(caller.operator, "CP").observe(
-            (txn.now - row["submitted_at"]).total_seconds()
-        )
+        self._observe_answer(txn, caller.operator, "CP", row["submitted_at"])
         inbound = "CPAC" if request.accept else "CPOCC"
         if request.accept:
             row = await store.update(
@@ -349,7 +358,7 @@ class PortabilityHandler:
             code="CPPR",
             case_id=row["id"],
             sender=CLEARINGHOUSE,
-            audience=(row["recipient"], row["donor"]),
+            audience=(row["recipient"],),
             payload={**consultation_payload(row), "donor_silent": True},
         )
         return row
@@ -531,9 +540,7 @@ class PortabilityHandler:
                 subject=row["id"],
                 keep_effects=True,
             )
-        metrics.DONOR_ANSWER_SECONDS.labels(caller.operator, "SP").observe(
-            (txn.now - row["submitted_at"]).total_seconds()
-        )
+        self._observe_answer(txn, caller.operator, "SP", row["submitted_at"])
         txn.cancel_deadlines(FLOW, row["id"], REQUEST_ANSWER)
         if request.accept:
             row = await store.update(txn.conn, "port_requests", row["id"], {"answered_at": txn.now})
@@ -556,7 +563,7 @@ class PortabilityHandler:
                 "recipient presents proof of payment (APD) of the objected debt",
             )
             self._emit(txn, "objected", "OCC", row, sender=caller.operator, to=(row["recipient"],))
-            metrics.REQUEST_OUTCOMES.labels("objected_debt").inc()
+            self._count_outcome(txn, "objected_debt")
             return request_message(row)
         row = await store.update(
             txn.conn,
@@ -573,7 +580,7 @@ class PortabilityHandler:
         await store.release_numbers(txn.conn, row["id"])
         self._emit(txn, "objected", "OCC", row, sender=caller.operator)
         self._emit(txn, "rejected", "RABDCP", row, to=(row["recipient"], row["donor"]))
-        metrics.REQUEST_OUTCOMES.labels("rejected").inc()
+        self._count_outcome(txn, "rejected")
         return request_message(row)
 
     async def _declare_admissible(self, txn: Txn, row: Any, *, donor_silent: bool = False) -> Any:
@@ -585,7 +592,7 @@ class PortabilityHandler:
         row = await store.update(txn.conn, "port_requests", row["id"], changes)
         self._set_schedule_deadline(txn, row)
         self._emit(txn, "admissible", "SPR", row, to=(row["recipient"], row["donor"]))
-        metrics.REQUEST_OUTCOMES.labels("admissible").inc()
+        self._count_outcome(txn, "admissible")
         return row
 
     def _scheduling_terms(
@@ -717,7 +724,7 @@ class PortabilityHandler:
         )
         await store.release_numbers(txn.conn, row["id"])
         self._emit(txn, "rejected", "RABDCP", row, to=(row["recipient"], row["donor"]))
-        metrics.REQUEST_OUTCOMES.labels("rejected").inc()
+        self._count_outcome(txn, "rejected")
 
     async def report_installation(
         self, txn: Txn, caller: Caller, request: pb.ReportInstallationRequest
@@ -851,7 +858,7 @@ class PortabilityHandler:
             },
         )
         self._emit(txn, "cancelled", "CNPF", row, to=(row["recipient"], row["donor"]))
-        metrics.REQUEST_OUTCOMES.labels("cancelled").inc()
+        self._count_outcome(txn, "cancelled")
         return row
 
     async def _not_scheduled(self, txn: Txn, deadline: Deadline) -> None:
@@ -980,7 +987,7 @@ class PortabilityHandler:
         )
         if row["state"] == "completed":
             self._emit(txn, "completed", None, row, to=(row["recipient"], row["donor"]))
-            metrics.REQUEST_OUTCOMES.labels("completed").inc()
+            self._count_outcome(txn, "completed")
         return request_message(row)
 
     async def _confirmation_missed(self, txn: Txn, deadline: Deadline) -> None:
