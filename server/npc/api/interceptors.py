@@ -3,6 +3,7 @@ errors into gRPC statuses. Servicers stay free of all three concerns."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -63,6 +64,30 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, authenticator: TokenAuthenticator) -> None:
         self.authenticator = authenticator
 
+    @contextlib.asynccontextmanager
+    async def _served(
+        self,
+        service: str,
+        method: str,
+        method_path: str,
+        metadata: tuple[Any, ...],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[None]:
+        """Identify the caller, then count, time and map the failure of one call."""
+        RPC_STARTED.labels(service, method).inc()
+        started = time.perf_counter()
+        code = code_pb2.OK
+        try:
+            CURRENT_CALLER.set(await self.authenticator.authenticate(metadata))
+            yield
+        except Exception as exc:  # every failure becomes a status, never a crash
+            status = _failure_status(exc, method_path)
+            code = status.code
+            await abort(context, status)
+        finally:
+            RPC_HANDLED.labels(service, method, _code_name(code)).inc()
+            RPC_SECONDS.labels(service, method).observe(time.perf_counter() - started)
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -75,25 +100,15 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         service, _, method = method_path.strip("/").rpartition("/")
         service = service.rsplit(".", 1)[-1]
         metadata = tuple(handler_call_details.invocation_metadata or ())
-        auth = self.authenticator
+
+        served = self._served
 
         if handler.unary_unary:
             inner = handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                RPC_STARTED.labels(service, method).inc()
-                started = time.perf_counter()
-                code = code_pb2.OK
-                try:
-                    CURRENT_CALLER.set(await auth.authenticate(metadata))
+                async with served(service, method, method_path, metadata, context):
                     return await inner(request, context)
-                except Exception as exc:  # every failure becomes a status, never a crash
-                    status = _failure_status(exc, method_path)
-                    code = status.code
-                    await abort(context, status)
-                finally:
-                    RPC_HANDLED.labels(service, method, _code_name(code)).inc()
-                    RPC_SECONDS.labels(service, method).observe(time.perf_counter() - started)
 
             return grpc.unary_unary_rpc_method_handler(
                 unary,
@@ -105,20 +120,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             inner_stream = handler.unary_stream
 
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                RPC_STARTED.labels(service, method).inc()
-                started = time.perf_counter()
-                code = code_pb2.OK
-                try:
-                    CURRENT_CALLER.set(await auth.authenticate(metadata))
+                async with served(service, method, method_path, metadata, context):
                     async for item in inner_stream(request, context):
                         yield item
-                except Exception as exc:
-                    status = _failure_status(exc, method_path)
-                    code = status.code
-                    await abort(context, status)
-                finally:
-                    RPC_HANDLED.labels(service, method, _code_name(code)).inc()
-                    RPC_SECONDS.labels(service, method).observe(time.perf_counter() - started)
 
             return grpc.unary_stream_rpc_method_handler(
                 stream,

@@ -372,17 +372,9 @@ class PortabilityHandler:
         self, caller: Caller, request: pb.GetPriorConsultationRequest
     ) -> pb.PriorConsultation:
         """A prior consultation, for its recipient, its donor or the regulator."""
-        v = Violations()
-        check_case_id(v, "consultation_id", request.consultation_id, "CP")
-        v.raise_if_any()
-        async with self.core.db.pool.acquire() as conn:
-            row = await conn.fetchrow(
-                "SELECT * FROM prior_consultations WHERE id = $1", request.consultation_id
-            )
-        if row is None:
-            raise NotFound("prior_consultation", request.consultation_id)
-        if not caller.is_regulator and caller.operator not in (row["recipient"], row["donor"]):
-            raise PermissionDenied(f"{row['id']} concerns other operators")
+        row = await self._read_case(
+            caller, "prior_consultation", "consultation_id", request.consultation_id
+        )
         return consultation_message(row)
 
     # ------------------------------------------------------------------ port request
@@ -1019,18 +1011,28 @@ class PortabilityHandler:
         self, caller: Caller, request: pb.GetPortRequestRequest
     ) -> pb.PortRequest:
         """A port request, for its recipient, its donor or the regulator."""
+        row = await self._read_case(
+            caller, "port_request", "port_request_id", request.port_request_id
+        )
+        return request_message(row)
+
+    async def _read_case(self, caller: Caller, kind: str, field: str, case_id: str) -> Any:
+        """A case row, readable by its two parties and the regulator."""
+        prefix, table = (
+            ("CP", "prior_consultations")
+            if kind == "prior_consultation"
+            else ("SP", "port_requests")
+        )
         v = Violations()
-        check_case_id(v, "port_request_id", request.port_request_id, "SP")
+        check_case_id(v, field, case_id, prefix)
         v.raise_if_any()
         async with self.core.db.pool.acquire() as conn:
-            row = await conn.fetchrow(
-                "SELECT * FROM port_requests WHERE id = $1", request.port_request_id
-            )
+            row = await conn.fetchrow(f"SELECT * FROM {table} WHERE id = $1", case_id)
         if row is None:
-            raise NotFound("port_request", request.port_request_id)
+            raise NotFound(kind, case_id)
         if not caller.is_regulator and caller.operator not in (row["recipient"], row["donor"]):
             raise PermissionDenied(f"{row['id']} concerns other operators")
-        return request_message(row)
+        return row
 
     async def list_port_requests(
         self, caller: Caller, request: pb.ListPortRequestsRequest
