@@ -1,0 +1,363 @@
+"""The `npc` command: `serve`, `demo` and `admin`.
+
+`serve` and `demo` use the PostgreSQL and Redis named by NPC_DATABASE_URL and NPC_REDIS_URL; when
+one is unset they start an embedded server for it under the `var/` directory (NPC_VAR_DIR), whose
+data persists between runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import FrameType
+
+import asyncpg
+
+from npc.admin import OperatorSpec, add_range, seed_demo, upsert_operator
+from npc.app import Clearinghouse
+from npc.config import Settings
+from npc.core.clock import SystemClock
+from npc.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedServiceError
+from npc.store.database import Database
+
+log = logging.getLogger("npc.cli")
+
+
+# ---------------------------------------------------------------------------------- storage
+
+
+@dataclass(frozen=True)
+class Storage:
+    """Where `serve` and `demo` keep their data."""
+
+    settings: Settings
+    embedded_database: bool
+    embedded_redis: bool
+
+    def describe(self) -> str:
+        """One line for humans."""
+        var = Path(self.settings.var_dir).resolve()
+        database = (
+            f"embedded PostgreSQL in {var / 'postgres'}"
+            if self.embedded_database
+            else "PostgreSQL at NPC_DATABASE_URL"
+        )
+        redis = f"embedded Redis in {var / 'redis'}" if self.embedded_redis else "NPC_REDIS_URL"
+        return f"{database}; {redis}"
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def storage(settings: Settings) -> Iterator[Storage]:
+    """The configured databases, or embedded ones under `settings.var_dir` for those unset.
+
+    SIGTERM stops the embedded servers cleanly too (as SystemExit), outside the event loop.
+    """
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        with contextlib.ExitStack() as stack:
+            var = Path(settings.var_dir).resolve()
+            embedded_database = not settings.database_url
+            embedded_redis = not settings.redis_url
+            if embedded_database:
+                first = not (var / "postgres" / "PG_VERSION").exists()
+                log.info(
+                    "starting embedded PostgreSQL in %s%s",
+                    var / "postgres",
+                    " (first run: initdb)" if first else "",
+                )
+                pg = stack.enter_context(EmbeddedPostgres(var / "postgres"))
+                settings = replace(settings, database_url=pg.dsn)
+            if embedded_redis:
+                log.info("starting embedded Redis in %s", var / "redis")
+                redis = stack.enter_context(EmbeddedRedis(var / "redis"))
+                settings = replace(settings, redis_url=redis.url)
+            yield Storage(settings, embedded_database, embedded_redis)
+            # The event loop's signal handling resets SIGTERM when it closes: keep stopping
+            # the embedded servers cleanly on a late SIGTERM.
+            signal.signal(signal.SIGTERM, _terminate)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _listen_overrides(settings: Settings, args: argparse.Namespace) -> Settings:
+    changes: dict[str, object] = {}
+    if args.host is not None:
+        changes.update(grpc_host=args.host, http_host=args.host)
+    if args.grpc_port is not None:
+        changes["grpc_port"] = args.grpc_port
+    if args.http_port is not None:
+        changes["http_port"] = args.http_port
+    return replace(settings, **changes)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------- serve
+
+
+async def _serve(settings: Settings, *, seed: bool, description: str) -> int:
+    house = Clearinghouse(settings, SystemClock())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await house.start()
+        assert house.core is not None and house.authenticator is not None
+        if seed:
+            if await seed_demo(house.core.db):
+                log.info("loaded the demo market: operators with tokens dev-token-<operator>")
+            await house.authenticator.load()
+        log.info(
+            "npc serving: gRPC %s:%d, HTTP http://%s:%d (/healthz, /metrics); %s",
+            settings.grpc_host,
+            house.grpc_port,
+            settings.http_host,
+            house.http_port,
+            description,
+        )
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        # The handlers stay until the loop closes: a second signal must not kill the process
+        # before the embedded servers are stopped.
+        await house.stop()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """`npc serve`."""
+    settings = _listen_overrides(Settings.from_env(), args)
+    with storage(settings) as store:
+        return asyncio.run(
+            _serve(store.settings, seed=store.embedded_database, description=store.describe())
+        )
+
+
+# ---------------------------------------------------------------------------------- demo
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """`npc demo`."""
+    from npc.demo import DemoOptions, run_demo  # the simulator is only needed here
+
+    if args.ports is not None and args.ports < 1:
+        print("npc demo: --ports must be at least 1", file=sys.stderr)
+        return 2
+    settings = Settings.from_env()
+    # The demo's own operators are its only clients: unless told otherwise, listen on free ports,
+    # so it never shares (SO_REUSEPORT) the port of a running `npc serve`.
+    if args.grpc_port is None and "NPC_GRPC_PORT" not in os.environ:
+        args.grpc_port = 0
+    if args.http_port is None and "NPC_HTTP_PORT" not in os.environ:
+        args.http_port = 0
+    settings = _listen_overrides(settings, args)
+    options = DemoOptions(
+        operators=args.operators,
+        ports=args.ports,
+        duration=args.duration,
+        rate=args.rate,
+        speed=args.speed,
+        interval=args.interval,
+        seed=args.seed,
+    )
+    with storage(settings) as store:
+        return asyncio.run(run_demo(store.settings, options, describe_storage=store.describe()))
+
+
+# ---------------------------------------------------------------------------------- admin
+
+
+async def _with_database(url: str, action: str, args: argparse.Namespace) -> int:
+    db = await Database.connect(url, min_size=1, max_size=2)
+    try:
+        if action == "migrate":
+            applied = await db.migrate()
+            print(f"applied {', '.join(applied)}" if applied else "schema up to date")
+        elif action == "seed-demo":
+            await db.migrate()
+            if await seed_demo(db):
+                print("loaded the demo market: tokens dev-token-<operator>")
+            else:
+                print("operators already exist; nothing loaded")
+        elif action == "add-operator":
+            token = args.token
+            async with db.pool.acquire() as conn:
+                exists = await conn.fetchval("SELECT 1 FROM operators WHERE id = $1", args.id)
+            if token is None and not exists:
+                token = secrets.token_urlsafe(32)
+            await upsert_operator(
+                db,
+                OperatorSpec(
+                    args.id,
+                    args.name,
+                    args.routing_code,
+                    token,
+                    role="regulator" if args.regulator else "operator",
+                ),
+            )
+            print(f"{'updated' if exists else 'added'} operator {args.id}")
+            if token is not None and args.token is None:
+                print(f"API token (shown once, only its digest is stored): {token}")
+        elif action == "add-range":
+            await add_range(db, args.operator, args.service, args.first, args.last)
+            print(f"{args.operator} holds {args.service} numbers {args.first}-{args.last}")
+    except asyncpg.UndefinedTableError:
+        print("npc admin: the schema is missing; run `npc admin migrate` first", file=sys.stderr)
+        return 1
+    except asyncpg.ForeignKeyViolationError:
+        print(f"npc admin: unknown operator {args.operator!r}", file=sys.stderr)
+        return 1
+    except asyncpg.ExclusionViolationError:
+        print("npc admin: the range overlaps a range already assigned", file=sys.stderr)
+        return 1
+    finally:
+        await db.close()
+    return 0
+
+
+def cmd_admin(args: argparse.Namespace) -> int:
+    """`npc admin …`."""
+    url = args.database_url or os.environ.get("NPC_DATABASE_URL")
+    if not url:
+        print("npc admin: set NPC_DATABASE_URL (or pass --database-url)", file=sys.stderr)
+        return 2
+    if args.action == "add-range":
+        if args.service not in ("mobile", "fixed"):
+            print("npc admin: SERVICE is mobile or fixed", file=sys.stderr)
+            return 2
+        if not (args.first.isdigit() and args.last.isdigit()) or int(args.first) > int(args.last):
+            print("npc admin: FIRST and LAST are numbers, FIRST <= LAST", file=sys.stderr)
+            return 2
+    return asyncio.run(_with_database(url, args.action, args))
+
+
+# ---------------------------------------------------------------------------------- parser
+
+
+def _positive(value: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return number
+
+
+def _listen_options(parser: argparse.ArgumentParser, ports: tuple[str, str]) -> None:
+    parser.add_argument(
+        "--grpc-port", type=int, help=f"gRPC port (default: NPC_GRPC_PORT, else {ports[0]})"
+    )
+    parser.add_argument(
+        "--http-port", type=int, help=f"HTTP port (default: NPC_HTTP_PORT, else {ports[1]})"
+    )
+    parser.add_argument(
+        "--host", help="address to listen on (default: NPC_GRPC_HOST / NPC_HTTP_HOST, 127.0.0.1)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `npc`."""
+    parser = argparse.ArgumentParser(
+        prog="npc", description="National number portability clearinghouse."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the clearinghouse (gRPC + HTTP) until SIGINT/SIGTERM",
+        description="Run the clearinghouse. Without NPC_DATABASE_URL / NPC_REDIS_URL, embedded"
+        " servers run under var/ and the demo market is loaded.",
+    )
+    _listen_options(serve, ("50051", "8080"))
+    serve.set_defaults(func=cmd_serve)
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the clearinghouse with simulated operators porting numbers",
+        description="Run a clearinghouse on an accelerated clock with simulated operators that"
+        " file, answer, schedule and confirm ports over gRPC; print progress and the complete"
+        " ports per second.",
+    )
+    demo.add_argument(
+        "--operators", type=int, default=4, help="simulated operators, 2 to 4 (default 4)"
+    )
+    bound = demo.add_mutually_exclusive_group()
+    bound.add_argument("--ports", type=int, help="stop once this many ports completed")
+    bound.add_argument(
+        "--duration", type=_positive, help="stop filing after this many seconds, then summarise"
+    )
+    demo.add_argument(
+        "--rate",
+        type=float,
+        default=20.0,
+        help="port requests filed per second, all operators together (default 20; 0: unpaced)",
+    )
+    demo.add_argument(
+        "--speed",
+        type=_positive,
+        default=60.0,
+        help="demo clock seconds per wall second (default 60)",
+    )
+    demo.add_argument(
+        "--interval", type=_positive, default=1.0, help="seconds between progress lines"
+    )
+    demo.add_argument("--seed", type=int, help="random seed of the simulated operators")
+    _listen_options(demo, ("a free port", "a free port"))
+    demo.set_defaults(func=cmd_demo)
+
+    admin = commands.add_parser(
+        "admin", help="reference data: operators, tokens, ranges (NPC_DATABASE_URL)"
+    )
+    admin.add_argument("--database-url", help="default: NPC_DATABASE_URL")
+    actions = admin.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("migrate", help="apply pending schema migrations")
+    actions.add_parser("seed-demo", help="load the demo market when no operator exists")
+    add_operator = actions.add_parser("add-operator", help="register or update an operator")
+    add_operator.add_argument("id", metavar="ID")
+    add_operator.add_argument("name", metavar="NAME")
+    add_operator.add_argument("routing_code", metavar="ROUTING_CODE")
+    add_operator.add_argument(
+        "--token", help="its API token (default: keep the current one, or generate one)"
+    )
+    add_operator.add_argument(
+        "--regulator", action="store_true", help="the regulator's read-only identity"
+    )
+    add_range_parser = actions.add_parser("add-range", help="assign a numbering range")
+    add_range_parser.add_argument("operator", metavar="OPERATOR")
+    add_range_parser.add_argument("service", metavar="SERVICE", help="mobile or fixed")
+    add_range_parser.add_argument("first", metavar="FIRST")
+    add_range_parser.add_argument("last", metavar="LAST")
+    admin.set_defaults(func=cmd_admin)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `npc` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not args.verbose:
+        # grpc and asyncio chatter is noise unless debugging.
+        logging.getLogger("asyncio").setLevel(logging.WARNING)
+    try:
+        code: int = args.func(args)
+    except EmbeddedServiceError as exc:
+        log.error("%s", exc)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
