@@ -112,7 +112,9 @@ class OperatorProfile:
     schedule_delay: Delay = Delay(0.05, 0.5, 0.0, 1.0)  # SPR -> SchedulePort
     schedule_lead: timedelta = timedelta(minutes=1)  # clearinghouse time between PP and the port
     enable_delay: Delay = Delay(0.1, 0.5, 0.0, 1.0)  # execution broadcast -> RECIPIENT_ENABLED
-    max_in_flight: int = 200  # this operator's own requests not yet completed or closed
+    # Own requests not yet closed. Past about 60 per operator a saturated clearinghouse only
+    # queues: latency grows (donors miss their 5 minutes) and throughput falls.
+    max_in_flight: int = 64
     # Transport.
     call_timeout: float = 10.0
     max_concurrent_calls: int = 32  # unary calls outstanding at once on this operator's channel
