@@ -139,10 +139,10 @@ async def _latest_event(database_url: str) -> datetime | None:
     """When the newest logged event occurred (a re-run's demo clock never goes back before it)."""
     conn = await asyncpg.connect(database_url)
     try:
+        if await conn.fetchval("SELECT to_regclass('events')") is None:
+            return None  # not migrated yet
         latest: datetime | None = await conn.fetchval("SELECT max(occurred_at) FROM events")
         return latest
-    except asyncpg.UndefinedTableError:
-        return None
     finally:
         await conn.close()
 
