@@ -210,3 +210,44 @@ async def test_migrations_are_recorded_and_idempotent(cores):
         ]
     assert versions == list(range(1, len(versions) + 1))
     assert len(versions) >= 3
+
+
+async def test_command_and_deadline_on_one_case_do_not_deadlock(cores):
+    clock = FakeClock(DEFAULT_START)
+    core = await cores(clock)
+    async with core.db.pool.acquire() as conn:
+        await conn.execute("CREATE TABLE test_cases (id text PRIMARY KEY, state text)")
+        await conn.execute("INSERT INTO test_cases VALUES ('c1', 'open')")
+
+    async def handler(txn: Txn, deadline: Deadline) -> None:
+        await txn.conn.execute(
+            "UPDATE test_cases SET state = 'expired' WHERE id = $1", deadline.case_id
+        )
+
+    core.deadlines.register("test", "expiry", handler)
+    async with core.db.transaction("test", clock.now()) as txn:
+        txn.set_deadline("test", "expiry", "c1", clock.now(), "test rule")
+
+    command_holds_case = asyncio.Event()
+
+    async def command() -> None:
+        # A command that answers the case just as its deadline is due, and cancels the deadline.
+        async with core.db.transaction("test", clock.now()) as txn:
+            await txn.lock_case("test", "c1")
+            await txn.conn.execute("UPDATE test_cases SET state = 'answered' WHERE id = 'c1'")
+            command_holds_case.set()
+            await asyncio.sleep(0.3)
+            txn.cancel_deadlines("test", "c1", "expiry")
+
+    async def fire() -> int:
+        await command_holds_case.wait()
+        return await core.deadlines.fire_due()
+
+    _, fired = await asyncio.gather(command(), fire())
+    assert fired == 0
+    async with core.db.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT state FROM test_cases WHERE id = 'c1'") == "answered"
+        deadline = await conn.fetchrow("SELECT * FROM deadlines WHERE case_id = 'c1'")
+    assert deadline["cancelled_at"] is not None
+    assert deadline["fired_at"] is None
+    assert (deadline["attempts"], deadline["last_error"]) == (0, None)  # no deadlock was detected

@@ -45,6 +45,11 @@ def _failure_status(exc: BaseException, method: str) -> status_pb2.Status:
         return exc.status
     if isinstance(exc, DomainError):
         return to_status(exc)
+    if isinstance(exc, asyncpg.DeadlockDetectedError | asyncpg.SerializationError):
+        log.warning("%s: concurrent update conflict: %s", method, exc)
+        return status_pb2.Status(
+            code=code_pb2.ABORTED, message="concurrent update; retry with the same request_id"
+        )
     if isinstance(exc, _UNAVAILABLE):
         log.warning("%s: storage unavailable: %s", method, exc)
         return status_pb2.Status(

@@ -106,7 +106,7 @@ class DeadlineScheduler:
                 now = self.clock.now()
                 async with self.db.pool.acquire() as conn:
                     rows = await conn.fetch(
-                        "SELECT id, case_id FROM deadlines WHERE fired_at IS NULL"
+                        "SELECT id, flow, case_id FROM deadlines WHERE fired_at IS NULL"
                         " AND cancelled_at IS NULL AND next_attempt_at <= $1"
                         " ORDER BY next_attempt_at, id LIMIT $2",
                         now,
@@ -115,29 +115,34 @@ class DeadlineScheduler:
                 if not rows:
                     return fired
                 # Deadlines of one case fire in order; different cases fire concurrently.
-                by_case: dict[str, list[int]] = defaultdict(list)
+                by_case: dict[tuple[str, str], list[int]] = defaultdict(list)
                 for row in rows:
-                    by_case[row["case_id"]].append(row["id"])
+                    by_case[(row["flow"], row["case_id"])].append(row["id"])
                 semaphore = asyncio.Semaphore(self.concurrency)
                 results = await asyncio.gather(
-                    *(self._fire_in_order(ids, semaphore) for ids in by_case.values())
+                    *(self._fire_in_order(case, ids, semaphore) for case, ids in by_case.items())
                 )
                 fired += sum(results)
                 if sum(results) == 0:
                     return fired  # what is left is locked by another process or postponed
 
-    async def _fire_in_order(self, ids: list[int], semaphore: asyncio.Semaphore) -> int:
+    async def _fire_in_order(
+        self, case: tuple[str, str], ids: list[int], semaphore: asyncio.Semaphore
+    ) -> int:
         async with semaphore:
             count = 0
             for deadline_id in ids:
-                count += await self._fire(deadline_id)
+                count += await self._fire(case, deadline_id)
             return count
 
-    async def _fire(self, deadline_id: int) -> int:
+    async def _fire(self, case: tuple[str, str], deadline_id: int) -> int:
         now = self.clock.now()
         deadline: Deadline | None = None
         try:
             async with self.db.transaction("deadline", now) as txn:
+                # The case lock comes first, as in every command on the case: taking the
+                # deadline row first would deadlock with a command cancelling it.
+                await txn.lock_case(*case)
                 row = await txn.conn.fetchrow(
                     "SELECT * FROM deadlines WHERE id = $1 AND fired_at IS NULL"
                     " AND cancelled_at IS NULL AND next_attempt_at <= $2 FOR UPDATE SKIP LOCKED",

@@ -106,6 +106,16 @@ class Txn:
         """Cancel a pending deadline of a case (all of its pending deadlines when kind is None)."""
         self.cancelled.append((flow, case_id, kind))
 
+    async def lock_case(self, flow: str, case_id: str) -> None:
+        """Serialise work on one case until commit.
+
+        Every command and every deadline on a case takes this lock before any row lock, so
+        their row locks are always taken in the same order and cannot deadlock.
+        """
+        await self.conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"{flow}:{case_id}"
+        )
+
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once the transaction has committed."""
         self._after_commit.append(callback)

@@ -195,7 +195,7 @@ class PortabilityHandler:
         )
 
     async def _load_request(self, txn: Txn, case_id: str, caller: Caller, *roles: str) -> Any:
-        row = await store.lock_request(txn.conn, case_id)
+        row = await store.lock_request(txn, case_id)
         if row is None:
             raise NotFound("port_request", case_id)
         if not any(row[role] == caller.operator for role in roles):
@@ -272,7 +272,7 @@ class PortabilityHandler:
         check_case_id(v, "consultation_id", request.consultation_id, "CP")
         self._check_answer(v, request.accept, request)
         v.raise_if_any()
-        row = await store.lock_consultation(txn.conn, request.consultation_id)
+        row = await store.lock_consultation(txn, request.consultation_id)
         if row is None:
             raise NotFound("prior_consultation", request.consultation_id)
         if row["donor"] != caller.operator:
@@ -364,7 +364,7 @@ class PortabilityHandler:
         return row
 
     async def _consultation_donor_silent(self, txn: Txn, deadline: Deadline) -> None:
-        row = await store.lock_consultation(txn.conn, deadline.case_id)
+        row = await store.lock_consultation(txn, deadline.case_id)
         if row is not None and row["state"] == "awaiting_donor":
             await self._consultation_silence(txn, row)
 
@@ -635,7 +635,7 @@ class PortabilityHandler:
         return await self._declare_admissible(txn, row, donor_silent=True)
 
     async def _request_donor_silent(self, txn: Txn, deadline: Deadline) -> None:
-        row = await store.lock_request(txn.conn, deadline.case_id)
+        row = await store.lock_request(txn, deadline.case_id)
         if row is not None and row["state"] == "awaiting_donor":
             await self._request_silence(txn, row)
 
@@ -701,7 +701,7 @@ class PortabilityHandler:
         return request_message(row)
 
     async def _debt_not_proven(self, txn: Txn, deadline: Deadline) -> None:
-        row = await store.lock_request(txn.conn, deadline.case_id)
+        row = await store.lock_request(txn, deadline.case_id)
         if row is None or row["state"] != "objected_debt":
             return
         row = await store.update(
@@ -854,7 +854,7 @@ class PortabilityHandler:
         return row
 
     async def _not_scheduled(self, txn: Txn, deadline: Deadline) -> None:
-        row = await store.lock_request(txn.conn, deadline.case_id)
+        row = await store.lock_request(txn, deadline.case_id)
         if row is not None and row["state"] == "admissible":
             await self._cancel_not_scheduled(txn, row)
 
@@ -893,7 +893,7 @@ class PortabilityHandler:
         return row
 
     async def _execute(self, txn: Txn, deadline: Deadline) -> None:
-        row = await store.lock_request(txn.conn, deadline.case_id)
+        row = await store.lock_request(txn, deadline.case_id)
         if row is not None and row["state"] == "scheduled":
             await self._execute_now(txn, row)
 
@@ -983,7 +983,7 @@ class PortabilityHandler:
         return request_message(row)
 
     async def _confirmation_missed(self, txn: Txn, deadline: Deadline) -> None:
-        row = await store.lock_request(txn.conn, deadline.case_id)
+        row = await store.lock_request(txn, deadline.case_id)
         if row is None:
             return
         if deadline.kind == DONOR_DISABLE and row["donor_disabled_at"] is None:

@@ -9,7 +9,9 @@ from typing import Any
 import asyncpg
 from asyncpg import Record
 
+from npc.flows.portability.rules import FLOW
 from npc.flows.portability.validation import NumberEntry
+from npc.store.database import Txn
 
 
 async def next_id(conn: asyncpg.Connection, prefix: str) -> str:
@@ -98,14 +100,16 @@ async def insert_request(
     return row
 
 
-async def lock_request(conn: asyncpg.Connection, case_id: str) -> Record | None:
-    """The port request row, locked for update."""
-    return await conn.fetchrow("SELECT * FROM port_requests WHERE id = $1 FOR UPDATE", case_id)
+async def lock_request(txn: Txn, case_id: str) -> Record | None:
+    """The port request row, locked for update (after the case lock, as everywhere)."""
+    await txn.lock_case(FLOW, case_id)
+    return await txn.conn.fetchrow("SELECT * FROM port_requests WHERE id = $1 FOR UPDATE", case_id)
 
 
-async def lock_consultation(conn: asyncpg.Connection, case_id: str) -> Record | None:
-    """The prior consultation row, locked for update."""
-    return await conn.fetchrow(
+async def lock_consultation(txn: Txn, case_id: str) -> Record | None:
+    """The prior consultation row, locked for update (after the case lock, as everywhere)."""
+    await txn.lock_case(FLOW, case_id)
+    return await txn.conn.fetchrow(
         "SELECT * FROM prior_consultations WHERE id = $1 FOR UPDATE", case_id
     )
 
