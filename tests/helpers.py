@@ -135,3 +135,32 @@ def head(app: Clearinghouse) -> int:
     """The current head of the event log in this process."""
     assert app.core is not None
     return app.core.hub.head
+
+
+async def port_end_to_end(
+    app: Clearinghouse,
+    clock: FakeClock,
+    recipient: OperatorClient,
+    donor: OperatorClient,
+    numbers: list[common_pb2.NumberBlock],
+) -> portability_pb2.PortRequest:
+    """File, accept and schedule a port, and move the clock to its execution."""
+    filed = await recipient.call(
+        "SubmitPortRequest", port_request(clock, donor=donor.operator, numbers=numbers)
+    )
+    await donor.call(
+        "AnswerPortRequest",
+        portability_pb2.AnswerPortRequestRequest(
+            request_id=rid(), port_request_id=filed.id, accept=True
+        ),
+    )
+    limit = filed.execution_limit.ToDatetime(tzinfo=clock.now().tzinfo)
+    window_opens = limit - timedelta(hours=6)  # the default window is 00:00-06:00
+    await recipient.call(
+        "SchedulePort",
+        portability_pb2.SchedulePortRequest(
+            request_id=rid(), port_request_id=filed.id, scheduled_at=ts(window_opens)
+        ),
+    )
+    await advance_to(app, clock, window_opens)
+    return filed

@@ -8,7 +8,7 @@ from typing import Any
 
 import grpc
 
-from npc.v1 import events_pb2, events_pb2_grpc, portability_pb2_grpc
+from npc.v1 import events_pb2, events_pb2_grpc, portability_pb2_grpc, registry_pb2_grpc
 
 
 class OperatorClient:
@@ -28,6 +28,7 @@ class OperatorClient:
         )
         self.portability = portability_pb2_grpc.PortabilityServiceStub(self.channel)
         self.events = events_pb2_grpc.EventServiceStub(self.channel)
+        self.registry = registry_pb2_grpc.RegistryServiceStub(self.channel)
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:

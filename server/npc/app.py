@@ -16,6 +16,7 @@ from npc.core.clock import Clock, SystemClock
 from npc.core.flow import GrpcService
 from npc.core.runtime import Core
 from npc.flows.portability.flow import PortabilityFlow
+from npc.flows.registry.flow import RegistryFlow
 from npc.store.database import Database
 from npc.v1 import events_pb2_grpc
 from npc.web.http import build_app
@@ -50,7 +51,7 @@ class Clearinghouse:
         self.core = core
         commands = CommandRunner(db, self.clock)
         self.portability = PortabilityFlow(settings.portability, commands)
-        core.add_flows([self.portability])
+        core.add_flows([RegistryFlow(), self.portability])
         await core.start(background=background)
         authenticator = TokenAuthenticator(db)
         self.authenticator = authenticator

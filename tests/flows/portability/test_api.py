@@ -1180,8 +1180,13 @@ async def test_range_of_fifty_numbers_ports_end_to_end(app, operators, clock):
         broadcasts = [e for e in events if e.case_id == done.id and e.broadcast]
         assert [e.type for e in broadcasts] == [
             "portability.request.scheduled_for_execution",
+            "registry.numbers_changed",
             "portability.request.executed",
         ], operator
+        changed = broadcasts[1].payload
+        assert changed["to_operator"] == "claro"
+        assert [m["from_operator"] for m in changed["moves"]] == ["movistar"]
+        assert len(changed["moves"][0]["numbers"]) == 50
         executed = broadcasts[-1]
         assert executed.payload["number_count"] == 50
         assert executed.payload["recipient"] == "claro"

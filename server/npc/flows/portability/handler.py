@@ -61,6 +61,7 @@ from npc.flows.portability.validation import (
     timestamp,
     within,
 )
+from npc.flows.registry import store as registry
 from npc.store.database import Txn
 from npc.v1 import portability_pb2 as pb
 
@@ -862,8 +863,9 @@ class PortabilityHandler:
 
     async def _execute_now(self, txn: Txn, row: Any) -> Any:
         """Move the numbers to the recipient in the central registry and tell every operator."""
-        moved = await store.move_numbers(
-            txn.conn, row["id"], row["donor"], row["recipient"], row["service"], txn.now
+        numbers = await store.request_numbers(txn.conn, row["id"])
+        moved = await registry.move_numbers(
+            txn, numbers, row["recipient"], reason="port", case_id=row["id"]
         )
         await store.release_numbers(txn.conn, row["id"])
         row = await store.update(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -144,45 +143,6 @@ async def request_numbers(conn: asyncpg.Connection, case_id: str) -> list[str]:
         case_id,
     )
     return [r["number"] for r in rows]
-
-
-async def move_numbers(
-    conn: asyncpg.Connection, case_id: str, donor: str, recipient: str, service: str, now: datetime
-) -> int:
-    """Make `recipient` the serving operator of the request's numbers in the central registry.
-
-    A number coming home to its range holder leaves `ported_numbers`; any other gets (or updates)
-    its row. Each change is written to the number's history.
-    """
-    numbers = await request_numbers(conn, case_id)
-    await conn.execute(
-        """WITH n AS (
-               SELECT x.number, r.operator_id AS holder
-               FROM unnest($1::text[]) AS x(number)
-               JOIN number_ranges r ON r.numbers @> x.number::bigint),
-           home AS (
-               DELETE FROM ported_numbers p USING n
-               WHERE p.number = n.number AND n.holder = $2 RETURNING p.number)
-           INSERT INTO ported_numbers (number, service, range_holder, serving_operator, ported_at, case_id)
-           SELECT n.number, $3, n.holder, $2, $4, $5 FROM n WHERE n.holder <> $2
-           ON CONFLICT (number) DO UPDATE SET serving_operator = EXCLUDED.serving_operator,
-               ported_at = EXCLUDED.ported_at, case_id = EXCLUDED.case_id""",
-        numbers,
-        recipient,
-        service,
-        now,
-        case_id,
-    )
-    await conn.execute(
-        """INSERT INTO number_history (number, from_operator, to_operator, changed_at, reason, case_id)
-           SELECT x, $2, $3, $4, 'port', $5 FROM unnest($1::text[]) AS x""",
-        numbers,
-        donor,
-        recipient,
-        now,
-        case_id,
-    )
-    return len(numbers)
 
 
 async def routing_code(conn: asyncpg.Connection, operator: str) -> str:

@@ -1,0 +1,34 @@
+"""gRPC servicer of the registry: translation only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from npc.flows.registry.handler import RegistryHandler
+from npc.v1 import registry_pb2 as pb
+from npc.v1 import registry_pb2_grpc as pb_grpc
+
+
+class RegistryServicer(pb_grpc.RegistryServiceServicer):
+    """RegistryService over the handler. Every identified caller may look numbers up."""
+
+    def __init__(self, handler: RegistryHandler) -> None:
+        self.handler = handler
+
+    async def LookupNumber(
+        self, request: pb.LookupNumberRequest, context: grpc.aio.ServicerContext
+    ) -> pb.NumberRouting:  # noqa: N802, E501
+        return await self.handler.lookup_one(request)
+
+    async def LookupNumbers(
+        self, request: pb.LookupNumbersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.LookupNumbersResponse:  # noqa: N802, E501
+        return await self.handler.lookup_many(request)
+
+    async def StreamSnapshot(
+        self, request: pb.StreamSnapshotRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.SnapshotChunk]:  # noqa: N802, E501
+        async for chunk in self.handler.snapshot(request):
+            yield chunk
