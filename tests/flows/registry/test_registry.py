@@ -67,6 +67,7 @@ async def test_lookups_follow_a_port_in_two_server_processes(app, operators, clo
         (["94000000a"], "numbers[0]"),
         (["940000001", "9400000011"], "numbers[1]"),
         (["940000001\n"], "numbers[0]"),
+        (["012000005"], "numbers[0]"),
         (["9" * 8] * 10_001, "numbers"),
     ],
 )

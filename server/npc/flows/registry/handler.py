@@ -15,7 +15,7 @@ from npc.flows.registry.store import NUMBERS_CHANGED
 from npc.v1 import common_pb2, registry_pb2
 
 MAX_BATCH = 10_000
-_NUMBER = re.compile(r"(?a)\d{8,9}")
+_NUMBER = re.compile(r"(?a)9\d{8}|[1-8]\d{7}")  # the plan: mobile 9 digits, fixed 8
 _SERVICES = {"mobile": common_pb2.SERVICE_TYPE_MOBILE, "fixed": common_pb2.SERVICE_TYPE_FIXED}
 
 _LOOKUP = """
@@ -66,7 +66,9 @@ class RegistryHandler:
         if len(numbers) > MAX_BATCH:
             raise InvalidArgument(FieldViolation(field, f"at most {MAX_BATCH} numbers per call"))
         bad = [
-            FieldViolation(f"{field}[{i}]", "8 or 9 digits")
+            FieldViolation(
+                f"{field}[{i}]", "a mobile (9 digits, starting with 9) or fixed (8 digits) number"
+            )
             for i, n in enumerate(numbers)
             if not _NUMBER.fullmatch(n)
         ]
