@@ -36,6 +36,9 @@ async def test_lookups_follow_a_port_in_two_server_processes(app, operators, clo
             assert not before["940000001"].ported
             assert before["12000005"].service == 2  # SERVICE_TYPE_FIXED
             assert not before["99999999"].in_plan
+            odd = await _lookup(entel_there, ["9400000011", "120000050"])
+            assert not odd["9400000011"].in_plan  # wrong shapes are simply not in the plan
+            assert not odd["120000050"].in_plan
 
             await port_end_to_end(
                 app, clock, operators["claro"], operators["movistar"], [block("940000001")]
@@ -65,7 +68,7 @@ async def test_lookups_follow_a_port_in_two_server_processes(app, operators, clo
     [
         ([], "numbers"),
         (["94000000a"], "numbers[0]"),
-        (["940000001", "9400000011"], "numbers[1]"),
+        (["940000001", "+940000001"], "numbers[1]"),
         (["940000001\n"], "numbers[0]"),
         (["012000005"], "numbers[0]"),
         (["9" * 8] * 10_001, "numbers"),

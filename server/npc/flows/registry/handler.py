@@ -15,7 +15,10 @@ from npc.flows.registry.store import NUMBERS_CHANGED
 from npc.v1 import common_pb2, registry_pb2
 
 MAX_BATCH = 10_000
-_NUMBER = re.compile(r"(?a)9\d{8}|[1-8]\d{7}")  # the plan: mobile 9 digits, fixed 8
+# Any national number without a leading zero: a number of another shape is simply not in the plan,
+# and one odd number must not fail a whole batch. Without leading zeros, numbers of different
+# lengths never compare equal, so ranges can be matched numerically.
+_NUMBER = re.compile(r"(?a)[1-9]\d{0,14}")
 _SERVICES = {"mobile": common_pb2.SERVICE_TYPE_MOBILE, "fixed": common_pb2.SERVICE_TYPE_FIXED}
 
 _LOOKUP = """
@@ -66,9 +69,7 @@ class RegistryHandler:
         if len(numbers) > MAX_BATCH:
             raise InvalidArgument(FieldViolation(field, f"at most {MAX_BATCH} numbers per call"))
         bad = [
-            FieldViolation(
-                f"{field}[{i}]", "a mobile (9 digits, starting with 9) or fixed (8 digits) number"
-            )
+            FieldViolation(f"{field}[{i}]", "digits only, no leading zero, at most 15")
             for i, n in enumerate(numbers)
             if not _NUMBER.fullmatch(n)
         ]
