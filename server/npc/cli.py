@@ -15,8 +15,10 @@ import os
 import secrets
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
@@ -27,6 +29,12 @@ from npc.app import Clearinghouse
 from npc.config import Settings
 from npc.core.clock import SystemClock
 from npc.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedServiceError
+from npc.flows.registry.importer import (
+    ImportProgress,
+    RegistryImportError,
+    import_plan,
+    import_ported,
+)
 from npc.store.database import Database
 
 log = logging.getLogger("npc.cli")
@@ -179,6 +187,67 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------- admin
 
 
+class _ProgressBar:
+    """One carriage-return line on stderr: share of the file read, lines and lines per second."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.started = time.monotonic()
+        self.shown = 0.0
+        self.width = 0
+
+    def __call__(self, state: ImportProgress) -> None:
+        now = time.monotonic()
+        if (
+            state.phase == "copy"
+            and now - self.shown < 0.1
+            and state.bytes_read < state.total_bytes
+        ):
+            return
+        self.shown = now
+        elapsed = max(now - self.started, 1e-6)
+        share = 100 * state.bytes_read / state.total_bytes if state.total_bytes else 100.0
+        if state.phase == "copy":
+            text = (
+                f"import {self.kind}: {share:5.1f}% read, {state.lines:,} lines,"
+                f" {state.lines / elapsed:,.0f} rows/s"
+            )
+        else:
+            text = f"import {self.kind}: 100.0% read, {state.phase} ({elapsed:.1f} s)"
+        self._show(text)
+
+    def _show(self, text: str) -> None:
+        sys.stderr.write("\r" + text.ljust(self.width))
+        sys.stderr.flush()
+        self.width = len(text)
+
+    def done(self) -> None:
+        if self.width:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+async def _import(db: Database, kind: str, path: str) -> int:
+    bar = _ProgressBar(kind)
+    load = import_plan if kind == "plan" else import_ported
+    try:
+        report = await load(db, path, bar, now=datetime.now(UTC))
+    except RegistryImportError as exc:
+        bar.done()
+        print(f"line {exc.line}: {exc.reason}", file=sys.stderr)
+        print("npc admin: nothing imported", file=sys.stderr)
+        return 1
+    bar.done()
+    rate = report.rows / report.seconds if report.seconds else 0.0
+    what = "ranges added to the plan" if kind == "plan" else "ported numbers recorded"
+    print(
+        f"imported {report.rows:,} {what} from {path} in {report.seconds:.1f} s"
+        f" ({rate:,.0f} rows/s)"
+        + (f"; {report.changed:,} changed serving operator" if kind == "ported" else "")
+    )
+    return 0
+
+
 async def _with_database(url: str, action: str, args: argparse.Namespace) -> int:
     db = await Database.connect(url, min_size=1, max_size=2)
     try:
@@ -213,6 +282,8 @@ async def _with_database(url: str, action: str, args: argparse.Namespace) -> int
         elif action == "add-range":
             await add_range(db, args.operator, args.service, args.first, args.last)
             print(f"{args.operator} holds {args.service} numbers {args.first}-{args.last}")
+        elif action == "import":
+            return await _import(db, args.kind, args.file)
     except asyncpg.UndefinedTableError:
         print("npc admin: the schema is missing; run `npc admin migrate` first", file=sys.stderr)
         return 1
@@ -240,6 +311,9 @@ def cmd_admin(args: argparse.Namespace) -> int:
         if not (args.first.isdigit() and args.last.isdigit()) or int(args.first) > int(args.last):
             print("npc admin: FIRST and LAST are numbers, FIRST <= LAST", file=sys.stderr)
             return 2
+    if args.action == "import" and not Path(args.file).is_file():
+        print(f"npc admin: no such file: {args.file}", file=sys.stderr)
+        return 2
     return asyncio.run(_with_database(url, args.action, args))
 
 
@@ -338,6 +412,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_range_parser.add_argument("service", metavar="SERVICE", help="mobile or fixed")
     add_range_parser.add_argument("first", metavar="FIRST")
     add_range_parser.add_argument("last", metavar="LAST")
+    import_parser = actions.add_parser(
+        "import",
+        help="bulk-load the numbering plan or the ported numbers from a CSV file",
+        description="Load a CSV file in one transaction: plan (header operator,service,first,last)"
+        " or ported (header number,serving_operator,ported_at). The first bad row fails the import"
+        " with its line number and nothing is loaded. See README, Registry data.",
+    )
+    import_parser.add_argument(
+        "kind", choices=["plan", "ported"], metavar="KIND", help="plan or ported"
+    )
+    import_parser.add_argument("file", metavar="FILE")
     admin.set_defaults(func=cmd_admin)
     return parser
 
