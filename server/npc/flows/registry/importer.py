@@ -289,12 +289,8 @@ async def import_ported(
         await conn.execute("SET LOCAL work_mem = '256MB'")
         await conn.execute(
             f"""CREATE TEMP TABLE import_ported ON COMMIT DROP AS
-                WITH p AS MATERIALIZED (
-                    SELECT line, width, btrim(f[1]) AS number, btrim(f[2]) AS serving,
-                           btrim(f[3]) AS ported_at
-                    FROM ({_FIELDS}) AS fields),
-                v AS MATERIALIZED (
-                    SELECT p.*, CASE
+                WITH v AS MATERIALIZED (
+                    SELECT line, number, serving, ported_at, CASE
                         WHEN width <> 3 THEN
                             format('bad format: expected 3 fields, found %s', width)
                         WHEN number !~ '^(?:9[0-9]{{8}}|[0-9]{{8}})$' THEN
@@ -305,18 +301,17 @@ async def import_ported(
                             format('bad format: ported_at %L is not an ISO 8601 date and time'
                                    ' with an offset', ported_at)
                         END AS bad
-                    FROM p),
-                t AS MATERIALIZED (
-                    SELECT v.line, v.number, v.serving, v.bad,
-                           CASE WHEN v.bad IS NULL THEN v.number::bigint END AS n,
-                           CASE WHEN v.bad IS NULL THEN v.ported_at::timestamptz END AS ported_at
-                    FROM v)
-                SELECT t.line, t.number, t.serving, t.bad, t.ported_at,
+                    FROM (SELECT line, width, btrim(f[1]) AS number, btrim(f[2]) AS serving,
+                                 btrim(f[3]) AS ported_at
+                          FROM ({_FIELDS}) AS fields) AS p)
+                SELECT v.line, v.number, v.serving, v.bad,
+                       CASE WHEN v.bad IS NULL THEN v.ported_at::timestamptz END AS ported_at,
                        o.id IS NOT NULL AS known, r.operator_id AS holder, r.service,
-                       min(t.line) OVER (PARTITION BY t.number) AS first_line
-                FROM t
-                LEFT JOIN operators o ON o.id = t.serving
-                LEFT JOIN number_ranges r ON r.numbers @> t.n"""
+                       min(v.line) OVER (PARTITION BY v.number) AS first_line
+                FROM v
+                LEFT JOIN operators o ON o.id = v.serving
+                LEFT JOIN number_ranges r
+                    ON r.numbers @> (CASE WHEN v.bad IS NULL THEN v.number::bigint END)"""
         )
         await conn.execute(
             """CREATE TEMP TABLE import_ported_checked ON COMMIT DROP AS
