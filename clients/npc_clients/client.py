@@ -29,6 +29,7 @@ class OperatorClient:
         self.portability = portability_pb2_grpc.PortabilityServiceStub(self.channel)
         self.events = events_pb2_grpc.EventServiceStub(self.channel)
         self.registry = registry_pb2_grpc.RegistryServiceStub(self.channel)
+        self.returns = registry_pb2_grpc.ReturnsServiceStub(self.channel)
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:

@@ -51,7 +51,7 @@ class Clearinghouse:
         self.core = core
         commands = CommandRunner(db, self.clock)
         self.portability = PortabilityFlow(settings.portability, commands)
-        core.add_flows([RegistryFlow(), self.portability])
+        core.add_flows([RegistryFlow(commands), self.portability])
         await core.start(background=background)
         authenticator = TokenAuthenticator(db)
         self.authenticator = authenticator

@@ -6,7 +6,10 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from npc.api.commands import CommandRunner
+from npc.api.identity import current_caller
 from npc.flows.registry.handler import RegistryHandler
+from npc.flows.registry.returns import ReturnsHandler
 from npc.v1 import registry_pb2 as pb
 from npc.v1 import registry_pb2_grpc as pb_grpc
 
@@ -32,3 +35,23 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
     ) -> AsyncIterator[pb.SnapshotChunk]:  # noqa: N802, E501
         async for chunk in self.handler.snapshot(request):
             yield chunk
+
+
+class ReturnsServicer(pb_grpc.ReturnsServiceServicer):
+    """ReturnsService over its handler; mutating calls go through the idempotent command runner."""
+
+    def __init__(self, handler: ReturnsHandler, commands: CommandRunner) -> None:
+        self.handler = handler
+        self.commands = commands
+
+    async def ReportDisconnection(
+        self, request: pb.ReportDisconnectionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReportDisconnectionResponse:  # noqa: N802, E501
+        caller = current_caller()
+        return await self.commands.run(
+            caller,
+            "ReportDisconnection",
+            request,
+            pb.ReportDisconnectionResponse,
+            lambda txn: self.handler.report_disconnection(txn, caller, request),
+        )

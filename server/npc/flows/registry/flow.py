@@ -2,33 +2,43 @@
 
 from __future__ import annotations
 
+from npc.api.commands import CommandRunner
 from npc.core.flow import GrpcService
 from npc.core.runtime import Core
-from npc.flows.registry.api import RegistryServicer
+from npc.flows.registry.api import RegistryServicer, ReturnsServicer
 from npc.flows.registry.handler import RegistryHandler
+from npc.flows.registry.returns import ReturnsHandler
 from npc.flows.registry.store import FLOW
 from npc.v1 import registry_pb2_grpc
 
 
 class RegistryFlow:
-    """The central number registry: lookups and snapshots (changes come from the other flows)."""
+    """The central number registry: lookups, snapshots and returns of numbers to range holders."""
 
     name = FLOW
 
-    def __init__(self) -> None:
+    def __init__(self, commands: CommandRunner) -> None:
+        self.commands = commands
         self.handler: RegistryHandler | None = None
+        self.returns: ReturnsHandler | None = None
 
     def setup(self, core: Core) -> None:
-        """Create the handler."""
+        """Create the handlers."""
         self.handler = RegistryHandler(core)
+        self.returns = ReturnsHandler(self.handler)
 
     def grpc_services(self) -> list[GrpcService]:
-        """RegistryService."""
-        assert self.handler is not None
+        """RegistryService and ReturnsService."""
+        assert self.handler is not None and self.returns is not None
         return [
             GrpcService(
                 "npc.v1.RegistryService",
                 RegistryServicer(self.handler),
                 registry_pb2_grpc.add_RegistryServiceServicer_to_server,
-            )
+            ),
+            GrpcService(
+                "npc.v1.ReturnsService",
+                ReturnsServicer(self.returns, self.commands),
+                registry_pb2_grpc.add_ReturnsServiceServicer_to_server,
+            ),
         ]

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from npc.core.errors import FieldViolation, InvalidArgument
@@ -63,7 +64,7 @@ class RegistryHandler:
         self.core = core
 
     @staticmethod
-    def _check_numbers(numbers: list[str], field: str) -> None:
+    def check_numbers(numbers: list[str], field: str) -> None:
         if not numbers:
             raise InvalidArgument(FieldViolation(field, "at least one number"))
         if len(numbers) > MAX_BATCH:
@@ -76,17 +77,22 @@ class RegistryHandler:
         if bad:
             raise InvalidArgument(bad[:20])
 
-    async def lookup(self, numbers: list[str]) -> list[registry_pb2.NumberRouting]:
-        """Serving operator and routing code of each number, in order."""
-        async with self.core.db.pool.acquire() as conn:
+    async def lookup(
+        self, numbers: list[str], *, conn: asyncpg.Connection | None = None
+    ) -> list[registry_pb2.NumberRouting]:
+        """Serving operator and routing code of each number, in order (on `conn` when given)."""
+        if conn is not None:
             rows = await conn.fetch(_LOOKUP, numbers)
+        else:
+            async with self.core.db.pool.acquire() as own:
+                rows = await own.fetch(_LOOKUP, numbers)
         return [routing_message(r) for r in rows]
 
     async def lookup_one(
         self, request: registry_pb2.LookupNumberRequest
     ) -> registry_pb2.NumberRouting:
         """LookupNumber."""
-        self._check_numbers([request.number], "number")
+        self.check_numbers([request.number], "number")
         return (await self.lookup([request.number]))[0]
 
     async def lookup_many(
@@ -94,7 +100,7 @@ class RegistryHandler:
     ) -> registry_pb2.LookupNumbersResponse:
         """LookupNumbers."""
         numbers = list(request.numbers)
-        self._check_numbers(numbers, "numbers")
+        self.check_numbers(numbers, "numbers")
         return registry_pb2.LookupNumbersResponse(results=await self.lookup(numbers))
 
     async def snapshot(
