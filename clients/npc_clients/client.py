@@ -8,7 +8,13 @@ from typing import Any
 
 import grpc
 
-from npc.v1 import events_pb2, events_pb2_grpc, portability_pb2_grpc, registry_pb2_grpc
+from npc.v1 import (
+    events_pb2,
+    events_pb2_grpc,
+    portability_pb2_grpc,
+    registry_pb2_grpc,
+    suspension_pb2_grpc,
+)
 
 
 class OperatorClient:
@@ -30,6 +36,7 @@ class OperatorClient:
         self.events = events_pb2_grpc.EventServiceStub(self.channel)
         self.registry = registry_pb2_grpc.RegistryServiceStub(self.channel)
         self.returns = registry_pb2_grpc.ReturnsServiceStub(self.channel)
+        self.suspension = suspension_pb2_grpc.SuspensionServiceStub(self.channel)
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:

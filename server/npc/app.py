@@ -17,6 +17,7 @@ from npc.core.flow import GrpcService
 from npc.core.runtime import Core
 from npc.flows.portability.flow import PortabilityFlow
 from npc.flows.registry.flow import RegistryFlow
+from npc.flows.suspension.flow import SuspensionFlow
 from npc.store.database import Database
 from npc.v1 import events_pb2_grpc
 from npc.web.http import build_app
@@ -51,7 +52,13 @@ class Clearinghouse:
         self.core = core
         commands = CommandRunner(db, self.clock)
         self.portability = PortabilityFlow(settings.portability, commands)
-        core.add_flows([RegistryFlow(commands), self.portability])
+        core.add_flows(
+            [
+                RegistryFlow(commands),
+                self.portability,
+                SuspensionFlow(settings.portability.jurisdiction, commands),
+            ]
+        )
         await core.start(background=background)
         authenticator = TokenAuthenticator(db)
         self.authenticator = authenticator

@@ -17,7 +17,7 @@ from npc.v1 import common_pb2, portability_pb2
 MOBILE_NUMBER = re.compile(r"(?a)^9\d{8}$")
 FIXED_NUMBER = re.compile(r"(?a)^(1\d{7}|[4-8]\d{7})$")
 OPERATOR_ID = re.compile(r"(?a)^[a-z][a-z0-9_-]{1,31}$")
-CASE_ID = re.compile(r"(?a)^(SP|CP)\d{10}$")
+CASE_ID = re.compile(r"(?a)^[A-Z]{2}\d{10}$")
 EMAIL = re.compile(r"(?a)^[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z]{2,24}$")
 PHONE = re.compile(r"(?a)^\+?\d{6,15}$")
 CURRENCY = re.compile(r"(?a)^[A-Z]{3}$")

@@ -1,0 +1,37 @@
+"""The suspension flow's manifest."""
+
+from __future__ import annotations
+
+from npc.api.commands import CommandRunner
+from npc.core.flow import GrpcService
+from npc.core.runtime import Core
+from npc.flows.suspension.api import SuspensionServicer
+from npc.flows.suspension.handler import FLOW, SuspensionHandler
+from npc.v1 import suspension_pb2_grpc
+
+
+class SuspensionFlow:
+    """Suspension of ported numbers for debt, and their reactivation (article 13)."""
+
+    name = FLOW
+
+    def __init__(self, jurisdiction: str, commands: CommandRunner) -> None:
+        self.jurisdiction = jurisdiction
+        self.commands = commands
+        self.handler: SuspensionHandler | None = None
+
+    def setup(self, core: Core) -> None:
+        """Create the handler and register its deadlines."""
+        self.handler = SuspensionHandler(core, self.jurisdiction)
+        self.handler.register_deadlines()
+
+    def grpc_services(self) -> list[GrpcService]:
+        """SuspensionService."""
+        assert self.handler is not None
+        return [
+            GrpcService(
+                "npc.v1.SuspensionService",
+                SuspensionServicer(self.handler, self.commands),
+                suspension_pb2_grpc.add_SuspensionServiceServicer_to_server,
+            )
+        ]

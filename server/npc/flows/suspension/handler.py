@@ -1,0 +1,402 @@
+"""Suspension for debt and reactivation of ported numbers (article 13).
+
+    requested --recipient confirms--> suspended --donor: paid--> reactivation_due --> reactivated
+                                          \\--30 calendar days--/
+
+Deadlines: the recipient suspends within 2 business days of the request (infraction 13); the donor
+asks reactivation within 1 business day of the payment (14); the recipient reactivates within 24
+hours of the request (15). A suspension lasts at most 30 calendar days: then reactivation is due
+as if the donor had asked it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from npc.api.identity import Caller
+from npc.core.compliance import Rule, record_breach
+from npc.core.deadlines import Deadline
+from npc.core.errors import AlreadyExists, FailedPrecondition, NotFound, PermissionDenied
+from npc.core.events import CLEARINGHOUSE
+from npc.core.runtime import Core
+from npc.flows.portability.validation import (
+    AMOUNT,
+    CURRENCY,
+    RECEIPT,
+    Violations,
+    check_case_id,
+    parse_date,
+    timestamp,
+    within,
+)
+from npc.store.database import Txn
+from npc.v1 import common_pb2
+from npc.v1 import suspension_pb2 as pb
+
+FLOW = "suspension"
+WAIT_AFTER_DISABLING = timedelta(days=30)
+MAX_SUSPENSION = timedelta(days=30)
+REACTIVATE_WITHIN = timedelta(hours=24)
+
+SUSPEND = Rule(
+    "recipient_suspend",
+    13,
+    "art. 13 (iii)",
+    "leve",
+    "recipient",
+    "Suspend the number within 2 business days of the donor's request.",
+)
+ASK_REACTIVATION = Rule(
+    "donor_request_reactivation",
+    14,
+    "art. 13 (iv)",
+    "leve",
+    "donor",
+    "Ask reactivation within 1 business day of receiving the payment or claim.",
+)
+REACTIVATE = Rule(
+    "recipient_reactivate",
+    15,
+    "art. 13 (v)",
+    "leve",
+    "recipient",
+    "Reactivate the number within 24 hours of the donor's request.",
+)
+
+STATES = {
+    "requested": pb.SUSPENSION_STATE_REQUESTED,
+    "suspended": pb.SUSPENSION_STATE_SUSPENDED,
+    "reactivation_due": pb.SUSPENSION_STATE_REACTIVATION_DUE,
+    "reactivated": pb.SUSPENSION_STATE_REACTIVATED,
+}
+
+
+def _ts(value: Any) -> Timestamp | None:
+    if value is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def message(row: Any) -> pb.Suspension:
+    """A suspensions row as its API message."""
+    return pb.Suspension(
+        id=row["id"],
+        port_request_id=row["port_request_id"],
+        number=row["number"],
+        donor=row["donor"],
+        recipient=row["recipient"],
+        state=STATES[row["state"]],
+        bill_number=row["bill_number"],
+        due_date=row["due_date"].isoformat(),
+        owed=common_pb2.Money(amount=row["amount"], currency=row["currency"]),
+        requested_at=_ts(row["requested_at"]),
+        suspend_deadline=_ts(row["suspend_deadline"]),
+        suspended_at=_ts(row["suspended_at"]),
+        suspension_ends_at=_ts(row["suspension_ends_at"]),
+        paid_at=_ts(row["paid_at"]),
+        reactivation_requested_at=_ts(row["reactivation_requested_at"]),
+        reactivation_deadline=_ts(row["reactivation_deadline"]),
+        reactivated_at=_ts(row["reactivated_at"]),
+    )
+
+
+def _payload(row: Any) -> dict[str, Any]:
+    return {
+        "suspension_id": row["id"],
+        "port_request_id": row["port_request_id"],
+        "number": row["number"],
+        "donor": row["donor"],
+        "recipient": row["recipient"],
+        "state": row["state"],
+        "bill_number": row["bill_number"],
+        "due_date": row["due_date"].isoformat(),
+        "amount": row["amount"],
+        "currency": row["currency"],
+    }
+
+
+class SuspensionHandler:
+    """Commands and deadlines of suspensions for debt."""
+
+    def __init__(self, core: Core, jurisdiction: str) -> None:
+        self.core = core
+        self.calendar = core.calendar(jurisdiction)
+
+    def register_deadlines(self) -> None:
+        """Plug the deadline handlers into the core."""
+        self.core.deadlines.register(FLOW, "suspend", self._not_suspended)
+        self.core.deadlines.register(FLOW, "max_duration", self._suspension_ended)
+        self.core.deadlines.register(FLOW, "reactivate", self._not_reactivated)
+
+    async def _update(self, txn: Txn, case_id: str, changes: dict[str, Any]) -> Any:
+        columns = list(changes)
+        assignments = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(columns))
+        return await txn.conn.fetchrow(
+            f"UPDATE suspensions SET {assignments} WHERE id = $1 RETURNING *",
+            case_id,
+            *(changes[c] for c in columns),
+        )
+
+    def _emit(self, txn: Txn, type_: str, row: Any, sender: str, to: tuple[str, ...]) -> None:
+        txn.emit(
+            FLOW,
+            f"suspension.{type_}",
+            case_id=row["id"],
+            sender=sender,
+            audience=to,
+            payload=_payload(row),
+        )
+
+    async def _breach(self, txn: Txn, rule: Rule, operator: str, row: Any, due: Any) -> None:
+        await record_breach(
+            txn,
+            flow=FLOW,
+            rule=rule,
+            operator=operator,
+            case_id=row["id"],
+            due_at=due,
+            observed_at=txn.now,
+            evidence={"number": row["number"], "due_at": due.isoformat()},
+        )
+
+    async def _load(self, txn: Txn, case_id: str, caller: Caller, role: str) -> Any:
+        row = await self._locked(txn, case_id)
+        if row is None:
+            raise NotFound("suspension", case_id)
+        if row[role] != caller.operator:
+            raise PermissionDenied(f"only the {role} of {case_id} may do this")
+        return row
+
+    async def request_suspension(
+        self, txn: Txn, caller: Caller, request: pb.RequestSuspensionRequest
+    ) -> pb.Suspension:
+        """The donor asks the recipient to suspend a number it ported away, for an unpaid bill."""
+        v = Violations()
+        check_case_id(v, "port_request_id", request.port_request_id, "SP")
+        if not request.number.isascii() or not request.number.isdigit():
+            v.add("number", "required: the ported number")
+        if not RECEIPT.fullmatch(request.bill_number):
+            v.add("bill_number", "required: the bill or collection letter number")
+        due = parse_date(request.due_date)
+        if due is None:
+            v.add("due_date", "required: the bill's due date, YYYY-MM-DD")
+        if not AMOUNT.fullmatch(request.owed.amount) or float(request.owed.amount) <= 0:
+            v.add("owed.amount", "required: a positive amount such as 120.50")
+        if not CURRENCY.fullmatch(request.owed.currency):
+            v.add("owed.currency", "required: an ISO 4217 code such as PEN")
+        v.raise_if_any()
+        port = await txn.conn.fetchrow(
+            """SELECT p.donor, p.recipient, p.state,
+                      COALESCE(p.donor_disabled_at, p.executed_at) AS disabled_at,
+                      EXISTS (SELECT 1 FROM port_request_numbers n
+                              WHERE n.port_request_id = p.id AND n.number = $2) AS has_number,
+                      (SELECT serving_operator FROM ported_numbers WHERE number = $2) AS serving
+               FROM port_requests p WHERE p.id = $1""",
+            request.port_request_id,
+            request.number,
+        )
+        if port is None or not port["has_number"]:
+            raise NotFound("port_request", f"{request.port_request_id}/{request.number}")
+        if port["donor"] != caller.operator:
+            raise PermissionDenied("only the donor of the port asks for a suspension")
+        if port["disabled_at"] is None or port["serving"] != port["recipient"]:
+            raise FailedPrecondition(
+                "the number is not served by the recipient of this port",
+                violation_type="NOT_PORTED",
+                subject="number",
+            )
+        allowed_from = port["disabled_at"] + WAIT_AFTER_DISABLING
+        if txn.now < allowed_from:
+            raise FailedPrecondition(
+                f"a suspension may be asked only 30 calendar days after disabling, from {allowed_from.isoformat()}",
+                violation_type="TOO_EARLY",
+                subject="number",
+            )
+        case_id = f"SU{await txn.conn.fetchval('SELECT nextval($1)', 'suspension_seq'):010d}"
+        deadline = self.calendar.end_of_business_days(txn.now, 2)
+        try:
+            row = await txn.conn.fetchrow(
+                """INSERT INTO suspensions (id, port_request_id, number, donor, recipient, state,
+                       bill_number, due_date, amount, currency, requested_at, suspend_deadline)
+                   VALUES ($1, $2, $3, $4, $5, 'requested', $6, $7, $8, $9, $10, $11) RETURNING *""",
+                case_id,
+                request.port_request_id,
+                request.number,
+                port["donor"],
+                port["recipient"],
+                request.bill_number,
+                due,
+                request.owed.amount,
+                request.owed.currency,
+                txn.now,
+                deadline,
+            )
+        except asyncpg.UniqueViolationError:
+            raise AlreadyExists(
+                "suspension",
+                request.number,
+                f"number {request.number} already has a suspension under way",
+            ) from None
+        txn.set_deadline(
+            FLOW,
+            "suspend",
+            case_id,
+            deadline,
+            "recipient suspends within 2 business days (art. 13 (iii), infraction 13)",
+        )
+        self._emit(txn, "requested", row, caller.operator, (row["recipient"],))
+        return message(row)
+
+    async def confirm_suspension(
+        self, txn: Txn, caller: Caller, request: pb.ConfirmSuspensionRequest
+    ) -> pb.Suspension:
+        """The recipient suspended the number."""
+        v = Violations()
+        check_case_id(v, "suspension_id", request.suspension_id, "SU")
+        v.raise_if_any()
+        row = await self._load(txn, request.suspension_id, caller, "recipient")
+        if row["state"] != "requested":
+            raise FailedPrecondition(
+                f"{row['id']} is not awaiting suspension ({row['state']})", subject=row["id"]
+            )
+        if txn.now > row["suspend_deadline"]:
+            await self._breach(txn, SUSPEND, row["recipient"], row, row["suspend_deadline"])
+        ends = txn.now + MAX_SUSPENSION
+        row = await self._update(
+            txn,
+            row["id"],
+            {"state": "suspended", "suspended_at": txn.now, "suspension_ends_at": ends},
+        )
+        txn.cancel_deadlines(FLOW, row["id"], "suspend")
+        txn.set_deadline(
+            FLOW, "max_duration", row["id"], ends, "a suspension lasts at most 30 calendar days"
+        )
+        self._emit(txn, "suspended", row, caller.operator, (row["donor"],))
+        return message(row)
+
+    async def request_reactivation(
+        self, txn: Txn, caller: Caller, request: pb.RequestReactivationRequest
+    ) -> pb.Suspension:
+        """The donor received the payment (or a claim): reactivation is due within 24 hours."""
+        v = Violations()
+        check_case_id(v, "suspension_id", request.suspension_id, "SU")
+        paid_at = timestamp(v, "paid_at", request, "paid_at")
+        within(
+            v, "paid_at", paid_at, txn.now, past=timedelta(days=365), future=timedelta(minutes=5)
+        )
+        v.raise_if_any()
+        assert paid_at is not None
+        row = await self._load(txn, request.suspension_id, caller, "donor")
+        if row["state"] not in ("requested", "suspended"):
+            raise FailedPrecondition(
+                f"{row['id']} is not suspended ({row['state']})", subject=row["id"]
+            )
+        limit = self.calendar.end_of_business_days(paid_at, 1)
+        if txn.now > limit:
+            await self._breach(txn, ASK_REACTIVATION, row["donor"], row, limit)
+        if row["state"] == "requested":
+            # Paid before the recipient suspended: nothing to suspend any more.
+            row = await self._update(
+                txn,
+                row["id"],
+                {
+                    "state": "reactivated",
+                    "paid_at": paid_at,
+                    "reactivation_requested_at": txn.now,
+                    "reactivated_at": txn.now,
+                },
+            )
+            txn.cancel_deadlines(FLOW, row["id"])
+            self._emit(txn, "withdrawn", row, caller.operator, (row["recipient"],))
+            return message(row)
+        row = await self._reactivation_due(txn, row, paid_at=paid_at)
+        self._emit(txn, "reactivation_requested", row, caller.operator, (row["recipient"],))
+        return message(row)
+
+    async def _reactivation_due(self, txn: Txn, row: Any, *, paid_at: Any = None) -> Any:
+        deadline = txn.now + REACTIVATE_WITHIN
+        row = await self._update(
+            txn,
+            row["id"],
+            {
+                "state": "reactivation_due",
+                "paid_at": paid_at,
+                "reactivation_requested_at": txn.now,
+                "reactivation_deadline": deadline,
+            },
+        )
+        txn.cancel_deadlines(FLOW, row["id"], "max_duration")
+        txn.set_deadline(
+            FLOW,
+            "reactivate",
+            row["id"],
+            deadline,
+            "recipient reactivates within 24 hours (art. 13 (v), infraction 15)",
+        )
+        return row
+
+    async def confirm_reactivation(
+        self, txn: Txn, caller: Caller, request: pb.ConfirmReactivationRequest
+    ) -> pb.Suspension:
+        """The recipient reactivated the number."""
+        v = Violations()
+        check_case_id(v, "suspension_id", request.suspension_id, "SU")
+        v.raise_if_any()
+        row = await self._load(txn, request.suspension_id, caller, "recipient")
+        if row["state"] not in ("suspended", "reactivation_due"):
+            raise FailedPrecondition(
+                f"{row['id']} is not suspended ({row['state']})", subject=row["id"]
+            )
+        if row["reactivation_deadline"] is not None and txn.now > row["reactivation_deadline"]:
+            await self._breach(txn, REACTIVATE, row["recipient"], row, row["reactivation_deadline"])
+        row = await self._update(
+            txn, row["id"], {"state": "reactivated", "reactivated_at": txn.now}
+        )
+        txn.cancel_deadlines(FLOW, row["id"])
+        self._emit(txn, "reactivated", row, caller.operator, (row["donor"],))
+        return message(row)
+
+    async def get_suspension(
+        self, caller: Caller, request: pb.GetSuspensionRequest
+    ) -> pb.Suspension:
+        """A suspension, for its two parties and the regulator."""
+        v = Violations()
+        check_case_id(v, "suspension_id", request.suspension_id, "SU")
+        v.raise_if_any()
+        async with self.core.db.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT * FROM suspensions WHERE id = $1", request.suspension_id
+            )
+        if row is None:
+            raise NotFound("suspension", request.suspension_id)
+        if not caller.is_regulator and caller.operator not in (row["donor"], row["recipient"]):
+            raise PermissionDenied(f"{row['id']} concerns other operators")
+        return message(row)
+
+    async def _locked(self, txn: Txn, case_id: str) -> Any:
+        await txn.lock_case(FLOW, case_id)
+        return await txn.conn.fetchrow(
+            "SELECT * FROM suspensions WHERE id = $1 FOR UPDATE", case_id
+        )
+
+    async def _not_suspended(self, txn: Txn, deadline: Deadline) -> None:
+        row = await self._locked(txn, deadline.case_id)
+        if row is not None and row["state"] == "requested":
+            await self._breach(txn, SUSPEND, row["recipient"], row, deadline.due_at)
+
+    async def _suspension_ended(self, txn: Txn, deadline: Deadline) -> None:
+        row = await self._locked(txn, deadline.case_id)
+        if row is not None and row["state"] == "suspended":
+            row = await self._reactivation_due(txn, row)
+            self._emit(txn, "ended", row, CLEARINGHOUSE, (row["recipient"], row["donor"]))
+
+    async def _not_reactivated(self, txn: Txn, deadline: Deadline) -> None:
+        row = await self._locked(txn, deadline.case_id)
+        if row is not None and row["state"] == "reactivation_due":
+            await self._breach(txn, REACTIVATE, row["recipient"], row, deadline.due_at)
