@@ -54,7 +54,7 @@ class Clearinghouse:
         self.portability = PortabilityFlow(settings.portability, commands)
         core.add_flows(
             [
-                RegistryFlow(commands),
+                RegistryFlow(settings.portability, commands),
                 self.portability,
                 SuspensionFlow(settings.portability.jurisdiction, commands),
             ]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 
 from npc.api.commands import CommandRunner
 from npc.api.identity import current_caller
 from npc.flows.registry.handler import RegistryHandler
-from npc.flows.registry.returns import ReturnsHandler
+from npc.flows.registry.returns import ConsentReturns, ReturnsHandler
 from npc.v1 import registry_pb2 as pb
 from npc.v1 import registry_pb2_grpc as pb_grpc
 
@@ -40,18 +41,54 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
 class ReturnsServicer(pb_grpc.ReturnsServiceServicer):
     """ReturnsService over its handler; mutating calls go through the idempotent command runner."""
 
-    def __init__(self, handler: ReturnsHandler, commands: CommandRunner) -> None:
+    def __init__(
+        self, handler: ReturnsHandler, consent: ConsentReturns, commands: CommandRunner
+    ) -> None:
         self.handler = handler
+        self.consent = consent
         self.commands = commands
+
+    async def _command(self, method: str, request: Any, response_type: Any, fn: Any) -> Any:
+        caller = current_caller()
+        return await self.commands.run(
+            caller, method, request, response_type, lambda txn: fn(txn, caller, request)
+        )
 
     async def ReportDisconnection(
         self, request: pb.ReportDisconnectionRequest, context: grpc.aio.ServicerContext
     ) -> pb.ReportDisconnectionResponse:  # noqa: N802, E501
-        caller = current_caller()
-        return await self.commands.run(
-            caller,
+        return await self._command(
             "ReportDisconnection",
             request,
             pb.ReportDisconnectionResponse,
-            lambda txn: self.handler.report_disconnection(txn, caller, request),
+            self.handler.report_disconnection,
         )
+
+    async def RequestReturn(
+        self, request: pb.RequestReturnRequest, context: grpc.aio.ServicerContext
+    ) -> pb.NumberReturn:  # noqa: N802, E501
+        return await self._command(
+            "RequestReturn", request, pb.NumberReturn, self.consent.request_return
+        )
+
+    async def AnswerReturn(
+        self, request: pb.AnswerReturnRequest, context: grpc.aio.ServicerContext
+    ) -> pb.NumberReturn:  # noqa: N802, E501
+        return await self._command(
+            "AnswerReturn", request, pb.NumberReturn, self.consent.answer_return
+        )
+
+    async def ConfirmReturnExecution(
+        self, request: pb.ConfirmReturnExecutionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.NumberReturn:  # noqa: N802, E501
+        return await self._command(
+            "ConfirmReturnExecution",
+            request,
+            pb.NumberReturn,
+            self.consent.confirm_return_execution,
+        )
+
+    async def GetReturn(
+        self, request: pb.GetReturnRequest, context: grpc.aio.ServicerContext
+    ) -> pb.NumberReturn:  # noqa: N802, E501
+        return await self.consent.get_return(current_caller(), request)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from npc.api.commands import CommandRunner
+from npc.config import PortabilitySettings
 from npc.core.flow import GrpcService
 from npc.core.runtime import Core
+from npc.flows.portability.rules import Timeline
 from npc.flows.registry.api import RegistryServicer, ReturnsServicer
 from npc.flows.registry.handler import RegistryHandler
-from npc.flows.registry.returns import ReturnsHandler
+from npc.flows.registry.returns import ConsentReturns, ReturnsHandler
 from npc.flows.registry.store import FLOW
 from npc.v1 import registry_pb2_grpc
 
@@ -17,19 +19,25 @@ class RegistryFlow:
 
     name = FLOW
 
-    def __init__(self, commands: CommandRunner) -> None:
+    def __init__(self, settings: PortabilitySettings, commands: CommandRunner) -> None:
+        self.settings = settings
         self.commands = commands
         self.handler: RegistryHandler | None = None
         self.returns: ReturnsHandler | None = None
+        self.consent: ConsentReturns | None = None
 
     def setup(self, core: Core) -> None:
-        """Create the handlers."""
+        """Create the handlers and register the returns' deadlines."""
         self.handler = RegistryHandler(core)
         self.returns = ReturnsHandler(self.handler)
+        timeline = Timeline(core.calendar(self.settings.jurisdiction), self.settings)
+        self.consent = ConsentReturns(core, timeline)
+        self.consent.register_deadlines()
 
     def grpc_services(self) -> list[GrpcService]:
         """RegistryService and ReturnsService."""
         assert self.handler is not None and self.returns is not None
+        assert self.consent is not None
         return [
             GrpcService(
                 "npc.v1.RegistryService",
@@ -38,7 +46,7 @@ class RegistryFlow:
             ),
             GrpcService(
                 "npc.v1.ReturnsService",
-                ReturnsServicer(self.returns, self.commands),
+                ReturnsServicer(self.returns, self.consent, self.commands),
                 registry_pb2_grpc.add_ReturnsServiceServicer_to_server,
             ),
         ]
