@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import os
+import sys
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -164,3 +169,60 @@ async def port_end_to_end(
     )
     await advance_to(app, clock, window_opens)
     return filed
+
+
+async def wait_serving(
+    target: str, process: asyncio.subprocess.Process, limit: float = 30.0
+) -> None:
+    """Wait until the server process at `target` reports SERVING on grpc.health.v1."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            if process.returncode is not None:
+                raise AssertionError(f"server exited with {process.returncode}")
+            try:
+                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.aio.AioRpcError:
+                pass
+            if loop.time() > deadline:
+                raise AssertionError("server did not become SERVING")
+            await asyncio.sleep(0.2)
+
+
+@contextlib.asynccontextmanager
+async def server_process(database_url: str, redis_url: str, log_path: Path) -> AsyncIterator[str]:
+    """`npc serve` in its own process on the given database and Redis; yields its gRPC target."""
+    from npc.embedded import free_port
+
+    grpc_port = free_port()
+    env = {
+        **os.environ,
+        "NPC_DATABASE_URL": database_url,
+        "NPC_REDIS_URL": redis_url,
+        "NPC_GRPC_PORT": str(grpc_port),
+        "NPC_HTTP_PORT": str(free_port()),
+    }
+    with log_path.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "npc",
+            "serve",
+            env=env,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        target = f"127.0.0.1:{grpc_port}"
+        try:
+            await wait_serving(target, process)
+            yield target
+        finally:
+            if process.returncode is None:
+                process.terminate()
+            await asyncio.wait_for(process.wait(), 15)

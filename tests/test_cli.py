@@ -15,11 +15,10 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
-import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from npc.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from tests.helpers import wait_serving
 
 _names = itertools.count()
 
@@ -100,24 +99,6 @@ async def test_demo_completes_the_requested_ports(
     assert not (tmp_path / "var").exists()  # configured databases: nothing embedded started
 
 
-async def _wait_serving(target: str, process: asyncio.subprocess.Process) -> None:
-    deadline = asyncio.get_running_loop().time() + 60
-    async with grpc.aio.insecure_channel(target) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while True:
-            if process.returncode is not None:
-                raise AssertionError(f"npc serve exited with {process.returncode}")
-            try:
-                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.aio.AioRpcError:
-                pass
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError("npc serve did not become SERVING")
-            await asyncio.sleep(0.2)
-
-
 @pytest.mark.timeout(120)
 async def test_serve_answers_health_and_metrics_and_stops_on_sigterm(
     cli_database: str, redis_server: EmbeddedRedis, tmp_path: Path
@@ -140,7 +121,7 @@ async def test_serve_answers_health_and_metrics_and_stops_on_sigterm(
             stderr=asyncio.subprocess.STDOUT,
         )
     try:
-        await _wait_serving(f"127.0.0.1:{grpc_port}", process)
+        await wait_serving(f"127.0.0.1:{grpc_port}", process)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
             async with http.get(f"http://127.0.0.1:{http_port}/healthz") as response:
                 assert response.status == 200

@@ -9,9 +9,7 @@ import signal
 import sys
 from datetime import UTC, datetime, timedelta
 
-import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from npc.admin import DEMO_OPERATORS, DEMO_RANGES, add_range, upsert_operator
 from npc.app import Clearinghouse
@@ -21,7 +19,7 @@ from npc.embedded import free_port
 from npc.store.database import Database
 from npc.v1 import portability_pb2 as pb
 from npc_clients import OperatorClient
-from tests.helpers import block, port_request
+from tests.helpers import block, port_request, wait_serving
 
 
 async def _seed(dsn: str) -> None:
@@ -33,26 +31,6 @@ async def _seed(dsn: str) -> None:
             await add_range(db, operator, service, first, last)
     finally:
         await db.close()
-
-
-async def _wait_serving(
-    target: str, process: asyncio.subprocess.Process, limit: float = 30.0
-) -> None:
-    deadline = asyncio.get_running_loop().time() + limit
-    async with grpc.aio.insecure_channel(target) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while True:
-            if process.returncode is not None:
-                raise AssertionError(f"server exited with {process.returncode}")
-            try:
-                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.aio.AioRpcError:
-                pass
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError("server did not become SERVING")
-            await asyncio.sleep(0.2)
 
 
 @pytest.mark.timeout(90)
@@ -73,7 +51,7 @@ async def test_deadline_fires_after_sigkill_and_restart(database_url, redis_serv
     )
     target = f"127.0.0.1:{grpc_port}"
     try:
-        await _wait_serving(target, server)
+        await wait_serving(target, server)
         async with OperatorClient(target, "dev-token-claro") as claro:
             wall = FakeClock(datetime.now(UTC))
             filed = await claro.call(

@@ -8,10 +8,10 @@ import asyncio
 import grpc
 import pytest
 
-from npc.app import Clearinghouse
 from npc.flows.registry.store import move_numbers
 from npc.v1 import events_pb2, registry_pb2
-from tests.helpers import block, field_violations, port_end_to_end, settle
+from npc_clients import OperatorClient
+from tests.helpers import block, field_violations, port_end_to_end, server_process, settle
 
 
 async def _lookup(client, numbers):
@@ -21,46 +21,44 @@ async def _lookup(client, numbers):
     return {r.number: r for r in reply.results}
 
 
-async def test_lookups_follow_a_port_in_two_server_processes(app, operators, clock, settings):
-    second = Clearinghouse(settings, clock)
-    await second.start()
-    try:
-        from npc_clients import OperatorClient
+async def test_lookups_follow_a_port_in_two_server_processes(
+    app, operators, clock, settings, tmp_path
+):
+    async with (
+        server_process(
+            settings.database_url, settings.redis_url, tmp_path / "second.log"
+        ) as target,
+        OperatorClient(target, "dev-token-entel") as entel_there,
+    ):
+        before = await _lookup(entel_there, ["940000001", "940000002", "12000005", "99999999"])
+        assert before["940000001"].serving_operator == "movistar"
+        assert before["940000001"].routing_code == "22"
+        assert not before["940000001"].ported
+        assert before["12000005"].service == 2  # SERVICE_TYPE_FIXED
+        assert not before["99999999"].in_plan
+        odd = await _lookup(entel_there, ["9400000011", "120000050"])
+        assert not odd["9400000011"].in_plan  # wrong shapes are simply not in the plan
+        assert not odd["120000050"].in_plan
 
-        async with OperatorClient(
-            f"127.0.0.1:{second.grpc_port}", "dev-token-entel"
-        ) as entel_there:
-            before = await _lookup(entel_there, ["940000001", "940000002", "12000005", "99999999"])
-            assert before["940000001"].serving_operator == "movistar"
-            assert before["940000001"].routing_code == "22"
-            assert not before["940000001"].ported
-            assert before["12000005"].service == 2  # SERVICE_TYPE_FIXED
-            assert not before["99999999"].in_plan
-            odd = await _lookup(entel_there, ["9400000011", "120000050"])
-            assert not odd["9400000011"].in_plan  # wrong shapes are simply not in the plan
-            assert not odd["120000050"].in_plan
+        await port_end_to_end(
+            app, clock, operators["claro"], operators["movistar"], [block("940000001")]
+        )
+        for client in (operators["bitel"], entel_there):
+            after = await _lookup(client, ["940000001", "940000002"])
+            assert after["940000001"].serving_operator == "claro"
+            assert after["940000001"].routing_code == "21"
+            assert after["940000001"].ported
+            assert after["940000001"].range_holder == "movistar"
+            assert after["940000002"].serving_operator == "movistar"
 
-            await port_end_to_end(
-                app, clock, operators["claro"], operators["movistar"], [block("940000001")]
-            )
-            for client in (operators["bitel"], entel_there):
-                after = await _lookup(client, ["940000001", "940000002"])
-                assert after["940000001"].serving_operator == "claro"
-                assert after["940000001"].routing_code == "21"
-                assert after["940000001"].ported
-                assert after["940000001"].range_holder == "movistar"
-                assert after["940000002"].serving_operator == "movistar"
-
-            # Ported back home: no longer ported, served by its range holder again.
-            await port_end_to_end(
-                app, clock, operators["movistar"], operators["claro"], [block("940000001")]
-            )
-            single = await entel_there.registry.LookupNumber(
-                registry_pb2.LookupNumberRequest(number="940000001"), metadata=entel_there.metadata
-            )
-            assert (single.serving_operator, single.ported) == ("movistar", False)
-    finally:
-        await second.stop()
+        # Ported back home: no longer ported, served by its range holder again.
+        await port_end_to_end(
+            app, clock, operators["movistar"], operators["claro"], [block("940000001")]
+        )
+        single = await entel_there.registry.LookupNumber(
+            registry_pb2.LookupNumberRequest(number="940000001"), metadata=entel_there.metadata
+        )
+        assert (single.serving_operator, single.ported) == ("movistar", False)
 
 
 @pytest.mark.parametrize(
