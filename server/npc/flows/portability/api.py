@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import grpc
 
 from npc.api.commands import CommandRunner
 from npc.api.identity import current_caller
+from npc.api.messages import CommandServicer
 from npc.flows.portability.handler import PortabilityHandler
 from npc.v1 import portability_pb2 as pb
 from npc.v1 import portability_pb2_grpc as pb_grpc
 
 
-class PortabilityServicer(pb_grpc.PortabilityServiceServicer):
+class PortabilityServicer(CommandServicer, pb_grpc.PortabilityServiceServicer):
     """PortabilityService over the handler."""
 
     def __init__(self, handler: PortabilityHandler, commands: CommandRunner) -> None:
         self.handler = handler
         self.commands = commands
-
-    async def _command(self, method: str, request: Any, response_type: Any, fn: Any) -> Any:
-        caller = current_caller()
-        return await self.commands.run(
-            caller, method, request, response_type, lambda txn: fn(txn, caller, request)
-        )
 
     async def SubmitPriorConsultation(
         self, request: pb.SubmitPriorConsultationRequest, context: grpc.aio.ServicerContext

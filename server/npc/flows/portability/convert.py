@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
+from npc.api.messages import to_timestamp
 from npc.flows.portability.validation import (
     DOCUMENT_TYPES,
     MODALITIES,
@@ -37,14 +36,6 @@ CONSULTATION_STATES = {
     "admissible": portability_pb2.PRIOR_CONSULTATION_STATE_ADMISSIBLE,
     "rejected": portability_pb2.PRIOR_CONSULTATION_STATE_REJECTED,
 }
-
-
-def _ts(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 def _iso(value: datetime | date | None) -> str | None:
@@ -117,9 +108,9 @@ def consultation_message(row: Any) -> portability_pb2.PriorConsultation:
         numbers=_blocks(row["numbers"]),
         number_count=row["number_count"],
         state=CONSULTATION_STATES[row["state"]],
-        submitted_at=_ts(row["submitted_at"]),
-        donor_deadline=_ts(row["donor_deadline"]),
-        answered_at=_ts(row["answered_at"]),
+        submitted_at=to_timestamp(row["submitted_at"]),
+        donor_deadline=to_timestamp(row["donor_deadline"]),
+        answered_at=to_timestamp(row["answered_at"]),
         donor_silent=row["donor_silent"],
         objection=_objection(row["objection"]),
     )
@@ -146,20 +137,20 @@ def request_message(row: Any) -> portability_pb2.PortRequest:
         state=REQUEST_STATES[row["state"]],
         form_number=row["form_number"],
         prior_consultation_id=row["prior_consultation_id"] or "",
-        received_at=_ts(row["received_at"]),
-        submitted_at=_ts(row["submitted_at"]),
-        donor_deadline=_ts(row["donor_deadline"]),
-        answered_at=_ts(row["answered_at"]),
+        received_at=to_timestamp(row["received_at"]),
+        submitted_at=to_timestamp(row["submitted_at"]),
+        donor_deadline=to_timestamp(row["donor_deadline"]),
+        answered_at=to_timestamp(row["answered_at"]),
         donor_silent=row["donor_silent"],
         objection=_objection(row["objection"]),
-        admissible_at=_ts(row["admissible_at"]),
-        schedule_deadline=_ts(row["schedule_deadline"]),
-        execution_limit=_ts(row["execution_limit"]),
-        scheduled_at=_ts(row["scheduled_at"]),
-        executed_at=_ts(row["executed_at"]),
-        donor_disabled_at=_ts(row["donor_disabled_at"]),
-        recipient_enabled_at=_ts(row["recipient_enabled_at"]),
-        closed_at=_ts(row["closed_at"]),
+        admissible_at=to_timestamp(row["admissible_at"]),
+        schedule_deadline=to_timestamp(row["schedule_deadline"]),
+        execution_limit=to_timestamp(row["execution_limit"]),
+        scheduled_at=to_timestamp(row["scheduled_at"]),
+        executed_at=to_timestamp(row["executed_at"]),
+        donor_disabled_at=to_timestamp(row["donor_disabled_at"]),
+        recipient_enabled_at=to_timestamp(row["recipient_enabled_at"]),
+        closed_at=to_timestamp(row["closed_at"]),
         installation_date=_iso(row["installation_date"]) or "",
         rejection_reason=row["rejection_reason"] or "",
     )

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import grpc
 
 from npc.api.commands import CommandRunner
 from npc.api.identity import current_caller
+from npc.api.messages import CommandServicer
 from npc.flows.registry.handler import RegistryHandler
 from npc.flows.registry.returns import ConsentReturns, ReturnsHandler
 from npc.v1 import registry_pb2 as pb
@@ -38,7 +38,7 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
             yield chunk
 
 
-class ReturnsServicer(pb_grpc.ReturnsServiceServicer):
+class ReturnsServicer(CommandServicer, pb_grpc.ReturnsServiceServicer):
     """ReturnsService over its handler; mutating calls go through the idempotent command runner."""
 
     def __init__(
@@ -47,12 +47,6 @@ class ReturnsServicer(pb_grpc.ReturnsServiceServicer):
         self.handler = handler
         self.consent = consent
         self.commands = commands
-
-    async def _command(self, method: str, request: Any, response_type: Any, fn: Any) -> Any:
-        caller = current_caller()
-        return await self.commands.run(
-            caller, method, request, response_type, lambda txn: fn(txn, caller, request)
-        )
 
     async def ReportDisconnection(
         self, request: pb.ReportDisconnectionRequest, context: grpc.aio.ServicerContext

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Any
 
 import asyncpg
-from google.protobuf.timestamp_pb2 import Timestamp
 
+from npc.api.messages import to_timestamp
 from npc.core.errors import FieldViolation, InvalidArgument
 from npc.core.runtime import Core
 from npc.flows.registry.store import NUMBERS_CHANGED
@@ -32,14 +31,6 @@ _LOOKUP = """
     ORDER BY n.i"""
 
 
-def _ts(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
 def routing_message(row: Any) -> registry_pb2.NumberRouting:
     """A lookup row as its API message."""
     if row["holder"] is None:
@@ -51,7 +42,7 @@ def routing_message(row: Any) -> registry_pb2.NumberRouting:
         serving_operator=serving,
         routing_code=row["routing_code"] or "",
         ported=row["serving_operator"] is not None,
-        ported_since=_ts(row["ported_at"]),
+        ported_since=to_timestamp(row["ported_at"]),
         range_holder=row["holder"],
         service=_SERVICES.get(row["service"], common_pb2.SERVICE_TYPE_UNSPECIFIED),
     )
@@ -164,7 +155,7 @@ class RegistryHandler:
                         number=row["number"],
                         serving_operator=row["serving_operator"],
                         routing_code=codes[row["serving_operator"]],
-                        ported_since=_ts(row["ported_at"]),
+                        ported_since=to_timestamp(row["ported_at"]),
                     )
                 )
                 if len(chunk.ported) >= size:
@@ -189,7 +180,7 @@ class RegistryHandler:
                                 number=row["number"],
                                 serving_operator=serving,
                                 routing_code=codes[serving],
-                                ported_since=_ts(row["since"]),
+                                ported_since=to_timestamp(row["since"]),
                             )
                         )
         chunk.last = True

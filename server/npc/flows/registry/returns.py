@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from npc.api.identity import Caller
+from npc.api.messages import to_timestamp
 from npc.core.compliance import Rule, record_breach
 from npc.core.deadlines import Deadline
 from npc.core.errors import (
@@ -132,14 +132,6 @@ RETURN_STATES = {
 }
 
 
-def _ts(value: Any) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
 def return_message(row: Any) -> pb.NumberReturn:
     """A number_returns row as its API message."""
     return pb.NumberReturn(
@@ -150,13 +142,13 @@ def return_message(row: Any) -> pb.NumberReturn:
         numbers=row["numbers"],
         state=RETURN_STATES[row["state"]],
         resolution=row["resolution"],
-        notified_at=_ts(row["notified_at"]),
-        answer_deadline=_ts(row["answer_deadline"]),
-        disable_at=_ts(row["disable_at"]),
+        notified_at=to_timestamp(row["notified_at"]),
+        answer_deadline=to_timestamp(row["answer_deadline"]),
+        disable_at=to_timestamp(row["disable_at"]),
         denial_reason=row["denial_reason"] or "",
-        executed_at=_ts(row["executed_at"]),
-        recipient_disabled_at=_ts(row["recipient_disabled_at"]),
-        donor_enabled_at=_ts(row["donor_enabled_at"]),
+        executed_at=to_timestamp(row["executed_at"]),
+        recipient_disabled_at=to_timestamp(row["recipient_disabled_at"]),
+        donor_enabled_at=to_timestamp(row["donor_enabled_at"]),
     )
 
 

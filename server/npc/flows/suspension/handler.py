@@ -15,9 +15,9 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from npc.api.identity import Caller
+from npc.api.messages import to_timestamp
 from npc.core.compliance import Rule, record_breach
 from npc.core.deadlines import Deadline
 from npc.core.errors import AlreadyExists, FailedPrecondition, NotFound, PermissionDenied
@@ -75,14 +75,6 @@ STATES = {
 }
 
 
-def _ts(value: Any) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
 def message(row: Any) -> pb.Suspension:
     """A suspensions row as its API message."""
     return pb.Suspension(
@@ -95,14 +87,14 @@ def message(row: Any) -> pb.Suspension:
         bill_number=row["bill_number"],
         due_date=row["due_date"].isoformat(),
         owed=common_pb2.Money(amount=row["amount"], currency=row["currency"]),
-        requested_at=_ts(row["requested_at"]),
-        suspend_deadline=_ts(row["suspend_deadline"]),
-        suspended_at=_ts(row["suspended_at"]),
-        suspension_ends_at=_ts(row["suspension_ends_at"]),
-        paid_at=_ts(row["paid_at"]),
-        reactivation_requested_at=_ts(row["reactivation_requested_at"]),
-        reactivation_deadline=_ts(row["reactivation_deadline"]),
-        reactivated_at=_ts(row["reactivated_at"]),
+        requested_at=to_timestamp(row["requested_at"]),
+        suspend_deadline=to_timestamp(row["suspend_deadline"]),
+        suspended_at=to_timestamp(row["suspended_at"]),
+        suspension_ends_at=to_timestamp(row["suspension_ends_at"]),
+        paid_at=to_timestamp(row["paid_at"]),
+        reactivation_requested_at=to_timestamp(row["reactivation_requested_at"]),
+        reactivation_deadline=to_timestamp(row["reactivation_deadline"]),
+        reactivated_at=to_timestamp(row["reactivated_at"]),
     )
 
 
