@@ -196,12 +196,7 @@ class PortabilityHandler:
         )
 
     async def _load_request(self, txn: Txn, case_id: str, caller: Caller, *roles: str) -> Any:
-        row = await store.lock_request(txn, case_id)
-        if row is None:
-            raise NotFound("port_request", case_id)
-        if not any(row[role] == caller.operator for role in roles):
-            raise PermissionDenied(f"only the {' or '.join(roles)} of {case_id} may do this")
-        return row
+        return await store.REQUESTS.lock_for(txn, case_id, caller.operator, *roles)
 
     # ------------------------------------------------------------- prior consultation
 
@@ -273,7 +268,7 @@ class PortabilityHandler:
         check_case_id(v, "consultation_id", request.consultation_id, "CP")
         self._check_answer(v, request.accept, request)
         v.raise_if_any()
-        row = await store.lock_consultation(txn, request.consultation_id)
+        row = await store.CONSULTATIONS.lock(txn, request.consultation_id)
         if row is None:
             raise NotFound("prior_consultation", request.consultation_id)
         if row["donor"] != caller.operator:
@@ -294,16 +289,14 @@ class PortabilityHandler:
         self._observe_answer(txn, caller.operator, "CP", row["submitted_at"])
         inbound = "CPAC" if request.accept else "CPOCC"
         if request.accept:
-            row = await store.update(
-                txn.conn,
-                "prior_consultations",
+            row = await store.CONSULTATIONS.update(
+                txn,
                 row["id"],
                 {"state": "admissible", "answered_at": txn.now},
             )
         else:
-            row = await store.update(
-                txn.conn,
-                "prior_consultations",
+            row = await store.CONSULTATIONS.update(
+                txn,
                 row["id"],
                 {
                     "state": "rejected",
@@ -334,9 +327,8 @@ class PortabilityHandler:
         return consultation_message(row)
 
     async def _consultation_silence(self, txn: Txn, row: Any) -> Any:
-        row = await store.update(
-            txn.conn,
-            "prior_consultations",
+        row = await store.CONSULTATIONS.update(
+            txn,
             row["id"],
             {"state": "admissible", "donor_silent": True},
         )
@@ -365,7 +357,7 @@ class PortabilityHandler:
         return row
 
     async def _consultation_donor_silent(self, txn: Txn, deadline: Deadline) -> None:
-        row = await store.lock_consultation(txn, deadline.case_id)
+        row = await store.CONSULTATIONS.lock(txn, deadline.case_id)
         if row is not None and row["state"] == "awaiting_donor":
             await self._consultation_silence(txn, row)
 
@@ -536,15 +528,14 @@ class PortabilityHandler:
         self._observe_answer(txn, caller.operator, "SP", row["submitted_at"])
         txn.cancel_deadlines(FLOW, row["id"], REQUEST_ANSWER)
         if request.accept:
-            row = await store.update(txn.conn, "port_requests", row["id"], {"answered_at": txn.now})
+            row = await store.REQUESTS.update(txn, row["id"], {"answered_at": txn.now})
             self._emit(txn, "accepted", "SAC", row, sender=caller.operator)
             row = await self._declare_admissible(txn, row)
             return request_message(row)
         objection = objection_json(request.objection)
         if request.objection.reason == pb.OBJECTION_REASON_DEBT:
-            row = await store.update(
-                txn.conn,
-                "port_requests",
+            row = await store.REQUESTS.update(
+                txn,
                 row["id"],
                 {"state": "objected_debt", "answered_at": txn.now, "objection": objection},
             )
@@ -558,9 +549,8 @@ class PortabilityHandler:
             self._emit(txn, "objected", "OCC", row, sender=caller.operator, to=(row["recipient"],))
             self._count_outcome(txn, "objected_debt")
             return request_message(row)
-        row = await store.update(
-            txn.conn,
-            "port_requests",
+        row = await store.REQUESTS.update(
+            txn,
             row["id"],
             {
                 "state": "rejected",
@@ -582,7 +572,7 @@ class PortabilityHandler:
         if donor_silent:
             changes["donor_silent"] = True
         changes.update(self._scheduling_terms(row, txn.now, row["installation_date"]))
-        row = await store.update(txn.conn, "port_requests", row["id"], changes)
+        row = await store.REQUESTS.update(txn, row["id"], changes)
         self._set_schedule_deadline(txn, row)
         self._emit(txn, "admissible", "SPR", row, to=(row["recipient"], row["donor"]))
         self._count_outcome(txn, "admissible")
@@ -636,7 +626,7 @@ class PortabilityHandler:
         return await self._declare_admissible(txn, row, donor_silent=True)
 
     async def _request_donor_silent(self, txn: Txn, deadline: Deadline) -> None:
-        row = await store.lock_request(txn, deadline.case_id)
+        row = await store.REQUESTS.lock(txn, deadline.case_id)
         if row is not None and row["state"] == "awaiting_donor":
             await self._request_silence(txn, row)
 
@@ -665,7 +655,7 @@ class PortabilityHandler:
             "paid_at": paid_at.isoformat(),
             "presented_at": txn.now.isoformat(),
         }
-        row = await store.update(txn.conn, "port_requests", row["id"], {"debt_proof": proof})
+        row = await store.REQUESTS.update(txn, row["id"], {"debt_proof": proof})
         txn.cancel_deadlines(FLOW, row["id"], DEBT_PROOF)
         self._emit(
             txn,
@@ -702,12 +692,11 @@ class PortabilityHandler:
         return request_message(row)
 
     async def _debt_not_proven(self, txn: Txn, deadline: Deadline) -> None:
-        row = await store.lock_request(txn, deadline.case_id)
+        row = await store.REQUESTS.lock(txn, deadline.case_id)
         if row is None or row["state"] != "objected_debt":
             return
-        row = await store.update(
-            txn.conn,
-            "port_requests",
+        row = await store.REQUESTS.update(
+            txn,
             row["id"],
             {
                 "state": "rejected",
@@ -747,7 +736,7 @@ class PortabilityHandler:
         changes: dict[str, Any] = {"installation_date": installed}
         if row["state"] == "admissible":
             changes.update(self._scheduling_terms(row, row["admissible_at"], installed))
-        row = await store.update(txn.conn, "port_requests", row["id"], changes)
+        row = await store.REQUESTS.update(txn, row["id"], changes)
         if row["state"] == "admissible":
             self._set_schedule_deadline(txn, row)
         self._emit(txn, "installation_reported", None, row, sender=caller.operator)
@@ -811,9 +800,8 @@ class PortabilityHandler:
                 f"beyond the execution limit {row['execution_limit'].isoformat()} (FLEP)",
                 keep_effects=True,
             )
-        row = await store.update(
-            txn.conn,
-            "port_requests",
+        row = await store.REQUESTS.update(
+            txn,
             row["id"],
             {"state": "scheduled", "scheduled_at": scheduled_at},
         )
@@ -827,9 +815,8 @@ class PortabilityHandler:
 
     async def _cancel_not_scheduled(self, txn: Txn, row: Any) -> Any:
         rule = R.MOBILE_SCHEDULE if row["service"] == "mobile" else R.FIXED_SCHEDULE
-        row = await store.update(
-            txn.conn,
-            "port_requests",
+        row = await store.REQUESTS.update(
+            txn,
             row["id"],
             {
                 "state": "cancelled",
@@ -855,7 +842,7 @@ class PortabilityHandler:
         return row
 
     async def _not_scheduled(self, txn: Txn, deadline: Deadline) -> None:
-        row = await store.lock_request(txn, deadline.case_id)
+        row = await store.REQUESTS.lock(txn, deadline.case_id)
         if row is not None and row["state"] == "admissible":
             await self._cancel_not_scheduled(txn, row)
 
@@ -868,8 +855,8 @@ class PortabilityHandler:
             txn, numbers, row["recipient"], reason="port", case_id=row["id"]
         )
         await store.release_numbers(txn.conn, row["id"])
-        row = await store.update(
-            txn.conn, "port_requests", row["id"], {"state": "executed", "executed_at": txn.now}
+        row = await store.REQUESTS.update(
+            txn, row["id"], {"state": "executed", "executed_at": txn.now}
         )
         txn.cancel_deadlines(FLOW, row["id"], EXECUTE)
         scheduled_at = row["scheduled_at"]
@@ -895,7 +882,7 @@ class PortabilityHandler:
         return row
 
     async def _execute(self, txn: Txn, deadline: Deadline) -> None:
-        row = await store.lock_request(txn, deadline.case_id)
+        row = await store.REQUESTS.lock(txn, deadline.case_id)
         if row is not None and row["state"] == "scheduled":
             await self._execute_now(txn, row)
 
@@ -953,7 +940,7 @@ class PortabilityHandler:
         other = "recipient_enabled_at" if donor_step else "donor_disabled_at"
         if row[other] is not None:
             changes.update(state="completed", closed_at=txn.now)
-        row = await store.update(txn.conn, "port_requests", row["id"], changes)
+        row = await store.REQUESTS.update(txn, row["id"], changes)
         txn.cancel_deadlines(FLOW, row["id"], kind)
         if done_at > deadline or txn.now > deadline:
             # A confirmation received after the deadline cannot prove the step was done in time,
@@ -985,7 +972,7 @@ class PortabilityHandler:
         return request_message(row)
 
     async def _confirmation_missed(self, txn: Txn, deadline: Deadline) -> None:
-        row = await store.lock_request(txn, deadline.case_id)
+        row = await store.REQUESTS.lock(txn, deadline.case_id)
         if row is None:
             return
         if deadline.kind == DONOR_DISABLE and row["donor_disabled_at"] is None:
@@ -1021,20 +1008,14 @@ class PortabilityHandler:
     async def _read_case(self, caller: Caller, kind: str, field: str, case_id: str) -> Any:
         """A case row, readable by its two parties and the regulator."""
         prefix, table = (
-            ("CP", "prior_consultations")
-            if kind == "prior_consultation"
-            else ("SP", "port_requests")
+            ("CP", store.CONSULTATIONS) if kind == "prior_consultation" else ("SP", store.REQUESTS)
         )
         v = Violations()
         check_case_id(v, field, case_id, prefix)
         v.raise_if_any()
-        async with self.core.db.pool.acquire() as conn:
-            row = await conn.fetchrow(f"SELECT * FROM {table} WHERE id = $1", case_id)
-        if row is None:
-            raise NotFound(kind, case_id)
-        if not caller.is_regulator and caller.operator not in (row["recipient"], row["donor"]):
-            raise PermissionDenied(f"{row['id']} concerns other operators")
-        return row
+        return await table.read_for(
+            self.core.db, case_id, caller.operator, sees_all=caller.is_regulator
+        )
 
     async def list_port_requests(
         self, caller: Caller, request: pb.ListPortRequestsRequest

@@ -8,9 +8,12 @@ from typing import Any
 import asyncpg
 from asyncpg import Record
 
+from npc.core.cases import CaseTable
 from npc.flows.portability.rules import FLOW
 from npc.flows.portability.validation import NumberEntry
-from npc.store.database import Txn
+
+REQUESTS = CaseTable(FLOW, "port_requests", "port_request", ("recipient", "donor"))
+CONSULTATIONS = CaseTable(FLOW, "prior_consultations", "prior_consultation", ("recipient", "donor"))
 
 
 async def next_id(conn: asyncpg.Connection, prefix: str) -> str:
@@ -96,36 +99,6 @@ async def insert_request(
         [n.number for n in numbers],
         [n.modality for n in numbers],
     )
-    return row
-
-
-async def lock_request(txn: Txn, case_id: str) -> Record | None:
-    """The port request row, locked for update (after the case lock, as everywhere)."""
-    await txn.lock_case(FLOW, case_id)
-    return await txn.conn.fetchrow("SELECT * FROM port_requests WHERE id = $1 FOR UPDATE", case_id)
-
-
-async def lock_consultation(txn: Txn, case_id: str) -> Record | None:
-    """The prior consultation row, locked for update (after the case lock, as everywhere)."""
-    await txn.lock_case(FLOW, case_id)
-    return await txn.conn.fetchrow(
-        "SELECT * FROM prior_consultations WHERE id = $1 FOR UPDATE", case_id
-    )
-
-
-async def update(
-    conn: asyncpg.Connection, table: str, case_id: str, changes: dict[str, Any]
-) -> Record:
-    """Apply `changes` to a case row and return the new row."""
-    assert table in ("port_requests", "prior_consultations")
-    columns = list(changes)
-    assignments = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(columns))
-    row = await conn.fetchrow(
-        f"UPDATE {table} SET {assignments} WHERE id = $1 RETURNING *",
-        case_id,
-        *(changes[c] for c in columns),
-    )
-    assert row is not None
     return row
 
 

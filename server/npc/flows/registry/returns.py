@@ -17,6 +17,7 @@ import asyncpg
 
 from npc.api.identity import Caller
 from npc.api.messages import to_timestamp
+from npc.core.cases import CaseTable
 from npc.core.compliance import Rule, record_breach
 from npc.core.deadlines import Deadline
 from npc.core.errors import (
@@ -123,6 +124,8 @@ RETURN_ENABLE = Rule(
     "donor",
     "Enable the numbers again with at most 3 hours without service.",
 )
+RETURNS = CaseTable(FLOW, "number_returns", "return", ("donor", "recipient"))
+
 RETURN_STATES = {
     "requested": pb.RETURN_STATE_REQUESTED,
     "scheduled": pb.RETURN_STATE_SCHEDULED,
@@ -187,31 +190,11 @@ class ConsentReturns:
             },
         )
 
-    async def _update(self, txn: Txn, case_id: str, changes: dict[str, Any]) -> Any:
-        columns = list(changes)
-        assignments = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(columns))
-        return await txn.conn.fetchrow(
-            f"UPDATE number_returns SET {assignments} WHERE id = $1 RETURNING *",
-            case_id,
-            *(changes[c] for c in columns),
-        )
-
-    async def _locked(self, txn: Txn, case_id: str) -> Any:
-        await txn.lock_case(FLOW, case_id)
-        return await txn.conn.fetchrow(
-            "SELECT * FROM number_returns WHERE id = $1 FOR UPDATE", case_id
-        )
-
     async def _load(self, txn: Txn, case_id: str, caller: Caller, role: str) -> Any:
         v = Violations()
         check_case_id(v, "return_id", case_id, "RT")
         v.raise_if_any()
-        row = await self._locked(txn, case_id)
-        if row is None:
-            raise NotFound("return", case_id)
-        if row[role] != caller.operator:
-            raise PermissionDenied(f"only the {role} of {case_id} may do this")
-        return row
+        return await RETURNS.lock_for(txn, case_id, caller.operator, role)
 
     async def _breach(self, txn: Txn, rule: Rule, operator: str, row: Any, due: datetime) -> None:
         await record_breach(
@@ -330,13 +313,13 @@ class ConsentReturns:
             await self._breach(txn, RETURN_ANSWER, row["recipient"], row, row["answer_deadline"])
         txn.cancel_deadlines(FLOW, row["id"], "return.answer")
         if not request.accept:
-            row = await self._update(
+            row = await RETURNS.update(
                 txn, row["id"], {"state": "denied", "denial_reason": request.denial_reason}
             )
             self._emit(txn, "denied", row, caller.operator, to=(row["donor"],))
             return return_message(row)
         assert disable_at is not None
-        row = await self._update(txn, row["id"], {"state": "scheduled", "disable_at": disable_at})
+        row = await RETURNS.update(txn, row["id"], {"state": "scheduled", "disable_at": disable_at})
         txn.set_deadline(
             FLOW, "return.execute", row["id"], disable_at, "numbers go back at the given instant"
         )
@@ -344,16 +327,16 @@ class ConsentReturns:
         return return_message(row)
 
     async def _not_answered(self, txn: Txn, deadline: Deadline) -> None:
-        row = await self._locked(txn, deadline.case_id)
+        row = await RETURNS.lock(txn, deadline.case_id)
         if row is not None and row["state"] == "requested":
             await self._breach(txn, RETURN_ANSWER, row["recipient"], row, deadline.due_at)
 
     async def _execute(self, txn: Txn, deadline: Deadline) -> None:
-        row = await self._locked(txn, deadline.case_id)
+        row = await RETURNS.lock(txn, deadline.case_id)
         if row is None or row["state"] != "scheduled":
             return
         await move_numbers(txn, row["numbers"], row["donor"], reason="return", case_id=row["id"])
-        row = await self._update(txn, row["id"], {"state": "executed", "executed_at": txn.now})
+        row = await RETURNS.update(txn, row["id"], {"state": "executed", "executed_at": txn.now})
         window = self.timeline.window_containing(row["disable_at"])
         disable_by = window[1] if window else row["disable_at"] + self.timeline.settings.max_outage
         txn.set_deadline(
@@ -409,7 +392,7 @@ class ConsentReturns:
         changes: dict[str, Any] = {column: txn.now}
         if row[other] is not None:
             changes["state"] = "completed"
-        row = await self._update(txn, row["id"], changes)
+        row = await RETURNS.update(txn, row["id"], changes)
         txn.cancel_deadlines(FLOW, row["id"], kind)
         self._emit(
             txn,
@@ -421,7 +404,7 @@ class ConsentReturns:
         return return_message(row)
 
     async def _confirmation_missed(self, txn: Txn, deadline: Deadline) -> None:
-        row = await self._locked(txn, deadline.case_id)
+        row = await RETURNS.lock(txn, deadline.case_id)
         if row is None:
             return
         if deadline.kind == "return.recipient_disable" and row["recipient_disabled_at"] is None:
@@ -434,12 +417,7 @@ class ConsentReturns:
         v = Violations()
         check_case_id(v, "return_id", request.return_id, "RT")
         v.raise_if_any()
-        async with self.core.db.pool.acquire() as conn:
-            row = await conn.fetchrow(
-                "SELECT * FROM number_returns WHERE id = $1", request.return_id
-            )
-        if row is None:
-            raise NotFound("return", request.return_id)
-        if not caller.is_regulator and caller.operator not in (row["donor"], row["recipient"]):
-            raise PermissionDenied(f"{row['id']} concerns other operators")
+        row = await RETURNS.read_for(
+            self.core.db, request.return_id, caller.operator, sees_all=caller.is_regulator
+        )
         return return_message(row)

@@ -18,6 +18,7 @@ import asyncpg
 
 from npc.api.identity import Caller
 from npc.api.messages import to_timestamp
+from npc.core.cases import CaseTable
 from npc.core.compliance import Rule, record_breach
 from npc.core.deadlines import Deadline
 from npc.core.errors import AlreadyExists, FailedPrecondition, NotFound, PermissionDenied
@@ -66,6 +67,8 @@ REACTIVATE = Rule(
     "recipient",
     "Reactivate the number within 24 hours of the donor's request.",
 )
+
+CASES = CaseTable(FLOW, "suspensions", "suspension", ("donor", "recipient"))
 
 STATES = {
     "requested": pb.SUSPENSION_STATE_REQUESTED,
@@ -126,15 +129,6 @@ class SuspensionHandler:
         self.core.deadlines.register(FLOW, "max_duration", self._suspension_ended)
         self.core.deadlines.register(FLOW, "reactivate", self._not_reactivated)
 
-    async def _update(self, txn: Txn, case_id: str, changes: dict[str, Any]) -> Any:
-        columns = list(changes)
-        assignments = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(columns))
-        return await txn.conn.fetchrow(
-            f"UPDATE suspensions SET {assignments} WHERE id = $1 RETURNING *",
-            case_id,
-            *(changes[c] for c in columns),
-        )
-
     def _emit(self, txn: Txn, type_: str, row: Any, sender: str, to: tuple[str, ...]) -> None:
         txn.emit(
             FLOW,
@@ -156,14 +150,6 @@ class SuspensionHandler:
             observed_at=txn.now,
             evidence={"number": row["number"], "due_at": due.isoformat()},
         )
-
-    async def _load(self, txn: Txn, case_id: str, caller: Caller, role: str) -> Any:
-        row = await self._locked(txn, case_id)
-        if row is None:
-            raise NotFound("suspension", case_id)
-        if row[role] != caller.operator:
-            raise PermissionDenied(f"only the {role} of {case_id} may do this")
-        return row
 
     async def request_suspension(
         self, txn: Txn, caller: Caller, request: pb.RequestSuspensionRequest
@@ -252,7 +238,7 @@ class SuspensionHandler:
         v = Violations()
         check_case_id(v, "suspension_id", request.suspension_id, "SU")
         v.raise_if_any()
-        row = await self._load(txn, request.suspension_id, caller, "recipient")
+        row = await CASES.lock_for(txn, request.suspension_id, caller.operator, "recipient")
         if row["state"] != "requested":
             raise FailedPrecondition(
                 f"{row['id']} is not awaiting suspension ({row['state']})", subject=row["id"]
@@ -260,7 +246,7 @@ class SuspensionHandler:
         if txn.now > row["suspend_deadline"]:
             await self._breach(txn, SUSPEND, row["recipient"], row, row["suspend_deadline"])
         ends = txn.now + MAX_SUSPENSION
-        row = await self._update(
+        row = await CASES.update(
             txn,
             row["id"],
             {"state": "suspended", "suspended_at": txn.now, "suspension_ends_at": ends},
@@ -284,7 +270,7 @@ class SuspensionHandler:
         )
         v.raise_if_any()
         assert paid_at is not None
-        row = await self._load(txn, request.suspension_id, caller, "donor")
+        row = await CASES.lock_for(txn, request.suspension_id, caller.operator, "donor")
         if row["state"] not in ("requested", "suspended"):
             raise FailedPrecondition(
                 f"{row['id']} is not suspended ({row['state']})", subject=row["id"]
@@ -294,7 +280,7 @@ class SuspensionHandler:
             await self._breach(txn, ASK_REACTIVATION, row["donor"], row, limit)
         if row["state"] == "requested":
             # Paid before the recipient suspended: nothing to suspend any more.
-            row = await self._update(
+            row = await CASES.update(
                 txn,
                 row["id"],
                 {
@@ -313,7 +299,7 @@ class SuspensionHandler:
 
     async def _reactivation_due(self, txn: Txn, row: Any, *, paid_at: Any = None) -> Any:
         deadline = txn.now + REACTIVATE_WITHIN
-        row = await self._update(
+        row = await CASES.update(
             txn,
             row["id"],
             {
@@ -340,14 +326,14 @@ class SuspensionHandler:
         v = Violations()
         check_case_id(v, "suspension_id", request.suspension_id, "SU")
         v.raise_if_any()
-        row = await self._load(txn, request.suspension_id, caller, "recipient")
+        row = await CASES.lock_for(txn, request.suspension_id, caller.operator, "recipient")
         if row["state"] not in ("suspended", "reactivation_due"):
             raise FailedPrecondition(
                 f"{row['id']} is not suspended ({row['state']})", subject=row["id"]
             )
         if row["reactivation_deadline"] is not None and txn.now > row["reactivation_deadline"]:
             await self._breach(txn, REACTIVATE, row["recipient"], row, row["reactivation_deadline"])
-        row = await self._update(
+        row = await CASES.update(
             txn, row["id"], {"state": "reactivated", "reactivated_at": txn.now}
         )
         txn.cancel_deadlines(FLOW, row["id"])
@@ -361,34 +347,23 @@ class SuspensionHandler:
         v = Violations()
         check_case_id(v, "suspension_id", request.suspension_id, "SU")
         v.raise_if_any()
-        async with self.core.db.pool.acquire() as conn:
-            row = await conn.fetchrow(
-                "SELECT * FROM suspensions WHERE id = $1", request.suspension_id
-            )
-        if row is None:
-            raise NotFound("suspension", request.suspension_id)
-        if not caller.is_regulator and caller.operator not in (row["donor"], row["recipient"]):
-            raise PermissionDenied(f"{row['id']} concerns other operators")
+        row = await CASES.read_for(
+            self.core.db, request.suspension_id, caller.operator, sees_all=caller.is_regulator
+        )
         return message(row)
 
-    async def _locked(self, txn: Txn, case_id: str) -> Any:
-        await txn.lock_case(FLOW, case_id)
-        return await txn.conn.fetchrow(
-            "SELECT * FROM suspensions WHERE id = $1 FOR UPDATE", case_id
-        )
-
     async def _not_suspended(self, txn: Txn, deadline: Deadline) -> None:
-        row = await self._locked(txn, deadline.case_id)
+        row = await CASES.lock(txn, deadline.case_id)
         if row is not None and row["state"] == "requested":
             await self._breach(txn, SUSPEND, row["recipient"], row, deadline.due_at)
 
     async def _suspension_ended(self, txn: Txn, deadline: Deadline) -> None:
-        row = await self._locked(txn, deadline.case_id)
+        row = await CASES.lock(txn, deadline.case_id)
         if row is not None and row["state"] == "suspended":
             row = await self._reactivation_due(txn, row)
             self._emit(txn, "ended", row, CLEARINGHOUSE, (row["recipient"], row["donor"]))
 
     async def _not_reactivated(self, txn: Txn, deadline: Deadline) -> None:
-        row = await self._locked(txn, deadline.case_id)
+        row = await CASES.lock(txn, deadline.case_id)
         if row is not None and row["state"] == "reactivation_due":
             await self._breach(txn, REACTIVATE, row["recipient"], row, deadline.due_at)

@@ -1,0 +1,68 @@
+"""A flow's case table: the locking, updating and party-checked reading every flow needs.
+
+Every command and deadline on a case takes the case lock first and then the row lock, so the two
+never deadlock (see `Txn.lock_case`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from asyncpg import Record
+
+from npc.core.errors import NotFound, PermissionDenied
+from npc.store.database import Database, Txn
+
+
+class CaseTable:
+    """One table of cases (`id` primary key) whose parties are operator columns."""
+
+    def __init__(self, flow: str, table: str, kind: str, parties: Sequence[str]) -> None:
+        self.flow = flow
+        self.table = table
+        self.kind = kind
+        self.parties = tuple(parties)
+
+    async def lock(self, txn: Txn, case_id: str) -> Record | None:
+        """The case row, locked for the rest of the transaction (None if there is no such case)."""
+        await txn.lock_case(self.flow, case_id)
+        row: Record | None = await txn.conn.fetchrow(
+            f"SELECT * FROM {self.table} WHERE id = $1 FOR UPDATE", case_id
+        )
+        return row
+
+    async def lock_for(self, txn: Txn, case_id: str, operator: str, *roles: str) -> Record:
+        """The locked case row, when `operator` acts in one of `roles` on it."""
+        row = await self.lock(txn, case_id)
+        if row is None:
+            raise NotFound(self.kind, case_id)
+        if not any(row[role] == operator for role in roles):
+            raise PermissionDenied(f"only the {' or '.join(roles)} of {case_id} may do this")
+        return row
+
+    async def update(self, txn: Txn, case_id: str, changes: dict[str, Any]) -> Record:
+        """Apply `changes` to the case row and return the new row."""
+        columns = list(changes)
+        assignments = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(columns))
+        row: Record | None = await txn.conn.fetchrow(
+            f"UPDATE {self.table} SET {assignments} WHERE id = $1 RETURNING *",
+            case_id,
+            *(changes[c] for c in columns),
+        )
+        assert row is not None
+        return row
+
+    async def read_for(
+        self, db: Database, case_id: str, operator: str, *, sees_all: bool
+    ) -> Record:
+        """The case row, for one of its parties (or for a reader who `sees_all`)."""
+        async with db.pool.acquire() as conn:
+            row: Record | None = await conn.fetchrow(
+                f"SELECT * FROM {self.table} WHERE id = $1", case_id
+            )
+        if row is None:
+            raise NotFound(self.kind, case_id)
+        if not sees_all and operator not in (row[p] for p in self.parties):
+            raise PermissionDenied(f"{case_id} concerns other operators")
+        return row
