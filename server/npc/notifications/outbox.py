@@ -1,0 +1,56 @@
+"""Queueing notifications in the case's own transaction.
+
+Flows call `queue_email` / `queue_sms` inside `Database.transaction`; the row commits with the case
+change it announces. Delivery (and retries) happen later, outside any case transaction.
+"""
+
+from __future__ import annotations
+
+from npc.store.database import Txn
+
+MAX_EMAIL_BODY = 100_000
+MAX_SMS_TEXT = 918  # six concatenated GSM-7 segments
+
+
+async def queue_email(
+    txn: Txn, *, to: str, subject: str, body: str, flow: str, case_id: str | None
+) -> int:
+    """Queue an e-mail to a subscriber; returns the notification id."""
+    if not to or "@" not in to:
+        raise ValueError(f"not an e-mail address: {to!r}")
+    if len(body) > MAX_EMAIL_BODY:
+        raise ValueError("e-mail body too long")
+    return await _queue(txn, "email", to, subject, body, flow, case_id)
+
+
+async def queue_sms(txn: Txn, *, to: str, text: str, flow: str, case_id: str | None) -> int:
+    """Queue an SMS to a subscriber's line; returns the notification id."""
+    if not to:
+        raise ValueError("SMS recipient is empty")
+    if len(text) > MAX_SMS_TEXT:
+        raise ValueError("SMS text too long")
+    return await _queue(txn, "sms", to, None, text, flow, case_id)
+
+
+async def _queue(
+    txn: Txn,
+    channel: str,
+    recipient: str,
+    subject: str | None,
+    body: str,
+    flow: str,
+    case_id: str | None,
+) -> int:
+    notification_id: int = await txn.conn.fetchval(
+        """INSERT INTO notifications (channel, recipient, subject, body, flow, case_id,
+                                      created_at, next_attempt_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id""",
+        channel,
+        recipient,
+        subject,
+        body,
+        flow,
+        case_id,
+        txn.now,
+    )
+    return notification_id
