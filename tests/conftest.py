@@ -110,7 +110,8 @@ async def app(settings: Settings, clock: FakeClock) -> AsyncIterator[Clearinghou
     await house.start()
     try:
         assert house.core is not None
-        await seed_demo(house.core.db)
+        await seed_demo(house.core.db, now=clock.now())
+        await house.core.settle()
         assert house.authenticator is not None
         await house.authenticator.load()
         yield house

@@ -196,8 +196,12 @@ async def wait_serving(
 
 
 @contextlib.asynccontextmanager
-async def server_process(database_url: str, redis_url: str, log_path: Path) -> AsyncIterator[str]:
-    """`npc serve` in its own process on the given database and Redis; yields its gRPC target."""
+async def server_process(
+    database_url: str, redis_url: str, log_path: Path, redis_prefix: str = "npc"
+) -> AsyncIterator[str]:
+    """`npc serve` in its own process on the given database and Redis (keys under
+    `redis_prefix`, shared with the processes serving the same clearinghouse); yields its gRPC
+    target."""
     from npc.embedded import free_port
 
     grpc_port = free_port()
@@ -205,6 +209,7 @@ async def server_process(database_url: str, redis_url: str, log_path: Path) -> A
         **os.environ,
         "NPC_DATABASE_URL": database_url,
         "NPC_REDIS_URL": redis_url,
+        "NPC_REDIS_PREFIX": redis_prefix,
         "NPC_GRPC_PORT": str(grpc_port),
         "NPC_HTTP_PORT": str(free_port()),
     }

@@ -424,7 +424,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     import_parser.add_argument("file", metavar="FILE")
     admin.set_defaults(func=cmd_admin)
+
+    bench = commands.add_parser(
+        "bench",
+        help="measure performance on this machine (private PostgreSQL and Redis)",
+        description="Benchmarks print figures, with ceilings measured in the same run; they"
+        " never change data outside their own temporary directory.",
+    )
+    benches = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    lookups = benches.add_parser(
+        "lookups",
+        help="registry lookups: single, batches of 10,000, and the Redis MGET ceiling",
+    )
+    lookups.add_argument(
+        "--numbers", type=int, default=10_000_000, help="registry size (default 10,000,000)"
+    )
+    lookups.add_argument(
+        "--ported-share", type=float, default=0.3, help="share of numbers ported (default 0.3)"
+    )
+    lookups.add_argument(
+        "--seconds", type=_positive, default=5.0, help="seconds per measurement (default 5)"
+    )
+    lookups.add_argument("--json", action="store_true", help="print one JSON object")
+    lookups.set_defaults(func=cmd_bench_lookups)
     return parser
+
+
+def cmd_bench_lookups(args: argparse.Namespace) -> int:
+    """`npc bench lookups`."""
+    from npc.bench import LookupBenchOptions, run_lookups
+
+    if args.numbers < 1 or not 0 <= args.ported_share <= 1:
+        print("npc bench: --numbers must be positive and --ported-share in [0, 1]", file=sys.stderr)
+        return 2
+    options = LookupBenchOptions(
+        numbers=args.numbers, ported_share=args.ported_share, seconds=args.seconds
+    )
+    return run_lookups(options, args.json)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import asyncpg
 from prometheus_client import Counter, Gauge
@@ -117,8 +117,15 @@ class Sequencer:
                     await self._wake.wait()
 
 
+EventsHook = Callable[[Sequence[LoggedEvent]], Awaitable[None]]
+
+
 class EventHub:
-    """Follows the log head in this process and serves subscribers in position order."""
+    """Follows the log head in this process and serves subscribers in position order.
+
+    Hooks (`add_hook`) see every new batch of events, in order, before any subscriber of this
+    process does: a cache a hook keeps current is never older than what the streams have shown.
+    """
 
     def __init__(self, db: Database, *, window: int = 20000, poll_seconds: float = 0.25) -> None:
         self.db = db
@@ -128,6 +135,22 @@ class EventHub:
         self._wake = asyncio.Event()
         self._changed = asyncio.Condition()
         self._refresh_lock = asyncio.Lock()
+        self._hooks: list[EventsHook] = []
+
+    def add_hook(self, hook: EventsHook) -> None:
+        """Call `hook` with each new batch of contiguous events before they are delivered.
+
+        A hook must not raise (failures are logged and delivery goes on: a stream never waits for
+        a cache); it is awaited, so it must be quick.
+        """
+        self._hooks.append(hook)
+
+    async def _run_hooks(self, events: Sequence[LoggedEvent]) -> None:
+        for hook in self._hooks:
+            try:
+                await hook(events)
+            except Exception:
+                log.exception("event hook %r failed", hook)
 
     def wake(self, head: int | None = None) -> None:
         """Tell the hub the head may have moved (to `head` when known)."""
@@ -154,17 +177,22 @@ class EventHub:
                     )
                 if not rows:
                     break
+                fresh: list[LoggedEvent] = []
+                expected = self.head + 1
                 for row in rows:
                     event = LoggedEvent.from_row(row)
-                    if event.position != self.head + 1:
+                    if event.position != expected:
                         # A position is only visible once its whole batch committed; stop at a gap.
                         break
-                    self.window.append(event)
-                    self.head = event.position
+                    fresh.append(event)
+                    expected += 1
+                if fresh:
+                    await self._run_hooks(fresh)
+                    self.window.extend(fresh)
+                    self.head = fresh[-1].position
                     moved = True
-                else:
-                    if len(rows) == 2000:
-                        continue
+                if len(fresh) == len(rows) == 2000:
+                    continue
                 break
             if moved:
                 HEAD_POSITION.set(self.head)

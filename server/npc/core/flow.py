@@ -25,7 +25,13 @@ class GrpcService:
 
 
 class Flow(Protocol):
-    """What a flow provides to the core."""
+    """What a flow provides to the core.
+
+    A flow with work of its own to start or stop (a cache, a delivery loop) may also define
+    ``async def start(self, *, background: bool) -> None`` and ``async def stop(self) -> None``;
+    the core calls them after its own start (migrations applied, hub positioned) and before its
+    own stop.
+    """
 
     name: str
 

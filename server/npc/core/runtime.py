@@ -27,6 +27,7 @@ class Core:
     ) -> None:
         self.db = db
         self.redis = redis
+        self.redis_prefix = redis_prefix
         self.clock = clock
         self.notifier = Notifier(redis, redis_prefix)
         self.hub = EventHub(db)
@@ -66,6 +67,10 @@ class Core:
         """Apply migrations, position the hub and start the background loops."""
         await self.db.migrate()
         await self.hub.start()
+        for flow in self.flows.values():
+            start = getattr(flow, "start", None)
+            if start is not None:
+                await start(background=background)
         if background:
             loop = asyncio.get_running_loop()
             self._tasks = [
@@ -85,7 +90,11 @@ class Core:
         await self.hub.refresh()
 
     async def stop(self) -> None:
-        """Stop the background loops."""
+        """Stop the flows' and the core's background loops."""
+        for flow in self.flows.values():
+            stop = getattr(flow, "stop", None)
+            if stop is not None:
+                await stop()
         for task in self._tasks:
             task.cancel()
         if self._tasks:

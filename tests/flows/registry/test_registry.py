@@ -26,7 +26,10 @@ async def test_lookups_follow_a_port_in_two_server_processes(
 ):
     async with (
         server_process(
-            settings.database_url, settings.redis_url, tmp_path / "second.log"
+            settings.database_url,
+            settings.redis_url,
+            tmp_path / "second.log",
+            settings.redis_prefix,
         ) as target,
         OperatorClient(target, "dev-token-entel") as entel_there,
     ):

@@ -8,6 +8,7 @@ from npc.core.flow import GrpcService
 from npc.core.runtime import Core
 from npc.flows.portability.rules import Timeline
 from npc.flows.registry.api import RegistryServicer, ReturnsServicer
+from npc.flows.registry.cache import RegistryCache
 from npc.flows.registry.handler import RegistryHandler
 from npc.flows.registry.returns import ConsentReturns, ReturnsHandler
 from npc.flows.registry.store import FLOW
@@ -25,10 +26,22 @@ class RegistryFlow:
         self.handler: RegistryHandler | None = None
         self.returns: ReturnsHandler | None = None
         self.consent: ConsentReturns | None = None
+        self.cache: RegistryCache | None = None
+
+    async def start(self, *, background: bool) -> None:
+        """Load the numbering plan and bring the lookup cache up to date."""
+        assert self.cache is not None
+        await self.cache.start(background=background)
+
+    async def stop(self) -> None:
+        """Stop the cache's repair work."""
+        if self.cache is not None:
+            await self.cache.stop()
 
     def setup(self, core: Core) -> None:
         """Create the handlers and register the returns' deadlines."""
-        self.handler = RegistryHandler(core)
+        self.cache = RegistryCache(core, core.redis_prefix)
+        self.handler = RegistryHandler(core, self.cache)
         self.returns = ReturnsHandler(self.handler)
         timeline = Timeline(core.calendar(self.settings.jurisdiction), self.settings)
         self.consent = ConsentReturns(core, timeline)

@@ -11,7 +11,8 @@ import asyncpg
 from npc.api.messages import to_timestamp
 from npc.core.errors import FieldViolation, InvalidArgument
 from npc.core.runtime import Core
-from npc.flows.registry.store import NUMBERS_CHANGED
+from npc.flows.registry.cache import LOOKUPS, RegistryCache, Routing
+from npc.flows.registry.store import serving_before, unsequenced_origins
 from npc.v1 import common_pb2, registry_pb2
 
 MAX_BATCH = 10_000
@@ -23,12 +24,45 @@ _SERVICES = {"mobile": common_pb2.SERVICE_TYPE_MOBILE, "fixed": common_pb2.SERVI
 
 _LOOKUP = """
     SELECT n.number, r.operator_id AS holder, r.service, p.serving_operator, p.ported_at,
-           o.routing_code
+           o.routing_code, h.routing_code AS holder_code
     FROM unnest($1::text[]) WITH ORDINALITY AS n(number, i)
     LEFT JOIN number_ranges r ON r.numbers @> n.number::bigint
     LEFT JOIN ported_numbers p ON p.number = n.number
     LEFT JOIN operators o ON o.id = COALESCE(p.serving_operator, r.operator_id)
+    LEFT JOIN operators h ON h.id = r.operator_id
     ORDER BY n.i"""
+
+
+def _columns_from_rows(
+    rows: list[Any],
+) -> tuple[list[str], list[str], list[int], list[int], list[int], list[int]]:
+    slots: dict[str, int] = {}
+    codes: list[str] = []
+    serving: list[int] = []
+    holder: list[int] = []
+    since: list[int] = []
+    service: list[int] = []
+
+    def slot(operator: str, code: str) -> int:
+        if operator not in slots:
+            slots[operator] = len(slots) + 1
+            codes.append(code)
+        return slots[operator]
+
+    for row in rows:
+        if row["holder"] is None:
+            serving.append(0)
+            holder.append(0)
+            since.append(0)
+            service.append(0)
+            continue
+        serving_operator = row["serving_operator"] or row["holder"]
+        serving.append(slot(serving_operator, row["routing_code"] or ""))
+        holder.append(slot(row["holder"], row["holder_code"] or ""))
+        ported_at = row["ported_at"]
+        since.append(int(ported_at.timestamp() * 1000) if ported_at is not None else 0)
+        service.append(_SERVICES.get(row["service"], common_pb2.SERVICE_TYPE_UNSPECIFIED))
+    return list(slots), codes, serving, holder, since, service
 
 
 def routing_message(row: Any) -> registry_pb2.NumberRouting:
@@ -48,11 +82,30 @@ def routing_message(row: Any) -> registry_pb2.NumberRouting:
     )
 
 
+def cached_message(routing: Routing) -> registry_pb2.NumberRouting:
+    """A cache answer as its API message."""
+    if not routing.in_plan:
+        return registry_pb2.NumberRouting(number=routing.number, in_plan=False)
+    message = registry_pb2.NumberRouting(
+        number=routing.number,
+        in_plan=True,
+        serving_operator=routing.serving_operator,
+        routing_code=routing.routing_code,
+        ported=routing.ported,
+        range_holder=routing.range_holder,
+        service=routing.service,  # type: ignore[arg-type]
+    )
+    if routing.ported_since_ms:
+        message.ported_since.FromMilliseconds(routing.ported_since_ms)
+    return message
+
+
 class RegistryHandler:
     """Answers routing lookups and streams consistent snapshots."""
 
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: Core, cache: RegistryCache | None = None) -> None:
         self.core = core
+        self.cache = cache
 
     @staticmethod
     def check_numbers(numbers: list[str], field: str) -> None:
@@ -60,6 +113,9 @@ class RegistryHandler:
             raise InvalidArgument(FieldViolation(field, "at least one number"))
         if len(numbers) > MAX_BATCH:
             raise InvalidArgument(FieldViolation(field, f"at most {MAX_BATCH} numbers per call"))
+        # The cheap test first: this runs for every number of every batch.
+        if all(n.isascii() and n.isdigit() and n[0] != "0" and len(n) <= 15 for n in numbers):
+            return
         bad = [
             FieldViolation(f"{field}[{i}]", "digits only, no leading zero, at most 15")
             for i, n in enumerate(numbers)
@@ -71,13 +127,38 @@ class RegistryHandler:
     async def lookup(
         self, numbers: list[str], *, conn: asyncpg.Connection | None = None
     ) -> list[registry_pb2.NumberRouting]:
-        """Serving operator and routing code of each number, in order (on `conn` when given)."""
+        """Serving operator and routing code of each number, in order.
+
+        From the hot data when it is current; from PostgreSQL otherwise, and always on `conn`
+        when one is given (a command's own transaction must see its own state).
+        """
         if conn is not None:
             rows = await conn.fetch(_LOOKUP, numbers)
-        else:
-            async with self.core.db.pool.acquire() as own:
-                rows = await own.fetch(_LOOKUP, numbers)
-        return [routing_message(r) for r in rows]
+            return [routing_message(r) for r in rows]
+        if self.cache is not None:
+            cached = await self.cache.lookup(numbers)
+            if cached is not None:
+                return [cached_message(r) for r in cached]
+        return [routing_message(r) for r in await self._from_database(numbers)]
+
+    async def _from_database(self, numbers: list[str]) -> list[Any]:
+        LOOKUPS.labels("postgres").inc(len(numbers))
+        async with self.core.db.pool.acquire() as own:
+            rows: list[Any] = await own.fetch(_LOOKUP, numbers)
+        return rows
+
+    async def columns(self, numbers: list[str]) -> registry_pb2.RoutingColumns:
+        """The answers for `numbers` as parallel columns."""
+        answer = await self.cache.lookup_columns(numbers) if self.cache is not None else None
+        if answer is None:
+            answer = _columns_from_rows(await self._from_database(numbers))
+        operators, codes, serving, holder, since, service = answer
+        columns = registry_pb2.RoutingColumns(operators=operators, routing_codes=codes)
+        columns.serving.extend(serving)
+        columns.range_holder.extend(holder)
+        columns.ported_since_ms.extend(since)
+        columns.service.extend(service)  # type: ignore[arg-type]
+        return columns
 
     async def lookup_one(
         self, request: registry_pb2.LookupNumberRequest
@@ -92,6 +173,8 @@ class RegistryHandler:
         """LookupNumbers."""
         numbers = list(request.numbers)
         self.check_numbers(numbers, "numbers")
+        if request.columnar:
+            return registry_pb2.LookupNumbersResponse(columns=await self.columns(numbers))
         return registry_pb2.LookupNumbersResponse(results=await self.lookup(numbers))
 
     async def snapshot(
@@ -114,15 +197,7 @@ class RegistryHandler:
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
             position = int(await conn.fetchval("SELECT position FROM event_head"))
-            pending = await conn.fetch(
-                "SELECT payload FROM events WHERE position IS NULL AND type = $1 ORDER BY id",
-                NUMBERS_CHANGED,
-            )
-            before: dict[str, str] = {}
-            for event in pending:
-                for move in event["payload"]["moves"]:
-                    for number in move["numbers"]:
-                        before.setdefault(number, move["from_operator"])
+            before = await unsequenced_origins(conn)
             codes = {
                 r["id"]: r["routing_code"]
                 for r in await conn.fetch("SELECT id, routing_code FROM operators")
@@ -162,24 +237,13 @@ class RegistryHandler:
                     yield chunk
                     chunk = registry_pb2.SnapshotChunk(position=position)
             if before:
-                rows = await conn.fetch(
-                    """SELECT n.number, r.operator_id AS holder,
-                              (SELECT max(h.changed_at) FROM number_history h
-                               WHERE h.number = n.number AND h.to_operator = n.serving
-                                 AND h.from_operator <> n.serving) AS since
-                       FROM unnest($1::text[], $2::text[]) AS n(number, serving)
-                       JOIN number_ranges r ON r.numbers @> n.number::bigint""",
-                    list(before),
-                    list(before.values()),
-                )
-                for row in rows:
-                    serving = before[row["number"]]
-                    if serving != row["holder"]:
+                for row in await serving_before(conn, before):
+                    if row["serving"] != row["holder"]:
                         chunk.ported.append(
                             registry_pb2.PortedNumber(
                                 number=row["number"],
-                                serving_operator=serving,
-                                routing_code=codes[serving],
+                                serving_operator=row["serving"],
+                                routing_code=codes[row["serving"]],
                                 ported_since=to_timestamp(row["since"]),
                             )
                         )

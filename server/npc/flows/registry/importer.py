@@ -36,7 +36,7 @@ Ported numbers (`npc admin import ported FILE`)::
 An import is one transaction: the file is copied into a temporary staging table, validated in SQL,
 then written. The first bad row (in file order) fails the whole import with its line number and
 the reason, and nothing is loaded. A successful import emits one `registry.imported` broadcast,
-payload ``{"kind": "plan" | "ported", "rows": N}``: operators' local copies of the registry reload
+payload ``{"kind": "plan" | "ported" | "operators" | "seed", "rows": N}``: operators' local copies of the registry reload
 a snapshot.
 """
 
@@ -179,7 +179,8 @@ async def _first_error(txn: Txn, table: str) -> None:
         raise RegistryImportError(row["line"], row["error"])
 
 
-def _emit(txn: Txn, kind: str, rows: int) -> None:
+def emit_imported(txn: Txn, kind: str, rows: int) -> None:
+    """Tell everyone following the log that the plan or the ported numbers changed in bulk."""
     txn.emit(
         FLOW,
         IMPORTED,
@@ -267,7 +268,7 @@ async def import_plan(
                    RETURNING 1)
                SELECT count(*) FROM added"""
         )
-        _emit(txn, "plan", added)
+        emit_imported(txn, "plan", added)
     return ImportReport("plan", added, added, total, time.perf_counter() - started)
 
 
@@ -355,5 +356,5 @@ async def import_ported(
                SELECT count(*) FROM history""",
             txn.now,
         )
-        _emit(txn, "ported", rows)
+        emit_imported(txn, "ported", rows)
     return ImportReport("ported", rows, changed, total, time.perf_counter() - started)
