@@ -11,6 +11,7 @@ import grpc
 from npc.v1 import (
     events_pb2,
     events_pb2_grpc,
+    inoperability_pb2_grpc,
     portability_pb2_grpc,
     registry_pb2_grpc,
     suspension_pb2_grpc,
@@ -37,6 +38,7 @@ class OperatorClient:
         self.registry = registry_pb2_grpc.RegistryServiceStub(self.channel)
         self.returns = registry_pb2_grpc.ReturnsServiceStub(self.channel)
         self.suspension = suspension_pb2_grpc.SuspensionServiceStub(self.channel)
+        self.inoperability = inoperability_pb2_grpc.InoperabilityServiceStub(self.channel)
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:

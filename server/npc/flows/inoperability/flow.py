@@ -1,0 +1,37 @@
+"""The inoperability registry's manifest."""
+
+from __future__ import annotations
+
+from npc.api.commands import CommandRunner
+from npc.core.flow import GrpcService
+from npc.core.runtime import Core
+from npc.flows.inoperability.api import InoperabilityServicer
+from npc.flows.inoperability.handler import FLOW, InoperabilityHandler
+from npc.v1 import inoperability_pb2_grpc
+
+
+class InoperabilityFlow:
+    """Registry of inoperability of the sales and after-sales applications (seed 002, Peru)."""
+
+    name = FLOW
+
+    def __init__(self, jurisdiction: str, commands: CommandRunner) -> None:
+        self.jurisdiction = jurisdiction
+        self.commands = commands
+        self.handler: InoperabilityHandler | None = None
+
+    def setup(self, core: Core) -> None:
+        """Create the handler and register its deadlines."""
+        self.handler = InoperabilityHandler(core, self.jurisdiction)
+        self.handler.register_deadlines()
+
+    def grpc_services(self) -> list[GrpcService]:
+        """InoperabilityService."""
+        assert self.handler is not None
+        return [
+            GrpcService(
+                "npc.v1.InoperabilityService",
+                InoperabilityServicer(self.handler, self.commands),
+                inoperability_pb2_grpc.add_InoperabilityServiceServicer_to_server,
+            )
+        ]
