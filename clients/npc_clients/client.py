@@ -13,6 +13,7 @@ from npc.v1 import (
     events_pb2_grpc,
     portability_pb2_grpc,
     registry_pb2_grpc,
+    sgu_pb2_grpc,
     suspension_pb2_grpc,
 )
 
@@ -37,6 +38,7 @@ class OperatorClient:
         self.registry = registry_pb2_grpc.RegistryServiceStub(self.channel)
         self.returns = registry_pb2_grpc.ReturnsServiceStub(self.channel)
         self.suspension = suspension_pb2_grpc.SuspensionServiceStub(self.channel)
+        self.sgu = sgu_pb2_grpc.SguServiceStub(self.channel)
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:

@@ -17,6 +17,7 @@ from npc.core.flow import GrpcService
 from npc.core.runtime import Core
 from npc.flows.portability.flow import PortabilityFlow
 from npc.flows.registry.flow import RegistryFlow
+from npc.flows.sgu.flow import SguFlow
 from npc.flows.suspension.flow import SuspensionFlow
 from npc.store.database import Database
 from npc.v1 import events_pb2_grpc
@@ -57,6 +58,7 @@ class Clearinghouse:
                 RegistryFlow(settings.portability, commands),
                 self.portability,
                 SuspensionFlow(settings.portability.jurisdiction, commands),
+                SguFlow("PE", commands),
             ]
         )
         await core.start(background=background)
