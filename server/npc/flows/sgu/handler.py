@@ -55,6 +55,7 @@ from npc.flows.portability.validation import (
     timestamp,
     within,
 )
+from npc.flows.sgu.catalogue import SUBCATEGORY, UNIT_VALUES, check_subcategory, upsert
 from npc.notifications.outbox import queue_email
 from npc.store.database import Txn
 from npc.v1 import common_pb2
@@ -98,15 +99,11 @@ TRAY_STATES = ("in_tray", "overdue", "claim_requested")
 OPEN_STATES = ("awaiting_confirmation", "in_tray", "overdue", "answered", "escalation_open")
 CHANNELS = {pb.CHANNEL_WEB: "web", pb.CHANNEL_APP: "app", pb.CHANNEL_OFFICE: "office"}
 CHANNEL_VALUES = {name: value for value, name in CHANNELS.items()}
-UNITS = {pb.DEADLINE_UNIT_BUSINESS_DAYS: "business_days", pb.DEADLINE_UNIT_HOURS: "hours"}
-UNIT_VALUES = {name: value for value, name in UNITS.items()}
 DOCUMENT_VALUES: dict[str, common_pb2.DocumentType.ValueType] = {
     name: common_pb2.DocumentType.ValueType(value) for value, name in DOCUMENT_TYPES.items()
 }
 TRAY_EVENTS = {"sgu.problem.transferred": "transferred", "sgu.claim.requested": "claim_requested"}
 
-SUBCATEGORY = re.compile(r"(?a)^[A-Z]{2,8}-\d{2}$")
-CATEGORY = re.compile(r"(?a)^[A-Z]{2,8}$")
 OFFICE_CODE = re.compile(r"(?a)^[A-Z0-9-]{2,20}$")
 UBIGEO = re.compile(r"(?a)^\d{6}$")
 CLAIM_CODE_FORMAT = re.compile(r"(?a)^[A-Za-z0-9./_-]{1,40}$")
@@ -922,62 +919,10 @@ class SguHandler:
     ) -> pb.Subcategory:
         """Add or change a subcategory of the catalogue (problems under way keep their terms)."""
         self._check_caller_is_regulator(caller, "edits the catalogue")
-        s = request.subcategory
         v = Violations()
-        if not SUBCATEGORY.fullmatch(s.code):
-            v.add("subcategory.code", "required: CATEGORY-NN, e.g. REC-01")
-        elif s.code.split("-")[0] != s.category:
-            v.add("subcategory.category", "must be the code's prefix")
-        if not CATEGORY.fullmatch(s.category):
-            v.add("subcategory.category", "required: 2 to 8 capital letters")
-        if not printable(s.name, limit=200):
-            v.add("subcategory.name", "required: up to 200 printable characters")
-        if not printable(s.category_name, limit=120):
-            v.add("subcategory.category_name", "required: up to 120 printable characters")
-        if s.service not in ("mobile", "fixed"):
-            v.add("subcategory.service", "required: mobile or fixed")
-        unit = UNITS.get(s.deadline_unit, "")
-        if not unit:
-            v.add("subcategory.deadline_unit", "required: BUSINESS_DAYS or HOURS")
-        limit = 720 if unit == "hours" else 30
-        if not 1 <= s.deadline_amount <= limit:
-            v.add("subcategory.deadline_amount", f"required: 1 to {limit}")
-        if not 1 <= s.claim_business_days <= 30:
-            v.add("subcategory.claim_business_days", "required: 1 to 30 business days")
+        check_subcategory(v, request.subcategory)
         v.raise_if_any()
-        row = await txn.conn.fetchrow(
-            """INSERT INTO sgu_subcategories (code, name, category, category_name, service,
-                   deadline_unit, deadline_amount, claimable, claim_business_days, active,
-                   updated_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-               ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name,
-                   category = EXCLUDED.category, category_name = EXCLUDED.category_name,
-                   service = EXCLUDED.service, deadline_unit = EXCLUDED.deadline_unit,
-                   deadline_amount = EXCLUDED.deadline_amount, claimable = EXCLUDED.claimable,
-                   claim_business_days = EXCLUDED.claim_business_days,
-                   active = EXCLUDED.active, updated_at = EXCLUDED.updated_at
-               RETURNING *""",
-            s.code,
-            s.name,
-            s.category,
-            s.category_name,
-            s.service,
-            unit,
-            s.deadline_amount,
-            s.claimable,
-            s.claim_business_days,
-            s.active,
-            txn.now,
-        )
-        txn.emit(
-            FLOW,
-            "sgu.catalogue.changed",
-            case_id=None,
-            sender=caller.operator,
-            broadcast=True,
-            payload={"subcategory": s.code, "active": s.active},
-        )
-        return subcategory_message(row)
+        return subcategory_message(await upsert(txn, request.subcategory, caller.operator))
 
     # ------------------------------------------------------------------ queries
 
