@@ -292,9 +292,63 @@ async def test_only_the_regulator_registers_and_a_retry_registers_once(app, oper
     retry = await _call(operators["osiptel"], "RegisterProblem", request)
     assert first.id == retry.id
     assert await _count_problems(app) == 1
-    with pytest.raises(grpc.aio.AioRpcError) as twice:
-        await _call(operators["osiptel"], "RegisterProblem", _register())
-    assert twice.value.code() == grpc.StatusCode.ALREADY_EXISTS
+
+
+async def test_a_line_has_one_problem_of_a_subcategory_under_way(app, operators):
+    osiptel = operators["osiptel"]
+    # Unconfirmed registrations do not block: the address may have been mistyped.
+    mistyped = await _call(osiptel, "RegisterProblem", _register())
+    typed_again = await _call(osiptel, "RegisterProblem", _register())
+    await _call(
+        osiptel,
+        "ConfirmEmail",
+        sgu_pb2.ConfirmEmailRequest(request_id=rid(), token=await _token(app, typed_again.id)),
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as confirmed_twice:
+        await _call(
+            osiptel,
+            "ConfirmEmail",
+            sgu_pb2.ConfirmEmailRequest(request_id=rid(), token=await _token(app, mistyped.id)),
+        )
+    assert confirmed_twice.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    with pytest.raises(grpc.aio.AioRpcError) as at_office:
+        await _call(osiptel, "RegisterProblem", _at_office())
+    assert at_office.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert typed_again.id in at_office.value.details()
+    other = await _call(osiptel, "RegisterProblem", _at_office(subcategory="SUS-01"))
+    assert other.state == sgu_pb2.PROBLEM_STATE_IN_TRAY
+
+
+async def test_an_unconfirmed_registration_expires_after_72_hours(app, operators, clock):
+    osiptel = operators["osiptel"]
+    problem = await _call(osiptel, "RegisterProblem", _register())
+    token = await _token(app, problem.id)
+    expires = clock.now() + timedelta(hours=72)
+    await advance_to(app, clock, expires - timedelta(seconds=1))
+    got = await _call(osiptel, "GetProblem", sgu_pb2.GetProblemRequest(problem_id=problem.id))
+    assert got.state == sgu_pb2.PROBLEM_STATE_AWAITING_CONFIRMATION
+    await advance(app, clock, timedelta(seconds=1))
+    got = await _call(osiptel, "GetProblem", sgu_pb2.GetProblemRequest(problem_id=problem.id))
+    assert got.state == sgu_pb2.PROBLEM_STATE_EXPIRED
+    with pytest.raises(grpc.aio.AioRpcError) as late:
+        await _call(
+            osiptel, "ConfirmEmail", sgu_pb2.ConfirmEmailRequest(request_id=rid(), token=token)
+        )
+    assert late.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "expired" in late.value.details()
+    status = await app.core.flows["sgu"].handler.confirm_email_token(token)
+    assert status["state"] == "expired"
+    assert await _records(app, problem.id) == []
+
+
+async def test_a_confirmed_registration_does_not_expire(app, operators, clock):
+    problem = await _confirmed(app, operators["osiptel"])
+    await _answer(operators["movistar"], problem.id)
+    await advance(app, clock, timedelta(hours=73))
+    got = await _call(
+        operators["osiptel"], "GetProblem", sgu_pb2.GetProblemRequest(problem_id=problem.id)
+    )
+    assert got.state == sgu_pb2.PROBLEM_STATE_ANSWERED
 
 
 # ------------------------------------------------------------------ answer deadlines

@@ -1,5 +1,6 @@
 """User management system, SGU (Res. 00170-2020-CD/OSIPTEL, Instructivo Técnico del SGU).
 
+    (72 hours unconfirmed: expired)
     awaiting_confirmation --e-mail confirmed--> in_tray --operator answers--> answered --rated-->
     (registered at an office: in_tray at once)     |                            closed (satisfied,
                                           answer deadline missed              or not claimable)
@@ -9,7 +10,7 @@
                                                               v
                                                        claim_requested --claim code--> claimed
 
-Deadlines: the operator answers within its subcategory's deadline (business days on the Peruvian
+Deadlines: an e-mail not confirmed within 72 hours expires the registration; the operator answers within its subcategory's deadline (business days on the Peruvian
 calendar, or hours); escalated to a claim, it assigns its claim code at once (a short configurable
 grace). Both are extended by recorded outages of the SGU or of the operator's system that ran
 during them.
@@ -64,6 +65,8 @@ from npc.v1 import sgu_pb2 as pb
 FLOW = "sgu"
 # "Immediately" leaves the operator no time of its own; the grace covers the systems' round trip.
 DEFAULT_CLAIM_CODE_GRACE = timedelta(hours=1)
+# An address never confirmed must not hold a problem (and its token) open for ever.
+CONFIRMATION_WINDOW = timedelta(hours=72)
 
 ANSWER = Rule(
     "sgu_answer_in_time",
@@ -93,10 +96,12 @@ STATES = {
     "escalation_open": pb.PROBLEM_STATE_ESCALATION_OPEN,
     "claim_requested": pb.PROBLEM_STATE_CLAIM_REQUESTED,
     "claimed": pb.PROBLEM_STATE_CLAIMED,
+    "expired": pb.PROBLEM_STATE_EXPIRED,
 }
 # States in which a problem waits for its operator.
 TRAY_STATES = ("in_tray", "overdue", "claim_requested")
-OPEN_STATES = ("awaiting_confirmation", "in_tray", "overdue", "answered", "escalation_open")
+# A line has at most one problem of a subcategory under way in its operator's hands.
+OPEN_STATES = ("in_tray", "overdue", "answered", "escalation_open", "claim_requested")
 CHANNELS = {pb.CHANNEL_WEB: "web", pb.CHANNEL_APP: "app", pb.CHANNEL_OFFICE: "office"}
 CHANNEL_VALUES = {name: value for value, name in CHANNELS.items()}
 DOCUMENT_VALUES: dict[str, common_pb2.DocumentType.ValueType] = {
@@ -303,6 +308,7 @@ class SguHandler:
         """Plug the deadline handlers into the core."""
         self.core.deadlines.register(FLOW, "answer", self._not_answered)
         self.core.deadlines.register(FLOW, "claim_code", self._no_claim_code)
+        self.core.deadlines.register(FLOW, "confirmation", self._unconfirmed)
 
     # ------------------------------------------------------------------ helpers
 
@@ -417,19 +423,7 @@ class SguHandler:
             raise InvalidArgument(
                 FieldViolation("number", f"not a {sub['service']} number of the numbering plan")
             )
-        duplicate = await conn.fetchval(
-            "SELECT id FROM sgu_problems WHERE number = $1 AND subcategory = $2"
-            " AND state = ANY($3::text[])",
-            request.number,
-            request.subcategory,
-            list(OPEN_STATES),
-        )
-        if duplicate is not None:
-            raise AlreadyExists(
-                "problem",
-                duplicate,
-                f"line {request.number} already has problem {duplicate} of this subcategory",
-            )
+        await self._check_not_under_way(txn, request.number, request.subcategory)
         problem_id = f"SG{await conn.fetchval('SELECT nextval($1)', 'sgu_problem_seq'):010d}"
         token = secrets.token_urlsafe(24) if channel != "office" else None
         subscriber = request.subscriber
@@ -473,6 +467,13 @@ class SguHandler:
             # Staff of the orientation office verified the subscriber in person.
             row = await self._transfer(txn, row)
         else:
+            txn.set_deadline(
+                FLOW,
+                "confirmation",
+                problem_id,
+                txn.now + CONFIRMATION_WINDOW,
+                "an unconfirmed registration expires after 72 hours",
+            )
             await queue_email(
                 txn,
                 to=row["email"],
@@ -481,14 +482,31 @@ class SguHandler:
                     f"Registramos su problema {problem_id} ({sub['name']}) con la línea "
                     f"{row['number']}.\nPara enviarlo a su empresa operadora, confirme su correo "
                     f"con este código: {token}\n(enlace: /sgu/confirmar?token={token})\n"
+                    "El código vence a las 72 horas.\n"
                 ),
                 flow=FLOW,
                 case_id=problem_id,
             )
         return message(row)
 
+    async def _check_not_under_way(self, txn: Txn, number: str, subcategory: str) -> None:
+        duplicate = await txn.conn.fetchval(
+            "SELECT id FROM sgu_problems WHERE number = $1 AND subcategory = $2"
+            " AND state = ANY($3::text[])",
+            number,
+            subcategory,
+            list(OPEN_STATES),
+        )
+        if duplicate is not None:
+            raise AlreadyExists(
+                "problem",
+                duplicate,
+                f"line {number} already has problem {duplicate} of this subcategory under way",
+            )
+
     async def _transfer(self, txn: Txn, row: Any) -> Any:
         """Move a problem into its operator's tray and start the answer deadline."""
+        await self._check_not_under_way(txn, row["number"], row["subcategory"])
         base = self._base_answer_deadline(txn.now, row["deadline_unit"], row["deadline_amount"])
         due = extend_for_outages(txn.now, base, await self._outages(txn.conn, row["operator"]))
         row = await CASES.update(
@@ -501,6 +519,7 @@ class SguHandler:
                 "answer_deadline": due,
             },
         )
+        txn.cancel_deadlines(FLOW, row["id"], "confirmation")
         txn.set_deadline(
             FLOW,
             "answer",
@@ -533,7 +552,14 @@ class SguHandler:
         self._check_caller_is_regulator(caller, "confirms e-mail addresses for subscribers")
         if not TOKEN.fullmatch(request.token):
             raise InvalidArgument(FieldViolation("token", "required: the code of the e-mail"))
-        return message(await self._confirm(txn, request.token))
+        row = await self._confirm(txn, request.token)
+        if row["state"] == "expired":
+            raise FailedPrecondition(
+                f"the confirmation of {row['id']} expired; register the problem again",
+                violation_type="EXPIRED",
+                subject=row["id"],
+            )
+        return message(row)
 
     async def _confirm(self, txn: Txn, token: str) -> Any:
         problem_id = await txn.conn.fetchval(
@@ -557,7 +583,7 @@ class SguHandler:
         try:
             async with self.core.db.transaction("sgu.confirm", self.core.clock.now()) as txn:
                 row = await self._confirm(txn, token)
-        except NotFound:
+        except (NotFound, AlreadyExists):
             return None
         return self._public(row)
 
@@ -802,6 +828,11 @@ class SguHandler:
                 flow=FLOW,
                 case_id=row["id"],
             )
+
+    async def _unconfirmed(self, txn: Txn, deadline: Deadline) -> None:
+        row = await CASES.lock(txn, deadline.case_id)
+        if row is not None and row["state"] == "awaiting_confirmation":
+            await CASES.update(txn, row["id"], {"state": "expired"})
 
     async def _no_claim_code(self, txn: Txn, deadline: Deadline) -> None:
         row = await CASES.lock(txn, deadline.case_id)
