@@ -14,6 +14,7 @@ from npc.v1 import (
     inoperability_pb2_grpc,
     portability_pb2_grpc,
     registry_pb2_grpc,
+    sgu_pb2_grpc,
     suspension_pb2_grpc,
 )
 
@@ -39,6 +40,7 @@ class OperatorClient:
         self.returns = registry_pb2_grpc.ReturnsServiceStub(self.channel)
         self.suspension = suspension_pb2_grpc.SuspensionServiceStub(self.channel)
         self.inoperability = inoperability_pb2_grpc.InoperabilityServiceStub(self.channel)
+        self.sgu = sgu_pb2_grpc.SguServiceStub(self.channel)
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:

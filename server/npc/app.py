@@ -18,6 +18,7 @@ from npc.core.runtime import Core
 from npc.flows.inoperability.flow import InoperabilityFlow
 from npc.flows.portability.flow import PortabilityFlow
 from npc.flows.registry.flow import RegistryFlow
+from npc.flows.sgu.flow import SguFlow
 from npc.flows.suspension.flow import SuspensionFlow
 from npc.store.database import Database
 from npc.v1 import events_pb2_grpc
@@ -59,6 +60,7 @@ class Clearinghouse:
                 self.portability,
                 SuspensionFlow(settings.portability.jurisdiction, commands),
                 InoperabilityFlow("PE", commands),
+                SguFlow("PE", commands),
             ]
         )
         await core.start(background=background)

@@ -35,6 +35,7 @@ from npc.flows.registry.importer import (
     import_plan,
     import_ported,
 )
+from npc.flows.sgu.catalogue import CatalogueImportError, load_catalogue_csv
 from npc.store.database import Database
 
 log = logging.getLogger("npc.cli")
@@ -248,6 +249,17 @@ async def _import(db: Database, kind: str, path: str) -> int:
     return 0
 
 
+async def _load_sgu_catalogue(db: Database, path: Path) -> int:
+    try:
+        count = await load_catalogue_csv(db, path, now=datetime.now(UTC), sender="admin")
+    except CatalogueImportError as exc:
+        print(f"line {exc.line}: {exc.reason}", file=sys.stderr)
+        print("npc admin: nothing loaded", file=sys.stderr)
+        return 1
+    print(f"loaded {count} SGU subcategories from {path}")
+    return 0
+
+
 async def _with_database(url: str, action: str, args: argparse.Namespace) -> int:
     db = await Database.connect(url, min_size=1, max_size=2)
     try:
@@ -284,6 +296,8 @@ async def _with_database(url: str, action: str, args: argparse.Namespace) -> int
             print(f"{args.operator} holds {args.service} numbers {args.first}-{args.last}")
         elif action == "import":
             return await _import(db, args.kind, args.file)
+        elif action == "sgu-catalogue":
+            return await _load_sgu_catalogue(db, Path(args.file))
     except asyncpg.UndefinedTableError:
         print("npc admin: the schema is missing; run `npc admin migrate` first", file=sys.stderr)
         return 1
@@ -311,7 +325,7 @@ def cmd_admin(args: argparse.Namespace) -> int:
         if not (args.first.isdigit() and args.last.isdigit()) or int(args.first) > int(args.last):
             print("npc admin: FIRST and LAST are numbers, FIRST <= LAST", file=sys.stderr)
             return 2
-    if args.action == "import" and not Path(args.file).is_file():
+    if args.action in ("import", "sgu-catalogue") and not Path(args.file).is_file():
         print(f"npc admin: no such file: {args.file}", file=sys.stderr)
         return 2
     return asyncio.run(_with_database(url, args.action, args))
@@ -423,6 +437,14 @@ def build_parser() -> argparse.ArgumentParser:
         "kind", choices=["plan", "ported"], metavar="KIND", help="plan or ported"
     )
     import_parser.add_argument("file", metavar="FILE")
+    catalogue_parser = actions.add_parser(
+        "sgu-catalogue",
+        help="add or change SGU problem subcategories from a CSV file",
+        description="Header code,name,category,category_name,service,deadline_unit,"
+        "deadline_amount,claimable,claim_business_days[,active]; deadline_unit is business_days"
+        " or hours. One transaction: the first bad line fails the load with its line number.",
+    )
+    catalogue_parser.add_argument("file", metavar="FILE")
     admin.set_defaults(func=cmd_admin)
 
     bench = commands.add_parser(
