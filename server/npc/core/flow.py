@@ -25,7 +25,12 @@ class GrpcService:
 
 
 class Flow(Protocol):
-    """What a flow provides to the core."""
+    """What a flow provides to the core.
+
+    Optionally a flow also defines ``web_routes(self) -> npc.web.site.WebRoutes``: its public
+    lookup pages and regulator reports. It is looked up with ``getattr`` when the HTTP application
+    is built (``npc.web.http.build_app``), after ``setup``; flows without it add no pages.
+    """
 
     name: str
 
