@@ -17,7 +17,7 @@ RECORD_COLUMNS = (
     Column("infraccion", "Infracción", "number"),
     Column("articulo", "Artículo"),
     Column("gravedad", "Gravedad"),
-    Column("descripcion", "Obligación"),
+    Column("descripcion", "Obligación", "prose"),
     Column("vencia_en", "Plazo", "instant"),
     Column("evidencia", "Evidencia", "json"),
 )

@@ -76,7 +76,7 @@ def cell_csv(value: Any, column: Column) -> str:
     if isinstance(value, datetime | date):
         return value.isoformat()
     text = str(value)
-    if column.kind == "text" and text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    if column.kind in ("text", "prose") and text[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + text
     return text
 

@@ -121,8 +121,9 @@ class LookupPage:
 
 @dataclass(frozen=True)
 class Column:
-    """A report column: its key in CSV and JSON, its Spanish header, and the kind of its values
-    (``text``, ``number``, ``instant`` (UTC datetime), ``date`` or ``json``)."""
+    """A report column: its key in CSV and JSON, its Spanish header, and the kind of its values:
+    ``text`` (short, kept on one line), ``prose`` (long text that wraps), ``number``,
+    ``instant`` (an aware datetime, shown in local time), ``date`` or ``json``."""
 
     key: str
     label: str

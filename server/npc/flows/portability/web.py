@@ -159,7 +159,7 @@ def status_view(status: PublicStatus, handler: PortabilityHandler) -> StatusView
         details.append(("Cambio realizado", when(status.executed_at)))
     if status.closed_at and status.state in ("rejected", "cancelled", "completed"):
         details.append(("Trámite cerrado", when(status.closed_at)))
-    details.append(("Horas", f"hora local de {COUNTRIES.get(calendar.country, calendar.country)}"))
+    details.append(("Zona horaria", f"hora de {COUNTRIES.get(calendar.country, calendar.country)}"))
     return StatusView(
         heading=f"Solicitud de portabilidad {status.id}",
         state=label,
