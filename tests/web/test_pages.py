@@ -19,7 +19,7 @@ from npc.core.clock import FakeClock
 from npc.embedded import free_port
 from npc.v1 import portability_pb2 as pb
 from npc.web.ratelimit import RateLimiter
-from npc.web.render import CONTENT_SECURITY_POLICY
+from npc.web.render import CONTENT_SECURITY_POLICY, resolve_client
 from tests.helpers import advance, advance_to, block, port_request, rid, subscriber, ts
 from tests.web.conftest import LOOKUPS_PER_MINUTE
 
@@ -417,3 +417,20 @@ async def test_portability_requests_report(app, operators, clock, http):
         listing = await r.text()
     assert "/reportes/portabilidad-solicitudes" in listing
     assert "solo sus propios registros" in listing
+
+
+def test_forwarded_for_counts_only_behind_a_trusted_proxy():
+    forwarded = ["198.51.100.1"]
+    assert resolve_client("203.0.113.7", forwarded, frozenset()) == "203.0.113.7"
+    assert resolve_client("203.0.113.7", forwarded, frozenset({"10.0.0.2"})) == "203.0.113.7"
+    # The client may forge the left part; the nearest untrusted hop is who reached our proxies.
+    chain = ["198.51.100.99, 198.51.100.1", "10.0.0.3"]
+    assert resolve_client("10.0.0.2", chain, frozenset({"10.0.0.2", "10.0.0.3"})) == "198.51.100.1"
+    assert resolve_client(None, [], frozenset()) == "unknown"
+
+
+async def test_wrong_method_gets_a_spanish_page(app, http):
+    async with http.put(PAGE) as response:
+        assert response.status == 405
+        assert "Operación no permitida" in await response.text()
+        assert "GET" in response.headers["Allow"]

@@ -81,17 +81,21 @@ async def add_security_headers(_: web.Request, response: web.StreamResponse) -> 
 
 
 def client_address(request: web.Request, trusted_proxies: frozenset[str]) -> str:
+    """The address a rate limit counts for `request` (see `resolve_client`)."""
+    return resolve_client(
+        request.remote, request.headers.getall("X-Forwarded-For", []), trusted_proxies
+    )
+
+
+def resolve_client(
+    peer: str | None, forwarded_for: list[str], trusted_proxies: frozenset[str]
+) -> str:
     """The client's address: the peer, or, when the peer is a trusted reverse proxy, the nearest
     address in X-Forwarded-For that is not one of ours (the rest of the header is client-made)."""
-    remote = request.remote or "unknown"
+    remote = peer or "unknown"
     if remote not in trusted_proxies:
         return remote
-    hops = [
-        hop.strip()
-        for header in request.headers.getall("X-Forwarded-For", [])
-        for hop in header.split(",")
-        if hop.strip()
-    ]
+    hops = [hop.strip() for header in forwarded_for for hop in header.split(",") if hop.strip()]
     for hop in reversed(hops):
         if hop not in trusted_proxies:
             return hop
