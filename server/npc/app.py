@@ -79,7 +79,10 @@ class Clearinghouse:
         self.grpc = GrpcServer(services, authenticator)
         self.grpc_port = await self.grpc.start(settings.grpc_host, settings.grpc_port)
         if serve_http:
-            self.http_runner = web.AppRunner(build_app(core), access_log=None)
+            self.http_runner = web.AppRunner(
+                build_app(core, settings.web, jurisdiction=settings.portability.jurisdiction),
+                access_log=None,
+            )
             await self.http_runner.setup()
             site = web.TCPSite(
                 self.http_runner, settings.http_host, settings.http_port, reuse_port=True

@@ -48,6 +48,27 @@ class PortabilitySettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """The public pages: how many lookups one client address may make per window, and which
+    reverse proxies are trusted to name the client in X-Forwarded-For."""
+
+    lookups_per_window: int = 10
+    lookup_window: timedelta = timedelta(minutes=1)
+    trusted_proxies: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_env(cls) -> WebSettings:
+        """Read NPC_WEB_LOOKUPS, NPC_WEB_LOOKUP_WINDOW_SECONDS and NPC_WEB_TRUSTED_PROXIES."""
+        env = os.environ
+        proxies = env.get("NPC_WEB_TRUSTED_PROXIES", "")
+        return cls(
+            lookups_per_window=int(env.get("NPC_WEB_LOOKUPS", "10")),
+            lookup_window=timedelta(seconds=int(env.get("NPC_WEB_LOOKUP_WINDOW_SECONDS", "60"))),
+            trusted_proxies=frozenset(p.strip() for p in proxies.split(",") if p.strip()),
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Process settings."""
 
@@ -61,6 +82,7 @@ class Settings:
     var_dir: str = "var"
     db_pool_size: int = 20
     portability: PortabilitySettings = field(default_factory=PortabilitySettings)
+    web: WebSettings = field(default_factory=WebSettings)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -77,4 +99,5 @@ class Settings:
             var_dir=env.get("NPC_VAR_DIR", "var"),
             db_pool_size=int(env.get("NPC_DB_POOL_SIZE", "20")),
             portability=PortabilitySettings.from_env(),
+            web=WebSettings.from_env(),
         )

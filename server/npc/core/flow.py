@@ -31,6 +31,10 @@ class Flow(Protocol):
     ``async def start(self, *, background: bool) -> None`` and ``async def stop(self) -> None``;
     the core calls them after its own start (migrations applied, hub positioned) and before its
     own stop.
+
+    Optionally a flow also defines ``web_routes(self) -> npc.web.site.WebRoutes``: its public
+    lookup pages and regulator reports. It is looked up with ``getattr`` when the HTTP application
+    is built (``npc.web.http.build_app``), after ``setup``; flows without it add no pages.
     """
 
     name: str

@@ -1,19 +1,79 @@
-"""The HTTP side: Prometheus metrics and health. Public pages plug in here later."""
+"""The HTTP side: Prometheus metrics, health, the public pages and the regulator's reports.
+
+Flows add pages and reports through an optional ``web_routes()`` on their manifest (see
+``npc.web.site``); this module collects them from ``core.flows`` and serves them with the shared
+layout, escaping, security headers and the lookup rate limit.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
+from npc.api.identity import TokenAuthenticator
+from npc.config import WebSettings
 from npc.core.runtime import Core
+from npc.web.compliance import compliance_reports
+from npc.web.lookup import add_lookup_page
+from npc.web.ratelimit import RateLimiter
+from npc.web.render import RENDERER, STATIC, NavItem, Renderer, add_security_headers, render
+from npc.web.reports import ReportSite
+from npc.web.site import WebRoutes
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def build_app(core: Core) -> web.Application:
-    """The aiohttp application with /metrics and /healthz."""
-    app = web.Application()
+def flow_web_routes(core: Core) -> list[WebRoutes]:
+    """What each registered flow adds to the site (flows without ``web_routes`` add nothing)."""
+    found: list[WebRoutes] = []
+    for flow in core.flows.values():
+        contribute = getattr(flow, "web_routes", None)
+        if contribute is not None:
+            found.append(contribute())
+    return found
+
+
+@web.middleware
+async def spanish_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Unknown pages and wrong methods answer with the site's layout, in Spanish."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        return render(
+            request,
+            "error.html",
+            status=404,
+            title="Página no encontrada",
+            message="La dirección no existe. Vuelva a la página de inicio.",
+        )
+    except web.HTTPMethodNotAllowed as exc:
+        response = render(
+            request,
+            "error.html",
+            status=405,
+            title="Operación no permitida",
+            message="Esta página no admite esa operación.",
+        )
+        response.headers["Allow"] = ",".join(sorted(exc.allowed_methods))
+        return response
+
+
+def build_app(
+    core: Core, settings: WebSettings | None = None, *, jurisdiction: str = "PE"
+) -> web.Application:
+    """The aiohttp application: /metrics, /healthz, the home page, every flow's pages and the
+    regulator's reports (the compliance ledger's and every flow's)."""
+    settings = settings or WebSettings()
+    contributions = flow_web_routes(core)
+    # Forms here are a few short fields; anything larger is not from them.
+    app = web.Application(middlewares=[spanish_errors], client_max_size=16 * 1024)
+    renderer = Renderer(c.templates for c in contributions if c.templates is not None)
+    app[RENDERER] = renderer
+    app.on_response_prepare.append(add_security_headers)
 
     async def metrics(_: web.Request) -> web.Response:
         body = generate_latest()
@@ -40,6 +100,35 @@ def build_app(core: Core) -> web.Application:
             status=200 if healthy else 503,
         )
 
+    pages = [page for c in contributions for page in c.pages]
+
+    async def home(request: web.Request) -> web.Response:
+        return render(request, "index.html", title="Inicio", pages=pages)
+
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/", home)
+    app.router.add_static("/static", STATIC)
+
+    limiter = RateLimiter(
+        core.redis,
+        core.notifier.prefix,
+        core.clock,
+        limit=settings.lookups_per_window,
+        window=settings.lookup_window,
+    )
+    for page in pages:
+        add_lookup_page(app, page, limiter, settings.trusted_proxies)
+        renderer.nav.append(NavItem(page.path, page.nav_label or page.title))
+    renderer.nav.append(NavItem("/reportes", "Reportes"))
+
+    reports = ReportSite(
+        core,
+        TokenAuthenticator(core.db),
+        [*compliance_reports(core.db), *(r for c in contributions for r in c.reports)],
+        jurisdiction,
+    )
+    reports.add_routes(app)
+    for contribution in contributions:
+        app.router.add_routes(contribution.routes)
     return app

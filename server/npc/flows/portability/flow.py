@@ -8,7 +8,9 @@ from npc.core.flow import GrpcService
 from npc.core.runtime import Core
 from npc.flows.portability.api import PortabilityServicer
 from npc.flows.portability.handler import FLOW, PortabilityHandler
+from npc.flows.portability.web import portability_web
 from npc.v1 import portability_pb2_grpc
+from npc.web.site import WebRoutes
 
 
 class PortabilityFlow:
@@ -36,3 +38,8 @@ class PortabilityFlow:
                 portability_pb2_grpc.add_PortabilityServiceServicer_to_server,
             )
         ]
+
+    def web_routes(self) -> WebRoutes:
+        """The subscriber's status page and the regulator's count of requests."""
+        assert self.handler is not None
+        return portability_web(self.handler)

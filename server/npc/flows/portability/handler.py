@@ -14,6 +14,7 @@ States of a port request::
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -76,6 +77,31 @@ SCHEDULE = "request.schedule"
 EXECUTE = "request.execute"
 DONOR_DISABLE = "request.donor_disable"
 RECIPIENT_ENABLE = "request.recipient_enable"
+
+
+@dataclass(frozen=True)
+class PublicStatus:
+    """What the subscriber of a port request may see of it (the public status page).
+
+    ``recipient`` and ``donor`` are the operators' names; ``numbers`` holds at most the first 20
+    numbers (``number_count`` says how many there are); ``window_end`` closes the change window of
+    ``scheduled_at``; ``objection_reason`` is the donor's reason name (``debt``...) if it objected.
+    """
+
+    id: str
+    state: str
+    service: str
+    recipient: str
+    donor: str
+    numbers: tuple[str, ...]
+    number_count: int
+    submitted_at: datetime
+    execution_limit: datetime | None
+    scheduled_at: datetime | None
+    window_end: datetime | None
+    executed_at: datetime | None
+    closed_at: datetime | None
+    objection_reason: str | None
 
 
 class PortabilityHandler:
@@ -1004,6 +1030,67 @@ class PortabilityHandler:
             caller, "port_request", "port_request_id", request.port_request_id
         )
         return request_message(row)
+
+    async def public_status(self, case_id: str, document: str) -> PublicStatus | None:
+        """A port request as its subscriber may see it, or None.
+
+        Found only when `document` is the subscriber's document number (compared without case):
+        code and document are matched by one and the same query, so a wrong code and a wrong
+        document cost the same and both answer None.
+        """
+        async with self.core.db.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                """SELECT r.*, rc.name AS recipient_name, dn.name AS donor_name,
+                          ARRAY(SELECT n.number FROM port_request_numbers n
+                                WHERE n.port_request_id = r.id ORDER BY n.number LIMIT 20)
+                              AS first_numbers
+                   FROM port_requests r
+                   JOIN operators rc ON rc.id = r.recipient
+                   JOIN operators dn ON dn.id = r.donor
+                   WHERE r.id = $1 AND upper(r.subscriber->'document'->>'number') = upper($2)""",
+                case_id,
+                document,
+            )
+        if row is None:
+            return None
+        window = (
+            self.timeline.window_containing(row["scheduled_at"]) if row["scheduled_at"] else None
+        )
+        return PublicStatus(
+            id=row["id"],
+            state=row["state"],
+            service=row["service"],
+            recipient=row["recipient_name"],
+            donor=row["donor_name"],
+            numbers=tuple(row["first_numbers"]),
+            number_count=row["number_count"],
+            submitted_at=row["submitted_at"],
+            execution_limit=row["execution_limit"],
+            scheduled_at=row["scheduled_at"],
+            window_end=window[1] if window else None,
+            executed_at=row["executed_at"],
+            closed_at=row["closed_at"],
+            objection_reason=(row["objection"] or {}).get("reason"),
+        )
+
+    async def request_counts(
+        self, start: datetime, end: datetime, operator: str | None
+    ) -> list[dict[str, Any]]:
+        """Port requests submitted in [start, end), counted by recipient, donor, service and
+        state; with `operator`, only those where it is the recipient or the donor."""
+        async with self.core.db.pool.acquire() as conn:
+            rows = await conn.fetch(
+                """SELECT recipient, donor, service, state, count(*) AS requests,
+                          count(*) FILTER (WHERE donor_silent) AS donor_silent
+                   FROM port_requests
+                   WHERE submitted_at >= $1 AND submitted_at < $2
+                     AND ($3::text IS NULL OR recipient = $3 OR donor = $3)
+                   GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4""",
+                start,
+                end,
+                operator,
+            )
+        return [dict(r) for r in rows]
 
     async def _read_case(self, caller: Caller, kind: str, field: str, case_id: str) -> Any:
         """A case row, readable by its two parties and the regulator."""

@@ -1,0 +1,116 @@
+"""HTML rendering (Jinja2, autoescaped), security headers and small request helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jinja2
+from aiohttp import web
+
+TEMPLATES = Path(__file__).parent / "templates"
+STATIC = Path(__file__).parent / "static"
+
+# No script runs on these pages and nothing is loaded from elsewhere; forms post only here.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+
+
+@dataclass(frozen=True)
+class NavItem:
+    """An entry of the site's navigation."""
+
+    path: str
+    label: str
+
+
+class Renderer:
+    """The site's template environment: autoescaping on for every template, undefined names fail."""
+
+    def __init__(self, extra_folders: Iterable[Path] = ()) -> None:
+        folders = [str(TEMPLATES), *(str(f) for f in extra_folders)]
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(folders),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.nav: list[NavItem] = []
+
+    def html(self, template: str, **context: Any) -> str:
+        """Render `template` with the site's navigation."""
+        return self.env.get_template(template).render(nav=self.nav, **context)
+
+
+RENDERER = web.AppKey("npc_renderer", Renderer)
+
+
+def render(
+    request: web.Request,
+    template: str,
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> web.Response:
+    """An HTML response of `template` rendered with `context` (escaped)."""
+    body = request.app[RENDERER].html(template, **context)
+    return web.Response(
+        text=body, status=status, content_type="text/html", charset="utf-8", headers=headers
+    )
+
+
+async def add_security_headers(_: web.Request, response: web.StreamResponse) -> None:
+    """Every response, errors included, carries the security headers."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+
+
+def client_address(request: web.Request, trusted_proxies: frozenset[str]) -> str:
+    """The address a rate limit counts for `request` (see `resolve_client`)."""
+    return resolve_client(
+        request.remote, request.headers.getall("X-Forwarded-For", []), trusted_proxies
+    )
+
+
+def resolve_client(
+    peer: str | None, forwarded_for: list[str], trusted_proxies: frozenset[str]
+) -> str:
+    """The client's address: the peer, or, when the peer is a trusted reverse proxy, the nearest
+    address in X-Forwarded-For that is not one of ours (the rest of the header is client-made)."""
+    remote = peer or "unknown"
+    if remote not in trusted_proxies:
+        return remote
+    hops = [hop.strip() for header in forwarded_for for hop in header.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted_proxies:
+            return hop
+    return remote
+
+
+def cross_site(request: web.Request) -> bool:
+    """True when a browser says this request comes from another site's page.
+
+    Lookups change nothing, but a foreign page must not spend a visitor's lookups or use their
+    address to probe codes.
+    """
+    if request.headers.get("Sec-Fetch-Site", "") == "cross-site":
+        return True
+    origin = request.headers.get("Origin")
+    if origin is None or origin == "null":
+        return False
+    return urlsplit(origin).netloc != request.host

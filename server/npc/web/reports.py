@@ -1,0 +1,290 @@
+"""Regulator reports: one table per report, as HTML, CSV or JSON from the same rows.
+
+Access: the caller's API token, sent either as ``Authorization: Bearer <token>`` (scripts) or as
+the password of HTTP Basic authentication with any user name (a browser asks for it by itself).
+The regulator's token reads every report and every operator; an operator's token reads only the
+reports marked ``operators_see_own``, restricted to its own rows.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from npc.api.identity import Caller, TokenAuthenticator
+from npc.core.calendar import calendar_for
+from npc.core.errors import Unauthenticated
+from npc.core.runtime import Core
+from npc.web.render import render
+from npc.web.site import Column, Report, ReportQuery
+
+MAX_PERIOD_DAYS = 366
+HTML_ROW_LIMIT = 2000
+REALM = 'Basic realm="npc reportes", charset="UTF-8"'
+PRIVATE = {"Cache-Control": "private, no-store"}
+SEVERITY_LABELS = {"leve": "leve", "grave": "grave", "muy_grave": "muy grave"}
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """The API token of a request: a Bearer token, or the password of Basic authentication."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, credential = header.partition(" ")
+    if scheme.lower() == "bearer" and credential.strip():
+        return credential.strip()
+    if scheme.lower() == "basic" and credential.strip():
+        try:
+            decoded = base64.b64decode(credential.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        _, sep, password = decoded.partition(":")
+        return password if sep and password else None
+    return None
+
+
+async def identify(request: web.Request, authenticator: TokenAuthenticator) -> Caller | None:
+    """The caller presenting a known token, or None."""
+    token = bearer_token(request)
+    if token is None:
+        return None
+    try:
+        return await authenticator.authenticate((("authorization", f"Bearer {token}"),))
+    except Unauthenticated:
+        return None
+
+
+def cell_json(value: Any, column: Column) -> Any:
+    """A value as JSON: instants and dates in ISO 8601 (UTC for instants)."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def cell_csv(value: Any, column: Column) -> str:
+    """A value as a CSV cell. Text that a spreadsheet would run as a formula is quoted with '."""
+    if value is None:
+        return ""
+    if column.kind == "json":
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    text = str(value)
+    if column.kind in ("text", "prose") and text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+def cell_html(value: Any, column: Column, core: Core, jurisdiction: str) -> str:
+    """A value as the HTML table shows it (escaped by the template): local times, labels."""
+    if value is None:
+        return "—"
+    if column.kind == "instant" and isinstance(value, datetime):
+        local = core.calendar(jurisdiction).local(value)
+        return f"{local:%d/%m/%Y %H:%M:%S}"
+    if column.kind == "date" and isinstance(value, date):
+        return f"{value:%d/%m/%Y}"
+    if column.kind == "json":
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if column.key == "gravedad":
+        return SEVERITY_LABELS.get(str(value), str(value))
+    return str(value)
+
+
+def to_csv(columns: Sequence[Column], rows: Sequence[Mapping[str, Any]]) -> str:
+    """The rows as CSV with a header of column keys, UTF-8 with a BOM (spreadsheets need it)."""
+    out = io.StringIO()
+    out.write("\ufeff")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([c.key for c in columns])
+    for row in rows:
+        writer.writerow([cell_csv(row.get(c.key), c) for c in columns])
+    return out.getvalue()
+
+
+def to_json(
+    report: Report, query: ReportQuery, rows: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The rows as a JSON document with the report's identity, filter and columns."""
+    return {
+        "reporte": report.slug,
+        "titulo": report.title,
+        "operador": query.operator,
+        "desde": query.first_day.isoformat(),
+        "hasta": query.last_day.isoformat(),
+        "columnas": [{"clave": c.key, "titulo": c.label, "tipo": c.kind} for c in report.columns],
+        "filas": [{c.key: cell_json(row.get(c.key), c) for c in report.columns} for row in rows],
+    }
+
+
+class ReportSite:
+    """Serves /reportes and /reportes/<slug> for the reports it is given."""
+
+    def __init__(
+        self,
+        core: Core,
+        authenticator: TokenAuthenticator,
+        reports: Sequence[Report],
+        jurisdiction: str,
+    ) -> None:
+        self.core = core
+        self.authenticator = authenticator
+        self.jurisdiction = jurisdiction
+        self.reports: dict[str, Report] = {}
+        for report in reports:
+            if report.slug in self.reports:
+                raise ValueError(f"report {report.slug!r} registered twice")
+            self.reports[report.slug] = report
+
+    def add_routes(self, app: web.Application) -> None:
+        """Add the index and one route per report."""
+        app.router.add_get("/reportes", self.index)
+        app.router.add_get("/reportes/{slug}", self.show)
+
+    def _visible(self, caller: Caller) -> list[Report]:
+        return [r for r in self.reports.values() if caller.is_regulator or r.operators_see_own]
+
+    async def _caller(self, request: web.Request) -> Caller:
+        caller = await identify(request, self.authenticator)
+        if caller is None:
+            raise web.HTTPUnauthorized(
+                text=render(
+                    request,
+                    "error.html",
+                    title="Acceso restringido",
+                    message=(
+                        "Los reportes son para el regulador y los operadores. Ingrese como "
+                        "contraseña su token de acceso (cualquier nombre de usuario)."
+                    ),
+                ).text,
+                content_type="text/html",
+                headers={"WWW-Authenticate": REALM, **PRIVATE},
+            )
+        return caller
+
+    async def index(self, request: web.Request) -> web.Response:
+        """The reports the caller may read."""
+        caller = await self._caller(request)
+        return render(
+            request,
+            "reports_index.html",
+            headers=PRIVATE,
+            title="Reportes",
+            reports=self._visible(caller),
+            caller=caller,
+        )
+
+    async def _operators(self) -> list[tuple[str, str]]:
+        async with self.core.db.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT id, name FROM operators WHERE role = 'operator' ORDER BY name"
+            )
+        return [(r["id"], r["name"]) for r in rows]
+
+    def _default_period(self, report: Report) -> tuple[date, date]:
+        today = calendar_for(report.jurisdiction or self.jurisdiction).local_date(
+            self.core.clock.now()
+        )
+        return today.replace(day=1), today
+
+    async def show(self, request: web.Request) -> web.StreamResponse:
+        """One report, in the format asked for (``formato=html|csv|json``)."""
+        report = self.reports.get(request.match_info["slug"])
+        caller = await self._caller(request)
+        if report is None or report not in self._visible(caller):
+            raise web.HTTPNotFound()
+        operators = await self._operators()
+        params = request.query
+        errors: dict[str, str] = {}
+        fmt = params.get("formato", "html")
+        if fmt not in ("html", "csv", "json"):
+            errors["formato"] = "Formato desconocido: use html, csv o json."
+            fmt = "html"
+        operator: str | None = params.get("operador", "") or None
+        if caller.is_regulator:
+            if operator is not None and operator not in {o for o, _ in operators}:
+                errors["operador"] = "Operador desconocido."
+        else:
+            operator = caller.operator
+        first_default, last_default = self._default_period(report)
+        first_day = self._date(params, "desde", first_default, errors)
+        last_day = self._date(params, "hasta", last_default, errors)
+        if "desde" not in errors and "hasta" not in errors:
+            if first_day > last_day:
+                errors["hasta"] = "La fecha final no puede ser anterior a la inicial."
+            elif (last_day - first_day).days + 1 > MAX_PERIOD_DAYS:
+                errors["hasta"] = f"El periodo puede abarcar como máximo {MAX_PERIOD_DAYS} días."
+        calendar = calendar_for(report.jurisdiction or self.jurisdiction)
+        query = ReportQuery(
+            operator=operator,
+            first_day=first_day,
+            last_day=last_day,
+            start=calendar.at(first_day, time(0, 0)),
+            end=calendar.at(last_day + timedelta(days=1), time(0, 0)),
+        )
+        rows = [] if errors else list(await report.rows(query))
+        if not errors and fmt != "html":
+            name = f"{report.slug}_{operator or 'todos'}_{first_day}_{last_day}.{fmt}"
+            disposition = {"Content-Disposition": f'attachment; filename="{name}"', **PRIVATE}
+            if fmt == "csv":
+                return web.Response(
+                    text=to_csv(report.columns, rows),
+                    content_type="text/csv",
+                    charset="utf-8",
+                    headers=disposition,
+                )
+            return web.json_response(
+                to_json(report, query, rows),
+                headers=disposition,
+                dumps=lambda d: json.dumps(d, ensure_ascii=False),
+            )
+        jurisdiction = report.jurisdiction or self.jurisdiction
+        table = [
+            [cell_html(row.get(c.key), c, self.core, jurisdiction) for c in report.columns]
+            for row in rows[:HTML_ROW_LIMIT]
+        ]
+        base = {
+            "desde": first_day.isoformat(),
+            "hasta": last_day.isoformat(),
+            **({"operador": operator} if operator and caller.is_regulator else {}),
+        }
+        return render(
+            request,
+            "report.html",
+            status=400 if errors else 200,
+            headers=PRIVATE,
+            title=report.title,
+            report=report,
+            caller=caller,
+            operators=operators,
+            operator=operator,
+            first_day=params.get("desde", first_default.isoformat()),
+            last_day=params.get("hasta", last_default.isoformat()),
+            errors=errors,
+            table=table,
+            total=len(rows),
+            shown=len(table),
+            csv_query={**base, "formato": "csv"},
+            json_query={**base, "formato": "json"},
+        )
+
+    @staticmethod
+    def _date(params: Mapping[str, str], name: str, default: date, errors: dict[str, str]) -> date:
+        raw = params.get(name, "")
+        if not raw:
+            return default
+        try:
+            value = date.fromisoformat(raw)
+        except ValueError:
+            errors[name] = "Fecha no válida: use el formato AAAA-MM-DD."
+            return default
+        if not 2000 <= value.year <= 2100:
+            errors[name] = "Fecha fuera del rango admitido (años 2000 a 2100)."
+            return default
+        return value

@@ -1,0 +1,211 @@
+"""What a flow contributes to the public site and to the regulator's reports.
+
+A flow plugs pages in by giving its manifest (the object passed to ``core.add_flows``) an optional
+method, found with ``getattr`` by ``npc.web.http.build_app``::
+
+    def web_routes(self) -> WebRoutes:
+        return WebRoutes(pages=[LookupPage(...)], reports=[Report(...)])
+
+- A :class:`LookupPage` is a public form (a case code plus a proof of identity, typically) whose
+  answer is a :class:`StatusView` in plain Spanish, or ``None``. The site renders the form, validates
+  each :class:`Field`, rate-limits lookups per client address, and answers ``None`` with one generic
+  message, so a wrong code and a wrong document are indistinguishable.
+- A :class:`Report` is a table (columns and rows) for the regulator, per operator and period; the
+  site renders it as HTML, CSV and JSON from the same rows and asks for the regulator's token.
+- ``routes`` (raw aiohttp route definitions) and ``templates`` (a folder whose templates may extend
+  ``base.html``) are for a page that is neither; such a handler renders with
+  ``npc.web.render.render(request, "its_template.html", ...)``.
+
+Nothing here touches aiohttp's application: flows only describe what they offer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+NOT_FOUND = (
+    "No encontramos una solicitud con esos datos. Revise el código y el número de documento e "
+    "inténtelo de nuevo. Si el problema continúa, comuníquese con su operador."
+)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One text field of a public form.
+
+    Attributes:
+        name: the form field's name.
+        label: the visible label, in Spanish.
+        pattern: a regular expression the whole normalised value must match.
+        error: what the subscriber reads when it does not match.
+        hint: an example or explanation shown under the label.
+        max_length: the longest value accepted.
+        uppercase: normalise to upper case (codes such as ``sp0000000001``).
+        inputmode: the keyboard a phone shows (``text`` or ``numeric``).
+    """
+
+    name: str
+    label: str
+    pattern: str
+    error: str
+    hint: str = ""
+    max_length: int = 40
+    uppercase: bool = False
+    inputmode: str = "text"
+
+    def normalise(self, raw: str) -> str:
+        """The value without spaces (people paste codes with them), upper-cased if asked."""
+        value = "".join(raw.split())[: self.max_length * 2]
+        return value.upper() if self.uppercase else value
+
+    def check(self, value: str) -> str | None:
+        """The error message for `value`, or None when it is acceptable."""
+        if len(value) > self.max_length or not re.fullmatch(self.pattern, value):
+            return self.error
+        return None
+
+
+@dataclass(frozen=True)
+class StatusView:
+    """The answer of a lookup, ready to show.
+
+    Attributes:
+        heading: what was found (``Solicitud de portabilidad SP0000000001``).
+        state: the state in a few words (``Programada``).
+        explanation: what the state means for the subscriber and what comes next.
+        details: label and value pairs (dates already formatted).
+        tone: ``info``, ``ok``, ``warning`` or ``error``; only changes the colour of the state.
+    """
+
+    heading: str
+    state: str
+    explanation: str
+    details: Sequence[tuple[str, str]] = ()
+    tone: str = "info"
+
+
+@dataclass(frozen=True)
+class LookupPage:
+    """A public lookup form at `path` (GET shows it, POST answers it).
+
+    Attributes:
+        path: where it is served, e.g. ``/portabilidad/consulta``.
+        title: the page's heading and its entry on the home page.
+        intro: one paragraph saying what the page is for.
+        fields: the form's fields, in order.
+        lookup: receives the normalised, validated values by field name; returns what to show, or
+            None when nothing matches. It should cost the same whether or not the case exists (one
+            query that matches code and document together), so timing tells nothing.
+        submit_label: the button's text.
+        not_found: the single message for every miss.
+        nav_label: its short name in the site's navigation (the title when empty).
+    """
+
+    path: str
+    title: str
+    intro: str
+    fields: tuple[Field, ...]
+    lookup: Callable[[dict[str, str]], Awaitable[StatusView | None]]
+    submit_label: str = "Consultar"
+    not_found: str = NOT_FOUND
+    nav_label: str = ""
+
+
+@dataclass(frozen=True)
+class Column:
+    """A report column: its key in CSV and JSON, its Spanish header, and the kind of its values:
+    ``text`` (short, kept on one line), ``prose`` (long text that wraps), ``number``,
+    ``instant`` (an aware datetime, shown in local time), ``date`` or ``json``."""
+
+    key: str
+    label: str
+    kind: str = "text"
+
+
+@dataclass(frozen=True)
+class ReportQuery:
+    """The filter of a report: an operator (None for all) and a period of local dates.
+
+    ``start`` and ``end`` are the UTC instants of the period's local midnights (end exclusive).
+    """
+
+    operator: str | None
+    first_day: date
+    last_day: date
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class Report:
+    """A regulator's report: one table computed for an operator and a period.
+
+    Attributes:
+        slug: its URL name, ``/reportes/<slug>``.
+        title: its heading.
+        description: what it lists and where the rules come from.
+        columns: the table's columns.
+        rows: computes the rows (mappings by column key) for a query.
+        operators_see_own: an operator's token may read it too, limited to its own rows.
+        jurisdiction: whose calendar turns the period's dates into instants (the site's default
+            when None).
+    """
+
+    slug: str
+    title: str
+    description: str
+    columns: tuple[Column, ...]
+    rows: Callable[[ReportQuery], Awaitable[Sequence[Mapping[str, Any]]]]
+    operators_see_own: bool = False
+    jurisdiction: str | None = None
+
+
+@dataclass(frozen=True)
+class WebRoutes:
+    """Everything a flow adds to the HTTP side."""
+
+    pages: Sequence[LookupPage] = ()
+    reports: Sequence[Report] = ()
+    routes: Sequence[web.AbstractRouteDef] = ()
+    templates: Path | None = None
+
+
+_WEEKDAYS = ("lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo")
+_MONTHS = (
+    "enero",
+    "febrero",
+    "marzo",
+    "abril",
+    "mayo",
+    "junio",
+    "julio",
+    "agosto",
+    "septiembre",
+    "octubre",
+    "noviembre",
+    "diciembre",
+)
+
+
+def spanish_date(day: date) -> str:
+    """``lunes 23 de noviembre de 2026``, independent of the machine's locale."""
+    return f"{_WEEKDAYS[day.weekday()]} {day.day} de {_MONTHS[day.month - 1]} de {day.year}"
+
+
+def spanish_instant(instant: datetime, zone: ZoneInfo) -> str:
+    """``lunes 23 de noviembre de 2026, 10:00`` in the jurisdiction's local time."""
+    local = instant.astimezone(zone)
+    return f"{spanish_date(local.date())}, {local:%H:%M}"
+
+
+def mask_number(number: str, visible: int = 3) -> str:
+    """A phone number with all but its last digits hidden: ``******001``."""
+    return "*" * max(len(number) - visible, 0) + number[-visible:]
