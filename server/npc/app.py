@@ -18,6 +18,7 @@ from npc.core.runtime import Core
 from npc.flows.portability.flow import PortabilityFlow
 from npc.flows.registry.flow import RegistryFlow
 from npc.flows.suspension.flow import SuspensionFlow
+from npc.notifications.dispatcher import NotificationDispatcher
 from npc.store.database import Database
 from npc.v1 import events_pb2_grpc
 from npc.web.http import build_app
@@ -38,6 +39,7 @@ class Clearinghouse:
         self.http_port = 0
         self.portability: PortabilityFlow | None = None
         self.authenticator: TokenAuthenticator | None = None
+        self.notifications: NotificationDispatcher | None = None
 
     async def start(self, *, background: bool = True, serve_http: bool = True) -> None:
         """Connect, migrate, start the background loops and listen."""
@@ -60,6 +62,11 @@ class Clearinghouse:
             ]
         )
         await core.start(background=background)
+        self.notifications = NotificationDispatcher.from_settings(
+            db, self.clock, settings.notifications
+        )
+        if background:
+            self.notifications.start()
         authenticator = TokenAuthenticator(db)
         self.authenticator = authenticator
         await authenticator.load()
@@ -97,6 +104,8 @@ class Clearinghouse:
             await self.grpc.stop()
         if self.http_runner is not None:
             await self.http_runner.cleanup()
+        if self.notifications is not None:
+            await self.notifications.stop()
         if self.core is not None:
             await self.core.stop()
             await self.core.redis.aclose()

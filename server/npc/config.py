@@ -47,6 +47,50 @@ class PortabilitySettings:
         return settings
 
 
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class NotificationSettings:
+    """Delivery of the subscriber notification outbox (e-mail over SMTP, SMS over a webhook).
+
+    A channel without a server (`smtp_host` / `sms_webhook_url` unset) is not delivered: its
+    messages stay queued, and are sent once the server is configured.
+    """
+
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "npc@localhost"
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    sms_webhook_url: str | None = None
+    sms_webhook_token: str | None = None
+    max_attempts: int = 10  # then the message is abandoned (and counted)
+    backoff_first: timedelta = timedelta(minutes=1)  # doubles after each failed attempt
+    backoff_max: timedelta = timedelta(hours=2)
+    send_timeout: float = 30.0  # seconds
+    claim_lease: timedelta = timedelta(minutes=5)  # a claimed message is retried after this
+    poll_seconds: float = 10.0
+
+    @classmethod
+    def from_env(cls) -> NotificationSettings:
+        """Read NPC_SMTP_* and NPC_SMS_* (and NPC_NOTIFY_MAX_ATTEMPTS)."""
+        env = os.environ
+        return cls(
+            smtp_host=env.get("NPC_SMTP_HOST") or None,
+            smtp_port=int(env.get("NPC_SMTP_PORT") or "25"),
+            smtp_from=env.get("NPC_SMTP_FROM") or "npc@localhost",
+            smtp_user=env.get("NPC_SMTP_USER") or None,
+            smtp_password=env.get("NPC_SMTP_PASSWORD") or None,
+            smtp_starttls=_flag(env.get("NPC_SMTP_STARTTLS")),
+            sms_webhook_url=env.get("NPC_SMS_WEBHOOK_URL") or None,
+            sms_webhook_token=env.get("NPC_SMS_WEBHOOK_TOKEN") or None,
+            max_attempts=int(env.get("NPC_NOTIFY_MAX_ATTEMPTS") or "10"),
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     """Process settings."""
@@ -61,6 +105,7 @@ class Settings:
     var_dir: str = "var"
     db_pool_size: int = 20
     portability: PortabilitySettings = field(default_factory=PortabilitySettings)
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -77,4 +122,5 @@ class Settings:
             var_dir=env.get("NPC_VAR_DIR", "var"),
             db_pool_size=int(env.get("NPC_DB_POOL_SIZE", "20")),
             portability=PortabilitySettings.from_env(),
+            notifications=NotificationSettings.from_env(),
         )
