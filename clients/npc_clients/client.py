@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 
 from npc.v1 import (
+    cancellations_pb2_grpc,
     events_pb2,
     events_pb2_grpc,
     portability_pb2_grpc,
@@ -37,6 +38,7 @@ class OperatorClient:
         self.registry = registry_pb2_grpc.RegistryServiceStub(self.channel)
         self.returns = registry_pb2_grpc.ReturnsServiceStub(self.channel)
         self.suspension = suspension_pb2_grpc.SuspensionServiceStub(self.channel)
+        self.cancellations = cancellations_pb2_grpc.CancellationsServiceStub(self.channel)
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:

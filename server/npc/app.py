@@ -15,6 +15,7 @@ from npc.config import Settings
 from npc.core.clock import Clock, SystemClock
 from npc.core.flow import GrpcService
 from npc.core.runtime import Core
+from npc.flows.cancellations.flow import CancellationsFlow
 from npc.flows.portability.flow import PortabilityFlow
 from npc.flows.registry.flow import RegistryFlow
 from npc.flows.suspension.flow import SuspensionFlow
@@ -59,6 +60,7 @@ class Clearinghouse:
                 RegistryFlow(settings.portability, commands),
                 self.portability,
                 SuspensionFlow(settings.portability.jurisdiction, commands),
+                CancellationsFlow(settings.cancellations, commands),
             ]
         )
         await core.start(background=background)

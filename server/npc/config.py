@@ -92,6 +92,25 @@ class NotificationSettings:
 
 
 @dataclass(frozen=True)
+class CancellationsSettings:
+    """The daily cancellations and plan migrations report.
+
+    The seed fixes the rhythm (every day, 7 days a week) but not the hour: the report of day D is
+    due, by default, at 23:59 local time on D+1 (NPC_DAILY_REPORT_DUE=HH:MM changes it).
+    """
+
+    jurisdiction: str = "PE"
+    report_due_time: time = time(23, 59)
+    max_records: int = 200_000
+
+    @classmethod
+    def from_env(cls) -> CancellationsSettings:
+        """Read NPC_DAILY_REPORT_DUE."""
+        due = os.environ.get("NPC_DAILY_REPORT_DUE")
+        return cls(report_due_time=_time(due)) if due else cls()
+
+
+@dataclass(frozen=True)
 class Settings:
     """Process settings."""
 
@@ -106,6 +125,7 @@ class Settings:
     db_pool_size: int = 20
     portability: PortabilitySettings = field(default_factory=PortabilitySettings)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
+    cancellations: CancellationsSettings = field(default_factory=CancellationsSettings)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -123,4 +143,5 @@ class Settings:
             db_pool_size=int(env.get("NPC_DB_POOL_SIZE", "20")),
             portability=PortabilitySettings.from_env(),
             notifications=NotificationSettings.from_env(),
+            cancellations=CancellationsSettings.from_env(),
         )
