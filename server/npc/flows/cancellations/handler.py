@@ -770,7 +770,8 @@ async def register_reporting_operator(
 ) -> None:
     """Bind `operator` to the daily report from report date `since` on, and arm that deadline.
 
-    Re-registering an operator moves its start and clears an earlier end.
+    Re-registering an operator moves its start and clears an earlier end (the declared number
+    of subscribers is kept when not given).
     """
     from npc.core.calendar import calendar_for
 
@@ -781,7 +782,8 @@ async def register_reporting_operator(
             """INSERT INTO reporting_operators (operator_id, since, until, subscribers, updated_at)
                VALUES ($1, $2, NULL, $3, $4)
                ON CONFLICT (operator_id) DO UPDATE SET since = EXCLUDED.since, until = NULL,
-                   subscribers = EXCLUDED.subscribers, updated_at = EXCLUDED.updated_at""",
+                   subscribers = COALESCE(EXCLUDED.subscribers, reporting_operators.subscribers),
+                   updated_at = EXCLUDED.updated_at""",
             operator,
             since,
             subscribers,
