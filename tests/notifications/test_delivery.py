@@ -10,6 +10,7 @@ from prometheus_client import REGISTRY
 
 from npc.app import Clearinghouse
 from npc.config import NotificationSettings
+from npc.notifications.dispatcher import NotificationDispatcher
 from npc.notifications.outbox import queue_email, queue_sms
 
 SUBJECT = "Su solicitud de baja N.º 123 fue atendida"
@@ -232,3 +233,16 @@ async def test_a_send_cut_by_a_crash_is_claimed_again_after_the_lease(settings, 
         assert (await _row(second, notification))["sent_at"] == clock.now()
     finally:
         await second.stop()
+
+
+async def test_two_dispatchers_deliver_each_message_once(app, settings, clock, smtp_sink):
+    # A second server process on the same database: rows claimed by one are skipped by the other.
+    assert app.core is not None
+    other = NotificationDispatcher.from_settings(app.core.db, clock, settings.notifications)
+    ids = [await _queue_email(app, to=f"abonado{n}@example.pe") for n in range(30)]
+    assert app.notifications is not None
+    await asyncio.gather(app.notifications.deliver_due(), other.deliver_due())
+    await _deliver(app)
+    delivered = sorted(recipients[0] for recipients, _ in smtp_sink.received)
+    assert delivered == sorted(f"abonado{n}@example.pe" for n in range(30))
+    assert [(await _row(app, i))["attempts"] for i in ids] == [1] * len(ids)

@@ -460,3 +460,51 @@ async def test_an_operator_no_longer_reporting_is_not_recorded(app, operators, c
     with pytest.raises(grpc.aio.AioRpcError) as ended:
         await submit(operators["movistar"], date(2026, 11, 23), [])
     assert ended.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_a_large_report_streamed_in_chunks_and_resent(app, operators, clock, reporting):
+    claro = operators["claro"]
+    count = 5000
+
+    def chunks(request_id: str, state: int):
+        for start in range(0, count, 1000):
+            records = [
+                record(
+                    f"BJ-{n:06d}",
+                    state=state,
+                    **(
+                        {
+                            "executed_at": ts(ON_SUNDAY + timedelta(hours=1)),
+                            "execution_reason": "Baja a solicitud del abonado",
+                        }
+                        if state == pb.TRACKED_REQUEST_STATE_EXECUTED
+                        else {}
+                    ),
+                )
+                for n in range(start, start + 1000)
+            ]
+            yield pb.DailyReportChunk(
+                request_id=request_id if start == 0 else "",
+                report_date="2026-11-22" if start == 0 else "",
+                records=records,
+            )
+
+    async def stream(items):
+        for item in items:
+            yield item
+
+    first = await claro.cancellations.StreamDailyReport(
+        stream(chunks(rid(), pb.TRACKED_REQUEST_STATE_PENDING)), metadata=claro.metadata
+    )
+    second = await claro.cancellations.StreamDailyReport(
+        stream(chunks(rid(), pb.TRACKED_REQUEST_STATE_EXECUTED)), metadata=claro.metadata
+    )
+    assert (first.records, second.records, second.version) == (count, count, 2)
+    async with app.core.db.pool.acquire() as conn:
+        states = await conn.fetch("SELECT state, count(*) AS n FROM tracked_requests GROUP BY 1")
+        pending = await conn.fetchval(
+            "SELECT count(*) FROM deadlines WHERE flow = 'cancellations' AND kind = 'scheduled'"
+            " AND fired_at IS NULL AND cancelled_at IS NULL"
+        )
+    assert [(r["state"], r["n"]) for r in states] == [("executed", count)]
+    assert pending == 0
