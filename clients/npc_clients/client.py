@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 
 from npc.v1 import (
+    cancellations_pb2_grpc,
     events_pb2,
     events_pb2_grpc,
     inoperability_pb2_grpc,
@@ -41,6 +42,7 @@ class OperatorClient:
         self.suspension = suspension_pb2_grpc.SuspensionServiceStub(self.channel)
         self.inoperability = inoperability_pb2_grpc.InoperabilityServiceStub(self.channel)
         self.sgu = sgu_pb2_grpc.SguServiceStub(self.channel)
+        self.cancellations = cancellations_pb2_grpc.CancellationsServiceStub(self.channel)
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:

@@ -15,11 +15,13 @@ from npc.config import Settings
 from npc.core.clock import Clock, SystemClock
 from npc.core.flow import GrpcService
 from npc.core.runtime import Core
+from npc.flows.cancellations.flow import CancellationsFlow
 from npc.flows.inoperability.flow import InoperabilityFlow
 from npc.flows.portability.flow import PortabilityFlow
 from npc.flows.registry.flow import RegistryFlow
 from npc.flows.sgu.flow import SguFlow
 from npc.flows.suspension.flow import SuspensionFlow
+from npc.notifications.dispatcher import NotificationDispatcher
 from npc.store.database import Database
 from npc.v1 import events_pb2_grpc
 from npc.web.http import build_app
@@ -40,6 +42,7 @@ class Clearinghouse:
         self.http_port = 0
         self.portability: PortabilityFlow | None = None
         self.authenticator: TokenAuthenticator | None = None
+        self.notifications: NotificationDispatcher | None = None
 
     async def start(self, *, background: bool = True, serve_http: bool = True) -> None:
         """Connect, migrate, start the background loops and listen."""
@@ -61,9 +64,15 @@ class Clearinghouse:
                 SuspensionFlow(settings.portability.jurisdiction, commands),
                 InoperabilityFlow("PE", commands),
                 SguFlow("PE", commands),
+                CancellationsFlow(settings.cancellations, commands),
             ]
         )
         await core.start(background=background)
+        self.notifications = NotificationDispatcher.from_settings(
+            db, self.clock, settings.notifications
+        )
+        if background:
+            self.notifications.start()
         authenticator = TokenAuthenticator(db)
         self.authenticator = authenticator
         await authenticator.load()
@@ -104,6 +113,8 @@ class Clearinghouse:
             await self.grpc.stop()
         if self.http_runner is not None:
             await self.http_runner.cleanup()
+        if self.notifications is not None:
+            await self.notifications.stop()
         if self.core is not None:
             await self.core.stop()
             await self.core.redis.aclose()

@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
@@ -27,8 +27,10 @@ import asyncpg
 from npc.admin import OperatorSpec, add_range, seed_demo, upsert_operator
 from npc.app import Clearinghouse
 from npc.config import Settings
+from npc.core.calendar import calendar_for
 from npc.core.clock import SystemClock
 from npc.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedServiceError
+from npc.flows.cancellations.handler import end_reporting_operator, register_reporting_operator
 from npc.flows.registry.importer import (
     ImportProgress,
     RegistryImportError,
@@ -298,6 +300,8 @@ async def _with_database(url: str, action: str, args: argparse.Namespace) -> int
             return await _import(db, args.kind, args.file)
         elif action == "sgu-catalogue":
             return await _load_sgu_catalogue(db, Path(args.file))
+        elif action in ("add-reporting-operator", "end-reporting-operator"):
+            return await _reporting(db, action, args)
     except asyncpg.UndefinedTableError:
         print("npc admin: the schema is missing; run `npc admin migrate` first", file=sys.stderr)
         return 1
@@ -309,6 +313,25 @@ async def _with_database(url: str, action: str, args: argparse.Namespace) -> int
         return 1
     finally:
         await db.close()
+    return 0
+
+
+async def _reporting(db: Database, action: str, args: argparse.Namespace) -> int:
+    settings = Settings.from_env().cancellations
+    now = SystemClock().now()
+    today = calendar_for(settings.jurisdiction).local_date(now)
+    if action == "add-reporting-operator":
+        since = args.since or today
+        await register_reporting_operator(
+            db, settings, operator=args.operator, since=since, subscribers=args.subscribers, now=now
+        )
+        print(f"{args.operator} reports cancellations and plan migrations daily from {since}")
+        return 0
+    last = args.last_date or today - timedelta(days=1)
+    if not await end_reporting_operator(db, operator=args.operator, until=last, now=now):
+        print(f"npc admin: {args.operator} is not a reporting operator", file=sys.stderr)
+        return 1
+    print(f"{args.operator} reports cancellations and plan migrations up to {last}")
     return 0
 
 
@@ -339,6 +362,13 @@ def _positive(value: str) -> float:
     if number <= 0:
         raise argparse.ArgumentTypeError("must be positive")
     return number
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a date YYYY-MM-DD") from None
 
 
 def _listen_options(parser: argparse.ArgumentParser, ports: tuple[str, str]) -> None:
@@ -445,6 +475,22 @@ def build_parser() -> argparse.ArgumentParser:
         " or hours. One transaction: the first bad line fails the load with its line number.",
     )
     catalogue_parser.add_argument("file", metavar="FILE")
+    reporting = actions.add_parser(
+        "add-reporting-operator",
+        help="bind an operator (over 500,000 subscribers) to the daily cancellations report",
+    )
+    reporting.add_argument("operator", metavar="OPERATOR")
+    reporting.add_argument(
+        "--since", type=_date, help="first report date it must send (default: today, Lima)"
+    )
+    reporting.add_argument("--subscribers", type=int, help="its declared number of subscribers")
+    ending = actions.add_parser(
+        "end-reporting-operator", help="end an operator's daily cancellations report"
+    )
+    ending.add_argument("operator", metavar="OPERATOR")
+    ending.add_argument(
+        "--last-date", type=_date, help="last report date it must send (default: yesterday, Lima)"
+    )
     admin.set_defaults(func=cmd_admin)
 
     bench = commands.add_parser(

@@ -47,6 +47,69 @@ class PortabilitySettings:
         return settings
 
 
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class NotificationSettings:
+    """Delivery of the subscriber notification outbox (e-mail over SMTP, SMS over a webhook).
+
+    A channel without a server (`smtp_host` / `sms_webhook_url` unset) is not delivered: its
+    messages stay queued, and are sent once the server is configured.
+    """
+
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "npc@localhost"
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    sms_webhook_url: str | None = None
+    sms_webhook_token: str | None = None
+    max_attempts: int = 10  # then the message is abandoned (and counted)
+    backoff_first: timedelta = timedelta(minutes=1)  # doubles after each failed attempt
+    backoff_max: timedelta = timedelta(hours=2)
+    send_timeout: float = 30.0  # seconds
+    claim_lease: timedelta = timedelta(minutes=5)  # a claimed message is retried after this
+    poll_seconds: float = 10.0
+
+    @classmethod
+    def from_env(cls) -> NotificationSettings:
+        """Read NPC_SMTP_* and NPC_SMS_* (and NPC_NOTIFY_MAX_ATTEMPTS)."""
+        env = os.environ
+        return cls(
+            smtp_host=env.get("NPC_SMTP_HOST") or None,
+            smtp_port=int(env.get("NPC_SMTP_PORT") or "25"),
+            smtp_from=env.get("NPC_SMTP_FROM") or "npc@localhost",
+            smtp_user=env.get("NPC_SMTP_USER") or None,
+            smtp_password=env.get("NPC_SMTP_PASSWORD") or None,
+            smtp_starttls=_flag(env.get("NPC_SMTP_STARTTLS")),
+            sms_webhook_url=env.get("NPC_SMS_WEBHOOK_URL") or None,
+            sms_webhook_token=env.get("NPC_SMS_WEBHOOK_TOKEN") or None,
+            max_attempts=int(env.get("NPC_NOTIFY_MAX_ATTEMPTS") or "10"),
+        )
+
+
+@dataclass(frozen=True)
+class CancellationsSettings:
+    """The daily cancellations and plan migrations report.
+
+    The seed fixes the rhythm (every day, 7 days a week) but not the hour: the report of day D is
+    due, by default, at 23:59 local time on D+1 (NPC_DAILY_REPORT_DUE=HH:MM changes it).
+    """
+
+    jurisdiction: str = "PE"
+    report_due_time: time = time(23, 59)
+    max_records: int = 200_000
+
+    @classmethod
+    def from_env(cls) -> CancellationsSettings:
+        """Read NPC_DAILY_REPORT_DUE."""
+        due = os.environ.get("NPC_DAILY_REPORT_DUE")
+        return cls(report_due_time=_time(due)) if due else cls()
+
+
 @dataclass(frozen=True)
 class WebSettings:
     """The public pages: how many lookups one client address may make per window, and which
@@ -83,6 +146,8 @@ class Settings:
     db_pool_size: int = 20
     portability: PortabilitySettings = field(default_factory=PortabilitySettings)
     web: WebSettings = field(default_factory=WebSettings)
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
+    cancellations: CancellationsSettings = field(default_factory=CancellationsSettings)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -100,4 +165,6 @@ class Settings:
             db_pool_size=int(env.get("NPC_DB_POOL_SIZE", "20")),
             portability=PortabilitySettings.from_env(),
             web=WebSettings.from_env(),
+            notifications=NotificationSettings.from_env(),
+            cancellations=CancellationsSettings.from_env(),
         )

@@ -134,4 +134,18 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
+        if handler.stream_unary:
+            inner_client_stream = handler.stream_unary
+
+            async def client_stream(
+                request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
+            ) -> Any:
+                async with served(service, method, method_path, metadata, context):
+                    return await inner_client_stream(request_iterator, context)
+
+            return grpc.stream_unary_rpc_method_handler(
+                client_stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
         return handler

@@ -6,10 +6,25 @@ change it announces. Delivery (and retries) happen later, outside any case trans
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from npc.store.database import Txn
 
 MAX_EMAIL_BODY = 100_000
 MAX_SMS_TEXT = 918  # six concatenated GSM-7 segments
+
+_listeners: list[Callable[[], None]] = []
+
+
+def on_queued(listener: Callable[[], None]) -> Callable[[], None]:
+    """Call `listener` after each commit that queued notifications; returns the unsubscriber."""
+    _listeners.append(listener)
+    return lambda: _listeners.remove(listener)
+
+
+def _queued() -> None:
+    for listener in list(_listeners):
+        listener()
 
 
 async def queue_email(
@@ -53,4 +68,6 @@ async def _queue(
         case_id,
         txn.now,
     )
+    # Other processes find the row by polling; this one delivers it as soon as it commits.
+    txn.after_commit(_queued)
     return notification_id

@@ -84,8 +84,10 @@ async def test_a_plan_file_adds_its_ranges_and_broadcasts_once(db, tmp_path):
         service = await conn.fetchval(
             "SELECT service FROM number_ranges WHERE numbers @> 14999999::bigint"
         )
-        events = await conn.fetch("SELECT * FROM events WHERE type = 'registry.imported'"
-            " AND payload->>'kind' NOT IN ('operators', 'seed')")
+        events = await conn.fetch(
+            "SELECT * FROM events WHERE type = 'registry.imported'"
+            " AND payload->>'kind' NOT IN ('operators', 'seed')"
+        )
     assert service == "fixed"
     assert len(events) == 1
     event = events[0]
@@ -124,8 +126,10 @@ async def test_a_ported_file_sets_the_serving_operator_and_writes_history(db, tm
             "SELECT number, from_operator, to_operator, changed_at, reason FROM number_history"
             " ORDER BY number"
         )
-        payload = await conn.fetchval("SELECT payload FROM events WHERE type = 'registry.imported'"
-            " AND payload->>'kind' = 'ported'")
+        payload = await conn.fetchval(
+            "SELECT payload FROM events WHERE type = 'registry.imported'"
+            " AND payload->>'kind' = 'ported'"
+        )
     assert (row["service"], row["range_holder"], row["case_id"]) == ("mobile", "claro", None)
     assert row["ported_at"] == datetime(2024, 3, 1, 15, 15, tzinfo=UTC)
     assert [tuple(r) for r in history] == [

@@ -1,0 +1,38 @@
+"""The cancellations and plan migrations tracking flow's manifest."""
+
+from __future__ import annotations
+
+from npc.api.commands import CommandRunner
+from npc.config import CancellationsSettings
+from npc.core.flow import GrpcService
+from npc.core.runtime import Core
+from npc.flows.cancellations.api import CancellationsServicer
+from npc.flows.cancellations.handler import FLOW, CancellationsHandler
+from npc.v1 import cancellations_pb2_grpc
+
+
+class CancellationsFlow:
+    """Daily reports of cancellations (bajas) and plan migrations, and their status page."""
+
+    name = FLOW
+
+    def __init__(self, settings: CancellationsSettings, commands: CommandRunner) -> None:
+        self.settings = settings
+        self.commands = commands
+        self.handler: CancellationsHandler | None = None
+
+    def setup(self, core: Core) -> None:
+        """Create the handler and register its deadlines."""
+        self.handler = CancellationsHandler(core, self.settings)
+        self.handler.register_deadlines()
+
+    def grpc_services(self) -> list[GrpcService]:
+        """CancellationsService."""
+        assert self.handler is not None
+        return [
+            GrpcService(
+                "npc.v1.CancellationsService",
+                CancellationsServicer(self.handler, self.commands),
+                cancellations_pb2_grpc.add_CancellationsServiceServicer_to_server,
+            )
+        ]
