@@ -72,6 +72,10 @@ async def test_lookups_follow_a_port_in_two_server_processes(
         (["940000001", "+940000001"], "numbers[1]"),
         (["940000001\n"], "numbers[0]"),
         (["012000005"], "numbers[0]"),
+        (["940000001,940000002"], "numbers[0]"),  # two numbers in one entry
+        (["940000001", ""], "numbers[1]"),
+        (["９４００００００１"], "numbers[0]"),  # full-width digits are not ASCII digits
+        (["9" * 16], "numbers[0]"),
         (["9" * 8] * 10_001, "numbers"),
     ],
 )

@@ -20,6 +20,7 @@ MAX_BATCH = 10_000
 # and one odd number must not fail a whole batch. Without leading zeros, numbers of different
 # lengths never compare equal, so ranges can be matched numerically.
 _NUMBER = re.compile(r"(?a)[1-9]\d{0,14}")
+_BATCH = re.compile(r"(?a)(?:[1-9]\d{0,14},)*[1-9]\d{0,14}")
 _SERVICES = {"mobile": common_pb2.SERVICE_TYPE_MOBILE, "fixed": common_pb2.SERVICE_TYPE_FIXED}
 
 _LOOKUP = """
@@ -113,8 +114,9 @@ class RegistryHandler:
             raise InvalidArgument(FieldViolation(field, "at least one number"))
         if len(numbers) > MAX_BATCH:
             raise InvalidArgument(FieldViolation(field, f"at most {MAX_BATCH} numbers per call"))
-        # The cheap test first: this runs for every number of every batch.
-        if all(n.isascii() and n.isdigit() and n[0] != "0" and len(n) <= 15 for n in numbers):
+        # The cheap test first (one C-level regex pass): this runs for every batch.
+        joined = ",".join(numbers)
+        if joined.count(",") == len(numbers) - 1 and _BATCH.fullmatch(joined):
             return
         bad = [
             FieldViolation(f"{field}[{i}]", "digits only, no leading zero, at most 15")
