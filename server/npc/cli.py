@@ -150,10 +150,95 @@ async def _serve(settings: Settings, *, seed: bool, description: str) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """`npc serve`."""
     settings = _listen_overrides(Settings.from_env(), args)
+    if args.workers < 1:
+        print("npc serve: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers > 1 and (settings.grpc_port == 0 or settings.http_port == 0):
+        print("npc serve: --workers needs fixed ports (they share them)", file=sys.stderr)
+        return 2
     with storage(settings) as store:
-        return asyncio.run(
-            _serve(store.settings, seed=store.embedded_database, description=store.describe())
-        )
+        if args.workers == 1:
+            return asyncio.run(
+                _serve(store.settings, seed=store.embedded_database, description=store.describe())
+            )
+        return asyncio.run(_supervise(store, args.workers))
+
+
+async def _prepare(settings: Settings, *, seed: bool) -> None:
+    """Migrate (and seed the demo market) once, before the workers start."""
+    assert settings.database_url is not None
+    db = await Database.connect(settings.database_url, min_size=1, max_size=2)
+    try:
+        await db.migrate()
+        if seed and await seed_demo(db):
+            log.info("loaded the demo market: operators with tokens dev-token-<operator>")
+    finally:
+        await db.close()
+
+
+async def _supervise(store: Storage, workers: int) -> int:
+    """Run `workers` server processes on the same ports (SO_REUSEPORT) and keep them running.
+
+    They share PostgreSQL and Redis and nothing else: any of them may sequence events, fire a
+    deadline (each exactly once, by row locks) or answer a lookup. A worker that dies is started
+    again; SIGINT/SIGTERM stop them all.
+    """
+    settings = store.settings
+    await _prepare(settings, seed=store.embedded_database)
+    env = {
+        **os.environ,
+        "NPC_DATABASE_URL": settings.database_url or "",
+        "NPC_REDIS_URL": settings.redis_url or "",
+        "NPC_REDIS_PREFIX": settings.redis_prefix,
+        "NPC_GRPC_HOST": settings.grpc_host,
+        "NPC_GRPC_PORT": str(settings.grpc_port),
+        "NPC_HTTP_HOST": settings.http_host,
+        "NPC_HTTP_PORT": str(settings.http_port),
+    }
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    async def worker(index: int) -> None:
+        backoff = 1.0
+        while not stop.is_set():
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "npc",
+                "serve",
+                env={**env, "NPC_WORKER": str(index)},
+            )
+            started = time.monotonic()
+            waiting = asyncio.ensure_future(process.wait())
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if stop.is_set():
+                if process.returncode is None:
+                    process.terminate()
+                await waiting
+                stopping.cancel()
+                return
+            stopping.cancel()
+            log.error("worker %d exited with %s; starting it again", index, process.returncode)
+            backoff = 1.0 if time.monotonic() - started > 30 else min(backoff * 2, 30.0)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(backoff):
+                    await stop.wait()
+
+    log.info(
+        "npc serving with %d workers: gRPC %s:%d, HTTP http://%s:%d; %s",
+        workers,
+        settings.grpc_host,
+        settings.grpc_port,
+        settings.http_host,
+        settings.http_port,
+        store.describe(),
+    )
+    await asyncio.gather(*(worker(i) for i in range(workers)))
+    log.info("all workers stopped")
+    return 0
 
 
 # ---------------------------------------------------------------------------------- demo
@@ -398,6 +483,12 @@ def build_parser() -> argparse.ArgumentParser:
         " servers run under var/ and the demo market is loaded.",
     )
     _listen_options(serve, ("50051", "8080"))
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("NPC_WORKERS", "1")),
+        help="server processes sharing the ports and the databases (default: NPC_WORKERS, else 1)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     demo = commands.add_parser(
