@@ -16,6 +16,7 @@ from npc.core.clock import Clock, SystemClock
 from npc.core.flow import GrpcService
 from npc.core.runtime import Core
 from npc.flows.portability.flow import PortabilityFlow
+from npc.flows.pqr.flow import PqrFlow
 from npc.flows.registry.flow import RegistryFlow
 from npc.flows.suspension.flow import SuspensionFlow
 from npc.store.database import Database
@@ -57,6 +58,7 @@ class Clearinghouse:
                 RegistryFlow(settings.portability, commands),
                 self.portability,
                 SuspensionFlow(settings.portability.jurisdiction, commands),
+                PqrFlow(commands),
             ]
         )
         await core.start(background=background)
