@@ -122,7 +122,11 @@ async def test_a_provider_without_cun_range_cannot_file(co):
         ({"user": user(name="")}, "user.name"),
         ({"user": user(document_number="12a")}, "user.document_number"),
         (
-            {"user": user(document_type=pqr_pb2.USER_DOCUMENT_TYPE_NIT, document_number="8001972685")},
+            {
+                "user": user(
+                    document_type=pqr_pb2.USER_DOCUMENT_TYPE_NIT, document_number="8001972685"
+                )
+            },
             "user.document_number",
         ),
         ({"user": user(email="", address="")}, "user.email"),
@@ -136,9 +140,10 @@ async def test_filing_validates_every_field_and_stores_nothing(app, co, override
     assert field in field_violations(refused.value)
     async with app.core.db.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM pqrs") == 0
-        assert await conn.fetchval(
-            "SELECT next_value FROM cun_ranges WHERE operator_id = 'claro-co'"
-        ) == 1000000000
+        assert (
+            await conn.fetchval("SELECT next_value FROM cun_ranges WHERE operator_id = 'claro-co'")
+            == 1000000000
+        )
 
 
 async def test_a_nit_with_its_check_digit_is_accepted(co):
@@ -236,9 +241,7 @@ async def test_positive_silence_applies_by_itself_at_the_end_of_the_term(app, co
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
-async def test_silence_effects_carried_out_within_72_hours_leave_no_further_record(
-    app, co, clock
-):
+async def test_silence_effects_carried_out_within_72_hours_leave_no_further_record(app, co, clock):
     claro = co["claro-co"]
     filed = await claro("FilePqr", filing())
     await advance_to(app, clock, ANSWER_LIMIT + timedelta(hours=72) - SECOND)
@@ -403,9 +406,7 @@ async def _to_transfer(app, co, clock):
 TRANSFER_LIMIT = datetime(2026, 12, 15, 5, 0, tzinfo=UTC)
 
 
-async def test_the_file_goes_to_the_sic_within_5_business_days_and_the_cun_stays(
-    app, co, clock
-):
+async def test_the_file_goes_to_the_sic_within_5_business_days_and_the_cun_stays(app, co, clock):
     cun, decided = await _to_transfer(app, co, clock)
     assert decided.state == pqr_pb2.PQR_STATE_TRANSFER_DUE
     assert utc(decided.transfer_deadline) == TRANSFER_LIMIT
