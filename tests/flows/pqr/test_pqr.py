@@ -13,7 +13,11 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 
+from npc.api.commands import CommandRunner
+from npc.api.identity import Caller
 from npc.core.calendar import COLOMBIA
+from npc.core.clock import FakeClock
+from npc.core.errors import FailedPrecondition
 from npc.v1 import pqr_pb2
 from tests.flows.pqr.conftest import events, filing, notifications, records, user
 from tests.helpers import advance, advance_to, field_violations, rid, ts
@@ -454,3 +458,30 @@ async def test_a_favorable_reconsideration_closes_without_appeal(app, co, clock)
     closed = await _answer(claro, filed.cun, outcome=pqr_pb2.PQR_OUTCOME_FAVORABLE)
     assert closed.state == pqr_pb2.PQR_STATE_CLOSED
     assert "se encuentra cerrada" in closed.status_sentence
+
+
+async def test_an_answer_arriving_at_the_end_of_the_term_finds_the_silence_applied(app, co):
+    # The answer reaches a process whose deadline loop has not fired yet: the command applies the
+    # silence itself, keeps it, and refuses the answer.
+    filed = await co["claro-co"]("FilePqr", filing())
+    handler = app.core.flows["pqr"].handler
+    runner = CommandRunner(app.core.db, FakeClock(ANSWER_LIMIT))
+    caller = Caller("claro-co")
+    request = pqr_pb2.AnswerPqrRequest(
+        request_id=rid(),
+        cun=filed.cun,
+        outcome=pqr_pb2.PQR_OUTCOME_UNFAVORABLE,
+        summary="El cobro es correcto.",
+    )
+    with pytest.raises(FailedPrecondition):
+        await runner.run(
+            caller,
+            "AnswerPqr",
+            request,
+            pqr_pb2.Pqr,
+            lambda txn: handler.answer(txn, caller, request),
+        )
+    read = await co["claro-co"]("GetPqr", pqr_pb2.GetPqrRequest(cun=filed.cun))
+    assert read.state == pqr_pb2.PQR_STATE_SILENCE_APPLIED
+    assert utc(read.silence_at) == ANSWER_LIMIT
+    assert await records(app, filed.cun) == ["provider_answer_pqr"]
