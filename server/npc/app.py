@@ -18,6 +18,7 @@ from npc.core.runtime import Core
 from npc.flows.cancellations.flow import CancellationsFlow
 from npc.flows.inoperability.flow import InoperabilityFlow
 from npc.flows.portability.flow import PortabilityFlow
+from npc.flows.pqr.flow import PqrFlow
 from npc.flows.registry.flow import RegistryFlow
 from npc.flows.sgu.flow import SguFlow
 from npc.flows.suspension.flow import SuspensionFlow
@@ -65,6 +66,7 @@ class Clearinghouse:
                 InoperabilityFlow("PE", commands),
                 SguFlow("PE", commands),
                 CancellationsFlow(settings.cancellations, commands),
+                PqrFlow(commands),
             ]
         )
         await core.start(background=background)
