@@ -136,7 +136,8 @@ def inoperability_web(handler: InoperabilityHandler) -> WebRoutes:
                     "motivos_cierre": "; ".join(
                         f"{CLOSING_REASONS.get(reason, reason)}: {count}"
                         for reason, count in reasons
-                    ),
+                    )
+                    or None,
                 }
             )
         return rows
