@@ -64,7 +64,7 @@ class Clearinghouse:
                 self.portability,
                 SuspensionFlow(settings.portability.jurisdiction, commands),
                 InoperabilityFlow("PE", commands),
-                SguFlow("PE", commands),
+                SguFlow("PE", commands, public_base_url=settings.web.public_base_url),
                 CancellationsFlow(settings.cancellations, commands),
                 PqrFlow(commands),
             ]

@@ -112,22 +112,26 @@ class CancellationsSettings:
 
 @dataclass(frozen=True)
 class WebSettings:
-    """The public pages: how many lookups one client address may make per window, and which
-    reverse proxies are trusted to name the client in X-Forwarded-For."""
+    """The public pages: how many lookups one client address may make per window, which
+    reverse proxies are trusted to name the client in X-Forwarded-For, and the site's public
+    address (scheme, host and port, no trailing slash) that links in e-mails and SMS start with."""
 
     lookups_per_window: int = 10
     lookup_window: timedelta = timedelta(minutes=1)
     trusted_proxies: frozenset[str] = frozenset()
+    public_base_url: str = "http://localhost:8080"
 
     @classmethod
     def from_env(cls) -> WebSettings:
-        """Read NPC_WEB_LOOKUPS, NPC_WEB_LOOKUP_WINDOW_SECONDS and NPC_WEB_TRUSTED_PROXIES."""
+        """Read NPC_WEB_LOOKUPS, NPC_WEB_LOOKUP_WINDOW_SECONDS, NPC_WEB_TRUSTED_PROXIES and
+        NPC_PUBLIC_BASE_URL (e.g. https://portabilidad.example.pe)."""
         env = os.environ
         proxies = env.get("NPC_WEB_TRUSTED_PROXIES", "")
         return cls(
             lookups_per_window=int(env.get("NPC_WEB_LOOKUPS", "10")),
             lookup_window=timedelta(seconds=int(env.get("NPC_WEB_LOOKUP_WINDOW_SECONDS", "60"))),
             trusted_proxies=frozenset(p.strip() for p in proxies.split(",") if p.strip()),
+            public_base_url=env.get("NPC_PUBLIC_BASE_URL", "http://localhost:8080").rstrip("/"),
         )
 
 
