@@ -162,7 +162,6 @@ async def test_npc_serve_workers_share_the_ports_and_the_log(settings, tmp_path)
                     pending = await conn.fetchval(
                         "SELECT count(*) FROM events WHERE position IS NULL"
                     )
-                    end = await conn.fetchval("SELECT position FROM event_head")
                 if pending == 0:
                     break
                 await asyncio.sleep(0.1)
