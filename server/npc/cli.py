@@ -315,6 +315,31 @@ class _ProgressBar:
             sys.stderr.flush()
 
 
+async def _verify_log(db: Database) -> int:
+    """`npc admin verify-log`: exit 0 when the chain holds, 1 at the first broken position."""
+    from npc.core.verify import verify_log
+
+    started = time.monotonic()
+
+    def progress(position: int) -> None:
+        sys.stderr.write(f"\rverify-log: {position:,} events checked")
+        sys.stderr.flush()
+
+    result = await verify_log(db, progress=progress)
+    sys.stderr.write("\r")
+    elapsed = time.monotonic() - started
+    if result.intact:
+        print(
+            f"log intact: {result.checked:,} events up to position {result.head} ({elapsed:.1f} s)"
+        )
+        return 0
+    print(
+        f"log broken at position {result.first_broken}: {result.reason}"
+        f" ({result.checked:,} events before it verified)"
+    )
+    return 1
+
+
 async def _import(db: Database, kind: str, path: str) -> int:
     bar = _ProgressBar(kind)
     load = import_plan if kind == "plan" else import_ported
@@ -383,6 +408,8 @@ async def _with_database(url: str, action: str, args: argparse.Namespace) -> int
             print(f"{args.operator} holds {args.service} numbers {args.first}-{args.last}")
         elif action == "import":
             return await _import(db, args.kind, args.file)
+        elif action == "verify-log":
+            return await _verify_log(db)
         elif action == "sgu-catalogue":
             return await _load_sgu_catalogue(db, Path(args.file))
         elif action in ("add-reporting-operator", "end-reporting-operator"):
@@ -531,6 +558,10 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--database-url", help="default: NPC_DATABASE_URL")
     actions = admin.add_subparsers(dest="action", required=True, metavar="ACTION")
     actions.add_parser("migrate", help="apply pending schema migrations")
+    actions.add_parser(
+        "verify-log",
+        help="recompute the event log's hash chain and report the first broken position",
+    )
     actions.add_parser("seed-demo", help="load the demo market when no operator exists")
     add_operator = actions.add_parser("add-operator", help="register or update an operator")
     add_operator.add_argument("id", metavar="ID")
