@@ -1,0 +1,165 @@
+"""Property-based fuzzing of every RPC the clearinghouse serves (discovered from the generated
+descriptors), by every kind of caller, with replays of the same request id.
+
+Whatever is sent, the server never answers INTERNAL or UNKNOWN, stays healthy, rejects without
+storing anything, answers a replay as it answered the first time, and keeps the stored invariants:
+one serving operator per number, one live port request per number, a gap-free and intact event log.
+
+`NPC_FUZZ_EXAMPLES` raises the number of examples for long local runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import timedelta
+
+import grpc
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.fuzz.conftest import Fuzzing
+from tests.fuzz.rpcs import (
+    COUNTS,
+    FORBIDDEN,
+    TOKENS,
+    Mood,
+    Outcome,
+    Rpc,
+    broken_invariants,
+    discover,
+    field_violations,
+    healthy,
+    messages,
+    moods_awkwardness,
+)
+
+RPCS = discover()
+UNARY = [r for r in RPCS if not r.client_streaming and not r.server_streaming]
+STREAMING = [r for r in RPCS if r.client_streaming or r.server_streaming]
+LONG_RUN = int(os.environ.get("NPC_FUZZ_EXAMPLES") or 0)
+# A rejection may still commit what the rules record (a FLEP, a breach) with these statuses only.
+KEEPS_EFFECTS = {
+    grpc.StatusCode.OK,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.OUT_OF_RANGE,
+}
+CHECK_EVERY = 25  # examples between full invariant checks (the log's chain is read whole)
+REFRESH_EVERY = 40  # examples between reloads of the plausible values
+
+
+def fuzz_settings(examples: int) -> settings:
+    """Hypothesis settings: the server stays up across examples, so no per-example deadline."""
+    return settings(
+        max_examples=LONG_RUN or examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        print_blob=True,
+    )
+
+
+def long_run_timeout(default: int) -> pytest.MarkDecorator:
+    return pytest.mark.timeout(max(default, LONG_RUN // 2))
+
+
+def assert_sound(rpc: Rpc, outcome: Outcome, request: object) -> None:
+    """The answer is a status the API defines, and a rejected argument names its fields."""
+    assert outcome.code not in FORBIDDEN, (rpc.path, outcome.code, outcome.details, request)
+    if outcome.code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE):
+        assert field_violations(outcome.details), (rpc.path, outcome, request)
+
+
+async def after_example(fuzzing: Fuzzing) -> None:
+    """Health after each example; the stored invariants every CHECK_EVERY examples."""
+    COUNTS["examples"] += 1
+    assert await healthy(fuzzing.channel), "the server stopped answering health checks"
+    if COUNTS["examples"] % CHECK_EVERY == 0:
+        assert fuzzing.app.core is not None
+        await fuzzing.app.core.settle()
+        COUNTS["invariant checks"] += 1
+        problems = await broken_invariants(fuzzing.app.core.db)
+        assert not problems, problems
+    if COUNTS["examples"] % REFRESH_EVERY == 0:
+        await fuzzing.refresh()
+
+
+def test_every_rpc_is_discovered() -> None:
+    """The descriptors yield the services of every flow, streaming RPCs included."""
+    services = {r.service for r in RPCS}
+    assert {"npc.v1.PortabilityService", "npc.v1.EventService", "npc.v1.PqrService"} <= services
+    assert any(r.server_streaming for r in RPCS) and any(r.client_streaming for r in RPCS)
+
+
+@long_run_timeout(120)
+@fuzz_settings(examples=350)
+@given(data=st.data())
+async def test_unary_rpcs_keep_the_clearinghouse_sound(
+    fuzzing: Fuzzing, data: st.DataObject
+) -> None:
+    rpc = data.draw(st.sampled_from(UNARY), label="rpc")
+    token = data.draw(st.sampled_from(TOKENS), label="caller")
+    mood = Mood(fuzzing.pools, data.draw(moods_awkwardness, label="awkward %"))
+    request = data.draw(messages(rpc.request, mood), label="request")
+    before = await fuzzing.stored()
+    first = await fuzzing.call(rpc, [request], token)
+    assert_sound(rpc, first, request)
+    if first.code not in KEEPS_EFFECTS:
+        assert await fuzzing.stored() == before, (rpc.path, first.code, "stored a rejection")
+
+    replay = data.draw(
+        st.sampled_from(["none", "none", "same", "different", "concurrent"]), label="replay"
+    )
+    if rpc.mutating and replay != "none":
+        COUNTS["replays"] += 1
+        if replay == "concurrent":
+            # A fresh request id sent twice at once: one runs, the other gets its answer.
+            request.request_id = f"fz-twice-{COUNTS['replays']}-{os.getpid()}"  # type: ignore[attr-defined]
+            one, two = await asyncio.gather(
+                fuzzing.call(rpc, [request], token), fuzzing.call(rpc, [request], token)
+            )
+            assert_sound(rpc, one, request)
+            assert_sound(rpc, two, request)
+            if grpc.StatusCode.ABORTED not in (one.code, two.code):
+                assert one.code == two.code, (rpc.path, one, two)
+                assert one.response == two.response, (rpc.path, one, two)
+        elif replay == "same":
+            again = await fuzzing.call(rpc, [request], token)
+            assert again.code == first.code, (rpc.path, first, again)
+            if first.code == grpc.StatusCode.OK:
+                assert again.response == first.response, (rpc.path, first, again)
+        else:
+            other = data.draw(messages(rpc.request, mood), label="other body")
+            other.request_id = request.request_id  # type: ignore[attr-defined]
+            if other.SerializeToString(deterministic=True) != request.SerializeToString(
+                deterministic=True
+            ):
+                again = await fuzzing.call(rpc, [other], token)
+                assert_sound(rpc, again, other)
+                if first.code == grpc.StatusCode.OK:
+                    assert again.code != grpc.StatusCode.OK, (rpc.path, "request id reused", again)
+
+    # Now and then time passes, so deadlines fire on whatever the fuzzing created.
+    step = data.draw(st.sampled_from([None] * 12 + [60, 3600, 86400, 10 * 86400]), label="advance")
+    if step is not None:
+        fuzzing.clock.advance(timedelta(seconds=step))
+        assert fuzzing.app.core is not None
+        await fuzzing.app.core.settle()
+    await after_example(fuzzing)
+
+
+@long_run_timeout(90)
+@fuzz_settings(examples=60)
+@given(data=st.data())
+async def test_streaming_rpcs_keep_the_clearinghouse_sound(
+    fuzzing: Fuzzing, data: st.DataObject
+) -> None:
+    rpc = data.draw(st.sampled_from(STREAMING), label="rpc")
+    token = data.draw(st.sampled_from(TOKENS), label="caller")
+    count = data.draw(st.integers(1 if not rpc.client_streaming else 0, 3), label="chunks")
+    mood = Mood(fuzzing.pools, data.draw(moods_awkwardness, label="awkward %"))
+    requests = [data.draw(messages(rpc.request, mood)) for _ in range(max(count, 1))]
+    outcome = await fuzzing.call(rpc, requests[:count] if rpc.client_streaming else requests, token)
+    assert_sound(rpc, outcome, requests)
+    await after_example(fuzzing)
