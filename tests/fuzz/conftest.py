@@ -4,19 +4,29 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, timedelta
 
 import grpc
 import pytest
+from google.protobuf.message import Message
 
 from npc.app import Clearinghouse
 from npc.core.clock import FakeClock
 from npc.flows.pqr.seed import seed_colombia
-from npc.v1 import portability_pb2, pqr_pb2
-from tests.conftest import Operators
+from npc.v1 import (
+    cancellations_pb2,
+    common_pb2,
+    inoperability_pb2,
+    portability_pb2,
+    pqr_pb2,
+    sgu_pb2,
+    suspension_pb2,
+)
 from tests.fuzz.rpcs import (
     CODES,
     COUNTS,
+    FAILURES,
     PATHS,
     VIOLATED,
     Outcome,
@@ -26,22 +36,37 @@ from tests.fuzz.rpcs import (
     discover,
     invoke,
 )
-from tests.helpers import block, port_end_to_end, port_request, rid
+from tests.helpers import advance_to, block, port_request, rid, settle, ts
+
+CORPUS_SIZE = 40  # accepted requests kept per RPC, as seeds of mutants
 
 
 @dataclass
 class Fuzzing:
-    """The clearinghouse under fuzzing, a raw channel to it and the plausible values."""
+    """The clearinghouse under fuzzing, a raw channel to it, the plausible values, and a corpus
+    of requests it accepted (by RPC path, with their callers) to mutate."""
 
     app: Clearinghouse
     clock: FakeClock
     channel: grpc.aio.Channel
     pools: Pools
     rpcs: dict[str, Rpc]
+    corpus: dict[str, list[tuple[Message, str | None]]] = field(default_factory=dict)
 
-    async def call(self, rpc: Rpc, requests: list, token: str | None) -> Outcome:
-        """Call `rpc` as the holder of `token`."""
-        return await invoke(self.channel, rpc, requests, token)
+    async def call(self, rpc: Rpc, requests: list[Message], token: str | None) -> Outcome:
+        """Call `rpc` as the holder of `token`; keep an accepted unary request in the corpus."""
+        outcome = await invoke(self.channel, rpc, requests, token)
+        if outcome.code == grpc.StatusCode.OK and not rpc.client_streaming:
+            kept = self.corpus.setdefault(rpc.path, [])
+            kept.append((requests[0], token))
+            del kept[:-CORPUS_SIZE]
+        return outcome
+
+    async def must(self, path: str, request: Message, token: str) -> Message:
+        """Call the RPC at `path` and return its answer, which must be OK."""
+        outcome = await self.call(self.rpcs[path], [request], token)
+        assert outcome.code == grpc.StatusCode.OK and outcome.response is not None, outcome
+        return outcome.response
 
     async def refresh(self) -> None:
         """Reload the plausible values from the database."""
@@ -60,58 +85,159 @@ class Fuzzing:
         return int(row["e"]), int(row["c"])
 
 
-async def _seed_cases(fuzzing: Fuzzing, operators: Operators) -> None:
-    """A pending port request, a completed port, a PQR: existing cases for wrong-state calls."""
+async def _seed_cases(fuzzing: Fuzzing) -> None:
+    """Cases in several states, filed through the fuzzer so that their requests seed the corpus:
+    a pending port request, a completed port, a PQR."""
     app, clock = fuzzing.app, fuzzing.clock
-    await operators["claro"].call(
-        "SubmitPortRequest", port_request(clock, numbers=[block("940000001")])
+    service = "/npc.v1.PortabilityService/"
+    await fuzzing.must(
+        service + "SubmitPortRequest",
+        port_request(clock, numbers=[block("940000001")]),
+        "dev-token-claro",
     )
-    ported = await port_end_to_end(
-        app, clock, operators["entel"], operators["movistar"], [block("940000002")]
+    filed = await fuzzing.must(
+        service + "SubmitPortRequest",
+        port_request(clock, numbers=[block("940000002")]),
+        "dev-token-entel",
     )
-    for who, step in (
-        ("movistar", portability_pb2.EXECUTION_STEP_DONOR_DISABLED),
-        ("entel", portability_pb2.EXECUTION_STEP_RECIPIENT_ENABLED),
+    await fuzzing.must(
+        service + "AnswerPortRequest",
+        portability_pb2.AnswerPortRequestRequest(
+            request_id=rid(), port_request_id=filed.id, accept=True
+        ),
+        "dev-token-movistar",
+    )
+    # The default change window is 00:00-06:00, ending at the execution limit.
+    window_opens = filed.execution_limit.ToDatetime(tzinfo=UTC) - timedelta(hours=6)
+    await fuzzing.must(
+        service + "SchedulePort",
+        portability_pb2.SchedulePortRequest(
+            request_id=rid(), port_request_id=filed.id, scheduled_at=ts(window_opens)
+        ),
+        "dev-token-entel",
+    )
+    await advance_to(app, clock, window_opens)
+    for token, step in (
+        ("dev-token-movistar", portability_pb2.EXECUTION_STEP_DONOR_DISABLED),
+        ("dev-token-entel", portability_pb2.EXECUTION_STEP_RECIPIENT_ENABLED),
     ):
-        await operators[who].call(
-            "ConfirmPortExecution",
+        await fuzzing.must(
+            service + "ConfirmPortExecution",
             portability_pb2.ConfirmPortExecutionRequest(
-                request_id=rid(), port_request_id=ported.id, step=step
+                request_id=rid(), port_request_id=filed.id, step=step
             ),
+            token,
         )
-    filed = await fuzzing.call(
-        fuzzing.rpcs["npc.v1.PqrService/FilePqr"],
-        [
-            pqr_pb2.FilePqrRequest(
-                request_id=rid(),
-                kind=pqr_pb2.PQR_KIND_COMPLAINT,
-                channel=pqr_pb2.PQR_CHANNEL_WEBSITE,
-                subject=pqr_pb2.PQR_SUBJECT_BILLING,
-                user=pqr_pb2.UserData(
-                    name="Luz Marina Gómez",
-                    document_type=pqr_pb2.USER_DOCUMENT_TYPE_CC,
-                    document_number="52123456",
-                    email="luz@example.co",
-                    phone="3001234567",
-                ),
-                facts="Me cobraron dos veces el plan de noviembre.",
-            )
-        ],
+    await fuzzing.must(
+        "/npc.v1.PqrService/FilePqr",
+        pqr_pb2.FilePqrRequest(
+            request_id=rid(),
+            kind=pqr_pb2.PQR_KIND_COMPLAINT,
+            channel=pqr_pb2.PQR_CHANNEL_WEBSITE,
+            subject=pqr_pb2.PQR_SUBJECT_BILLING,
+            user=pqr_pb2.UserData(
+                name="Luz Marina Gómez",
+                document_type=pqr_pb2.USER_DOCUMENT_TYPE_CC,
+                document_number="52123456",
+                email="luz@example.co",
+                phone="3001234567",
+            ),
+            facts="Me cobraron dos veces el plan de noviembre.",
+        ),
         "dev-token-claro-co",
     )
-    assert filed.code == grpc.StatusCode.OK, filed
-    assert app.core is not None
-    await app.core.settle()
+    await _seed_other_flows(fuzzing, filed.id)
+    await settle(app)
+
+
+async def _seed_other_flows(fuzzing: Fuzzing, ported_id: str) -> None:
+    """Best effort: a case in the other flows, whose requests join the corpus when accepted."""
+    clock = fuzzing.clock
+    document = common_pb2.IdentityDocument(type=common_pb2.DOCUMENT_TYPE_DNI, number="44556677")
+    attempts: list[tuple[str, Message, str]] = [
+        (
+            "/npc.v1.SguService/RegisterProblem",
+            sgu_pb2.RegisterProblemRequest(
+                request_id=rid(),
+                channel=sgu_pb2.CHANNEL_WEB,
+                subscriber=common_pb2.Subscriber(
+                    name="Rosa Quispe Mamani", document=document, email="rosa@example.pe"
+                ),
+                number="940000001",
+                subcategory="REC-01",
+                description="Recargué 10 soles el lunes y no se acreditaron.",
+            ),
+            "dev-token-movistar",
+        ),
+        (
+            "/npc.v1.InoperabilityService/RegisterAttentionPoint",
+            inoperability_pb2.RegisterAttentionPointRequest(
+                request_id=rid(),
+                code="CAC-LIMA-01",
+                name="Punto CAC-LIMA-01",
+                type=inoperability_pb2.ATTENTION_POINT_TYPE_STORE,
+                address="Av. Javier Prado Este 123",
+                location="San Isidro, Lima, Lima",
+            ),
+            "dev-token-claro",
+        ),
+        (
+            "/npc.v1.InoperabilityService/RegisterInoperability",
+            inoperability_pb2.RegisterInoperabilityRequest(
+                request_id=rid(),
+                attention_point_code="CAC-LIMA-01",
+                request_type=inoperability_pb2.REQUEST_TYPE_CLAIMS,
+                scenario=inoperability_pb2.SCENARIO_MASS_FAILURE,
+                started_at=ts(clock.now()),
+                detail="SIAC ÚNICO sin respuesta",
+            ),
+            "dev-token-claro",
+        ),
+        (
+            "/npc.v1.CancellationsService/SubmitDailyReport",
+            cancellations_pb2.SubmitDailyReportRequest(
+                request_id=rid(),
+                report_date=(clock.now() - timedelta(days=1)).date().isoformat(),
+                records=[
+                    cancellations_pb2.RequestRecord(
+                        request_code="BJ-0001",
+                        kind=cancellations_pb2.REQUEST_KIND_CANCELLATION,
+                        service=cancellations_pb2.TRACKED_SERVICE_MOBILE_TELEPHONY,
+                        channel=cancellations_pb2.ATTENTION_CHANNEL_STORE,
+                        requested_at=ts(clock.now() - timedelta(days=1)),
+                        subscriber_document=document,
+                        service_number="910000001",
+                        service_status=cancellations_pb2.SERVICE_STATUS_ACTIVE,
+                        scheduled_date=(clock.now() + timedelta(days=2)).date().isoformat(),
+                        state=cancellations_pb2.TRACKED_REQUEST_STATE_PENDING,
+                    )
+                ],
+            ),
+            "dev-token-claro",
+        ),
+        (
+            "/npc.v1.SuspensionService/RequestSuspension",
+            suspension_pb2.RequestSuspensionRequest(
+                request_id=rid(),
+                port_request_id=ported_id,
+                number="940000002",
+                bill_number="B001-000123",
+                due_date=(clock.now() - timedelta(days=8)).date().isoformat(),
+                owed=common_pb2.Money(amount="89.90", currency="PEN"),
+            ),
+            "dev-token-movistar",
+        ),
+    ]
+    for path, request, token in attempts:
+        await fuzzing.call(fuzzing.rpcs[path], [request], token)
 
 
 @pytest.fixture
-async def fuzzing(
-    app: Clearinghouse, operators: Operators, clock: FakeClock
-) -> AsyncIterator[Fuzzing]:
+async def fuzzing(app: Clearinghouse, clock: FakeClock) -> AsyncIterator[Fuzzing]:
     """The clearinghouse with the Colombian providers and a few cases; after the test, the
     stored state must still satisfy every invariant."""
     assert app.core is not None and app.authenticator is not None and app.grpc is not None
-    rpcs = {f"{r.service}/{r.name}": r for r in discover()}
+    rpcs = {r.path: r for r in discover()}
     # Every served service is fuzzed, and every fuzzed service is served.
     assert {r.service for r in rpcs.values()} == set(app.grpc.service_names)
     await seed_colombia(app.core.db, clock.now())
@@ -121,7 +247,7 @@ async def fuzzing(
         options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
     )
     fuzzing = Fuzzing(app, clock, channel, Pools(), rpcs)
-    await _seed_cases(fuzzing, operators)
+    await _seed_cases(fuzzing)
     await fuzzing.refresh()
     try:
         yield fuzzing
@@ -133,7 +259,9 @@ async def fuzzing(
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Report how many fuzz cases ran (examples and RPC calls)."""
+    """Report how many fuzz cases ran (examples and RPC calls), and the first failures."""
+    for failure in FAILURES[:3]:
+        terminalreporter.write_line(f"fuzz failure: {failure}")
     if COUNTS["examples"]:
         terminalreporter.write_line(
             f"fuzz: {COUNTS['examples']} examples, {COUNTS['rpc calls']} RPC calls,"

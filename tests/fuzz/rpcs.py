@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import pkgutil
+import random
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ COUNTS: Counter[str] = Counter()
 CODES: Counter[str] = Counter()
 PATHS: Counter[tuple[str, str]] = Counter()
 VIOLATED: Counter[tuple[str, str]] = Counter()
+FAILURES: list[str] = []
 
 # Statuses that mean the server failed rather than the request: never acceptable.
 FORBIDDEN = {
@@ -423,6 +425,123 @@ def messages(draw: st.DrawFn, descriptor: Descriptor, mood: Mood, depth: int = 0
             getattr(message, fd.name).CopyFrom(draw(values(fd, mood, depth)))
         else:
             setattr(message, fd.name, draw(values(fd, mood, depth)))
+    return message
+
+
+# Mutants of accepted requests. Which request and which fields depend on what the server accepted
+# so far, so they are chosen with a `random.Random` seeded by Hypothesis: its own choices must not
+# depend on state outside the example.
+
+
+def random_plausible(name: str, pools: Pools, rng: random.Random) -> str:
+    """A plausible value for a field named `name` (the random twin of `_plausible`)."""
+    if name == "request_id":
+        return f"fz-{rng.getrandbits(48):x}"
+    if "operator" in name or name in {"donor", "recipient", "provider", "holder", "sender"}:
+        return rng.choice([*pools.operators, "nobody"])
+    if "number" in name or name in {"first", "last", "msisdn", "phone"} or name.endswith("phone"):
+        low, high = rng.choice(pools.ranges)
+        return rng.choice([rng.choice(pools.numbers), str(min(low + rng.randrange(5000), high))])
+    if name.endswith("_id") or name.endswith("code") or name in {"id", "cun"}:
+        return rng.choice(pools.for_field(name))
+    if name.endswith("date"):
+        now = pools.now or datetime(2026, 11, 23)
+        return (now.date() + timedelta(days=rng.randint(-60, 60))).isoformat()
+    return rng.choice([*pools.ids, "Sin servicio desde ayer", "Rosa Quispe Mamani"])
+
+
+def random_value(fd: FieldDescriptor, mood: Mood, rng: random.Random, depth: int = 1) -> Any:
+    """One value for the field `fd`, awkward as often as the mood says."""
+    odd = rng.randrange(100) < mood.awkward
+    kind = fd.type
+    if kind == FieldDescriptor.TYPE_STRING:
+        if not odd:
+            return random_plausible(fd.name, mood.pools, rng)
+        return rng.choice(
+            [
+                "",
+                rng.choice(ODD_PIECES) * rng.randint(1, 3),
+                "".join(rng.choice("0123456789") for _ in range(rng.randint(0, 20))),
+                f" {random_plausible(fd.name, mood.pools, rng)}{rng.choice(ODD_PIECES)}",
+                rng.choice(["9", "é", "😀"]) * rng.choice(LONG_LENGTHS),
+            ]
+        )
+    if kind == FieldDescriptor.TYPE_BOOL:
+        return rng.random() < 0.5
+    if kind == FieldDescriptor.TYPE_BYTES:
+        return rng.randbytes(rng.randint(0, 16))
+    if kind in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
+        return rng.choice([0.0, -1.5, 1e300 if kind == FieldDescriptor.TYPE_DOUBLE else 1e30])
+    if kind == FieldDescriptor.TYPE_ENUM:
+        known = [v.number for v in fd.enum_type.values]
+        return rng.choice([*known, -1, 99, 2**31 - 1] if odd else [n for n in known if n] or known)
+    if kind == FieldDescriptor.TYPE_MESSAGE:
+        if fd.message_type.full_name == "google.protobuf.Timestamp":
+            if odd:
+                return Timestamp(seconds=rng.choice(SECONDS), nanos=rng.choice(NANOS))
+            stamp = Timestamp()
+            now = mood.pools.now or datetime(2026, 11, 23)
+            stamp.FromDatetime(now + timedelta(seconds=rng.randint(-3 * 86400, 30 * 86400)))
+            return stamp
+        message = message_class(fd.message_type)()
+        if depth < 4 and not fd.message_type.full_name.startswith("google.protobuf."):
+            for sub in fd.message_type.fields:
+                if sub.is_repeated or rng.random() < 0.2:
+                    continue
+                value = random_value(sub, mood, rng, depth + 1)
+                if sub.type == FieldDescriptor.TYPE_MESSAGE:
+                    getattr(message, sub.name).CopyFrom(value)
+                else:
+                    setattr(message, sub.name, value)
+        return message
+    if kind in (FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_FIXED32):
+        extremes = UINT32
+    elif kind in (FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_FIXED64):
+        extremes = UINT64
+    elif kind in (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_SINT32):
+        extremes = INT32
+    else:
+        extremes = INT64
+    return rng.choice(extremes) if odd else rng.randint(0, 100)
+
+
+def mutant(base: Message, mood: Mood, rng: random.Random) -> Message:
+    """`base` (a request the server accepted) under a fresh request id, with up to three fields,
+    at any depth, replaced: plausible values point it at other cases, in other states; awkward
+    ones probe the validation of an otherwise valid request."""
+    message = type(base)()
+    message.CopyFrom(base)
+    if "request_id" in message.DESCRIPTOR.fields_by_name:
+        message.request_id = random_plausible("request_id", mood.pools, rng)  # type: ignore[attr-defined]
+    for _ in range(rng.randint(0, 3)):
+        target = message
+        if not target.DESCRIPTOR.fields:
+            break
+        fd = rng.choice(target.DESCRIPTOR.fields)
+        # Descend into set sub-messages now and then, to reach nested fields.
+        while (
+            fd.type == FieldDescriptor.TYPE_MESSAGE
+            and not fd.is_repeated
+            and fd.message_type.full_name != "google.protobuf.Timestamp"
+            and fd.message_type.fields
+            and target.HasField(fd.name)
+            and rng.random() < 0.5
+        ):
+            target = getattr(target, fd.name)
+            fd = rng.choice(target.DESCRIPTOR.fields)
+        if fd.is_repeated:
+            if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
+                continue
+            items = [random_value(fd, mood, rng) for _ in range(rng.choice([0, 1, 2]))]
+            target.ClearField(fd.name)
+            getattr(target, fd.name).extend(items)
+        elif fd.type == FieldDescriptor.TYPE_MESSAGE:
+            if rng.random() < 0.25:
+                target.ClearField(fd.name)
+            else:
+                getattr(target, fd.name).CopyFrom(random_value(fd, mood, rng))
+        else:
+            setattr(target, fd.name, random_value(fd, mood, rng))
     return message
 
 

@@ -11,17 +11,22 @@ one serving operator per number, one live port request per number, a gap-free an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import random
+from collections.abc import Iterator
 from datetime import timedelta
 
 import grpc
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from npc.api.server import MAX_MESSAGE_BYTES
 from tests.fuzz.conftest import Fuzzing
 from tests.fuzz.rpcs import (
     COUNTS,
+    FAILURES,
     FORBIDDEN,
     TOKENS,
     Mood,
@@ -33,6 +38,7 @@ from tests.fuzz.rpcs import (
     healthy,
     messages,
     moods_awkwardness,
+    mutant,
 )
 
 RPCS = discover()
@@ -56,7 +62,9 @@ def fuzz_settings(examples: int) -> settings:
         deadline=None,
         database=None,
         suppress_health_check=list(HealthCheck),
-        print_blob=True,
+        # The server's state moves on between examples, so replaying one (to shrink it) does not
+        # reproduce it: the first failure is reported as it happened (see `recorded`).
+        phases=[Phase.explicit, Phase.generate],
     )
 
 
@@ -67,6 +75,9 @@ def long_run_timeout(default: int) -> pytest.MarkDecorator:
 def assert_sound(rpc: Rpc, outcome: Outcome, request: object) -> None:
     """The answer is a status the API defines, and a rejected argument names its fields."""
     assert outcome.code not in FORBIDDEN, (rpc.path, outcome.code, outcome.details, request)
+    if outcome.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        sizes = [r.ByteSize() for r in (request if isinstance(request, list) else [request])]
+        assert max(sizes) > MAX_MESSAGE_BYTES, (rpc.path, "exhausted by", sizes, outcome.details)
     if outcome.code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE):
         assert field_violations(outcome.details), (rpc.path, outcome, request)
 
@@ -85,6 +96,16 @@ async def after_example(fuzzing: Fuzzing) -> None:
         await fuzzing.refresh()
 
 
+@contextlib.contextmanager
+def recorded(what: str) -> Iterator[None]:
+    """Keep the first failures as they happened, for the summary."""
+    try:
+        yield
+    except AssertionError as failure:
+        FAILURES.append(f"{what}: {failure!r}"[:3000])
+        raise
+
+
 def test_every_rpc_is_discovered() -> None:
     """The descriptors yield the services of every flow, streaming RPCs included."""
     services = {r.service for r in RPCS}
@@ -98,19 +119,46 @@ def test_every_rpc_is_discovered() -> None:
 async def test_unary_rpcs_keep_the_clearinghouse_sound(
     fuzzing: Fuzzing, data: st.DataObject
 ) -> None:
-    rpc = data.draw(st.sampled_from(UNARY), label="rpc")
-    token = data.draw(st.sampled_from(TOKENS), label="caller")
+    with recorded("unary"):
+        await unary_example(fuzzing, data)
+
+
+@long_run_timeout(90)
+@fuzz_settings(examples=60)
+@given(data=st.data())
+async def test_streaming_rpcs_keep_the_clearinghouse_sound(
+    fuzzing: Fuzzing, data: st.DataObject
+) -> None:
+    with recorded("streaming"):
+        await streaming_example(fuzzing, data)
+
+
+async def unary_example(fuzzing: Fuzzing, data: st.DataObject) -> None:
+    """One unary call (a fresh request or a mutant of an accepted one), perhaps replayed."""
     mood = Mood(fuzzing.pools, data.draw(moods_awkwardness, label="awkward %"))
-    request = data.draw(messages(rpc.request, mood), label="request")
+    seed = data.draw(st.integers(0, 2**64 - 1), label="mutant seed")
+    replay = data.draw(
+        st.sampled_from(["none", "none", "same", "different", "concurrent"]), label="replay"
+    )
+    rng = random.Random(seed)
+    if fuzzing.corpus and data.draw(st.integers(0, 2), label="mutant?") == 0:
+        # A mutant of an accepted request, mostly sent by the same caller.
+        rpc = fuzzing.rpcs[rng.choice(sorted(fuzzing.corpus))]
+        base, owner = rng.choice(fuzzing.corpus[rpc.path])
+        token = rng.choice([owner, owner, owner, *TOKENS])
+        request = mutant(base, mood, rng)
+        other = mutant(base, mood, rng)
+    else:
+        rpc = data.draw(st.sampled_from(UNARY), label="rpc")
+        token = data.draw(st.sampled_from(TOKENS), label="caller")
+        request = data.draw(messages(rpc.request, mood), label="request")
+        other = data.draw(messages(rpc.request, mood), label="other body")
     before = await fuzzing.stored()
     first = await fuzzing.call(rpc, [request], token)
     assert_sound(rpc, first, request)
     if first.code not in KEEPS_EFFECTS:
         assert await fuzzing.stored() == before, (rpc.path, first.code, "stored a rejection")
 
-    replay = data.draw(
-        st.sampled_from(["none", "none", "same", "different", "concurrent"]), label="replay"
-    )
     if rpc.mutating and replay != "none":
         COUNTS["replays"] += 1
         if replay == "concurrent":
@@ -130,7 +178,6 @@ async def test_unary_rpcs_keep_the_clearinghouse_sound(
             if first.code == grpc.StatusCode.OK:
                 assert again.response == first.response, (rpc.path, first, again)
         else:
-            other = data.draw(messages(rpc.request, mood), label="other body")
             other.request_id = request.request_id  # type: ignore[attr-defined]
             if other.SerializeToString(deterministic=True) != request.SerializeToString(
                 deterministic=True
@@ -149,12 +196,8 @@ async def test_unary_rpcs_keep_the_clearinghouse_sound(
     await after_example(fuzzing)
 
 
-@long_run_timeout(90)
-@fuzz_settings(examples=60)
-@given(data=st.data())
-async def test_streaming_rpcs_keep_the_clearinghouse_sound(
-    fuzzing: Fuzzing, data: st.DataObject
-) -> None:
+async def streaming_example(fuzzing: Fuzzing, data: st.DataObject) -> None:
+    """One streaming call: a few chunks sent, or a few messages read before cancelling."""
     rpc = data.draw(st.sampled_from(STREAMING), label="rpc")
     token = data.draw(st.sampled_from(TOKENS), label="caller")
     count = data.draw(st.integers(1 if not rpc.client_streaming else 0, 3), label="chunks")
