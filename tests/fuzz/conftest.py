@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import traceback
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta
@@ -13,6 +15,7 @@ from google.protobuf.message import Message
 
 from npc.app import Clearinghouse
 from npc.core.clock import FakeClock
+from npc.flows.cancellations.handler import register_reporting_operator
 from npc.flows.pqr.seed import seed_colombia
 from npc.v1 import (
     cancellations_pb2,
@@ -38,6 +41,21 @@ from tests.fuzz.rpcs import (
 )
 from tests.helpers import advance_to, block, port_request, rid, settle, ts
 
+
+class Troubles(logging.Handler):
+    """Errors logged by the server (a failed deadline or event hook never reaches a caller)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.ERROR or "failed" in record.getMessage():
+            self.seen.append(f"{record.name}: {record.getMessage()} {record.exc_text or ''}")
+            if record.exc_info:
+                self.seen[-1] += "".join(traceback.format_exception(*record.exc_info))[-2000:]
+
+
 CORPUS_SIZE = 40  # accepted requests kept per RPC, as seeds of mutants
 
 
@@ -52,6 +70,7 @@ class Fuzzing:
     pools: Pools
     rpcs: dict[str, Rpc]
     corpus: dict[str, list[tuple[Message, str | None]]] = field(default_factory=dict)
+    troubles: Troubles = field(default_factory=Troubles)
 
     async def call(self, rpc: Rpc, requests: list[Message], token: str | None) -> Outcome:
         """Call `rpc` as the holder of `token`; keep an accepted unary request in the corpus."""
@@ -153,6 +172,16 @@ async def _seed_cases(fuzzing: Fuzzing) -> None:
 async def _seed_other_flows(fuzzing: Fuzzing, ported_id: str) -> None:
     """Best effort: a case in the other flows, whose requests join the corpus when accepted."""
     clock = fuzzing.clock
+    assert fuzzing.app.core is not None
+    for operator in ("claro", "movistar"):
+        await register_reporting_operator(
+            fuzzing.app.core.db,
+            fuzzing.app.settings.cancellations,
+            operator=operator,
+            since=(clock.now() - timedelta(days=3)).date(),
+            subscribers=12_000_000,
+            now=clock.now(),
+        )
     document = common_pb2.IdentityDocument(type=common_pb2.DOCUMENT_TYPE_DNI, number="44556677")
     attempts: list[tuple[str, Message, str]] = [
         (
@@ -167,7 +196,7 @@ async def _seed_other_flows(fuzzing: Fuzzing, ported_id: str) -> None:
                 subcategory="REC-01",
                 description="Recargué 10 soles el lunes y no se acreditaron.",
             ),
-            "dev-token-movistar",
+            "dev-token-osiptel",
         ),
         (
             "/npc.v1.InoperabilityService/RegisterAttentionPoint",
@@ -247,11 +276,13 @@ async def fuzzing(app: Clearinghouse, clock: FakeClock) -> AsyncIterator[Fuzzing
         options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
     )
     fuzzing = Fuzzing(app, clock, channel, Pools(), rpcs)
+    logging.getLogger("npc").addHandler(fuzzing.troubles)
     await _seed_cases(fuzzing)
     await fuzzing.refresh()
     try:
         yield fuzzing
     finally:
+        logging.getLogger("npc").removeHandler(fuzzing.troubles)
         await channel.close()
     await app.core.settle()
     problems = await broken_invariants(app.core.db)

@@ -75,6 +75,9 @@ def long_run_timeout(default: int) -> pytest.MarkDecorator:
 def assert_sound(rpc: Rpc, outcome: Outcome, request: object) -> None:
     """The answer is a status the API defines, and a rejected argument names its fields."""
     assert outcome.code not in FORBIDDEN, (rpc.path, outcome.code, outcome.details, request)
+    if outcome.details is not None:
+        # Trailers are capped by clients: an error must stay readable whatever was sent.
+        assert outcome.details.ByteSize() <= 4096, (rpc.path, "oversized status", outcome.details)
     if outcome.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         sizes = [r.ByteSize() for r in (request if isinstance(request, list) else [request])]
         assert max(sizes) > MAX_MESSAGE_BYTES, (rpc.path, "exhausted by", sizes, outcome.details)
@@ -86,6 +89,7 @@ async def after_example(fuzzing: Fuzzing) -> None:
     """Health after each example; the stored invariants every CHECK_EVERY examples."""
     COUNTS["examples"] += 1
     assert await healthy(fuzzing.channel), "the server stopped answering health checks"
+    assert not fuzzing.troubles.seen, fuzzing.troubles.seen[:3]
     if COUNTS["examples"] % CHECK_EVERY == 0:
         assert fuzzing.app.core is not None
         await fuzzing.app.core.settle()

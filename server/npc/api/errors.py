@@ -17,6 +17,41 @@ class RpcFailure(Exception):
         self.status = status
 
 
+# A status travels in the trailers, which clients cap (16 KiB by default, refusing some above
+# 8 KiB): its message and details are bounded so that a request with thousands of bad fields, or a
+# 100 KB identifier echoed back, still gets a readable answer instead of RESOURCE_EXHAUSTED.
+MAX_MESSAGE = 400  # UTF-8 bytes
+MAX_VIOLATIONS = 10
+MAX_TEXT = 120  # UTF-8 bytes of a field path, description or resource name
+
+
+def _clip(text: str, limit: int = MAX_TEXT) -> str:
+    """`text` cut to `limit` UTF-8 bytes, marked with an ellipsis when cut."""
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    return data[: limit - 3].decode(errors="ignore") + "…"
+
+
+def _field_violations(
+    violations: list[errors.FieldViolation],
+) -> list[error_details_pb2.BadRequest.FieldViolation]:
+    shown = [
+        error_details_pb2.BadRequest.FieldViolation(
+            field=_clip(v.field), description=_clip(v.description)
+        )
+        for v in violations[:MAX_VIOLATIONS]
+    ]
+    if len(violations) > MAX_VIOLATIONS:
+        shown.append(
+            error_details_pb2.BadRequest.FieldViolation(
+                field=_clip(violations[MAX_VIOLATIONS].field),
+                description=f"and {len(violations) - MAX_VIOLATIONS} more violations",
+            )
+        )
+    return shown
+
+
 def _pack(message: object) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message)  # type: ignore[arg-type]
@@ -26,18 +61,11 @@ def _pack(message: object) -> any_pb2.Any:
 def to_status(error: errors.DomainError) -> status_pb2.Status:
     """The google.rpc.Status of a domain error, with field-level details."""
     code = getattr(code_pb2, error.grpc_code)
-    status = status_pb2.Status(code=code, message=error.message)
+    status = status_pb2.Status(code=code, message=_clip(error.message, MAX_MESSAGE))
     if isinstance(error, errors.InvalidArgument | errors.OutOfRange):
         status.details.append(
             _pack(
-                error_details_pb2.BadRequest(
-                    field_violations=[
-                        error_details_pb2.BadRequest.FieldViolation(
-                            field=v.field, description=v.description
-                        )
-                        for v in error.violations
-                    ]
-                )
+                error_details_pb2.BadRequest(field_violations=_field_violations(error.violations))
             )
         )
     elif isinstance(error, errors.FailedPrecondition):
@@ -46,9 +74,9 @@ def to_status(error: errors.DomainError) -> status_pb2.Status:
                 error_details_pb2.PreconditionFailure(
                     violations=[
                         error_details_pb2.PreconditionFailure.Violation(
-                            type=error.violation_type,
-                            subject=error.subject,
-                            description=error.message,
+                            type=_clip(error.violation_type),
+                            subject=_clip(error.subject),
+                            description=_clip(error.message, MAX_MESSAGE),
                         )
                     ]
                 )
@@ -58,9 +86,9 @@ def to_status(error: errors.DomainError) -> status_pb2.Status:
         status.details.append(
             _pack(
                 error_details_pb2.ResourceInfo(
-                    resource_type=error.resource_type,
-                    resource_name=error.resource_name,
-                    description=error.message,
+                    resource_type=_clip(error.resource_type),
+                    resource_name=_clip(error.resource_name),
+                    description=_clip(error.message, MAX_MESSAGE),
                 )
             )
         )

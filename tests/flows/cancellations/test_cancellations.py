@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 
 import grpc
 import pytest
 
+from npc.api.errors import MAX_VIOLATIONS
 from npc.flows.cancellations.handler import (
     end_reporting_operator,
     register_reporting_operator,
@@ -508,3 +510,21 @@ async def test_a_large_report_streamed_in_chunks_and_resent(app, operators, cloc
         )
     assert [(r["state"], r["n"]) for r in states] == [("executed", count)]
     assert pending == 0
+
+
+async def test_a_report_with_thousands_of_bad_records_is_refused_readably(
+    app, operators, clock, reporting
+):
+    # Every record names an unknown channel: one violation each. The answer must still fit in
+    # the trailers a client accepts (found by the API fuzzing: the client got RESOURCE_EXHAUSTED).
+    records = [record(f"BJ-{k:04d}", channel=99) for k in range(3000)]
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await submit(operators["claro"], FIRST, records)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    violations = field_violations(refused.value)
+    assert "records[0].channel" in violations
+    assert len(violations) == MAX_VIOLATIONS + 1
+    assert re.fullmatch(
+        r"and \d+ more violations", violations[f"records[{MAX_VIOLATIONS}].channel"]
+    )
+    assert len(refused.value.details().encode()) <= 400
