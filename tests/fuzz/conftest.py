@@ -293,10 +293,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Report how many fuzz cases ran (examples and RPC calls), and the first failures."""
     for failure in FAILURES[:3]:
         terminalreporter.write_line(f"fuzz failure: {failure}")
-    if COUNTS["examples"]:
+    if COUNTS["rpc calls"]:
         terminalreporter.write_line(
-            f"fuzz: {COUNTS['examples']} examples, {COUNTS['rpc calls']} RPC calls,"
-            f" {COUNTS['replays']} replays, {COUNTS['invariant checks']} invariant checks"
+            f"fuzz: {COUNTS['examples']} examples, {COUNTS['sweep cases']} sweep cases,"
+            f" {COUNTS['rpc calls']} RPC calls, {COUNTS['replays']} replays,"
+            f" {COUNTS['invariant checks']} invariant checks"
         )
         terminalreporter.write_line(
             "fuzz answers: " + ", ".join(f"{code} {n}" for code, n in CODES.most_common())

@@ -15,7 +15,7 @@ import importlib
 import pkgutil
 import random
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -542,6 +542,81 @@ def mutant(base: Message, mood: Mood, rng: random.Random) -> Message:
                 getattr(target, fd.name).CopyFrom(random_value(fd, mood, rng))
         else:
             setattr(target, fd.name, random_value(fd, mood, rng))
+    return message
+
+
+# The single-field sweep: each field of an accepted request takes each of these values in turn.
+SWEEP_STRINGS = [
+    "",
+    "\x00",
+    "9" * 100_001,
+    "٩٤٠٠٠٠٠٠١",
+    "９４０００００００",
+    " 940000001",
+    "e\u0301",
+    "😀",
+    "-1",
+    "99999999999999999999",
+    "2026-02-29",
+    "9999-12-31",
+    "0001-01-01",
+    "NaN",
+]
+SWEEP_SECONDS = [253402300799, -62135596800, 0, 253402300799 - 400 * 86400]
+
+
+def sweep_values(fd: FieldDescriptor) -> list[Any]:
+    """The awkward values the sweep gives the field `fd`."""
+    kind = fd.type
+    if kind == FieldDescriptor.TYPE_STRING:
+        return SWEEP_STRINGS
+    if kind == FieldDescriptor.TYPE_ENUM:
+        return [99, -1]
+    if kind == FieldDescriptor.TYPE_MESSAGE:
+        if fd.message_type.full_name == "google.protobuf.Timestamp":
+            return [Timestamp(seconds=s) for s in SWEEP_SECONDS]
+        return []
+    if kind in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
+        return [float("nan"), float("inf"), -1.0]
+    if kind == FieldDescriptor.TYPE_BOOL or kind == FieldDescriptor.TYPE_BYTES:
+        return []
+    if kind in (FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_FIXED32):
+        return [2**32 - 1]
+    if kind in (FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_FIXED64):
+        return [2**64 - 1]
+    if kind in (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_SINT32):
+        return [-1, 2**31 - 1]
+    return [-1, 2**63 - 1]
+
+
+def field_paths(
+    descriptor: Descriptor, prefix: tuple[FieldDescriptor, ...] = ()
+) -> Iterator[tuple[FieldDescriptor, ...]]:
+    """Paths to the singular fields of a message, two levels of sub-messages deep."""
+    for fd in descriptor.fields:
+        if fd.is_repeated:
+            continue
+        yield (*prefix, fd)
+        if (
+            fd.type == FieldDescriptor.TYPE_MESSAGE
+            and fd.message_type.full_name != "google.protobuf.Timestamp"
+            and len(prefix) < 2
+        ):
+            yield from field_paths(fd.message_type, (*prefix, fd))
+
+
+def with_value(base: Message, path: tuple[FieldDescriptor, ...], value: Any) -> Message:
+    """A copy of `base` with the field at `path` set to `value`."""
+    message = type(base)()
+    message.CopyFrom(base)
+    target = message
+    for fd in path[:-1]:
+        target = getattr(target, fd.name)
+    last = path[-1]
+    if last.type == FieldDescriptor.TYPE_MESSAGE:
+        getattr(target, last.name).CopyFrom(value)
+    else:
+        setattr(target, last.name, value)
     return message
 
 

@@ -34,11 +34,14 @@ from tests.fuzz.rpcs import (
     Rpc,
     broken_invariants,
     discover,
+    field_paths,
     field_violations,
     healthy,
     messages,
     moods_awkwardness,
     mutant,
+    sweep_values,
+    with_value,
 )
 
 RPCS = discover()
@@ -117,8 +120,8 @@ def test_every_rpc_is_discovered() -> None:
     assert any(r.server_streaming for r in RPCS) and any(r.client_streaming for r in RPCS)
 
 
-@long_run_timeout(120)
-@fuzz_settings(examples=350)
+@long_run_timeout(240)
+@fuzz_settings(examples=800)
 @given(data=st.data())
 async def test_unary_rpcs_keep_the_clearinghouse_sound(
     fuzzing: Fuzzing, data: st.DataObject
@@ -127,14 +130,46 @@ async def test_unary_rpcs_keep_the_clearinghouse_sound(
         await unary_example(fuzzing, data)
 
 
-@long_run_timeout(90)
-@fuzz_settings(examples=60)
+@long_run_timeout(180)
+@fuzz_settings(examples=100)
 @given(data=st.data())
 async def test_streaming_rpcs_keep_the_clearinghouse_sound(
     fuzzing: Fuzzing, data: st.DataObject
 ) -> None:
     with recorded("streaming"):
         await streaming_example(fuzzing, data)
+
+
+async def test_each_field_of_accepted_requests_takes_each_awkward_value(
+    fuzzing: Fuzzing,
+) -> None:
+    """A deterministic sweep: every singular field (two levels deep) of one accepted request of
+    each RPC, in turn, takes each awkward value, under a fresh request id; then time runs 40
+    days so every deadline of what was accepted fires."""
+    sweep = 0
+    for path in sorted(fuzzing.corpus):
+        rpc = fuzzing.rpcs[path]
+        base, token = fuzzing.corpus[path][0]
+        for fields in field_paths(rpc.request):
+            for value in sweep_values(fields[-1]):
+                sweep += 1
+                request = with_value(base, fields, value)
+                if rpc.mutating:
+                    request.request_id = f"sweep-{sweep}"  # type: ignore[attr-defined]
+                before = await fuzzing.stored()
+                outcome = await fuzzing.call(rpc, [request], token)
+                with recorded(f"sweep {'.'.join(f.name for f in fields)}"):
+                    assert_sound(rpc, outcome, request)
+                    if outcome.code not in KEEPS_EFFECTS:
+                        assert await fuzzing.stored() == before, (rpc.path, outcome.code)
+    COUNTS["sweep cases"] += sweep
+    assert sweep > 500  # the corpus holds accepted requests of several flows
+    assert fuzzing.app.core is not None
+    for _ in range(80):
+        fuzzing.clock.advance(timedelta(hours=12))
+        await fuzzing.app.core.settle()
+    assert not fuzzing.troubles.seen, fuzzing.troubles.seen[:3]
+    assert await healthy(fuzzing.channel)
 
 
 async def unary_example(fuzzing: Fuzzing, data: st.DataObject) -> None:
