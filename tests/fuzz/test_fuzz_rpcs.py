@@ -72,6 +72,7 @@ def fuzz_settings(examples: int) -> settings:
 
 
 def long_run_timeout(default: int) -> pytest.MarkDecorator:
+    """The test's time limit, raised for a long run (half a second per example)."""
     return pytest.mark.timeout(max(default, LONG_RUN // 2))
 
 
