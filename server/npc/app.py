@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -11,6 +12,7 @@ from npc.api.commands import CommandRunner
 from npc.api.events import EventServicer
 from npc.api.identity import TokenAuthenticator
 from npc.api.server import GrpcServer
+from npc.api.tls import TlsFiles
 from npc.config import Settings
 from npc.core.clock import Clock, SystemClock
 from npc.core.flow import GrpcService
@@ -87,7 +89,12 @@ class Clearinghouse:
         ]
         for flow in core.flows.values():
             services.extend(flow.grpc_services())
-        self.grpc = GrpcServer(services, authenticator)
+        tls = (
+            TlsFiles(Path(settings.tls_cert), Path(settings.tls_key), Path(settings.tls_client_ca))
+            if settings.tls_cert and settings.tls_key and settings.tls_client_ca
+            else None
+        )
+        self.grpc = GrpcServer(services, authenticator, tls=tls)
         self.grpc_port = await self.grpc.start(settings.grpc_host, settings.grpc_port)
         if serve_http:
             self.http_runner = web.AppRunner(

@@ -156,6 +156,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers > 1 and (settings.grpc_port == 0 or settings.http_port == 0):
         print("npc serve: --workers needs fixed ports (they share them)", file=sys.stderr)
         return 2
+    if not settings.mutual_tls and not settings.dev_mode and settings.database_url:
+        print(
+            "npc serve: operators must present client certificates: set NPC_TLS_CERT,"
+            " NPC_TLS_KEY and NPC_TLS_CLIENT_CA (see `npc admin make-ca`), or NPC_DEV_MODE=1"
+            " for bearer tokens without TLS on a trusted development network",
+            file=sys.stderr,
+        )
+        return 2
     with storage(settings) as store:
         if args.workers == 1:
             return asyncio.run(
@@ -195,6 +203,8 @@ async def _supervise(store: Storage, workers: int) -> int:
         "NPC_HTTP_HOST": settings.http_host,
         "NPC_HTTP_PORT": str(settings.http_port),
     }
+    if not settings.mutual_tls:
+        env["NPC_DEV_MODE"] = "1"  # the supervisor itself was allowed to run without TLS
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -449,6 +459,8 @@ async def _reporting(db: Database, action: str, args: argparse.Namespace) -> int
 
 def cmd_admin(args: argparse.Namespace) -> int:
     """`npc admin …`."""
+    if args.action in ("make-ca", "issue-cert"):
+        return _certificates(args)
     url = args.database_url or os.environ.get("NPC_DATABASE_URL")
     if not url:
         print("npc admin: set NPC_DATABASE_URL (or pass --database-url)", file=sys.stderr)
@@ -464,6 +476,28 @@ def cmd_admin(args: argparse.Namespace) -> int:
         print(f"npc admin: no such file: {args.file}", file=sys.stderr)
         return 2
     return asyncio.run(_with_database(url, args.action, args))
+
+
+def _certificates(args: argparse.Namespace) -> int:
+    """`npc admin make-ca DIR` and `npc admin issue-cert DIR NAME`: PKI for tests and demos."""
+    from npc.api.tls import CA_CERT, CA_KEY, issue_certificate, make_ca
+
+    directory = Path(args.dir)
+    if args.action == "make-ca":
+        if (directory / CA_KEY).exists():
+            print(f"npc admin: {directory / CA_KEY} exists; not replacing a CA", file=sys.stderr)
+            return 1
+        print(f"CA certificate: {make_ca(directory)} (give it to the server as NPC_TLS_CLIENT_CA)")
+        return 0
+    if not (directory / CA_KEY).exists():
+        print(
+            f"npc admin: no CA in {directory}; run `npc admin make-ca {directory}`", file=sys.stderr
+        )
+        return 1
+    files = issue_certificate(directory, args.name, server_hosts=args.server_host or None)
+    kind = "server" if args.server_host else f"operator {args.name!r}"
+    print(f"{kind} certificate: {files.cert}, key: {files.key}, CA: {directory / CA_CERT}")
+    return 0
 
 
 # ---------------------------------------------------------------------------------- parser
@@ -558,6 +592,22 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--database-url", help="default: NPC_DATABASE_URL")
     actions = admin.add_subparsers(dest="action", required=True, metavar="ACTION")
     actions.add_parser("migrate", help="apply pending schema migrations")
+    make_ca_parser = actions.add_parser(
+        "make-ca", help="create a certificate authority for operators' certificates (tests, demos)"
+    )
+    make_ca_parser.add_argument("dir", metavar="DIR")
+    issue = actions.add_parser(
+        "issue-cert",
+        help="issue an operator's client certificate (CN = operator id) or the server's",
+    )
+    issue.add_argument("dir", metavar="DIR", help="the CA's directory")
+    issue.add_argument("name", metavar="NAME", help="operator id, or a name for the server")
+    issue.add_argument(
+        "--server-host",
+        action="append",
+        metavar="HOST",
+        help="issue a server certificate valid for HOST (DNS name or IP; repeatable)",
+    )
     actions.add_parser(
         "verify-log",
         help="recompute the event log's hash chain and report the first broken position",

@@ -152,6 +152,18 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
     cancellations: CancellationsSettings = field(default_factory=CancellationsSettings)
+    # Mutual TLS: the server's certificate and key, and the CA that issues operators' client
+    # certificates (whose common name is the operator id). All three, or none.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    # Plain bearer tokens without TLS: for development and demos on a trusted network only.
+    dev_mode: bool = False
+
+    @property
+    def mutual_tls(self) -> bool:
+        """True when operators must present client certificates."""
+        return bool(self.tls_cert and self.tls_key and self.tls_client_ca)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -171,4 +183,8 @@ class Settings:
             web=WebSettings.from_env(),
             notifications=NotificationSettings.from_env(),
             cancellations=CancellationsSettings.from_env(),
+            tls_cert=env.get("NPC_TLS_CERT") or None,
+            tls_key=env.get("NPC_TLS_KEY") or None,
+            tls_client_ca=env.get("NPC_TLS_CLIENT_CA") or None,
+            dev_mode=_flag(env.get("NPC_DEV_MODE")),
         )
