@@ -11,6 +11,7 @@ from aiohttp import web
 from npc.api.commands import CommandRunner
 from npc.api.events import EventServicer
 from npc.api.identity import TokenAuthenticator
+from npc.api.limits import RateLimiter
 from npc.api.server import GrpcServer
 from npc.api.tls import TlsFiles
 from npc.config import Settings
@@ -94,7 +95,13 @@ class Clearinghouse:
             if settings.tls_cert and settings.tls_key and settings.tls_client_ca
             else None
         )
-        self.grpc = GrpcServer(services, authenticator, tls=tls)
+        self.grpc = GrpcServer(
+            services,
+            authenticator,
+            tls=tls,
+            limiter=RateLimiter(settings.rate_limit, settings.rate_burst),
+            call_timeout=settings.call_timeout,
+        )
         self.grpc_port = await self.grpc.start(settings.grpc_host, settings.grpc_port)
         if serve_http:
             self.http_runner = web.AppRunner(

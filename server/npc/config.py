@@ -159,6 +159,11 @@ class Settings:
     tls_client_ca: str | None = None
     # Plain bearer tokens without TLS: for development and demos on a trusted network only.
     dev_mode: bool = False
+    # Calls per second each operator may make to one server process (0: unlimited), and bursts.
+    rate_limit: float = 2000.0
+    rate_burst: float = 4000.0
+    # The longest a unary call may run on the server, whatever deadline the client sent.
+    call_timeout: float = 30.0
 
     @property
     def mutual_tls(self) -> bool:
@@ -187,4 +192,7 @@ class Settings:
             tls_key=env.get("NPC_TLS_KEY") or None,
             tls_client_ca=env.get("NPC_TLS_CLIENT_CA") or None,
             dev_mode=_flag(env.get("NPC_DEV_MODE")),
+            rate_limit=float(env.get("NPC_RATE_LIMIT", "2000")),
+            rate_burst=float(env.get("NPC_RATE_BURST", "4000")),
+            call_timeout=float(env.get("NPC_CALL_TIMEOUT", "30")),
         )

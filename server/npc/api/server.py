@@ -8,6 +8,7 @@ from grpc_reflection.v1alpha import reflection
 
 from npc.api.identity import TokenAuthenticator
 from npc.api.interceptors import ServerInterceptor
+from npc.api.limits import RateLimiter
 from npc.api.tls import TlsFiles, server_credentials
 from npc.core.flow import GrpcService
 
@@ -23,10 +24,18 @@ class GrpcServer:
         authenticator: TokenAuthenticator,
         *,
         tls: TlsFiles | None = None,
+        limiter: RateLimiter | None = None,
+        call_timeout: float = 30.0,
     ) -> None:
         self.tls = tls
+        interceptor = ServerInterceptor(
+            authenticator,
+            certificates=tls is not None,
+            limiter=limiter,
+            call_timeout=call_timeout,
+        )
         self.server = grpc.aio.server(
-            interceptors=[ServerInterceptor(authenticator, certificates=tls is not None)],
+            interceptors=[interceptor],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
