@@ -9,14 +9,13 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 
-from npc.admin import seed_demo
 from npc.api.limits import RateLimiter
 from npc.app import Clearinghouse
 from npc.core.errors import ResourceExhausted
-from npc.v1 import events_pb2, registry_pb2
 from npc.v1 import portability_pb2 as pb
+from npc.v1 import registry_pb2
 from npc_clients import OperatorClient
-from tests.helpers import port_request, rid, rpc_error_details
+from tests.helpers import port_request, rid, rpc_error_details, running, stream_head
 
 
 def test_a_bucket_allows_its_burst_then_refills_at_its_rate():
@@ -35,25 +34,9 @@ def test_a_bucket_allows_its_burst_then_refills_at_its_rate():
 
 @pytest.fixture
 async def limited(settings, clock) -> AsyncIterator[Clearinghouse]:
-    house = Clearinghouse(
-        replace(settings, rate_limit=0.001, rate_burst=5, call_timeout=0.5), clock
-    )
-    await house.start(serve_http=False)
-    try:
-        assert house.core is not None and house.authenticator is not None
-        await seed_demo(house.core.db, now=clock.now())
-        await house.core.settle()
-        await house.authenticator.load()
+    overrides = replace(settings, rate_limit=0.001, rate_burst=5, call_timeout=0.5)
+    async with running(overrides, clock, serve_http=False) as house:
         yield house
-    finally:
-        await house.stop()
-
-
-async def _head(client: OperatorClient) -> int:
-    reply = await client.events.GetStreamHead(
-        events_pb2.GetStreamHeadRequest(), metadata=client.metadata, timeout=5
-    )
-    return int(reply.position)
 
 
 async def test_an_operator_over_its_rate_is_told_when_to_retry_and_others_go_on(limited):
@@ -63,9 +46,9 @@ async def test_an_operator_over_its_rate_is_told_when_to_retry_and_others_go_on(
         OperatorClient(target, "dev-token-movistar") as movistar,
     ):
         for _ in range(5):
-            await _head(claro)
+            await stream_head(claro)
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await _head(claro)
+            await stream_head(claro)
         assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         retry = error_details_pb2.RetryInfo()
         assert any(
@@ -74,7 +57,7 @@ async def test_an_operator_over_its_rate_is_told_when_to_retry_and_others_go_on(
             if d.Is(retry.DESCRIPTOR)
         )
         assert retry.retry_delay.seconds > 0
-        assert await _head(movistar) >= 1
+        assert await stream_head(movistar) >= 1
 
 
 async def test_a_call_that_takes_too_long_ends_with_deadline_exceeded_and_changes_nothing(

@@ -13,13 +13,11 @@ from pathlib import Path
 import grpc
 import pytest
 
-from npc.admin import seed_demo
 from npc.api.tls import CA_CERT, issue_certificate, make_ca
 from npc.app import Clearinghouse
-from npc.v1 import events_pb2
 from npc.v1 import portability_pb2 as pb
 from npc_clients import OperatorClient
-from tests.helpers import port_request, rid
+from tests.helpers import port_request, rid, running, stream_head
 
 
 @pytest.fixture(scope="module")
@@ -39,24 +37,14 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 async def tls_app(settings, clock, pki: Path) -> AsyncIterator[Clearinghouse]:
-    house = Clearinghouse(
-        replace(
-            settings,
-            tls_cert=str(pki / "server.crt"),
-            tls_key=str(pki / "server.key"),
-            tls_client_ca=str(pki / CA_CERT),
-        ),
-        clock,
+    tls = replace(
+        settings,
+        tls_cert=str(pki / "server.crt"),
+        tls_key=str(pki / "server.key"),
+        tls_client_ca=str(pki / CA_CERT),
     )
-    await house.start(serve_http=False)
-    try:
-        assert house.core is not None and house.authenticator is not None
-        await seed_demo(house.core.db, now=clock.now())
-        await house.core.settle()
-        await house.authenticator.load()
+    async with running(tls, clock, serve_http=False) as house:
         yield house
-    finally:
-        await house.stop()
 
 
 def _client(app: Clearinghouse, pki: Path, name: str, ca_dir: Path | None = None) -> OperatorClient:
@@ -68,13 +56,6 @@ def _client(app: Clearinghouse, pki: Path, name: str, ca_dir: Path | None = None
         pki / CA_CERT,  # the server is always verified against the real CA
         operator=name,
     )
-
-
-async def _head(client: OperatorClient) -> int:
-    reply = await client.events.GetStreamHead(
-        events_pb2.GetStreamHeadRequest(), metadata=client.metadata, timeout=5
-    )
-    return int(reply.position)
 
 
 async def test_the_certificate_is_the_identity(tls_app, pki, clock):
@@ -113,7 +94,7 @@ async def test_a_token_on_a_tls_server_changes_nobody(tls_app, pki, clock):
 
 async def test_the_regulator_certificate_is_read_only(tls_app, pki, clock):
     async with _client(tls_app, pki, "osiptel") as osiptel:
-        assert await _head(osiptel) >= 1
+        assert await stream_head(osiptel) >= 1
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await osiptel.call("SubmitPortRequest", port_request(clock, donor="movistar"))
         assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -122,7 +103,7 @@ async def test_the_regulator_certificate_is_read_only(tls_app, pki, clock):
 async def test_an_unregistered_name_is_unauthenticated(tls_app, pki):
     async with _client(tls_app, pki, "mallory") as mallory:
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await _head(mallory)
+            await stream_head(mallory)
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
@@ -132,15 +113,15 @@ async def test_no_certificate_or_a_rogue_ca_never_gets_in(tls_app, pki):
         f"127.0.0.1:{tls_app.grpc_port}", "dev-token-claro", credentials=credentials
     ) as anonymous:
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await _head(anonymous)
+            await stream_head(anonymous)
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE  # the handshake fails
     async with _client(tls_app, pki, "claro", ca_dir=pki / "rogue") as impostor:
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await _head(impostor)
+            await stream_head(impostor)
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
     async with OperatorClient(f"127.0.0.1:{tls_app.grpc_port}", "dev-token-claro") as plain:
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await _head(plain)
+            await stream_head(plain)
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
     assert await _count_requests(tls_app) == 0
 

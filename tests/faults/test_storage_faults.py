@@ -12,10 +12,10 @@ import pytest
 
 from npc.admin import seed_demo
 from npc.app import Clearinghouse
-from npc.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from npc.embedded import EmbeddedPostgres, free_port
 from npc.v1 import events_pb2, registry_pb2
 from npc_clients import OperatorClient
-from tests.helpers import block, port_end_to_end, port_request
+from tests.helpers import block, port_end_to_end, port_request, running
 
 ACCEPTABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
@@ -83,16 +83,10 @@ async def test_postgresql_restarted_under_load(own_postgres, redis_server, setti
         await house.stop()
 
 
-async def test_with_redis_killed_lookups_and_streams_go_on(settings, clock, tmp_path):
-    redis = EmbeddedRedis(tmp_path / "redis", port=free_port())
-    redis.start()
-    house = Clearinghouse(replace(settings, redis_url=redis.url), clock)
-    await house.start(serve_http=False)
-    try:
-        assert house.core is not None and house.authenticator is not None
-        await seed_demo(house.core.db, now=clock.now())
-        await house.core.settle()
-        await house.authenticator.load()
+async def test_with_redis_killed_lookups_and_streams_go_on(settings, clock, own_redis):
+    redis = own_redis
+    async with running(replace(settings, redis_url=redis.url), clock, serve_http=False) as house:
+        assert house.core is not None
         target = f"127.0.0.1:{house.grpc_port}"
         async with (
             OperatorClient(target, "dev-token-claro", operator="claro") as claro,
@@ -119,6 +113,3 @@ async def test_with_redis_killed_lookups_and_streams_go_on(settings, clock, tmp_
             )
             assert reply.results[0].serving_operator == "claro"
             stream.cancel()
-    finally:
-        await house.stop()
-        redis.stop()
