@@ -26,7 +26,13 @@ class GrpcServer:
     ) -> None:
         self.tls = tls
         self.server = grpc.aio.server(
-            interceptors=[ServerInterceptor(authenticator, certificates=tls is not None)],
+            interceptors=[
+                ServerInterceptor(
+                    authenticator,
+                    certificates=tls is not None,
+                    countries={s.full_name: s.country for s in services if s.country},
+                )
+            ],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

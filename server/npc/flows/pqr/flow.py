@@ -32,5 +32,6 @@ class PqrFlow:
                 "npc.v1.PqrService",
                 PqrServicer(self.handler, self.commands),
                 pqr_pb2_grpc.add_PqrServiceServicer_to_server,
+                country="CO",
             )
         ]
