@@ -134,6 +134,7 @@ class Prober:
         *,
         right: str | None = None,
         allowed: Iterable[str] | None = None,
+        hidden: Iterable[str] = (),
     ) -> Any:
         """Call `rpc` as every identity not allowed on it, expect a refusal and no change; then,
         when `right` names an allowed caller, call it as that caller and expect it to work (the
@@ -141,10 +142,13 @@ class Prober:
 
         `build` makes a fresh request each time (a new request id for commands). `allowed`
         narrows the table's allowed callers for one variant of a request (e.g. one execution step).
+        `hidden` are wrong callers a read answers NOT_FOUND (the table must say why).
         """
         access: Access = AUTHZ[rpc]
         permitted = frozenset(allowed) if allowed is not None else access.allowed
         assert permitted <= access.allowed, f"{rpc}: {permitted - access.allowed} not in the table"
+        concealed = frozenset(hidden)
+        assert not concealed or access.hides, f"{rpc}: the table does not say why it hides cases"
         wrong = [i for i in IDENTITIES if i not in permitted and i not in access.exempt]
         await settle(self.app)
         before = await snapshot(self.app)
@@ -162,7 +166,9 @@ class Prober:
         unexpected = [
             f"{o.identity}: {o.code.name if o.code else 'OK'} ({o.details})"
             for o in refused
-            if o.code not in access.refusals(o.identity)
+            if o.code
+            not in access.refusals(o.identity)
+            | ({grpc.StatusCode.NOT_FOUND} if o.identity in concealed else set())
         ]
         assert not unexpected, f"{rpc} was not refused as expected:\n" + "\n".join(unexpected)
         changed = sorted(name for name in before if before[name] != after.get(name))

@@ -31,8 +31,9 @@ class Access:
 
     who: str
     allowed: frozenset[str]
-    # A read that answers NOT_FOUND to a wrong party, so as not to reveal that the case exists.
-    hides: bool = False
+    # A read that answers NOT_FOUND to some wrong parties (named by the scenario's step), so as
+    # not to reveal that the case exists: the reason.
+    hides: str = ""
     # Callers whose request names their own registry (their own event number, attention point):
     # they cannot reach the case at all and get NOT_FOUND.
     own_registry: frozenset[str] = frozenset()
@@ -43,7 +44,7 @@ class Access:
         """The status codes that refuse `identity` correctly."""
         if identity in ("no token", "unknown token"):
             return frozenset({grpc.StatusCode.UNAUTHENTICATED})
-        if self.hides or identity in self.own_registry:
+        if identity in self.own_registry:
             return frozenset({grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.NOT_FOUND})
         return frozenset({grpc.StatusCode.PERMISSION_DENIED})
 
@@ -147,7 +148,9 @@ AUTHZ: dict[str, Access] = {
     "SguService/EscalateToClaim": Access("OSIPTEL", OSIPTEL),
     "SguService/AssignClaimCode": Access("the problem's operator", frozenset({"movistar"})),
     "SguService/GetProblem": Access(
-        "the problem's operator, OSIPTEL", frozenset({"movistar", "osiptel"})
+        "the problem's operator (once in its tray), OSIPTEL",
+        frozenset({"movistar", "osiptel"}),
+        hides="a problem awaiting the subscriber's e-mail confirmation is not yet its operator's",
     ),
     "SguService/ListTray": Access("Peruvian operators (their own tray)", PERU),
     "SguService/WatchTray": Access("Peruvian operators (their own tray)", PERU),

@@ -35,6 +35,7 @@ from tests.flows.pqr.conftest import filing
 from tests.flows.sgu.test_sgu import _at_office
 from tests.helpers import advance, advance_to, block, port_end_to_end, port_request, rid, ts
 
+
 def test_every_rpc_is_classified() -> None:
     """A new RPC fails here until the table says who may call it."""
     assert METHODS, "no RPC found in the generated descriptors"
@@ -203,9 +204,7 @@ async def test_portability_registry_and_events(prober, app, clock) -> None:
         right="bitel",
     )
     p.assert_covered("RegistryService")
-    await p.check(
-        "EventService/Subscribe", lambda: events_pb2.SubscribeRequest(), right="claro-co"
-    )
+    await p.check("EventService/Subscribe", lambda: events_pb2.SubscribeRequest(), right="claro-co")
     await p.check(
         "EventService/GetStreamHead", lambda: events_pb2.GetStreamHeadRequest(), right="sic"
     )
@@ -268,9 +267,7 @@ async def test_suspension(prober, app, clock, operators) -> None:
     )
     await p.check(
         "SuspensionService/ConfirmReactivation",
-        lambda: suspension_pb2.ConfirmReactivationRequest(
-            request_id=rid(), suspension_id=asked.id
-        ),
+        lambda: suspension_pb2.ConfirmReactivationRequest(request_id=rid(), suspension_id=asked.id),
         right="claro",
     )
     p.assert_covered("SuspensionService")
@@ -478,6 +475,13 @@ async def test_sgu(prober, app, clock) -> None:
             subcategory="REC-01",
             description="Recargué 10 soles el lunes y no se acreditaron.",
         ),
+        right="osiptel",
+    )
+    await p.check(
+        "SguService/GetProblem",
+        lambda: sgu_pb2.GetProblemRequest(problem_id=web.id),
+        allowed={"osiptel"},
+        hidden={"movistar"},
         right="osiptel",
     )
     token = await _confirmation_token(app, web.id)
