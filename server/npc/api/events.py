@@ -64,17 +64,16 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
                 raise OutOfRange("from_position", f"beyond the head of the log ({self.hub.head})")
         caller = current_caller()
         operator = None if caller.is_regulator else caller.operator
-        # Only the flows of the caller's country: OSIPTEL reads no Colombian PQR, the SIC no
+        # Never the flows of another country: OSIPTEL reads no Colombian PQR, the SIC no
         # Peruvian port, and a provider gets no other country's broadcasts.
         own = self._flows_of.get(caller.country, set())
-        known = set().union(*self._flows_of.values())
-        foreign = sorted((set(request.flows) & known) - own)
-        if foreign or not own:
-            raise PermissionDenied(
-                f"the events of {foreign or 'any flow'} are not {caller.country}'s"
-            )
-        flows = list(request.flows) or sorted(own)
-        async for event in self.hub.subscribe(operator, request.from_position, flows):
+        foreign = set().union(*self._flows_of.values()) - own
+        asked = sorted(foreign & set(request.flows))
+        if asked:
+            raise PermissionDenied(f"the events of {asked} are not {caller.country}'s")
+        async for event in self.hub.subscribe(
+            operator, request.from_position, list(request.flows), sorted(foreign)
+        ):
             yield event_message(event)
 
     async def GetStreamHead(  # noqa: N802
