@@ -9,8 +9,10 @@ the caller's rights and not from a wrong request). The allowed callers are in `t
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -28,7 +30,7 @@ from npc.v1 import (
     sgu_pb2,
     suspension_pb2,
 )
-from tests.authz.harness import METHODS, Prober
+from tests.authz.harness import METHODS, Prober, invoke
 from tests.authz.table import AUTHZ
 from tests.flows.cancellations.test_cancellations import record
 from tests.flows.pqr.conftest import filing
@@ -218,10 +220,8 @@ def accept(port_request_id: str) -> portability_pb2.AnswerPortRequestRequest:
     )
 
 
-async def invoke_as(p: Prober, rpc: str, identity: str, request):
+async def invoke_as(p: Prober, rpc: str, identity: str, request: Any) -> Any:
     """A setup call made by its rightful caller."""
-    from tests.authz.harness import invoke
-
     return await invoke(p.channel, rpc, request, identity)
 
 
@@ -553,8 +553,6 @@ async def test_sgu(prober, app, clock) -> None:
 
 
 async def _confirmation_token(app, problem_id: str) -> str:
-    import re
-
     async with app.core.db.pool.acquire() as conn:
         body = await conn.fetchval(
             "SELECT body FROM notifications WHERE flow = 'sgu' AND case_id = $1"
