@@ -155,7 +155,7 @@ AUTHZ: dict[str, Access] = {
     "SguService/ListTray": Access("Peruvian operators (their own tray)", PERU),
     "SguService/WatchTray": Access("Peruvian operators (their own tray)", PERU),
     "SguService/UpsertSubcategory": Access("OSIPTEL", OSIPTEL),
-    "SguService/ListCatalogue": Access("anyone identified", EVERYONE),
+    "SguService/ListCatalogue": Access("Peruvian operators, OSIPTEL", PERU | OSIPTEL),
     "SguService/RecordOutage": Access("OSIPTEL", OSIPTEL),
     "SguService/GetReport": Access("OSIPTEL", OSIPTEL),
     # --- PQR with CUN (Colombia): claro-co is the provider of the cases
