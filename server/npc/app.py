@@ -81,15 +81,16 @@ class Clearinghouse:
         authenticator = TokenAuthenticator(db)
         self.authenticator = authenticator
         await authenticator.load()
+        events = EventServicer(core.hub)
         services = [
             GrpcService(
-                "npc.v1.EventService",
-                EventServicer(core.hub),
-                events_pb2_grpc.add_EventServiceServicer_to_server,
+                "npc.v1.EventService", events, events_pb2_grpc.add_EventServiceServicer_to_server
             )
         ]
         for flow in core.flows.values():
-            services.extend(flow.grpc_services())
+            exposed = flow.grpc_services()
+            services.extend(exposed)
+            events.add_flow(flow.name, {s.country for s in exposed if s.country})
         tls = (
             TlsFiles(Path(settings.tls_cert), Path(settings.tls_key), Path(settings.tls_client_ca))
             if settings.tls_cert and settings.tls_key and settings.tls_client_ca

@@ -408,6 +408,7 @@ async def _with_database(url: str, action: str, args: argparse.Namespace) -> int
                     args.routing_code,
                     token,
                     role="regulator" if args.regulator else "operator",
+                    country=args.country,
                 ),
             )
             print(f"{'updated' if exists else 'added'} operator {args.id}")
@@ -622,6 +623,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_operator.add_argument(
         "--regulator", action="store_true", help="the regulator's read-only identity"
+    )
+    add_operator.add_argument(
+        "--country",
+        choices=("PE", "CO"),
+        default="PE",
+        help="the country whose services it uses (default PE; CO for the PQR regime)",
     )
     add_range_parser = actions.add_parser("add-range", help="assign a numbering range")
     add_range_parser.add_argument("operator", metavar="OPERATOR")

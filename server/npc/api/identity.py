@@ -14,10 +14,11 @@ from npc.store.database import Database
 
 @dataclass(frozen=True)
 class Caller:
-    """An identified caller: an operator, or the regulator (read-only)."""
+    """An identified caller: an operator, or the regulator (read-only), of one country."""
 
     operator: str
     role: str = "operator"
+    country: str = "PE"  # whose regulation it is under: "PE" (OSIPTEL) or "CO" (CRC, SIC)
 
     @property
     def is_regulator(self) -> bool:
@@ -52,12 +53,15 @@ class TokenAuthenticator:
         """Reload the token table."""
         async with self.db.pool.acquire() as conn:
             rows = await conn.fetch(
-                "SELECT id, role, token_sha256 FROM operators WHERE token_sha256 IS NOT NULL"
+                "SELECT id, role, country, token_sha256 FROM operators"
+                " WHERE token_sha256 IS NOT NULL"
             )
-        self._by_digest = {bytes(r["token_sha256"]): Caller(r["id"], r["role"]) for r in rows}
+        self._by_digest = {
+            bytes(r["token_sha256"]): Caller(r["id"], r["role"], r["country"]) for r in rows
+        }
         async with self.db.pool.acquire() as conn:
-            everyone = await conn.fetch("SELECT id, role FROM operators")
-        self._by_id = {r["id"]: Caller(r["id"], r["role"]) for r in everyone}
+            everyone = await conn.fetch("SELECT id, role, country FROM operators")
+        self._by_id = {r["id"]: Caller(r["id"], r["role"], r["country"]) for r in everyone}
         self._loaded_at = time.monotonic()
 
     async def authenticate_certificate(self, common_names: list[bytes] | None) -> Caller:

@@ -18,7 +18,7 @@ from prometheus_client import Counter, Histogram
 from npc.api.errors import RpcFailure, abort, to_status
 from npc.api.identity import CURRENT_CALLER, TokenAuthenticator
 from npc.api.limits import RateLimiter
-from npc.core.errors import DomainError
+from npc.core.errors import DomainError, PermissionDenied
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +80,17 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         certificates: bool = False,
         limiter: RateLimiter | None = None,
         call_timeout: float = 30.0,
+        countries: dict[str, str] | None = None,
     ) -> None:
         self.authenticator = authenticator
         # With mutual TLS the identity comes from the client certificate, never from a token.
         self.certificates = certificates
         self.limiter = limiter or RateLimiter(0, 0)
         self.call_timeout = call_timeout
+        # Full service name -> the country whose regulation it implements: an operator or a
+        # regulator of another country has no rights there (OSIPTEL cannot decide a Colombian
+        # appeal, a Colombian provider cannot file a Peruvian port).
+        self.countries = countries or {}
 
     def _timeout(self, context: grpc.aio.ServicerContext) -> float:
         """The time a unary call may take: the client's deadline, capped by the server's."""
@@ -100,6 +105,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         method_path: str,
         metadata: tuple[Any, ...],
         context: grpc.aio.ServicerContext,
+        country: str | None = None,
     ) -> AsyncIterator[None]:
         """Identify the caller, then count, time and map the failure of one call."""
         RPC_STARTED.labels(service, method).inc()
@@ -111,6 +117,11 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 caller = await self.authenticator.authenticate_certificate(names)
             else:
                 caller = await self.authenticator.authenticate(metadata)
+            if country is not None and caller.country != country:
+                raise PermissionDenied(
+                    f"{service} serves the operators of {country}; {caller.operator} is under"
+                    f" {caller.country}'s regulation"
+                )
             CURRENT_CALLER.set(caller)
             self.limiter.acquire(caller.operator)
             yield
@@ -131,11 +142,19 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         method_path: str = handler_call_details.method
         if handler is None or method_path.startswith(_OPEN):
             return handler
-        service, _, method = method_path.strip("/").rpartition("/")
-        service = service.rsplit(".", 1)[-1]
+        full_service, _, method = method_path.strip("/").rpartition("/")
+        service = full_service.rsplit(".", 1)[-1]
         metadata = tuple(handler_call_details.invocation_metadata or ())
+        country = self.countries.get(full_service)
 
-        served = self._served
+        def served(
+            service: str,
+            method: str,
+            method_path: str,
+            metadata: tuple[Any, ...],
+            context: grpc.aio.ServicerContext,
+        ) -> contextlib.AbstractAsyncContextManager[None]:
+            return self._served(service, method, method_path, metadata, context, country)
 
         if handler.unary_unary:
             inner = handler.unary_unary

@@ -33,6 +33,7 @@ class GrpcServer:
             certificates=tls is not None,
             limiter=limiter,
             call_timeout=call_timeout,
+            countries={s.full_name: s.country for s in services if s.country},
         )
         self.server = grpc.aio.server(
             interceptors=[interceptor],

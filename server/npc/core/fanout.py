@@ -218,32 +218,46 @@ class EventHub:
             await self._changed.wait_for(lambda: self.head > position)
 
     async def _from_database(
-        self, operator: str | None, after: int, upto: int, flows: Sequence[str], limit: int
+        self,
+        operator: str | None,
+        after: int,
+        upto: int,
+        flows: Sequence[str],
+        excluded: Sequence[str],
+        limit: int,
     ) -> list[LoggedEvent]:
         async with self.db.pool.acquire() as conn:
             rows = await conn.fetch(
                 f"SELECT {_EVENT_COLUMNS} FROM events WHERE position > $1 AND position <= $2"
                 " AND ($3::text IS NULL OR broadcast OR $3 = ANY(audience))"
                 " AND (cardinality($4::text[]) = 0 OR flow = ANY($4))"
-                " ORDER BY position LIMIT $5",
+                " AND NOT (flow = ANY($5::text[]))"
+                " ORDER BY position LIMIT $6",
                 after,
                 upto,
                 operator,
                 list(flows),
+                list(excluded),
                 limit,
             )
         return [LoggedEvent.from_row(r) for r in rows]
 
     async def subscribe(
-        self, operator: str | None, from_position: int, flows: Sequence[str] = ()
+        self,
+        operator: str | None,
+        from_position: int,
+        flows: Sequence[str] = (),
+        excluded: Sequence[str] = (),
     ) -> AsyncIterator[LoggedEvent]:
-        """Yield every event after `from_position` addressed to `operator` (all when None).
+        """Yield every event after `from_position` addressed to `operator` (all when None), of
+        `flows` (every flow when empty) but never of the `excluded` flows.
 
         The cursor is the only per-subscriber state, so a slow subscriber costs nothing to the
         others: when it falls out of the in-memory window it reads from PostgreSQL.
         """
         cursor = from_position
         wanted = set(flows)
+        unwanted = set(excluded)
         label = operator or "*"
         SUBSCRIBERS.inc()
         try:
@@ -256,7 +270,7 @@ class EventHub:
                     continue
                 if cursor + 1 < oldest:
                     upto = min(head, oldest - 1)
-                    batch = await self._from_database(operator, cursor, upto, flows, 500)
+                    batch = await self._from_database(operator, cursor, upto, flows, excluded, 500)
                     for event in batch:
                         yield event
                         cursor = event.position
@@ -272,8 +286,10 @@ class EventHub:
                     if event.position != cursor + 1:
                         break  # the window moved under us; recompute from the cursor
                     cursor = event.position
-                    if (operator is None or event.addressed_to(operator)) and (
-                        not wanted or event.flow in wanted
+                    if (
+                        (operator is None or event.addressed_to(operator))
+                        and (not wanted or event.flow in wanted)
+                        and event.flow not in unwanted
                     ):
                         yield event
                 SUBSCRIBER_LAG.labels(label).set(max(0, self.head - cursor))

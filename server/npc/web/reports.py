@@ -160,7 +160,13 @@ class ReportSite:
         app.router.add_get("/reportes/{slug}", self.show)
 
     def _visible(self, caller: Caller) -> list[Report]:
-        return [r for r in self.reports.values() if caller.is_regulator or r.operators_see_own]
+        # Only the reports of the caller's own country: the SIC reads no Peruvian report.
+        return [
+            r
+            for r in self.reports.values()
+            if (r.jurisdiction or self.jurisdiction) == caller.country
+            and (caller.is_regulator or r.operators_see_own)
+        ]
 
     async def _caller(self, request: web.Request) -> Caller:
         caller = await identify(request, self.authenticator)
@@ -192,10 +198,12 @@ class ReportSite:
             caller=caller,
         )
 
-    async def _operators(self) -> list[tuple[str, str]]:
+    async def _operators(self, country: str) -> list[tuple[str, str]]:
         async with self.core.db.pool.acquire() as conn:
             rows = await conn.fetch(
-                "SELECT id, name FROM operators WHERE role = 'operator' ORDER BY name"
+                "SELECT id, name FROM operators WHERE role = 'operator' AND country = $1"
+                " ORDER BY name",
+                country,
             )
         return [(r["id"], r["name"]) for r in rows]
 
@@ -213,7 +221,7 @@ class ReportSite:
         caller = await self._caller(request)
         if report is None or report not in self._visible(caller):
             raise web.HTTPNotFound()
-        operators = await self._operators()
+        operators = await self._operators(caller.country)
         params = request.query
         errors: dict[str, str] = {}
         fmt = params.get("formato", "html")

@@ -36,6 +36,7 @@ class CancellationsFlow:
                 "npc.v1.CancellationsService",
                 CancellationsServicer(self.handler, self.commands),
                 cancellations_pb2_grpc.add_CancellationsServiceServicer_to_server,
+                country="PE",
             )
         ]
 

@@ -34,6 +34,7 @@ class PqrFlow:
                 "npc.v1.PqrService",
                 PqrServicer(self.handler, self.commands),
                 pqr_pb2_grpc.add_PqrServiceServicer_to_server,
+                country="CO",
             )
         ]
 
