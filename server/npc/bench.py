@@ -475,6 +475,41 @@ class _BenchClient(OperatorClient):
             await channel.close()
 
 
+def _tree_cpu(roots: dict[str, int | None]) -> dict[str, float]:
+    """CPU seconds used by each root process and its live descendants (Linux /proc).
+
+    User and system time, reaped children included; empty when there is no /proc.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    used: dict[int, int] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return {}
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        parent[int(entry)] = int(fields[1])
+        used[int(entry)] = sum(int(value) for value in fields[11:15])
+    # Each process counts for the nearest root above it: the servers and the databases are
+    # children of the client process, but not part of it.
+    names = {pid: name for name, pid in roots.items() if pid is not None}
+    totals = dict.fromkeys(names.values(), 0.0)
+    for pid, ticks_used in used.items():
+        ancestor: int | None = pid
+        while ancestor and ancestor not in names:
+            ancestor = parent.get(ancestor)
+        if ancestor:
+            totals[names[ancestor]] += ticks_used / ticks
+    return totals
+
+
 def _channels_per_operator(options: AllBenchOptions) -> int:
     # Each channel is one connection, and SO_REUSEPORT spreads connections, not calls.
     return options.channels or 2 * options.workers
@@ -729,7 +764,13 @@ async def _bench_all(
         processes = await _wait_workers(log_path, options.workers, process)
         await _wait_serving(target, process)
         await _wait_cache(redis, db, timeout=max(120.0, options.numbers / 20_000))
-        figures.update(await _ports_phase(options, target, clock, db, observers))
+        roots = {
+            "client": os.getpid(),
+            "servers": process.pid,
+            "postgres": pg._pidfile_pid(),
+            "redis": rd.pid,
+        }
+        figures.update(await _ports_phase(options, target, clock, db, observers, roots))
         figures["ratio_messages_vs_rpc_ceiling"] = (
             round(figures["messages_per_s"] / figures["rpc_ceiling_per_s"], 3)
             if figures["rpc_ceiling_per_s"]
@@ -760,8 +801,12 @@ async def _ports_phase(
     clock: SharedClock,
     db: Database,
     observer_names: list[str],
+    roots: dict[str, int | None],
 ) -> dict[str, Any]:
-    """Simulated operators port numbers for `seconds`; observers time the broadcasts."""
+    """Simulated operators port numbers for `seconds`; observers time the broadcasts.
+
+    The CPU each part of the process tree used while filing says where the time went.
+    """
     portability = PortabilitySettings.from_env()
     window = ChangeWindow(
         portability.change_window_start,
@@ -811,6 +856,7 @@ async def _ports_phase(
         for simulator in simulators:
             await simulator.start()
         t0 = time.monotonic()
+        cpu_before = await asyncio.to_thread(_tree_cpu, roots)
         stop_at = t0 + options.seconds
         while (now := time.monotonic()) < stop_at:
             await asyncio.sleep(min(5.0, stop_at - now))
@@ -821,6 +867,7 @@ async def _ports_phase(
             )
         market.gate.clear()
         t_end = time.monotonic()
+        cpu_after = await asyncio.to_thread(_tree_cpu, roots)
         drain_until = t_end + options.drain
         # Polled: the market's counters have no event for "every request closed".
         while stats.in_flight and time.monotonic() < drain_until:  # noqa: ASYNC110
@@ -880,6 +927,11 @@ async def _ports_phase(
         "broadcasts_received": len(watchers.latencies),
         "broadcast_p50_ms": _ms(_percentile(watchers.latencies, 0.5)),
         "broadcast_p99_ms": _ms(_percentile(watchers.latencies, 0.99)),
+        # CPU seconds per wall second while filing (2.0 is two cores busy).
+        "cpu_share_while_filing": {
+            name: round((cpu_after[name] - cpu_before.get(name, 0.0)) / (t_end - t0), 2)
+            for name in cpu_after
+        },
     }
 
 
