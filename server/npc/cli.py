@@ -28,7 +28,7 @@ from npc.admin import OperatorSpec, add_range, seed_demo, upsert_operator
 from npc.app import Clearinghouse
 from npc.config import Settings
 from npc.core.calendar import calendar_for
-from npc.core.clock import SystemClock
+from npc.core.clock import Clock, SharedClock, SystemClock
 from npc.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedServiceError
 from npc.flows.cancellations.handler import end_reporting_operator, register_reporting_operator
 from npc.flows.registry.importer import (
@@ -117,8 +117,22 @@ def _listen_overrides(settings: Settings, args: argparse.Namespace) -> Settings:
 # ---------------------------------------------------------------------------------- serve
 
 
+def _clock(settings: Settings) -> Clock:
+    """The wall clock, or the accelerated clock NPC_CLOCK sets explicitly (demos, benchmarks)."""
+    if settings.clock is None:
+        return SystemClock()
+    clock = SharedClock.parse(settings.clock)
+    log.warning(
+        "NPC_CLOCK is set: running on a simulated clock %gx faster than the wall clock, now %s"
+        " (a demo and benchmark facility, never for production)",
+        clock.speed,
+        clock.now().isoformat(timespec="seconds"),
+    )
+    return clock
+
+
 async def _serve(settings: Settings, *, seed: bool, description: str) -> int:
-    house = Clearinghouse(settings, SystemClock())
+    house = Clearinghouse(settings, _clock(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -149,7 +163,11 @@ async def _serve(settings: Settings, *, seed: bool, description: str) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """`npc serve`."""
-    settings = _listen_overrides(Settings.from_env(), args)
+    try:
+        settings = _listen_overrides(Settings.from_env(), args)
+    except ValueError as exc:
+        print(f"npc serve: {exc}", file=sys.stderr)
+        return 2
     if args.workers < 1:
         print("npc serve: --workers must be at least 1", file=sys.stderr)
         return 2
@@ -694,7 +712,80 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lookups.add_argument("--json", action="store_true", help="print one JSON object")
     lookups.set_defaults(func=cmd_bench_lookups)
+    everything = benches.add_parser(
+        "all",
+        help="the whole clearinghouse: ports/s, messages/s, deadline lateness, broadcast"
+        " latency, batch lookups, with the gRPC and PostgreSQL commit ceilings",
+        description="Private PostgreSQL and Redis, `npc serve --workers N` on an accelerated"
+        " shared clock (NPC_CLOCK) starting a minute before the change window, four simulated"
+        " operators porting numbers and 20 operators watching the broadcasts.",
+    )
+    everything.add_argument(
+        "--workers", type=int, default=1, help="server processes (npc serve --workers; default 1)"
+    )
+    everything.add_argument(
+        "--seconds", type=_positive, default=60.0, help="seconds of port filing (default 60)"
+    )
+    everything.add_argument(
+        "--ceiling-seconds",
+        type=_positive,
+        default=5.0,
+        help="seconds of each ceiling and of the lookups (default 5)",
+    )
+    everything.add_argument(
+        "--pending-deadlines",
+        type=int,
+        default=1_000_000,
+        help="far-future deadlines pending during the run (default 1,000,000)",
+    )
+    everything.add_argument(
+        "--numbers",
+        type=int,
+        default=1_000_000,
+        help="synthetic registry for the batch lookups (default 1,000,000; 0: the demo ranges)",
+    )
+    everything.add_argument(
+        "--in-flight",
+        type=int,
+        default=128,
+        help="own requests in flight per simulated operator (default 128)",
+    )
+    everything.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="port requests filed per second, all operators (default 0: as fast as they can)",
+    )
+    everything.add_argument(
+        "--speed", type=_positive, default=60.0, help="simulated seconds per wall second (60)"
+    )
+    everything.add_argument("--json", action="store_true", help="print one JSON object")
+    everything.set_defaults(func=cmd_bench_all)
     return parser
+
+
+def cmd_bench_all(args: argparse.Namespace) -> int:
+    """`npc bench all`."""
+    from npc.bench import AllBenchOptions, run_all
+
+    if args.workers < 1 or args.pending_deadlines < 0 or args.numbers < 0 or args.in_flight < 1:
+        print(
+            "npc bench: --workers and --in-flight must be positive, --pending-deadlines and"
+            " --numbers not negative",
+            file=sys.stderr,
+        )
+        return 2
+    options = AllBenchOptions(
+        workers=args.workers,
+        seconds=args.seconds,
+        ceiling_seconds=args.ceiling_seconds,
+        pending_deadlines=args.pending_deadlines,
+        numbers=args.numbers,
+        in_flight=args.in_flight,
+        rate=args.rate,
+        speed=args.speed,
+    )
+    return run_all(options, args.json)
 
 
 def cmd_bench_lookups(args: argparse.Namespace) -> int:

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field, replace
 from datetime import time, timedelta
 
+from npc.core.clock import SharedClock
+
 
 def _time(value: str) -> time:
     hours, minutes = value.split(":")
@@ -135,6 +137,14 @@ class WebSettings:
         )
 
 
+def _shared_clock(value: str | None) -> str | None:
+    """NPC_CLOCK, checked now so a malformed one stops the process before it serves."""
+    if not value or not value.strip():
+        return None
+    SharedClock.parse(value)
+    return value.strip()
+
+
 @dataclass(frozen=True)
 class Settings:
     """Process settings."""
@@ -148,6 +158,9 @@ class Settings:
     http_port: int = 8080
     var_dir: str = "var"
     db_pool_size: int = 20
+    # NPC_CLOCK: an accelerated shared clock (`npc.core.clock.SharedClock`) for demos and
+    # benchmarks only; None, the default, is the wall clock.
+    clock: str | None = None
     portability: PortabilitySettings = field(default_factory=PortabilitySettings)
     web: WebSettings = field(default_factory=WebSettings)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
@@ -184,6 +197,7 @@ class Settings:
             http_port=int(env.get("NPC_HTTP_PORT", "8080")),
             var_dir=env.get("NPC_VAR_DIR", "var"),
             db_pool_size=int(env.get("NPC_DB_POOL_SIZE", "20")),
+            clock=_shared_clock(env.get("NPC_CLOCK")),
             portability=PortabilitySettings.from_env(),
             web=WebSettings.from_env(),
             notifications=NotificationSettings.from_env(),
