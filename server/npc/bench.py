@@ -765,6 +765,8 @@ async def _bench_all(
             "NPC_VAR_DIR": str(root / "var"),
             "NPC_DB_POOL_SIZE": str(options.db_pool_size),
             "NPC_CLOCK": clock.spec,
+            "NPC_DEV_MODE": "1",  # private loopback servers: bearer tokens without TLS
+            "NPC_RATE_LIMIT": "0",  # measure capacity, not the per-operator limit
         }
         log_path = root / "serve.log"
         log_file = log_path.open("wb")
