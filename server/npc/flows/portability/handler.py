@@ -104,6 +104,10 @@ class PublicStatus:
     objection_reason: str | None
 
 
+# The donor's unanswered message, by the rule its silence breaks.
+_SILENT_MESSAGE = {R.CONSULTATION_ANSWER.key: "CP", R.REQUEST_ANSWER.key: "SP"}
+
+
 class PortabilityHandler:
     """Commands, queries and deadline handlers of the portability process."""
 
@@ -183,6 +187,9 @@ class PortabilityHandler:
             evidence=evidence,
         ):
             txn.after_commit(lambda: metrics.DEADLINE_MISSES.labels(operator, rule.key).inc())
+            message = _SILENT_MESSAGE.get(rule.key)
+            if message is not None:
+                txn.after_commit(lambda: metrics.DONOR_SILENCES.labels(operator, message).inc())
 
     @staticmethod
     def _count_outcome(txn: Txn, outcome: str) -> None:
