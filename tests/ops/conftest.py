@@ -21,8 +21,9 @@ from tests.helpers import advance, block, port_end_to_end, port_request, rid
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 
 
-async def scrape(app: Clearinghouse) -> Samples:
-    """Every sample of the app's /metrics, by sample name (``_bucket`` etc. kept)."""
+async def scrape(app: Clearinghouse) -> tuple[Samples, set[str]]:
+    """Every sample of the app's /metrics by sample name (``_bucket`` etc. kept), and the names
+    of every metric declared there (samples or not), counters with their ``_total``."""
     async with (
         aiohttp.ClientSession() as session,
         session.get(f"http://127.0.0.1:{app.http_port}/metrics") as response,
@@ -30,10 +31,12 @@ async def scrape(app: Clearinghouse) -> Samples:
         assert response.status == 200
         text = await response.text()
     samples: Samples = {}
+    declared: set[str] = set()
     for family in text_string_to_metric_families(text):
+        declared.add(f"{family.name}_total" if family.type == "counter" else family.name)
         for sample in family.samples:
             samples.setdefault(sample.name, []).append((sample.labels, sample.value))
-    return samples
+    return samples, declared
 
 
 @dataclass
@@ -42,6 +45,7 @@ class Traffic:
 
     before: Samples
     after: Samples
+    families: set[str]
 
     def values(self, name: str, **labels: str) -> list[float]:
         """Values, after the traffic, of the samples named `name` whose labels include `labels`."""
@@ -71,7 +75,7 @@ async def traffic(
     5 minutes (a breach); one call is malformed; numbers are looked up; claro's stream is open and
     has not read the last events (a lagging subscriber).
     """
-    before = await scrape(app)
+    before, _ = await scrape(app)
     claro, movistar = operators["claro"], operators["movistar"]
     await port_end_to_end(app, clock, claro, movistar, [block("940000001")])
     await claro.call(
@@ -93,7 +97,8 @@ async def traffic(
     try:
         assert app.core is not None
         await app.core.sampler.sample()
-        yield Traffic(before, await scrape(app))
+        after, families = await scrape(app)
+        yield Traffic(before, after, families)
     finally:
         call.cancel()
         await asyncio.sleep(0)

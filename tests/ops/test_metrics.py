@@ -24,6 +24,8 @@ async def test_donor_answers_are_timed_against_the_five_minutes_and_silences_cou
     assert traffic.delta("npc_donor_answer_seconds_bucket", le="300.0", **in_time) == 1
     assert traffic.delta("npc_donor_answer_seconds_count", **in_time) == 1
     assert traffic.delta("npc_donor_silences_total", operator="entel", message="SP") == 1
+    # The silent donor has an answer-time series (at zero): its SLO ratio is defined.
+    assert traffic.values("npc_donor_answer_seconds_count", operator="entel", message="SP")
     assert traffic.delta("npc_donor_answer_seconds_count", operator="entel") == 0
     assert (
         traffic.delta(

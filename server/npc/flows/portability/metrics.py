@@ -28,3 +28,17 @@ REQUESTS_FILED = Counter("npc_port_requests_filed_total", "Port requests registe
 REQUEST_OUTCOMES = Counter(
     "npc_port_request_outcomes_total", "Port requests by final or branching outcome.", ["outcome"]
 )
+
+
+def donor_answered(operator: str, message: str, seconds: float) -> None:
+    """The donor answered `message` after `seconds`."""
+    DONOR_ANSWER_SECONDS.labels(operator, message).observe(seconds)
+    # Both series exist for every donor seen, so the SLO's ratio (answers in time over answers
+    # plus silences) is defined for a donor that only answered or only kept silent.
+    DONOR_SILENCES.labels(operator, message)
+
+
+def donor_silent(operator: str, message: str) -> None:
+    """The donor let the 5 minutes for `message` pass without answering."""
+    DONOR_SILENCES.labels(operator, message).inc()
+    DONOR_ANSWER_SECONDS.labels(operator, message)
