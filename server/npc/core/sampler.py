@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -91,11 +90,6 @@ class Sampler:
         self.period = period
         self.slow_every = slow_every
         self._passes = 0
-        self._extra: list[Callable[[asyncpg.Connection], Awaitable[None]]] = []
-
-    def add(self, probe: Callable[[asyncpg.Connection], Awaitable[None]]) -> None:
-        """Run `probe` (which sets gauges of its own from one cheap query) on every pass."""
-        self._extra.append(probe)
 
     def sample_pool(self) -> None:
         """The pool's connections: idle, in use, and the maximum it may open."""
@@ -144,8 +138,6 @@ class Sampler:
                 _replace(
                     PORTED_NUMBERS, {(r["serving_operator"], r["service"]): r["n"] for r in ported}
                 )
-            for probe in self._extra:
-                await probe(conn)
 
     async def sample(self) -> None:
         """One full pass (every count, the registry size included)."""
