@@ -3,6 +3,7 @@ errors into gRPC statuses. Servicers stay free of all three concerns."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -16,6 +17,7 @@ from prometheus_client import Counter, Histogram
 
 from npc.api.errors import RpcFailure, abort, to_status
 from npc.api.identity import CURRENT_CALLER, TokenAuthenticator
+from npc.api.limits import RateLimiter
 from npc.core.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,11 @@ def _failure_status(exc: BaseException, method: str) -> status_pb2.Status:
         return status_pb2.Status(
             code=code_pb2.ABORTED, message="concurrent update; retry with the same request_id"
         )
+    if isinstance(exc, TimeoutError):
+        log.warning("%s: took longer than its deadline", method)
+        return status_pb2.Status(
+            code=code_pb2.DEADLINE_EXCEEDED, message="the call took longer than its deadline"
+        )
     if isinstance(exc, _UNAVAILABLE):
         log.warning("%s: storage unavailable: %s", method, exc)
         return status_pb2.Status(
@@ -66,8 +73,24 @@ def _code_name(code: int) -> str:
 class ServerInterceptor(grpc.aio.ServerInterceptor):
     """Identity, metrics and error mapping around every operator-facing RPC."""
 
-    def __init__(self, authenticator: TokenAuthenticator) -> None:
+    def __init__(
+        self,
+        authenticator: TokenAuthenticator,
+        *,
+        certificates: bool = False,
+        limiter: RateLimiter | None = None,
+        call_timeout: float = 30.0,
+    ) -> None:
         self.authenticator = authenticator
+        # With mutual TLS the identity comes from the client certificate, never from a token.
+        self.certificates = certificates
+        self.limiter = limiter or RateLimiter(0, 0)
+        self.call_timeout = call_timeout
+
+    def _timeout(self, context: grpc.aio.ServicerContext) -> float:
+        """The time a unary call may take: the client's deadline, capped by the server's."""
+        remaining = context.time_remaining()
+        return self.call_timeout if remaining is None else min(remaining, self.call_timeout)
 
     @contextlib.asynccontextmanager
     async def _served(
@@ -83,7 +106,13 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         started = time.perf_counter()
         code = code_pb2.OK
         try:
-            CURRENT_CALLER.set(await self.authenticator.authenticate(metadata))
+            if self.certificates:
+                names = context.auth_context().get("x509_common_name")
+                caller = await self.authenticator.authenticate_certificate(names)
+            else:
+                caller = await self.authenticator.authenticate(metadata)
+            CURRENT_CALLER.set(caller)
+            self.limiter.acquire(caller.operator)
             yield
         except Exception as exc:  # every failure becomes a status, never a crash
             status = _failure_status(exc, method_path)
@@ -113,7 +142,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 async with served(service, method, method_path, metadata, context):
-                    return await inner(request, context)
+                    async with asyncio.timeout(self._timeout(context)):
+                        return await inner(request, context)
 
             return grpc.unary_unary_rpc_method_handler(
                 unary,
@@ -141,7 +171,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
             ) -> Any:
                 async with served(service, method, method_path, metadata, context):
-                    return await inner_client_stream(request_iterator, context)
+                    async with asyncio.timeout(self._timeout(context)):
+                        return await inner_client_stream(request_iterator, context)
 
             return grpc.stream_unary_rpc_method_handler(
                 client_stream,
