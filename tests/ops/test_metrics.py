@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import aiohttp
+
 from npc.app import Clearinghouse
+from npc.config import Settings
+from npc.core.clock import FakeClock
 from npc.core.fanout import SUBSCRIBER_LAG
+from npc.embedded import free_port
 from tests.ops.conftest import Traffic
 
 
@@ -83,3 +90,24 @@ async def test_a_stream_held_by_a_slow_reader_shows_its_lag_until_it_closes(
     assert lag()["movistar"] == hub.head  # nothing read past from_position 0 yet
     await stream.aclose()
     assert "movistar" not in lag()
+
+
+async def test_each_worker_serves_its_metrics_on_a_port_of_its_own(
+    settings: Settings, clock: FakeClock
+) -> None:
+    port = free_port()
+    # Worker 1 of a deployment whose metrics ports start one below: it listens on `port`.
+    house = Clearinghouse(replace(settings, metrics_port=port - 1, worker=1), clock)
+    await house.start(background=False, serve_http=False)
+    try:
+        assert house.metrics_port == port
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{port}/metrics") as response,
+        ):
+            assert response.status == 200
+            body = await response.text()
+        assert "# TYPE npc_rpc_started_total counter" in body
+        assert "npc_event_log_head_position" in body
+    finally:
+        await house.stop()
