@@ -90,6 +90,8 @@ class Sampler:
         self.period = period
         self.slow_every = slow_every
         self._passes = 0
+        # Passes never interleave: the last one to start writes the gauges last.
+        self._lock = asyncio.Lock()
 
     def sample_pool(self) -> None:
         """The pool's connections: idle, in use, and the maximum it may open."""
@@ -144,16 +146,17 @@ class Sampler:
         await self._pass(slow=True)
 
     async def _pass(self, *, slow: bool) -> None:
-        started = time.perf_counter()
-        self.sample_pool()
-        await self.sample_redis()
-        try:
-            await self.sample_database(slow=slow)
-            DB_UP.set(1)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            DB_UP.set(0)
-            log.warning("metrics sampling failed: %s", exc)
-        SAMPLE_SECONDS.observe(time.perf_counter() - started)
+        async with self._lock:
+            started = time.perf_counter()
+            self.sample_pool()
+            await self.sample_redis()
+            try:
+                await self.sample_database(slow=slow)
+                DB_UP.set(1)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                DB_UP.set(0)
+                log.warning("metrics sampling failed: %s", exc)
+            SAMPLE_SECONDS.observe(time.perf_counter() - started)
 
     async def run(self) -> None:
         """Background loop. The period paces an operational probe, not a regulated clock, so it
