@@ -28,7 +28,7 @@ from npc.flows.suspension.flow import SuspensionFlow
 from npc.notifications.dispatcher import NotificationDispatcher
 from npc.store.database import Database
 from npc.v1 import events_pb2_grpc
-from npc.web.http import build_app
+from npc.web.http import build_app, metrics_app
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,8 @@ class Clearinghouse:
         self.http_runner: web.AppRunner | None = None
         self.grpc_port = 0
         self.http_port = 0
+        self.metrics_runner: web.AppRunner | None = None
+        self.metrics_port = 0
         self.portability: PortabilityFlow | None = None
         self.authenticator: TokenAuthenticator | None = None
         self.notifications: NotificationDispatcher | None = None
@@ -116,6 +118,11 @@ class Clearinghouse:
             await site.start()
             sockets = self.http_runner.addresses
             self.http_port = sockets[0][1] if sockets else settings.http_port
+        if settings.metrics_port is not None:
+            self.metrics_port = settings.metrics_port + settings.worker
+            self.metrics_runner = web.AppRunner(metrics_app(), access_log=None)
+            await self.metrics_runner.setup()
+            await web.TCPSite(self.metrics_runner, settings.http_host, self.metrics_port).start()
         log.info(
             "clearinghouse listening: gRPC %s:%s, HTTP %s:%s",
             settings.grpc_host,
@@ -130,6 +137,8 @@ class Clearinghouse:
             await self.grpc.stop()
         if self.http_runner is not None:
             await self.http_runner.cleanup()
+        if self.metrics_runner is not None:
+            await self.metrics_runner.cleanup()
         if self.notifications is not None:
             await self.notifications.stop()
         if self.core is not None:

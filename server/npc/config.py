@@ -177,6 +177,11 @@ class Settings:
     rate_burst: float = 4000.0
     # The longest a unary call may run on the server, whatever deadline the client sent.
     call_timeout: float = 30.0
+    # A port of this process's own serving only /metrics (None: none). Workers of `npc serve
+    # --workers N` share the HTTP port, so a scrape there reaches any one of them; worker i
+    # (NPC_WORKER) listens on metrics_port + i so Prometheus scrapes each.
+    metrics_port: int | None = None
+    worker: int = 0
 
     @property
     def mutual_tls(self) -> bool:
@@ -209,4 +214,6 @@ class Settings:
             rate_limit=float(env.get("NPC_RATE_LIMIT", "2000")),
             rate_burst=float(env.get("NPC_RATE_BURST", "4000")),
             call_timeout=float(env.get("NPC_CALL_TIMEOUT", "30")),
+            metrics_port=int(env["NPC_METRICS_PORT"]) if env.get("NPC_METRICS_PORT") else None,
+            worker=int(env.get("NPC_WORKER", "0")),
         )
