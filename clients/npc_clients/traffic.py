@@ -289,6 +289,7 @@ def _behaviour(
         debt_proof_delay=Delay(90.0, 0.6, 10.0, 240.0),
         schedule_delay=Delay(schedule_median, 0.8, 1.0, 1800.0),
         fixed_share=0.02,
+        schedule_lead=timedelta(minutes=10),
         # A day's demand waits for the night's change window: no cap of our own.
         max_in_flight=1_000_000,
     )
