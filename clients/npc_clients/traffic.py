@@ -2,7 +2,7 @@
 each operator's systems behave.
 
 A `TrafficProfile` holds a daily volume, a daily curve (24 hourly weights in local time), a weekend
-factor, and the operators with their market share and behaviour (an `OperatorProfile`). Arrivals
+factor (national holidays count as weekend days: shops close), and the operators with their market share and behaviour (an `OperatorProfile`). Arrivals
 are a Poisson process whose rate follows the curve; they are a pure function of the seed and of the
 clearinghouse instants asked about: each UTC hour has its own random stream, so asking for a day at
 once or minute by minute gives the same requests, and nothing reads the wall clock.
@@ -29,10 +29,13 @@ import math
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from statistics import NormalDist
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import holidays
 
 from npc_clients.simulator import Delay, OperatorProfile, SimulatedOperator
 
@@ -125,10 +128,19 @@ class TrafficProfile:
         total = sum(o.share for o in self.operators)
         return {o.operator: o.share / total for o in self.operators}
 
+    def quiet_day(self, day: date) -> bool:
+        """True on a Saturday, a Sunday or a national holiday of the jurisdiction."""
+        return day.weekday() >= 5 or day in _holidays(self.jurisdiction, day.year)
+
     def day_volume(self, weekend: bool) -> float:
         """Expected requests on a weekday or a weekend day (a week averages `daily_requests`)."""
         weekday = 7 * self.daily_requests / (5 + 2 * self.weekend_factor)
         return weekday * self.weekend_factor if weekend else weekday
+
+
+@lru_cache(maxsize=64)
+def _holidays(country: str, year: int) -> frozenset[date]:
+    return frozenset(holidays.country_holidays(country, years=year))
 
 
 @dataclass(frozen=True, order=True)
@@ -143,7 +155,7 @@ class Arrival:
 def rate_at(profile: TrafficProfile, instant: datetime, *, scale: float = 1.0) -> float:
     """Expected requests per clearinghouse second at `instant` (constant within a local hour)."""
     local = instant.astimezone(profile.zone)
-    volume = profile.day_volume(local.weekday() >= 5) * scale
+    volume = profile.day_volume(profile.quiet_day(local.date())) * scale
     weight = profile.hourly_weights[local.hour] / sum(profile.hourly_weights)
     return volume * weight / 3600.0
 

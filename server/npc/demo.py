@@ -425,7 +425,7 @@ class DemoRun:
         self.say(
             f"[{elapsed:6.1f}s] {local:%a %H:%M} | filed {s.filed} admissible {s.admissible}"
             f" scheduled {s.scheduled} executed {s.executed} completed {s.completed}"
-            f" | objected {s.objected} silent {s.silent} rejected {s.rejected}"
+            f" | objected {s.objected} silent {s.silent} late {s.late} rejected {s.rejected}"
             f" cancelled {s.cancelled} abandoned {s.abandoned}"
             f" | {_fmt_rate(rate)} ports/s"
         )

@@ -64,6 +64,15 @@ def test_weekends_file_the_weekend_factor_of_a_weekday() -> None:
     assert len(sunday) / len(monday) == pytest.approx(PERU_2024.weekend_factor, rel=0.05)
 
 
+def test_national_holidays_are_as_quiet_as_a_weekend() -> None:
+    # 8 December 2026, a Tuesday: the Immaculate Conception is a holiday in Peru.
+    holiday = list(arrivals(PERU_2024, *local_day(LIMA, 2026, 12, 8), seed=5))
+    tuesday = list(arrivals(PERU_2024, *local_day(LIMA, 2026, 12, 1), seed=5))
+    assert PERU_2024.quiet_day(datetime(2026, 12, 8).date())
+    assert not PERU_2024.quiet_day(datetime(2026, 12, 1).date())
+    assert len(holiday) / len(tuesday) == pytest.approx(PERU_2024.weekend_factor, rel=0.05)
+
+
 def test_scale_files_a_share_of_the_volume() -> None:
     start, end = local_day(BOGOTA, 2023, 6, 7)  # a Wednesday
     found = list(arrivals(COLOMBIA_2023, start, end, seed=2, scale=0.1))
