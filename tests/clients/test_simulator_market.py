@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 import pytest
@@ -132,7 +133,7 @@ async def test_an_hour_of_traffic_is_filed_between_the_profiles_operators(
 async def test_silent_donors_never_answer_and_objecting_donors_object(
     app: Clearinghouse, clock: FakeClock, settings: Settings
 ) -> None:
-    def behaves(name: str, **rates: float) -> OperatorTraffic:
+    def behaves(name: str, **rates: Any) -> OperatorTraffic:
         operator = PERU_2024.operator(name)
         return replace(operator, behaviour=replace(operator.behaviour, **rates))
 
