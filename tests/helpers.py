@@ -210,6 +210,7 @@ async def server_process(
         "NPC_DATABASE_URL": database_url,
         "NPC_REDIS_URL": redis_url,
         "NPC_REDIS_PREFIX": redis_prefix,
+        "NPC_DEV_MODE": "1",
         "NPC_GRPC_PORT": str(grpc_port),
         "NPC_HTTP_PORT": str(free_port()),
     }

@@ -39,6 +39,7 @@ def _env(database_url: str, redis: EmbeddedRedis, tmp_path: Path, **extra: str) 
         NPC_REDIS_URL=redis.url,
         NPC_REDIS_PREFIX=f"cli{next(_names)}",
         NPC_VAR_DIR=str(tmp_path / "var"),
+        NPC_DEV_MODE="1",
         **extra,
     )
     return env

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -11,6 +12,7 @@ from npc.api.commands import CommandRunner
 from npc.api.events import EventServicer
 from npc.api.identity import TokenAuthenticator
 from npc.api.server import GrpcServer
+from npc.api.tls import TlsFiles
 from npc.config import Settings
 from npc.core.clock import Clock, SystemClock
 from npc.core.flow import GrpcService
@@ -18,6 +20,7 @@ from npc.core.runtime import Core
 from npc.flows.cancellations.flow import CancellationsFlow
 from npc.flows.inoperability.flow import InoperabilityFlow
 from npc.flows.portability.flow import PortabilityFlow
+from npc.flows.pqr.flow import PqrFlow
 from npc.flows.registry.flow import RegistryFlow
 from npc.flows.sgu.flow import SguFlow
 from npc.flows.suspension.flow import SuspensionFlow
@@ -63,8 +66,9 @@ class Clearinghouse:
                 self.portability,
                 SuspensionFlow(settings.portability.jurisdiction, commands),
                 InoperabilityFlow("PE", commands),
-                SguFlow("PE", commands),
+                SguFlow("PE", commands, public_base_url=settings.web.public_base_url),
                 CancellationsFlow(settings.cancellations, commands),
+                PqrFlow(commands),
             ]
         )
         await core.start(background=background)
@@ -85,7 +89,12 @@ class Clearinghouse:
         ]
         for flow in core.flows.values():
             services.extend(flow.grpc_services())
-        self.grpc = GrpcServer(services, authenticator)
+        tls = (
+            TlsFiles(Path(settings.tls_cert), Path(settings.tls_key), Path(settings.tls_client_ca))
+            if settings.tls_cert and settings.tls_key and settings.tls_client_ca
+            else None
+        )
+        self.grpc = GrpcServer(services, authenticator, tls=tls)
         self.grpc_port = await self.grpc.start(settings.grpc_host, settings.grpc_port)
         if serve_http:
             self.http_runner = web.AppRunner(

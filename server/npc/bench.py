@@ -187,6 +187,7 @@ async def _bench_lookups(
             "NPC_REDIS_URL": rd.url,
             "NPC_GRPC_PORT": str(grpc_port),
             "NPC_HTTP_PORT": str(free_port()),
+            "NPC_DEV_MODE": "1",  # a private loopback server: bearer tokens without TLS
         }
         log_file = (root / "serve.log").open("wb")
         process = await asyncio.create_subprocess_exec(

@@ -154,10 +154,105 @@ async def _serve(settings: Settings, *, seed: bool, description: str) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """`npc serve`."""
     settings = _listen_overrides(Settings.from_env(), args)
-    with storage(settings) as store:
-        return asyncio.run(
-            _serve(store.settings, seed=store.embedded_database, description=store.describe())
+    if args.workers < 1:
+        print("npc serve: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers > 1 and (settings.grpc_port == 0 or settings.http_port == 0):
+        print("npc serve: --workers needs fixed ports (they share them)", file=sys.stderr)
+        return 2
+    if not settings.mutual_tls and not settings.dev_mode and settings.database_url:
+        print(
+            "npc serve: operators must present client certificates: set NPC_TLS_CERT,"
+            " NPC_TLS_KEY and NPC_TLS_CLIENT_CA (see `npc admin make-ca`), or NPC_DEV_MODE=1"
+            " for bearer tokens without TLS on a trusted development network",
+            file=sys.stderr,
         )
+        return 2
+    with storage(settings) as store:
+        if args.workers == 1:
+            return asyncio.run(
+                _serve(store.settings, seed=store.embedded_database, description=store.describe())
+            )
+        return asyncio.run(_supervise(store, args.workers))
+
+
+async def _prepare(settings: Settings, *, seed: bool) -> None:
+    """Migrate (and seed the demo market) once, before the workers start."""
+    assert settings.database_url is not None
+    db = await Database.connect(settings.database_url, min_size=1, max_size=2)
+    try:
+        await db.migrate()
+        if seed and await seed_demo(db):
+            log.info("loaded the demo market: operators with tokens dev-token-<operator>")
+    finally:
+        await db.close()
+
+
+async def _supervise(store: Storage, workers: int) -> int:
+    """Run `workers` server processes on the same ports (SO_REUSEPORT) and keep them running.
+
+    They share PostgreSQL and Redis and nothing else: any of them may sequence events, fire a
+    deadline (each exactly once, by row locks) or answer a lookup. A worker that dies is started
+    again; SIGINT/SIGTERM stop them all.
+    """
+    settings = store.settings
+    await _prepare(settings, seed=store.embedded_database)
+    env = {
+        **os.environ,
+        "NPC_DATABASE_URL": settings.database_url or "",
+        "NPC_REDIS_URL": settings.redis_url or "",
+        "NPC_REDIS_PREFIX": settings.redis_prefix,
+        "NPC_GRPC_HOST": settings.grpc_host,
+        "NPC_GRPC_PORT": str(settings.grpc_port),
+        "NPC_HTTP_HOST": settings.http_host,
+        "NPC_HTTP_PORT": str(settings.http_port),
+    }
+    if not settings.mutual_tls:
+        env["NPC_DEV_MODE"] = "1"  # the supervisor itself was allowed to run without TLS
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    async def worker(index: int) -> None:
+        backoff = 1.0
+        while not stop.is_set():
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "npc",
+                "serve",
+                env={**env, "NPC_WORKER": str(index)},
+            )
+            started = time.monotonic()
+            waiting = asyncio.ensure_future(process.wait())
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if stop.is_set():
+                if process.returncode is None:
+                    process.terminate()
+                await waiting
+                stopping.cancel()
+                return
+            stopping.cancel()
+            log.error("worker %d exited with %s; starting it again", index, process.returncode)
+            backoff = 1.0 if time.monotonic() - started > 30 else min(backoff * 2, 30.0)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(backoff):
+                    await stop.wait()
+
+    log.info(
+        "npc serving with %d workers: gRPC %s:%d, HTTP http://%s:%d; %s",
+        workers,
+        settings.grpc_host,
+        settings.grpc_port,
+        settings.http_host,
+        settings.http_port,
+        store.describe(),
+    )
+    await asyncio.gather(*(worker(i) for i in range(workers)))
+    log.info("all workers stopped")
+    return 0
 
 
 # ---------------------------------------------------------------------------------- demo
@@ -242,6 +337,31 @@ class _ProgressBar:
             sys.stderr.flush()
 
 
+async def _verify_log(db: Database) -> int:
+    """`npc admin verify-log`: exit 0 when the chain holds, 1 at the first broken position."""
+    from npc.core.verify import verify_log
+
+    started = time.monotonic()
+
+    def progress(position: int) -> None:
+        sys.stderr.write(f"\rverify-log: {position:,} events checked")
+        sys.stderr.flush()
+
+    result = await verify_log(db, progress=progress)
+    sys.stderr.write("\r")
+    elapsed = time.monotonic() - started
+    if result.intact:
+        print(
+            f"log intact: {result.checked:,} events up to position {result.head} ({elapsed:.1f} s)"
+        )
+        return 0
+    print(
+        f"log broken at position {result.first_broken}: {result.reason}"
+        f" ({result.checked:,} events before it verified)"
+    )
+    return 1
+
+
 async def _import(db: Database, kind: str, path: str) -> int:
     bar = _ProgressBar(kind)
     load = import_plan if kind == "plan" else import_ported
@@ -310,6 +430,8 @@ async def _with_database(url: str, action: str, args: argparse.Namespace) -> int
             print(f"{args.operator} holds {args.service} numbers {args.first}-{args.last}")
         elif action == "import":
             return await _import(db, args.kind, args.file)
+        elif action == "verify-log":
+            return await _verify_log(db)
         elif action == "sgu-catalogue":
             return await _load_sgu_catalogue(db, Path(args.file))
         elif action in ("add-reporting-operator", "end-reporting-operator"):
@@ -349,6 +471,8 @@ async def _reporting(db: Database, action: str, args: argparse.Namespace) -> int
 
 def cmd_admin(args: argparse.Namespace) -> int:
     """`npc admin …`."""
+    if args.action in ("make-ca", "issue-cert"):
+        return _certificates(args)
     url = args.database_url or os.environ.get("NPC_DATABASE_URL")
     if not url:
         print("npc admin: set NPC_DATABASE_URL (or pass --database-url)", file=sys.stderr)
@@ -364,6 +488,28 @@ def cmd_admin(args: argparse.Namespace) -> int:
         print(f"npc admin: no such file: {args.file}", file=sys.stderr)
         return 2
     return asyncio.run(_with_database(url, args.action, args))
+
+
+def _certificates(args: argparse.Namespace) -> int:
+    """`npc admin make-ca DIR` and `npc admin issue-cert DIR NAME`: PKI for tests and demos."""
+    from npc.api.tls import CA_CERT, CA_KEY, issue_certificate, make_ca
+
+    directory = Path(args.dir)
+    if args.action == "make-ca":
+        if (directory / CA_KEY).exists():
+            print(f"npc admin: {directory / CA_KEY} exists; not replacing a CA", file=sys.stderr)
+            return 1
+        print(f"CA certificate: {make_ca(directory)} (give it to the server as NPC_TLS_CLIENT_CA)")
+        return 0
+    if not (directory / CA_KEY).exists():
+        print(
+            f"npc admin: no CA in {directory}; run `npc admin make-ca {directory}`", file=sys.stderr
+        )
+        return 1
+    files = issue_certificate(directory, args.name, server_hosts=args.server_host or None)
+    kind = "server" if args.server_host else f"operator {args.name!r}"
+    print(f"{kind} certificate: {files.cert}, key: {files.key}, CA: {directory / CA_CERT}")
+    return 0
 
 
 # ---------------------------------------------------------------------------------- parser
@@ -410,6 +556,12 @@ def build_parser() -> argparse.ArgumentParser:
         " servers run under var/ and the demo market is loaded.",
     )
     _listen_options(serve, ("50051", "8080"))
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("NPC_WORKERS", "1")),
+        help="server processes sharing the ports and the databases (default: NPC_WORKERS, else 1)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     demo = commands.add_parser(
@@ -470,6 +622,26 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--database-url", help="default: NPC_DATABASE_URL")
     actions = admin.add_subparsers(dest="action", required=True, metavar="ACTION")
     actions.add_parser("migrate", help="apply pending schema migrations")
+    make_ca_parser = actions.add_parser(
+        "make-ca", help="create a certificate authority for operators' certificates (tests, demos)"
+    )
+    make_ca_parser.add_argument("dir", metavar="DIR")
+    issue = actions.add_parser(
+        "issue-cert",
+        help="issue an operator's client certificate (CN = operator id) or the server's",
+    )
+    issue.add_argument("dir", metavar="DIR", help="the CA's directory")
+    issue.add_argument("name", metavar="NAME", help="operator id, or a name for the server")
+    issue.add_argument(
+        "--server-host",
+        action="append",
+        metavar="HOST",
+        help="issue a server certificate valid for HOST (DNS name or IP; repeatable)",
+    )
+    actions.add_parser(
+        "verify-log",
+        help="recompute the event log's hash chain and report the first broken position",
+    )
     actions.add_parser("seed-demo", help="load the demo market when no operator exists")
     add_operator = actions.add_parser("add-operator", help="register or update an operator")
     add_operator.add_argument("id", metavar="ID")

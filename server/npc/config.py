@@ -112,22 +112,26 @@ class CancellationsSettings:
 
 @dataclass(frozen=True)
 class WebSettings:
-    """The public pages: how many lookups one client address may make per window, and which
-    reverse proxies are trusted to name the client in X-Forwarded-For."""
+    """The public pages: how many lookups one client address may make per window, which
+    reverse proxies are trusted to name the client in X-Forwarded-For, and the site's public
+    address (scheme, host and port, no trailing slash) that links in e-mails and SMS start with."""
 
     lookups_per_window: int = 10
     lookup_window: timedelta = timedelta(minutes=1)
     trusted_proxies: frozenset[str] = frozenset()
+    public_base_url: str = "http://localhost:8080"
 
     @classmethod
     def from_env(cls) -> WebSettings:
-        """Read NPC_WEB_LOOKUPS, NPC_WEB_LOOKUP_WINDOW_SECONDS and NPC_WEB_TRUSTED_PROXIES."""
+        """Read NPC_WEB_LOOKUPS, NPC_WEB_LOOKUP_WINDOW_SECONDS, NPC_WEB_TRUSTED_PROXIES and
+        NPC_PUBLIC_BASE_URL (e.g. https://portabilidad.example.pe)."""
         env = os.environ
         proxies = env.get("NPC_WEB_TRUSTED_PROXIES", "")
         return cls(
             lookups_per_window=int(env.get("NPC_WEB_LOOKUPS", "10")),
             lookup_window=timedelta(seconds=int(env.get("NPC_WEB_LOOKUP_WINDOW_SECONDS", "60"))),
             trusted_proxies=frozenset(p.strip() for p in proxies.split(",") if p.strip()),
+            public_base_url=env.get("NPC_PUBLIC_BASE_URL", "http://localhost:8080").rstrip("/"),
         )
 
 
@@ -148,6 +152,18 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
     cancellations: CancellationsSettings = field(default_factory=CancellationsSettings)
+    # Mutual TLS: the server's certificate and key, and the CA that issues operators' client
+    # certificates (whose common name is the operator id). All three, or none.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    # Plain bearer tokens without TLS: for development and demos on a trusted network only.
+    dev_mode: bool = False
+
+    @property
+    def mutual_tls(self) -> bool:
+        """True when operators must present client certificates."""
+        return bool(self.tls_cert and self.tls_key and self.tls_client_ca)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -167,4 +183,8 @@ class Settings:
             web=WebSettings.from_env(),
             notifications=NotificationSettings.from_env(),
             cancellations=CancellationsSettings.from_env(),
+            tls_cert=env.get("NPC_TLS_CERT") or None,
+            tls_key=env.get("NPC_TLS_KEY") or None,
+            tls_client_ca=env.get("NPC_TLS_CLIENT_CA") or None,
+            dev_mode=_flag(env.get("NPC_DEV_MODE")),
         )

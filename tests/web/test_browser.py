@@ -1,6 +1,7 @@
 """The pages in a real headless Chromium: a subscriber looks up their port request, a stranger
-gets the generic answer, the rate limit stops a flood, and the regulator reads and downloads the
-compliance ledger. Screenshots go to test-artifacts/ at the repository's root."""
+gets the generic answer, the rate limit stops a flood, the regulator reads and downloads the
+compliance ledger, and an SGU subscriber confirms their e-mail and checks their problem.
+Screenshots go to test-artifacts/ at the repository's root."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import asyncio
 import base64
 import csv
 import io
+import re
 import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from tests.helpers import advance, block, port_request, subscriber
 from tests.web.conftest import ARTIFACTS, LOOKUPS_PER_MINUTE
@@ -184,3 +187,69 @@ async def test_regulator_reads_and_downloads_the_compliance_ledger(app, operator
         ("movistar", filed.id, "request_donor_answer", "21")
     ]
     await run(lambda: driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {}}))
+
+
+async def test_subscriber_confirms_the_email_and_checks_the_sgu_problem(
+    app, operators, clock, chrome
+):
+    from selenium.webdriver.common.by import By
+
+    from npc.v1 import common_pb2, sgu_pb2
+    from tests.helpers import rid
+
+    driver = chrome
+    base = f"http://127.0.0.1:{app.http_port}"
+    osiptel = operators["osiptel"]
+    problem = await osiptel.sgu.RegisterProblem(
+        sgu_pb2.RegisterProblemRequest(
+            request_id=rid(),
+            channel=sgu_pb2.CHANNEL_WEB,
+            subscriber=common_pb2.Subscriber(
+                name="Rosa Quispe Mamani",
+                document=common_pb2.IdentityDocument(
+                    type=common_pb2.DOCUMENT_TYPE_DNI, number="44556677"
+                ),
+                email="rosa@example.pe",
+            ),
+            number="940000001",
+            subcategory="REC-01",
+            description="Recargué 10 soles el lunes y no se acreditaron.",
+        ),
+        metadata=osiptel.metadata,
+    )
+    async with app.core.db.pool.acquire() as conn:
+        body = await conn.fetchval(
+            "SELECT body FROM notifications WHERE case_id = $1 AND channel = 'email'", problem.id
+        )
+    link = urlsplit(re.search(r"https?://\S+", body).group(0))
+
+    def follow_the_link() -> str:
+        driver.get(f"{base}{link.path}?{link.query}")
+        screenshot(driver, "sgu-confirmar-correo")
+        click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "form.lookup button"))
+        return driver.find_element(By.TAG_NAME, "body").text
+
+    confirmed = await run(follow_the_link)
+    assert "Gracias: su correo electrónico está confirmado." in confirmed
+    assert "Estado: En atención por su empresa operadora" in confirmed
+
+    def look_it_up() -> str:
+        driver.get(base + "/")
+        click_and_wait(driver, driver.find_element(By.LINK_TEXT, "Estado de mi problema"))
+        return fill_and_submit(driver, problem.id.lower(), "44556677")
+
+    found = await run(look_it_up)
+    assert f"Problema {problem.id}" in found
+    assert "Estado: En atención por su empresa operadora" in found
+    assert "Telefónica del Perú (Movistar)" in found
+    assert "Recarga no acreditada (REC-01)" in found
+    assert "Plazo de respuesta\nmartes 24 de noviembre de 2026, 10:00" in found
+    await run(lambda: screenshot(driver, "sgu-estado"))
+
+    def wrong_document() -> str:
+        click_and_wait(driver, driver.find_element(By.LINK_TEXT, "Hacer otra consulta"))
+        return fill_and_submit(driver, problem.id, "87654321")
+
+    stranger = await run(wrong_document)
+    assert "No encontramos un problema registrado con esos datos." in stranger
+    assert "En atención" not in stranger

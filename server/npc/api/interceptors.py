@@ -66,8 +66,10 @@ def _code_name(code: int) -> str:
 class ServerInterceptor(grpc.aio.ServerInterceptor):
     """Identity, metrics and error mapping around every operator-facing RPC."""
 
-    def __init__(self, authenticator: TokenAuthenticator) -> None:
+    def __init__(self, authenticator: TokenAuthenticator, *, certificates: bool = False) -> None:
         self.authenticator = authenticator
+        # With mutual TLS the identity comes from the client certificate, never from a token.
+        self.certificates = certificates
 
     @contextlib.asynccontextmanager
     async def _served(
@@ -83,7 +85,12 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         started = time.perf_counter()
         code = code_pb2.OK
         try:
-            CURRENT_CALLER.set(await self.authenticator.authenticate(metadata))
+            if self.certificates:
+                names = context.auth_context().get("x509_common_name")
+                caller = await self.authenticator.authenticate_certificate(names)
+            else:
+                caller = await self.authenticator.authenticate(metadata)
+            CURRENT_CALLER.set(caller)
             yield
         except Exception as exc:  # every failure becomes a status, never a crash
             status = _failure_status(exc, method_path)

@@ -8,6 +8,7 @@ layout, escaping, security headers and the lookup rate limit.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -96,7 +97,12 @@ def build_app(
             checks["redis"] = f"degraded: {type(exc).__name__}"
         healthy = checks["postgres"] == "ok"
         return web.json_response(
-            {"status": "ok" if healthy else "unavailable", "checks": checks, "head": core.hub.head},
+            {
+                "status": "ok" if healthy else "unavailable",
+                "checks": checks,
+                "head": core.hub.head,
+                "pid": os.getpid(),
+            },
             status=200 if healthy else 503,
         )
 

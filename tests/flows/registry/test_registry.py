@@ -4,6 +4,7 @@ that, followed by the stream, give an exact copy."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import grpc
 import pytest
@@ -11,7 +12,17 @@ import pytest
 from npc.flows.registry.store import move_numbers
 from npc.v1 import events_pb2, registry_pb2
 from npc_clients import OperatorClient
-from tests.helpers import block, field_violations, port_end_to_end, server_process, settle
+from tests.flows.registry.test_consent_returns import NOTIFIED, WINDOW, _answer, _ask
+from tests.helpers import (
+    advance_to,
+    block,
+    field_violations,
+    port_end_to_end,
+    rid,
+    server_process,
+    settle,
+    ts,
+)
 
 
 async def _lookup(client, numbers):
@@ -209,3 +220,44 @@ async def _last_for(app, operator: str) -> int:
         return await conn.fetchval(
             "SELECT max(position) FROM events WHERE broadcast OR $1 = ANY(audience)", operator
         )
+
+
+async def test_lookups_follow_a_disconnection_and_a_return_in_two_server_processes(
+    app, operators, clock, settings, tmp_path
+):
+    claro, movistar = operators["claro"], operators["movistar"]
+    await port_end_to_end(app, clock, claro, movistar, [block("940000001")])
+    filed = await port_end_to_end(app, clock, claro, movistar, [block("940000002")])
+    async with (
+        server_process(
+            settings.database_url,
+            settings.redis_url,
+            tmp_path / "second.log",
+            settings.redis_prefix,
+        ) as target,
+        OperatorClient(target, "dev-token-entel") as entel_there,
+    ):
+        before = await _lookup(entel_there, ["940000001", "940000002"])
+        assert [before[n].serving_operator for n in ("940000001", "940000002")] == ["claro"] * 2
+
+        await claro.returns.ReportDisconnection(
+            registry_pb2.ReportDisconnectionRequest(request_id=rid(), numbers=["940000001"]),
+            metadata=claro.metadata,
+        )
+        await settle(app)
+        after = await _lookup(entel_there, ["940000001", "940000002"])
+        assert (after["940000001"].serving_operator, after["940000001"].ported) == (
+            "movistar",
+            False,
+        )
+        assert (after["940000002"].serving_operator, after["940000002"].ported) == ("claro", True)
+
+        # A lack-of-consent return of the other number, executed in its change window.
+        await advance_to(app, clock, NOTIFIED)
+        asked = await _ask(movistar, filed.id)
+        await _answer(claro, asked.id, accept=True, disable_at=ts(WINDOW + timedelta(hours=1)))
+        await advance_to(app, clock, WINDOW + timedelta(hours=1))
+        returned = await _lookup(entel_there, ["940000001", "940000002"])
+        assert [(returned[n].serving_operator, returned[n].ported) for n in returned] == [
+            ("movistar", False)
+        ] * 2

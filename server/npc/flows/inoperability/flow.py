@@ -7,7 +7,9 @@ from npc.core.flow import GrpcService
 from npc.core.runtime import Core
 from npc.flows.inoperability.api import InoperabilityServicer
 from npc.flows.inoperability.handler import FLOW, InoperabilityHandler
+from npc.flows.inoperability.web import inoperability_web
 from npc.v1 import inoperability_pb2_grpc
+from npc.web.site import WebRoutes
 
 
 class InoperabilityFlow:
@@ -35,3 +37,8 @@ class InoperabilityFlow:
                 inoperability_pb2_grpc.add_InoperabilityServiceServicer_to_server,
             )
         ]
+
+    def web_routes(self) -> WebRoutes:
+        """The regulator's events report and summary (operators read their own)."""
+        assert self.handler is not None
+        return inoperability_web(self.handler)

@@ -8,8 +8,15 @@ from npc.api.commands import CommandRunner
 from npc.core.flow import GrpcService
 from npc.core.runtime import Core
 from npc.flows.sgu.api import SguServicer
-from npc.flows.sgu.handler import DEFAULT_CLAIM_CODE_GRACE, FLOW, SguHandler
+from npc.flows.sgu.handler import (
+    DEFAULT_CLAIM_CODE_GRACE,
+    DEFAULT_PUBLIC_BASE_URL,
+    FLOW,
+    SguHandler,
+)
+from npc.flows.sgu.web import sgu_web
 from npc.v1 import sgu_pb2_grpc
+from npc.web.site import WebRoutes
 
 
 class SguFlow:
@@ -23,15 +30,22 @@ class SguFlow:
         commands: CommandRunner,
         *,
         claim_code_grace: timedelta = DEFAULT_CLAIM_CODE_GRACE,
+        public_base_url: str = DEFAULT_PUBLIC_BASE_URL,
     ) -> None:
         self.jurisdiction = jurisdiction
         self.commands = commands
         self.claim_code_grace = claim_code_grace
+        self.public_base_url = public_base_url
         self.handler: SguHandler | None = None
 
     def setup(self, core: Core) -> None:
         """Create the handler and register its deadlines."""
-        self.handler = SguHandler(core, self.jurisdiction, claim_code_grace=self.claim_code_grace)
+        self.handler = SguHandler(
+            core,
+            self.jurisdiction,
+            claim_code_grace=self.claim_code_grace,
+            public_base_url=self.public_base_url,
+        )
         self.handler.register_deadlines()
 
     def grpc_services(self) -> list[GrpcService]:
@@ -44,3 +58,8 @@ class SguFlow:
                 sgu_pb2_grpc.add_SguServiceServicer_to_server,
             )
         ]
+
+    def web_routes(self) -> WebRoutes:
+        """The subscriber's status page, the e-mail confirmation page and the statistics."""
+        assert self.handler is not None
+        return sgu_web(self.handler)

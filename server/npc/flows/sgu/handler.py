@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import asyncpg
 
@@ -67,6 +68,9 @@ FLOW = "sgu"
 DEFAULT_CLAIM_CODE_GRACE = timedelta(hours=1)
 # An address never confirmed must not hold a problem (and its token) open for ever.
 CONFIRMATION_WINDOW = timedelta(hours=72)
+# The public page that confirms an address; the e-mail links to it on the site's public address.
+CONFIRM_PATH = "/sgu/confirmar"
+DEFAULT_PUBLIC_BASE_URL = "http://localhost:8080"
 
 ANSWER = Rule(
     "sgu_answer_in_time",
@@ -299,10 +303,16 @@ class SguHandler:
         jurisdiction: str,
         *,
         claim_code_grace: timedelta = DEFAULT_CLAIM_CODE_GRACE,
+        public_base_url: str = DEFAULT_PUBLIC_BASE_URL,
     ) -> None:
         self.core = core
         self.calendar = core.calendar(jurisdiction)
         self.claim_code_grace = claim_code_grace
+        self.public_base_url = public_base_url.rstrip("/")
+
+    def confirmation_link(self, token: str) -> str:
+        """The address of the confirmation page for `token`, as the subscriber's e-mail gives it."""
+        return f"{self.public_base_url}{CONFIRM_PATH}?{urlencode({'token': token})}"
 
     def register_deadlines(self) -> None:
         """Plug the deadline handlers into the core."""
@@ -481,8 +491,9 @@ class SguHandler:
                 body=(
                     f"Registramos su problema {problem_id} ({sub['name']}) con la línea "
                     f"{row['number']}.\nPara enviarlo a su empresa operadora, confirme su correo "
-                    f"con este código: {token}\n(enlace: /sgu/confirmar?token={token})\n"
-                    "El código vence a las 72 horas.\n"
+                    f"abriendo este enlace:\n{self.confirmation_link(token)}\n"
+                    f"o ingresando este código en {self.public_base_url}{CONFIRM_PATH}: {token}\n"
+                    "El enlace y el código vencen a las 72 horas.\n"
                 ),
                 flow=FLOW,
                 case_id=problem_id,
@@ -1017,17 +1028,22 @@ class SguHandler:
             return None
         return self._public(row)
 
-    async def report(self, start: datetime, end: datetime) -> Report:
-        """Statistics of the problems transferred to operators and registered in [start, end)."""
+    async def report(
+        self, start: datetime, end: datetime, *, operator: str | None = None
+    ) -> Report:
+        """Statistics of the problems transferred to operators and registered in [start, end),
+        of every operator or only of `operator`."""
         async with self.core.db.pool.acquire() as conn:
             frequent = await conn.fetch(
                 """SELECT p.subcategory, s.name, count(*) AS problems
                    FROM sgu_problems p JOIN sgu_subcategories s ON s.code = p.subcategory
                    WHERE p.registered_at >= $1 AND p.registered_at < $2
                      AND p.transferred_at IS NOT NULL
+                     AND ($3::text IS NULL OR p.operator = $3)
                    GROUP BY p.subcategory, s.name ORDER BY problems DESC, p.subcategory""",
                 start,
                 end,
+                operator,
             )
             times = await conn.fetch(
                 """SELECT subcategory, count(*) AS answered,
@@ -1035,9 +1051,11 @@ class SguHandler:
                       max(extract(epoch FROM answered_at - transferred_at)) / 3600 AS longest
                    FROM sgu_problems
                    WHERE registered_at >= $1 AND registered_at < $2 AND answered_at IS NOT NULL
+                     AND ($3::text IS NULL OR operator = $3)
                    GROUP BY subcategory ORDER BY subcategory""",
                 start,
                 end,
+                operator,
             )
             operators = await conn.fetch(
                 """SELECT operator, count(*) AS problems,
@@ -1050,19 +1068,23 @@ class SguHandler:
                    FROM sgu_problems
                    WHERE registered_at >= $1 AND registered_at < $2
                      AND transferred_at IS NOT NULL
+                     AND ($4::text IS NULL OR operator = $4)
                    GROUP BY operator ORDER BY problems DESC, operator""",
                 start,
                 end,
                 self.core.clock.now(),
+                operator,
             )
             ratings = await conn.fetch(
                 """SELECT operator, count(*) AS rated, count(*) FILTER (WHERE satisfied)
                       AS satisfied, avg(score)::float8 AS average
                    FROM sgu_problems
                    WHERE registered_at >= $1 AND registered_at < $2 AND rated_at IS NOT NULL
+                     AND ($3::text IS NULL OR operator = $3)
                    GROUP BY operator ORDER BY operator""",
                 start,
                 end,
+                operator,
             )
         return Report(
             most_frequent=[

@@ -1,0 +1,177 @@
+"""The inoperability registry in the regulator's reports: the events of each operator in a period
+("Reporte de Eventos de Inoperatividad de los Sistemas de Atención", seed 002) and their totals.
+Error/test records are left out, as they are never reported; events over one hour are flagged."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from npc.flows.inoperability.handler import InoperabilityHandler
+from npc.web.site import Column, Report, ReportQuery, WebRoutes
+
+POINT_TYPES = {
+    "store": "Centro de atención (CAC)",
+    "dealer": "ACD regulado",
+    "call_centre": "Atención telefónica (123/135)",
+}
+REQUEST_TYPES = {
+    "claims": "Reclamos",
+    "activations": "Altas",
+    "cancellations": "Bajas",
+    "inquiries": "Consultas",
+}
+SCENARIOS = {
+    "mass_failure": "Falla masiva",
+    "unforeseen_event": "Evento no previsto",
+    "error_or_test": "Error o pruebas",
+}
+CLOSING_REASONS = {
+    "connectivity": "Inconveniente de conectividad",
+    "intermittency": "Intermitencia",
+    "maintenance": "Mantenimiento de aplicativos",
+    "mass_application_failure": "Falla masiva de aplicativo",
+    "point_infrastructure": "Infraestructura del punto de atención",
+    "no_power": "Sin fluido eléctrico en el punto de atención",
+    "user_error": "Error de usuario",
+}
+YES_NO = {True: "Sí", False: "No"}
+
+EVENT_COLUMNS = (
+    Column("operador", "Operador"),
+    Column("numero", "N.º", "number"),
+    Column("punto_codigo", "Punto de atención"),
+    Column("punto_nombre", "Nombre del punto", "prose"),
+    Column("punto_tipo", "Canal"),
+    Column("tramite", "Trámite"),
+    Column("escenario", "Escenario"),
+    Column("detalle", "Detalle", "prose"),
+    Column("inicio", "Inicio", "instant"),
+    Column("fin", "Fin", "instant"),
+    Column("duracion_minutos", "Duración (min)", "number"),
+    Column("mas_de_una_hora", "Más de 1 hora"),
+    Column("motivo_cierre", "Motivo de ocurrencia", "prose"),
+    Column("reporte_vence", "Plazo para reportar", "instant"),
+    Column("reportado_en", "Reportado", "instant"),
+    Column("bloqueos_robo_perdida", "Bloqueos por robo o pérdida", "number"),
+    Column("reclamos_presentados", "Reclamos presentados", "number"),
+)
+SUMMARY_COLUMNS = (
+    Column("operador", "Operador"),
+    Column("eventos", "Eventos", "number"),
+    Column("cerrados", "Cerrados", "number"),
+    Column("abiertos", "Abiertos", "number"),
+    Column("minutos_totales", "Minutos de inoperatividad", "number"),
+    Column("mas_de_una_hora", "Eventos de más de 1 hora", "number"),
+    *(
+        Column(f"escenario_{key}", label, "number")
+        for key, label in SCENARIOS.items()
+        if key != "error_or_test"
+    ),
+    *(Column(f"tramite_{key}", label, "number") for key, label in REQUEST_TYPES.items()),
+    Column("motivos_cierre", "Motivos de ocurrencia", "prose"),
+)
+
+
+def _label(labels: Mapping[str, str], value: str | None) -> str | None:
+    return None if value is None else labels.get(value, value)
+
+
+def inoperability_web(handler: InoperabilityHandler) -> WebRoutes:
+    """The events report and the summary per operator; an operator reads only its own."""
+
+    async def operators_of(query: ReportQuery) -> list[str]:
+        if query.operator is not None:
+            return [query.operator]
+        async with handler.core.db.pool.acquire() as conn:
+            rows = await conn.fetch("SELECT id FROM operators WHERE role = 'operator' ORDER BY id")
+        return [r["id"] for r in rows]
+
+    async def events(query: ReportQuery) -> Sequence[Mapping[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for operator in await operators_of(query):
+            for e in await handler.report(operator, query.first_day, query.last_day):
+                rows.append(
+                    {
+                        "operador": e.operator,
+                        "numero": e.number,
+                        "punto_codigo": e.attention_point_code,
+                        "punto_nombre": e.attention_point_name,
+                        "punto_tipo": _label(POINT_TYPES, e.attention_point_type),
+                        "tramite": _label(REQUEST_TYPES, e.request_type),
+                        "escenario": _label(SCENARIOS, e.scenario),
+                        "detalle": e.detail,
+                        "inicio": e.started_at,
+                        "fin": e.ended_at,
+                        "duracion_minutos": e.duration_minutes,
+                        "mas_de_una_hora": YES_NO[e.over_one_hour],
+                        "motivo_cierre": _label(CLOSING_REASONS, e.closing_reason),
+                        "reporte_vence": e.report_due_at,
+                        "reportado_en": e.reported_at,
+                        "bloqueos_robo_perdida": e.critical_block_stolen_or_lost,
+                        "reclamos_presentados": e.critical_claim_filing,
+                    }
+                )
+        return rows
+
+    async def summaries(query: ReportQuery) -> Sequence[Mapping[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for operator in await operators_of(query):
+            s = await handler.summary(operator, query.first_day, query.last_day)
+            reasons = sorted(s["by_closing_reason"].items())
+            rows.append(
+                {
+                    "operador": operator,
+                    "eventos": s["events"],
+                    "cerrados": s["closed"],
+                    "abiertos": s["open"],
+                    "minutos_totales": s["total_minutes"],
+                    "mas_de_una_hora": s["over_one_hour"],
+                    **{
+                        f"escenario_{key}": s["by_scenario"].get(key, 0)
+                        for key in SCENARIOS
+                        if key != "error_or_test"
+                    },
+                    **{f"tramite_{key}": s["by_request_type"].get(key, 0) for key in REQUEST_TYPES},
+                    "motivos_cierre": "; ".join(
+                        f"{CLOSING_REASONS.get(reason, reason)}: {count}"
+                        for reason, count in reasons
+                    )
+                    or None,
+                }
+            )
+        return rows
+
+    jurisdiction = handler.calendar.country
+    return WebRoutes(
+        reports=[
+            Report(
+                slug="inoperatividad-eventos",
+                title="Reporte de eventos de inoperatividad de los sistemas de atención",
+                description=(
+                    "Eventos de inoperatividad de los aplicativos de venta y postventa que "
+                    "empezaron en el periodo, por operador y número correlativo, sin los "
+                    "registros de error o pruebas. «Más de 1 hora» señala los eventos cerrados "
+                    "que duraron más de una hora; cada evento se reporta como máximo a los 3 "
+                    "días hábiles de terminado."
+                ),
+                columns=EVENT_COLUMNS,
+                rows=events,
+                operators_see_own=True,
+                jurisdiction=jurisdiction,
+            ),
+            Report(
+                slug="inoperatividad-resumen",
+                title="Resumen de inoperatividad por operador",
+                description=(
+                    "Totales por operador de los eventos que empezaron en el periodo (sin error "
+                    "o pruebas): cerrados y abiertos, minutos de inoperatividad, eventos de más "
+                    "de una hora, y eventos por escenario, trámite y motivo de ocurrencia."
+                ),
+                columns=SUMMARY_COLUMNS,
+                rows=summaries,
+                operators_see_own=True,
+                jurisdiction=jurisdiction,
+            ),
+        ]
+    )

@@ -1,0 +1,36 @@
+"""The PQR flow's manifest."""
+
+from __future__ import annotations
+
+from npc.api.commands import CommandRunner
+from npc.core.flow import GrpcService
+from npc.core.runtime import Core
+from npc.flows.pqr.api import PqrServicer
+from npc.flows.pqr.handler import FLOW, PqrHandler
+from npc.v1 import pqr_pb2_grpc
+
+
+class PqrFlow:
+    """Petitions, complaints and appeals with CUN, Colombia (CRC regime, section 2.1.5)."""
+
+    name = FLOW
+
+    def __init__(self, commands: CommandRunner) -> None:
+        self.commands = commands
+        self.handler: PqrHandler | None = None
+
+    def setup(self, core: Core) -> None:
+        """Create the handler and register its deadlines."""
+        self.handler = PqrHandler(core)
+        self.handler.register_deadlines()
+
+    def grpc_services(self) -> list[GrpcService]:
+        """PqrService."""
+        assert self.handler is not None
+        return [
+            GrpcService(
+                "npc.v1.PqrService",
+                PqrServicer(self.handler, self.commands),
+                pqr_pb2_grpc.add_PqrServiceServicer_to_server,
+            )
+        ]

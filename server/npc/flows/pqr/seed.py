@@ -1,0 +1,55 @@
+"""Colombian demo providers for the PQR flow, apart from the Peruvian demo market.
+
+The demo market (`npc.admin.DEMO_OPERATORS`) is Peruvian; PQR with CUN is a Colombian regime, so
+its providers, the SIC (the regulator that assigns CUN ranges and decides appeals) and one demo
+CUN range per provider are loaded here. Tokens are for local use only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from npc.admin import OperatorSpec, upsert_operator
+from npc.store.database import Database
+
+COLOMBIAN_PROVIDERS = [
+    OperatorSpec("claro-co", "Claro Colombia", "732101", "dev-token-claro-co"),
+    OperatorSpec("movistar-co", "Movistar Colombia", "732123", "dev-token-movistar-co"),
+    OperatorSpec("tigo", "Tigo", "732103", "dev-token-tigo"),
+    OperatorSpec(
+        "sic",
+        "Superintendencia de Industria y Comercio",
+        "732000",
+        "dev-token-sic",
+        role="regulator",
+    ),
+]
+# Ten-digit CUNs; the SIC sets the real ranges and their format.
+DEMO_CUN_RANGES = [
+    ("claro-co", "1000000000", "1999999999"),
+    ("movistar-co", "2000000000", "2999999999"),
+    ("tigo", "3000000000", "3999999999"),
+]
+
+
+async def seed_colombia(db: Database, assigned_at: datetime) -> None:
+    """Register the Colombian demo providers and the SIC, with one CUN range each provider.
+
+    Idempotent: operators are upserted and a range already assigned is left alone.
+    """
+    for spec in COLOMBIAN_PROVIDERS:
+        await upsert_operator(db, spec)
+    async with db.pool.acquire() as conn:
+        for operator, first, last in DEMO_CUN_RANGES:
+            await conn.execute(
+                """INSERT INTO cun_ranges (operator_id, numbers, width, next_value, assigned_at,
+                                           assigned_by)
+                   SELECT $1, int8range($2, $3, '[]'), $4, $2, $5, 'sic'
+                   WHERE NOT EXISTS (SELECT 1 FROM cun_ranges
+                                     WHERE numbers && int8range($2, $3, '[]'))""",
+                operator,
+                int(first),
+                int(last),
+                len(first),
+                assigned_at,
+            )
