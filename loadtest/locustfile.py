@@ -3,7 +3,9 @@
     locust -f loadtest/locustfile.py --headless -u 50 -r 10 -t 60s \\
         --host 127.0.0.1:50051 --csv loadtest/results/run
 
-Users, with the demo market's tokens (`dev-token-<operator>`):
+Users identify as the demo market's operators: by their tokens (`dev-token-<operator>`) on a
+development server, or, with NPC_LOAD_PKI=DIR, by mutual TLS with the certificates in DIR
+(`<operator>.crt`, `<operator>.key` and `ca.crt`, as `npc admin make-ca` / `issue-cert` write them).
 
 * `RecipientUser` files port requests (SubmitPortRequest) for random mobile numbers of another
   operator and reads some back (GetPortRequest); operators and donors are drawn by the market
@@ -27,6 +29,7 @@ import os
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -59,6 +62,7 @@ MOBILE = {
     for operator, service, first, last in DEMO_RANGES
     if service == "mobile" and operator in SHARES
 }
+PKI = os.environ.get("NPC_LOAD_PKI", "")
 LOOKUP_BATCH = 500
 CALL_TIMEOUT = 10.0
 
@@ -146,8 +150,21 @@ class GrpcUser(User):
     def on_start(self) -> None:
         """Connect as the chosen operator."""
         self.operator = self.choose_operator()
-        self.metadata = (("authorization", f"Bearer dev-token-{self.operator}"),)
-        self.channel = grpc.insecure_channel(self.host or "127.0.0.1:50051")
+        target = self.host or "127.0.0.1:50051"
+        if PKI:
+            self.metadata: tuple[tuple[str, str], ...] = ()
+            pki = Path(PKI)
+            self.channel = grpc.secure_channel(
+                target,
+                grpc.ssl_channel_credentials(
+                    root_certificates=(pki / "ca.crt").read_bytes(),
+                    private_key=(pki / f"{self.operator}.key").read_bytes(),
+                    certificate_chain=(pki / f"{self.operator}.crt").read_bytes(),
+                ),
+            )
+        else:
+            self.metadata = (("authorization", f"Bearer dev-token-{self.operator}"),)
+            self.channel = grpc.insecure_channel(target)
         env = self.environment
         self.portability = GrpcClient(
             env, portability_pb2_grpc.PortabilityServiceStub(self.channel), self.metadata

@@ -1,20 +1,24 @@
-"""The Locust load test, headless for a few seconds against a real `npc serve` process: every
-RPC it drives shows in the percentile CSV, without failures, and the ports it files are answered."""
+"""The Locust load test, headless for a few seconds against a real `npc serve` process (with bearer
+tokens, and with mutual TLS): every RPC it drives shows in the percentile CSV, without failures,
+and the ports it files are answered."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
+import grpc
 import pytest
 
-from npc.admin import seed_demo
-from npc.embedded import EmbeddedPostgres, EmbeddedRedis
+from npc.admin import DEMO_OPERATORS, seed_demo
+from npc.api.tls import CA_CERT, issue_certificate, make_ca
+from npc.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from npc.store.database import Database
 from tests.helpers import server_process
 
@@ -48,15 +52,88 @@ async def seed(dsn: str) -> None:
         await db.close()
 
 
+async def wait_tls_serving(target: str, pki: Path, process: asyncio.subprocess.Process) -> None:
+    """Wait until the TLS server at `target` reports SERVING (as operator claro)."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    credentials = grpc.ssl_channel_credentials(
+        (pki / CA_CERT).read_bytes(),
+        (pki / "claro.key").read_bytes(),
+        (pki / "claro.crt").read_bytes(),
+    )
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    async with grpc.aio.secure_channel(target, credentials) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            assert process.returncode is None, f"server exited with {process.returncode}"
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            assert loop.time() < deadline, "server did not become SERVING"
+            await asyncio.sleep(0.2)
+
+
+@contextlib.asynccontextmanager
+async def tls_server_process(
+    database_url: str, redis_url: str, pki: Path, log_path: Path
+) -> AsyncIterator[str]:
+    """`npc serve` with mutual TLS (no development tokens); yields its gRPC target."""
+    grpc_port = free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NPC_")}
+    env.update(
+        NPC_DATABASE_URL=database_url,
+        NPC_REDIS_URL=redis_url,
+        NPC_REDIS_PREFIX="load-tls",
+        NPC_GRPC_PORT=str(grpc_port),
+        NPC_HTTP_PORT=str(free_port()),
+        NPC_TLS_CERT=str(pki / "server.crt"),
+        NPC_TLS_KEY=str(pki / "server.key"),
+        NPC_TLS_CLIENT_CA=str(pki / CA_CERT),
+    )
+    with log_path.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "npc",
+            "serve",
+            env=env,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        target = f"127.0.0.1:{grpc_port}"
+        try:
+            await wait_tls_serving(target, pki, process)
+            yield target
+        finally:
+            if process.returncode is None:
+                process.terminate()
+            await asyncio.wait_for(process.wait(), 15)
+
+
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("identity", ["token", "mutual-tls"])
 async def test_locust_headless_run_reports_every_rpc(
-    load_database: str, redis_server: EmbeddedRedis, tmp_path: Path
+    identity: str, load_database: str, redis_server: EmbeddedRedis, tmp_path: Path
 ) -> None:
     await seed(load_database)
     results = tmp_path / "results" / "run"
-    async with server_process(
-        load_database, redis_server.url, tmp_path / "serve.log", redis_prefix="load"
-    ) as target:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NPC_")}
+    if identity == "token":
+        server = server_process(
+            load_database, redis_server.url, tmp_path / "serve.log", redis_prefix="load"
+        )
+    else:
+        pki = tmp_path / "pki"
+        pki.mkdir()
+        make_ca(pki)
+        issue_certificate(pki, "server", server_hosts=["127.0.0.1"])
+        for spec in DEMO_OPERATORS:
+            issue_certificate(pki, spec.id)
+        env["NPC_LOAD_PKI"] = str(pki)
+        server = tls_server_process(load_database, redis_server.url, pki, tmp_path / "serve.log")
+    async with server as target:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -76,6 +153,7 @@ async def test_locust_headless_run_reports_every_rpc(
             str(results),
             "--only-summary",
             cwd=ROOT,
+            env=env,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
