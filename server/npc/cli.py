@@ -42,6 +42,10 @@ from npc.store.database import Database
 
 log = logging.getLogger("npc.cli")
 
+# The presets of npc_clients.traffic (checked by the tests), named here so that `npc --help` does
+# not import the simulator.
+PROFILE_NAMES = ("colombia-2023", "peru-2024")
+
 
 # ---------------------------------------------------------------------------------- storage
 
@@ -287,14 +291,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.http_port is None and "NPC_HTTP_PORT" not in os.environ:
         args.http_port = 0
     settings = _listen_overrides(settings, args)
+    traffic = None
+    if args.profile is not None:
+        from npc_clients.traffic import profile_named
+
+        traffic = profile_named(args.profile)
+    speed = 86400.0 / (args.day_minutes * 60.0) if args.day_minutes is not None else args.speed
     options = DemoOptions(
         operators=args.operators,
         ports=args.ports,
         duration=args.duration,
         rate=args.rate,
-        speed=args.speed,
+        speed=speed,
         interval=args.interval,
         seed=args.seed,
+        traffic=traffic,
+        scale=args.scale,
     )
     with storage(settings) as store:
         return asyncio.run(run_demo(store.settings, options, describe_storage=store.describe()))
@@ -592,11 +604,29 @@ def build_parser() -> argparse.ArgumentParser:
         default=20.0,
         help="port requests filed per second, all operators together (default 20; 0: unpaced)",
     )
-    demo.add_argument(
+    pace = demo.add_mutually_exclusive_group()
+    pace.add_argument(
         "--speed",
         type=_positive,
         default=60.0,
         help="demo clock seconds per wall second (default 60)",
+    )
+    pace.add_argument(
+        "--day-minutes",
+        type=_positive,
+        help="time compression as the wall minutes a demo day lasts (e.g. 10: 144x)",
+    )
+    demo.add_argument(
+        "--profile",
+        choices=sorted(PROFILE_NAMES),
+        help="file as a country does: daily curve, market shares and operator behaviour"
+        " (instead of --rate and --operators)",
+    )
+    demo.add_argument(
+        "--scale",
+        type=_positive,
+        default=1.0,
+        help="with --profile, the share of the country's volume to file (default 1)",
     )
     demo.add_argument(
         "--interval", type=_positive, default=1.0, help="seconds between progress lines"
