@@ -202,7 +202,7 @@ class DemoRun:
             if unknown:
                 self.say(
                     f"npc demo: profile {traffic.name} needs operators the demo market lacks"
-                    f" ({', '.join(unknown)}); demo markets: {', '.join(names)}"
+                    f" ({', '.join(unknown)}); it has {', '.join(names)}"
                 )
                 return 2
             names = traffic.names
@@ -317,13 +317,6 @@ class DemoRun:
     def _banner(self, house: Clearinghouse, clock: DemoClock, names: list[str]) -> None:
         options, settings, window = self.options, self.settings, self.window
         local = clock.now().astimezone(window.zone)
-        if options.traffic is not None:
-            traffic = options.traffic
-            self.say(
-                f"  traffic: {traffic.name}, {traffic.daily_requests * options.scale:,.0f}"
-                f" requests a day on average; a day lasts {86400 / options.speed / 60:.1f} min;"
-                f" shares {', '.join(f'{k} {v:.0%}' for k, v in traffic.shares().items())}"
-            )
         if options.ports is not None:
             bound = f"until {options.ports} ports complete"
         elif options.duration is not None:
@@ -343,6 +336,13 @@ class DemoRun:
         if self.describe_storage:
             self.say(f"  storage: {self.describe_storage}")
         self.say(f"  operators: {', '.join(names)} (tokens dev-token-<operator>)")
+        if options.traffic is not None:
+            traffic = options.traffic
+            self.say(
+                f"  traffic: {traffic.name}, {traffic.daily_requests * options.scale:,.0f}"
+                f" requests a day on average; a day lasts {86400 / options.speed / 60:.1f} min;"
+                f" shares {', '.join(f'{k} {v:.0%}' for k, v in traffic.shares().items())}"
+            )
         self.say(
             f"  demo clock: starts {local:%a %Y-%m-%d %H:%M} {window.timezone}, runs"
             f" {options.speed:g}x; change window {window.start:%H:%M}-{window.end:%H:%M}"
