@@ -34,9 +34,12 @@ RPC_SECONDS = Histogram(
 )
 
 _OPEN = ("/grpc.health.v1.", "/grpc.reflection.")
+# What a connection lost mid-call raises: the storage is away, not the request wrong. asyncpg
+# reports some losses in the middle of a protocol step as InternalClientError.
 _UNAVAILABLE = (
     OSError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
 )
