@@ -10,16 +10,17 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from npc.admin import seed_demo
 from npc.app import Clearinghouse
 from npc.config import Settings
 from npc.core.clock import FakeClock
-from npc.embedded import EmbeddedPostgres, EmbeddedRedis
+from npc.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from npc.store.database import Database
 from npc_clients import OperatorClient
+from tests.helpers import running
 
 # ---------------------------------------------------------------------------
 # Section 1: embedded servers (session scope, synchronous)
@@ -41,6 +42,17 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPost
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
     """A Redis server for the whole session. ``.url`` is ``redis://127.0.0.1:PORT/0``."""
     rd = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    rd.start()
+    try:
+        yield rd
+    finally:
+        rd.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """A private Redis for one test, on a fixed port so it can be killed and started again."""
+    rd = EmbeddedRedis(tmp_path / "own-redis", port=free_port())
     rd.start()
     try:
         yield rd
@@ -106,17 +118,8 @@ def settings(database_url: str, redis_server: EmbeddedRedis) -> Settings:
 @pytest.fixture
 async def app(settings: Settings, clock: FakeClock) -> AsyncIterator[Clearinghouse]:
     """A running clearinghouse (real gRPC on loopback) with the demo market loaded."""
-    house = Clearinghouse(settings, clock)
-    await house.start()
-    try:
-        assert house.core is not None
-        await seed_demo(house.core.db, now=clock.now())
-        await house.core.settle()
-        assert house.authenticator is not None
-        await house.authenticator.load()
+    async with running(settings, clock) as house:
         yield house
-    finally:
-        await house.stop()
 
 
 class Operators:

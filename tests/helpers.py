@@ -16,8 +16,10 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2, status_pb2
 
+from npc.admin import seed_demo
 from npc.app import Clearinghouse
-from npc.core.clock import FakeClock
+from npc.config import Settings
+from npc.core.clock import Clock, FakeClock
 from npc.v1 import common_pb2, events_pb2, portability_pb2
 from npc_clients import OperatorClient
 
@@ -210,6 +212,7 @@ async def server_process(
         "NPC_DATABASE_URL": database_url,
         "NPC_REDIS_URL": redis_url,
         "NPC_REDIS_PREFIX": redis_prefix,
+        "NPC_DEV_MODE": "1",
         "NPC_GRPC_PORT": str(grpc_port),
         "NPC_HTTP_PORT": str(free_port()),
     }
@@ -231,3 +234,28 @@ async def server_process(
             if process.returncode is None:
                 process.terminate()
             await asyncio.wait_for(process.wait(), 15)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: Settings, clock: Clock, *, serve_http: bool = True
+) -> AsyncIterator[Clearinghouse]:
+    """A started clearinghouse on `settings` with the demo market loaded and positioned."""
+    house = Clearinghouse(settings, clock)
+    await house.start(serve_http=serve_http)
+    try:
+        assert house.core is not None and house.authenticator is not None
+        await seed_demo(house.core.db, now=clock.now())
+        await house.core.settle()
+        await house.authenticator.load()
+        yield house
+    finally:
+        await house.stop()
+
+
+async def stream_head(client: OperatorClient) -> int:
+    """The log head as `client` sees it (EventService.GetStreamHead)."""
+    reply = await client.events.GetStreamHead(
+        events_pb2.GetStreamHeadRequest(), metadata=client.metadata, timeout=5
+    )
+    return int(reply.position)

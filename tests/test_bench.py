@@ -1,4 +1,5 @@
-"""`npc bench lookups` runs end to end on a small registry and prints its figures as JSON.
+"""`npc bench lookups` and `npc bench all` run end to end on small configurations and print their
+figures as JSON; the shared accelerated clock they run the servers on (NPC_CLOCK).
 
 Only the shape and the arithmetic are checked: speed is measured by the benchmark, not asserted.
 """
@@ -6,10 +7,17 @@ Only the shape and the arithmetic are checked: speed is measured by the benchmar
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from npc.bench import write_registry
+from npc.config import Settings
+from npc.core import clock as clock_module
+from npc.core.clock import SharedClock
 
 
 def test_the_synthetic_registry_has_the_share_of_ported_numbers_asked(tmp_path):
@@ -67,4 +75,116 @@ def test_npc_bench_lookups_prints_one_json_object():
             - figures["batch_lookups_per_s"] / figures["redis_mget_ceiling_per_s"]
         )
         < 0.01
+    )
+
+
+def test_two_shared_clocks_built_from_the_same_environment_agree_and_run_at_their_speed(
+    monkeypatch,
+):
+    start = datetime(2026, 11, 24, 4, 59, tzinfo=UTC)
+    spec = SharedClock(start, 1_800_000_000.0, 60.0).spec
+    env = {"NPC_CLOCK": spec}
+    first, second = SharedClock.from_env(env), SharedClock.from_env(env)
+    assert first is not None and second is not None
+    monkeypatch.setattr(clock_module.time, "time", lambda: 1_800_000_000.0)
+    assert first.now() == second.now() == start
+    monkeypatch.setattr(clock_module.time, "time", lambda: 1_800_000_002.5)
+    assert first.now() == second.now() == start + timedelta(seconds=150)
+    assert first.to_wall(timedelta(minutes=5)) == 5.0
+    assert SharedClock.from_env({}) is None
+
+
+def test_a_shared_clock_keeps_an_offset_start_in_utc_and_refuses_a_malformed_spec():
+    clock = SharedClock.parse("2026-11-23T23:59:00-05:00@1800000000.5x120")
+    assert clock.start == datetime(2026, 11, 24, 4, 59, tzinfo=UTC)
+    assert (clock.epoch, clock.speed) == (1_800_000_000.5, 120.0)
+    assert SharedClock.parse(clock.spec).spec == clock.spec
+    for spec in (
+        "tomorrow@1800000000x60",
+        "2026-11-23T23:59:00-05:00",
+        "2026-11-23T23:59:00-05:00@1800000000",
+        "2026-11-23T23:59:00@1800000000x60",  # no offset
+        "2026-11-23T23:59:00-05:00@1800000000x0",
+    ):
+        with pytest.raises(ValueError):
+            SharedClock.parse(spec)
+
+
+def test_npc_serve_refuses_a_malformed_npc_clock_before_serving():
+    done = subprocess.run(
+        [sys.executable, "-m", "npc", "serve"],
+        env={**os.environ, "NPC_CLOCK": "2026-11-23T23:59:00-05:00@soon"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "NPC_CLOCK" in done.stderr
+
+
+def test_settings_carry_the_shared_clock_only_when_npc_clock_is_set(monkeypatch):
+    monkeypatch.delenv("NPC_CLOCK", raising=False)
+    assert Settings.from_env().clock is None
+    spec = "2026-11-23T23:59:00-05:00@1800000000x60"
+    monkeypatch.setenv("NPC_CLOCK", spec)
+    assert Settings.from_env().clock == spec
+
+
+ALL_KEYS = (
+    "rpc_ceiling_per_s",
+    "commit_ceiling_per_s",
+    "ports_per_s",
+    "messages_per_s",
+    "deadline_lateness_p99_ms",
+    "broadcast_p99_ms",
+    "lookups_batch_per_s",
+    "processes",
+)
+
+
+def test_npc_bench_all_prints_one_json_object_with_every_figure():
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "npc",
+            "bench",
+            "all",
+            "--seconds",
+            "3",
+            "--ceiling-seconds",
+            "0.5",
+            "--pending-deadlines",
+            "10000",
+            "--numbers",
+            "20000",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(done.stdout)
+    for key in ALL_KEYS:
+        assert figures[key] > 0, key
+    assert figures["processes"] == 1
+    assert figures["pending_deadlines"] == 10_000
+    # The backlog is still there: none of it fired during the run.
+    assert figures["pending_deadlines_after"] >= 10_000
+    assert figures["broadcast_streams"] == 20
+    assert figures["durability"] == "fsync=on synchronous_commit=on"
+    # Every complete port took at least SP, the donor's answer, PP and two confirmations.
+    by_method = figures["messages_by_method"]
+    assert sum(by_method.values()) >= 5 * figures["ports_completed"]
+    assert by_method["SchedulePort"] >= figures["ports_completed"]
+    assert figures["broadcasts_received"] >= figures["ports_completed"]
+    assert (
+        abs(
+            figures["ratio_messages_vs_rpc_ceiling"]
+            - figures["messages_per_s"] / figures["rpc_ceiling_per_s"]
+        )
+        < 0.001
     )

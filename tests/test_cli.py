@@ -39,15 +39,16 @@ def _env(database_url: str, redis: EmbeddedRedis, tmp_path: Path, **extra: str) 
         NPC_REDIS_URL=redis.url,
         NPC_REDIS_PREFIX=f"cli{next(_names)}",
         NPC_VAR_DIR=str(tmp_path / "var"),
+        NPC_DEV_MODE="1",
         **extra,
     )
     return env
 
 
-async def _fetchval(dsn: str, query: str) -> object:
+async def _fetchval(dsn: str, query: str, *args: object) -> object:
     conn = await asyncpg.connect(dsn)
     try:
-        return await conn.fetchval(query)
+        return await conn.fetchval(query, *args)
     finally:
         await conn.close()
 
@@ -170,9 +171,12 @@ def test_admin_commands(cli_database: str, redis_server: EmbeddedRedis, tmp_path
     assert done.returncode == 0, done.stderr
     assert "added operator acme" in done.stdout
 
-    done = _npc(env, "admin", "add-operator", "nova", "Nova Móvil", "32")
+    done = _npc(env, "admin", "add-operator", "nova", "Nova Móvil", "32", "--country", "CO")
     assert done.returncode == 0, done.stderr
     assert "API token (shown once" in done.stdout  # generated for a new operator
+    country = "SELECT country FROM operators WHERE id = $1"
+    assert asyncio.run(_fetchval(cli_database, country, "nova")) == "CO"
+    assert asyncio.run(_fetchval(cli_database, country, "acme")) == "PE"
 
     done = _npc(env, "admin", "add-range", "acme", "mobile", "970000000", "970000999")
     assert done.returncode == 0, done.stderr

@@ -97,6 +97,7 @@ async def test_npc_serve_workers_share_the_ports_and_the_log(settings, tmp_path)
         "NPC_DATABASE_URL": settings.database_url,
         "NPC_REDIS_URL": settings.redis_url,
         "NPC_REDIS_PREFIX": settings.redis_prefix,
+        "NPC_DEV_MODE": "1",
     }
     db = await Database.connect(settings.database_url or "", min_size=1, max_size=2)
     try:

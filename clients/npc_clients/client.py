@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -27,13 +28,29 @@ class OperatorClient:
     when retrying: the clearinghouse answers a retry with the first answer.
     """
 
-    def __init__(self, target: str, token: str, *, operator: str = "") -> None:
+    def __init__(
+        self,
+        target: str,
+        token: str = "",
+        *,
+        operator: str = "",
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        """Connect to `target` with a bearer `token` (development) or TLS `credentials`.
+
+        With mutual TLS the client certificate in `credentials` is the identity and no token is
+        sent; see `with_certificate`.
+        """
         self.operator = operator
         self.target = target
-        self._metadata = (("authorization", f"Bearer {token}"),)
-        self.channel = grpc.aio.insecure_channel(
-            target,
-            options=[("grpc.max_receive_message_length", 8 * 1024 * 1024)],
+        self._metadata: tuple[tuple[str, str], ...] = (
+            (("authorization", f"Bearer {token}"),) if token else ()
+        )
+        options = [("grpc.max_receive_message_length", 8 * 1024 * 1024)]
+        self.channel = (
+            grpc.aio.secure_channel(target, credentials, options=options)
+            if credentials is not None
+            else grpc.aio.insecure_channel(target, options=options)
         )
         self.portability = portability_pb2_grpc.PortabilityServiceStub(self.channel)
         self.events = events_pb2_grpc.EventServiceStub(self.channel)
@@ -43,6 +60,18 @@ class OperatorClient:
         self.inoperability = inoperability_pb2_grpc.InoperabilityServiceStub(self.channel)
         self.sgu = sgu_pb2_grpc.SguServiceStub(self.channel)
         self.cancellations = cancellations_pb2_grpc.CancellationsServiceStub(self.channel)
+
+    @classmethod
+    def with_certificate(
+        cls, target: str, cert: str | Path, key: str | Path, ca: str | Path, *, operator: str = ""
+    ) -> OperatorClient:
+        """A client identified by its certificate (PEM files), trusting servers issued by `ca`."""
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=Path(ca).read_bytes(),
+            private_key=Path(key).read_bytes(),
+            certificate_chain=Path(cert).read_bytes(),
+        )
+        return cls(target, operator=operator, credentials=credentials)
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:

@@ -41,6 +41,7 @@ from npc_clients.client import OperatorClient
 __all__ = [
     "ChangeWindow",
     "Delay",
+    "DonorAnswer",
     "Market",
     "NumberRange",
     "OperatorProfile",
@@ -96,8 +97,21 @@ class Delay:
 
 
 @dataclass(frozen=True)
+class DonorAnswer:
+    """What a donor does with one port request (ESC): "accept", "object" or "silent", and after
+    how many seconds it answers (0 when silent)."""
+
+    kind: str
+    delay: float
+
+
+@dataclass(frozen=True)
 class OperatorProfile:
-    """How a simulated operator behaves. Rates are probabilities in [0, 1]."""
+    """How a simulated operator behaves. Rates are probabilities in [0, 1].
+
+    Delays are wall seconds for the simulator; traffic profiles (`npc_clients.traffic`) state
+    them in clearinghouse seconds and convert them for the clock's speed.
+    """
 
     # Donor side.
     answer_delay: Delay = Delay(0.3, 0.6, 0.02, 2.5)
@@ -119,6 +133,14 @@ class OperatorProfile:
     call_timeout: float = 10.0
     max_concurrent_calls: int = 32  # unary calls outstanding at once on this operator's channel
     max_attempts: int = 6  # per call, for UNAVAILABLE / DEADLINE_EXCEEDED
+
+    def donor_answer(self, rng: random.Random) -> DonorAnswer:
+        """Draw the donor's answer to one request: silent, objection or acceptance, and when."""
+        roll = rng.random()
+        if roll < self.silence_rate:
+            return DonorAnswer("silent", 0.0)
+        kind = "object" if roll < self.silence_rate + self.objection_rate else "accept"
+        return DonorAnswer(kind, self.answer_delay.sample(rng))
 
 
 @dataclass(frozen=True)
@@ -199,6 +221,9 @@ class Stats:
     accepted: int = 0  # donor answers (SAC)
     objected: int = 0  # donor answers (OCC)
     silent: int = 0  # ESC the donor let time out
+    late: int = 0  # donor answers refused because its 5 minutes had run out
+    offered: int = 0  # requests a traffic profile asked to file
+    declined: int = 0  # of those, not filed: no slot left (--ports) or filing stopped
     errors: int = 0  # calls that failed for good
     started_at: float = field(default_factory=wall.monotonic)
     first_filed_at: float | None = None
@@ -356,6 +381,7 @@ class SimulatedOperator:
         self._targets: list[NumberRange] = [
             r for r in ranges if r.operator in counterparts and r.operator != self.operator
         ]
+        self.counterparts = frozenset(r.operator for r in self._targets)
         if file_requests and not self._targets:
             raise ValueError(f"{self.operator}: no counterpart ranges to take numbers from")
         self._filing: dict[str, asyncio.Future[str | None]] = {}
@@ -534,27 +560,37 @@ class SimulatedOperator:
 
     async def _answer(self, case_id: str) -> None:
         """Answer an ESC: accept, object with a coded reason, or stay silent."""
-        profile = self.profile
-        roll = self.rng.random()
-        if roll < profile.silence_rate:
+        plan = self.profile.donor_answer(self.rng)
+        if plan.kind == "silent":
             self.stats.silent += 1
             return
-        await asyncio.sleep(profile.answer_delay.sample(self.rng))
+        await asyncio.sleep(plan.delay)
         request = pb.AnswerPortRequestRequest(
             request_id=OperatorClient.new_request_id(), port_request_id=case_id, accept=True
         )
-        if roll < profile.silence_rate + profile.objection_rate:
+        if plan.kind == "object":
             request.accept = False
             request.objection.CopyFrom(self._objection())
-        # FAILED_PRECONDITION: the 5 minutes ran out meanwhile (silence counted) or it was answered.
-        answered = await self._try(
-            "AnswerPortRequest", request, quiet=(grpc.StatusCode.FAILED_PRECONDITION,)
-        )
-        if answered is not None:
-            if request.accept:
-                self.stats.accepted += 1
+        try:
+            await self._call("AnswerPortRequest", request)
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                # The 5 minutes ran out meanwhile: the clearinghouse took it as silence.
+                self.stats.late += 1
+                log.debug("%s AnswerPortRequest: %s", self.operator, error.details())
             else:
-                self.stats.objected += 1
+                self.stats.errors += 1
+                log.warning(
+                    "%s AnswerPortRequest failed: %s %s",
+                    self.operator,
+                    error.code().name,
+                    error.details(),
+                )
+            return
+        if request.accept:
+            self.stats.accepted += 1
+        else:
+            self.stats.objected += 1
 
     def _objection(self) -> pb.Objection:
         if self.rng.random() < self.profile.debt_share:
@@ -608,9 +644,30 @@ class SimulatedOperator:
             self._in_flight += 1
             self._spawn(self._file_one(), "file")
 
-    def _pick(self) -> tuple[NumberRange, str]:
-        mobile = [r for r in self._targets if r.service == "mobile"]
-        fixed = [r for r in self._targets if r.service == "fixed"]
+    def file_to(self, donor: str | None = None) -> bool:
+        """Start filing one port request for a number of `donor` (any counterpart when None).
+
+        For traffic-driven filing (`file_requests=False`): the request counts against the market's
+        `ports` like the operator's own filings. False when it cannot be filed now: filing is
+        stopped, every slot is taken, or `donor` is not a counterpart.
+        """
+        market = self.market
+        market.stats.offered += 1
+        if (
+            (donor is not None and donor not in self.counterparts)
+            or not market.gate.is_set()
+            or not market.reserve()
+        ):
+            market.stats.declined += 1
+            return False
+        self._in_flight += 1
+        self._spawn(self._file_one(donor), "file")
+        return True
+
+    def _pick(self, donor: str | None = None) -> tuple[NumberRange, str]:
+        targets = [r for r in self._targets if donor is None or r.operator == donor]
+        mobile = [r for r in targets if r.service == "mobile"]
+        fixed = [r for r in targets if r.service == "fixed"]
         pool = (
             fixed
             if fixed and (not mobile or self.rng.random() < self.profile.fixed_share)
@@ -629,10 +686,10 @@ class SimulatedOperator:
             contact_phone=f"9{self.rng.randint(10**7, 10**8 - 1)}",
         )
 
-    async def _file_one(self) -> None:
+    async def _file_one(self, donor: str | None = None) -> None:
         """File one port request (SP); a number that is taken or not the donor's is replaced."""
         for _ in range(20):
-            number_range, number = self._pick()
+            number_range, number = self._pick(donor)
             if number in self._filing:
                 continue
             now = self.now()

@@ -19,6 +19,7 @@ class OperatorSpec:
     routing_code: str
     token: str | None = None
     role: str = "operator"
+    country: str = "PE"  # "PE" or "CO": the country whose services it may use
 
 
 async def upsert_operator(db: Database, spec: OperatorSpec, *, now: datetime | None = None) -> None:
@@ -43,16 +44,18 @@ async def add_range(
 
 async def _upsert_operator(txn: Txn, spec: OperatorSpec) -> None:
     await txn.conn.execute(
-        """INSERT INTO operators (id, name, routing_code, role, token_sha256)
-           VALUES ($1, $2, $3, $4, $5)
+        """INSERT INTO operators (id, name, routing_code, role, token_sha256, country)
+           VALUES ($1, $2, $3, $4, $5, $6)
            ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name,
                routing_code = EXCLUDED.routing_code, role = EXCLUDED.role,
-               token_sha256 = COALESCE(EXCLUDED.token_sha256, operators.token_sha256)""",
+               token_sha256 = COALESCE(EXCLUDED.token_sha256, operators.token_sha256),
+               country = EXCLUDED.country""",
         spec.id,
         spec.name,
         spec.routing_code,
         spec.role,
         token_digest(spec.token) if spec.token else None,
+        spec.country,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -10,7 +11,9 @@ from aiohttp import web
 from npc.api.commands import CommandRunner
 from npc.api.events import EventServicer
 from npc.api.identity import TokenAuthenticator
+from npc.api.limits import RateLimiter
 from npc.api.server import GrpcServer
+from npc.api.tls import TlsFiles
 from npc.config import Settings
 from npc.core.clock import Clock, SystemClock
 from npc.core.flow import GrpcService
@@ -25,7 +28,7 @@ from npc.flows.suspension.flow import SuspensionFlow
 from npc.notifications.dispatcher import NotificationDispatcher
 from npc.store.database import Database
 from npc.v1 import events_pb2_grpc
-from npc.web.http import build_app
+from npc.web.http import build_app, metrics_app
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,8 @@ class Clearinghouse:
         self.http_runner: web.AppRunner | None = None
         self.grpc_port = 0
         self.http_port = 0
+        self.metrics_runner: web.AppRunner | None = None
+        self.metrics_port = 0
         self.portability: PortabilityFlow | None = None
         self.authenticator: TokenAuthenticator | None = None
         self.notifications: NotificationDispatcher | None = None
@@ -78,16 +83,28 @@ class Clearinghouse:
         authenticator = TokenAuthenticator(db)
         self.authenticator = authenticator
         await authenticator.load()
+        events = EventServicer(core.hub)
         services = [
             GrpcService(
-                "npc.v1.EventService",
-                EventServicer(core.hub),
-                events_pb2_grpc.add_EventServiceServicer_to_server,
+                "npc.v1.EventService", events, events_pb2_grpc.add_EventServiceServicer_to_server
             )
         ]
         for flow in core.flows.values():
-            services.extend(flow.grpc_services())
-        self.grpc = GrpcServer(services, authenticator)
+            exposed = flow.grpc_services()
+            services.extend(exposed)
+            events.add_flow(flow.name, {s.country for s in exposed if s.country})
+        tls = (
+            TlsFiles(Path(settings.tls_cert), Path(settings.tls_key), Path(settings.tls_client_ca))
+            if settings.tls_cert and settings.tls_key and settings.tls_client_ca
+            else None
+        )
+        self.grpc = GrpcServer(
+            services,
+            authenticator,
+            tls=tls,
+            limiter=RateLimiter(settings.rate_limit, settings.rate_burst),
+            call_timeout=settings.call_timeout,
+        )
         self.grpc_port = await self.grpc.start(settings.grpc_host, settings.grpc_port)
         if serve_http:
             self.http_runner = web.AppRunner(
@@ -101,6 +118,11 @@ class Clearinghouse:
             await site.start()
             sockets = self.http_runner.addresses
             self.http_port = sockets[0][1] if sockets else settings.http_port
+        if settings.metrics_port is not None:
+            self.metrics_port = settings.metrics_port + settings.worker
+            self.metrics_runner = web.AppRunner(metrics_app(), access_log=None)
+            await self.metrics_runner.setup()
+            await web.TCPSite(self.metrics_runner, settings.http_host, self.metrics_port).start()
         log.info(
             "clearinghouse listening: gRPC %s:%s, HTTP %s:%s",
             settings.grpc_host,
@@ -115,6 +137,8 @@ class Clearinghouse:
             await self.grpc.stop()
         if self.http_runner is not None:
             await self.http_runner.cleanup()
+        if self.metrics_runner is not None:
+            await self.metrics_runner.cleanup()
         if self.notifications is not None:
             await self.notifications.stop()
         if self.core is not None:

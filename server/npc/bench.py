@@ -23,18 +23,41 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import grpc
 import redis.asyncio as aioredis
 
-from npc.admin import OperatorSpec, upsert_operator
+from npc.admin import DEMO_OPERATORS, DEMO_RANGES, OperatorSpec, seed_demo, upsert_operator
+from npc.config import PortabilitySettings
+from npc.core.calendar import calendar_for
+from npc.core.clock import SharedClock
+from npc.demo import demo_start, scaled_profile
 from npc.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from npc.flows.portability.handler import FLOW as PORTABILITY_FLOW
+from npc.flows.portability.handler import REQUEST_ANSWER
 from npc.flows.registry.importer import import_plan, import_ported
+from npc.flows.registry.store import NUMBERS_CHANGED
 from npc.store.database import Database
-from npc.v1 import registry_pb2, registry_pb2_grpc
+from npc.v1 import (
+    events_pb2,
+    events_pb2_grpc,
+    portability_pb2_grpc,
+    registry_pb2,
+    registry_pb2_grpc,
+)
+from npc_clients.client import OperatorClient
+from npc_clients.simulator import (
+    ChangeWindow,
+    Market,
+    NumberRange,
+    OperatorProfile,
+    SimulatedOperator,
+)
 
 OPERATORS = [("claro", "21"), ("movistar", "22"), ("entel", "23"), ("bitel", "24")]
 TOKEN = "bench-token"
@@ -106,7 +129,10 @@ async def _throughput(
         nonlocal items
         while time.perf_counter() < deadline:
             started = time.perf_counter()
-            items += await call()
+            # Not `items += await call()`: that reads `items` before the await and loses the
+            # other workers' counts made meanwhile.
+            got = await call()
+            items += got
             latencies.append(time.perf_counter() - started)
 
     started = time.perf_counter()
@@ -118,6 +144,31 @@ def _percentile(values: list[float], share: float) -> float:
     if len(values) < 2:
         return values[0] if values else 0.0
     return statistics.quantiles(values, n=1000, method="inclusive")[int(share * 1000) - 1]
+
+
+def lookup_batches(
+    stubs: list[registry_pb2_grpc.RegistryServiceStub],
+    batches: list[list[str]],
+    metadata: tuple[tuple[str, str], ...],
+    *,
+    columnar: bool,
+) -> Callable[[], Awaitable[int]]:
+    """One LookupNumbers call per invocation, over `stubs` in turn; returns the numbers answered."""
+    counter = iter(range(1 << 62))
+
+    async def call() -> int:
+        turn = next(counter)
+        numbers = batches[turn % len(batches)]
+        reply = await stubs[turn % len(stubs)].LookupNumbers(
+            registry_pb2.LookupNumbersRequest(numbers=numbers, columnar=columnar),
+            metadata=metadata,
+        )
+        got = len(reply.columns.serving) if columnar else len(reply.results)
+        if got != len(numbers):
+            raise RuntimeError("a batch answer is missing numbers")
+        return got
+
+    return call
 
 
 async def _wait_cache(redis: aioredis.Redis, db: Database, timeout: float) -> None:
@@ -187,6 +238,8 @@ async def _bench_lookups(
             "NPC_REDIS_URL": rd.url,
             "NPC_GRPC_PORT": str(grpc_port),
             "NPC_HTTP_PORT": str(free_port()),
+            "NPC_DEV_MODE": "1",  # a private loopback server: bearer tokens without TLS
+            "NPC_RATE_LIMIT": "0",  # measure capacity, not the per-operator limit
         }
         log_file = (root / "serve.log").open("wb")
         process = await asyncio.create_subprocess_exec(
@@ -241,18 +294,7 @@ async def _measure(
             return 1
 
         def batch_call(columnar: bool) -> Callable[[], Awaitable[int]]:
-            async def call() -> int:
-                numbers = batches[next(counter) % len(batches)]
-                reply = await stub.LookupNumbers(
-                    registry_pb2.LookupNumbersRequest(numbers=numbers, columnar=columnar),
-                    metadata=metadata,
-                )
-                got = len(reply.columns.serving) if columnar else len(reply.results)
-                if got != len(numbers):
-                    raise RuntimeError("a batch answer is missing numbers")
-                return got
-
-            return call
+            return lookup_batches([stub], batches, metadata, columnar=columnar)
 
         # Warm up: connections, the server's code paths, Redis.
         await _throughput(single, 4, min(1.0, seconds))
@@ -306,6 +348,663 @@ async def _measure(
 def run_lookups(options: LookupBenchOptions, as_json: bool) -> int:
     """`npc bench lookups`: print the figures (one JSON object with --json)."""
     figures = asyncio.run(bench_lookups(options))
+    if as_json:
+        print(json.dumps(figures))
+    else:
+        for key, value in figures.items():
+            print(f"{key:32} {value}")
+    return 0
+
+
+# ------------------------------------------------------------------------------ npc bench all
+
+EMPTY_SERVICE = "npc.bench.Empty"
+EMPTY_METHOD = f"/{EMPTY_SERVICE}/Call"
+OBSERVER_TOKEN = "bench-observer-token-"
+BACKLOG_DUE = datetime(2100, 1, 1, tzinfo=UTC)  # far beyond any run: the backlog never fires
+
+
+@dataclass(frozen=True)
+class AllBenchOptions:
+    """What `npc bench all` measures."""
+
+    workers: int = 1  # npc serve --workers
+    seconds: float = 60.0  # wall seconds of port filing
+    ceiling_seconds: float = 5.0  # wall seconds of each ceiling measurement
+    pending_deadlines: int = 1_000_000  # far-future deadlines sitting in the table meanwhile
+    numbers: int = 1_000_000  # synthetic registry for the batch lookups (0: the demo ranges)
+    observers: int = 20  # operators whose streams receive the execution broadcasts
+    speed: float = 60.0  # simulated seconds per wall second (the demo's pace)
+    in_flight: int = 128  # own requests in flight per simulated operator
+    channels: int = 0  # client channels per simulated operator (0: two per worker)
+    rate: float = 0.0  # filings per second, all operators together; 0: as fast as they can
+    drain: float = 20.0  # wall seconds to let ports under way finish after filing stops
+    db_pool_size: int = 20  # the server pool size (NPC_DB_POOL_SIZE), per server process
+    seed: int = 7
+
+
+def serve_empty(port: int) -> None:
+    """A bare grpc.aio server answering `/npc.bench.Empty/Call` with empty bytes, until killed.
+
+    It shares `port` with its siblings (SO_REUSEPORT, grpc's default on Linux) as `npc serve
+    --workers N` does, and prints `ready` once it listens.
+    """
+
+    async def call(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        return b""
+
+    async def main() -> None:
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers(
+            (
+                grpc.method_handlers_generic_handler(
+                    EMPTY_SERVICE, {"Call": grpc.unary_unary_rpc_method_handler(call)}
+                ),
+            )
+        )
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        print("ready", flush=True)
+        await server.wait_for_termination()
+
+    asyncio.run(main())
+
+
+def _channel(target: str) -> grpc.aio.Channel:
+    # A local subchannel pool gives every channel its own connection: channels with the same
+    # arguments otherwise share one, and SO_REUSEPORT would see a single client.
+    return grpc.aio.insecure_channel(
+        target,
+        options=[
+            ("grpc.use_local_subchannel_pool", 1),
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+        ],
+    )
+
+
+class _Calls:
+    """Completion instants of the portability calls the simulated operators make."""
+
+    def __init__(self) -> None:
+        self.done: list[float] = []
+        self.by_method: dict[str, int] = {}
+
+    def count_between(self, start: float, end: float) -> int:
+        """Calls completed in [start, end] (monotonic seconds)."""
+        return sum(1 for instant in self.done if start <= instant <= end)
+
+
+class _SpreadStub:
+    """A service stub whose calls go to several channels in turn, each completion counted."""
+
+    def __init__(self, stubs: list[Any], calls: _Calls) -> None:
+        self._stubs = stubs
+        self._calls = calls
+        self._turn = 0
+
+    def __getattr__(self, method: str) -> Callable[..., Awaitable[Any]]:
+        async def call(request: Any, **kwargs: Any) -> Any:
+            self._turn += 1
+            stub = self._stubs[self._turn % len(self._stubs)]
+            try:
+                return await getattr(stub, method)(request, **kwargs)
+            finally:
+                self._calls.done.append(time.monotonic())
+                self._calls.by_method[method] = self._calls.by_method.get(method, 0) + 1
+
+        return call
+
+
+class _BenchClient(OperatorClient):
+    """An operator client over several channels (one connection each), its calls counted."""
+
+    def __init__(  # noqa: PLW0231 (the channels are built here, not by OperatorClient)
+        self, target: str, token: str, operator: str, channels: int, calls: _Calls
+    ) -> None:
+        self.operator = operator
+        self.target = target
+        self._metadata = (("authorization", f"Bearer {token}"),)
+        self.channels = [_channel(target) for _ in range(max(1, channels))]
+        self.channel = self.channels[0]
+        self.portability = _SpreadStub(  # type: ignore[assignment]
+            [portability_pb2_grpc.PortabilityServiceStub(c) for c in self.channels], calls
+        )
+        self.events = events_pb2_grpc.EventServiceStub(self.channel)
+
+    async def close(self) -> None:
+        """Close every channel."""
+        for channel in self.channels:
+            await channel.close()
+
+
+def _children(pid: int) -> list[int]:
+    """The live child processes of `pid` (Linux /proc), oldest first."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append((int(fields[19]), int(entry)))  # start time, pid
+    return [child for _, child in sorted(found)]
+
+
+def _tree_cpu(roots: dict[str, int | None]) -> dict[str, float]:
+    """CPU seconds used by each root process and its live descendants (Linux /proc).
+
+    User and system time, reaped children included; empty when there is no /proc.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    used: dict[int, int] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return {}
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        parent[int(entry)] = int(fields[1])
+        used[int(entry)] = sum(int(value) for value in fields[11:15])
+    # Each process counts for the nearest root above it: the servers and the databases are
+    # children of the client process, but not part of it.
+    names = {pid: name for name, pid in roots.items() if pid is not None}
+    totals = dict.fromkeys(names.values(), 0.0)
+    for pid, ticks_used in used.items():
+        ancestor: int | None = pid
+        while ancestor and ancestor not in names:
+            ancestor = parent.get(ancestor)
+        if ancestor:
+            totals[names[ancestor]] += ticks_used / ticks
+    return totals
+
+
+def _channels_per_operator(options: AllBenchOptions) -> int:
+    # Each channel is one connection, and SO_REUSEPORT spreads connections, not calls.
+    return options.channels or 2 * options.workers
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+async def _rpc_ceiling(options: AllBenchOptions, root: Path) -> dict[str, Any]:
+    """Empty unary calls per second against bare grpc.aio servers, with the ports phase's client."""
+    port = free_port()
+    log_file = (root / "empty.log").open("wb")
+    servers = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            f"from npc.bench import serve_empty; serve_empty({port})",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log_file,
+        )
+        for _ in range(options.workers)
+    ]
+    try:
+        for server in servers:
+            assert server.stdout is not None
+            line = await asyncio.wait_for(server.stdout.readline(), 60)
+            if line.strip() != b"ready":
+                raise RuntimeError("the bare gRPC server did not start")
+        target = f"127.0.0.1:{port}"
+        channels = [_channel(target) for _ in range(4 * _channels_per_operator(options))]
+        try:
+            methods = [c.unary_unary(EMPTY_METHOD) for c in channels]
+            counter = iter(range(1 << 62))
+
+            async def call() -> int:
+                await methods[next(counter) % len(methods)](
+                    b"", metadata=(("authorization", "Bearer dev-token-claro"),), timeout=10
+                )
+                return 1
+
+            concurrency = 4 * OperatorProfile().max_concurrent_calls
+            await _throughput(call, concurrency, min(1.0, options.ceiling_seconds))
+            rate, _ = await _throughput(call, concurrency, options.ceiling_seconds)
+        finally:
+            for channel in channels:
+                await channel.close()
+        return {"rpc_ceiling_per_s": round(rate), "rpc_ceiling_concurrency": concurrency}
+    finally:
+        for server in servers:
+            if server.returncode is None:
+                server.terminate()
+            await server.wait()
+        log_file.close()
+
+
+async def _commit_ceiling(options: AllBenchOptions, dsn: str) -> dict[str, Any]:
+    """One-row INSERT + COMMIT per transaction, from as many connections as the server pools."""
+    connections = options.db_pool_size * options.workers
+    pool = await asyncpg.create_pool(dsn, min_size=connections, max_size=connections)
+    try:
+        async with pool.acquire() as conn:
+            fsync = await conn.fetchval("SHOW fsync")
+            synchronous = await conn.fetchval("SHOW synchronous_commit")
+            await conn.execute(
+                "CREATE TABLE bench_commit_ceiling (id bigserial PRIMARY KEY,"
+                " at timestamptz NOT NULL DEFAULT now(), note text NOT NULL)"
+            )
+
+        async def commit() -> int:
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute("INSERT INTO bench_commit_ceiling (note) VALUES ('x')")
+            return 1
+
+        await _throughput(commit, connections, min(1.0, options.ceiling_seconds))
+        rate, _ = await _throughput(commit, connections, options.ceiling_seconds)
+        async with pool.acquire() as conn:
+            await conn.execute("DROP TABLE bench_commit_ceiling")
+    finally:
+        await pool.close()
+    return {
+        "commit_ceiling_per_s": round(rate),
+        "commit_ceiling_connections": connections,
+        "durability": f"fsync={fsync} synchronous_commit={synchronous}",
+    }
+
+
+async def _insert_backlog(db: Database, count: int) -> None:
+    """`count` pending donor-answer deadlines due in 2100, of cases that need not exist."""
+    async with db.pool.acquire() as conn:
+        await conn.execute(
+            """INSERT INTO deadlines (flow, kind, case_id, due_at, rule, created_at,
+                                      next_attempt_at)
+               SELECT $1, $2, 'BENCH-BACKLOG-' || g, t.due, 'bench backlog', now(), t.due
+               FROM generate_series(1, $3::int) AS g,
+                    LATERAL (SELECT $4::timestamptz + g * interval '1 second') AS t(due)""",
+            PORTABILITY_FLOW,
+            REQUEST_ANSWER,
+            count,
+            BACKLOG_DUE,
+        )
+        await conn.execute("ANALYZE deadlines")
+
+
+async def _wait_workers(log_path: Path, workers: int, process: asyncio.subprocess.Process) -> int:
+    """Wait until every worker logged that it serves; return how many did."""
+    for _ in range(1200):
+        if process.returncode is not None:
+            raise RuntimeError(f"npc serve exited with {process.returncode}")
+        serving = (await asyncio.to_thread(log_path.read_bytes)).count(b"npc serving: gRPC")
+        if serving >= workers:
+            return serving
+        await asyncio.sleep(0.1)
+    raise TimeoutError("the npc serve workers did not start")
+
+
+class _Observers:
+    """Operators following the broadcasts: when each execution's broadcast reaches each stream."""
+
+    def __init__(self, clock: SharedClock) -> None:
+        self.clock = clock
+        self.latencies: list[float] = []  # wall seconds, execution -> arrival, every stream
+        self.arrivals: list[float] = []  # monotonic instants, first stream only
+        self.tasks: list[asyncio.Task[None]] = []
+        self.channels: list[grpc.aio.Channel] = []
+
+    def start(self, target: str, operators: list[str], from_position: int) -> None:
+        """Open one Subscribe stream per operator, from `from_position`."""
+        for index, operator in enumerate(operators):
+            channel = _channel(target)
+            self.channels.append(channel)
+            self.tasks.append(
+                asyncio.get_running_loop().create_task(
+                    self._follow(channel, operator, from_position, first=index == 0)
+                )
+            )
+
+    async def _follow(
+        self, channel: grpc.aio.Channel, operator: str, position: int, *, first: bool
+    ) -> None:
+        stub = events_pb2_grpc.EventServiceStub(channel)
+        metadata = (("authorization", f"Bearer {OBSERVER_TOKEN}{operator}"),)
+        while True:
+            call = stub.Subscribe(
+                events_pb2.SubscribeRequest(from_position=position, flows=["registry"]),
+                metadata=metadata,
+            )
+            try:
+                async for event in call:
+                    position = event.position
+                    if event.type != NUMBERS_CHANGED:
+                        continue
+                    arrived = self.clock.now()
+                    occurred = event.occurred_at.ToDatetime(tzinfo=UTC)
+                    self.latencies.append(self.clock.to_wall(arrived - occurred))
+                    if first:
+                        self.arrivals.append(time.monotonic())
+            except grpc.aio.AioRpcError as error:
+                _log(f"observer {operator}: stream lost ({error.code().name}); resubscribing")
+            finally:
+                call.cancel()
+            await asyncio.sleep(0.2)
+
+    async def stop(self) -> None:
+        """Close the streams."""
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for channel in self.channels:
+            await channel.close()
+
+
+async def bench_all(options: AllBenchOptions) -> dict[str, Any]:
+    """Run every measurement of `npc bench all`; return the figures."""
+    with tempfile.TemporaryDirectory(prefix="npc-bench-all-") as scratch:
+        root = Path(scratch)
+        pg = EmbeddedPostgres(root / "postgres")
+        rd = EmbeddedRedis(root / "redis")
+        pg.start()
+        rd.start()
+        try:
+            return await _bench_all(options, root, pg, rd)
+        finally:
+            rd.stop()
+            pg.stop()
+
+
+async def _bench_all(
+    options: AllBenchOptions, root: Path, pg: EmbeddedPostgres, rd: EmbeddedRedis
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    observers = [f"watch{k:02d}" for k in range(1, options.observers + 1)]
+    db = await Database.connect(pg.dsn, min_size=1, max_size=4)
+    redis = aioredis.Redis.from_url(rd.url)
+    process: asyncio.subprocess.Process | None = None
+    figures: dict[str, Any] = {}
+    try:
+        await db.migrate()
+        await seed_demo(db)
+        for k, operator in enumerate(observers):
+            await upsert_operator(
+                db,
+                OperatorSpec(operator, operator.title(), f"W{k:03d}", OBSERVER_TOKEN + operator),
+            )
+        if options.numbers:
+            _log(f"importing a synthetic registry of {options.numbers:,} numbers for the lookups")
+            plan_csv, ported_csv, _ = write_registry(root, options.numbers, 0.3)
+            await import_plan(db, plan_csv)
+            await import_ported(db, ported_csv)
+        _log(f"inserting {options.pending_deadlines:,} pending far-future deadlines")
+        await _insert_backlog(db, options.pending_deadlines)
+
+        _log(f"ceiling: empty grpc.aio calls, {options.workers} bare server process(es)")
+        figures.update(await _rpc_ceiling(options, root))
+        _log(
+            f"ceiling: one-row INSERT + COMMIT from {options.db_pool_size * options.workers}"
+            " connections"
+        )
+        figures.update(await _commit_ceiling(options, pg.dsn))
+
+        portability = PortabilitySettings.from_env()
+        window = ChangeWindow(
+            portability.change_window_start,
+            portability.change_window_end,
+            calendar_for(portability.jurisdiction).timezone,
+        )
+        clock = SharedClock(demo_start(datetime.now(UTC), window), time.time(), options.speed)
+        grpc_port = free_port()
+        env = {
+            **os.environ,
+            "NPC_DATABASE_URL": pg.dsn,
+            "NPC_REDIS_URL": rd.url,
+            "NPC_GRPC_PORT": str(grpc_port),
+            "NPC_HTTP_PORT": str(free_port()),
+            "NPC_VAR_DIR": str(root / "var"),
+            "NPC_DB_POOL_SIZE": str(options.db_pool_size),
+            "NPC_CLOCK": clock.spec,
+            "NPC_DEV_MODE": "1",  # private loopback servers: bearer tokens without TLS
+            "NPC_RATE_LIMIT": "0",  # measure capacity, not the per-operator limit
+        }
+        log_path = root / "serve.log"
+        log_file = log_path.open("wb")
+        _log(f"starting npc serve --workers {options.workers} on the shared clock {clock.spec}")
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "npc",
+            "serve",
+            "--workers",
+            str(options.workers),
+            env=env,
+            stdout=log_file,
+            stderr=log_file,
+        )
+        target = f"127.0.0.1:{grpc_port}"
+        processes = await _wait_workers(log_path, options.workers, process)
+        await _wait_serving(target, process)
+        await _wait_cache(redis, db, timeout=max(120.0, options.numbers / 20_000))
+        # With --workers N the supervisor's children are the servers: each counted apart shows
+        # how the connections spread over them.
+        workers = await asyncio.to_thread(_children, process.pid)
+        roots: dict[str, int | None] = {
+            "client": os.getpid(),
+            **{f"server_{k + 1}": pid for k, pid in enumerate(workers or [process.pid])},
+            "postgres": pg._pidfile_pid(),
+            "redis": rd.pid,
+        }
+        figures.update(await _ports_phase(options, target, clock, db, observers, roots))
+        figures["ratio_messages_vs_rpc_ceiling"] = (
+            round(figures["messages_per_s"] / figures["rpc_ceiling_per_s"], 3)
+            if figures["rpc_ceiling_per_s"]
+            else None
+        )
+        figures.update(await _lookups_phase(options, target))
+        figures.update(
+            {
+                "processes": processes,
+                "workers": options.workers,
+                "cpus": os.cpu_count(),
+                "speed": options.speed,
+                "total_seconds": round(time.perf_counter() - started, 1),
+            }
+        )
+        return figures
+    finally:
+        if process is not None and process.returncode is None:
+            process.terminate()
+            await process.wait()
+        await redis.aclose()
+        await db.close()
+
+
+async def _ports_phase(
+    options: AllBenchOptions,
+    target: str,
+    clock: SharedClock,
+    db: Database,
+    observer_names: list[str],
+    roots: dict[str, int | None],
+) -> dict[str, Any]:
+    """Simulated operators port numbers for `seconds`; observers time the broadcasts.
+
+    The CPU each part of the process tree used while filing says where the time went.
+    """
+    portability = PortabilitySettings.from_env()
+    window = ChangeWindow(
+        portability.change_window_start,
+        portability.change_window_end,
+        calendar_for(portability.jurisdiction).timezone,
+    )
+    calls = _Calls()
+    names = [spec.id for spec in DEMO_OPERATORS if spec.role == "operator"][:4]
+    clients = [
+        _BenchClient(target, f"dev-token-{name}", name, _channels_per_operator(options), calls)
+        for name in names
+    ]
+    ranges = [
+        NumberRange(operator, service, int(first), int(last))
+        for operator, service, first, last in DEMO_RANGES
+    ]
+    profile = replace(
+        scaled_profile(OperatorProfile(), options.speed), max_in_flight=options.in_flight
+    )
+    market = Market(rate=options.rate)
+    simulators = [
+        SimulatedOperator(
+            client,
+            market,
+            ranges,
+            counterparts=names,
+            profile=profile,
+            window=window,
+            now=clock.now,
+            seed=options.seed * 100 + index,
+        )
+        for index, client in enumerate(clients)
+    ]
+    watchers = _Observers(clock)
+    head = await clients[0].events.GetStreamHead(
+        events_pb2.GetStreamHeadRequest(), metadata=clients[0].metadata
+    )
+    watchers.start(target, observer_names, head.position)
+    simulated_start = clock.now()
+    _log(
+        f"ports: 4 simulated operators filing for {options.seconds:g} s from"
+        f" {simulated_start.astimezone(window.zone):%H:%M} {window.timezone} (x{options.speed:g});"
+        f" {len(observer_names)} operators watching the broadcasts"
+    )
+    stats = market.stats
+    try:
+        for simulator in simulators:
+            await simulator.start()
+        t0 = time.monotonic()
+        cpu_before = await asyncio.to_thread(_tree_cpu, roots)
+        stop_at = t0 + options.seconds
+        while (now := time.monotonic()) < stop_at:
+            await asyncio.sleep(min(5.0, stop_at - now))
+            _log(
+                f"ports: {time.monotonic() - t0:5.1f} s filed {stats.filed} executed"
+                f" {stats.executed} completed {stats.completed} broadcasts"
+                f" {len(watchers.arrivals)} calls {len(calls.done)}"
+            )
+        market.gate.clear()
+        t_end = time.monotonic()
+        cpu_after = await asyncio.to_thread(_tree_cpu, roots)
+        drain_until = t_end + options.drain
+        # Polled: the market's counters have no event for "every request closed".
+        while stats.in_flight and time.monotonic() < drain_until:  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+        _log(f"ports: filing stopped; {stats.in_flight} requests still open after the drain")
+    finally:
+        for simulator in simulators:
+            await simulator.stop()
+        await watchers.stop()
+        for client in clients:
+            await client.close()
+
+    # Throughput while filing, once the pipeline delivered its first port (fill time left out).
+    arrivals = watchers.arrivals
+    in_window = [a for a in arrivals if a <= t_end]
+    if len(in_window) >= 2 and in_window[-1] - in_window[0] >= min(1.0, options.seconds / 4):
+        window_start = in_window[0]
+        ports = len(in_window) - 1
+    else:
+        window_start, ports = t0, len(arrivals)
+    span = max(
+        1e-9, (t_end if ports != len(arrivals) else max(arrivals, default=t0)) - window_start
+    )
+    messages = calls.count_between(t0, t_end)
+    async with db.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT kind, extract(epoch FROM fired_at - due_at)::float8 AS late FROM deadlines"
+            " WHERE fired_at IS NOT NULL AND due_at >= $1",
+            simulated_start,
+        )
+        # The scheduler's pass ends with this query (earliest pending instant and the pending
+        # gauge): its cost with the backlog in the table is paid on every pass.
+        scans = []
+        for _ in range(5):
+            scan_started = time.perf_counter()
+            row = await conn.fetchrow(
+                "SELECT min(next_attempt_at) AS due, count(*) AS pending FROM deadlines"
+                " WHERE fired_at IS NULL AND cancelled_at IS NULL"
+            )
+            scans.append(time.perf_counter() - scan_started)
+        pending = row["pending"] if row is not None else 0
+    lateness = [clock.to_wall(timedelta(seconds=row["late"])) for row in rows]
+    silent = [
+        clock.to_wall(timedelta(seconds=r["late"])) for r in rows if r["kind"] == REQUEST_ANSWER
+    ]
+    return {
+        "ports_per_s": round(ports / span, 1),
+        "ports_completed": len(arrivals),
+        "ports_window_s": round(span, 1),
+        "ports_filed": stats.filed,
+        "ports_closed_completed": stats.completed,
+        "messages_per_s": round(messages / max(1e-9, t_end - t0)),
+        "messages": messages,
+        "messages_by_method": dict(sorted(calls.by_method.items())),
+        "donors_silent": stats.silent,
+        "call_errors": stats.errors,
+        "pending_deadlines": options.pending_deadlines,
+        "pending_deadlines_after": pending,
+        "deadlines_fired": len(lateness),
+        "deadline_scan_ms": _ms(statistics.median(scans)),
+        "deadline_lateness_p50_ms": _ms(_percentile(lateness, 0.5)),
+        "deadline_lateness_p99_ms": _ms(_percentile(lateness, 0.99)),
+        "donor_answer_deadlines_fired": len(silent),
+        "donor_answer_lateness_p99_ms": _ms(_percentile(silent, 0.99)) if silent else None,
+        "broadcast_streams": len(observer_names),
+        "broadcasts_received": len(watchers.latencies),
+        "broadcast_p50_ms": _ms(_percentile(watchers.latencies, 0.5)),
+        "broadcast_p99_ms": _ms(_percentile(watchers.latencies, 0.99)),
+        # CPU seconds per wall second while filing (2.0 is two cores busy).
+        "cpu_share_while_filing": {
+            name: round((cpu_after[name] - cpu_before.get(name, 0.0)) / (t_end - t0), 2)
+            for name in cpu_after
+        },
+    }
+
+
+async def _lookups_phase(options: AllBenchOptions, target: str) -> dict[str, Any]:
+    """Batches of 10,000 numbers through LookupNumbers (columnar), as `npc bench lookups`."""
+    rng = random.Random(options.seed)
+    if options.numbers:
+        pool = [(FIRST_NUMBER, FIRST_NUMBER + options.numbers - 1)]
+    else:
+        pool = [(int(first), int(last)) for _, _, first, last in DEMO_RANGES]
+    batches = []
+    for _ in range(20):
+        batch = []
+        for _ in range(BATCH):
+            first, last = rng.choice(pool)
+            batch.append(str(rng.randint(first, last)))
+        batches.append(batch)
+    channels = [_channel(target) for _ in range(max(2, options.workers * 2))]
+    try:
+        stubs = [registry_pb2_grpc.RegistryServiceStub(c) for c in channels]
+        call = lookup_batches(
+            stubs, batches, (("authorization", "Bearer dev-token-claro"),), columnar=True
+        )
+        _log(f"lookups: batches of {BATCH:,} (columnar), 4 in flight")
+        await _throughput(call, 4, min(1.0, options.ceiling_seconds))
+        rate, latencies = await _throughput(call, 4, options.ceiling_seconds)
+    finally:
+        for channel in channels:
+            await channel.close()
+    return {
+        "lookups_batch_per_s": round(rate),
+        "lookups_batch_p99_ms": _ms(_percentile(latencies, 0.99)),
+        "lookups_registry_numbers": options.numbers or None,
+    }
+
+
+def run_all(options: AllBenchOptions, as_json: bool) -> int:
+    """`npc bench all`: print the figures (one JSON object with --json)."""
+    figures = asyncio.run(bench_all(options))
     if as_json:
         print(json.dumps(figures))
     else:

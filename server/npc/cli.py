@@ -28,7 +28,7 @@ from npc.admin import OperatorSpec, add_range, seed_demo, upsert_operator
 from npc.app import Clearinghouse
 from npc.config import Settings
 from npc.core.calendar import calendar_for
-from npc.core.clock import SystemClock
+from npc.core.clock import Clock, SharedClock, SystemClock
 from npc.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedServiceError
 from npc.flows.cancellations.handler import end_reporting_operator, register_reporting_operator
 from npc.flows.registry.importer import (
@@ -41,6 +41,10 @@ from npc.flows.sgu.catalogue import CatalogueImportError, load_catalogue_csv
 from npc.store.database import Database
 
 log = logging.getLogger("npc.cli")
+
+# The presets of npc_clients.traffic (checked by the tests), named here so that `npc --help` does
+# not import the simulator.
+PROFILE_NAMES = ("colombia-2023", "peru-2024")
 
 
 # ---------------------------------------------------------------------------------- storage
@@ -117,8 +121,22 @@ def _listen_overrides(settings: Settings, args: argparse.Namespace) -> Settings:
 # ---------------------------------------------------------------------------------- serve
 
 
+def _clock(settings: Settings) -> Clock:
+    """The wall clock, or the accelerated clock NPC_CLOCK sets explicitly (demos, benchmarks)."""
+    if settings.clock is None:
+        return SystemClock()
+    clock = SharedClock.parse(settings.clock)
+    log.warning(
+        "NPC_CLOCK is set: running on a simulated clock %gx faster than the wall clock, now %s"
+        " (a demo and benchmark facility, never for production)",
+        clock.speed,
+        clock.now().isoformat(timespec="seconds"),
+    )
+    return clock
+
+
 async def _serve(settings: Settings, *, seed: bool, description: str) -> int:
-    house = Clearinghouse(settings, SystemClock())
+    house = Clearinghouse(settings, _clock(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -149,12 +167,24 @@ async def _serve(settings: Settings, *, seed: bool, description: str) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """`npc serve`."""
-    settings = _listen_overrides(Settings.from_env(), args)
+    try:
+        settings = _listen_overrides(Settings.from_env(), args)
+    except ValueError as exc:
+        print(f"npc serve: {exc}", file=sys.stderr)
+        return 2
     if args.workers < 1:
         print("npc serve: --workers must be at least 1", file=sys.stderr)
         return 2
     if args.workers > 1 and (settings.grpc_port == 0 or settings.http_port == 0):
         print("npc serve: --workers needs fixed ports (they share them)", file=sys.stderr)
+        return 2
+    if not settings.mutual_tls and not settings.dev_mode and settings.database_url:
+        print(
+            "npc serve: operators must present client certificates: set NPC_TLS_CERT,"
+            " NPC_TLS_KEY and NPC_TLS_CLIENT_CA (see `npc admin make-ca`), or NPC_DEV_MODE=1"
+            " for bearer tokens without TLS on a trusted development network",
+            file=sys.stderr,
+        )
         return 2
     with storage(settings) as store:
         if args.workers == 1:
@@ -195,6 +225,8 @@ async def _supervise(store: Storage, workers: int) -> int:
         "NPC_HTTP_HOST": settings.http_host,
         "NPC_HTTP_PORT": str(settings.http_port),
     }
+    if not settings.mutual_tls:
+        env["NPC_DEV_MODE"] = "1"  # the supervisor itself was allowed to run without TLS
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -259,14 +291,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.http_port is None and "NPC_HTTP_PORT" not in os.environ:
         args.http_port = 0
     settings = _listen_overrides(settings, args)
+    traffic = None
+    if args.profile is not None:
+        from npc_clients.traffic import profile_named
+
+        traffic = profile_named(args.profile)
+    speed = 86400.0 / (args.day_minutes * 60.0) if args.day_minutes is not None else args.speed
     options = DemoOptions(
         operators=args.operators,
         ports=args.ports,
         duration=args.duration,
         rate=args.rate,
-        speed=args.speed,
+        speed=speed,
         interval=args.interval,
         seed=args.seed,
+        traffic=traffic,
+        scale=args.scale,
     )
     with storage(settings) as store:
         return asyncio.run(run_demo(store.settings, options, describe_storage=store.describe()))
@@ -398,6 +438,7 @@ async def _with_database(url: str, action: str, args: argparse.Namespace) -> int
                     args.routing_code,
                     token,
                     role="regulator" if args.regulator else "operator",
+                    country=args.country,
                 ),
             )
             print(f"{'updated' if exists else 'added'} operator {args.id}")
@@ -449,6 +490,8 @@ async def _reporting(db: Database, action: str, args: argparse.Namespace) -> int
 
 def cmd_admin(args: argparse.Namespace) -> int:
     """`npc admin …`."""
+    if args.action in ("make-ca", "issue-cert"):
+        return _certificates(args)
     url = args.database_url or os.environ.get("NPC_DATABASE_URL")
     if not url:
         print("npc admin: set NPC_DATABASE_URL (or pass --database-url)", file=sys.stderr)
@@ -464,6 +507,28 @@ def cmd_admin(args: argparse.Namespace) -> int:
         print(f"npc admin: no such file: {args.file}", file=sys.stderr)
         return 2
     return asyncio.run(_with_database(url, args.action, args))
+
+
+def _certificates(args: argparse.Namespace) -> int:
+    """`npc admin make-ca DIR` and `npc admin issue-cert DIR NAME`: PKI for tests and demos."""
+    from npc.api.tls import CA_CERT, CA_KEY, issue_certificate, make_ca
+
+    directory = Path(args.dir)
+    if args.action == "make-ca":
+        if (directory / CA_KEY).exists():
+            print(f"npc admin: {directory / CA_KEY} exists; not replacing a CA", file=sys.stderr)
+            return 1
+        print(f"CA certificate: {make_ca(directory)} (give it to the server as NPC_TLS_CLIENT_CA)")
+        return 0
+    if not (directory / CA_KEY).exists():
+        print(
+            f"npc admin: no CA in {directory}; run `npc admin make-ca {directory}`", file=sys.stderr
+        )
+        return 1
+    files = issue_certificate(directory, args.name, server_hosts=args.server_host or None)
+    kind = "server" if args.server_host else f"operator {args.name!r}"
+    print(f"{kind} certificate: {files.cert}, key: {files.key}, CA: {directory / CA_CERT}")
+    return 0
 
 
 # ---------------------------------------------------------------------------------- parser
@@ -539,11 +604,29 @@ def build_parser() -> argparse.ArgumentParser:
         default=20.0,
         help="port requests filed per second, all operators together (default 20; 0: unpaced)",
     )
-    demo.add_argument(
+    pace = demo.add_mutually_exclusive_group()
+    pace.add_argument(
         "--speed",
         type=_positive,
         default=60.0,
         help="demo clock seconds per wall second (default 60)",
+    )
+    pace.add_argument(
+        "--day-minutes",
+        type=_positive,
+        help="time compression as the wall minutes a demo day lasts (e.g. 10: 144x)",
+    )
+    demo.add_argument(
+        "--profile",
+        choices=sorted(PROFILE_NAMES),
+        help="file as a country does: daily curve, market shares and operator behaviour"
+        " (instead of --rate and --operators)",
+    )
+    demo.add_argument(
+        "--scale",
+        type=_positive,
+        default=1.0,
+        help="with --profile, the share of the country's volume to file (default 1)",
     )
     demo.add_argument(
         "--interval", type=_positive, default=1.0, help="seconds between progress lines"
@@ -558,6 +641,22 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--database-url", help="default: NPC_DATABASE_URL")
     actions = admin.add_subparsers(dest="action", required=True, metavar="ACTION")
     actions.add_parser("migrate", help="apply pending schema migrations")
+    make_ca_parser = actions.add_parser(
+        "make-ca", help="create a certificate authority for operators' certificates (tests, demos)"
+    )
+    make_ca_parser.add_argument("dir", metavar="DIR")
+    issue = actions.add_parser(
+        "issue-cert",
+        help="issue an operator's client certificate (CN = operator id) or the server's",
+    )
+    issue.add_argument("dir", metavar="DIR", help="the CA's directory")
+    issue.add_argument("name", metavar="NAME", help="operator id, or a name for the server")
+    issue.add_argument(
+        "--server-host",
+        action="append",
+        metavar="HOST",
+        help="issue a server certificate valid for HOST (DNS name or IP; repeatable)",
+    )
     actions.add_parser(
         "verify-log",
         help="recompute the event log's hash chain and report the first broken position",
@@ -572,6 +671,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_operator.add_argument(
         "--regulator", action="store_true", help="the regulator's read-only identity"
+    )
+    add_operator.add_argument(
+        "--country",
+        choices=("PE", "CO"),
+        default="PE",
+        help="the country whose services it uses (default PE; CO for the PQR regime)",
     )
     add_range_parser = actions.add_parser("add-range", help="assign a numbering range")
     add_range_parser.add_argument("operator", metavar="OPERATOR")
@@ -637,7 +742,80 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lookups.add_argument("--json", action="store_true", help="print one JSON object")
     lookups.set_defaults(func=cmd_bench_lookups)
+    everything = benches.add_parser(
+        "all",
+        help="the whole clearinghouse: ports/s, messages/s, deadline lateness, broadcast"
+        " latency, batch lookups, with the gRPC and PostgreSQL commit ceilings",
+        description="Private PostgreSQL and Redis, `npc serve --workers N` on an accelerated"
+        " shared clock (NPC_CLOCK) starting a minute before the change window, four simulated"
+        " operators porting numbers and 20 operators watching the broadcasts.",
+    )
+    everything.add_argument(
+        "--workers", type=int, default=1, help="server processes (npc serve --workers; default 1)"
+    )
+    everything.add_argument(
+        "--seconds", type=_positive, default=60.0, help="seconds of port filing (default 60)"
+    )
+    everything.add_argument(
+        "--ceiling-seconds",
+        type=_positive,
+        default=5.0,
+        help="seconds of each ceiling and of the lookups (default 5)",
+    )
+    everything.add_argument(
+        "--pending-deadlines",
+        type=int,
+        default=1_000_000,
+        help="far-future deadlines pending during the run (default 1,000,000)",
+    )
+    everything.add_argument(
+        "--numbers",
+        type=int,
+        default=1_000_000,
+        help="synthetic registry for the batch lookups (default 1,000,000; 0: the demo ranges)",
+    )
+    everything.add_argument(
+        "--in-flight",
+        type=int,
+        default=128,
+        help="own requests in flight per simulated operator (default 128)",
+    )
+    everything.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="port requests filed per second, all operators (default 0: as fast as they can)",
+    )
+    everything.add_argument(
+        "--speed", type=_positive, default=60.0, help="simulated seconds per wall second (60)"
+    )
+    everything.add_argument("--json", action="store_true", help="print one JSON object")
+    everything.set_defaults(func=cmd_bench_all)
     return parser
+
+
+def cmd_bench_all(args: argparse.Namespace) -> int:
+    """`npc bench all`."""
+    from npc.bench import AllBenchOptions, run_all
+
+    if args.workers < 1 or args.pending_deadlines < 0 or args.numbers < 0 or args.in_flight < 1:
+        print(
+            "npc bench: --workers and --in-flight must be positive, --pending-deadlines and"
+            " --numbers not negative",
+            file=sys.stderr,
+        )
+        return 2
+    options = AllBenchOptions(
+        workers=args.workers,
+        seconds=args.seconds,
+        ceiling_seconds=args.ceiling_seconds,
+        pending_deadlines=args.pending_deadlines,
+        numbers=args.numbers,
+        in_flight=args.in_flight,
+        rate=args.rate,
+        speed=args.speed,
+    )
+    return run_all(options, args.json)
 
 
 def cmd_bench_lookups(args: argparse.Namespace) -> int:

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field, replace
 from datetime import time, timedelta
 
+from npc.core.clock import SharedClock
+
 
 def _time(value: str) -> time:
     hours, minutes = value.split(":")
@@ -135,6 +137,14 @@ class WebSettings:
         )
 
 
+def _shared_clock(value: str | None) -> str | None:
+    """NPC_CLOCK, checked now so a malformed one stops the process before it serves."""
+    if not value or not value.strip():
+        return None
+    SharedClock.parse(value)
+    return value.strip()
+
+
 @dataclass(frozen=True)
 class Settings:
     """Process settings."""
@@ -148,10 +158,35 @@ class Settings:
     http_port: int = 8080
     var_dir: str = "var"
     db_pool_size: int = 20
+    # NPC_CLOCK: an accelerated shared clock (`npc.core.clock.SharedClock`) for demos and
+    # benchmarks only; None, the default, is the wall clock.
+    clock: str | None = None
     portability: PortabilitySettings = field(default_factory=PortabilitySettings)
     web: WebSettings = field(default_factory=WebSettings)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
     cancellations: CancellationsSettings = field(default_factory=CancellationsSettings)
+    # Mutual TLS: the server's certificate and key, and the CA that issues operators' client
+    # certificates (whose common name is the operator id). All three, or none.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    # Plain bearer tokens without TLS: for development and demos on a trusted network only.
+    dev_mode: bool = False
+    # Calls per second each operator may make to one server process (0: unlimited), and bursts.
+    rate_limit: float = 2000.0
+    rate_burst: float = 4000.0
+    # The longest a unary call may run on the server, whatever deadline the client sent.
+    call_timeout: float = 30.0
+    # A port of this process's own serving only /metrics (None: none). Workers of `npc serve
+    # --workers N` share the HTTP port, so a scrape there reaches any one of them; worker i
+    # (NPC_WORKER) listens on metrics_port + i so Prometheus scrapes each.
+    metrics_port: int | None = None
+    worker: int = 0
+
+    @property
+    def mutual_tls(self) -> bool:
+        """True when operators must present client certificates."""
+        return bool(self.tls_cert and self.tls_key and self.tls_client_ca)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -167,8 +202,18 @@ class Settings:
             http_port=int(env.get("NPC_HTTP_PORT", "8080")),
             var_dir=env.get("NPC_VAR_DIR", "var"),
             db_pool_size=int(env.get("NPC_DB_POOL_SIZE", "20")),
+            clock=_shared_clock(env.get("NPC_CLOCK")),
             portability=PortabilitySettings.from_env(),
             web=WebSettings.from_env(),
             notifications=NotificationSettings.from_env(),
             cancellations=CancellationsSettings.from_env(),
+            tls_cert=env.get("NPC_TLS_CERT") or None,
+            tls_key=env.get("NPC_TLS_KEY") or None,
+            tls_client_ca=env.get("NPC_TLS_CLIENT_CA") or None,
+            dev_mode=_flag(env.get("NPC_DEV_MODE")),
+            rate_limit=float(env.get("NPC_RATE_LIMIT", "2000")),
+            rate_burst=float(env.get("NPC_RATE_BURST", "4000")),
+            call_timeout=float(env.get("NPC_CALL_TIMEOUT", "30")),
+            metrics_port=int(env["NPC_METRICS_PORT"]) if env.get("NPC_METRICS_PORT") else None,
+            worker=int(env.get("NPC_WORKER", "0")),
         )

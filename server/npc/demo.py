@@ -7,6 +7,11 @@ by default: a donor's 5 minutes last 5 seconds, the 6-hour window 6 minutes). Wh
 about to close, the demo stops filing, lets the ports under way finish, and jumps the clock to a
 minute before the next night's window, so an unbounded demo keeps porting.
 
+With a traffic profile (`--profile peru-2024`), filing follows the country's daily curve instead
+of a fixed rate: the clock runs the whole day without jumps (`--day-minutes 10` runs a day in ten
+wall minutes), requests arrive mostly in shop hours and wait for the night's window, and each
+operator answers, objects and stays silent as its profile says.
+
 Only the demo uses this clock; the core and the flows see nothing but the `Clock` protocol.
 """
 
@@ -39,6 +44,7 @@ from npc_clients.simulator import (
     SimulatedOperator,
     Stats,
 )
+from npc_clients.traffic import TrafficGenerator, TrafficProfile, drive
 
 LEAD_IN = timedelta(minutes=1)  # the demo clock starts this long before a window opens
 CLOSING_MARGIN = timedelta(minutes=10)  # stop filing this long before the window closes
@@ -116,6 +122,8 @@ class DemoOptions:
     drain: float = 30.0  # after --duration, wall seconds to wait for ports under way
     seed: int | None = None  # random seed of the simulated operators
     profile: OperatorProfile = dataclasses.field(default_factory=OperatorProfile)
+    traffic: TrafficProfile | None = None  # file as this country does (then `rate` is unused)
+    scale: float = 1.0  # share of the traffic profile's volume to file
 
 
 def scaled_profile(profile: OperatorProfile, speed: float) -> OperatorProfile:
@@ -188,10 +196,21 @@ class DemoRun:
         """Run until the bound is reached, the duration is over or a signal arrives; exit code."""
         options = self.options
         names = [spec.id for spec in DEMO_OPERATORS if spec.role == "operator"]
-        if not 2 <= options.operators <= len(names):
+        traffic = options.traffic
+        if traffic is not None:
+            unknown = [name for name in traffic.names if name not in names]
+            if unknown:
+                self.say(
+                    f"npc demo: profile {traffic.name} needs operators the demo market lacks"
+                    f" ({', '.join(unknown)}); it has {', '.join(names)}"
+                )
+                return 2
+            names = traffic.names
+        elif not 2 <= options.operators <= len(names):
             self.say(f"npc demo: --operators must be between 2 and {len(names)}")
             return 2
-        names = names[: options.operators]
+        else:
+            names = names[: options.operators]
         assert self.settings.database_url is not None
         latest = await _latest_event(self.settings.database_url)
         after = max(datetime.now(UTC), latest or datetime.now(UTC))
@@ -226,6 +245,8 @@ class DemoRun:
             ]
             profile = scaled_profile(options.profile, options.speed)
             for index, name in enumerate(names):
+                if traffic is not None:
+                    profile = traffic.operator(name).wall_profile(options.speed)
                 client = OperatorClient(target, f"dev-token-{name}", operator=name)
                 clients.append(client)
                 simulators.append(
@@ -238,12 +259,27 @@ class DemoRun:
                         window=self.window,
                         now=clock.now,
                         seed=None if options.seed is None else options.seed * 100 + index,
+                        file_requests=traffic is None,
                     )
                 )
             self._banner(house, clock, names)
             for simulator in simulators:
                 await simulator.start()
-            return await self._watch(clock)
+            if traffic is None:
+                return await self._watch(clock)
+            generator = TrafficGenerator(
+                traffic, clock.now(), seed=options.seed or 0, scale=options.scale
+            )
+            filing = loop.create_task(
+                drive(generator, {s.operator: s for s in simulators}, clock.now),
+                name="demo-traffic",
+            )
+            try:
+                return await self._watch(clock)
+            finally:
+                filing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await filing
         finally:
             self._stop_filing()
             for simulator in simulators:
@@ -287,7 +323,12 @@ class DemoRun:
             bound = f"for {options.duration:g} s"
         else:
             bound = "until Ctrl-C"
-        pace = f"{options.rate:g} requests/s" if options.rate > 0 else "as fast as possible"
+        if options.traffic is not None:
+            pace = "as the traffic profile arrives"
+        elif options.rate > 0:
+            pace = f"{options.rate:g} requests/s"
+        else:
+            pace = "as fast as possible"
         self.say(
             f"npc demo: clearinghouse on gRPC {settings.grpc_host}:{house.grpc_port},"
             f" HTTP http://{settings.http_host}:{house.http_port} (/healthz, /metrics)"
@@ -295,6 +336,13 @@ class DemoRun:
         if self.describe_storage:
             self.say(f"  storage: {self.describe_storage}")
         self.say(f"  operators: {', '.join(names)} (tokens dev-token-<operator>)")
+        if options.traffic is not None:
+            traffic = options.traffic
+            self.say(
+                f"  traffic: {traffic.name}, {traffic.daily_requests * options.scale:,.0f}"
+                f" requests a day on average; a day lasts {86400 / options.speed / 60:.1f} min;"
+                f" shares {', '.join(f'{k} {v:.0%}' for k, v in traffic.shares().items())}"
+            )
         self.say(
             f"  demo clock: starts {local:%a %Y-%m-%d %H:%M} {window.timezone}, runs"
             f" {options.speed:g}x; change window {window.start:%H:%M}-{window.end:%H:%M}"
@@ -309,6 +357,9 @@ class DemoRun:
         started = wall.monotonic()
         night = asyncio.get_running_loop().create_task(self._night_cycle(clock), name="demo-night")
         stall_limit = max(60.0, 5.0 / options.rate if options.rate > 0 else 0.0)
+        if options.traffic is not None:
+            # The whole day runs: requests filed in the morning wait for the night's window.
+            stall_limit = max(stall_limit, 86400.0 / options.speed + 60.0)
         last_change, last_seen = wall.monotonic(), self._progress_key(stats)
         last_completed, last_line = 0, wall.monotonic()
         draining_since: float | None = None
@@ -374,14 +425,19 @@ class DemoRun:
         self.say(
             f"[{elapsed:6.1f}s] {local:%a %H:%M} | filed {s.filed} admissible {s.admissible}"
             f" scheduled {s.scheduled} executed {s.executed} completed {s.completed}"
-            f" | objected {s.objected} silent {s.silent} rejected {s.rejected}"
+            f" | objected {s.objected} silent {s.silent} late {s.late} rejected {s.rejected}"
             f" cancelled {s.cancelled} abandoned {s.abandoned}"
             f" | {_fmt_rate(rate)} ports/s"
         )
 
     async def _night_cycle(self, clock: DemoClock, poll: float = 0.05) -> None:
-        """Skip the daytime: near the window's close, drain, then jump to the next night."""
+        """Skip the daytime: near the window's close, drain, then jump to the next night.
+
+        Not with a traffic profile, whose requests arrive during the day.
+        """
         window, market = self.window, self.market
+        if self.options.traffic is not None:
+            return
         while True:
             await asyncio.sleep(poll)
             now = clock.now()
@@ -429,8 +485,14 @@ class DemoRun:
             f" {_fmt_rate(s.completion_rate())} complete ports/s{sustained}"
             f" (filed {s.filed}; rejected {s.rejected}, cancelled {s.cancelled},"
             f" abandoned {s.abandoned}, unfinished {s.in_flight};"
-            f" donors accepted {s.accepted}, objected {s.objected}, silent {s.silent};"
+            f" donors accepted {s.accepted}, objected {s.objected}, silent {s.silent},"
+            f" late {s.late};"
             f" errors {s.errors})"
+            + (
+                f"; traffic offered {s.offered}, declined {s.declined}"
+                if self.options.traffic is not None
+                else ""
+            )
         )
 
 

@@ -42,6 +42,7 @@ async def test_deadline_fires_after_sigkill_and_restart(database_url, redis_serv
         "NPC_DATABASE_URL": database_url,
         "NPC_REDIS_URL": redis_server.url,
         "NPC_REDIS_PREFIX": "crash",
+        "NPC_DEV_MODE": "1",
         "NPC_GRPC_PORT": str(grpc_port),
         "NPC_HTTP_PORT": str(http_port),
     }

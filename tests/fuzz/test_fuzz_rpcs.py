@@ -19,6 +19,7 @@ from datetime import timedelta
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2, status_pb2
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -82,11 +83,19 @@ def assert_sound(rpc: Rpc, outcome: Outcome, request: object) -> None:
     if outcome.details is not None:
         # Trailers are capped by clients: an error must stay readable whatever was sent.
         assert outcome.details.ByteSize() <= 4096, (rpc.path, "oversized status", outcome.details)
-    if outcome.code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+    if outcome.code == grpc.StatusCode.RESOURCE_EXHAUSTED and not retry_later(outcome.details):
+        # Not the caller's rate limit: only a message over the size limit may exhaust the server.
         sizes = [r.ByteSize() for r in (request if isinstance(request, list) else [request])]
         assert max(sizes) > MAX_MESSAGE_BYTES, (rpc.path, "exhausted by", sizes, outcome.details)
     if outcome.code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE):
         assert field_violations(outcome.details), (rpc.path, outcome, request)
+
+
+def retry_later(status: status_pb2.Status | None) -> bool:
+    """True when the status tells the caller when to retry (its rate limit)."""
+    return status is not None and any(
+        d.Is(error_details_pb2.RetryInfo.DESCRIPTOR) for d in status.details
+    )
 
 
 async def after_example(fuzzing: Fuzzing) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from npc.core import errors
@@ -82,6 +82,10 @@ def to_status(error: errors.DomainError) -> status_pb2.Status:
                 )
             )
         )
+    elif isinstance(error, errors.ResourceExhausted):
+        delay = duration_pb2.Duration()
+        delay.FromMilliseconds(max(1, int(error.retry_after * 1000)))
+        status.details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     elif isinstance(error, errors.NotFound | errors.AlreadyExists):
         status.details.append(
             _pack(

@@ -8,7 +8,7 @@ import grpc
 from google.protobuf import struct_pb2, timestamp_pb2
 
 from npc.api.identity import current_caller
-from npc.core.errors import FieldViolation, InvalidArgument, OutOfRange
+from npc.core.errors import FieldViolation, InvalidArgument, OutOfRange, PermissionDenied
 from npc.core.events import LoggedEvent
 from npc.core.fanout import EventHub
 from npc.v1 import events_pb2, events_pb2_grpc
@@ -35,10 +35,16 @@ def event_message(event: LoggedEvent) -> events_pb2.Event:
 
 
 class EventServicer(events_pb2_grpc.EventServiceServicer):
-    """Subscribe from a position; the regulator receives every event."""
+    """Subscribe from a position; the regulator receives every event of its country's flows."""
 
     def __init__(self, hub: EventHub) -> None:
         self.hub = hub
+        self._flows_of: dict[str, set[str]] = {}
+
+    def add_flow(self, flow: str, countries: set[str]) -> None:
+        """Let the callers of `countries` receive the events of `flow`."""
+        for country in countries:
+            self._flows_of.setdefault(country, set()).add(flow)
 
     async def Subscribe(  # noqa: N802
         self, request: events_pb2.SubscribeRequest, context: grpc.aio.ServicerContext
@@ -58,7 +64,16 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
                 raise OutOfRange("from_position", f"beyond the head of the log ({self.hub.head})")
         caller = current_caller()
         operator = None if caller.is_regulator else caller.operator
-        async for event in self.hub.subscribe(operator, request.from_position, list(request.flows)):
+        # Never the flows of another country: OSIPTEL reads no Colombian PQR, the SIC no
+        # Peruvian port, and a provider gets no other country's broadcasts.
+        own = self._flows_of.get(caller.country, set())
+        foreign = set().union(*self._flows_of.values()) - own
+        asked = sorted(foreign & set(request.flows))
+        if asked:
+            raise PermissionDenied(f"the events of {asked} are not {caller.country}'s")
+        async for event in self.hub.subscribe(
+            operator, request.from_position, list(request.flows), sorted(foreign)
+        ):
             yield event_message(event)
 
     async def GetStreamHead(  # noqa: N802

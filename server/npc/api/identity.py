@@ -14,10 +14,11 @@ from npc.store.database import Database
 
 @dataclass(frozen=True)
 class Caller:
-    """An identified caller: an operator, or the regulator (read-only)."""
+    """An identified caller: an operator, or the regulator (read-only), of one country."""
 
     operator: str
     role: str = "operator"
+    country: str = "PE"  # whose regulation it is under: "PE" (OSIPTEL) or "CO" (CRC, SIC)
 
     @property
     def is_regulator(self) -> bool:
@@ -45,16 +46,40 @@ class TokenAuthenticator:
         self.db = db
         self.refresh_seconds = refresh_seconds
         self._by_digest: dict[bytes, Caller] = {}
+        self._by_id: dict[str, Caller] = {}
         self._loaded_at = 0.0
 
     async def load(self) -> None:
         """Reload the token table."""
         async with self.db.pool.acquire() as conn:
             rows = await conn.fetch(
-                "SELECT id, role, token_sha256 FROM operators WHERE token_sha256 IS NOT NULL"
+                "SELECT id, role, country, token_sha256 FROM operators"
+                " WHERE token_sha256 IS NOT NULL"
             )
-        self._by_digest = {bytes(r["token_sha256"]): Caller(r["id"], r["role"]) for r in rows}
+        self._by_digest = {
+            bytes(r["token_sha256"]): Caller(r["id"], r["role"], r["country"]) for r in rows
+        }
+        async with self.db.pool.acquire() as conn:
+            everyone = await conn.fetch("SELECT id, role, country FROM operators")
+        self._by_id = {r["id"]: Caller(r["id"], r["role"], r["country"]) for r in everyone}
         self._loaded_at = time.monotonic()
+
+    async def authenticate_certificate(self, common_names: list[bytes] | None) -> Caller:
+        """The caller whose verified client certificate carries `common_names` (mutual TLS).
+
+        The TLS layer already checked the certificate against the operators' CA; its common name
+        must be a registered operator (or the regulator).
+        """
+        if not common_names:
+            raise Unauthenticated("a client certificate with a common name is required")
+        name = common_names[0].decode(errors="replace")
+        caller = self._by_id.get(name)
+        if caller is None and time.monotonic() - self._loaded_at > self.refresh_seconds:
+            await self.load()
+            caller = self._by_id.get(name)
+        if caller is None:
+            raise Unauthenticated(f"no operator {name!r} is registered for this certificate")
+        return caller
 
     async def authenticate(self, metadata: tuple[tuple[str, str | bytes], ...] | None) -> Caller:
         """The caller presenting `metadata`, or Unauthenticated."""

@@ -3,6 +3,7 @@ errors into gRPC statuses. Servicers stay free of all three concerns."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -16,7 +17,8 @@ from prometheus_client import Counter, Histogram
 
 from npc.api.errors import RpcFailure, abort, to_status
 from npc.api.identity import CURRENT_CALLER, TokenAuthenticator
-from npc.core.errors import DomainError
+from npc.api.limits import RateLimiter
+from npc.core.errors import DomainError, PermissionDenied
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +34,12 @@ RPC_SECONDS = Histogram(
 )
 
 _OPEN = ("/grpc.health.v1.", "/grpc.reflection.")
+# What a connection lost mid-call raises: the storage is away, not the request wrong. asyncpg
+# reports some losses in the middle of a protocol step as InternalClientError.
 _UNAVAILABLE = (
     OSError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
 )
@@ -49,6 +54,11 @@ def _failure_status(exc: BaseException, method: str) -> status_pb2.Status:
         log.warning("%s: concurrent update conflict: %s", method, exc)
         return status_pb2.Status(
             code=code_pb2.ABORTED, message="concurrent update; retry with the same request_id"
+        )
+    if isinstance(exc, TimeoutError):
+        log.warning("%s: took longer than its deadline", method)
+        return status_pb2.Status(
+            code=code_pb2.DEADLINE_EXCEEDED, message="the call took longer than its deadline"
         )
     if isinstance(exc, _UNAVAILABLE):
         log.warning("%s: storage unavailable: %s", method, exc)
@@ -66,8 +76,29 @@ def _code_name(code: int) -> str:
 class ServerInterceptor(grpc.aio.ServerInterceptor):
     """Identity, metrics and error mapping around every operator-facing RPC."""
 
-    def __init__(self, authenticator: TokenAuthenticator) -> None:
+    def __init__(
+        self,
+        authenticator: TokenAuthenticator,
+        *,
+        certificates: bool = False,
+        limiter: RateLimiter | None = None,
+        call_timeout: float = 30.0,
+        countries: dict[str, str] | None = None,
+    ) -> None:
         self.authenticator = authenticator
+        # With mutual TLS the identity comes from the client certificate, never from a token.
+        self.certificates = certificates
+        self.limiter = limiter or RateLimiter(0, 0)
+        self.call_timeout = call_timeout
+        # Full service name -> the country whose regulation it implements: an operator or a
+        # regulator of another country has no rights there (OSIPTEL cannot decide a Colombian
+        # appeal, a Colombian provider cannot file a Peruvian port).
+        self.countries = countries or {}
+
+    def _timeout(self, context: grpc.aio.ServicerContext) -> float:
+        """The time a unary call may take: the client's deadline, capped by the server's."""
+        remaining = context.time_remaining()
+        return self.call_timeout if remaining is None else min(remaining, self.call_timeout)
 
     @contextlib.asynccontextmanager
     async def _served(
@@ -77,13 +108,25 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         method_path: str,
         metadata: tuple[Any, ...],
         context: grpc.aio.ServicerContext,
+        country: str | None = None,
     ) -> AsyncIterator[None]:
         """Identify the caller, then count, time and map the failure of one call."""
         RPC_STARTED.labels(service, method).inc()
         started = time.perf_counter()
         code = code_pb2.OK
         try:
-            CURRENT_CALLER.set(await self.authenticator.authenticate(metadata))
+            if self.certificates:
+                names = context.auth_context().get("x509_common_name")
+                caller = await self.authenticator.authenticate_certificate(names)
+            else:
+                caller = await self.authenticator.authenticate(metadata)
+            if country is not None and caller.country != country:
+                raise PermissionDenied(
+                    f"{service} serves the operators of {country}; {caller.operator} is under"
+                    f" {caller.country}'s regulation"
+                )
+            CURRENT_CALLER.set(caller)
+            self.limiter.acquire(caller.operator)
             yield
         except Exception as exc:  # every failure becomes a status, never a crash
             status = _failure_status(exc, method_path)
@@ -102,18 +145,27 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         method_path: str = handler_call_details.method
         if handler is None or method_path.startswith(_OPEN):
             return handler
-        service, _, method = method_path.strip("/").rpartition("/")
-        service = service.rsplit(".", 1)[-1]
+        full_service, _, method = method_path.strip("/").rpartition("/")
+        service = full_service.rsplit(".", 1)[-1]
         metadata = tuple(handler_call_details.invocation_metadata or ())
+        country = self.countries.get(full_service)
 
-        served = self._served
+        def served(
+            service: str,
+            method: str,
+            method_path: str,
+            metadata: tuple[Any, ...],
+            context: grpc.aio.ServicerContext,
+        ) -> contextlib.AbstractAsyncContextManager[None]:
+            return self._served(service, method, method_path, metadata, context, country)
 
         if handler.unary_unary:
             inner = handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 async with served(service, method, method_path, metadata, context):
-                    return await inner(request, context)
+                    async with asyncio.timeout(self._timeout(context)):
+                        return await inner(request, context)
 
             return grpc.unary_unary_rpc_method_handler(
                 unary,
@@ -141,7 +193,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
             ) -> Any:
                 async with served(service, method, method_path, metadata, context):
-                    return await inner_client_stream(request_iterator, context)
+                    async with asyncio.timeout(self._timeout(context)):
+                        return await inner_client_stream(request_iterator, context)
 
             return grpc.stream_unary_rpc_method_handler(
                 client_stream,

@@ -8,6 +8,8 @@ from grpc_reflection.v1alpha import reflection
 
 from npc.api.identity import TokenAuthenticator
 from npc.api.interceptors import ServerInterceptor
+from npc.api.limits import RateLimiter
+from npc.api.tls import TlsFiles, server_credentials
 from npc.core.flow import GrpcService
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
@@ -16,9 +18,25 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 class GrpcServer:
     """Owns the grpc.aio server and its health status."""
 
-    def __init__(self, services: list[GrpcService], authenticator: TokenAuthenticator) -> None:
+    def __init__(
+        self,
+        services: list[GrpcService],
+        authenticator: TokenAuthenticator,
+        *,
+        tls: TlsFiles | None = None,
+        limiter: RateLimiter | None = None,
+        call_timeout: float = 30.0,
+    ) -> None:
+        self.tls = tls
+        interceptor = ServerInterceptor(
+            authenticator,
+            certificates=tls is not None,
+            limiter=limiter,
+            call_timeout=call_timeout,
+            countries={s.full_name: s.country for s in services if s.country},
+        )
         self.server = grpc.aio.server(
-            interceptors=[ServerInterceptor(authenticator)],
+            interceptors=[interceptor],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -37,7 +55,10 @@ class GrpcServer:
 
     async def start(self, host: str, port: int) -> int:
         """Listen on host:port (port 0 picks one) and mark every service SERVING."""
-        self.port = self.server.add_insecure_port(f"{host}:{port}")
+        if self.tls is not None:
+            self.port = self.server.add_secure_port(f"{host}:{port}", server_credentials(self.tls))
+        else:
+            self.port = self.server.add_insecure_port(f"{host}:{port}")
         await self.server.start()
         await self._set_all(health_pb2.HealthCheckResponse.SERVING)
         return self.port

@@ -1,13 +1,16 @@
 """Injected time. Flows never read the wall clock: they ask the core's clock.
 
 `SystemClock` is the wall clock; `FakeClock` only moves when a test advances it, so a five-minute
-SLA test takes milliseconds.
+SLA test takes milliseconds. `SharedClock` (NPC_CLOCK) is an accelerated clock for demos and
+benchmarks that several processes compute alike.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -76,3 +79,72 @@ class FakeClock:
             finally:
                 moved.cancel()
                 woken.cancel()
+
+
+CLOCK_ENV = "NPC_CLOCK"
+
+
+class SharedClock:
+    """An accelerated clock every process computes identically: a demo and benchmark facility.
+
+    Ports execute only in the nightly change window, so a benchmark that wants executions now runs
+    the clearinghouse on simulated time. Several server processes (and the benchmark's clients)
+    must then agree on the instant without talking to each other: each one computes
+
+        now = start + (time.time() - epoch) * speed
+
+    from the same specification `<start ISO 8601>@<wall epoch seconds>x<speed>`, e.g.
+    `2026-11-24T04:59:00+00:00@1795000000.0x60`, passed in NPC_CLOCK. Production never sets it;
+    `npc serve` uses it only when NPC_CLOCK is set explicitly, and refuses a malformed one.
+    """
+
+    def __init__(self, start: datetime, epoch: float, speed: float) -> None:
+        if start.tzinfo is None:
+            raise ValueError("the shared clock needs a timezone-aware start")
+        if speed <= 0:
+            raise ValueError("the shared clock's speed must be positive")
+        self.start = start.astimezone(UTC)
+        self.epoch = epoch
+        self.speed = speed
+
+    @classmethod
+    def parse(cls, spec: str) -> SharedClock:
+        """Build from `<start ISO>@<epoch>x<speed>`; ValueError when malformed."""
+        try:
+            start_text, rest = spec.strip().rsplit("@", 1)
+            epoch_text, speed_text = rest.split("x", 1)
+            start = datetime.fromisoformat(start_text)
+            return cls(start, float(epoch_text), float(speed_text))
+        except ValueError as exc:
+            raise ValueError(
+                f"{CLOCK_ENV} must be <start ISO 8601 with offset>@<epoch seconds>x<speed>,"
+                f" not {spec!r} ({exc})"
+            ) from None
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> SharedClock | None:
+        """The clock NPC_CLOCK describes, or None when it is unset."""
+        spec = (env if env is not None else os.environ).get(CLOCK_ENV, "").strip()
+        return cls.parse(spec) if spec else None
+
+    @property
+    def spec(self) -> str:
+        """The specification that rebuilds this clock in another process."""
+        return f"{self.start.isoformat()}@{self.epoch!r}x{self.speed!r}"
+
+    def now(self) -> datetime:
+        """The simulated instant, in UTC."""
+        return self.start + timedelta(seconds=(time.time() - self.epoch) * self.speed)
+
+    def to_wall(self, simulated: timedelta) -> float:
+        """Wall seconds that `simulated` time takes on this clock."""
+        return simulated.total_seconds() / self.speed
+
+    async def sleep_until(self, instant: datetime, wake: asyncio.Event) -> None:
+        """Sleep until the simulated clock reaches `instant`, or until `wake` is set."""
+        delay = (instant - self.now()).total_seconds() / self.speed
+        if delay <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await wake.wait()

@@ -13,8 +13,8 @@ from npc.store.database import Txn
 
 COMPLIANCE_RECORDS = Counter(
     "npc_compliance_records_total",
-    "Compliance records written, by flow, rule and severity.",
-    ["flow", "rule", "severity"],
+    "Compliance records written, by flow, rule, severity and the operator in breach.",
+    ["flow", "rule", "severity", "operator"],
 )
 
 
@@ -93,5 +93,7 @@ async def record_breach(
             "evidence": evidence,
         },
     )
-    txn.after_commit(lambda: COMPLIANCE_RECORDS.labels(flow, rule.key, rule.severity).inc())
+    txn.after_commit(
+        lambda: COMPLIANCE_RECORDS.labels(flow, rule.key, rule.severity, operator).inc()
+    )
     return True

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 
 from npc.core.clock import Clock
 from npc.store.database import Database, Txn
@@ -35,7 +35,6 @@ DEADLINE_LATENESS = Histogram(
     ["flow"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
-DEADLINES_PENDING = Gauge("npc_deadlines_pending", "Deadlines not yet fired or cancelled.")
 
 
 @dataclass(frozen=True)
@@ -192,13 +191,10 @@ class DeadlineScheduler:
     async def next_due(self) -> datetime | None:
         """The earliest pending instant, if any."""
         async with self.db.pool.acquire() as conn:
-            row = await conn.fetchrow(
-                "SELECT min(next_attempt_at) AS due, count(*) AS pending FROM deadlines"
+            due: datetime | None = await conn.fetchval(
+                "SELECT min(next_attempt_at) FROM deadlines"
                 " WHERE fired_at IS NULL AND cancelled_at IS NULL"
             )
-        assert row is not None
-        DEADLINES_PENDING.set(row["pending"])
-        due: datetime | None = row["due"]
         return due
 
     async def run(self) -> None:

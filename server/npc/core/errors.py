@@ -103,3 +103,13 @@ class Unauthenticated(DomainError):
     """The caller could not be identified."""
 
     grpc_code = "UNAUTHENTICATED"
+
+
+class ResourceExhausted(DomainError):
+    """The caller went over its rate limit; it may retry after `retry_after` seconds."""
+
+    grpc_code = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -13,11 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 
 import asyncpg
-from prometheus_client import Counter, Gauge
+from prometheus_client import REGISTRY, Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from npc.core.events import LoggedEvent, chain_hash
 from npc.store.database import Database
@@ -27,11 +30,51 @@ log = logging.getLogger(__name__)
 HEAD_POSITION = Gauge("npc_event_log_head_position", "Highest position assigned in the event log.")
 SEQUENCED = Counter("npc_events_sequenced_total", "Events given a position by this process.")
 SUBSCRIBERS = Gauge("npc_event_subscribers", "Open event stream subscriptions in this process.")
-SUBSCRIBER_LAG = Gauge(
-    "npc_event_subscriber_lag_events",
-    "Events between the log head and the position an operator's stream has delivered.",
+DELIVERED = Counter(
+    "npc_events_delivered_total", "Events sent on operators' streams, by operator.", ["operator"]
+)
+CATCHUP_READS = Counter(
+    "npc_event_catchup_reads_total",
+    "Reads from PostgreSQL by a stream that fell behind the in-memory window, by operator.",
     ["operator"],
 )
+
+
+class _Subscription:
+    """One open stream: whom it serves and the last position it went past."""
+
+    __slots__ = ("label", "cursor")
+
+    def __init__(self, label: str, cursor: int) -> None:
+        self.label = label
+        self.cursor = cursor
+
+
+class _SubscriberLag(Collector):
+    """Per operator, the largest distance between a hub's head and one of its streams' cursors,
+    computed at scrape time: a stream blocked on a slow reader is seen lagging while it is
+    blocked, and a closed stream leaves no stale series behind."""
+
+    def __init__(self) -> None:
+        self.hubs: weakref.WeakSet[EventHub] = weakref.WeakSet()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        lag: dict[str, int] = {}
+        for hub in list(self.hubs):
+            for sub in list(hub.subscriptions):
+                lag[sub.label] = max(lag.get(sub.label, 0), max(0, hub.head - sub.cursor))
+        family = GaugeMetricFamily(
+            "npc_event_subscriber_lag_events",
+            "Events between the log head and the position an operator's slowest stream reached.",
+            labels=["operator"],
+        )
+        for label in sorted(lag):
+            family.add_metric([label], lag[label])
+        yield family
+
+
+SUBSCRIBER_LAG = _SubscriberLag()
+REGISTRY.register(SUBSCRIBER_LAG)
 
 _EVENT_COLUMNS = (
     "position, occurred_at, flow, type, code, case_id, sender, audience, broadcast, payload"
@@ -136,6 +179,8 @@ class EventHub:
         self._changed = asyncio.Condition()
         self._refresh_lock = asyncio.Lock()
         self._hooks: list[EventsHook] = []
+        self.subscriptions: set[_Subscription] = set()
+        SUBSCRIBER_LAG.hubs.add(self)
 
     def add_hook(self, hook: EventsHook) -> None:
         """Call `hook` with each new batch of contiguous events before they are delivered.
@@ -218,51 +263,69 @@ class EventHub:
             await self._changed.wait_for(lambda: self.head > position)
 
     async def _from_database(
-        self, operator: str | None, after: int, upto: int, flows: Sequence[str], limit: int
+        self,
+        operator: str | None,
+        after: int,
+        upto: int,
+        flows: Sequence[str],
+        excluded: Sequence[str],
+        limit: int,
     ) -> list[LoggedEvent]:
         async with self.db.pool.acquire() as conn:
             rows = await conn.fetch(
                 f"SELECT {_EVENT_COLUMNS} FROM events WHERE position > $1 AND position <= $2"
                 " AND ($3::text IS NULL OR broadcast OR $3 = ANY(audience))"
                 " AND (cardinality($4::text[]) = 0 OR flow = ANY($4))"
-                " ORDER BY position LIMIT $5",
+                " AND NOT (flow = ANY($5::text[]))"
+                " ORDER BY position LIMIT $6",
                 after,
                 upto,
                 operator,
                 list(flows),
+                list(excluded),
                 limit,
             )
         return [LoggedEvent.from_row(r) for r in rows]
 
     async def subscribe(
-        self, operator: str | None, from_position: int, flows: Sequence[str] = ()
+        self,
+        operator: str | None,
+        from_position: int,
+        flows: Sequence[str] = (),
+        excluded: Sequence[str] = (),
     ) -> AsyncIterator[LoggedEvent]:
-        """Yield every event after `from_position` addressed to `operator` (all when None).
+        """Yield every event after `from_position` addressed to `operator` (all when None), of
+        `flows` (every flow when empty) but never of the `excluded` flows.
 
         The cursor is the only per-subscriber state, so a slow subscriber costs nothing to the
         others: when it falls out of the in-memory window it reads from PostgreSQL.
         """
         cursor = from_position
         wanted = set(flows)
+        unwanted = set(excluded)
         label = operator or "*"
+        sub = _Subscription(label, cursor)
+        delivered = DELIVERED.labels(label)
+        self.subscriptions.add(sub)
         SUBSCRIBERS.inc()
         try:
             while True:
+                sub.cursor = cursor
                 head = self.head
                 oldest = self.window[0].position if self.window else head + 1
                 if cursor >= head:
-                    SUBSCRIBER_LAG.labels(label).set(0)
                     await self._wait_beyond(cursor)
                     continue
                 if cursor + 1 < oldest:
                     upto = min(head, oldest - 1)
-                    batch = await self._from_database(operator, cursor, upto, flows, 500)
+                    CATCHUP_READS.labels(label).inc()
+                    batch = await self._from_database(operator, cursor, upto, flows, excluded, 500)
                     for event in batch:
                         yield event
-                        cursor = event.position
+                        delivered.inc()
+                        cursor = sub.cursor = event.position
                     if len(batch) < 500:
                         cursor = upto
-                    SUBSCRIBER_LAG.labels(label).set(max(0, self.head - cursor))
                     continue
                 start = cursor + 1 - oldest
                 for index in range(start, start + (head - cursor)):
@@ -272,10 +335,14 @@ class EventHub:
                     if event.position != cursor + 1:
                         break  # the window moved under us; recompute from the cursor
                     cursor = event.position
-                    if (operator is None or event.addressed_to(operator)) and (
-                        not wanted or event.flow in wanted
+                    if (
+                        (operator is None or event.addressed_to(operator))
+                        and (not wanted or event.flow in wanted)
+                        and event.flow not in unwanted
                     ):
                         yield event
-                SUBSCRIBER_LAG.labels(label).set(max(0, self.head - cursor))
+                        delivered.inc()
+                        sub.cursor = cursor
         finally:
+            self.subscriptions.discard(sub)
             SUBSCRIBERS.dec()

@@ -22,6 +22,9 @@ class GrpcService:
     full_name: str  # e.g. "npc.v1.PortabilityService"
     servicer: Any
     add_to_server: Callable[[Any, Any], None]
+    # The country whose regulation the service implements ("PE", "CO"); callers of another
+    # country are refused. None: a service of every country (the event stream).
+    country: str | None = None
 
 
 class Flow(Protocol):

@@ -14,6 +14,7 @@ from npc.core.deadlines import DeadlineScheduler
 from npc.core.fanout import EventHub, Sequencer
 from npc.core.flow import Flow
 from npc.core.notify import Notifier
+from npc.core.sampler import Sampler
 from npc.store.database import Database, Txn
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class Core:
         self.hub = EventHub(db)
         self.sequencer = Sequencer(db, on_sequenced=self._sequenced)
         self.deadlines = DeadlineScheduler(db, clock)
+        self.sampler = Sampler(db, redis, clock)
         self.flows: dict[str, Flow] = {}
         self._tasks: list[asyncio.Task[None]] = []
         db.on_commit(self._committed)
@@ -78,6 +80,7 @@ class Core:
                 loop.create_task(self.sequencer.run(), name="sequencer"),
                 loop.create_task(self.hub.run(), name="event-hub"),
                 loop.create_task(self.deadlines.run(), name="deadlines"),
+                loop.create_task(self.sampler.run(), name="metrics-sampler"),
             ]
 
     async def settle(self) -> None:

@@ -63,6 +63,18 @@ async def spanish_errors(request: web.Request, handler: Handler) -> web.StreamRe
         return response
 
 
+async def metrics(_: web.Request) -> web.Response:
+    """This process's metrics in the Prometheus text format."""
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def metrics_app() -> web.Application:
+    """An application serving only /metrics: a worker's own scrape port."""
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
 def build_app(
     core: Core, settings: WebSettings | None = None, *, jurisdiction: str = "PE"
 ) -> web.Application:
@@ -75,10 +87,6 @@ def build_app(
     renderer = Renderer(c.templates for c in contributions if c.templates is not None)
     app[RENDERER] = renderer
     app.on_response_prepare.append(add_security_headers)
-
-    async def metrics(_: web.Request) -> web.Response:
-        body = generate_latest()
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(_: web.Request) -> web.Response:
         checks: dict[str, str] = {}

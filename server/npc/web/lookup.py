@@ -24,7 +24,10 @@ def add_lookup_page(
 ) -> None:
     """Serve `page` at its path: GET shows the form, POST looks the case up."""
 
-    def form(
+    async def choices() -> dict[str, list[tuple[str, str]]]:
+        return {f.name: list(await f.choices()) for f in page.fields if f.choices is not None}
+
+    async def form(
         request: web.Request,
         *,
         status: int = 200,
@@ -42,10 +45,11 @@ def add_lookup_page(
             values=values or {},
             errors=errors or {},
             message=message,
+            options=await choices(),
         )
 
     async def show(request: web.Request) -> web.Response:
-        return form(request)
+        return await form(request)
 
     async def submit(request: web.Request) -> web.Response:
         if cross_site(request):
@@ -68,11 +72,14 @@ def add_lookup_page(
         errors = {
             f.name: error for f in page.fields if (error := f.check(values[f.name])) is not None
         }
+        for name, allowed in (await choices()).items():
+            if name not in errors and values[name] not in {value for value, _ in allowed}:
+                errors[name] = next(f.error for f in page.fields if f.name == name)
         if errors:
-            return form(request, status=400, values=values, errors=errors)
+            return await form(request, status=400, values=values, errors=errors)
         view = await page.lookup(values)
         if view is None:
-            return form(request, values=values, message=page.not_found)
+            return await form(request, values=values, message=page.not_found)
         return render(request, "status.html", headers=NO_STORE, page=page, view=view)
 
     app.router.add_get(page.path, show)

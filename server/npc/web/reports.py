@@ -27,6 +27,7 @@ from npc.web.render import render
 from npc.web.site import Column, Report, ReportQuery
 
 MAX_PERIOD_DAYS = 366
+MAX_PERIOD_MONTHS = 12
 HTML_ROW_LIMIT = 2000
 REALM = 'Basic realm="npc reportes", charset="UTF-8"'
 PRIVATE = {"Cache-Control": "private, no-store"}
@@ -58,6 +59,17 @@ async def identify(request: web.Request, authenticator: TokenAuthenticator) -> C
         return await authenticator.authenticate((("authorization", f"Bearer {token}"),))
     except Unauthenticated:
         return None
+
+
+def month_end(day: date) -> date:
+    """The last day of `day`'s month."""
+    following = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return following - timedelta(days=1)
+
+
+def months_between(first: date, last: date) -> int:
+    """How many calendar months the dates from `first` to `last` touch."""
+    return (last.year - first.year) * 12 + last.month - first.month + 1
 
 
 def cell_json(value: Any, column: Column) -> Any:
@@ -148,7 +160,13 @@ class ReportSite:
         app.router.add_get("/reportes/{slug}", self.show)
 
     def _visible(self, caller: Caller) -> list[Report]:
-        return [r for r in self.reports.values() if caller.is_regulator or r.operators_see_own]
+        # Only the reports of the caller's own country: the SIC reads no Peruvian report.
+        return [
+            r
+            for r in self.reports.values()
+            if (r.jurisdiction or self.jurisdiction) == caller.country
+            and (caller.is_regulator or r.operators_see_own)
+        ]
 
     async def _caller(self, request: web.Request) -> Caller:
         caller = await identify(request, self.authenticator)
@@ -180,10 +198,12 @@ class ReportSite:
             caller=caller,
         )
 
-    async def _operators(self) -> list[tuple[str, str]]:
+    async def _operators(self, country: str) -> list[tuple[str, str]]:
         async with self.core.db.pool.acquire() as conn:
             rows = await conn.fetch(
-                "SELECT id, name FROM operators WHERE role = 'operator' ORDER BY name"
+                "SELECT id, name FROM operators WHERE role = 'operator' AND country = $1"
+                " ORDER BY name",
+                country,
             )
         return [(r["id"], r["name"]) for r in rows]
 
@@ -191,6 +211,8 @@ class ReportSite:
         today = calendar_for(report.jurisdiction or self.jurisdiction).local_date(
             self.core.clock.now()
         )
+        if report.period == "month":
+            return today.replace(day=1), month_end(today)
         return today.replace(day=1), today
 
     async def show(self, request: web.Request) -> web.StreamResponse:
@@ -199,7 +221,7 @@ class ReportSite:
         caller = await self._caller(request)
         if report is None or report not in self._visible(caller):
             raise web.HTTPNotFound()
-        operators = await self._operators()
+        operators = await self._operators(caller.country)
         params = request.query
         errors: dict[str, str] = {}
         fmt = params.get("formato", "html")
@@ -213,12 +235,21 @@ class ReportSite:
         else:
             operator = caller.operator
         first_default, last_default = self._default_period(report)
-        first_day = self._date(params, "desde", first_default, errors)
-        last_day = self._date(params, "hasta", last_default, errors)
+        monthly = report.period == "month"
+        first_day = self._date(params, "desde", first_default, errors, monthly=monthly)
+        last_day = self._date(params, "hasta", last_default, errors, monthly=monthly)
+        if monthly:
+            first_day, last_day = first_day.replace(day=1), month_end(last_day)
         if "desde" not in errors and "hasta" not in errors:
             if first_day > last_day:
-                errors["hasta"] = "La fecha final no puede ser anterior a la inicial."
-            elif (last_day - first_day).days + 1 > MAX_PERIOD_DAYS:
+                errors["hasta"] = (
+                    "El mes final no puede ser anterior al inicial."
+                    if monthly
+                    else "La fecha final no puede ser anterior a la inicial."
+                )
+            elif monthly and months_between(first_day, last_day) > MAX_PERIOD_MONTHS:
+                errors["hasta"] = f"El periodo puede abarcar como máximo {MAX_PERIOD_MONTHS} meses."
+            elif not monthly and (last_day - first_day).days + 1 > MAX_PERIOD_DAYS:
                 errors["hasta"] = f"El periodo puede abarcar como máximo {MAX_PERIOD_DAYS} días."
         calendar = calendar_for(report.jurisdiction or self.jurisdiction)
         query = ReportQuery(
@@ -249,9 +280,10 @@ class ReportSite:
             [cell_html(row.get(c.key), c, self.core, jurisdiction) for c in report.columns]
             for row in rows[:HTML_ROW_LIMIT]
         ]
+        shown_format = "%Y-%m" if monthly else "%Y-%m-%d"
         base = {
-            "desde": first_day.isoformat(),
-            "hasta": last_day.isoformat(),
+            "desde": first_day.strftime(shown_format),
+            "hasta": last_day.strftime(shown_format),
             **({"operador": operator} if operator and caller.is_regulator else {}),
         }
         return render(
@@ -264,8 +296,8 @@ class ReportSite:
             caller=caller,
             operators=operators,
             operator=operator,
-            first_day=params.get("desde", first_default.isoformat()),
-            last_day=params.get("hasta", last_default.isoformat()),
+            first_day=params.get("desde", first_default.strftime(shown_format)),
+            last_day=params.get("hasta", last_default.strftime(shown_format)),
             errors=errors,
             table=table,
             total=len(rows),
@@ -275,14 +307,28 @@ class ReportSite:
         )
 
     @staticmethod
-    def _date(params: Mapping[str, str], name: str, default: date, errors: dict[str, str]) -> date:
+    def _date(
+        params: Mapping[str, str],
+        name: str,
+        default: date,
+        errors: dict[str, str],
+        *,
+        monthly: bool = False,
+    ) -> date:
+        """A date parameter; for monthly reports a month AAAA-MM (a full date names its month)."""
         raw = params.get(name, "")
         if not raw:
             return default
         try:
+            if monthly and len(raw) == 7:
+                raw += "-01"
             value = date.fromisoformat(raw)
         except ValueError:
-            errors[name] = "Fecha no válida: use el formato AAAA-MM-DD."
+            errors[name] = (
+                "Mes no válido: use el formato AAAA-MM."
+                if monthly
+                else "Fecha no válida: use el formato AAAA-MM-DD."
+            )
             return default
         if not 2000 <= value.year <= 2100:
             errors[name] = "Fecha fuera del rango admitido (años 2000 a 2100)."

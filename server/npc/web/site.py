@@ -50,6 +50,8 @@ class Field:
         max_length: the longest value accepted.
         uppercase: normalise to upper case (codes such as ``sp0000000001``).
         inputmode: the keyboard a phone shows (``text`` or ``numeric``).
+        choices: when given, the field is a drop-down of the (value, label) pairs this returns,
+            read afresh for every form; a value not among them is refused with `error`.
     """
 
     name: str
@@ -60,6 +62,7 @@ class Field:
     max_length: int = 40
     uppercase: bool = False
     inputmode: str = "text"
+    choices: Callable[[], Awaitable[Sequence[tuple[str, str]]]] | None = None
 
     def normalise(self, raw: str) -> str:
         """The value without spaces (people paste codes with them), upper-cased if asked."""
@@ -157,6 +160,9 @@ class Report:
         operators_see_own: an operator's token may read it too, limited to its own rows.
         jurisdiction: whose calendar turns the period's dates into instants (the site's default
             when None).
+        period: ``day`` (the filter picks dates) or ``month`` (it picks whole months, AAAA-MM,
+            for figures defined per calendar month; the query then runs from the first day of
+            the first month to the last day of the last).
     """
 
     slug: str
@@ -166,6 +172,7 @@ class Report:
     rows: Callable[[ReportQuery], Awaitable[Sequence[Mapping[str, Any]]]]
     operators_see_own: bool = False
     jurisdiction: str | None = None
+    period: str = "day"
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from npc.admin import OperatorSpec, upsert_operator
 from npc.flows.pqr.seed import seed_colombia
 from npc.v1 import pqr_pb2, pqr_pb2_grpc
 from tests.helpers import rid
@@ -41,6 +42,17 @@ async def co(app, operators, clock) -> Colombia:
     await seed_colombia(app.core.db, clock.now())
     await app.authenticator.load()
     return Colombia(operators)
+
+
+async def new_provider(app, operator: str, routing_code: str) -> None:
+    """Register a Colombian provider with no CUN range yet (token dev-token-<operator>)."""
+    await upsert_operator(
+        app.core.db,
+        OperatorSpec(
+            operator, operator.title(), routing_code, f"dev-token-{operator}", country="CO"
+        ),
+    )
+    await app.authenticator.load()
 
 
 def user(**overrides: Any) -> pqr_pb2.UserData:

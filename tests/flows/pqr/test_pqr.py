@@ -19,7 +19,7 @@ from npc.core.calendar import COLOMBIA
 from npc.core.clock import FakeClock
 from npc.core.errors import FailedPrecondition
 from npc.v1 import pqr_pb2
-from tests.flows.pqr.conftest import events, filing, notifications, records, user
+from tests.flows.pqr.conftest import events, filing, new_provider, notifications, records, user
 from tests.helpers import advance, advance_to, field_violations, rid, ts
 
 # 15 business days from Tuesday 24 November: 8 December is a holiday, so the 15th is Tuesday
@@ -51,31 +51,32 @@ async def test_cuns_come_from_the_providers_range_without_duplicates_under_concu
     assert first.cun == "2000000000"
 
 
-async def test_the_sic_assigns_ranges_and_a_provider_moves_to_its_next_range(co):
-    sic, entel = co["sic"], co["entel"]
+async def test_the_sic_assigns_ranges_and_a_provider_moves_to_its_next_range(app, co):
+    await new_provider(app, "wom-co", "732130")
+    sic, wom = co["sic"], co["wom-co"]
     assigned = await sic(
         "AssignCunRange",
         pqr_pb2.AssignCunRangeRequest(
-            request_id=rid(), provider="entel", first="000001", last="000002"
+            request_id=rid(), provider="wom-co", first="000001", last="000002"
         ),
     )
     assert (assigned.first, assigned.last, assigned.next) == ("000001", "000002", "000001")
-    assert [(await entel("FilePqr", filing())).cun for _ in range(2)] == ["000001", "000002"]
+    assert [(await wom("FilePqr", filing())).cun for _ in range(2)] == ["000001", "000002"]
     with pytest.raises(grpc.aio.AioRpcError) as exhausted:
-        await entel("FilePqr", filing())
+        await wom("FilePqr", filing())
     assert exhausted.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     await sic(
         "AssignCunRange",
         pqr_pb2.AssignCunRangeRequest(
-            request_id=rid(), provider="entel", first="000010", last="000019"
+            request_id=rid(), provider="wom-co", first="000010", last="000019"
         ),
     )
-    assert (await entel("FilePqr", filing())).cun == "000010"
+    assert (await wom("FilePqr", filing())).cun == "000010"
 
 
 async def test_ranges_never_overlap_and_only_the_regulator_assigns_them(co):
     overlapping = pqr_pb2.AssignCunRangeRequest(
-        request_id=rid(), provider="entel", first="1000000005", last="1000000010"
+        request_id=rid(), provider="tigo", first="1000000005", last="1000000010"
     )
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await co["sic"]("AssignCunRange", overlapping)
@@ -99,16 +100,17 @@ async def test_a_range_is_two_numbers_of_the_same_width_in_order(co, first, last
         await co["sic"](
             "AssignCunRange",
             pqr_pb2.AssignCunRangeRequest(
-                request_id=rid(), provider="entel", first=first, last=last
+                request_id=rid(), provider="tigo", first=first, last=last
             ),
         )
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in field_violations(refused.value)
 
 
-async def test_a_provider_without_cun_range_cannot_file(co):
+async def test_a_provider_without_cun_range_cannot_file(app, co):
+    await new_provider(app, "wom-co", "732130")
     with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await co["claro"]("FilePqr", filing())
+        await co["wom-co"]("FilePqr", filing())
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "CUN range" in refused.value.details()
 

@@ -187,4 +187,4 @@ async def test_sms_requests_belong_to_their_provider(co):
     assert read.provider == "claro-co"
     with pytest.raises(grpc.aio.AioRpcError) as peruvian:
         await co["movistar"]("ReceiveQuejaSms", sms())
-    assert peruvian.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert peruvian.value.code() == grpc.StatusCode.PERMISSION_DENIED

@@ -4,9 +4,9 @@ survive Redis going away, and repair themselves."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+from dataclasses import replace
 
-from npc.admin import add_range, seed_demo
+from npc.admin import add_range
 from npc.app import Clearinghouse
 from npc.config import Settings
 from npc.core.clock import FakeClock
@@ -16,7 +16,7 @@ from npc.flows.registry.cache import LOOKUPS, RegistryCache
 from npc.flows.registry.importer import import_ported
 from npc.flows.registry.store import NUMBERS_CHANGED, move_numbers
 from npc.v1 import registry_pb2
-from tests.helpers import block, port_end_to_end, settle
+from tests.helpers import block, port_end_to_end, running, settle
 
 NUMBERS = ["940000001", "940000002", "910000005", "12000005", "13000009", "99999999", "5"]
 
@@ -150,17 +150,10 @@ async def test_a_batch_out_of_order_is_refused_and_repaired_from_the_log(app, cl
 
 
 async def test_lookups_survive_redis_going_away_and_the_cache_repairs_itself(
-    settings: Settings, clock: FakeClock, tmp_path: Path
+    settings: Settings, clock: FakeClock, own_redis: EmbeddedRedis
 ):
-    from npc.embedded import free_port
-
-    redis = EmbeddedRedis(tmp_path / "redis", port=free_port())  # the same port after a restart
-    redis.start()
-    house = Clearinghouse(Settings(**{**settings.__dict__, "redis_url": redis.url}), clock)
-    try:
-        await house.start()
-        await seed_demo(house.core.db, now=clock.now())  # type: ignore[union-attr]
-        await settle(house)
+    redis = own_redis
+    async with running(replace(settings, redis_url=redis.url), clock) as house:
         await _move(house, ["940000001"], "claro", "c1")
         await _ready(house)
 
@@ -177,9 +170,6 @@ async def test_lookups_survive_redis_going_away_and_the_cache_repairs_itself(
         await _ready(house)
         answers = await _cache_or_truth(house, ["940000001", "940000002"])
         assert [a.serving_operator for a in answers] == ["entel", "bitel"]
-    finally:
-        await house.stop()
-        redis.stop()
 
 
 async def _cache_or_truth(

@@ -8,7 +8,9 @@ from npc.core.flow import GrpcService
 from npc.core.runtime import Core
 from npc.flows.cancellations.api import CancellationsServicer
 from npc.flows.cancellations.handler import FLOW, CancellationsHandler
+from npc.flows.cancellations.web import cancellations_web
 from npc.v1 import cancellations_pb2_grpc
+from npc.web.site import WebRoutes
 
 
 class CancellationsFlow:
@@ -34,5 +36,11 @@ class CancellationsFlow:
                 "npc.v1.CancellationsService",
                 CancellationsServicer(self.handler, self.commands),
                 cancellations_pb2_grpc.add_CancellationsServiceServicer_to_server,
+                country="PE",
             )
         ]
+
+    def web_routes(self) -> WebRoutes:
+        """The subscriber's request status page and the daily-report compliance report."""
+        assert self.handler is not None
+        return cancellations_web(self.handler)

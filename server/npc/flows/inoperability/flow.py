@@ -35,6 +35,7 @@ class InoperabilityFlow:
                 "npc.v1.InoperabilityService",
                 InoperabilityServicer(self.handler, self.commands),
                 inoperability_pb2_grpc.add_InoperabilityServiceServicer_to_server,
+                country="PE",
             )
         ]
 

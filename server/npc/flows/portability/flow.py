@@ -36,6 +36,7 @@ class PortabilityFlow:
                 "npc.v1.PortabilityService",
                 PortabilityServicer(self.handler, self.commands),
                 portability_pb2_grpc.add_PortabilityServiceServicer_to_server,
+                country="PE",
             )
         ]
 

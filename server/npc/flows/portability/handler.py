@@ -104,6 +104,10 @@ class PublicStatus:
     objection_reason: str | None
 
 
+# The donor's unanswered message, by the rule its silence breaks.
+_SILENT_MESSAGE = {R.CONSULTATION_ANSWER.key: "CP", R.REQUEST_ANSWER.key: "SP"}
+
+
 class PortabilityHandler:
     """Commands, queries and deadline handlers of the portability process."""
 
@@ -183,6 +187,9 @@ class PortabilityHandler:
             evidence=evidence,
         ):
             txn.after_commit(lambda: metrics.DEADLINE_MISSES.labels(operator, rule.key).inc())
+            message = _SILENT_MESSAGE.get(rule.key)
+            if message is not None:
+                txn.after_commit(lambda: metrics.donor_silent(operator, message))
 
     @staticmethod
     def _count_outcome(txn: Txn, outcome: str) -> None:
@@ -191,9 +198,7 @@ class PortabilityHandler:
     @staticmethod
     def _observe_answer(txn: Txn, donor: str, message: str, sent_at: datetime) -> None:
         seconds = (txn.now - sent_at).total_seconds()
-        txn.after_commit(
-            lambda: metrics.DONOR_ANSWER_SECONDS.labels(donor, message).observe(seconds)
-        )
+        txn.after_commit(lambda: metrics.donor_answered(donor, message, seconds))
 
     def _emit(
         self,

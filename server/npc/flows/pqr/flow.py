@@ -7,7 +7,9 @@ from npc.core.flow import GrpcService
 from npc.core.runtime import Core
 from npc.flows.pqr.api import PqrServicer
 from npc.flows.pqr.handler import FLOW, PqrHandler
+from npc.flows.pqr.web import pqr_web
 from npc.v1 import pqr_pb2_grpc
+from npc.web.site import WebRoutes
 
 
 class PqrFlow:
@@ -32,5 +34,11 @@ class PqrFlow:
                 "npc.v1.PqrService",
                 PqrServicer(self.handler, self.commands),
                 pqr_pb2_grpc.add_PqrServiceServicer_to_server,
+                country="CO",
             )
         ]
+
+    def web_routes(self) -> WebRoutes:
+        """The status page by CUN and the monthly indicators report."""
+        assert self.handler is not None
+        return pqr_web(self.handler)

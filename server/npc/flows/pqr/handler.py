@@ -347,8 +347,13 @@ class PqrHandler:
         v.raise_if_any()
         if not caller.is_regulator:
             raise PermissionDenied("only the regulator (SIC) assigns CUN ranges")
-        role = await txn.conn.fetchval("SELECT role FROM operators WHERE id = $1", request.provider)
-        if role != "operator":
+        # A provider under the regulator's own regime: the SIC assigns no CUN to a Peruvian operator.
+        provider = await txn.conn.fetchval(
+            "SELECT 1 FROM operators WHERE id = $1 AND role = 'operator' AND country = $2",
+            request.provider,
+            caller.country,
+        )
+        if provider is None:
             raise NotFound("provider", request.provider)
         try:
             row = await txn.conn.fetchrow(

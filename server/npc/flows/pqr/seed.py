@@ -13,15 +13,18 @@ from npc.admin import OperatorSpec, upsert_operator
 from npc.store.database import Database
 
 COLOMBIAN_PROVIDERS = [
-    OperatorSpec("claro-co", "Claro Colombia", "732101", "dev-token-claro-co"),
-    OperatorSpec("movistar-co", "Movistar Colombia", "732123", "dev-token-movistar-co"),
-    OperatorSpec("tigo", "Tigo", "732103", "dev-token-tigo"),
+    OperatorSpec("claro-co", "Claro Colombia", "732101", "dev-token-claro-co", country="CO"),
+    OperatorSpec(
+        "movistar-co", "Movistar Colombia", "732123", "dev-token-movistar-co", country="CO"
+    ),
+    OperatorSpec("tigo", "Tigo", "732103", "dev-token-tigo", country="CO"),
     OperatorSpec(
         "sic",
         "Superintendencia de Industria y Comercio",
         "732000",
         "dev-token-sic",
         role="regulator",
+        country="CO",
     ),
 ]
 # Ten-digit CUNs; the SIC sets the real ranges and their format.

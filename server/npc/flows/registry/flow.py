@@ -56,10 +56,12 @@ class RegistryFlow:
                 "npc.v1.RegistryService",
                 RegistryServicer(self.handler),
                 registry_pb2_grpc.add_RegistryServiceServicer_to_server,
+                country="PE",
             ),
             GrpcService(
                 "npc.v1.ReturnsService",
                 ReturnsServicer(self.returns, self.consent, self.commands),
                 registry_pb2_grpc.add_ReturnsServiceServicer_to_server,
+                country="PE",
             ),
         ]

@@ -56,6 +56,7 @@ class SguFlow:
                 "npc.v1.SguService",
                 SguServicer(self.handler, self.commands),
                 sgu_pb2_grpc.add_SguServiceServicer_to_server,
+                country="PE",
             )
         ]
 

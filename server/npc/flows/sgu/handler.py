@@ -873,10 +873,14 @@ class SguHandler:
         operator = request.operator or None
         if operator is not None:
             known = await txn.conn.fetchval(
-                "SELECT 1 FROM operators WHERE id = $1 AND role = 'operator'", operator
+                "SELECT 1 FROM operators WHERE id = $1 AND role = 'operator' AND country = $2",
+                operator,
+                caller.country,
             )
             if known is None:
-                raise InvalidArgument(FieldViolation("operator", "not an operator"))
+                raise InvalidArgument(
+                    FieldViolation("operator", "not an operator under this regulator")
+                )
         outage_id = await txn.conn.fetchval(
             """INSERT INTO sgu_outages (operator, starts_at, ends_at, reason, recorded_by,
                                         recorded_at)

@@ -33,5 +33,6 @@ class SuspensionFlow:
                 "npc.v1.SuspensionService",
                 SuspensionServicer(self.handler, self.commands),
                 suspension_pb2_grpc.add_SuspensionServiceServicer_to_server,
+                country="PE",
             )
         ]

@@ -1,0 +1,170 @@
+"""Gauges sampled from the outside world: the PostgreSQL pool, Redis, and a few cheap counts.
+
+Counters and histograms are updated where things happen; what only exists as a state (rows
+waiting, connections in use, whether Redis answers) is sampled here on a fixed period. Every query
+is one aggregate over a partial index or a small table, so a pass costs a few milliseconds
+whatever the load. Each process samples on its own: the database-wide gauges (pending deadlines,
+open cases, ported numbers) are the same in every process of a deployment, so dashboards take
+their ``max`` across instances.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import asyncpg
+import redis.asyncio as aioredis
+from prometheus_client import Gauge, Histogram
+from redis.exceptions import RedisError
+
+from npc.core.clock import Clock
+from npc.store.database import Database
+
+log = logging.getLogger(__name__)
+
+DB_POOL_CONNECTIONS = Gauge(
+    "npc_db_pool_connections",
+    "Connections of this process's PostgreSQL pool, by state (idle, in_use) and the pool's max.",
+    ["state"],
+)
+DB_UP = Gauge("npc_db_up", "1 when this process's last PostgreSQL probe succeeded.")
+REDIS_UP = Gauge("npc_redis_up", "1 when this process's last Redis PING succeeded.")
+REDIS_PING_SECONDS = Histogram(
+    "npc_redis_ping_seconds",
+    "Round trip of the sampler's Redis PING.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0),
+)
+DEADLINES_PENDING = Gauge(
+    "npc_deadlines_pending",
+    "Deadlines neither fired nor cancelled, by flow and kind (database-wide).",
+    ["flow", "kind"],
+)
+DEADLINE_OLDEST_OVERDUE = Gauge(
+    "npc_deadline_oldest_overdue_seconds",
+    "Age of the oldest pending deadline past its next attempt instant (0 when none is overdue).",
+)
+CASES_OPEN = Gauge(
+    "npc_cases_open",
+    "Cases with a running regulated clock (at least one pending deadline), by flow.",
+    ["flow"],
+)
+PORTED_NUMBERS = Gauge(
+    "npc_registry_ported_numbers",
+    "Numbers served by an operator other than their range holder, by serving operator and service.",
+    ["operator", "service"],
+)
+SAMPLE_SECONDS = Histogram(
+    "npc_sampler_pass_seconds",
+    "Duration of one sampling pass.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+
+
+def _replace(gauge: Gauge, values: dict[tuple[str, ...], float]) -> None:
+    """Set a labelled gauge to exactly `values`: label sets that vanished are dropped, so a flow
+    whose last deadline fired shows no stale count."""
+    for labels in set(gauge._metrics) - set(values):
+        gauge.remove(*labels)
+    for labels, value in values.items():
+        gauge.labels(*labels).set(value)
+
+
+class Sampler:
+    """Samples the gauges every `period` seconds (and the registry size every `slow_every`
+    passes, the one count that grows with the market)."""
+
+    def __init__(
+        self,
+        db: Database,
+        redis: aioredis.Redis,
+        clock: Clock,
+        *,
+        period: float = 15.0,
+        slow_every: int = 4,
+    ) -> None:
+        self.db = db
+        self.redis = redis
+        self.clock = clock
+        self.period = period
+        self.slow_every = slow_every
+        self._passes = 0
+        # Passes never interleave: the last one to start writes the gauges last.
+        self._lock = asyncio.Lock()
+
+    def sample_pool(self) -> None:
+        """The pool's connections: idle, in use, and the maximum it may open."""
+        pool = self.db.pool
+        size, idle = pool.get_size(), pool.get_idle_size()
+        DB_POOL_CONNECTIONS.labels("idle").set(idle)
+        DB_POOL_CONNECTIONS.labels("in_use").set(size - idle)
+        DB_POOL_CONNECTIONS.labels("max").set(pool.get_max_size())
+
+    async def sample_redis(self) -> None:
+        """PING Redis: up or down, and how long it took."""
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(2):
+                await self.redis.ping()
+        except (RedisError, OSError, TimeoutError) as exc:
+            REDIS_UP.set(0)
+            log.debug("redis ping failed: %s", exc)
+            return
+        REDIS_PING_SECONDS.observe(time.perf_counter() - started)
+        REDIS_UP.set(1)
+
+    async def sample_database(self, *, slow: bool) -> None:
+        """Pending deadlines and open cases (one aggregate over the pending-deadline index), and
+        on slow passes the registry size."""
+        async with self.db.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT flow, kind, count(*) AS pending, min(next_attempt_at) AS oldest"
+                " FROM deadlines"
+                " WHERE fired_at IS NULL AND cancelled_at IS NULL GROUP BY flow, kind"
+            )
+            now = self.clock.now()
+            _replace(DEADLINES_PENDING, {(r["flow"], r["kind"]): r["pending"] for r in rows})
+            cases = await conn.fetch(
+                "SELECT flow, count(DISTINCT case_id) AS cases FROM deadlines"
+                " WHERE fired_at IS NULL AND cancelled_at IS NULL GROUP BY flow"
+            )
+            _replace(CASES_OPEN, {(r["flow"],): r["cases"] for r in cases})
+            overdue = [(now - r["oldest"]).total_seconds() for r in rows if r["oldest"] <= now]
+            DEADLINE_OLDEST_OVERDUE.set(max(overdue, default=0.0))
+            if slow:
+                ported = await conn.fetch(
+                    "SELECT serving_operator, service, count(*) AS n FROM ported_numbers"
+                    " GROUP BY serving_operator, service"
+                )
+                _replace(
+                    PORTED_NUMBERS, {(r["serving_operator"], r["service"]): r["n"] for r in ported}
+                )
+
+    async def sample(self) -> None:
+        """One full pass (every count, the registry size included)."""
+        await self._pass(slow=True)
+
+    async def _pass(self, *, slow: bool) -> None:
+        async with self._lock:
+            started = time.perf_counter()
+            self.sample_pool()
+            await self.sample_redis()
+            try:
+                await self.sample_database(slow=slow)
+                DB_UP.set(1)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                DB_UP.set(0)
+                log.warning("metrics sampling failed: %s", exc)
+            SAMPLE_SECONDS.observe(time.perf_counter() - started)
+
+    async def run(self) -> None:
+        """Background loop. The period paces an operational probe, not a regulated clock, so it
+        is wall time: a scrape every 15 s wants fresh values whatever the domain clock says."""
+        while True:
+            try:
+                await self._pass(slow=self._passes % self.slow_every == 0)
+            except Exception:  # a probe must never stop the loop that feeds the dashboards
+                log.exception("metrics sampling pass failed")
+            self._passes += 1
+            await asyncio.sleep(self.period)

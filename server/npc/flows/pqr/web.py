@@ -1,0 +1,215 @@
+"""The PQR flow on the public site: the status of a PQR by its CUN (art. 2.1.5.14) and the
+monthly attention indicators per provider (art. 2.1.5.15.3, 2.1.5.15.4).
+
+Colombian Spanish, addressing the user as "usted"; dates in Bogotá time. The indicators are
+defined per calendar month, so the report is a monthly one: the filter picks whole months and
+each row is one provider in one month.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from npc.flows.pqr.handler import JURISDICTION, PqrHandler
+from npc.web.site import (
+    Column,
+    Field,
+    LookupPage,
+    Report,
+    ReportQuery,
+    StatusView,
+    WebRoutes,
+    spanish_date,
+    spanish_instant,
+)
+
+# State -> (what the user reads as the state, tone).
+STATES: dict[str, tuple[str, str]] = {
+    "analysis": ("En análisis por parte del proveedor", "info"),
+    "evidence": ("En etapa de pruebas del proveedor", "info"),
+    "answered": ("Respondida por el proveedor", "ok"),
+    "reconsideration": ("Recurso de reposición en análisis por parte del proveedor", "info"),
+    "reconsideration_evidence": ("Recurso de reposición en etapa de pruebas", "info"),
+    "silence_applied": ("Resuelta a su favor por silencio administrativo positivo", "ok"),
+    "transfer_due": ("Recurso de apelación: expediente por enviar a la SIC", "warning"),
+    "appeal": ("Recurso de apelación en análisis por parte de la SIC", "info"),
+    "closed": ("Trámite cerrado", "ok"),
+}
+# What the date of `public_status()["due_at"]` is, by state.
+DUE_LABELS: dict[str, str] = {
+    "analysis": "Fecha máxima de respuesta",
+    "evidence": "Fecha máxima de respuesta",
+    "reconsideration": "Fecha máxima de respuesta al recurso",
+    "reconsideration_evidence": "Fecha máxima de respuesta al recurso",
+    "answered": "Último día para presentar recurso de reposición",
+    "silence_applied": "Plazo del proveedor para cumplir lo resuelto a su favor",
+    "transfer_due": "Último día para enviar el expediente a la SIC",
+    "appeal": "Fecha máxima de decisión de la SIC",
+}
+KINDS = {"petition": "Petición", "complaint": "Queja"}
+SUBJECTS = {
+    "billing": "facturación",
+    "suspension": "suspensión del servicio",
+    "termination": "terminación del contrato",
+    "cut": "corte del servicio",
+    "contract_refusal": "negativa a contratar",
+    "service_quality": "calidad del servicio",
+    "other": "otros",
+}
+
+NOT_FOUND = (
+    "No encontramos una petición, queja o recurso con ese CUN. Revise el número que le informó "
+    "su proveedor al radicar su PQR e inténtelo de nuevo. Si el problema continúa, comuníquese "
+    "con la línea gratuita de atención de su proveedor."
+)
+CUN = Field(
+    "cun",
+    "Código Único Numérico (CUN)",
+    r"[0-9]{6,18}",
+    "Escriba el CUN: solo dígitos, entre 6 y 18.",
+    hint="Su proveedor se lo informó al radicar su petición, queja o recurso. Solo los dígitos.",
+    max_length=18,
+    inputmode="numeric",
+)
+
+INDICATOR_COLUMNS = (
+    Column("mes", "Mes"),
+    Column("proveedor", "Proveedor"),
+    Column("sms_recibidos", "Solicitudes SMS QUEJA al 85432", "number"),
+    Column("sms_acuse_a_tiempo", "Acuse en 5 minutos", "number"),
+    Column("sms_acuse_a_tiempo_pct", "Acuse en 5 minutos (%)", "number"),
+    Column("sms_llamada_a_tiempo", "Llamada a tiempo", "number"),
+    Column("sms_llamada_a_tiempo_pct", "Llamada a tiempo (%)", "number"),
+    Column("sms_cerrados_sin_contacto", "Cerradas sin contacto", "number"),
+    Column("pqr_radicadas", "PQR radicadas", "number"),
+    Column("respuestas", "Respuestas", "number"),
+    Column("respuestas_a_tiempo", "Respuestas a tiempo", "number"),
+    Column("respuestas_a_tiempo_pct", "Respuestas a tiempo (%)", "number"),
+    Column("silencios_positivos", "Silencios administrativos positivos", "number"),
+    Column("efectos_silencio_tardios", "Efectos del silencio fuera de plazo", "number"),
+    Column("traslados_sic", "Expedientes enviados a la SIC", "number"),
+    Column("traslados_sic_tardios", "Envíos a la SIC fuera de plazo", "number"),
+    Column("quejas_frecuentes", "Quejas más frecuentes", "prose"),
+)
+
+
+def months(first_day: date, last_day: date) -> list[str]:
+    """The months (``YYYY-MM``) from `first_day`'s to `last_day`'s, in order."""
+    found = []
+    year, month = first_day.year, first_day.month
+    while (year, month) <= (last_day.year, last_day.month):
+        found.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return found
+
+
+def status_view(status: Mapping[str, Any], handler: PqrHandler) -> StatusView:
+    """The user's view of a PQR: the regulated sentence first, then the facts in Bogotá time."""
+    zone = handler.calendar.zone
+
+    def last_day_of(limit: datetime) -> str:
+        # Terms in business days end at local midnight: the user reads the last day they include.
+        local = limit.astimezone(zone)
+        if local.time() == time(0, 0):
+            return spanish_date((local - timedelta(microseconds=1)).date())
+        return spanish_instant(limit, zone)
+
+    label, tone = STATES[status["state"]]
+    details: list[tuple[str, str]] = [
+        ("CUN", status["cun"]),
+        ("Proveedor", status["provider_name"]),
+        ("Tipo", KINDS.get(status["kind"], status["kind"])),
+        ("Radicada", spanish_instant(status["filed_at"], zone)),
+    ]
+    if status["due_at"] is not None and status["state"] in DUE_LABELS:
+        details.append((DUE_LABELS[status["state"]], last_day_of(status["due_at"])))
+    if status["transfer_notice"]:
+        details.append(("Envío del expediente a la SIC", status["transfer_notice"]))
+    details.append(("Zona horaria", "hora de Colombia"))
+    return StatusView(
+        heading=f"Su PQR con CUN {status['cun']}",
+        state=label,
+        explanation=status["sentence"],
+        details=details,
+        tone=tone,
+    )
+
+
+def indicator_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One provider's month of `PqrHandler.report`, under the report's Spanish column keys."""
+    return {
+        "mes": row["month"],
+        "proveedor": row["provider"],
+        "sms_recibidos": row["sms_requests"],
+        "sms_acuse_a_tiempo": row["sms_acknowledged_in_time"],
+        "sms_acuse_a_tiempo_pct": row["sms_acknowledged_in_time_pct"],
+        "sms_llamada_a_tiempo": row["sms_contacted_in_time"],
+        "sms_llamada_a_tiempo_pct": row["sms_contacted_in_time_pct"],
+        "sms_cerrados_sin_contacto": row["sms_closed_unreachable"],
+        "pqr_radicadas": row["pqrs_filed"],
+        "respuestas": row["answers"],
+        "respuestas_a_tiempo": row["answers_in_time"],
+        "respuestas_a_tiempo_pct": row["answers_in_time_pct"],
+        "silencios_positivos": row["silences_applied"],
+        "efectos_silencio_tardios": row["silence_effects_late"],
+        "traslados_sic": row["transfers_to_sic"],
+        "traslados_sic_tardios": row["transfers_to_sic_late"],
+        "quejas_frecuentes": "; ".join(
+            f"{SUBJECTS.get(subject, subject)}: {count}"
+            for subject, count in row["frequent_complaints"]
+        ),
+    }
+
+
+def pqr_web(handler: PqrHandler) -> WebRoutes:
+    """The status page at /pqr/consulta and the monthly indicators report."""
+
+    async def lookup(values: dict[str, str]) -> StatusView | None:
+        status = await handler.public_status(values["cun"])
+        return status_view(status, handler) if status is not None else None
+
+    async def indicators(query: ReportQuery) -> Sequence[Mapping[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for month in months(query.first_day, query.last_day):
+            rows.extend(indicator_row(r) for r in await handler.report(month, query.operator))
+        return rows
+
+    return WebRoutes(
+        pages=[
+            LookupPage(
+                path="/pqr/consulta",
+                title="Consulte el estado de su PQR",
+                nav_label="Estado de mi PQR",
+                intro=(
+                    "Escriba el Código Único Numérico (CUN) que le informó su proveedor al "
+                    "radicar su petición, queja o recurso, para conocer en qué estado está el "
+                    "trámite y hasta qué día tiene plazo para responderle."
+                ),
+                fields=(CUN,),
+                lookup=lookup,
+                not_found=NOT_FOUND,
+            )
+        ],
+        reports=[
+            Report(
+                slug="pqr-indicadores",
+                title="Indicadores mensuales de atención de PQR",
+                description=(
+                    "Por proveedor y mes (hora de Colombia): solicitudes de queja por SMS al "
+                    "85432 con acuse y llamada a tiempo (art. 2.1.5.1, parágrafo 1), PQR "
+                    "radicadas, respuestas dentro del término (art. 2.1.5.2), silencios "
+                    "administrativos positivos y sus efectos fuera de plazo, expedientes "
+                    "enviados a la SIC y los enviados fuera de plazo (art. 2.1.5.9.3), y las "
+                    "quejas más frecuentes por asunto (art. 2.1.5.15.3 y 2.1.5.15.4). Se elige "
+                    "por meses completos."
+                ),
+                columns=INDICATOR_COLUMNS,
+                rows=indicators,
+                operators_see_own=True,
+                jurisdiction=JURISDICTION,
+                period="month",
+            )
+        ],
+    )

@@ -1,0 +1,178 @@
+"""Who may call each RPC, in the scenarios of `test_wrong_callers.py`.
+
+Peru's services (portability, registry, returns, suspension, cancellations, inoperability, SGU) are
+for Peruvian operators and OSIPTEL; Colombia's PQR regime is for Colombian providers and the SIC. A
+regulator reads its own country's cases; it writes only where its flow makes it act (SGU for the
+subscriber, CUN ranges and appeals for the SIC).
+
+In every scenario the cases are: port requests and consultations filed by claro (recipient) with
+movistar (donor); the SGU problem on a movistar line; claro's attention points, inoperability
+events and daily reports; claro-co's PQRs and SMS requests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import grpc
+
+PERU = frozenset({"claro", "movistar", "entel", "bitel"})
+COLOMBIA = frozenset({"claro-co", "movistar-co", "tigo"})
+OSIPTEL = frozenset({"osiptel"})
+SIC = frozenset({"sic"})
+IDENTITIES = tuple(sorted(PERU)) + tuple(sorted(COLOMBIA)) + ("osiptel", "sic")
+EVERYONE = frozenset(IDENTITIES)
+ANONYMOUS = ("no token", "unknown token")
+
+
+@dataclass(frozen=True)
+class Access:
+    """The callers allowed on one RPC, and how the others are refused."""
+
+    who: str
+    allowed: frozenset[str]
+    # A read that answers NOT_FOUND to some wrong parties (named by the scenario's step), so as
+    # not to reveal that the case exists: the reason.
+    hides: str = ""
+    # Callers whose request names their own registry (their own event number, attention point):
+    # they cannot reach the case at all and get NOT_FOUND.
+    own_registry: frozenset[str] = frozenset()
+    # Callers for whom the scenario's request is not a question of rights, with the reason.
+    exempt: dict[str, str] = field(default_factory=dict)
+
+    def refusals(self, identity: str) -> frozenset[grpc.StatusCode]:
+        """The status codes that refuse `identity` correctly."""
+        if identity in ("no token", "unknown token"):
+            return frozenset({grpc.StatusCode.UNAUTHENTICATED})
+        if identity in self.own_registry:
+            return frozenset({grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.NOT_FOUND})
+        return frozenset({grpc.StatusCode.PERMISSION_DENIED})
+
+
+_SELF_DONOR = {"movistar": "a recipient naming itself as donor is an invalid argument (donor)"}
+_ANY_PERUVIAN_OPERATOR = "any Peruvian operator, for itself"
+_OTHER_PE = PERU - {"claro"}
+
+AUTHZ: dict[str, Access] = {
+    # --- portability (Peru)
+    "PortabilityService/SubmitPriorConsultation": Access(
+        "a Peruvian operator (the recipient) other than the donor",
+        PERU - {"movistar"},
+        exempt=_SELF_DONOR,
+    ),
+    "PortabilityService/AnswerPriorConsultation": Access("the donor", frozenset({"movistar"})),
+    "PortabilityService/GetPriorConsultation": Access(
+        "recipient, donor, OSIPTEL", frozenset({"claro", "movistar", "osiptel"})
+    ),
+    "PortabilityService/SubmitPortRequest": Access(
+        "a Peruvian operator (the recipient) other than the donor",
+        PERU - {"movistar"},
+        exempt=_SELF_DONOR,
+    ),
+    "PortabilityService/AnswerPortRequest": Access("the donor", frozenset({"movistar"})),
+    "PortabilityService/SubmitDebtPaymentProof": Access("the recipient", frozenset({"claro"})),
+    "PortabilityService/ReportInstallation": Access("the recipient", frozenset({"claro"})),
+    "PortabilityService/SchedulePort": Access("the recipient", frozenset({"claro"})),
+    "PortabilityService/ConfirmPortExecution": Access(
+        "the donor (DONOR_DISABLED), the recipient (RECIPIENT_ENABLED)",
+        frozenset({"claro", "movistar"}),
+    ),
+    "PortabilityService/GetPortRequest": Access(
+        "recipient, donor, OSIPTEL", frozenset({"claro", "movistar", "osiptel"})
+    ),
+    "PortabilityService/ListPortRequests": Access(
+        "Peruvian operators (their own requests) and OSIPTEL (all)", PERU | OSIPTEL
+    ),
+    # --- Peru's number registry, and the event stream (every identity reads its own events)
+    "RegistryService/LookupNumber": Access("Peruvian operators, OSIPTEL", PERU | OSIPTEL),
+    "RegistryService/LookupNumbers": Access("Peruvian operators, OSIPTEL", PERU | OSIPTEL),
+    "RegistryService/StreamSnapshot": Access("Peruvian operators, OSIPTEL", PERU | OSIPTEL),
+    "EventService/Subscribe": Access("anyone identified (its own events)", EVERYONE),
+    "EventService/GetStreamHead": Access("anyone identified", EVERYONE),
+    # --- returns (Peru)
+    "ReturnsService/ReportDisconnection": Access(
+        "the operator serving the numbers", frozenset({"claro"})
+    ),
+    "ReturnsService/RequestReturn": Access("the donor of the port", frozenset({"movistar"})),
+    "ReturnsService/AnswerReturn": Access("the recipient of the port", frozenset({"claro"})),
+    "ReturnsService/ConfirmReturnExecution": Access(
+        "the recipient (RECIPIENT_DISABLED), the donor (DONOR_ENABLED)",
+        frozenset({"claro", "movistar"}),
+    ),
+    "ReturnsService/GetReturn": Access(
+        "recipient, donor, OSIPTEL", frozenset({"claro", "movistar", "osiptel"})
+    ),
+    # --- suspension (Peru)
+    "SuspensionService/RequestSuspension": Access("the donor of the port", frozenset({"movistar"})),
+    "SuspensionService/ConfirmSuspension": Access("the recipient", frozenset({"claro"})),
+    "SuspensionService/RequestReactivation": Access("the donor", frozenset({"movistar"})),
+    "SuspensionService/ConfirmReactivation": Access("the recipient", frozenset({"claro"})),
+    "SuspensionService/GetSuspension": Access(
+        "donor, recipient, OSIPTEL", frozenset({"claro", "movistar", "osiptel"})
+    ),
+    # --- cancellations tracking (Peru): claro is the registered reporting operator
+    "CancellationsService/SubmitDailyReport": Access(
+        "a registered reporting operator, for itself", frozenset({"claro"})
+    ),
+    "CancellationsService/StreamDailyReport": Access(
+        "a registered reporting operator, for itself", frozenset({"claro"})
+    ),
+    "CancellationsService/GetTrackedRequest": Access(
+        "the reporting operator, OSIPTEL", frozenset({"claro", "osiptel"})
+    ),
+    "CancellationsService/GetDailyReportCompliance": Access(
+        "the operator (itself), OSIPTEL (any)", frozenset({"claro", "osiptel"})
+    ),
+    # --- inoperability registry (Peru): each operator keeps its own
+    "InoperabilityService/RegisterAttentionPoint": Access(_ANY_PERUVIAN_OPERATOR, PERU),
+    "InoperabilityService/RegisterInoperability": Access(
+        "the operator owning the attention point", frozenset({"claro"}), own_registry=_OTHER_PE
+    ),
+    "InoperabilityService/CloseInoperability": Access(
+        "the operator owning the event", frozenset({"claro"}), own_registry=_OTHER_PE
+    ),
+    "InoperabilityService/RecordCriticalTransaction": Access(
+        "the operator owning the event", frozenset({"claro"}), own_registry=_OTHER_PE
+    ),
+    "InoperabilityService/SubmitInoperabilityReport": Access(
+        "the operator owning the events", frozenset({"claro"}), own_registry=_OTHER_PE
+    ),
+    "InoperabilityService/GetInoperability": Access(
+        "the operator owning the event, OSIPTEL", frozenset({"claro", "osiptel"})
+    ),
+    # --- SGU (Peru): OSIPTEL acts for the subscriber, the line's operator (movistar) answers
+    "SguService/RegisterProblem": Access("OSIPTEL", OSIPTEL),
+    "SguService/ConfirmEmail": Access("OSIPTEL", OSIPTEL),
+    "SguService/AnswerProblem": Access("the problem's operator", frozenset({"movistar"})),
+    "SguService/RateAnswer": Access("OSIPTEL", OSIPTEL),
+    "SguService/EscalateToClaim": Access("OSIPTEL", OSIPTEL),
+    "SguService/AssignClaimCode": Access("the problem's operator", frozenset({"movistar"})),
+    "SguService/GetProblem": Access(
+        "the problem's operator (once in its tray), OSIPTEL",
+        frozenset({"movistar", "osiptel"}),
+        hides="a problem awaiting the subscriber's e-mail confirmation is not yet its operator's",
+    ),
+    "SguService/ListTray": Access("Peruvian operators (their own tray)", PERU),
+    "SguService/WatchTray": Access("Peruvian operators (their own tray)", PERU),
+    "SguService/UpsertSubcategory": Access("OSIPTEL", OSIPTEL),
+    "SguService/ListCatalogue": Access("Peruvian operators, OSIPTEL", PERU | OSIPTEL),
+    "SguService/RecordOutage": Access("OSIPTEL", OSIPTEL),
+    "SguService/GetReport": Access("OSIPTEL", OSIPTEL),
+    # --- PQR with CUN (Colombia): claro-co is the provider of the cases
+    "PqrService/AssignCunRange": Access("the SIC", SIC),
+    "PqrService/FilePqr": Access("a Colombian provider with a CUN range", COLOMBIA),
+    "PqrService/ExtendPqrForEvidence": Access("the provider", frozenset({"claro-co"})),
+    "PqrService/AnswerPqr": Access("the provider", frozenset({"claro-co"})),
+    "PqrService/ConfirmSilenceEffects": Access("the provider", frozenset({"claro-co"})),
+    "PqrService/FileReconsideration": Access("the provider", frozenset({"claro-co"})),
+    "PqrService/RecordTransferToSic": Access("the provider", frozenset({"claro-co"})),
+    "PqrService/DecideAppeal": Access("the SIC", SIC),
+    "PqrService/GetPqr": Access("the provider, the SIC", frozenset({"claro-co", "sic"})),
+    "PqrService/ReceiveQuejaSms": Access("a Colombian provider with a CUN range", COLOMBIA),
+    "PqrService/AcknowledgeQuejaSms": Access("the provider", frozenset({"claro-co"})),
+    "PqrService/RecordCallAttempt": Access("the provider", frozenset({"claro-co"})),
+    "PqrService/GetSmsRequest": Access("the provider, the SIC", frozenset({"claro-co", "sic"})),
+    "PqrService/GetMonthlyIndicators": Access(
+        "the provider (itself), the SIC (any)", frozenset({"claro-co", "sic"})
+    ),
+}

@@ -1,0 +1,191 @@
+"""The Locust load test, headless for a few seconds against a real `npc serve` process (with bearer
+tokens, and with mutual TLS): every RPC it drives shows in the percentile CSV, without failures,
+and the ports it files are answered."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import os
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import grpc
+import pytest
+
+from npc.admin import DEMO_OPERATORS, seed_demo
+from npc.api.tls import CA_CERT, issue_certificate, make_ca
+from npc.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from npc.store.database import Database
+from tests.helpers import server_process
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCUSTFILE = ROOT / "loadtest" / "locustfile.py"
+RPCS = (
+    "SubmitPortRequest",
+    "GetPortRequest",
+    "AnswerPortRequest",
+    "GetStreamHead",
+    "Subscribe (delivery)",
+    "LookupNumber",
+    "LookupNumbers",
+)
+
+
+@pytest.fixture
+def load_database(pg_server: EmbeddedPostgres, template_database: str) -> Iterator[str]:
+    """A fresh migrated database for the server under load."""
+    name = f"load_{os.getpid()}"
+    dsn = pg_server.create_database(name, template=template_database)
+    yield dsn
+    pg_server.drop_database(name)
+
+
+async def seed(dsn: str) -> None:
+    db = await Database.connect(dsn, min_size=1, max_size=2)
+    try:
+        assert await seed_demo(db)
+    finally:
+        await db.close()
+
+
+async def wait_tls_serving(target: str, pki: Path, process: asyncio.subprocess.Process) -> None:
+    """Wait until the TLS server at `target` reports SERVING (as operator claro)."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    credentials = grpc.ssl_channel_credentials(
+        (pki / CA_CERT).read_bytes(),
+        (pki / "claro.key").read_bytes(),
+        (pki / "claro.crt").read_bytes(),
+    )
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    async with grpc.aio.secure_channel(target, credentials) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            assert process.returncode is None, f"server exited with {process.returncode}"
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            assert loop.time() < deadline, "server did not become SERVING"
+            await asyncio.sleep(0.2)
+
+
+@contextlib.asynccontextmanager
+async def tls_server_process(
+    database_url: str, redis_url: str, pki: Path, log_path: Path
+) -> AsyncIterator[str]:
+    """`npc serve` with mutual TLS (no development tokens); yields its gRPC target."""
+    grpc_port = free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NPC_")}
+    env.update(
+        NPC_DATABASE_URL=database_url,
+        NPC_REDIS_URL=redis_url,
+        NPC_REDIS_PREFIX="load-tls",
+        NPC_GRPC_PORT=str(grpc_port),
+        NPC_HTTP_PORT=str(free_port()),
+        NPC_TLS_CERT=str(pki / "server.crt"),
+        NPC_TLS_KEY=str(pki / "server.key"),
+        NPC_TLS_CLIENT_CA=str(pki / CA_CERT),
+    )
+    with log_path.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "npc",
+            "serve",
+            env=env,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        target = f"127.0.0.1:{grpc_port}"
+        try:
+            await wait_tls_serving(target, pki, process)
+            yield target
+        finally:
+            if process.returncode is None:
+                process.terminate()
+            await asyncio.wait_for(process.wait(), 15)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("identity", ["token", "mutual-tls"])
+async def test_locust_headless_run_reports_every_rpc(
+    identity: str, load_database: str, redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    await seed(load_database)
+    results = tmp_path / "results" / "run"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NPC_")}
+    if identity == "token":
+        server = server_process(
+            load_database, redis_server.url, tmp_path / "serve.log", redis_prefix="load"
+        )
+    else:
+        pki = tmp_path / "pki"
+        pki.mkdir()
+        make_ca(pki)
+        issue_certificate(pki, "server", server_hosts=["127.0.0.1"])
+        for spec in DEMO_OPERATORS:
+            issue_certificate(pki, spec.id)
+        env["NPC_LOAD_PKI"] = str(pki)
+        server = tls_server_process(load_database, redis_server.url, pki, tmp_path / "serve.log")
+    async with server as target:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(LOCUSTFILE),
+            "--headless",
+            "-u",
+            "10",
+            "-r",
+            "10",
+            "-t",
+            "8s",
+            "--host",
+            target,
+            "--csv",
+            str(results),
+            "--only-summary",
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        try:
+            output, _ = await asyncio.wait_for(process.communicate(), 60)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    text = output.decode(errors="replace")
+    assert process.returncode == 0, text
+    with (tmp_path / "results" / "run_stats.csv").open(newline="") as stats_file:
+        rows = {row["Name"]: row for row in csv.DictReader(stats_file)}
+    for rpc in RPCS:
+        assert rpc in rows, (rpc, text)
+        assert rows[rpc]["Type"] == "grpc"
+        assert int(rows[rpc]["Request Count"]) > 0, (rpc, text)
+        assert float(rows[rpc]["95%"]) > 0, (rpc, text)
+    total = rows["Aggregated"]
+    assert int(total["Failure Count"]) <= int(total["Request Count"]) // 100, text
+    # The donors answered what the recipients filed, through the real server.
+    conn = await asyncpg.connect(load_database)
+    try:
+        filed = await conn.fetchval("SELECT count(*) FROM port_requests")
+        answered = await conn.fetchval(
+            "SELECT count(*) FROM port_requests WHERE answered_at IS NOT NULL"
+        )
+    finally:
+        await conn.close()
+    # Users stopped mid-call may have filed a request Locust did not count.
+    filed_counted = int(rows["SubmitPortRequest"]["Request Count"])
+    assert filed_counted <= filed <= filed_counted + 10, (filed, filed_counted)
+    # Those filed in the last moments may still wait for their answer.
+    assert answered >= filed * 0.7, (filed, answered)
+    assert answered >= int(rows["AnswerPortRequest"]["Request Count"]) - 10, (answered, text)
