@@ -196,19 +196,29 @@ async def _wait_serving(target: str, process: asyncio.subprocess.Process) -> Non
     raise TimeoutError("npc serve did not start")
 
 
-async def bench_lookups(options: LookupBenchOptions) -> dict[str, Any]:
-    """Run the lookup benchmark; return its figures."""
-    with tempfile.TemporaryDirectory(prefix="npc-bench-") as scratch:
+BenchBody = Callable[[Path, EmbeddedPostgres, EmbeddedRedis], Awaitable[dict[str, Any]]]
+
+
+async def _in_scratch(prefix: str, body: BenchBody) -> dict[str, Any]:
+    """Run `body` with a private PostgreSQL and Redis in a temporary directory."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
         root = Path(scratch)
         pg = EmbeddedPostgres(root / "postgres")
         rd = EmbeddedRedis(root / "redis")
         pg.start()
         rd.start()
         try:
-            return await _bench_lookups(options, root, pg, rd)
+            return await body(root, pg, rd)
         finally:
             rd.stop()
             pg.stop()
+
+
+async def bench_lookups(options: LookupBenchOptions) -> dict[str, Any]:
+    """Run the lookup benchmark; return its figures."""
+    return await _in_scratch(
+        "npc-bench-", lambda root, pg, rd: _bench_lookups(options, root, pg, rd)
+    )
 
 
 async def _bench_lookups(
@@ -702,17 +712,9 @@ class _Observers:
 
 async def bench_all(options: AllBenchOptions) -> dict[str, Any]:
     """Run every measurement of `npc bench all`; return the figures."""
-    with tempfile.TemporaryDirectory(prefix="npc-bench-all-") as scratch:
-        root = Path(scratch)
-        pg = EmbeddedPostgres(root / "postgres")
-        rd = EmbeddedRedis(root / "redis")
-        pg.start()
-        rd.start()
-        try:
-            return await _bench_all(options, root, pg, rd)
-        finally:
-            rd.stop()
-            pg.stop()
+    return await _in_scratch(
+        "npc-bench-all-", lambda root, pg, rd: _bench_all(options, root, pg, rd)
+    )
 
 
 async def _bench_all(
