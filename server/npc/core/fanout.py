@@ -262,7 +262,7 @@ class EventHub:
         async with self._changed:
             await self._changed.wait_for(lambda: self.head > position)
 
-    async def _from_database(
+    async def read(
         self,
         operator: str | None,
         after: int,
@@ -271,6 +271,8 @@ class EventHub:
         excluded: Sequence[str],
         limit: int,
     ) -> list[LoggedEvent]:
+        """Up to `limit` positioned events in (after, upto], from PostgreSQL: those addressed to
+        `operator` (all when None), of `flows` (all when empty), none of `excluded`."""
         async with self.db.pool.acquire() as conn:
             rows = await conn.fetch(
                 f"SELECT {_EVENT_COLUMNS} FROM events WHERE position > $1 AND position <= $2"
@@ -319,7 +321,7 @@ class EventHub:
                 if cursor + 1 < oldest:
                     upto = min(head, oldest - 1)
                     CATCHUP_READS.labels(label).inc()
-                    batch = await self._from_database(operator, cursor, upto, flows, excluded, 500)
+                    batch = await self.read(operator, cursor, upto, flows, excluded, 500)
                     for event in batch:
                         yield event
                         delivered.inc()

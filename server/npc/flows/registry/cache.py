@@ -189,26 +189,10 @@ class RegistryCache:
 
     async def on_events(self, events: Sequence[LoggedEvent]) -> None:
         """Apply a batch of new log events to the keys (the hub calls this before delivery)."""
-        keys: list[str] = [self.meta_key]
-        changes: list[Any] = []
-        plan_version = 0
         reload_all = False
         for event in events:
-            if event.type == NUMBERS_CHANGED:
-                payload = event.payload
-                to_operator = payload["to_operator"]
-                since_ms = _iso_ms(payload["changed_at"])
-                for move in payload["moves"]:
-                    for number in move["numbers"]:
-                        keys.append(self.number_prefix + number)
-                        changes.append(event.position)
-                        changes.append(self._value(number, to_operator, since_ms))
-            elif event.type == IMPORTED:
-                if event.payload.get("kind") == "ported":
-                    reload_all = reload_all or await self._older_than(event.position)
-                else:
-                    plan_version = event.position
-                    await self.reload_plan(event.position)
+            if _bulk_ported(event):
+                reload_all = reload_all or await self._older_than(event.position)
         if reload_all:
             # Ported numbers were bulk-loaded without per-number events: load everything again.
             await self._invalidate()
@@ -218,16 +202,36 @@ class RegistryCache:
             self.request_repair()
             return
         try:
-            result = await self._apply(
-                keys=keys,
-                args=[events[0].position - 1, events[-1].position, plan_version, *changes],
-            )
+            result = await self._apply_batch(events, events[0].position - 1, events[-1].position)
         except (RedisError, OSError) as exc:
             self._redis_failed(exc)
             self.request_repair()
             return
         if int(result) < 0:
             self.request_repair()
+
+    async def _apply_batch(self, events: Sequence[LoggedEvent], after: int, last: int) -> int:
+        """Apply the registry changes of `events` (positions after..last) with the guarded script.
+
+        Returns the position the keys reflect afterwards, or -1 when they were not at `after`.
+        """
+        keys: list[str] = [self.meta_key]
+        changes: list[Any] = []
+        plan_version = 0
+        for event in events:
+            if event.type == NUMBERS_CHANGED:
+                payload = event.payload
+                since_ms = _iso_ms(payload["changed_at"])
+                for move in payload["moves"]:
+                    for number in move["numbers"]:
+                        keys.append(self.number_prefix + number)
+                        changes.append(event.position)
+                        changes.append(self._value(number, payload["to_operator"], since_ms))
+            elif event.type == IMPORTED and not _bulk_ported(event):
+                # Later changes in the batch are judged against the new plan (home or not).
+                plan_version = event.position
+                await self.reload_plan(event.position)
+        return int(await self._apply(keys=keys, args=[after, last, plan_version, *changes]))
 
     async def _older_than(self, position: int) -> bool:
         """True when the keys do not reflect `position` yet (another process may have reloaded)."""
@@ -416,37 +420,12 @@ class RegistryCache:
         """Apply the registry events after `pos` from the log, up to this process's head."""
         head = self.core.hub.head
         while pos < head:
-            async with self.core.db.pool.acquire() as conn:
-                rows = await conn.fetch(
-                    "SELECT position, occurred_at, flow, type, code, case_id, sender, audience,"
-                    " broadcast, payload FROM events WHERE position > $1 AND position <= $2"
-                    " AND flow = 'registry' ORDER BY position LIMIT 500",
-                    pos,
-                    head,
-                )
-            events = [LoggedEvent.from_row(r) for r in rows]
+            events = await self.core.hub.read(None, pos, head, ["registry"], (), 500)
             last = events[-1].position if len(events) == 500 else head
-            if any(e.type == IMPORTED and e.payload.get("kind") == "ported" for e in events):
+            if any(_bulk_ported(e) for e in events):
                 await self._invalidate()
                 return await self.load()
-            keys: list[str] = [self.meta_key]
-            changes: list[Any] = []
-            plan_version = 0
-            for event in events:
-                if event.type == NUMBERS_CHANGED:
-                    since_ms = _iso_ms(event.payload["changed_at"])
-                    for move in event.payload["moves"]:
-                        for number in move["numbers"]:
-                            keys.append(self.number_prefix + number)
-                            changes.append(event.position)
-                            changes.append(
-                                self._value(number, event.payload["to_operator"], since_ms)
-                            )
-                elif event.type == IMPORTED:
-                    plan_version = event.position
-            if plan_version:
-                await self.reload_plan(plan_version)
-            result = int(await self._apply(keys=keys, args=[pos, last, plan_version, *changes]))
+            result = await self._apply_batch(events, pos, last)
             if result < 0:
                 return False  # reloaded meanwhile by another process; look again
             pos = result
@@ -530,6 +509,11 @@ async def _scan_batches(redis: aioredis.Redis, pattern: str) -> Any:
             batch = []
     if batch:
         yield batch
+
+
+def _bulk_ported(event: LoggedEvent) -> bool:
+    """A bulk import of ported numbers: it has no per-number changes, so the keys are reloaded."""
+    return event.type == IMPORTED and event.payload.get("kind") == "ported"
 
 
 def _pack(*args: str) -> bytes:
