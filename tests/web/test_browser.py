@@ -49,14 +49,27 @@ def fill_and_submit(driver: Any, code: str, document: str) -> str:
 
 
 def click_and_wait(driver: Any, element: Any) -> None:
-    """Click, then wait until the next page has replaced this one."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
+    """Click, then wait until the next page has replaced this one and finished loading.
+
+    The old page is marked with a script variable that the next document does not have. Asking an
+    element of the old page whether it went stale races the navigation inside chromedriver (it can
+    answer "unhandled inspector error"), so errors while the page changes count as "not yet".
+    """
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.wait import WebDriverWait
 
-    page = driver.find_element(By.TAG_NAME, "html")
+    driver.execute_script("window.__npcPreviousPage = true;")
     element.click()
-    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(page))
+
+    def next_page_loaded(d: Any) -> bool:
+        return bool(
+            d.execute_script(
+                "return window.__npcPreviousPage === undefined"
+                " && document.readyState === 'complete';"
+            )
+        )
+
+    WebDriverWait(driver, 10, ignored_exceptions=(WebDriverException,)).until(next_page_loaded)
 
 
 async def test_subscriber_checks_their_request_in_the_browser(app, operators, clock, chrome):
