@@ -42,7 +42,7 @@ from npc.flows.portability.handler import FLOW as PORTABILITY_FLOW
 from npc.flows.portability.handler import REQUEST_ANSWER
 from npc.flows.registry.importer import import_plan, import_ported
 from npc.flows.registry.store import NUMBERS_CHANGED
-from npc.store.database import Database
+from npc.store.database import Database, keep_session
 from npc.v1 import (
     events_pb2,
     events_pb2_grpc,
@@ -597,7 +597,10 @@ async def _rpc_ceiling(options: AllBenchOptions, root: Path) -> dict[str, Any]:
 async def _commit_ceiling(options: AllBenchOptions, dsn: str) -> dict[str, Any]:
     """One-row INSERT + COMMIT per transaction, from as many connections as the server pools."""
     connections = options.db_pool_size * options.workers
-    pool = await asyncpg.create_pool(dsn, min_size=connections, max_size=connections)
+    # Released connections are not reset, as in the server's pool (`keep_session`).
+    pool = await asyncpg.create_pool(
+        dsn, min_size=connections, max_size=connections, reset=keep_session
+    )
     try:
         async with pool.acquire() as conn:
             fsync = await conn.fetchval("SHOW fsync")

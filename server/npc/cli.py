@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import secrets
@@ -148,6 +149,7 @@ async def _serve(settings: Settings, *, seed: bool, description: str) -> int:
             if await seed_demo(house.core.db):
                 log.info("loaded the demo market: operators with tokens dev-token-<operator>")
             await house.authenticator.load()
+        _settle_garbage_collector()
         log.info(
             "npc serving: gRPC %s:%d, HTTP http://%s:%d (/healthz, /metrics); %s",
             settings.grpc_host,
@@ -163,6 +165,20 @@ async def _serve(settings: Settings, *, seed: bool, description: str) -> int:
         # before the embedded servers are stopped.
         await house.stop()
     return 0
+
+
+def _settle_garbage_collector() -> None:
+    """Once started, move what the process holds for good out of the collector's sight, and
+    collect the young generation less often.
+
+    A server allocates many short-lived objects per call; with the default threshold (700) the
+    collector ran hundreds of times a second under load, a tenth of the process's time, mostly
+    walking the modules, protobuf classes and caches loaded at start (`gc.freeze`).
+    """
+    gc.collect()
+    gc.freeze()
+    _, second, third = gc.get_threshold()
+    gc.set_threshold(20_000, second, third)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -251,3 +251,52 @@ async def test_command_and_deadline_on_one_case_do_not_deadlock(cores):
     assert deadline["cancelled_at"] is not None
     assert deadline["fired_at"] is None
     assert (deadline["attempts"], deadline["last_error"]) == (0, None)  # no deadlock was detected
+
+
+async def test_deadline_cancelled_and_set_again_in_one_transaction_ends_set(cores):
+    """Cancellations apply before settings, and the last setting of one deadline wins."""
+    clock = FakeClock(DEFAULT_START)
+    core = await cores(clock)
+    seen: list[tuple[str, str]] = []
+
+    async def handler(txn: Txn, deadline: Deadline) -> None:
+        seen.append((deadline.case_id, deadline.rule))
+
+    core.deadlines.register("test", "k", handler)
+    async with core.db.transaction("test", clock.now()) as txn:
+        txn.set_deadline("test", "k", "rearmed", clock.now() + timedelta(minutes=1), "first")
+    async with core.db.transaction("test", clock.now()) as txn:
+        txn.set_deadline("test", "k", "rearmed", clock.now() + timedelta(minutes=5), "second")
+        txn.cancel_deadlines("test", "rearmed")
+        txn.set_deadline("test", "k", "twice", clock.now() + timedelta(minutes=1), "early")
+        txn.set_deadline("test", "k", "twice", clock.now() + timedelta(minutes=3), "late")
+    clock.advance(timedelta(minutes=2))
+    assert await core.deadlines.fire_due() == 0
+    clock.advance(timedelta(minutes=4))
+    assert await core.deadlines.fire_due() == 2
+    assert sorted(seen) == [("rearmed", "second"), ("twice", "late")]
+
+
+async def test_cancelling_a_deadline_reads_its_key_even_with_stale_statistics(cores):
+    """The planner, told by old statistics that the table is tiny, must still find a case's
+    deadlines by their key, never by walking every pending deadline."""
+    from npc.store.database import _CANCEL
+
+    clock = FakeClock(DEFAULT_START)
+    core = await cores(clock)
+    async with core.db.pool.acquire() as conn:
+        await conn.execute("ANALYZE deadlines")  # statistics of a nearly empty table
+        await conn.execute(
+            "INSERT INTO deadlines (flow, kind, case_id, due_at, next_attempt_at, rule,"
+            " created_at) SELECT 'bulk', 'k', 'c' || g, $1, $1, 'r', $1"
+            " FROM generate_series(1, 20000) AS g",
+            clock.now(),
+        )
+        async with conn.transaction():
+            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            plan = "\n".join(
+                row[0]
+                for row in await conn.fetch("EXPLAIN " + _CANCEL, "bulk", "c17", None, clock.now())
+            )
+    assert "deadlines_flow_case_id_kind_key" in plan, plan
+    assert "deadlines_pending" not in plan, plan

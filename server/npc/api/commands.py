@@ -19,7 +19,7 @@ from npc.api.errors import RpcFailure, to_status
 from npc.api.identity import Caller
 from npc.core.clock import Clock
 from npc.core.errors import DomainError, FieldViolation, InvalidArgument
-from npc.store.database import Database, Txn
+from npc.store.database import CommandAnswer, Database, Txn
 
 M = TypeVar("M", bound=Message)
 
@@ -60,10 +60,10 @@ class CommandRunner:
                         raise
                     # Commit what the command recorded (e.g. FLEP, a donor's silence) with the
                     # error as the stored answer, then report the error.
-                    await self._store(txn, caller, request_id, method, digest, error=error)
+                    self._store(txn, caller, request_id, method, digest, error=error)
                     kept = error
                 else:
-                    await self._store(txn, caller, request_id, method, digest, response=response)
+                    self._store(txn, caller, request_id, method, digest, response=response)
         except (DomainError, asyncpg.UniqueViolationError):
             # Maybe this is a retry whose first attempt committed meanwhile: answer as it did.
             stored = await self._stored(caller, request_id, method, digest, response_type)
@@ -74,8 +74,8 @@ class CommandRunner:
             raise kept
         return response
 
-    async def _store(
-        self,
+    @staticmethod
+    def _store(
         txn: Txn,
         caller: Caller,
         request_id: str,
@@ -86,19 +86,17 @@ class CommandRunner:
         error: DomainError | None = None,
     ) -> None:
         status = to_status(error) if error is not None else None
-        await txn.conn.execute(
-            """INSERT INTO command_results (caller, request_id, method, request_digest, status_code,
-                                            response, error_message, error_details, created_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
-            caller.operator,
-            request_id,
-            method,
-            digest,
-            status.code if status else code_pb2.OK,
-            response.SerializeToString() if response is not None else None,
-            status.message if status else None,
-            status.SerializeToString() if status else None,
-            txn.now,
+        txn.record_answer(
+            CommandAnswer(
+                caller=caller.operator,
+                request_id=request_id,
+                method=method,
+                request_digest=digest,
+                status_code=status.code if status else code_pb2.OK,
+                response=response.SerializeToString() if response is not None else None,
+                error_message=status.message if status else None,
+                error_details=status.SerializeToString() if status else None,
+            )
         )
 
     async def _stored(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 
 import grpc
@@ -37,9 +38,22 @@ def event_message(event: LoggedEvent) -> events_pb2.Event:
 class EventServicer(events_pb2_grpc.EventServiceServicer):
     """Subscribe from a position; the regulator receives every event of its country's flows."""
 
+    # Recent events as messages, by position: a broadcast goes to every operator's stream, and
+    # building the message (payload Struct, timestamp) costs more than sending it.
+    MESSAGE_CACHE = 4096
+
     def __init__(self, hub: EventHub) -> None:
         self.hub = hub
         self._flows_of: dict[str, set[str]] = {}
+        self._messages: OrderedDict[int, events_pb2.Event] = OrderedDict()
+
+    def _message(self, event: LoggedEvent) -> events_pb2.Event:
+        message = self._messages.get(event.position)
+        if message is None:
+            message = self._messages[event.position] = event_message(event)
+            if len(self._messages) > self.MESSAGE_CACHE:
+                self._messages.popitem(last=False)
+        return message
 
     def add_flow(self, flow: str, countries: set[str]) -> None:
         """Let the callers of `countries` receive the events of `flow`."""
@@ -74,7 +88,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         async for event in self.hub.subscribe(
             operator, request.from_position, list(request.flows), sorted(foreign)
         ):
-            yield event_message(event)
+            yield self._message(event)
 
     async def GetStreamHead(  # noqa: N802
         self, request: events_pb2.GetStreamHeadRequest, context: grpc.aio.ServicerContext

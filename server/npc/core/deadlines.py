@@ -143,8 +143,10 @@ class DeadlineScheduler:
                 # deadline row first would deadlock with a command cancelling it.
                 await txn.lock_case(*case)
                 row = await txn.conn.fetchrow(
-                    "SELECT * FROM deadlines WHERE id = $1 AND fired_at IS NULL"
-                    " AND cancelled_at IS NULL AND next_attempt_at <= $2 FOR UPDATE SKIP LOCKED",
+                    # Not the `deadlines_pending` predicate, so that only the key serves (see
+                    # the cancellation in npc.store.database).
+                    "SELECT * FROM deadlines WHERE id = $1 AND coalesce(fired_at, cancelled_at)"
+                    " IS NULL AND next_attempt_at <= $2 FOR UPDATE SKIP LOCKED",
                     deadline_id,
                     now,
                 )

@@ -61,6 +61,21 @@ class DeadlineDraft:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class CommandAnswer:
+    """The first answer to an idempotent command (`command_results`), written with its effects
+    so that an acknowledged command is exactly as durable as its answer."""
+
+    caller: str
+    request_id: str
+    method: str
+    request_digest: bytes
+    status_code: int
+    response: bytes | None
+    error_message: str | None
+    error_details: bytes | None
+
+
 @dataclass
 class Txn:
     """One unit of work: a connection inside a transaction plus what it emits."""
@@ -71,6 +86,7 @@ class Txn:
     events: list[EventDraft] = field(default_factory=list)
     deadlines: list[DeadlineDraft] = field(default_factory=list)
     cancelled: list[tuple[str, str, str | None]] = field(default_factory=list)
+    answer: CommandAnswer | None = None
     _after_commit: list[Callable[[], None]] = field(default_factory=list)
 
     def emit(
@@ -120,55 +136,99 @@ class Txn:
         """Run `callback` once the transaction has committed."""
         self._after_commit.append(callback)
 
+    def record_answer(self, answer: CommandAnswer) -> None:
+        """Store a command's answer with this transaction's effects (see `CommandAnswer`)."""
+        self.answer = answer
+
     async def flush(self) -> None:
-        """Write the buffered deadlines and events; called just before commit."""
+        """Write the buffered cancellations, deadlines, events and answer; called just before
+        commit. Deadlines, events and answer go in one statement: each write of its own would
+        be one more round trip, and round trips are much of a command's cost."""
+        # Cancellations first, then settings, as the flows expect: a deadline cancelled and set
+        # again in one transaction ends up set.
         for flow, case_id, kind in self.cancelled:
-            await self.conn.execute(
-                "UPDATE deadlines SET cancelled_at = $4 WHERE flow = $1 AND case_id = $2"
-                " AND ($3::text IS NULL OR kind = $3) AND fired_at IS NULL AND cancelled_at IS NULL",
-                flow,
-                case_id,
-                kind,
-                self.now,
-            )
-        if self.deadlines:
-            await self.conn.executemany(
-                """INSERT INTO deadlines (flow, kind, case_id, due_at, next_attempt_at, rule,
-                                          payload, created_at)
-                   VALUES ($1, $2, $3, $4, $4, $5, $6::jsonb, $7)
-                   ON CONFLICT (flow, case_id, kind) DO UPDATE
-                   SET due_at = EXCLUDED.due_at, next_attempt_at = EXCLUDED.due_at,
-                       rule = EXCLUDED.rule, payload = EXCLUDED.payload, attempts = 0,
-                       fired_at = NULL, cancelled_at = NULL""",
-                [
-                    (d.flow, d.kind, d.case_id, d.due_at, d.rule, d.payload, self.now)
-                    for d in self.deadlines
-                ],
-            )
-        if self.events:
-            await self.conn.execute(
-                """INSERT INTO events (occurred_at, flow, type, code, case_id, sender, audience,
-                                       broadcast, payload)
-                   SELECT $1, e.flow, e.type, e.code, e.case_id, e.sender,
-                          COALESCE(e.audience, '{}'), e.broadcast, e.payload
-                   FROM jsonb_to_recordset($2::jsonb) AS e(flow text, type text, code text,
-                        case_id text, sender text, audience text[], broadcast boolean, payload jsonb)
-                """,
-                self.now,
-                [
-                    {
-                        "flow": e.flow,
-                        "type": e.type,
-                        "code": e.code,
-                        "case_id": e.case_id,
-                        "sender": e.sender,
-                        "audience": list(e.audience),
-                        "broadcast": e.broadcast,
-                        "payload": e.payload,
-                    }
-                    for e in self.events
-                ],
-            )
+            await self.conn.execute(_CANCEL, flow, case_id, kind, self.now)
+        if not (self.deadlines or self.events or self.answer):
+            return
+        # The last setting of a deadline wins, as it would written one after the other.
+        armed = {(d.flow, d.case_id, d.kind): d for d in self.deadlines}
+        answer = self.answer
+        await self.conn.execute(
+            _FLUSH,
+            self.now,
+            [
+                {
+                    "flow": d.flow,
+                    "kind": d.kind,
+                    "case_id": d.case_id,
+                    "due_at": d.due_at.isoformat(),
+                    "rule": d.rule,
+                    "payload": d.payload,
+                }
+                for d in armed.values()
+            ],
+            [
+                {
+                    "flow": e.flow,
+                    "type": e.type,
+                    "code": e.code,
+                    "case_id": e.case_id,
+                    "sender": e.sender,
+                    "audience": list(e.audience),
+                    "broadcast": e.broadcast,
+                    "payload": e.payload,
+                }
+                for e in self.events
+            ],
+            answer.caller if answer else None,
+            answer.request_id if answer else None,
+            answer.method if answer else None,
+            answer.request_digest if answer else None,
+            answer.status_code if answer else None,
+            answer.response if answer else None,
+            answer.error_message if answer else None,
+            answer.error_details if answer else None,
+        )
+
+
+# `coalesce(...) IS NULL` rather than `fired_at IS NULL AND cancelled_at IS NULL`: the latter is the
+# predicate of the partial index `deadlines_pending`, which the planner then may pick (statistics
+# of a table growing fast say it is tiny) and walk through every pending deadline. Here only the
+# (flow, case_id, kind) key can serve.
+_CANCEL = """
+UPDATE deadlines SET cancelled_at = $4 WHERE flow = $1 AND case_id = $2
+   AND ($3::text IS NULL OR kind = $3) AND coalesce(fired_at, cancelled_at) IS NULL
+"""
+
+# The cancellations stay statements of their own: inside this one, a cached generic plan would
+# join the deadlines to a parameter of unknown size by a sequential scan.
+_FLUSH = """
+WITH armed AS (
+    INSERT INTO deadlines (flow, kind, case_id, due_at, next_attempt_at, rule, payload, created_at)
+    SELECT s.flow, s.kind, s.case_id, s.due_at, s.due_at, s.rule, s.payload, $1
+    FROM jsonb_to_recordset($2::jsonb)
+         AS s(flow text, kind text, case_id text, due_at timestamptz, rule text, payload jsonb)
+    ON CONFLICT (flow, case_id, kind) DO UPDATE
+    SET due_at = EXCLUDED.due_at, next_attempt_at = EXCLUDED.due_at, rule = EXCLUDED.rule,
+        payload = EXCLUDED.payload, attempts = 0, fired_at = NULL, cancelled_at = NULL
+    RETURNING id
+), logged AS (
+    INSERT INTO events (occurred_at, flow, type, code, case_id, sender, audience, broadcast,
+                        payload)
+    SELECT $1, e.flow, e.type, e.code, e.case_id, e.sender, COALESCE(e.audience, '{}'),
+           e.broadcast, e.payload
+    FROM jsonb_to_recordset($3::jsonb) AS e(flow text, type text, code text, case_id text,
+         sender text, audience text[], broadcast boolean, payload jsonb)
+    RETURNING id
+), answered AS (
+    INSERT INTO command_results (caller, request_id, method, request_digest, status_code,
+                                 response, error_message, error_details, created_at)
+    SELECT $4, $5, $6, $7, $8, $9, $10, $11, $1 WHERE $4::text IS NOT NULL
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM armed), (SELECT count(*) FROM logged),
+       (SELECT count(*) FROM answered)
+"""
 
 
 TxnListener = Callable[[Txn], None]
@@ -185,7 +245,11 @@ class Database:
     async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 20) -> Database:
         """Open a pool on `dsn`."""
         pool = await asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, init=_init_connection
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            init=_init_connection,
+            reset=keep_session,
         )
         assert pool is not None
         return cls(pool)
@@ -259,6 +323,16 @@ def _migrations() -> list[tuple[int, str, str]]:
     if len(set(versions)) != len(versions):
         raise RuntimeError("two migrations share a number")
     return found
+
+
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """Pool reset that sends nothing: asyncpg still rolls back a transaction left open.
+
+    asyncpg's default reset (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL) is one more round
+    trip on every release, a tenth of a command's. The clearinghouse leaves no session state
+    behind: locks are transaction-scoped (the migration lock is released in a `finally`),
+    cursors live inside transactions, settings are `SET LOCAL`, and nothing LISTENs.
+    """
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
