@@ -300,3 +300,42 @@ async def test_cancelling_a_deadline_reads_its_key_even_with_stale_statistics(co
             )
     assert "deadlines_flow_case_id_kind_key" in plan, plan
     assert "deadlines_pending" not in plan, plan
+
+
+async def test_a_busy_case_does_not_hold_up_other_cases_deadlines(cores):
+    """While a command holds a case, the scheduler fires the other cases' due deadlines, and
+    the busy case's own deadlines, in their order, once the command is done."""
+    clock = FakeClock(DEFAULT_START)
+    core = await cores(clock)
+    core.deadlines.busy_retries = 2
+    fired: list[str] = []
+
+    async def handler(txn: Txn, deadline: Deadline) -> None:
+        fired.append(f"{deadline.case_id}/{deadline.rule}")
+
+    core.deadlines.register("test", "first", handler)
+    core.deadlines.register("test", "second", handler)
+    due = clock.now() + timedelta(minutes=1)
+    async with core.db.transaction("test", clock.now()) as txn:
+        txn.set_deadline("test", "first", "busy", due, "1")
+        txn.set_deadline("test", "second", "busy", due, "2")
+        txn.set_deadline("test", "first", "free", due, "1")
+    clock.advance(timedelta(minutes=2))
+
+    holding = asyncio.Event()
+    release = asyncio.Event()
+
+    async def command_on_busy_case() -> None:
+        async with core.db.transaction("command", clock.now()) as txn:
+            await txn.lock_case("test", "busy")
+            holding.set()
+            await release.wait()
+
+    command = asyncio.create_task(command_on_busy_case())
+    await holding.wait()
+    assert await core.deadlines.fire_due() == 1
+    assert fired == ["free/1"]
+    release.set()
+    await command
+    assert await core.deadlines.fire_due() == 2
+    assert fired == ["free/1", "busy/1", "busy/2"]

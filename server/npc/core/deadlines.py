@@ -66,6 +66,9 @@ class Deadline:
 DeadlineHandler = Callable[[Txn, Deadline], Awaitable[None]]
 
 
+_CASE_BUSY = -1  # what `_fire` answers when the case is locked by a command or another process
+
+
 class DeadlineScheduler:
     """Fires due deadlines through the handlers flows register."""
 
@@ -87,6 +90,11 @@ class DeadlineScheduler:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._next_wake: datetime | None = None
+        self._busy = False
+        # A pass that found only busy cases tries again after this pause (wall seconds), up to
+        # this many times before it gives way to the run loop's wait.
+        self.busy_pause = 0.01
+        self.busy_retries = 200
 
     def register(self, flow: str, kind: str, handler: DeadlineHandler) -> None:
         """Route deadlines of (`flow`, `kind`) to `handler`."""
@@ -100,6 +108,7 @@ class DeadlineScheduler:
     async def fire_due(self) -> int:
         """Fire every deadline due at the clock's current instant; return how many fired."""
         fired = 0
+        busy_passes = 0
         async with self._lock:
             while True:
                 now = self.clock.now()
@@ -118,12 +127,18 @@ class DeadlineScheduler:
                 for row in rows:
                     by_case[(row["flow"], row["case_id"])].append(row["id"])
                 semaphore = asyncio.Semaphore(self.concurrency)
+                self._busy = False
                 results = await asyncio.gather(
                     *(self._fire_in_order(case, ids, semaphore) for case, ids in by_case.items())
                 )
                 fired += sum(results)
                 if sum(results) == 0:
-                    return fired  # what is left is locked by another process or postponed
+                    if not self._busy or busy_passes >= self.busy_retries:
+                        return fired  # what is left is postponed, or held for long elsewhere
+                    # Only cases busy with a command (or another process) are left: they are
+                    # free again within a transaction's time.
+                    busy_passes += 1
+                    await asyncio.sleep(self.busy_pause)
 
     async def _fire_in_order(
         self, case: tuple[str, str], ids: list[int], semaphore: asyncio.Semaphore
@@ -131,7 +146,11 @@ class DeadlineScheduler:
         async with semaphore:
             count = 0
             for deadline_id in ids:
-                count += await self._fire(case, deadline_id)
+                fired = await self._fire(case, deadline_id)
+                if fired == _CASE_BUSY:
+                    self._busy = True
+                    break  # the case's later deadlines must not fire before this one
+                count += fired
             return count
 
     async def _fire(self, case: tuple[str, str], deadline_id: int) -> int:
@@ -140,8 +159,12 @@ class DeadlineScheduler:
         try:
             async with self.db.transaction("deadline", now) as txn:
                 # The case lock comes first, as in every command on the case: taking the
-                # deadline row first would deadlock with a command cancelling it.
-                await txn.lock_case(*case)
+                # deadline row first would deadlock with a command cancelling it. A case busy
+                # with a command, or with another process firing the same deadline, is left for
+                # the next pass rather than waited for: waiting would hold a connection and a
+                # firing slot while other cases' deadlines are due.
+                if not await txn.try_lock_case(*case):
+                    return _CASE_BUSY
                 row = await txn.conn.fetchrow(
                     # Not the `deadlines_pending` predicate, so that only the key serves (see
                     # the cancellation in npc.store.database).

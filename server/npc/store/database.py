@@ -132,6 +132,13 @@ class Txn:
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"{flow}:{case_id}"
         )
 
+    async def try_lock_case(self, flow: str, case_id: str) -> bool:
+        """Take the case lock of `lock_case` if it is free; False (and no lock) if not."""
+        taken: bool = await self.conn.fetchval(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))", f"{flow}:{case_id}"
+        )
+        return taken
+
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once the transaction has committed."""
         self._after_commit.append(callback)
