@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field, fields
 from datetime import datetime
 from importlib import resources
 from typing import Any
@@ -159,7 +159,7 @@ class Txn:
             return
         # The last setting of a deadline wins, as it would written one after the other.
         armed = {(d.flow, d.case_id, d.kind): d for d in self.deadlines}
-        answer = self.answer
+        answer = self.answer  # its fields are the statement's last parameters, in order
         await self.conn.execute(
             _FLUSH,
             self.now,
@@ -187,14 +187,7 @@ class Txn:
                 }
                 for e in self.events
             ],
-            answer.caller if answer else None,
-            answer.request_id if answer else None,
-            answer.method if answer else None,
-            answer.request_digest if answer else None,
-            answer.status_code if answer else None,
-            answer.response if answer else None,
-            answer.error_message if answer else None,
-            answer.error_details if answer else None,
+            *(astuple(answer) if answer else (None,) * len(fields(CommandAnswer))),
         )
 
 
@@ -218,7 +211,7 @@ WITH armed AS (
     ON CONFLICT (flow, case_id, kind) DO UPDATE
     SET due_at = EXCLUDED.due_at, next_attempt_at = EXCLUDED.due_at, rule = EXCLUDED.rule,
         payload = EXCLUDED.payload, attempts = 0, fired_at = NULL, cancelled_at = NULL
-    RETURNING id
+    RETURNING 1
 ), logged AS (
     INSERT INTO events (occurred_at, flow, type, code, case_id, sender, audience, broadcast,
                         payload)
@@ -226,15 +219,14 @@ WITH armed AS (
            e.broadcast, e.payload
     FROM jsonb_to_recordset($3::jsonb) AS e(flow text, type text, code text, case_id text,
          sender text, audience text[], broadcast boolean, payload jsonb)
-    RETURNING id
+    RETURNING 1
 ), answered AS (
     INSERT INTO command_results (caller, request_id, method, request_digest, status_code,
                                  response, error_message, error_details, created_at)
     SELECT $4, $5, $6, $7, $8, $9, $10, $11, $1 WHERE $4::text IS NOT NULL
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM armed), (SELECT count(*) FROM logged),
-       (SELECT count(*) FROM answered)
+SELECT 1  -- each data-modifying WITH runs to completion, read or not
 """
 
 
