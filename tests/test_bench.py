@@ -188,3 +188,8 @@ def test_npc_bench_all_prints_one_json_object_with_every_figure():
         )
         < 0.001
     )
+    assert abs(figures["ports_ceiling_per_s"] - figures["rpc_ceiling_per_s"] / 5) < 0.1
+    assert figures["ratio_ports_vs_ceiling"] > 0
+    # Each part's CPU per port, from the first complete port on.
+    assert set(figures["cpu_ms_per_port"]) == set(figures["cpu_share_while_filing"])
+    assert figures["cpu_ms_per_port"]["server_1"] > 0

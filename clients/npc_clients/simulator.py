@@ -390,6 +390,9 @@ class SimulatedOperator:
         self._calls = asyncio.Semaphore(self.profile.max_concurrent_calls)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
+        # How far ahead it schedules now: it learns from refused instants, as an operator whose
+        # schedules arrive too late starts aiming further ahead for every case, not just one.
+        self.schedule_lead = self.profile.schedule_lead
 
     @property
     def stats(self) -> Stats:
@@ -433,13 +436,28 @@ class SimulatedOperator:
 
     # ------------------------------------------------------------------ calls
 
-    async def _call(self, method: str, request: Any, *, service: Any = None) -> Any:
-        """Call `method`, retrying UNAVAILABLE and DEADLINE_EXCEEDED with the same request (id)."""
+    async def _call(
+        self,
+        method: str,
+        request: Any,
+        *,
+        service: Any = None,
+        build: Callable[[], Any] | None = None,
+    ) -> Any:
+        """Call `method`, retrying UNAVAILABLE and DEADLINE_EXCEEDED with the same request (id).
+
+        With `build`, the request is made by it once a call slot is free: a request naming an
+        instant must be made when it is sent, not before waiting for the slot.
+        """
         stub = service or self.client.portability
         delay = 0.1
         for attempt in range(1, self.profile.max_attempts + 1):
             try:
                 async with self._calls:
+                    if build is not None:
+                        request, build = build(), None
+                        if request is None:
+                            return None  # nothing worth sending any more
                     return await getattr(stub, method)(
                         request, metadata=self.client.metadata, timeout=self.profile.call_timeout
                     )
@@ -765,30 +783,31 @@ class SimulatedOperator:
             if current is None:
                 return
             case.execution_limit = current.execution_limit.ToDatetime(tzinfo=UTC)
-        lead = self.profile.schedule_lead
+        lead = self.schedule_lead
         last_error = ""
-        for _ in range(5):
-            at = self.window.earliest(self.now() + lead, case.execution_limit)
-            if at is None:
-                log.info(
-                    "%s: %s cannot be scheduled before its execution limit", self.operator, case.id
+        for attempt in range(5):
+
+            def request(lead: timedelta = lead) -> pb.SchedulePortRequest | None:
+                at = self.window.earliest(self.now() + lead, case.execution_limit)
+                if at is None:
+                    return None
+                return pb.SchedulePortRequest(
+                    request_id=OperatorClient.new_request_id(),
+                    port_request_id=case.id,
+                    scheduled_at=_ts(at),
                 )
-                return  # the clearinghouse cancels it at the scheduling limit (CNPF)
+
             try:
-                await self._call(
-                    "SchedulePort",
-                    pb.SchedulePortRequest(
-                        request_id=OperatorClient.new_request_id(),
-                        port_request_id=case.id,
-                        scheduled_at=_ts(at),
-                    ),
-                )
+                scheduled = await self._call("SchedulePort", None, build=request)
             except grpc.aio.AioRpcError as error:
                 if error.code() == grpc.StatusCode.INVALID_ARGUMENT:
                     # The instant passed before the clearinghouse saw it (a slow answer, or a fast
                     # clock), or the window closed meanwhile: aim further ahead.
                     last_error = error.details() or ""
                     lead *= 2
+                    self.schedule_lead = min(
+                        max(self.schedule_lead, lead), self.profile.schedule_lead * 64
+                    )
                     continue
                 if error.code() != grpc.StatusCode.FAILED_PRECONDITION:
                     self.stats.errors += 1
@@ -800,8 +819,16 @@ class SimulatedOperator:
                         error.details(),
                     )
                 return
+            if scheduled is None:
+                log.info(
+                    "%s: %s cannot be scheduled before its execution limit", self.operator, case.id
+                )
+                return  # the clearinghouse cancels it at the scheduling limit (CNPF)
             case.scheduled = True
             self.stats.scheduled += 1
+            if attempt == 0:
+                # Accepted at once: try a little closer next time (never below the profile's).
+                self.schedule_lead = max(self.profile.schedule_lead, self.schedule_lead * 0.95)
             return
         self.stats.errors += 1
         log.warning("%s SchedulePort %s gave up: %s", self.operator, case.id, last_error)

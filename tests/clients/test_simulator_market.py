@@ -19,7 +19,14 @@ from npc.app import Clearinghouse
 from npc.config import Settings
 from npc.core.clock import FakeClock
 from npc_clients import OperatorClient
-from npc_clients.simulator import ChangeWindow, Market, NumberRange, SimulatedOperator
+from npc_clients.simulator import (
+    ChangeWindow,
+    Delay,
+    Market,
+    NumberRange,
+    OperatorProfile,
+    SimulatedOperator,
+)
 from npc_clients.traffic import (
     PERU_2024,
     OperatorTraffic,
@@ -177,3 +184,63 @@ async def test_silent_donors_never_answer_and_objecting_donors_object(
             "SELECT count(*) AS n FROM port_requests WHERE donor = 'movistar' AND donor_silent",
         )
         assert silent[0]["n"] == 4
+
+
+@pytest.mark.timeout(60)
+async def test_a_recipient_whose_schedules_arrive_late_aims_further_ahead(
+    app: Clearinghouse, clock: FakeClock, settings: Settings
+) -> None:
+    """A recipient whose clock runs 90 s behind the clearinghouse's schedules a minute ahead of
+    it, which the clearinghouse finds in the past: it aims two minutes ahead, and from then on
+    starts there for every case, coming back closer only while it is accepted at once."""
+    clock.advance(timedelta(hours=14, minutes=10))  # Tuesday 00:10 in Lima: the window is open
+    behaviour = OperatorProfile(
+        answer_delay=Delay(0.01),
+        objection_rate=0.0,
+        silence_rate=0.0,
+        fixed_share=0.0,
+        schedule_delay=Delay(0.0),
+    )
+    target = f"127.0.0.1:{app.grpc_port}"
+    market = Market()
+    recipient = SimulatedOperator(
+        OperatorClient(target, "dev-token-claro", operator="claro"),
+        market,
+        RANGES,
+        counterparts=["movistar"],
+        profile=behaviour,
+        now=lambda: clock.now() - timedelta(seconds=90),
+        seed=1,
+        file_requests=False,
+    )
+    donor = SimulatedOperator(
+        OperatorClient(target, "dev-token-movistar", operator="movistar"),
+        market,
+        RANGES,
+        counterparts=["claro"],
+        profile=behaviour,
+        now=clock.now,
+        seed=2,
+        file_requests=False,
+    )
+    try:
+        for simulator in (recipient, donor):
+            await simulator.start()
+        assert recipient.file_to("movistar")
+        await until(app, lambda: market.stats.scheduled == 1)
+        assert recipient.schedule_lead == timedelta(minutes=2)
+        assert recipient.file_to("movistar")
+        await until(app, lambda: market.stats.scheduled == 2)
+        assert recipient.schedule_lead == timedelta(minutes=2) * 0.95
+    finally:
+        for simulator in (recipient, donor):
+            await simulator.stop()
+            await simulator.client.close()
+    assert market.stats.errors == 0
+    rows = await fetch(
+        settings, "SELECT state, scheduled_at FROM port_requests ORDER BY submitted_at, id"
+    )
+    assert [r["state"] for r in rows] == ["scheduled", "scheduled"]
+    # Each accepted instant is the recipient's clock plus the lead it had learnt by then.
+    assert rows[0]["scheduled_at"] == clock.now() + timedelta(seconds=30)
+    assert rows[1]["scheduled_at"] == clock.now() + timedelta(seconds=30)

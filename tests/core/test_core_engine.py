@@ -339,3 +339,125 @@ async def test_a_busy_case_does_not_hold_up_other_cases_deadlines(cores):
     await command
     assert await core.deadlines.fire_due() == 2
     assert fired == ["free/1", "busy/1", "busy/2"]
+
+
+async def test_case_row_is_locked_only_after_the_case_lock(cores):
+    """`CaseTable.lock` takes the case lock and the row lock in one statement, in that order:
+    while another transaction holds the case, the waiting statement holds no row lock."""
+    from npc.core.cases import CaseTable
+
+    clock = FakeClock(DEFAULT_START)
+    core = await cores(clock)
+    table = CaseTable("test", "test_locked_cases", "test case", ("party",))
+    async with core.db.pool.acquire() as conn:
+        await conn.execute(
+            "CREATE TABLE test_locked_cases (id text PRIMARY KEY, party text, state text)"
+        )
+        await conn.execute("INSERT INTO test_locked_cases VALUES ('c1', 'p', 'open')")
+
+    holding = asyncio.Event()
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with core.db.transaction("holder", clock.now()) as txn:
+            await txn.lock_case("test", "c1")
+            holding.set()
+            await release.wait()
+
+    async def locker() -> str:
+        async with core.db.transaction("locker", clock.now()) as txn:
+            row = await table.lock(txn, "c1")
+            assert row is not None
+            return str(row["state"])
+
+    held = asyncio.create_task(holder())
+    await holding.wait()
+    waiting = asyncio.create_task(locker())
+    async with core.db.pool.acquire() as conn:
+        # Wait until the locker is blocked on the case lock...
+        for _ in range(200):
+            blocked = await conn.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            )
+            if blocked:
+                break
+            await asyncio.sleep(0.01)
+        assert blocked == 1
+        # ...and check that the row is free meanwhile.
+        async with conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT state FROM test_locked_cases WHERE id = 'c1' FOR UPDATE NOWAIT"
+            )
+            assert row["state"] == "open"
+    assert not waiting.done()
+    release.set()
+    await held
+    assert await waiting == "open"
+    async with core.db.transaction("missing", clock.now()) as txn:
+        assert await table.lock(txn, "nope") is None
+
+
+async def test_one_flush_cancels_a_case_deadline_and_keeps_what_it_sets_again(cores):
+    """The last cancellation of a transaction is written with its settings in one statement:
+    a case's other pending deadlines are cancelled, the one set again stays set, and earlier
+    cancellations apply too."""
+    clock = FakeClock(DEFAULT_START)
+    core = await cores(clock)
+    seen: list[str] = []
+
+    async def handler(txn: Txn, deadline: Deadline) -> None:
+        seen.append(f"{deadline.case_id}/{deadline.kind}/{deadline.rule}")
+
+    for kind in ("a", "b", "c"):
+        core.deadlines.register("test", kind, handler)
+    soon = clock.now() + timedelta(minutes=1)
+    async with core.db.transaction("test", clock.now()) as txn:
+        for case in ("one", "two"):
+            for kind in ("a", "b", "c"):
+                txn.set_deadline("test", kind, case, soon, "first")
+    async with core.db.transaction("test", clock.now()) as txn:
+        txn.cancel_deadlines("test", "two", "c")  # an earlier cancellation, a statement of its own
+        txn.cancel_deadlines("test", "one")  # every pending deadline of the case...
+        txn.set_deadline("test", "b", "one", soon, "again")  # ...but this one is set again
+    async with core.db.transaction("test", clock.now()) as txn:
+        txn.cancel_deadlines("test", "two", "a")  # a cancellation alone
+    clock.advance(timedelta(minutes=2))
+    assert await core.deadlines.fire_due() == 2
+    assert sorted(seen) == ["one/b/again", "two/b/first"]
+
+
+async def test_the_flush_cancels_by_the_deadline_key_even_with_stale_statistics(cores):
+    """The cancellation inside the flush statement, as a generic plan on a table the statistics
+    say is tiny, reads the (flow, case_id, kind) key."""
+    from npc.store.database import _FLUSH
+
+    clock = FakeClock(DEFAULT_START)
+    core = await cores(clock)
+    async with core.db.pool.acquire() as conn:
+        await conn.execute("ANALYZE deadlines")
+        await conn.execute(
+            "INSERT INTO deadlines (flow, kind, case_id, due_at, next_attempt_at, rule,"
+            " created_at) SELECT 'bulk', 'k', 'c' || g, $1, $1, 'r', $1"
+            " FROM generate_series(1, 20000) AS g",
+            clock.now(),
+        )
+        async with conn.transaction():
+            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            plan = "\n".join(
+                row[0]
+                for row in await conn.fetch(
+                    "EXPLAIN " + _FLUSH,
+                    clock.now(),
+                    [],
+                    [],
+                    *([None] * 8),
+                    "bulk",
+                    "c17",
+                    "k",
+                    [],
+                )
+            )
+    assert "Update on deadlines" in plan, plan
+    assert "deadlines_flow_case_id_kind_key" in plan, plan
+    assert "Seq Scan on deadlines" not in plan, plan
+    assert "deadlines_pending" not in plan, plan

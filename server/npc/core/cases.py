@@ -12,7 +12,7 @@ from typing import Any
 from asyncpg import Record
 
 from npc.core.errors import NotFound, PermissionDenied
-from npc.store.database import Database, Txn
+from npc.store.database import CASE_LOCK_SQL, Database, Txn, case_lock_key
 
 
 class CaseTable:
@@ -25,10 +25,18 @@ class CaseTable:
         self.parties = tuple(parties)
 
     async def lock(self, txn: Txn, case_id: str) -> Record | None:
-        """The case row, locked for the rest of the transaction (None if there is no such case)."""
-        await txn.lock_case(self.flow, case_id)
+        """The case row, locked for the rest of the transaction (None if there is no such case).
+
+        One statement takes the case lock, then the row lock: the uncorrelated EXISTS is a
+        one-time filter evaluated before the row is read, so the order of `Txn.lock_case` holds
+        without a round trip of its own.
+        """
         row: Record | None = await txn.conn.fetchrow(
-            f"SELECT * FROM {self.table} WHERE id = $1 FOR UPDATE", case_id
+            f"WITH locked AS MATERIALIZED ({CASE_LOCK_SQL.format(key='$2')})"
+            f" SELECT * FROM {self.table} WHERE id = $1 AND EXISTS (SELECT FROM locked)"
+            " FOR UPDATE",
+            case_id,
+            case_lock_key(self.flow, case_id),
         )
         return row
 

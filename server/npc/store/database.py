@@ -76,6 +76,15 @@ class CommandAnswer:
     error_details: bytes | None
 
 
+# The case lock (`Txn.lock_case`), for statements that take it along with something else.
+CASE_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended({key}, 0))"
+
+
+def case_lock_key(flow: str, case_id: str) -> str:
+    """The text whose hash names the advisory lock of a case."""
+    return f"{flow}:{case_id}"
+
+
 @dataclass
 class Txn:
     """One unit of work: a connection inside a transaction plus what it emits."""
@@ -128,14 +137,13 @@ class Txn:
         Every command and every deadline on a case takes this lock before any row lock, so
         their row locks are always taken in the same order and cannot deadlock.
         """
-        await self.conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"{flow}:{case_id}"
-        )
+        await self.conn.execute(CASE_LOCK_SQL.format(key="$1"), case_lock_key(flow, case_id))
 
     async def try_lock_case(self, flow: str, case_id: str) -> bool:
         """Take the case lock of `lock_case` if it is free; False (and no lock) if not."""
         taken: bool = await self.conn.fetchval(
-            "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))", f"{flow}:{case_id}"
+            "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))",
+            case_lock_key(flow, case_id),
         )
         return taken
 
@@ -152,14 +160,23 @@ class Txn:
         commit. Deadlines, events and answer go in one statement: each write of its own would
         be one more round trip, and round trips are much of a command's cost."""
         # Cancellations first, then settings, as the flows expect: a deadline cancelled and set
-        # again in one transaction ends up set.
-        for flow, case_id, kind in self.cancelled:
+        # again in one transaction ends up set. The last cancellation rides in the statement
+        # below (commands usually cancel one deadline); any others go before it.
+        last = self.cancelled[-1] if self.cancelled else None
+        for flow, case_id, kind in self.cancelled[:-1]:
             await self.conn.execute(_CANCEL, flow, case_id, kind, self.now)
-        if not (self.deadlines or self.events or self.answer):
+        if not (self.deadlines or self.events or self.answer or last):
             return
         # The last setting of a deadline wins, as it would written one after the other.
         armed = {(d.flow, d.case_id, d.kind): d for d in self.deadlines}
-        answer = self.answer  # its fields are the statement's last parameters, in order
+        answer = self.answer  # its fields are the statement's $4 to $11, in order
+        cancel: tuple[Any, ...] = (None, None, None, [])
+        if last is not None:
+            # In one statement the cancellation and a setting of the same deadline would both
+            # see it as it was: the cancellation leaves alone what this transaction sets again.
+            flow, case_id, kind = last
+            again = [k for f, c, k in armed if (f, c) == (flow, case_id)]
+            cancel = (flow, case_id, kind, again)
         await self.conn.execute(
             _FLUSH,
             self.now,
@@ -188,6 +205,7 @@ class Txn:
                 for e in self.events
             ],
             *(astuple(answer) if answer else (None,) * len(fields(CommandAnswer))),
+            *cancel,
         )
 
 
@@ -200,10 +218,17 @@ UPDATE deadlines SET cancelled_at = $4 WHERE flow = $1 AND case_id = $2
    AND ($3::text IS NULL OR kind = $3) AND coalesce(fired_at, cancelled_at) IS NULL
 """
 
-# The cancellations stay statements of their own: inside this one, a cached generic plan would
-# join the deadlines to a parameter of unknown size by a sequential scan.
+# One cancellation rides in this statement as scalars ($12 to $15), which the (flow, case_id,
+# kind) key serves; several, given as arrays, would be joined by a cached generic plan to a
+# parameter of unknown size by a sequential scan, so the others are statements of their own.
 _FLUSH = """
-WITH armed AS (
+WITH cancelled AS (
+    UPDATE deadlines SET cancelled_at = $1
+    WHERE $12::text IS NOT NULL AND flow = $12 AND case_id = $13
+      AND ($14::text IS NULL OR kind = $14) AND NOT (kind = ANY($15::text[]))
+      AND coalesce(fired_at, cancelled_at) IS NULL
+    RETURNING 1
+), armed AS (
     INSERT INTO deadlines (flow, kind, case_id, due_at, next_attempt_at, rule, payload, created_at)
     SELECT s.flow, s.kind, s.case_id, s.due_at, s.due_at, s.rule, s.payload, $1
     FROM jsonb_to_recordset($2::jsonb)

@@ -458,10 +458,8 @@ class PortabilityHandler:
                     violation_type="PRIOR_CONSULTATION",
                     subject="prior_consultation_id",
                 )
-        case_id = await store.next_id(txn.conn, "SP")
         subscriber = request.subscriber
         values = {
-            "id": case_id,
             "recipient": caller.operator,
             "donor": request.donor,
             "service": service,
@@ -497,6 +495,7 @@ class PortabilityHandler:
             raise AlreadyExists(
                 "port_request", number, f"number {number} already has a live port request"
             ) from None
+        case_id = row["id"]
         txn.set_deadline(
             FLOW,
             REQUEST_ANSWER,
@@ -559,9 +558,10 @@ class PortabilityHandler:
         self._observe_answer(txn, caller.operator, "SP", row["submitted_at"])
         txn.cancel_deadlines(FLOW, row["id"], REQUEST_ANSWER)
         if request.accept:
-            row = await store.REQUESTS.update(txn, row["id"], {"answered_at": txn.now})
+            # SAC describes the request as the donor found it (its payload has no answer time);
+            # the answer time is written with the admissibility, in one update.
             self._emit(txn, "accepted", "SAC", row, sender=caller.operator)
-            row = await self._declare_admissible(txn, row)
+            row = await self._declare_admissible(txn, row, answered_at=txn.now)
             return request_message(row)
         objection = objection_json(request.objection)
         if request.objection.reason == pb.OBJECTION_REASON_DEBT:
@@ -597,11 +597,20 @@ class PortabilityHandler:
         self._count_outcome(txn, "rejected")
         return request_message(row)
 
-    async def _declare_admissible(self, txn: Txn, row: Any, *, donor_silent: bool = False) -> Any:
+    async def _declare_admissible(
+        self,
+        txn: Txn,
+        row: Any,
+        *,
+        donor_silent: bool = False,
+        answered_at: datetime | None = None,
+    ) -> Any:
         """SPR: the request may proceed; the recipient's scheduling limit starts."""
         changes: dict[str, Any] = {"state": "admissible", "admissible_at": txn.now}
         if donor_silent:
             changes["donor_silent"] = True
+        if answered_at is not None:
+            changes["answered_at"] = answered_at
         changes.update(self._scheduling_terms(row, txn.now, row["installation_date"]))
         row = await store.REQUESTS.update(txn, row["id"], changes)
         self._set_schedule_deadline(txn, row)
@@ -785,6 +794,9 @@ class PortabilityHandler:
         scheduled_at = timestamp(v, "scheduled_at", request, "scheduled_at")
         v.raise_if_any()
         assert scheduled_at is not None
+        # What the instant alone decides is checked before the case is locked: a late schedule
+        # is refused without a round trip to the database.
+        self._check_schedule_instant(scheduled_at, txn.now)
         row = await self._load_request(txn, request.port_request_id, caller, "recipient")
         if row["state"] != "admissible":
             raise FailedPrecondition(
@@ -805,18 +817,6 @@ class PortabilityHandler:
                 subject=row["id"],
                 keep_effects=True,
             )
-        window = self.timeline.window_containing(scheduled_at)
-        if window is None:
-            s = self.settings
-            raise InvalidArgument(
-                FieldViolation(
-                    "scheduled_at",
-                    f"must fall inside a change window ({s.change_window_start:%H:%M}-{s.change_window_end:%H:%M} "
-                    f"{self.timeline.calendar.timezone})",
-                )
-            )
-        if scheduled_at <= txn.now:
-            raise InvalidArgument(FieldViolation("scheduled_at", "must be in the future"))
         if scheduled_at > row["execution_limit"]:
             self._emit(
                 txn,
@@ -843,6 +843,19 @@ class PortabilityHandler:
         self._emit(txn, "scheduled", "PP", row, sender=caller.operator)
         self._emit(txn, "scheduled_for_execution", "PEP", row, broadcast=True)
         return request_message(row)
+
+    def _check_schedule_instant(self, scheduled_at: datetime, now: datetime) -> None:
+        if scheduled_at <= now:
+            raise InvalidArgument(FieldViolation("scheduled_at", "must be in the future"))
+        if self.timeline.window_containing(scheduled_at) is None:
+            s = self.settings
+            raise InvalidArgument(
+                FieldViolation(
+                    "scheduled_at",
+                    f"must fall inside a change window ({s.change_window_start:%H:%M}-{s.change_window_end:%H:%M} "
+                    f"{self.timeline.calendar.timezone})",
+                )
+            )
 
     async def _cancel_not_scheduled(self, txn: Txn, row: Any) -> Any:
         rule = R.MOBILE_SCHEDULE if row["service"] == "mobile" else R.FIXED_SCHEDULE

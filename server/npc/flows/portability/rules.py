@@ -154,12 +154,15 @@ class Timeline:
 
     def window_containing(self, instant: datetime) -> tuple[datetime, datetime] | None:
         """The change window (start, end) that contains `instant`, if any."""
-        local_day = self.calendar.local_date(instant)
-        for day in (local_day - timedelta(days=1), local_day):
-            start = self.window_start_on(day)
-            end = self.window_end_for(start)
-            if start <= instant < end:
-                return start, end
+        try:
+            local_day = self.calendar.local_date(instant)
+            for day in (local_day - timedelta(days=1), local_day):
+                start = self.window_start_on(day)
+                end = self.window_end_for(start)
+                if start <= instant < end:
+                    return start, end
+        except OverflowError:
+            pass  # at the ends of the calendar (year 1, year 9999) there is no window
         return None
 
     def execution_limit(self, submitted_at: datetime, number_count: int) -> datetime:

@@ -66,15 +66,23 @@ async def insert_consultation(conn: asyncpg.Connection, values: dict[str, Any]) 
 async def insert_request(
     conn: asyncpg.Connection, values: dict[str, Any], numbers: Sequence[NumberEntry]
 ) -> Record:
-    """Insert a port request and its numbers (each number live). Raises UniqueViolationError when
-    a number already has a live request."""
+    """Insert a port request under a new case number (SP0000000001) and its numbers (each number
+    live), in one statement. Raises UniqueViolationError when a number already has a live
+    request."""
     row = await conn.fetchrow(
-        """INSERT INTO port_requests (id, recipient, donor, service, subscriber, numbers,
-               number_count, special_client, state, form_number, prior_consultation_id,
-               received_at, submitted_at, donor_deadline, installation_date, execution_limit)
-           VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-           RETURNING *""",
-        values["id"],
+        """WITH request AS (
+               INSERT INTO port_requests (id, recipient, donor, service, subscriber, numbers,
+                   number_count, special_client, state, form_number, prior_consultation_id,
+                   received_at, submitted_at, donor_deadline, installation_date, execution_limit)
+               VALUES ('SP' || lpad(nextval('port_request_seq')::text, 10, '0'), $1, $2, $3,
+                       $4::jsonb, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+               RETURNING *
+           ), numbers AS (
+               INSERT INTO port_request_numbers (port_request_id, number, modality)
+               SELECT request.id, u.n, u.m
+               FROM request, unnest($16::text[], $17::text[]) AS u(n, m)
+           )
+           SELECT * FROM request""",
         values["recipient"],
         values["donor"],
         values["service"],
@@ -90,15 +98,10 @@ async def insert_request(
         values["donor_deadline"],
         values["installation_date"],
         values["execution_limit"],
-    )
-    assert row is not None
-    await conn.execute(
-        """INSERT INTO port_request_numbers (port_request_id, number, modality)
-           SELECT $1, n, m FROM unnest($2::text[], $3::text[]) AS u(n, m)""",
-        values["id"],
         [n.number for n in numbers],
         [n.modality for n in numbers],
     )
+    assert row is not None
     return row
 
 
