@@ -66,6 +66,12 @@ class Deadline:
 DeadlineHandler = Callable[[Txn, Deadline], Awaitable[None]]
 
 
+# The earliest pending instant: the first entry of the partial index `deadlines_pending`, read
+# after every scheduler pass, whatever the backlog.
+NEXT_DUE_SQL = (
+    "SELECT min(next_attempt_at) FROM deadlines WHERE fired_at IS NULL AND cancelled_at IS NULL"
+)
+
 _CASE_BUSY = -1  # what `_fire` answers when the case is locked by a command or another process
 
 
@@ -216,10 +222,7 @@ class DeadlineScheduler:
     async def next_due(self) -> datetime | None:
         """The earliest pending instant, if any."""
         async with self.db.pool.acquire() as conn:
-            due: datetime | None = await conn.fetchval(
-                "SELECT min(next_attempt_at) FROM deadlines"
-                " WHERE fired_at IS NULL AND cancelled_at IS NULL"
-            )
+            due: datetime | None = await conn.fetchval(NEXT_DUE_SQL)
         return due
 
     async def run(self) -> None:
