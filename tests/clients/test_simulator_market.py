@@ -201,28 +201,24 @@ async def test_a_recipient_whose_schedules_arrive_late_aims_further_ahead(
         fixed_share=0.0,
         schedule_delay=Delay(0.0),
     )
-    target = f"127.0.0.1:{app.grpc_port}"
     market = Market()
-    recipient = SimulatedOperator(
-        OperatorClient(target, "dev-token-claro", operator="claro"),
-        market,
-        RANGES,
-        counterparts=["movistar"],
-        profile=behaviour,
-        now=lambda: clock.now() - timedelta(seconds=90),
-        seed=1,
-        file_requests=False,
-    )
-    donor = SimulatedOperator(
-        OperatorClient(target, "dev-token-movistar", operator="movistar"),
-        market,
-        RANGES,
-        counterparts=["claro"],
-        profile=behaviour,
-        now=clock.now,
-        seed=2,
-        file_requests=False,
-    )
+
+    def simulated(operator: str, counterpart: str, now: Callable[[], Any]) -> SimulatedOperator:
+        return SimulatedOperator(
+            OperatorClient(
+                f"127.0.0.1:{app.grpc_port}", f"dev-token-{operator}", operator=operator
+            ),
+            market,
+            RANGES,
+            counterparts=[counterpart],
+            profile=behaviour,
+            now=now,
+            seed=len(operator),
+            file_requests=False,
+        )
+
+    recipient = simulated("claro", "movistar", lambda: clock.now() - timedelta(seconds=90))
+    donor = simulated("movistar", "claro", clock.now)
     try:
         for simulator in (recipient, donor):
             await simulator.start()

@@ -277,6 +277,22 @@ async def test_deadline_cancelled_and_set_again_in_one_transaction_ends_set(core
     assert sorted(seen) == [("rearmed", "second"), ("twice", "late")]
 
 
+async def _generic_plan_on_stale_statistics(core: Core, sql: str, *args: object) -> str:
+    """The plan of `sql` as a cached generic plan, on statistics that say `deadlines` is nearly
+    empty while it holds 20,000 pending deadlines."""
+    async with core.db.pool.acquire() as conn:
+        await conn.execute("ANALYZE deadlines")  # statistics of a nearly empty table
+        await conn.execute(
+            "INSERT INTO deadlines (flow, kind, case_id, due_at, next_attempt_at, rule,"
+            " created_at) SELECT 'bulk', 'k', 'c' || g, $1, $1, 'r', $1"
+            " FROM generate_series(1, 20000) AS g",
+            core.clock.now(),
+        )
+        async with conn.transaction():
+            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            return "\n".join(row[0] for row in await conn.fetch("EXPLAIN " + sql, *args))
+
+
 async def test_cancelling_a_deadline_reads_its_key_even_with_stale_statistics(cores):
     """The planner, told by old statistics that the table is tiny, must still find a case's
     deadlines by their key, never by walking every pending deadline."""
@@ -284,20 +300,7 @@ async def test_cancelling_a_deadline_reads_its_key_even_with_stale_statistics(co
 
     clock = FakeClock(DEFAULT_START)
     core = await cores(clock)
-    async with core.db.pool.acquire() as conn:
-        await conn.execute("ANALYZE deadlines")  # statistics of a nearly empty table
-        await conn.execute(
-            "INSERT INTO deadlines (flow, kind, case_id, due_at, next_attempt_at, rule,"
-            " created_at) SELECT 'bulk', 'k', 'c' || g, $1, $1, 'r', $1"
-            " FROM generate_series(1, 20000) AS g",
-            clock.now(),
-        )
-        async with conn.transaction():
-            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-            plan = "\n".join(
-                row[0]
-                for row in await conn.fetch("EXPLAIN " + _CANCEL, "bulk", "c17", None, clock.now())
-            )
+    plan = await _generic_plan_on_stale_statistics(core, _CANCEL, "bulk", "c17", None, clock.now())
     assert "deadlines_flow_case_id_kind_key" in plan, plan
     assert "deadlines_pending" not in plan, plan
 
@@ -433,30 +436,10 @@ async def test_the_flush_cancels_by_the_deadline_key_even_with_stale_statistics(
 
     clock = FakeClock(DEFAULT_START)
     core = await cores(clock)
-    async with core.db.pool.acquire() as conn:
-        await conn.execute("ANALYZE deadlines")
-        await conn.execute(
-            "INSERT INTO deadlines (flow, kind, case_id, due_at, next_attempt_at, rule,"
-            " created_at) SELECT 'bulk', 'k', 'c' || g, $1, $1, 'r', $1"
-            " FROM generate_series(1, 20000) AS g",
-            clock.now(),
-        )
-        async with conn.transaction():
-            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-            plan = "\n".join(
-                row[0]
-                for row in await conn.fetch(
-                    "EXPLAIN " + _FLUSH,
-                    clock.now(),
-                    [],
-                    [],
-                    *([None] * 8),
-                    "bulk",
-                    "c17",
-                    "k",
-                    [],
-                )
-            )
+    answer = [None] * 8  # no command answer
+    plan = await _generic_plan_on_stale_statistics(
+        core, _FLUSH, clock.now(), [], [], *answer, "bulk", "c17", "k", []
+    )
     assert "Update on deadlines" in plan, plan
     assert "deadlines_flow_case_id_kind_key" in plan, plan
     assert "Seq Scan on deadlines" not in plan, plan

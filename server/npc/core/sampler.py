@@ -140,9 +140,7 @@ class Sampler:
                     DEADLINES_PENDING,
                     {(r["flow"], r["kind"]): r["pending"] for r in rows if r["kind"] is not None},
                 )
-                _replace(
-                    CASES_OPEN, {(r["flow"],): r["cases"] for r in rows if r["kind"] is None}
-                )
+                _replace(CASES_OPEN, {(r["flow"],): r["cases"] for r in rows if r["kind"] is None})
                 ported = await conn.fetch(
                     "SELECT serving_operator, service, count(*) AS n FROM ported_numbers"
                     " GROUP BY serving_operator, service"
