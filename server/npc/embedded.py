@@ -268,6 +268,13 @@ class EmbeddedPostgres:
             check=False,
         )
         if proc.returncode != 0 and self._pidfile_pid() is not None:
+            if not _pid_alive(pid):
+                # It died on its own meanwhile (a killed server, still exiting when looked at):
+                # there is nothing to stop, only its pid file to clear.
+                log.warning("postgres (pid %s) died before it was stopped", pid)
+                with contextlib.suppress(FileNotFoundError):
+                    (self.data_dir / "postmaster.pid").unlink()
+                return
             raise EmbeddedServiceError(f"pg_ctl stop failed:\n{proc.stdout}{proc.stderr}")
 
     def create_database(self, name: str, template: str | None = None) -> str:
