@@ -305,6 +305,22 @@ async def test_cancelling_a_deadline_reads_its_key_even_with_stale_statistics(co
     assert "deadlines_pending" not in plan, plan
 
 
+async def _hold_case(core: Core, case_id: str, release: asyncio.Event) -> asyncio.Task[None]:
+    """A transaction (a command, say) holding the lock of test case `case_id` until `release`;
+    returned once it holds it."""
+    holding = asyncio.Event()
+
+    async def hold() -> None:
+        async with core.db.transaction("command", core.clock.now()) as txn:
+            await txn.lock_case("test", case_id)
+            holding.set()
+            await release.wait()
+
+    task = asyncio.create_task(hold())
+    await holding.wait()
+    return task
+
+
 async def test_a_busy_case_does_not_hold_up_other_cases_deadlines(cores):
     """While a command holds a case, the scheduler fires the other cases' due deadlines, and
     the busy case's own deadlines, in their order, once the command is done."""
@@ -325,17 +341,8 @@ async def test_a_busy_case_does_not_hold_up_other_cases_deadlines(cores):
         txn.set_deadline("test", "first", "free", due, "1")
     clock.advance(timedelta(minutes=2))
 
-    holding = asyncio.Event()
     release = asyncio.Event()
-
-    async def command_on_busy_case() -> None:
-        async with core.db.transaction("command", clock.now()) as txn:
-            await txn.lock_case("test", "busy")
-            holding.set()
-            await release.wait()
-
-    command = asyncio.create_task(command_on_busy_case())
-    await holding.wait()
+    command = await _hold_case(core, "busy", release)
     assert await core.deadlines.fire_due() == 1
     assert fired == ["free/1"]
     release.set()
@@ -358,14 +365,8 @@ async def test_case_row_is_locked_only_after_the_case_lock(cores):
         )
         await conn.execute("INSERT INTO test_locked_cases VALUES ('c1', 'p', 'open')")
 
-    holding = asyncio.Event()
     release = asyncio.Event()
-
-    async def holder() -> None:
-        async with core.db.transaction("holder", clock.now()) as txn:
-            await txn.lock_case("test", "c1")
-            holding.set()
-            await release.wait()
+    held = await _hold_case(core, "c1", release)
 
     async def locker() -> str:
         async with core.db.transaction("locker", clock.now()) as txn:
@@ -373,8 +374,6 @@ async def test_case_row_is_locked_only_after_the_case_lock(cores):
             assert row is not None
             return str(row["state"])
 
-    held = asyncio.create_task(holder())
-    await holding.wait()
     waiting = asyncio.create_task(locker())
     async with core.db.pool.acquire() as conn:
         # Wait until the locker is blocked on the case lock...

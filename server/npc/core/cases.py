@@ -12,7 +12,7 @@ from typing import Any
 from asyncpg import Record
 
 from npc.core.errors import NotFound, PermissionDenied
-from npc.store.database import CASE_LOCK_SQL, Database, Txn, case_lock_key
+from npc.store.database import Database, Txn, case_lock_key, case_lock_sql
 
 
 class CaseTable:
@@ -32,7 +32,7 @@ class CaseTable:
         without a round trip of its own.
         """
         row: Record | None = await txn.conn.fetchrow(
-            f"WITH locked AS MATERIALIZED ({CASE_LOCK_SQL.format(key='$2')})"
+            f"WITH locked AS MATERIALIZED ({case_lock_sql('$2')})"
             f" SELECT * FROM {self.table} WHERE id = $1 AND EXISTS (SELECT FROM locked)"
             " FOR UPDATE",
             case_id,

@@ -76,8 +76,11 @@ class CommandAnswer:
     error_details: bytes | None
 
 
-# The case lock (`Txn.lock_case`), for statements that take it along with something else.
-CASE_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended({key}, 0))"
+def case_lock_sql(key: str, *, wait: bool = True) -> str:
+    """The statement taking the case lock (`Txn.lock_case`) named by the parameter `key` ("$1"),
+    or trying to take it when not `wait`; also for statements that take it along with more."""
+    take = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
+    return f"SELECT {take}(hashtextextended({key}, 0))"
 
 
 def case_lock_key(flow: str, case_id: str) -> str:
@@ -137,13 +140,12 @@ class Txn:
         Every command and every deadline on a case takes this lock before any row lock, so
         their row locks are always taken in the same order and cannot deadlock.
         """
-        await self.conn.execute(CASE_LOCK_SQL.format(key="$1"), case_lock_key(flow, case_id))
+        await self.conn.execute(case_lock_sql("$1"), case_lock_key(flow, case_id))
 
     async def try_lock_case(self, flow: str, case_id: str) -> bool:
         """Take the case lock of `lock_case` if it is free; False (and no lock) if not."""
         taken: bool = await self.conn.fetchval(
-            "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))",
-            case_lock_key(flow, case_id),
+            case_lock_sql("$1", wait=False), case_lock_key(flow, case_id)
         )
         return taken
 
