@@ -17,7 +17,7 @@ import pytest
 from npc.app import Clearinghouse
 from npc.config import Settings
 from npc.core.clock import FakeClock
-from npc.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from npc.embedded import PG_APP_USER, EmbeddedPostgres, EmbeddedRedis, free_port
 from npc.store.database import Database
 from npc_clients import OperatorClient
 from tests.helpers import running
@@ -79,7 +79,7 @@ def template_database(pg_server: EmbeddedPostgres) -> str:
     async def migrate() -> None:
         db = await Database.connect(dsn, min_size=1, max_size=2)
         try:
-            await db.migrate()
+            await db.migrate(grant_to=PG_APP_USER)  # owned by npc, used by npc_app too
         finally:
             await db.close()
 

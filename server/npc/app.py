@@ -15,6 +15,7 @@ from npc.api.limits import RateLimiter
 from npc.api.server import GrpcServer
 from npc.api.tls import TlsFiles
 from npc.config import Settings
+from npc.core.anchor import load_key
 from npc.core.clock import Clock, SystemClock
 from npc.core.flow import GrpcService
 from npc.core.runtime import Core
@@ -26,7 +27,7 @@ from npc.flows.registry.flow import RegistryFlow
 from npc.flows.sgu.flow import SguFlow
 from npc.flows.suspension.flow import SuspensionFlow
 from npc.notifications.dispatcher import NotificationDispatcher
-from npc.store.database import Database
+from npc.store.database import Database, migrate_as_owner, role_can_bypass_audit
 from npc.v1 import events_pb2_grpc
 from npc.web.http import build_app, metrics_app
 
@@ -56,10 +57,18 @@ class Clearinghouse:
         if not settings.database_url or not settings.redis_url:
             raise ValueError("database_url and redis_url are required")
         db = await Database.connect(settings.database_url, max_size=settings.db_pool_size)
+        await self._audit_setup(db)
         redis = aioredis.Redis.from_url(
             settings.redis_url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=10
         )
-        core = Core(db, redis, self.clock, redis_prefix=settings.redis_prefix)
+        core = Core(
+            db,
+            redis,
+            self.clock,
+            redis_prefix=settings.redis_prefix,
+            anchor_key=load_key(Path(settings.anchor_key)) if settings.anchor_key else None,
+            anchor_interval=settings.anchor_interval,
+        )
         self.core = core
         commands = CommandRunner(db, self.clock)
         self.portability = PortabilityFlow(settings.portability, commands)
@@ -130,6 +139,25 @@ class Clearinghouse:
             settings.http_host,
             self.http_port,
         )
+
+    async def _audit_setup(self, db: Database) -> None:
+        """Migrate as the tables' owner when one is configured, and say what leaves the audit
+        trail open: a role that may disable its triggers, or no anchor key."""
+        settings = self.settings
+        async with db.pool.acquire() as conn:
+            role: str = await conn.fetchval("SELECT current_user")
+        if settings.migration_database_url:
+            await migrate_as_owner(settings.migration_database_url, role)
+        async with db.pool.acquire() as conn:
+            migrated = await conn.fetchval("SELECT to_regclass('events')") is not None
+            if migrated and await role_can_bypass_audit(conn):
+                log.warning(
+                    "database role %s owns the event log or is a superuser: it can disable the"
+                    " audit trail's triggers (README, Audit trail: NPC_MIGRATION_DATABASE_URL)",
+                    role,
+                )
+        if not settings.anchor_key:
+            log.warning("NPC_ANCHOR_KEY unset: the event log is not anchored")
 
     async def stop(self) -> None:
         """Health NOT_SERVING, drain, stop loops, close connections."""

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 import os
 import secrets
@@ -28,6 +29,14 @@ import asyncpg
 from npc.admin import OperatorSpec, add_range, seed_demo, upsert_operator
 from npc.app import Clearinghouse
 from npc.config import Settings
+from npc.core.anchor import (
+    Anchor,
+    InvalidAnchor,
+    generate_key,
+    latest_anchor,
+    load_or_generate_key,
+    public_key_bytes,
+)
 from npc.core.calendar import calendar_for
 from npc.core.clock import Clock, SharedClock, SystemClock
 from npc.embedded import EmbeddedPostgres, EmbeddedRedis, EmbeddedServiceError
@@ -39,7 +48,7 @@ from npc.flows.registry.importer import (
     import_ported,
 )
 from npc.flows.sgu.catalogue import CatalogueImportError, load_catalogue_csv
-from npc.store.database import Database
+from npc.store.database import Database, migrate_as_owner
 
 log = logging.getLogger("npc.cli")
 
@@ -95,7 +104,12 @@ def storage(settings: Settings) -> Iterator[Storage]:
                     " (first run: initdb)" if first else "",
                 )
                 pg = stack.enter_context(EmbeddedPostgres(var / "postgres"))
-                settings = replace(settings, database_url=pg.dsn)
+                # The server runs as the application role; the superuser owns and migrates.
+                settings = replace(settings, database_url=pg.app_dsn, migration_database_url=pg.dsn)
+                if not settings.anchor_key:
+                    key = var / "anchor.key"
+                    load_or_generate_key(key)
+                    settings = replace(settings, anchor_key=str(key))
             if embedded_redis:
                 log.info("starting embedded Redis in %s", var / "redis")
                 redis = stack.enter_context(EmbeddedRedis(var / "redis"))
@@ -215,7 +229,7 @@ async def _prepare(settings: Settings, *, seed: bool) -> None:
     assert settings.database_url is not None
     db = await Database.connect(settings.database_url, min_size=1, max_size=2)
     try:
-        await db.migrate()
+        await _migrate(db, settings.migration_database_url)
         if seed and await seed_demo(db):
             log.info("loaded the demo market: operators with tokens dev-token-<operator>")
     finally:
@@ -240,6 +254,8 @@ async def _supervise(store: Storage, workers: int) -> int:
         "NPC_GRPC_PORT": str(settings.grpc_port),
         "NPC_HTTP_HOST": settings.http_host,
         "NPC_HTTP_PORT": str(settings.http_port),
+        "NPC_MIGRATION_DATABASE_URL": settings.migration_database_url or "",
+        "NPC_ANCHOR_KEY": settings.anchor_key or "",
     }
     if not settings.mutual_tls:
         env["NPC_DEV_MODE"] = "1"  # the supervisor itself was allowed to run without TLS
@@ -371,24 +387,71 @@ class _ProgressBar:
             sys.stderr.flush()
 
 
-async def _verify_log(db: Database) -> int:
-    """`npc admin verify-log`: exit 0 when the chain holds, 1 at the first broken position."""
+async def _migrate(db: Database, migration_url: str | None) -> list[str]:
+    """Migrate as the owner of NPC_MIGRATION_DATABASE_URL when set, granting `db`'s role the
+    application privileges; else as `db`'s own role."""
+    if not migration_url:
+        return await db.migrate()
+    async with db.pool.acquire() as conn:
+        role: str = await conn.fetchval("SELECT current_user")
+    return await migrate_as_owner(migration_url, role)
+
+
+async def _print_anchor(db: Database) -> int:
+    """`npc admin anchor`: the latest signed anchor, as JSON, for the regulator to keep."""
+    anchor = await latest_anchor(db)
+    if anchor is None:
+        print(
+            "npc admin: no anchor yet (does the server run with NPC_ANCHOR_KEY?)", file=sys.stderr
+        )
+        return 1
+    print(json.dumps(anchor.to_json(), indent=2))
+    return 0
+
+
+def _anchor_key(path: Path) -> int:
+    """`npc admin anchor-key FILE`: a new signing key; prints its public key."""
+    try:
+        key = generate_key(path)
+    except FileExistsError:
+        print(f"npc admin: {path} exists; not replacing a signing key", file=sys.stderr)
+        return 1
+    print(f"anchor signing key: {path} (give it to the server as NPC_ANCHOR_KEY)")
+    print(f"public key (Ed25519, hex): {public_key_bytes(key).hex()}")
+    return 0
+
+
+async def _verify_log(db: Database, anchor_file: str | None = None) -> int:
+    """`npc admin verify-log`: exit 0 when the chain holds, 1 at the first broken position, 2
+    when the anchor given is unreadable or its signature does not verify."""
     from npc.core.verify import verify_log
 
+    anchor = None
+    if anchor_file is not None:
+        try:
+            anchor = Anchor.from_file(Path(anchor_file))
+            anchor.check_signature()
+        except (OSError, InvalidAnchor) as exc:
+            print(f"anchor refused: {exc}")
+            return 2
     started = time.monotonic()
 
     def progress(position: int) -> None:
         sys.stderr.write(f"\rverify-log: {position:,} events checked")
         sys.stderr.flush()
 
-    result = await verify_log(db, progress=progress)
+    result = await verify_log(db, progress=progress, anchor=anchor)
     sys.stderr.write("\r")
     elapsed = time.monotonic() - started
     if result.intact:
         print(
             f"log intact: {result.checked:,} events up to position {result.head} ({elapsed:.1f} s)"
+            + (f"; anchored position {anchor.position} matches" if anchor else "")
         )
         return 0
+    if result.first_broken is None:
+        print(f"compliance ledger broken: {result.reason}")
+        return 1
     print(
         f"log broken at position {result.first_broken}: {result.reason}"
         f" ({result.checked:,} events before it verified)"
@@ -432,7 +495,7 @@ async def _with_database(url: str, action: str, args: argparse.Namespace) -> int
     db = await Database.connect(url, min_size=1, max_size=2)
     try:
         if action == "migrate":
-            applied = await db.migrate()
+            applied = await _migrate(db, os.environ.get("NPC_MIGRATION_DATABASE_URL"))
             print(f"applied {', '.join(applied)}" if applied else "schema up to date")
         elif action == "seed-demo":
             await db.migrate()
@@ -466,7 +529,9 @@ async def _with_database(url: str, action: str, args: argparse.Namespace) -> int
         elif action == "import":
             return await _import(db, args.kind, args.file)
         elif action == "verify-log":
-            return await _verify_log(db)
+            return await _verify_log(db, args.anchor)
+        elif action == "anchor":
+            return await _print_anchor(db)
         elif action == "sgu-catalogue":
             return await _load_sgu_catalogue(db, Path(args.file))
         elif action in ("add-reporting-operator", "end-reporting-operator"):
@@ -508,6 +573,8 @@ def cmd_admin(args: argparse.Namespace) -> int:
     """`npc admin …`."""
     if args.action in ("make-ca", "issue-cert"):
         return _certificates(args)
+    if args.action == "anchor-key":
+        return _anchor_key(Path(args.file))
     url = args.database_url or os.environ.get("NPC_DATABASE_URL")
     if not url:
         print("npc admin: set NPC_DATABASE_URL (or pass --database-url)", file=sys.stderr)
@@ -673,10 +740,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST",
         help="issue a server certificate valid for HOST (DNS name or IP; repeatable)",
     )
-    actions.add_parser(
+    verify = actions.add_parser(
         "verify-log",
         help="recompute the event log's hash chain and report the first broken position",
     )
+    verify.add_argument(
+        "--anchor",
+        metavar="FILE",
+        help="an anchor kept outside (`npc admin anchor` output): the log must reach its"
+        " position with its hash, and its signature must verify",
+    )
+    actions.add_parser(
+        "anchor", help="print the latest signed anchor of the log (JSON) to keep outside"
+    )
+    anchor_key = actions.add_parser(
+        "anchor-key", help="create the Ed25519 key signing the anchors; print its public key"
+    )
+    anchor_key.add_argument("file", metavar="FILE")
     actions.add_parser("seed-demo", help="load the demo market when no operator exists")
     add_operator = actions.add_parser("add-operator", help="register or update an operator")
     add_operator.add_argument("id", metavar="ID")

@@ -182,6 +182,12 @@ class Settings:
     # (NPC_WORKER) listens on metrics_port + i so Prometheus scrapes each.
     metrics_port: int | None = None
     worker: int = 0
+    # The tables' owner, which applies migrations and grants the application role (the role of
+    # database_url) its privileges; None: database_url migrates, as its own owner.
+    migration_database_url: str | None = None
+    # The Ed25519 key signing the log's anchors, and seconds between anchors; None: no anchors.
+    anchor_key: str | None = None
+    anchor_interval: float = 300.0
 
     @property
     def mutual_tls(self) -> bool:
@@ -216,4 +222,7 @@ class Settings:
             call_timeout=float(env.get("NPC_CALL_TIMEOUT", "30")),
             metrics_port=int(env["NPC_METRICS_PORT"]) if env.get("NPC_METRICS_PORT") else None,
             worker=int(env.get("NPC_WORKER", "0")),
+            migration_database_url=env.get("NPC_MIGRATION_DATABASE_URL") or None,
+            anchor_key=env.get("NPC_ANCHOR_KEY") or None,
+            anchor_interval=float(env.get("NPC_ANCHOR_INTERVAL", "300")),
         )

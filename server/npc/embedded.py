@@ -45,6 +45,9 @@ _T = TypeVar("_T")
 
 LOOPBACK = "127.0.0.1"
 PG_USER = "npc"
+# The server's own role: not a superuser and owning nothing, so it cannot disable the audit
+# trail's triggers nor TRUNCATE; PG_USER owns the tables and migrates (README, Audit trail).
+PG_APP_USER = "npc_app"
 PG_DATABASE = "npc"
 # A Unix socket path (including ".s.PGSQL.NNNNN") must fit in sun_path (108 bytes).
 _MAX_SOCKET_DIR_LEN = 90
@@ -215,12 +218,21 @@ class EmbeddedPostgres:
         """DSN of ``database`` on this server, as the ``npc`` superuser."""
         return f"postgresql://{PG_USER}@{LOOPBACK}:{self.port}/{database}"
 
+    @property
+    def app_dsn(self) -> str:
+        """DSN of the ``npc`` database as the application role ``npc_app``."""
+        return self.app_dsn_for(PG_DATABASE)
+
+    def app_dsn_for(self, database: str) -> str:
+        """DSN of ``database`` as the application role (privileges come with migrations)."""
+        return f"postgresql://{PG_APP_USER}@{LOOPBACK}:{self.port}/{database}"
+
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> str:
         """Initialise the cluster if needed, start the server and wait until ready.
 
-        Also creates the ``npc`` database if it is missing. Starting an already
+        Also creates the ``npc`` database and the ``npc_app`` role if missing. Starting an already
         started instance is a no-op. A server left running on this data directory
         by an earlier, crashed run is stopped first; a stale ``postmaster.pid`` is
         removed.
@@ -487,6 +499,11 @@ class EmbeddedPostgres:
             exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
             if not exists:
                 await conn.execute(f"CREATE DATABASE {_quote_ident(name)}")
+            if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", PG_APP_USER):
+                await conn.execute(
+                    f"CREATE ROLE {_quote_ident(PG_APP_USER)} LOGIN NOSUPERUSER NOCREATEDB"
+                    " NOCREATEROLE NOREPLICATION NOBYPASSRLS"
+                )
         finally:
             await conn.close()
 

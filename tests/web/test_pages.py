@@ -369,11 +369,14 @@ async def test_report_filter_errors_are_explained(app, http):
 
 async def test_report_cells_are_escaped(app, operators, clock, http):
     await donor_silence_breach(app, operators, clock)
-    async with app.core.db.pool.acquire() as conn:
+    async with app.core.db.pool.acquire() as conn, conn.transaction():
+        # The ledger is append-only: only its owner can step around the trigger.
+        await conn.execute("ALTER TABLE compliance_records DISABLE TRIGGER USER")
         await conn.execute(
             """UPDATE compliance_records
                SET description = '<script>alert(1)</script>', case_id = '=HYPERLINK(1)'"""
         )
+        await conn.execute("ALTER TABLE compliance_records ENABLE TRIGGER USER")
     params = {"desde": "2026-11-23", "hasta": "2026-11-23"}
     async with http.get("/reportes/cumplimiento", params=params, headers=REGULATOR) as response:
         body = await response.text()

@@ -32,6 +32,7 @@ def event_message(event: LoggedEvent) -> events_pb2.Event:
         broadcast=event.broadcast,
         audience=list(event.audience),
         payload=payload,
+        hash=event.hash or b"",
     )
 
 

@@ -27,6 +27,8 @@ class LoggedEvent:
     audience: tuple[str, ...]
     broadcast: bool
     payload: dict[str, Any]
+    # Its link in the hash chain (`chain_hash`); None only for events built outside the log.
+    hash: bytes | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> LoggedEvent:
@@ -42,6 +44,7 @@ class LoggedEvent:
             audience=tuple(row["audience"] or ()),
             broadcast=row["broadcast"],
             payload=row["payload"],
+            hash=bytes(row["hash"]) if row.get("hash") is not None else None,
         )
 
     def addressed_to(self, operator: str) -> bool:

@@ -77,7 +77,7 @@ SUBSCRIBER_LAG = _SubscriberLag()
 REGISTRY.register(SUBSCRIBER_LAG)
 
 _EVENT_COLUMNS = (
-    "position, occurred_at, flow, type, code, case_id, sender, audience, broadcast, payload"
+    "position, occurred_at, flow, type, code, case_id, sender, audience, broadcast, payload, hash"
 )
 
 

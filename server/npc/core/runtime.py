@@ -7,7 +7,9 @@ import logging
 from collections.abc import Iterable
 
 import redis.asyncio as aioredis
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from npc.core.anchor import AnchorPublisher
 from npc.core.calendar import BusinessCalendar, calendar_for
 from npc.core.clock import Clock
 from npc.core.deadlines import DeadlineScheduler
@@ -24,7 +26,14 @@ class Core:
     """Owns the clock, the database, the deadline scheduler and the event fan-out."""
 
     def __init__(
-        self, db: Database, redis: aioredis.Redis, clock: Clock, *, redis_prefix: str = "npc"
+        self,
+        db: Database,
+        redis: aioredis.Redis,
+        clock: Clock,
+        *,
+        redis_prefix: str = "npc",
+        anchor_key: Ed25519PrivateKey | None = None,
+        anchor_interval: float = 300.0,
     ) -> None:
         self.db = db
         self.redis = redis
@@ -35,6 +44,12 @@ class Core:
         self.sequencer = Sequencer(db, on_sequenced=self._sequenced)
         self.deadlines = DeadlineScheduler(db, clock)
         self.sampler = Sampler(db, redis, clock)
+        # Without a key the log is not anchored (a warning says so at start).
+        self.anchors = (
+            AnchorPublisher(db, clock, anchor_key, interval=anchor_interval)
+            if anchor_key is not None
+            else None
+        )
         self.flows: dict[str, Flow] = {}
         self._tasks: list[asyncio.Task[None]] = []
         db.on_commit(self._committed)
@@ -82,6 +97,8 @@ class Core:
                 loop.create_task(self.deadlines.run(), name="deadlines"),
                 loop.create_task(self.sampler.run(), name="metrics-sampler"),
             ]
+            if self.anchors is not None:
+                self._tasks.append(loop.create_task(self.anchors.run(), name="anchors"))
 
     async def settle(self) -> None:
         """Fire what is due, sequence every committed event and bring the hub to the head.

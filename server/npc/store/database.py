@@ -307,10 +307,18 @@ class Database:
         for callback in txn._after_commit:
             callback()
 
-    async def migrate(self) -> list[str]:
-        """Apply the numbered SQL migrations not applied yet; return the names applied."""
+    async def migrate(self, *, grant_to: str | None = None) -> list[str]:
+        """Apply the numbered SQL migrations not applied yet; return the names applied.
+
+        With `grant_to`, this connection's role is the tables' owner and `grant_to` the
+        application role: it gets the application's privileges (`grant_application_role`).
+        """
         applied: list[str] = []
         async with self.pool.acquire() as conn:
+            if grant_to is None and await _up_to_date(conn):
+                # The application role cannot create tables: when the owner already migrated,
+                # its start must not try.
+                return applied
             await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
             try:
                 await conn.execute(
@@ -333,9 +341,67 @@ class Database:
                         )
                     log.info("applied migration %04d_%s", version, name)
                     applied.append(f"{version:04d}_{name}")
+                if grant_to is not None:
+                    await grant_application_role(conn, grant_to)
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
         return applied
+
+
+async def _up_to_date(conn: asyncpg.Connection) -> bool:
+    if await conn.fetchval("SELECT to_regclass('schema_migrations')") is None:
+        return False
+    done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+    return all(version in done for version, _, _ in _migrations())
+
+
+# The audit trail: rows the application appends and never changes (the sequencer only fills in
+# a new event's position and hash; the head only moves forward, by trigger).
+APPEND_ONLY_TABLES = ("events", "compliance_records", "anchors")
+
+
+async def grant_application_role(conn: asyncpg.Connection, role: str) -> None:
+    """Give `role` what the server needs and no more: read and write the tables, but only
+    append to the audit trail, never TRUNCATE, and own nothing (only an owner or a superuser
+    may disable a trigger or alter a table)."""
+    quoted = '"' + role.replace('"', '""') + '"'
+    append_only = ", ".join(APPEND_ONLY_TABLES)
+    async with conn.transaction():
+        await conn.execute(
+            f"""
+            GRANT USAGE ON SCHEMA public TO {quoted};
+            GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {quoted};
+            GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {quoted};
+            REVOKE TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA public FROM {quoted};
+            REVOKE UPDATE, DELETE ON {append_only}, schema_migrations FROM {quoted};
+            REVOKE INSERT ON schema_migrations FROM {quoted};
+            REVOKE DELETE ON event_head FROM {quoted};
+            GRANT UPDATE (position, hash) ON events TO {quoted};
+            """
+        )
+
+
+async def role_can_bypass_audit(conn: asyncpg.Connection) -> bool:
+    """True when this connection's role is a superuser or owns the event log: it could disable
+    the audit trail's triggers."""
+    bypass: bool = await conn.fetchval(
+        """SELECT r.rolsuper OR pg_has_role(current_user, c.relowner, 'USAGE')
+           FROM pg_roles r, pg_class c
+           WHERE r.rolname = current_user AND c.oid = 'events'::regclass"""
+    )
+    return bypass
+
+
+async def migrate_as_owner(dsn: str, application_role: str) -> list[str]:
+    """Migrate on `dsn` (the owner's) and grant the application privileges to
+    `application_role` (nothing to grant when it is the owner itself)."""
+    owner = await Database.connect(dsn, min_size=1, max_size=1)
+    try:
+        async with owner.pool.acquire() as conn:
+            same = await conn.fetchval("SELECT current_user = $1", application_role)
+        return await owner.migrate(grant_to=None if same else application_role)
+    finally:
+        await owner.close()
 
 
 def _migrations() -> list[tuple[int, str, str]]:
