@@ -143,6 +143,7 @@ class HealthMonitor:
             return
         if was is not None and was != "not probed yet":
             log.info("PostgreSQL reachable again")
+            self.supervisor.retry_now()  # the loops backing off need not wait any longer
 
     async def _read_overdue(self) -> float:
         if self.db.dsn is None:  # a database opened on a pool of its own: probe through it

@@ -18,6 +18,7 @@ cache repair: it is retried the same way until it returns, and then forgotten.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import time
@@ -158,6 +159,7 @@ class Supervisor:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._death_listeners: list[DeathListener] = []
         self._stopping = False
+        self._retry = asyncio.Event()
         _LIVENESS.supervisors.add(self)
 
     def on_death(self, listener: DeathListener) -> None:
@@ -178,6 +180,11 @@ class Supervisor:
         self._tasks[name] = task
         task.add_done_callback(lambda done: self._finished(state, done))
         return task
+
+    def retry_now(self) -> None:
+        """End every backoff under way: what the loops were waiting for (the storage) is back."""
+        self._retry.set()
+        self._retry = asyncio.Event()
 
     def backoff(self, streak: int) -> float:
         """Seconds to wait before starting a loop again after its `streak`-th failure in a row."""
@@ -207,7 +214,9 @@ class Supervisor:
                     return
                 self._end(state, "returned")
                 return
-            await asyncio.sleep(self.backoff(state.streak))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.backoff(state.streak)):
+                    await self._retry.wait()
             state.restarts += 1
             LOOP_RESTARTS.labels(state.name).inc()
 
