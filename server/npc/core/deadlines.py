@@ -74,13 +74,24 @@ NEXT_DUE_SQL = (
 )
 
 
-
 async def oldest_overdue_seconds(conn: asyncpg.Connection, now: datetime) -> float:
     """How long the oldest pending deadline has been past its next attempt instant (0 when none
     is overdue): one read of the `deadlines_pending` index's first entry."""
     oldest: datetime | None = await conn.fetchval(NEXT_DUE_SQL)
     return (now - oldest).total_seconds() if oldest is not None and oldest <= now else 0.0
 
+
+# What PostgreSQL going away raises in the middle of a handler. Counted as the handler's failure,
+# it would postpone the deadline (further at each outage) and blame the flow.
+_STORAGE_FAILURES = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+)
 
 _CASE_BUSY = -1  # what `_fire` answers when the case is locked by a command or another process
 
@@ -199,12 +210,7 @@ class DeadlineScheduler:
                 await txn.conn.execute(
                     "UPDATE deadlines SET fired_at = $2 WHERE id = $1", deadline_id, now
                 )
-        except (
-            OSError,
-            asyncpg.InterfaceError,
-            asyncpg.InternalClientError,
-            asyncpg.PostgresConnectionError,
-        ):
+        except _STORAGE_FAILURES:
             raise  # the storage failed, not the handler: the pass fails and is tried again
         except Exception as exc:
             if deadline is None:

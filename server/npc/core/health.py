@@ -94,7 +94,9 @@ class HealthMonitor:
             "status": status,
             "serving": self.serving,
             "checks": {
-                "postgres": "ok" if self.postgres_error is None else f"error: {self.postgres_error}",
+                "postgres": "ok"
+                if self.postgres_error is None
+                else f"error: {self.postgres_error}",
                 "redis": "ok" if self.redis_error is None else f"degraded: {self.redis_error}",
             },
             "oldest_overdue_deadline_seconds": overdue,

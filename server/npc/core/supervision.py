@@ -222,7 +222,9 @@ class Supervisor:
 
     def _end(self, state: LoopState, why: str) -> None:
         state.ended = why
-        log.critical("background loop %s ended (%s): this process is no longer healthy", state.name, why)
+        log.critical(
+            "background loop %s ended (%s): this process is no longer healthy", state.name, why
+        )
         for listener in self._death_listeners:
             try:
                 listener(state)
