@@ -287,6 +287,9 @@ class EmbeddedPostgres:
             raise ValueError(f"unknown shutdown mode {mode!r}")
         if not self._running:
             raise EmbeddedServiceError("postgres is not running; start() it")
+        # The new postmaster opens its socket's lock file by absolute path: the ancestors must
+        # still be traversable (a test session starting meanwhile makes its root private again).
+        self._prepare_data_dir()
         options = " ".join(shlex.quote(o) for o in self._server_options())
         self._run(
             [

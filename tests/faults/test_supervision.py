@@ -276,9 +276,9 @@ async def _through_faults(house: Clearinghouse, own_postgres: EmbeddedPostgres, 
     ):
         watch = HealthWatch(claro.channel)
 
-        async def file() -> str:
-            """File a port request, retrying while the storage is away."""
-            while True:
+        async def file() -> str | None:
+            """File a port request, retrying while the storage is away (None: the test ends)."""
+            while not stop.is_set():
                 request = port_request(clock, numbers=[block(str(next(numbers)))])
                 try:
                     reply = await claro.call("SubmitPortRequest", request, timeout=5)
@@ -291,6 +291,7 @@ async def _through_faults(house: Clearinghouse, own_postgres: EmbeddedPostgres, 
                     continue
                 acked.append(reply.id)
                 return str(reply.id)
+            return None
 
         async def load() -> None:
             while not stop.is_set():
@@ -312,6 +313,7 @@ async def _through_faults(house: Clearinghouse, own_postgres: EmbeddedPostgres, 
             """A request filed now is accepted by the donor's silence once its 5 minutes pass:
             the background scheduler (not the test) fires the deadline."""
             request_id = await file()
+            assert request_id is not None
             assert await state_of(request_id) == portability_pb2.PORT_REQUEST_STATE_AWAITING_DONOR
             clock.advance(timedelta(minutes=5, seconds=1))
             async with asyncio.timeout(BOUND):
