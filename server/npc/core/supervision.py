@@ -210,8 +210,9 @@ class Supervisor:
                 self._end(state, f"stopped by {type(exc).__name__}: {exc}")
                 return
             else:
-                if state.job:
-                    return
+                task = asyncio.current_task()
+                if state.job or self._stopping or (task is not None and task.cancelling()):
+                    return  # done, or a loop that swallowed its cancellation: not a death
                 self._end(state, "returned")
                 return
             with contextlib.suppress(TimeoutError):
