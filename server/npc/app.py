@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -50,6 +51,9 @@ class Clearinghouse:
         self.portability: PortabilityFlow | None = None
         self.authenticator: TokenAuthenticator | None = None
         self.notifications: NotificationDispatcher | None = None
+        # Set when a background loop ended for good: `npc serve` then stops with a non-zero
+        # status, so that --workers or the service manager starts the process again.
+        self.failed = asyncio.Event()
 
     async def start(self, *, background: bool = True, serve_http: bool = True) -> None:
         """Connect, migrate, start the background loops and listen."""
@@ -70,6 +74,7 @@ class Clearinghouse:
             anchor_interval=settings.anchor_interval,
         )
         self.core = core
+        core.supervisor.on_death(lambda _: self.failed.set())
         commands = CommandRunner(db, self.clock)
         self.portability = PortabilityFlow(settings.portability, commands)
         core.add_flows(
@@ -88,7 +93,7 @@ class Clearinghouse:
             db, self.clock, settings.notifications
         )
         if background:
-            self.notifications.start()
+            self.notifications.start(core.supervisor)
         authenticator = TokenAuthenticator(db)
         self.authenticator = authenticator
         await authenticator.load()
@@ -115,6 +120,7 @@ class Clearinghouse:
             call_timeout=settings.call_timeout,
         )
         self.grpc_port = await self.grpc.start(settings.grpc_host, settings.grpc_port)
+        core.health.on_change(self.grpc.set_serving)
         if serve_http:
             self.http_runner = web.AppRunner(
                 build_app(core, settings.web, jurisdiction=settings.portability.jurisdiction),
@@ -161,6 +167,8 @@ class Clearinghouse:
 
     async def stop(self) -> None:
         """Health NOT_SERVING, drain, stop loops, close connections."""
+        if self.core is not None:
+            self.core.health.clear_listeners()  # NOT_SERVING from here on, whatever it probes
         if self.grpc is not None:
             await self.grpc.stop()
         if self.http_runner is not None:

@@ -172,7 +172,16 @@ async def _serve(settings: Settings, *, seed: bool, description: str) -> int:
             house.http_port,
             description,
         )
-        await stop.wait()
+        # A background loop that ended for good leaves the process unhealthy: stop, and exit
+        # non-zero so that `npc serve --workers` or the service manager starts it again.
+        stopping = asyncio.ensure_future(stop.wait())
+        failing = asyncio.ensure_future(house.failed.wait())
+        await asyncio.wait({stopping, failing}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        failing.cancel()
+        if house.failed.is_set():
+            log.critical("a background loop ended; stopping with status 1 to be restarted")
+            return 1
         log.info("stopping")
     finally:
         # The handlers stay until the loop closes: a second signal must not kill the process

@@ -268,15 +268,18 @@ class EmbeddedPostgres:
         log.info("embedded postgres ready at %s (data %s)", self.dsn, self.data_dir)
         return self.dsn
 
-    def stop(self) -> None:
-        """Stop the server (``pg_ctl stop -m fast``). Safe to call repeatedly."""
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (``pg_ctl stop -m fast``; ``mode="immediate"`` aborts it, as a crash
+        would, and the next start recovers from the WAL). Safe to call repeatedly."""
+        if mode not in ("smart", "fast", "immediate"):
+            raise ValueError(f"unknown shutdown mode {mode!r}")
         atexit.unregister(self.stop)
         self._running = False
         pid = self._pidfile_pid()
         if pid is None or not _pid_alive(pid):
             return
         proc = self._run(
-            [self._bin("pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "60"],
+            [self._bin("pg_ctl"), "stop", "-D", str(self.data_dir), "-m", mode, "-w", "-t", "60"],
             check=False,
         )
         if proc.returncode != 0 and self._pidfile_pid() is not None:
@@ -288,6 +291,35 @@ class EmbeddedPostgres:
                     (self.data_dir / "postmaster.pid").unlink()
                 return
             raise EmbeddedServiceError(f"pg_ctl stop failed:\n{proc.stdout}{proc.stderr}")
+
+    def restart(self, mode: str = "fast") -> None:
+        """Restart the running server in place (``pg_ctl restart -m fast``): same port and data,
+        every session terminated, as an operator's routine restart does."""
+        if mode not in ("smart", "fast", "immediate"):
+            raise ValueError(f"unknown shutdown mode {mode!r}")
+        if not self._running:
+            raise EmbeddedServiceError("postgres is not running; start() it")
+        # The new postmaster opens its socket's lock file by absolute path: the ancestors must
+        # still be traversable (a test session starting meanwhile makes its root private again).
+        self._prepare_data_dir()
+        options = " ".join(shlex.quote(o) for o in self._server_options())
+        self._run(
+            [
+                self._bin("pg_ctl"),
+                "restart",
+                "-D",
+                str(self.data_dir),
+                "-m",
+                mode,
+                "-l",
+                str(self.log_file),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                options,
+            ]
+        )
 
     def create_database(self, name: str, template: str | None = None) -> str:
         """Create database ``name`` (optionally from ``template``) and return its DSN.

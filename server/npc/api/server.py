@@ -63,6 +63,15 @@ class GrpcServer:
         await self._set_all(health_pb2.HealthCheckResponse.SERVING)
         return self.port
 
+    async def set_serving(self, serving: bool) -> None:
+        """SERVING or NOT_SERVING on every service: what the process's health monitor judges
+        (PostgreSQL reachable, no background loop dead)."""
+        await self._set_all(
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+
     async def _set_all(self, status: int) -> None:
         for name in ["", *self.service_names]:
             await self.health.set(name, status)

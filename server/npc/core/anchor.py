@@ -21,7 +21,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -29,6 +28,7 @@ from prometheus_client import Counter
 
 from npc.core.clock import Clock
 from npc.core.events import CLEARINGHOUSE
+from npc.core.supervision import passed
 from npc.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -270,8 +270,6 @@ class AnchorPublisher:
     async def run(self) -> None:
         """Background loop: anchor at once, then every `interval` seconds."""
         while True:
-            try:
-                await self.publish_once()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("anchor pass failed: %s", exc)
+            await self.publish_once()  # a failure is the supervisor's to log and retry
+            passed()
             await asyncio.sleep(self.interval)

@@ -21,6 +21,7 @@ import asyncpg
 from prometheus_client import Counter, Histogram
 
 from npc.core.clock import Clock
+from npc.core.supervision import passed
 from npc.store.database import Database, Txn
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,26 @@ DeadlineHandler = Callable[[Txn, Deadline], Awaitable[None]]
 # after every scheduler pass, whatever the backlog.
 NEXT_DUE_SQL = (
     "SELECT min(next_attempt_at) FROM deadlines WHERE fired_at IS NULL AND cancelled_at IS NULL"
+)
+
+
+async def oldest_overdue_seconds(conn: asyncpg.Connection, now: datetime) -> float:
+    """How long the oldest pending deadline has been past its next attempt instant (0 when none
+    is overdue): one read of the `deadlines_pending` index's first entry."""
+    oldest: datetime | None = await conn.fetchval(NEXT_DUE_SQL)
+    return (now - oldest).total_seconds() if oldest is not None and oldest <= now else 0.0
+
+
+# What PostgreSQL going away raises in the middle of a handler. Counted as the handler's failure,
+# it would postpone the deadline (further at each outage) and blame the flow.
+_STORAGE_FAILURES = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
 )
 
 _CASE_BUSY = -1  # what `_fire` answers when the case is locked by a command or another process
@@ -189,8 +210,8 @@ class DeadlineScheduler:
                 await txn.conn.execute(
                     "UPDATE deadlines SET fired_at = $2 WHERE id = $1", deadline_id, now
                 )
-        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
-            raise
+        except _STORAGE_FAILURES:
+            raise  # the storage failed, not the handler: the pass fails and is tried again
         except Exception as exc:
             if deadline is None:
                 raise
@@ -229,17 +250,14 @@ class DeadlineScheduler:
         """Background loop: fire what is due, then sleep until the earliest pending deadline.
 
         The sleep is capped at `poll_seconds` so deadlines another process wrote (and cannot fire,
-        having crashed) are picked up here.
+        having crashed) are picked up here. A failed pass raises: the supervisor
+        (`npc.core.supervision`) logs it, backs off and runs the loop again.
         """
         while True:
-            try:
-                self._wake.clear()
-                await self.fire_due()
-                due = await self.next_due()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("deadline pass failed: %s", exc)
-                await asyncio.sleep(1.0)
-                continue
+            self._wake.clear()
+            await self.fire_due()
+            due = await self.next_due()
+            passed()
             cap = self.clock.now() + timedelta(seconds=self.poll_seconds)
             target = cap if due is None or due > cap else due
             self._next_wake = target

@@ -17,12 +17,12 @@ import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 
-import asyncpg
 from prometheus_client import REGISTRY, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from npc.core.events import LoggedEvent, chain_hash
+from npc.core.supervision import passed
 from npc.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -155,17 +155,15 @@ class Sequencer:
             pass
 
     async def run(self) -> None:
-        """Background loop: sequence whenever woken, and poll as a fallback."""
+        """Background loop: sequence whenever woken, and poll as a fallback. A failed pass
+        raises: the supervisor (`npc.core.supervision`) logs it, backs off and runs it again."""
         woken = True
         while True:
-            try:
-                self._wake.clear()
-                count = await self.sequence_once(probe=not woken)
-                if count >= self.batch_size:
-                    continue
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("sequencer pass failed: %s", exc)
-                await asyncio.sleep(0.5)
+            self._wake.clear()
+            count = await self.sequence_once(probe=not woken)
+            passed()
+            if count >= self.batch_size:
+                continue
             # asyncio.timeout, unlike wait_for on 3.11, never swallows a cancellation.
             woken = False
             with contextlib.suppress(TimeoutError):
@@ -259,14 +257,12 @@ class EventHub:
                     self._changed.notify_all()
 
     async def run(self) -> None:
-        """Background loop: refresh when woken, and poll as a fallback."""
+        """Background loop: refresh when woken, and poll as a fallback. A failed refresh raises
+        to the supervisor, as the sequencer's passes do."""
         while True:
-            try:
-                self._wake.clear()
-                await self.refresh()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("event hub refresh failed: %s", exc)
-                await asyncio.sleep(0.5)
+            self._wake.clear()
+            await self.refresh()
+            passed()
             # asyncio.timeout, unlike wait_for on 3.11, never swallows a cancellation.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.poll_seconds):

@@ -14,6 +14,8 @@ from collections.abc import Callable
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from npc.core.supervision import passed
+
 log = logging.getLogger(__name__)
 
 
@@ -52,34 +54,30 @@ class Notifier:
             while (message := self._latest.pop(name, None)) is not None:
                 try:
                     await self.client.publish(self.channel(name), message)
-                except (RedisError, OSError) as exc:
+                except Exception as exc:  # a hint lost costs latency only; never kill the task
                     log.debug("publish to %s failed: %s", name, exc)
         finally:
             del self._publishers[name]
 
     async def run(self) -> None:
-        """Listen for messages, reconnecting with backoff while Redis is away."""
-        delay = 0.2
-        while True:
-            pubsub = self.client.pubsub()
-            try:
-                await pubsub.subscribe(*self._handlers)
-                delay = 0.2
-                async for message in pubsub.listen():
-                    if message.get("type") != "message":
-                        continue
-                    channel = message["channel"]
-                    data = message["data"]
-                    if isinstance(channel, bytes):
-                        channel = channel.decode()
-                    if isinstance(data, bytes):
-                        data = data.decode()
-                    for handler in self._handlers.get(channel, []):
-                        handler(data)
-            except (RedisError, OSError) as exc:
-                log.info("notifications unavailable (%s); polling until Redis is back", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            finally:
-                with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+        """Listen for messages. While Redis is away this raises, and the supervisor
+        (`npc.core.supervision`) reconnects with backoff; meanwhile every loop polls."""
+        pubsub = self.client.pubsub()
+        try:
+            await pubsub.subscribe(*self._handlers)
+            passed()
+            async for message in pubsub.listen():
+                if message.get("type") != "message":
+                    continue
+                channel = message["channel"]
+                data = message["data"]
+                if isinstance(channel, bytes):
+                    channel = channel.decode()
+                if isinstance(data, bytes):
+                    data = data.decode()
+                for handler in self._handlers.get(channel, []):
+                    handler(data)
+                passed()
+        finally:
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]

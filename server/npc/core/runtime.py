@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable
 
@@ -15,8 +14,10 @@ from npc.core.clock import Clock
 from npc.core.deadlines import DeadlineScheduler
 from npc.core.fanout import EventHub, Sequencer
 from npc.core.flow import Flow
+from npc.core.health import HealthMonitor
 from npc.core.notify import Notifier
 from npc.core.sampler import Sampler
+from npc.core.supervision import Supervisor
 from npc.store.database import Database, Txn
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,11 @@ class Core:
             if anchor_key is not None
             else None
         )
+        # Every background loop of the process runs under this supervisor (see
+        # npc.core.supervision); the health monitor reports on them and on the storage.
+        self.supervisor = Supervisor()
+        self.health = HealthMonitor(db, redis, clock, self.supervisor)
         self.flows: dict[str, Flow] = {}
-        self._tasks: list[asyncio.Task[None]] = []
         db.on_commit(self._committed)
         self.notifier.on("events.appended", lambda _: self.sequencer.wake())
         self.notifier.on("events.head", lambda head: self.hub.wake(int(head)))
@@ -88,17 +92,17 @@ class Core:
             start = getattr(flow, "start", None)
             if start is not None:
                 await start(background=background)
+        await self.health.probe()  # the first verdict before anything asks
         if background:
-            loop = asyncio.get_running_loop()
-            self._tasks = [
-                loop.create_task(self.notifier.run(), name="notifier"),
-                loop.create_task(self.sequencer.run(), name="sequencer"),
-                loop.create_task(self.hub.run(), name="event-hub"),
-                loop.create_task(self.deadlines.run(), name="deadlines"),
-                loop.create_task(self.sampler.run(), name="metrics-sampler"),
-            ]
+            supervisor = self.supervisor
+            supervisor.start("notifier", self.notifier.run)
+            supervisor.start("sequencer", self.sequencer.run)
+            supervisor.start("event-hub", self.hub.run)
+            supervisor.start("deadlines", self.deadlines.run)
+            supervisor.start("metrics-sampler", self.sampler.run)
+            supervisor.start("health", self.health.run)
             if self.anchors is not None:
-                self._tasks.append(loop.create_task(self.anchors.run(), name="anchors"))
+                supervisor.start("anchors", self.anchors.run)
 
     async def settle(self) -> None:
         """Fire what is due, sequence every committed event and bring the hub to the head.
@@ -115,10 +119,5 @@ class Core:
             stop = getattr(flow, "stop", None)
             if stop is not None:
                 await stop()
-        for task in self._tasks:
-            task.cancel()
-        if self._tasks:
-            _, stuck = await asyncio.wait(self._tasks, timeout=5)
-            for task in stuck:
-                log.error("background task %s did not stop", task.get_name())
-        self._tasks = []
+        await self.supervisor.stop()
+        await self.health.close()

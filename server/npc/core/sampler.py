@@ -20,7 +20,8 @@ from prometheus_client import Gauge, Histogram
 from redis.exceptions import RedisError
 
 from npc.core.clock import Clock
-from npc.core.deadlines import NEXT_DUE_SQL
+from npc.core.deadlines import oldest_overdue_seconds
+from npc.core.supervision import failed, passed
 from npc.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -125,11 +126,7 @@ class Sampler:
         are taken four times less often, in one scan.
         """
         async with self.db.pool.acquire() as conn:
-            oldest = await conn.fetchval(NEXT_DUE_SQL)
-            now = self.clock.now()
-            DEADLINE_OLDEST_OVERDUE.set(
-                (now - oldest).total_seconds() if oldest is not None and oldest <= now else 0.0
-            )
+            DEADLINE_OLDEST_OVERDUE.set(await oldest_overdue_seconds(conn, self.clock.now()))
             if slow:
                 rows = await conn.fetch(
                     "SELECT flow, kind, count(*) AS pending, count(DISTINCT case_id) AS cases"
@@ -161,18 +158,23 @@ class Sampler:
             try:
                 await self.sample_database(slow=slow)
                 DB_UP.set(1)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                passed()
+            except (
+                OSError,
+                TimeoutError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                asyncpg.InternalClientError,
+            ) as exc:
                 DB_UP.set(0)
-                log.warning("metrics sampling failed: %s", exc)
+                failed(exc)  # logged once per failure streak
             SAMPLE_SECONDS.observe(time.perf_counter() - started)
 
     async def run(self) -> None:
-        """Background loop. The period paces an operational probe, not a regulated clock, so it
-        is wall time: a scrape every 15 s wants fresh values whatever the domain clock says."""
+        """Background loop, under the process's supervisor (any other exception is its to log and
+        recover from). The period paces an operational probe, not a regulated clock, so it is
+        wall time: a scrape every 15 s wants fresh values whatever the domain clock says."""
         while True:
-            try:
-                await self._pass(slow=self._passes % self.slow_every == 0)
-            except Exception:  # a probe must never stop the loop that feeds the dashboards
-                log.exception("metrics sampling pass failed")
             self._passes += 1
+            await self._pass(slow=(self._passes - 1) % self.slow_every == 0)
             await asyncio.sleep(self.period)

@@ -20,11 +20,11 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-import asyncpg
 from prometheus_client import Counter, Gauge
 
 from npc.config import NotificationSettings
 from npc.core.clock import Clock
+from npc.core.supervision import Supervisor, passed
 from npc.notifications import outbox
 from npc.notifications.senders import (
     DeliveryError,
@@ -99,8 +99,8 @@ class NotificationDispatcher:
         """Look for due notifications now (a transaction queued some)."""
         self._wake.set()
 
-    def start(self) -> None:
-        """Start the background loop."""
+    def start(self, supervisor: Supervisor | None = None) -> None:
+        """Start the background loop under `supervisor` (the process's; one of its own if None)."""
         for channel, setting in (("email", "NPC_SMTP_HOST"), ("sms", "NPC_SMS_WEBHOOK_URL")):
             if channel not in self.channels:
                 log.warning(
@@ -110,7 +110,7 @@ class NotificationDispatcher:
                     channel,
                 )
         self._unsubscribe = outbox.on_queued(self.wake)
-        self._task = asyncio.get_running_loop().create_task(self.run(), name="notifications")
+        self._task = (supervisor or Supervisor()).start("notifications", self.run)
 
     async def stop(self) -> None:
         """Stop the loop and close the senders' connections."""
@@ -126,16 +126,15 @@ class NotificationDispatcher:
             await self.sms.close()
 
     async def run(self) -> None:
-        """Deliver what is due, then sleep until the next due row, a wake-up or the poll interval."""
+        """Deliver what is due, then sleep until the next due row, a wake-up or the poll interval.
+
+        A failed pass raises: the supervisor logs it, backs off and runs the loop again.
+        """
         while True:
-            try:
-                self._wake.clear()
-                await self.deliver_due()
-                due = await self._next_due()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("notification pass failed: %s", exc)
-                await asyncio.sleep(1.0)
-                continue
+            self._wake.clear()
+            await self.deliver_due()
+            due = await self._next_due()
+            passed()
             cap = self.clock.now() + timedelta(seconds=self.settings.poll_seconds)
             target = cap if due is None or due > cap else due
             await self.clock.sleep_until(target, self._wake)

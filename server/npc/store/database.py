@@ -16,9 +16,11 @@ from contextlib import asynccontextmanager
 from dataclasses import astuple, dataclass, field, fields
 from datetime import datetime
 from importlib import resources
+from types import TracebackType
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolAcquireContext
 from prometheus_client import Histogram
 
 log = logging.getLogger(__name__)
@@ -260,25 +262,75 @@ SELECT 1  -- each data-modifying WITH runs to completion, read or not
 TxnListener = Callable[[Txn], None]
 
 
+class _AcquireContext(PoolAcquireContext):
+    """`Pool.acquire()`'s context, terminating a connection whose protocol state is unknown."""
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_val: BaseException | None = None,
+        exc_tb: TracebackType | None = None,
+    ) -> None:
+        if self.connection is not None and _protocol_broken(exc_val):
+            # The pool's reset sends nothing (`keep_session`), so nothing would notice: the next
+            # caller would get the same connection and the same error.
+            self.connection.terminate()
+        await super().__aexit__(exc_type, exc_val, exc_tb)
+
+
+class _Pool(asyncpg.Pool):
+    """asyncpg's pool, except that a connection that raised InternalClientError is not reused."""
+
+    def acquire(self, *, timeout: float | None = None) -> PoolAcquireContext:
+        """Acquire a connection (as `asyncpg.Pool.acquire`)."""
+        return _AcquireContext(self, timeout)
+
+
+def _protocol_broken(exc: BaseException | None) -> bool:
+    """Whether `exc` (or an exception it was raised from or while handling) is asyncpg's
+    InternalClientError: the client's protocol state machine is not where the server is.
+
+    PostgreSQL terminating a session (pg_terminate_backend, a fast shutdown) sends a FATAL error
+    and only then closes the socket; a connection idle in the pool reads the error first and is
+    stuck in the "error consume" state until the close arrives, while `is_closed()` still says
+    False. A caller that acquires it in between gets "cannot switch to state 12; another
+    operation (2) is in progress".
+    """
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, asyncpg.InternalClientError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
 class Database:
     """The asyncpg pool and the transaction helper."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, dsn: str | None = None) -> None:
         self.pool = pool
+        # Kept for connections of their own outside the pool (the health probe).
+        self.dsn = dsn
         self._listeners: list[TxnListener] = []
 
     @classmethod
     async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 20) -> Database:
         """Open a pool on `dsn`."""
-        pool = await asyncpg.create_pool(
+        pool = _Pool(
             dsn,
+            connection_class=asyncpg.Connection,
+            record_class=asyncpg.Record,
             min_size=min_size,
             max_size=max_size,
+            max_queries=50_000,  # asyncpg.create_pool's defaults
+            max_inactive_connection_lifetime=300.0,
             init=_init_connection,
             reset=keep_session,
+            loop=None,
         )
-        assert pool is not None
-        return cls(pool)
+        await pool
+        return cls(pool, dsn)
 
     async def close(self) -> None:
         """Close the pool."""
@@ -424,6 +476,9 @@ async def keep_session(conn: asyncpg.Connection) -> None:
     trip on every release, a tenth of a command's. The clearinghouse leaves no session state
     behind: locks are transaction-scoped (the migration lock is released in a `finally`),
     cursors live inside transactions, settings are `SET LOCAL`, and nothing LISTENs.
+
+    Without a reset query nothing exercises the connection on release, so one whose protocol
+    state broke is only caught by the pool's acquire context (`_AcquireContext`).
     """
 
 

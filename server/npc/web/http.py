@@ -7,13 +7,11 @@ layout, escaping, security headers and the lookup rate limit.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from redis.exceptions import RedisError
 
 from npc.api.identity import TokenAuthenticator
 from npc.config import WebSettings
@@ -89,30 +87,14 @@ def build_app(
     app.on_response_prepare.append(add_security_headers)
 
     async def healthz(_: web.Request) -> web.Response:
-        checks: dict[str, str] = {}
-        try:
-            async with asyncio.timeout(2):
-                async with core.db.pool.acquire() as conn:
-                    await conn.fetchval("SELECT 1")
-            checks["postgres"] = "ok"
-        except Exception as exc:  # report, never raise: this is the health page
-            checks["postgres"] = f"error: {type(exc).__name__}"
-        try:
-            async with asyncio.timeout(2):
-                await core.redis.ping()
-            checks["redis"] = "ok"
-        except (RedisError, OSError, TimeoutError) as exc:
-            checks["redis"] = f"degraded: {type(exc).__name__}"
-        healthy = checks["postgres"] == "ok"
-        return web.json_response(
-            {
-                "status": "ok" if healthy else "unavailable",
-                "checks": checks,
-                "head": core.hub.head,
-                "pid": os.getpid(),
-            },
-            status=200 if healthy else 503,
-        )
+        # The health monitor's verdict (the one gRPC health reports), with the facts behind it:
+        # PostgreSQL reachable (503 when not, or when a background loop is dead), Redis (only
+        # degraded without it), each loop's liveness and the oldest overdue deadline.
+        await core.health.fresh()
+        report = core.health.report()
+        report["head"] = core.hub.head
+        report["pid"] = os.getpid()
+        return web.json_response(report, status=200 if report["serving"] else 503)
 
     pages = [page for c in contributions for page in c.pages]
 

@@ -40,6 +40,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from npc.core.events import LoggedEvent
 from npc.core.runtime import Core
+from npc.core.supervision import passed
 from npc.flows.registry.importer import IMPORTED
 from npc.flows.registry.store import NUMBERS_CHANGED, serving_before, unsequenced_origins
 
@@ -379,9 +380,10 @@ class RegistryCache:
     def _redis_suspended(self) -> bool:
         return time.monotonic() < self._redis_down_until
 
-    def _redis_failed(self, exc: BaseException) -> None:
+    def _redis_failed(self, exc: BaseException, *, quiet: bool = False) -> None:
         # Skip Redis for a moment instead of paying a failed round trip on every lookup.
-        log.warning("registry cache: Redis unavailable (%s); answering from PostgreSQL", exc)
+        if not quiet:  # the repair job's failures are logged by its supervisor
+            log.warning("registry cache: Redis unavailable (%s); answering from PostgreSQL", exc)
         self._redis_down_until = time.monotonic() + self.retry_seconds
         CACHE_READY.set(0)
 
@@ -391,22 +393,22 @@ class RegistryCache:
         """Start bringing the keys up to this process's head, unless that is under way."""
         if self._closed or (self._repair is not None and not self._repair.done()):
             return
-        self._repair = asyncio.get_running_loop().create_task(
-            self._repair_loop(), name="registry-cache-repair"
+        # A supervised job: a failed attempt is logged once per streak and tried again with
+        # backoff until the keys are repaired.
+        self._repair = self.core.supervisor.start(
+            "registry-cache-repair", self._repair_loop, job=True
         )
 
     async def _repair_loop(self) -> None:
         while not self._closed:
             try:
                 if await self.repair_once():
+                    passed()
                     return
             except (RedisError, OSError) as exc:
-                self._redis_failed(exc)
-            except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("registry cache repair: PostgreSQL error %s", exc)
-            except Exception:
-                log.exception("registry cache repair failed")
-            await asyncio.sleep(self.retry_seconds)
+                self._redis_failed(exc, quiet=True)
+                raise
+            await asyncio.sleep(self.retry_seconds)  # another process is loading: look again
 
     async def repair_once(self) -> bool:
         """One repair attempt; True when the keys reflect at least this process's head."""
