@@ -137,6 +137,42 @@ class WebSettings:
         )
 
 
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """Bounds on the listeners' connections and on each operator's expensive calls.
+
+    A connection that has not completed its TLS and HTTP/2 handshake within `handshake_timeout`
+    (gRPC), or sent a whole request head within `header_timeout` (HTTP), is closed; so is a gRPC
+    connection without a call for `idle_timeout`. Each listener holds at most `max_connections`
+    connections. An operator runs at most `max_streams` server streams (subscriptions,
+    snapshots) and `max_uploads` uploads (daily reports) at once in one process.
+    """
+
+    handshake_timeout: float = 10.0  # seconds
+    idle_timeout: float = 900.0
+    header_timeout: float = 15.0
+    max_connections: int = 2000
+    max_streams: int = 32
+    max_uploads: int = 2
+
+    @classmethod
+    def from_env(cls) -> ConnectionSettings:
+        """Read NPC_HANDSHAKE_TIMEOUT, NPC_IDLE_TIMEOUT, NPC_HEADER_TIMEOUT (seconds),
+        NPC_MAX_CONNECTIONS, NPC_MAX_STREAMS and NPC_MAX_UPLOADS (per operator)."""
+        env = os.environ
+        default = cls()
+        return cls(
+            handshake_timeout=float(
+                env.get("NPC_HANDSHAKE_TIMEOUT") or default.handshake_timeout
+            ),
+            idle_timeout=float(env.get("NPC_IDLE_TIMEOUT") or default.idle_timeout),
+            header_timeout=float(env.get("NPC_HEADER_TIMEOUT") or default.header_timeout),
+            max_connections=int(env.get("NPC_MAX_CONNECTIONS") or default.max_connections),
+            max_streams=int(env.get("NPC_MAX_STREAMS") or default.max_streams),
+            max_uploads=int(env.get("NPC_MAX_UPLOADS") or default.max_uploads),
+        )
+
+
 def _shared_clock(value: str | None) -> str | None:
     """NPC_CLOCK, checked now so a malformed one stops the process before it serves."""
     if not value or not value.strip():
@@ -182,6 +218,7 @@ class Settings:
     # (NPC_WORKER) listens on metrics_port + i so Prometheus scrapes each.
     metrics_port: int | None = None
     worker: int = 0
+    connections: ConnectionSettings = field(default_factory=ConnectionSettings)
 
     @property
     def mutual_tls(self) -> bool:
@@ -216,4 +253,5 @@ class Settings:
             call_timeout=float(env.get("NPC_CALL_TIMEOUT", "30")),
             metrics_port=int(env["NPC_METRICS_PORT"]) if env.get("NPC_METRICS_PORT") else None,
             worker=int(env.get("NPC_WORKER", "0")),
+            connections=ConnectionSettings.from_env(),
         )

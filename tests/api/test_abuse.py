@@ -1,0 +1,134 @@
+"""Abuse by an authenticated operator: huge fields, huge rejected requests and a flood of empty
+number blocks leave the server's memory where it was and do not stall other callers.
+
+The server runs in this process, so its memory is this process's resident set (VmRSS), read after
+a collection. Margins are generous: the machine is shared and the allocator keeps some pages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import time
+from collections.abc import AsyncIterator, Awaitable
+
+import grpc
+import pytest
+
+from npc.v1 import cancellations_pb2
+from npc_clients import OperatorClient
+from tests.helpers import block, port_request, rid, stream_head
+
+MB = 1024 * 1024
+# What an abuse may leave behind once it is over (the allocator, caches warmed by the first call).
+MEMORY_MARGIN = 64 * MB
+# The slowest a small call may answer while another operator abuses the server (it took 3 s and
+# 10 s before the bounds; a few milliseconds after, on a machine that may be 2.5x slower).
+LATENCY_BOUND = 1.5
+
+
+def resident() -> int:
+    """This process's resident set size in bytes, after a full collection."""
+    gc.collect()
+    import ctypes
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+@contextlib.asynccontextmanager
+async def probing(client: OperatorClient) -> AsyncIterator[list[float]]:
+    """Small calls of `client`, one after the other, while the body runs; yields their latencies."""
+    latencies: list[float] = []
+    done = asyncio.Event()
+
+    async def probe() -> None:
+        while not done.is_set():
+            started = time.perf_counter()
+            await stream_head(client)
+            latencies.append(time.perf_counter() - started)
+            await asyncio.sleep(0.02)
+
+    task = asyncio.create_task(probe())
+    try:
+        yield latencies
+    finally:
+        done.set()
+        await task
+
+
+async def refused(call: Awaitable[object]) -> grpc.StatusCode:
+    """The status code of a call that must fail."""
+    with pytest.raises(grpc.aio.AioRpcError) as failure:
+        await call
+    print(failure.value.code(), failure.value.details())
+    return failure.value.code()
+
+
+REFUSALS = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+
+async def stream_huge_report(claro: OperatorClient) -> None:
+    """A streamed daily report whose records carry 7.5 MB fields, chunk after chunk."""
+    chunk = cancellations_pb2.DailyReportChunk(
+        request_id=rid(),
+        report_date="2026-11-22",
+        records=[
+            cancellations_pb2.RequestRecord(request_code="BJ-1", execution_reason="x" * 7_500_000)
+        ],
+    )
+
+    async def chunks() -> AsyncIterator[cancellations_pb2.DailyReportChunk]:
+        for _ in range(40):
+            yield chunk
+
+    call = claro.cancellations.StreamDailyReport(chunks(), metadata=claro.metadata, timeout=20)
+    assert await refused(call) in REFUSALS
+
+
+async def submit_huge_names(claro: OperatorClient, clock) -> None:
+    """Sixty port requests whose subscriber's name is 7.9 MB, each refused."""
+    named = port_request(clock)
+    named.subscriber.name = "y" * 7_900_000
+    for _ in range(60):
+        named.request_id = rid()
+        assert await refused(claro.call("SubmitPortRequest", named, timeout=20)) in REFUSALS
+
+
+async def submit_empty_blocks(claro: OperatorClient, clock) -> None:
+    """Port requests of a million empty number blocks each (2 MB on the wire)."""
+    empty = port_request(clock)
+    empty.ClearField("numbers")
+    empty.MergeFromString(b"\x2a\x00" * 1_000_000)  # field 5 (numbers): empty NumberBlocks
+    assert len(empty.numbers) == 1_000_000
+    for _ in range(3):
+        empty.request_id = rid()
+        assert await refused(claro.call("SubmitPortRequest", empty, timeout=20)) in REFUSALS
+
+
+async def test_abuse_leaves_memory_and_latency_where_they_were(app, operators, clock):
+    claro, movistar = operators["claro"], operators["movistar"]
+    await stream_head(movistar)
+    await claro.call("SubmitPortRequest", port_request(clock))  # warm every path once
+    baseline = resident()
+    grown: list[int] = []
+    worst: list[float] = []
+    for abuse in (
+        lambda: stream_huge_report(claro),
+        lambda: submit_huge_names(claro, clock),
+        lambda: submit_empty_blocks(claro, clock),
+    ):
+        async with probing(movistar) as latencies:
+            await abuse()
+        grown.append(resident() - baseline)
+        worst.append(max(latencies))
+    print(f"RSS growth MB: {[round(g / MB) for g in grown]}; worst small call s: {worst}")
+    assert all(g < MEMORY_MARGIN for g in grown)
+    assert all(w < LATENCY_BOUND for w in worst)
+    # The server still serves the abuser normally.
+    after = port_request(clock, numbers=[block("940000002")])
+    assert (await claro.call("SubmitPortRequest", after)).id
