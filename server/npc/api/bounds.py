@@ -9,6 +9,7 @@ legitimate one (10,000 numbers as single blocks is about 150 KB). Daily reports 
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import gc
@@ -157,22 +158,30 @@ _TRIM = _malloc_trim()
 
 @dataclass
 class Reclaimer:
-    """Gives memory back after a call that brought a large request: a full collection (the
-    collector runs rarely in a server, see `npc serve`) and, with glibc, a trim of the heap, whose
-    freed megabytes otherwise stay in the process. At most once per `interval` seconds."""
+    """Gives memory back after calls that brought large requests: a full collection (the
+    collector runs rarely in a server, see `npc serve`) and, with glibc, a trim of the heaps, whose
+    freed megabytes otherwise stay in the process. At most once per `interval` seconds, and once
+    more after the last of a burst."""
 
-    interval: float = 2.0
+    interval: float = 1.0
     threshold: int = 1 * MIB
     _last: float = float("-inf")
+    _pending: asyncio.TimerHandle | None = None
 
     def after(self, request_bytes: int) -> None:
-        """Reclaim if a request of `request_bytes` just ended and none was reclaimed lately."""
-        if request_bytes < self.threshold:
+        """Reclaim now, or once the interval has passed, since a request of `request_bytes`
+        ended."""
+        if request_bytes < self.threshold or self._pending is not None:
             return
-        now = time.monotonic()
-        if now - self._last < self.interval:
-            return
-        self._last = now
+        wait = self._last + self.interval - time.monotonic()
+        if wait <= 0:
+            self._reclaim()
+        else:
+            self._pending = asyncio.get_running_loop().call_later(wait, self._reclaim)
+
+    def _reclaim(self) -> None:
+        self._pending = None
+        self._last = time.monotonic()
         gc.collect()
         if _TRIM is not None:
             _TRIM(0)
