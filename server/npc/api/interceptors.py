@@ -230,8 +230,11 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         entered: str | None = None
         try:
             if self.certificates:
-                names = context.auth_context().get("x509_common_name")
-                caller = await self.authenticator.authenticate_certificate(names)
+                auth = context.auth_context()
+                pems = auth.get("x509_pem_cert")
+                caller = await self.authenticator.authenticate_certificate(
+                    auth.get("x509_common_name"), pems[0] if pems else None
+                )
             else:
                 caller = await self.authenticator.authenticate(metadata)
             if country is not None and caller.country != country:
