@@ -162,9 +162,7 @@ class ConnectionSettings:
         env = os.environ
         default = cls()
         return cls(
-            handshake_timeout=float(
-                env.get("NPC_HANDSHAKE_TIMEOUT") or default.handshake_timeout
-            ),
+            handshake_timeout=float(env.get("NPC_HANDSHAKE_TIMEOUT") or default.handshake_timeout),
             idle_timeout=float(env.get("NPC_IDLE_TIMEOUT") or default.idle_timeout),
             header_timeout=float(env.get("NPC_HEADER_TIMEOUT") or default.header_timeout),
             max_connections=int(env.get("NPC_MAX_CONNECTIONS") or default.max_connections),
