@@ -11,11 +11,14 @@ import asyncio
 import contextlib
 import gc
 import time
+import types
 from collections.abc import AsyncIterator, Awaitable
+from pathlib import Path
 
 import grpc
 import pytest
 
+import npc
 from npc.api.bounds import Reclaimer
 from npc.v1 import cancellations_pb2
 from npc_clients import OperatorClient
@@ -113,6 +116,36 @@ async def submit_empty_blocks(claro: OperatorClient, clock) -> None:
         assert await refused(claro.call("SubmitPortRequest", empty, timeout=20)) in REFUSALS
 
 
+SERVER_CODE = str(Path(npc.__file__).parent)
+
+
+async def frames_left_by_refusals(claro: OperatorClient, clock) -> int:
+    """Frames only the collector could free after 20 requests refused by the handler's own
+    validation (inside its transaction): an exception kept by grpc would hold each call's frames,
+    and with them its request, until a full collection."""
+    bad = port_request(clock)
+    bad.subscriber.name = "z" * 300  # over the handler's 200 characters, under every bound
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(20):
+            bad.request_id = rid()
+            assert await refused(claro.call("SubmitPortRequest", bad)) in REFUSALS
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        # The client's own frames (its errors, kept by pytest.raises) are not the server's.
+        frames = sum(
+            1
+            for garbage in gc.garbage
+            if isinstance(garbage, types.FrameType) and SERVER_CODE in garbage.f_code.co_filename
+        )
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    return frames
+
+
 async def test_abuse_leaves_memory_and_latency_where_they_were(app, operators, clock):
     claro, movistar = operators["claro"], operators["movistar"]
     await stream_head(movistar)
@@ -133,6 +166,7 @@ async def test_abuse_leaves_memory_and_latency_where_they_were(app, operators, c
     print(f"RSS growth MB: {[round(g / MB) for g in grown]}; worst small call s: {worst}")
     assert all(g < MEMORY_MARGIN for g in grown)
     assert all(w < LATENCY_BOUND for w in worst)
+    assert await frames_left_by_refusals(claro, clock) == 0
     # The server still serves the abuser normally.
     after = port_request(clock, numbers=[block("940000002")])
     assert (await claro.call("SubmitPortRequest", after)).id

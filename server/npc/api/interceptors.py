@@ -27,7 +27,7 @@ from npc.api.bounds import (
     check_bounds,
     max_message_bytes,
 )
-from npc.api.errors import RpcFailure, abort, to_status
+from npc.api.errors import RpcFailure, fail, to_status
 from npc.api.identity import CURRENT_CALLER, TokenAuthenticator
 from npc.api.limits import RateLimiter
 from npc.core.errors import DomainError, FieldViolation, InvalidArgument, PermissionDenied
@@ -268,7 +268,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 size = request.ByteSize() if hasattr(request, "ByteSize") else 0
             # Once the call has let go of the request.
             asyncio.get_running_loop().call_later(0.05, self.reclaimer.after, size)
-            await abort(context, failure)
+            fail(context, failure)
 
     async def intercept_service(
         self,
