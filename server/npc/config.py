@@ -150,7 +150,9 @@ class ConnectionSettings:
 
     handshake_timeout: float = 10.0  # seconds
     idle_timeout: float = 900.0
-    header_timeout: float = 15.0
+    # aiohttp also closes a kept-alive connection idle this long: longer than a reverse proxy keeps
+    # its idle upstream connections (nginx: 60 s), or the proxy may reuse a closing one.
+    header_timeout: float = 75.0
     max_connections: int = 2000
     max_streams: int = 32
     max_uploads: int = 2

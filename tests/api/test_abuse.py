@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import time
 import types
 from collections.abc import AsyncIterator, Awaitable
@@ -19,8 +20,10 @@ import grpc
 import pytest
 
 import npc
-from npc.api.bounds import Reclaimer
-from npc.v1 import cancellations_pb2
+from npc.api.bounds import DEFAULT_ITEMS, MAX_TEXT, Reclaimer, check_bounds
+from npc.core.errors import InvalidArgument
+from npc.flows.portability.validation import MAX_BLOCK_VIOLATIONS, Violations, expand_numbers
+from npc.v1 import cancellations_pb2, portability_pb2
 from npc_clients import OperatorClient
 from tests.helpers import block, port_request, rid, stream_head
 
@@ -146,7 +149,7 @@ async def frames_left_by_refusals(claro: OperatorClient, clock) -> int:
     return frames
 
 
-async def test_abuse_leaves_memory_and_latency_where_they_were(app, operators, clock):
+async def test_abuse_leaves_memory_and_latency_where_they_were(app, operators, clock, caplog):
     claro, movistar = operators["claro"], operators["movistar"]
     await stream_head(movistar)
     await claro.call("SubmitPortRequest", port_request(clock))  # warm every path once
@@ -167,6 +170,44 @@ async def test_abuse_leaves_memory_and_latency_where_they_were(app, operators, c
     assert all(g < MEMORY_MARGIN for g in grown)
     assert all(w < LATENCY_BOUND for w in worst)
     assert await frames_left_by_refusals(claro, clock) == 0
+    # Every refusal was a status: no traceback, no error logged.
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     # The server still serves the abuser normally.
     after = port_request(clock, numbers=[block("940000002")])
     assert (await claro.call("SubmitPortRequest", after)).id
+
+
+def test_counts_and_lengths_are_read_before_any_item():
+    """The bounds every request meets, and the portability validator's own count, refuse a
+    million empty blocks or a long name with one violation, without reading them one by one."""
+    million = portability_pb2.SubmitPortRequestRequest()
+    million.MergeFromString(b"\x2a\x00" * 1_000_000)
+    with pytest.raises(InvalidArgument) as refused:
+        check_bounds(million)
+    assert [(v.field, v.description) for v in refused.value.violations] == [
+        ("numbers", f"at most {DEFAULT_ITEMS} items")
+    ]
+    v = Violations()
+    assert expand_numbers(v, "numbers", million.numbers, "mobile", 10_000) == []
+    assert [(x.field, x.description) for x in v.items] == [
+        ("numbers", "at most 10000 numbers per request")
+    ]
+    # Under the count, a block per mistake is reported up to a bound, not a million of them.
+    many = portability_pb2.SubmitPortRequestRequest()
+    many.MergeFromString(b"\x2a\x00" * 5_000)
+    v = Violations()
+    expand_numbers(v, "numbers", many.numbers, "mobile", 10_000)
+    assert len(v.items) <= MAX_BLOCK_VIOLATIONS + 1
+    named = portability_pb2.SubmitPortRequestRequest()
+    named.subscriber.name = "n" * (MAX_TEXT + 1)
+    with pytest.raises(InvalidArgument) as long_name:
+        check_bounds(named, "chunks[3].")
+    assert [v.field for v in long_name.value.violations] == ["chunks[3].subscriber.name"]
+    check_bounds(port_request_for_bounds())  # an ordinary request is within every bound
+
+
+def port_request_for_bounds() -> portability_pb2.SubmitPortRequestRequest:
+    """An ordinary port request of 10,000 single numbers, the most a request may carry."""
+    request = portability_pb2.SubmitPortRequestRequest(request_id=rid(), donor="movistar")
+    request.numbers.extend(block(f"9{n:08d}") for n in range(10_000))
+    return request

@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 import grpc
+from google.protobuf.message import Message
 from google.rpc import code_pb2, status_pb2
 from prometheus_client import Counter, Histogram
 
@@ -170,8 +171,11 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         remaining = context.time_remaining()
         return self.call_timeout if remaining is None else min(remaining, self.call_timeout)
 
-    def _admit(self, request: Any, method_path: str, context: grpc.aio.ServicerContext) -> None:
-        """Refuse a request over its bounds, or one that did not parse, before any work."""
+    def _admit(
+        self, request: Any, method_path: str, context: grpc.aio.ServicerContext, path: str = ""
+    ) -> None:
+        """Refuse a request over its bounds, or one that did not parse, before any work.
+        `path` prefixes the fields named (an upload's chunk)."""
         if isinstance(request, Oversized):
             raise _too_large(request.size, request.limit, method_path)
         if isinstance(request, Undecodable):
@@ -185,8 +189,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             raise InvalidArgument(
                 FieldViolation("", f"not a serialized request of {method_path} ({request.reason})")
             )
-        if request is not None:
-            check_bounds(request)
+        if isinstance(request, Message):
+            check_bounds(request, path)
 
     async def _chunks(
         self,
@@ -197,10 +201,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
     ) -> AsyncIterator[Any]:
         """The chunks of an upload, each admitted as it arrives, the whole bounded in bytes."""
         async for chunk in requests:
-            if isinstance(chunk, Oversized):
-                upload.bytes += chunk.size
-                raise _too_large(chunk.size, chunk.limit, method_path)
-            self._admit(chunk, method_path, context)
+            upload.bytes += chunk.size if isinstance(chunk, Oversized) else 0
+            self._admit(chunk, method_path, context, f"chunks[{upload.chunks}].")
             upload.bytes += chunk.ByteSize()
             if upload.bytes > MAX_UPLOAD_BYTES:
                 raise _too_large(upload.bytes, MAX_UPLOAD_BYTES, method_path)
@@ -220,54 +222,64 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         request: Any = None,
         kind: ExpensiveCalls | None = None,
         upload: _Upload | None = None,
-    ) -> AsyncIterator[None]:
+    ) -> AsyncIterator[bool]:
         """Identify the caller, admit the request, then count, time and map the failure of one
-        call. `kind`: the operator's streams or uploads, of which this call is one."""
+        call. Yields whether the call was admitted: if not, the body must not run (its status is
+        set). `kind`: the operator's streams or uploads, of which this call is one."""
         RPC_STARTED.labels(service, method).inc()
         started = time.perf_counter()
-        code = code_pb2.OK
         failure: status_pb2.Status | None = None
         entered: str | None = None
         try:
-            if self.certificates:
-                auth = context.auth_context()
-                pems = auth.get("x509_pem_cert")
-                caller = await self.authenticator.authenticate_certificate(
-                    auth.get("x509_common_name"), pems[0] if pems else None
-                )
+            try:
+                if self.certificates:
+                    auth = context.auth_context()
+                    pems = auth.get("x509_pem_cert")
+                    caller = await self.authenticator.authenticate_certificate(
+                        auth.get("x509_common_name"), pems[0] if pems else None
+                    )
+                else:
+                    caller = await self.authenticator.authenticate(metadata)
+                if country is not None and caller.country != country:
+                    raise PermissionDenied(
+                        f"{service} serves the operators of {country}; {caller.operator} is"
+                        f" under {caller.country}'s regulation"
+                    )
+                CURRENT_CALLER.set(caller)
+                self.limiter.acquire(caller.operator)
+                self._admit(request, method_path, context)
+                if kind is not None:
+                    kind.enter(caller.operator)
+                    entered = caller.operator
+            except Exception as exc:  # every failure becomes a status, never a crash
+                failure = _failure_status(exc, method_path)
+                _forget(exc)
+            if failure is not None:
+                yield False
             else:
-                caller = await self.authenticator.authenticate(metadata)
-            if country is not None and caller.country != country:
-                raise PermissionDenied(
-                    f"{service} serves the operators of {country}; {caller.operator} is under"
-                    f" {caller.country}'s regulation"
-                )
-            CURRENT_CALLER.set(caller)
-            self.limiter.acquire(caller.operator)
-            self._admit(request, method_path, context)
-            if kind is not None:
-                kind.enter(caller.operator)
-                entered = caller.operator
-            yield
-        except Exception as exc:  # every failure becomes a status, never a crash
-            failure = _failure_status(exc, method_path)
-            code = failure.code
-            _forget(exc)
+                try:
+                    yield True
+                except Exception as exc:
+                    failure = _failure_status(exc, method_path)
+                    _forget(exc)
         finally:
             if entered is not None and kind is not None:
                 kind.leave(entered)
+            code = code_pb2.OK if failure is None else failure.code
             RPC_HANDLED.labels(service, method, _code_name(code)).inc()
             RPC_SECONDS.labels(service, method).observe(time.perf_counter() - started)
         if failure is not None:
-            # A large request refused leaves megabytes the allocator would keep: give them back.
+            # A large request refused leaves megabytes the allocator would keep: give them back,
+            # once the call has let go of the request.
             if isinstance(request, Oversized):
                 size = request.size
             elif upload is not None:
                 size = upload.bytes
             else:
-                size = request.ByteSize() if hasattr(request, "ByteSize") else 0
-            # Once the call has let go of the request.
+                size = request.ByteSize() if isinstance(request, Message) else 0
             asyncio.get_running_loop().call_later(0.05, self.reclaimer.after, size)
+            # The status is set, not raised: grpc keeps the exception `context.abort` raises on
+            # the call, in a cycle through the handler's frames and its request.
             fail(context, failure)
 
     async def intercept_service(
@@ -289,7 +301,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             request: Any = None,
             kind: ExpensiveCalls | None = None,
             upload: _Upload | None = None,
-        ) -> contextlib.AbstractAsyncContextManager[None]:
+        ) -> contextlib.AbstractAsyncContextManager[bool]:
             return self._served(
                 service,
                 method,
@@ -310,9 +322,11 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             inner = handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                async with served(context, request, unary_kind):
-                    async with asyncio.timeout(self._timeout(context)):
-                        return await inner(request, context)
+                async with served(context, request, unary_kind) as admitted:
+                    if admitted:
+                        async with asyncio.timeout(self._timeout(context)):
+                            return await inner(request, context)
+                return None  # the status is set
 
             return grpc.unary_unary_rpc_method_handler(
                 unary,
@@ -324,9 +338,10 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             inner_stream = handler.unary_stream
 
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                async with served(context, request, self.streams):
-                    async for item in inner_stream(request, context):
-                        yield item
+                async with served(context, request, self.streams) as admitted:
+                    if admitted:
+                        async for item in inner_stream(request, context):
+                            yield item
 
             return grpc.unary_stream_rpc_method_handler(
                 stream,
@@ -340,10 +355,12 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
             ) -> Any:
                 upload = _Upload()
-                async with served(context, None, self.uploads, upload):
-                    chunks = self._chunks(request_iterator, method_path, context, upload)
-                    async with asyncio.timeout(self._timeout(context)):
-                        return await inner_client_stream(chunks, context)
+                async with served(context, None, self.uploads, upload) as admitted:
+                    if admitted:
+                        chunks = self._chunks(request_iterator, method_path, context, upload)
+                        async with asyncio.timeout(self._timeout(context)):
+                            return await inner_client_stream(chunks, context)
+                return None  # the status is set
 
             return grpc.stream_unary_rpc_method_handler(
                 client_stream,
