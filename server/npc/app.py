@@ -30,7 +30,7 @@ from npc.flows.suspension.flow import SuspensionFlow
 from npc.notifications.dispatcher import NotificationDispatcher
 from npc.store.database import Database, migrate_as_owner, role_can_bypass_audit
 from npc.v1 import events_pb2_grpc
-from npc.web.http import build_app, metrics_app
+from npc.web.http import bounded_runner, build_app, metrics_app
 
 log = logging.getLogger(__name__)
 
@@ -118,13 +118,14 @@ class Clearinghouse:
             tls=tls,
             limiter=RateLimiter(settings.rate_limit, settings.rate_burst),
             call_timeout=settings.call_timeout,
+            connections=settings.connections,
         )
         self.grpc_port = await self.grpc.start(settings.grpc_host, settings.grpc_port)
         core.health.on_change(self.grpc.set_serving)
         if serve_http:
-            self.http_runner = web.AppRunner(
+            self.http_runner = bounded_runner(
                 build_app(core, settings.web, jurisdiction=settings.portability.jurisdiction),
-                access_log=None,
+                settings.connections,
             )
             await self.http_runner.setup()
             site = web.TCPSite(
@@ -135,7 +136,7 @@ class Clearinghouse:
             self.http_port = sockets[0][1] if sockets else settings.http_port
         if settings.metrics_port is not None:
             self.metrics_port = settings.metrics_port + settings.worker
-            self.metrics_runner = web.AppRunner(metrics_app(), access_log=None)
+            self.metrics_runner = bounded_runner(metrics_app(), settings.connections)
             await self.metrics_runner.setup()
             await web.TCPSite(self.metrics_runner, settings.http_host, self.metrics_port).start()
         log.info(

@@ -137,6 +137,42 @@ class WebSettings:
         )
 
 
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """Bounds on the listeners' connections and on each operator's expensive calls.
+
+    A connection that has not completed its TLS and HTTP/2 handshake within `handshake_timeout`
+    (gRPC), or sent a whole request head within `header_timeout` (HTTP), is closed; so is a gRPC
+    connection without a call for `idle_timeout`. Each listener holds at most `max_connections`
+    connections. An operator runs at most `max_streams` server streams (subscriptions,
+    snapshots) and `max_uploads` uploads (daily reports) at once in one process.
+    """
+
+    handshake_timeout: float = 10.0  # seconds
+    idle_timeout: float = 900.0
+    # aiohttp also closes a kept-alive connection idle this long: longer than a reverse proxy keeps
+    # its idle upstream connections (nginx: 60 s), or the proxy may reuse a closing one.
+    header_timeout: float = 75.0
+    max_connections: int = 2000
+    max_streams: int = 32
+    max_uploads: int = 2
+
+    @classmethod
+    def from_env(cls) -> ConnectionSettings:
+        """Read NPC_HANDSHAKE_TIMEOUT, NPC_IDLE_TIMEOUT, NPC_HEADER_TIMEOUT (seconds),
+        NPC_MAX_CONNECTIONS, NPC_MAX_STREAMS and NPC_MAX_UPLOADS (per operator)."""
+        env = os.environ
+        default = cls()
+        return cls(
+            handshake_timeout=float(env.get("NPC_HANDSHAKE_TIMEOUT") or default.handshake_timeout),
+            idle_timeout=float(env.get("NPC_IDLE_TIMEOUT") or default.idle_timeout),
+            header_timeout=float(env.get("NPC_HEADER_TIMEOUT") or default.header_timeout),
+            max_connections=int(env.get("NPC_MAX_CONNECTIONS") or default.max_connections),
+            max_streams=int(env.get("NPC_MAX_STREAMS") or default.max_streams),
+            max_uploads=int(env.get("NPC_MAX_UPLOADS") or default.max_uploads),
+        )
+
+
 def _shared_clock(value: str | None) -> str | None:
     """NPC_CLOCK, checked now so a malformed one stops the process before it serves."""
     if not value or not value.strip():
@@ -188,6 +224,7 @@ class Settings:
     # The Ed25519 key signing the log's anchors, and seconds between anchors; None: no anchors.
     anchor_key: str | None = None
     anchor_interval: float = 300.0
+    connections: ConnectionSettings = field(default_factory=ConnectionSettings)
 
     @property
     def mutual_tls(self) -> bool:
@@ -225,4 +262,5 @@ class Settings:
             migration_database_url=env.get("NPC_MIGRATION_DATABASE_URL") or None,
             anchor_key=env.get("NPC_ANCHOR_KEY") or None,
             anchor_interval=float(env.get("NPC_ANCHOR_INTERVAL", "300")),
+            connections=ConnectionSettings.from_env(),
         )

@@ -4,6 +4,7 @@ the operators' CA gets in, and bearer tokens mean nothing on a TLS server."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -12,6 +13,10 @@ from pathlib import Path
 
 import grpc
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from npc.api.tls import CA_CERT, issue_certificate, make_ca
 from npc.app import Clearinghouse
@@ -105,6 +110,54 @@ async def test_an_unregistered_name_is_unauthenticated(tls_app, pki):
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await stream_head(mallory)
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def _issue_with_two_names(ca: Path, first: str, second: str) -> str:
+    """A client certificate from the real CA whose subject holds two common names."""
+    ca_key = serialization.load_pem_private_key((ca / "ca.key").read_bytes(), None)
+    ca_cert = x509.load_pem_x509_certificate((ca / CA_CERT).read_bytes())
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, first),
+            x509.NameAttribute(NameOID.COMMON_NAME, second),
+        ]
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    name = f"{first}+{second}"
+    (ca / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (ca / f"{name}.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return name
+
+
+async def test_a_certificate_naming_two_operators_identifies_neither(tls_app, pki):
+    for first, second in (("claro", "movistar"), ("movistar", "claro")):
+        name = _issue_with_two_names(pki, first, second)
+        async with _client(tls_app, pki, name) as ambiguous:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stream_head(ambiguous)
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    async with _client(tls_app, pki, "claro") as claro:  # one name is still the identity
+        assert await stream_head(claro) >= 0
 
 
 async def test_no_certificate_or_a_rogue_ca_never_gets_in(tls_app, pki):

@@ -23,6 +23,7 @@ from google.rpc import error_details_pb2, status_pb2
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from npc.api.bounds import MAX_UPLOAD_BYTES, max_message_bytes
 from npc.api.server import MAX_MESSAGE_BYTES
 from tests.fuzz.conftest import Fuzzing
 from tests.fuzz.rpcs import (
@@ -86,7 +87,13 @@ def assert_sound(rpc: Rpc, outcome: Outcome, request: object) -> None:
     if outcome.code == grpc.StatusCode.RESOURCE_EXHAUSTED and not retry_later(outcome.details):
         # Not the caller's rate limit: only a message over the size limit may exhaust the server.
         sizes = [r.ByteSize() for r in (request if isinstance(request, list) else [request])]
-        assert max(sizes) > MAX_MESSAGE_BYTES, (rpc.path, "exhausted by", sizes, outcome.details)
+        limit = min(MAX_MESSAGE_BYTES, max_message_bytes(rpc.path))
+        assert max(sizes) > limit or sum(sizes) > MAX_UPLOAD_BYTES, (
+            rpc.path,
+            "exhausted by",
+            sizes,
+            outcome.details,
+        )
     if outcome.code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE):
         assert field_violations(outcome.details), (rpc.path, outcome, request)
 

@@ -114,3 +114,15 @@ async def abort(context: grpc.aio.ServicerContext, status: status_pb2.Status) ->
         status.message,
         trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
     )
+
+
+def fail(context: grpc.aio.ServicerContext, status: status_pb2.Status) -> None:
+    """End the call with `status` once the handler returns, details in the trailers.
+
+    Unlike `abort`, nothing is raised: grpc keeps the exception `abort` raises on the call's
+    state, a reference cycle through the handler's frames (and so its request) that lasts until
+    a full collection.
+    """
+    context.set_code(grpc_code(status))
+    context.set_details(status.message)
+    context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))

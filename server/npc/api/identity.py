@@ -4,9 +4,13 @@ the clearinghouse stores only its SHA-256 digest."""
 from __future__ import annotations
 
 import contextvars
+import functools
 import hashlib
 import time
 from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from npc.core.errors import Unauthenticated
 from npc.store.database import Database
@@ -39,6 +43,16 @@ def token_digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
+@functools.lru_cache(maxsize=1024)
+def _common_name_count(pem: bytes) -> int:
+    """How many common names the subject of the certificate `pem` holds (0 if unreadable)."""
+    try:
+        certificate = x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        return 0
+    return len(certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME))
+
+
 class TokenAuthenticator:
     """Maps API tokens to operators, cached in memory and refreshed on unknown tokens."""
 
@@ -64,14 +78,20 @@ class TokenAuthenticator:
         self._by_id = {r["id"]: Caller(r["id"], r["role"], r["country"]) for r in everyone}
         self._loaded_at = time.monotonic()
 
-    async def authenticate_certificate(self, common_names: list[bytes] | None) -> Caller:
+    async def authenticate_certificate(
+        self, common_names: list[bytes] | None, pem: bytes | None = None
+    ) -> Caller:
         """The caller whose verified client certificate carries `common_names` (mutual TLS).
 
         The TLS layer already checked the certificate against the operators' CA; its common name
-        must be a registered operator (or the regulator).
+        must be a registered operator (or the regulator). grpc reports only one common name of a
+        subject that has several, so the certificate itself (`pem`) is read: a subject naming
+        two operators identifies neither.
         """
         if not common_names:
             raise Unauthenticated("a client certificate with a common name is required")
+        if pem is not None and _common_name_count(pem) != 1:
+            raise Unauthenticated("a client certificate must carry exactly one common name")
         name = common_names[0].decode(errors="replace")
         caller = self._by_id.get(name)
         if caller is None and time.monotonic() - self._loaded_at > self.refresh_seconds:

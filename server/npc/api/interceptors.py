@@ -7,18 +7,31 @@ import asyncio
 import contextlib
 import logging
 import time
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
 import grpc
+from google.protobuf.message import Message
 from google.rpc import code_pb2, status_pb2
 from prometheus_client import Counter, Histogram
 
-from npc.api.errors import RpcFailure, abort, to_status
+from npc.api.bounds import (
+    MAX_UPLOAD_BYTES,
+    MESSAGE_BYTES,
+    ExpensiveCalls,
+    Oversized,
+    PeerLog,
+    Reclaimer,
+    Undecodable,
+    check_bounds,
+    max_message_bytes,
+)
+from npc.api.errors import RpcFailure, fail, to_status
 from npc.api.identity import CURRENT_CALLER, TokenAuthenticator
 from npc.api.limits import RateLimiter
-from npc.core.errors import DomainError, PermissionDenied
+from npc.core.errors import DomainError, FieldViolation, InvalidArgument, PermissionDenied
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +82,57 @@ def _failure_status(exc: BaseException, method: str) -> status_pb2.Status:
     return status_pb2.Status(code=code_pb2.INTERNAL, message="internal error")
 
 
+def _forget(exc: BaseException) -> None:
+    """Drop what a failure holds of the call: the frames of its traceback keep the request (and
+    every local of the handler) alive in reference cycles that only a full collection, rare in a
+    server, would free. Its chained exceptions too."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if current.__traceback__ is not None:
+            traceback.clear_frames(current.__traceback__)
+            current.__traceback__ = None
+        chained = current.__cause__ or current.__context__
+        current.__cause__ = current.__context__ = None
+        current = chained
+
+
+def _too_large(size: int, limit: int, method_path: str) -> RpcFailure:
+    return RpcFailure(
+        status_pb2.Status(
+            code=code_pb2.RESOURCE_EXHAUSTED,
+            message=f"the request is {size} bytes; {method_path} accepts at most {limit} bytes",
+        )
+    )
+
+
+def _guarded(deserializer: Callable[[bytes], Any] | None, limit: int) -> Callable[[bytes], Any]:
+    """`deserializer` behind the method's size limit; never raises (grpc would answer UNKNOWN
+    with a traceback, before anyone is identified): the call gets a stand-in, refused once the
+    caller is known."""
+
+    def parse(data: bytes) -> Any:
+        if len(data) > limit:
+            return Oversized(len(data), limit)
+        if deserializer is None:
+            return data
+        try:
+            return deserializer(data)
+        except Exception as exc:  # protobuf's DecodeError, or whatever a parser raises
+            return Undecodable(type(exc).__name__)
+
+    return parse
+
+
+class _Upload:
+    """What a client stream has sent so far."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.chunks = 0
+
+
 def _code_name(code: int) -> str:
     return code_pb2.Code.Name(code) if code in code_pb2.Code.values() else str(code)
 
@@ -84,6 +148,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         limiter: RateLimiter | None = None,
         call_timeout: float = 30.0,
         countries: dict[str, str] | None = None,
+        max_streams: int = 0,
+        max_uploads: int = 0,
     ) -> None:
         self.authenticator = authenticator
         # With mutual TLS the identity comes from the client certificate, never from a token.
@@ -94,11 +160,54 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         # regulator of another country has no rights there (OSIPTEL cannot decide a Colombian
         # appeal, a Colombian provider cannot file a Peruvian port).
         self.countries = countries or {}
+        # Concurrent server streams and uploads per operator (0: unlimited).
+        self.streams = ExpensiveCalls(max_streams)
+        self.uploads = ExpensiveCalls(max_uploads)
+        self.reclaimer = Reclaimer()
+        self.peer_log = PeerLog()
 
     def _timeout(self, context: grpc.aio.ServicerContext) -> float:
         """The time a unary call may take: the client's deadline, capped by the server's."""
         remaining = context.time_remaining()
         return self.call_timeout if remaining is None else min(remaining, self.call_timeout)
+
+    def _admit(
+        self, request: Any, method_path: str, context: grpc.aio.ServicerContext, path: str = ""
+    ) -> None:
+        """Refuse a request over its bounds, or one that did not parse, before any work.
+        `path` prefixes the fields named (an upload's chunk)."""
+        if isinstance(request, Oversized):
+            raise _too_large(request.size, request.limit, method_path)
+        if isinstance(request, Undecodable):
+            self.peer_log.warning(
+                context.peer(),
+                "%s: undecodable request from %s (%s)",
+                method_path,
+                context.peer(),
+                request.reason,
+            )
+            raise InvalidArgument(
+                FieldViolation("", f"not a serialized request of {method_path} ({request.reason})")
+            )
+        if isinstance(request, Message):
+            check_bounds(request, path)
+
+    async def _chunks(
+        self,
+        requests: AsyncIterator[Any],
+        method_path: str,
+        context: grpc.aio.ServicerContext,
+        upload: _Upload,
+    ) -> AsyncIterator[Any]:
+        """The chunks of an upload, each admitted as it arrives, the whole bounded in bytes."""
+        async for chunk in requests:
+            upload.bytes += chunk.size if isinstance(chunk, Oversized) else 0
+            self._admit(chunk, method_path, context, f"chunks[{upload.chunks}].")
+            upload.bytes += chunk.ByteSize()
+            if upload.bytes > MAX_UPLOAD_BYTES:
+                raise _too_large(upload.bytes, MAX_UPLOAD_BYTES, method_path)
+            upload.chunks += 1
+            yield chunk
 
     @contextlib.asynccontextmanager
     async def _served(
@@ -109,32 +218,69 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         metadata: tuple[Any, ...],
         context: grpc.aio.ServicerContext,
         country: str | None = None,
-    ) -> AsyncIterator[None]:
-        """Identify the caller, then count, time and map the failure of one call."""
+        *,
+        request: Any = None,
+        kind: ExpensiveCalls | None = None,
+        upload: _Upload | None = None,
+    ) -> AsyncIterator[bool]:
+        """Identify the caller, admit the request, then count, time and map the failure of one
+        call. Yields whether the call was admitted: if not, the body must not run (its status is
+        set). `kind`: the operator's streams or uploads, of which this call is one."""
         RPC_STARTED.labels(service, method).inc()
         started = time.perf_counter()
-        code = code_pb2.OK
+        failure: status_pb2.Status | None = None
+        entered: str | None = None
         try:
-            if self.certificates:
-                names = context.auth_context().get("x509_common_name")
-                caller = await self.authenticator.authenticate_certificate(names)
+            try:
+                if self.certificates:
+                    auth = context.auth_context()
+                    pems = auth.get("x509_pem_cert")
+                    caller = await self.authenticator.authenticate_certificate(
+                        auth.get("x509_common_name"), pems[0] if pems else None
+                    )
+                else:
+                    caller = await self.authenticator.authenticate(metadata)
+                if country is not None and caller.country != country:
+                    raise PermissionDenied(
+                        f"{service} serves the operators of {country}; {caller.operator} is"
+                        f" under {caller.country}'s regulation"
+                    )
+                CURRENT_CALLER.set(caller)
+                self.limiter.acquire(caller.operator)
+                self._admit(request, method_path, context)
+                if kind is not None:
+                    kind.enter(caller.operator)
+                    entered = caller.operator
+            except Exception as exc:  # every failure becomes a status, never a crash
+                failure = _failure_status(exc, method_path)
+                _forget(exc)
+            if failure is not None:
+                yield False
             else:
-                caller = await self.authenticator.authenticate(metadata)
-            if country is not None and caller.country != country:
-                raise PermissionDenied(
-                    f"{service} serves the operators of {country}; {caller.operator} is under"
-                    f" {caller.country}'s regulation"
-                )
-            CURRENT_CALLER.set(caller)
-            self.limiter.acquire(caller.operator)
-            yield
-        except Exception as exc:  # every failure becomes a status, never a crash
-            status = _failure_status(exc, method_path)
-            code = status.code
-            await abort(context, status)
+                try:
+                    yield True
+                except Exception as exc:
+                    failure = _failure_status(exc, method_path)
+                    _forget(exc)
         finally:
+            if entered is not None and kind is not None:
+                kind.leave(entered)
+            code = code_pb2.OK if failure is None else failure.code
             RPC_HANDLED.labels(service, method, _code_name(code)).inc()
             RPC_SECONDS.labels(service, method).observe(time.perf_counter() - started)
+        if failure is not None:
+            # A large request refused leaves megabytes the allocator would keep: give them back,
+            # once the call has let go of the request.
+            if isinstance(request, Oversized):
+                size = request.size
+            elif upload is not None:
+                size = upload.bytes
+            else:
+                size = request.ByteSize() if isinstance(request, Message) else 0
+            asyncio.get_running_loop().call_later(0.05, self.reclaimer.after, size)
+            # The status is set, not raised: grpc keeps the exception `context.abort` raises on
+            # the call, in a cycle through the handler's frames and its request.
+            fail(context, failure)
 
     async def intercept_service(
         self,
@@ -151,25 +297,40 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         country = self.countries.get(full_service)
 
         def served(
-            service: str,
-            method: str,
-            method_path: str,
-            metadata: tuple[Any, ...],
             context: grpc.aio.ServicerContext,
-        ) -> contextlib.AbstractAsyncContextManager[None]:
-            return self._served(service, method, method_path, metadata, context, country)
+            request: Any = None,
+            kind: ExpensiveCalls | None = None,
+            upload: _Upload | None = None,
+        ) -> contextlib.AbstractAsyncContextManager[bool]:
+            return self._served(
+                service,
+                method,
+                method_path,
+                metadata,
+                context,
+                country,
+                request=request,
+                kind=kind,
+                upload=upload,
+            )
+
+        deserializer = _guarded(handler.request_deserializer, max_message_bytes(method_path))
+        # A unary upload (the whole daily report in one message) counts as an upload.
+        unary_kind = self.uploads if method_path in MESSAGE_BYTES else None
 
         if handler.unary_unary:
             inner = handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                async with served(service, method, method_path, metadata, context):
-                    async with asyncio.timeout(self._timeout(context)):
-                        return await inner(request, context)
+                async with served(context, request, unary_kind) as admitted:
+                    if admitted:
+                        async with asyncio.timeout(self._timeout(context)):
+                            return await inner(request, context)
+                return None  # the status is set
 
             return grpc.unary_unary_rpc_method_handler(
                 unary,
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
 
@@ -177,13 +338,14 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             inner_stream = handler.unary_stream
 
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                async with served(service, method, method_path, metadata, context):
-                    async for item in inner_stream(request, context):
-                        yield item
+                async with served(context, request, self.streams) as admitted:
+                    if admitted:
+                        async for item in inner_stream(request, context):
+                            yield item
 
             return grpc.unary_stream_rpc_method_handler(
                 stream,
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary:
@@ -192,13 +354,17 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             async def client_stream(
                 request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
             ) -> Any:
-                async with served(service, method, method_path, metadata, context):
-                    async with asyncio.timeout(self._timeout(context)):
-                        return await inner_client_stream(request_iterator, context)
+                upload = _Upload()
+                async with served(context, None, self.uploads, upload) as admitted:
+                    if admitted:
+                        chunks = self._chunks(request_iterator, method_path, context, upload)
+                        async with asyncio.timeout(self._timeout(context)):
+                            return await inner_client_stream(chunks, context)
+                return None  # the status is set
 
             return grpc.stream_unary_rpc_method_handler(
                 client_stream,
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         return handler

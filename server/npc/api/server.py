@@ -10,6 +10,7 @@ from npc.api.identity import TokenAuthenticator
 from npc.api.interceptors import ServerInterceptor
 from npc.api.limits import RateLimiter
 from npc.api.tls import TlsFiles, server_credentials
+from npc.config import ConnectionSettings
 from npc.core.flow import GrpcService
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
@@ -26,21 +27,34 @@ class GrpcServer:
         tls: TlsFiles | None = None,
         limiter: RateLimiter | None = None,
         call_timeout: float = 30.0,
+        connections: ConnectionSettings | None = None,
     ) -> None:
         self.tls = tls
+        bounds = connections or ConnectionSettings()
         interceptor = ServerInterceptor(
             authenticator,
             certificates=tls is not None,
             limiter=limiter,
             call_timeout=call_timeout,
             countries={s.full_name: s.country for s in services if s.country},
+            max_streams=bounds.max_streams,
+            max_uploads=bounds.max_uploads,
         )
         self.server = grpc.aio.server(
             interceptors=[interceptor],
             options=[
+                # The largest upload chunk; each method's own limit is in npc.api.bounds.
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.so_reuseport", 1),
+                # A connection that never completes TLS and the HTTP/2 preface is closed.
+                ("grpc.server_handshake_timeout_ms", int(bounds.handshake_timeout * 1000)),
+                # One without any call (a subscription is a call) is closed, with a GOAWAY.
+                ("grpc.max_connection_idle_ms", int(bounds.idle_timeout * 1000)),
+                ("grpc.max_allowed_incoming_connections", bounds.max_connections),
+                # Calls at once on one connection (grpc's ping policy is kept: a client pinging
+                # without calls more often than every 5 minutes is sent away).
+                ("grpc.max_concurrent_streams", 128),
             ],
         )
         self.health = health.aio.HealthServicer()

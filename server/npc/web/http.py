@@ -7,14 +7,19 @@ layout, escaping, security headers and the lookup rate limit.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from npc.api.bounds import PeerLog
 from npc.api.identity import TokenAuthenticator
-from npc.config import WebSettings
+from npc.config import ConnectionSettings, WebSettings
 from npc.core.runtime import Core
 from npc.web.compliance import compliance_reports
 from npc.web.lookup import add_lookup_page
@@ -71,6 +76,70 @@ def metrics_app() -> web.Application:
     app = web.Application()
     app.router.add_get("/metrics", metrics)
     return app
+
+
+# The longest request line (method, path, query) and header field the site reads: its pages
+# have short addresses and forms; a longer one is refused with 400 before it is parsed further.
+MAX_LINE = 4096
+MAX_FIELD = 8190
+
+
+class _ProtocolLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's server log, where a malformed request (an over-long line, a bad header) is one
+    warning line per client address and interval, not a traceback: it is the client's mistake,
+    answered with 400. Failures of the server's own handlers keep their traceback."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.getLogger("aiohttp.server"), {})
+        self.peers = PeerLog()
+
+    def exception(  # type: ignore[override]
+        self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any
+    ) -> None:
+        if isinstance(exc_info, HttpProcessingError):
+            peer = str(args[0]) if args else "?"
+            self.peers.warning(f"{peer}:", "malformed HTTP request from %s: %s", peer, exc_info)
+            return
+        super().exception(msg, *args, exc_info=exc_info, **kwargs)
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
+        return msg, kwargs
+
+
+class _BoundedRunner(web.AppRunner):
+    """An AppRunner whose server holds at most `max_connections` connections: past it, a new
+    connection is closed as soon as it is accepted."""
+
+    def __init__(self, app: web.Application, max_connections: int, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.max_connections = max_connections
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        accept = server.connection_made
+
+        def connection_made(handler: Any, transport: asyncio.Transport) -> None:
+            accept(handler, transport)
+            if len(server.connections) > self.max_connections:
+                transport.abort()
+
+        server.connection_made = connection_made  # type: ignore[method-assign]
+        return server
+
+
+def bounded_runner(app: web.Application, bounds: ConnectionSettings) -> web.AppRunner:
+    """The runner of an HTTP listener: a client has `header_timeout` seconds to send a request
+    head (and as long between requests on a kept-alive connection), lines and header fields are
+    bounded, and at most `max_connections` connections are held."""
+    return _BoundedRunner(
+        app,
+        bounds.max_connections,
+        access_log=None,
+        keepalive_timeout=bounds.header_timeout,
+        max_line_size=MAX_LINE,
+        max_field_size=MAX_FIELD,
+        logger=_ProtocolLog(),
+    )
 
 
 def build_app(

@@ -53,11 +53,13 @@ class CancellationsServicer(CommandServicer, pb_grpc.CancellationsServiceService
                         f"chunks[{index}]", "request_id and report_date belong to the first chunk"
                     )
                 )
-            report.records.extend(chunk.records)
-            if len(report.records) > limit:
+            # Counted before kept: the interceptor already bounds each chunk's bytes and texts,
+            # and the upload's total bytes.
+            if len(report.records) + len(chunk.records) > limit:
                 raise InvalidArgument(
                     FieldViolation("records", f"at most {limit} records per report")
                 )
+            report.records.extend(chunk.records)
             index += 1
         return await self._command(
             SUBMIT, report, pb.DailyReportReceipt, self.handler.submit_report

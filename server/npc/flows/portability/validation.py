@@ -4,7 +4,7 @@ field path, so an operator's integration sees exactly what to fix; nothing is st
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -72,7 +72,8 @@ class Violations:
 
 def printable(value: str, *, limit: int) -> bool:
     """Non-empty after trimming, within `limit` characters, and free of control characters."""
-    return bool(value.strip()) and len(value) <= limit and value.isprintable()
+    # Measured first: a megabyte of text is refused without being copied or scanned.
+    return len(value) <= limit and bool(value.strip()) and value.isprintable()
 
 
 def check_operator(v: Violations, field: str, value: str) -> None:
@@ -155,10 +156,14 @@ class NumberEntry:
     modality: str
 
 
+# Violations collected from the blocks of one request: enough to fix a systematic mistake.
+MAX_BLOCK_VIOLATIONS = 100
+
+
 def expand_numbers(
     v: Violations,
     field: str,
-    blocks: Iterable[common_pb2.NumberBlock],
+    blocks: Sequence[common_pb2.NumberBlock],
     service: str,
     limit: int,
 ) -> list[NumberEntry]:
@@ -166,11 +171,17 @@ def expand_numbers(
     pattern = MOBILE_NUMBER if service == "mobile" else FIXED_NUMBER
     entries: list[NumberEntry] = []
     seen: set[str] = set()
-    items = list(blocks)
-    if not items:
+    if not blocks:
         v.add(field, "at least one number is required")
         return entries
-    for index, block in enumerate(items):
+    # Counted before any block is read: each block holds at least one number.
+    if len(blocks) > limit:
+        v.add(field, f"at most {limit} numbers per request")
+        return entries
+    reported = len(v.items)
+    for index, block in enumerate(blocks):
+        if len(v.items) - reported >= MAX_BLOCK_VIOLATIONS:
+            break
         path = f"{field}[{index}]"
         ok = True
         if service and not pattern.fullmatch(block.first):
