@@ -107,10 +107,15 @@ def grpc_code(status: status_pb2.Status) -> grpc.StatusCode:
     return grpc.StatusCode.UNKNOWN
 
 
-async def abort(context: grpc.aio.ServicerContext, status: status_pb2.Status) -> None:
-    """Abort the call with `status`, details in the grpc-status-details-bin trailer."""
+async def abort(
+    context: grpc.aio.ServicerContext,
+    status: status_pb2.Status,
+    trailers: tuple[tuple[str, str], ...] = (),
+) -> None:
+    """Abort the call with `status`, details in the grpc-status-details-bin trailer (and any
+    other `trailers`)."""
     await context.abort(
         grpc_code(status),
         status.message,
-        trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
+        trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()), *trailers),
     )

@@ -15,6 +15,7 @@ import grpc
 from google.rpc import code_pb2, status_pb2
 from prometheus_client import Counter, Histogram
 
+from npc.api.drain import Drain
 from npc.api.errors import RpcFailure, abort, to_status
 from npc.api.identity import CURRENT_CALLER, TokenAuthenticator
 from npc.api.limits import RateLimiter
@@ -84,8 +85,10 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         limiter: RateLimiter | None = None,
         call_timeout: float = 30.0,
         countries: dict[str, str] | None = None,
+        drain: Drain | None = None,
     ) -> None:
         self.authenticator = authenticator
+        self.drain = drain or Drain()
         # With mutual TLS the identity comes from the client certificate, never from a token.
         self.certificates = certificates
         self.limiter = limiter or RateLimiter(0, 0)
@@ -131,7 +134,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         except Exception as exc:  # every failure becomes a status, never a crash
             status = _failure_status(exc, method_path)
             code = status.code
-            await abort(context, status)
+            await abort(context, status, getattr(exc, "trailers", ()))
         finally:
             RPC_HANDLED.labels(service, method, _code_name(code)).inc()
             RPC_SECONDS.labels(service, method).observe(time.perf_counter() - started)
@@ -164,8 +167,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 async with served(service, method, method_path, metadata, context):
-                    async with asyncio.timeout(self._timeout(context)):
-                        return await inner(request, context)
+                    with self.drain.admitted():
+                        async with asyncio.timeout(self._timeout(context)):
+                            return await inner(request, context)
 
             return grpc.unary_unary_rpc_method_handler(
                 unary,
@@ -178,7 +182,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
                 async with served(service, method, method_path, metadata, context):
-                    async for item in inner_stream(request, context):
+                    async for item in self.drain.follow(request, inner_stream(request, context)):
                         yield item
 
             return grpc.unary_stream_rpc_method_handler(
@@ -193,8 +197,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
             ) -> Any:
                 async with served(service, method, method_path, metadata, context):
-                    async with asyncio.timeout(self._timeout(context)):
-                        return await inner_client_stream(request_iterator, context)
+                    with self.drain.admitted():
+                        async with asyncio.timeout(self._timeout(context)):
+                            return await inner_client_stream(request_iterator, context)
 
             return grpc.stream_unary_rpc_method_handler(
                 client_stream,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from npc.api.drain import Drain
 from npc.api.identity import TokenAuthenticator
 from npc.api.interceptors import ServerInterceptor
 from npc.api.limits import RateLimiter
@@ -28,12 +31,14 @@ class GrpcServer:
         call_timeout: float = 30.0,
     ) -> None:
         self.tls = tls
+        self.drain = Drain()
         interceptor = ServerInterceptor(
             authenticator,
             certificates=tls is not None,
             limiter=limiter,
             call_timeout=call_timeout,
             countries={s.full_name: s.country for s in services if s.country},
+            drain=self.drain,
         )
         self.server = grpc.aio.server(
             interceptors=[interceptor],
@@ -67,7 +72,16 @@ class GrpcServer:
         for name in ["", *self.service_names]:
             await self.health.set(name, status)
 
-    async def stop(self, grace: float = 5.0) -> None:
-        """NOT_SERVING, then drain in-flight calls for up to `grace` seconds."""
+    async def stop(self, grace: float = 5.0, *, lame_duck: float = 0.0) -> None:
+        """NOT_SERVING at once; serve on for `lame_duck` seconds (balancers watching health move
+        away); then refuse new calls with UNAVAILABLE, end streams with their resume position,
+        let the calls in flight finish (up to `grace` seconds) and stop."""
         await self._set_all(health_pb2.HealthCheckResponse.NOT_SERVING)
-        await self.server.stop(grace)
+        if lame_duck > 0:
+            await asyncio.sleep(lame_duck)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        await self.drain.start(grace)
+        # Whatever is still running (refusals being sent, a call past the grace) gets what is
+        # left of the grace; a moment at least for the refusals.
+        await self.server.stop(max(deadline - loop.time(), 0.5))
