@@ -43,5 +43,7 @@ async def test_health_turns_not_serving_and_calls_in_flight_finish(app, operator
     assert answered.id == filed.id
     await stopping
     with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await claro.call("GetPortRequest", pb.GetPortRequestRequest(port_request_id=filed.id))
+        await claro.portability.GetPortRequest(
+            pb.GetPortRequestRequest(port_request_id=filed.id), metadata=claro.metadata
+        )
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
