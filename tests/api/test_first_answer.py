@@ -82,9 +82,7 @@ async def test_invalid_argument_is_stored_and_replayed(app, operators, clock):
 
     # The same id with another body is still refused as a reused id, not answered as the first.
     other = port_request(clock, numbers=[block("940000002")], request_id=request.request_id)
-    reused = await refused(
-        claro.call("SubmitPortRequest", other), grpc.StatusCode.INVALID_ARGUMENT
-    )
+    reused = await refused(claro.call("SubmitPortRequest", other), grpc.StatusCode.INVALID_ARGUMENT)
     assert "already used for a different request" in reused.details()
     assert await fetchval(app, "SELECT count(*) FROM port_requests") == 0
 
