@@ -7,8 +7,9 @@ calls never ran. Streams are only cut when the grace runs out, with CANCELLED to
 drains in Python first: from `Drain.start` on, the interceptor refuses every new call with
 UNAVAILABLE (it never runs, a client retries it elsewhere or after the restart), ends every open
 stream with UNAVAILABLE and the position to resume from, and waits for the unary calls admitted
-before (those waiting for a pool connection or a case lock included). Only then is the gRPC server
-stopped, with nothing left in flight.
+before (those waiting for a pool connection or a case lock included), then until no call arrived
+for `QUIET` seconds (the calls queued in the core have come out and been refused). Only then is
+the gRPC server stopped, with nothing left in flight.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 RESUME_POSITION_KEY = "npc-resume-position"
 ERROR_DOMAIN = "npc.clearinghouse"
 SHUTTING_DOWN = "SERVER_SHUTTING_DOWN"
+# Seconds without a new call after which the core is taken to hold no queued call any more.
+QUIET = 0.25
 
 
 class ShuttingDown(RpcFailure):
@@ -88,11 +92,18 @@ class Drain:
         self._idle = asyncio.Event()
         self._idle.set()
         self._streams: set[_OpenStream] = set()
+        self._last_arrival = 0.0
 
     @property
     def in_flight(self) -> int:
         """Unary (and client-streaming) calls admitted and not yet answered."""
         return self._in_flight
+
+    def arrived(self) -> None:
+        """Note a call's arrival; refuse it with UNAVAILABLE once draining (before any work)."""
+        self._last_arrival = time.monotonic()
+        if self.draining:
+            raise ShuttingDown("the server is shutting down; retry with the same request_id")
 
     @contextlib.contextmanager
     def admitted(self) -> Iterator[None]:
@@ -142,7 +153,9 @@ class Drain:
 
     async def start(self, grace: float) -> bool:
         """Refuse new calls, end open streams, and wait up to `grace` seconds for the calls in
-        flight; False when some were still running."""
+        flight, then for the calls queued in the core to come out; False when some were still
+        running."""
+        deadline = time.monotonic() + grace
         self.draining = True
         for stream in list(self._streams):
             stream.cut = True
@@ -158,4 +171,11 @@ class Drain:
         except TimeoutError:
             log.warning("drain: %d calls still in flight after %.1f s", self._in_flight, grace)
             return False
-        return True
+        # grpc.aio takes calls from the core one at a time: under load some wait there, and the
+        # core's shutdown would cancel them. Refused here instead, until none come any more.
+        while True:
+            now = time.monotonic()
+            quiet_for = now - self._last_arrival
+            if quiet_for >= QUIET or now >= deadline:
+                return True
+            await asyncio.sleep(min(QUIET - quiet_for, deadline - now))

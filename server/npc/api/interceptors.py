@@ -118,6 +118,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         started = time.perf_counter()
         code = code_pb2.OK
         try:
+            self.drain.arrived()
             if self.certificates:
                 names = context.auth_context().get("x509_common_name")
                 caller = await self.authenticator.authenticate_certificate(names)
