@@ -101,6 +101,9 @@ async def test_sigterm_under_load_drops_nothing_and_streams_resume(serve, databa
         for op in RECIPIENTS
     }
     regulator = OperatorClient(serve.target, "dev-token-osiptel", operator="osiptel")
+    # The SDK's own subscription, which resumes by itself across the restart.
+    watcher = OperatorClient(serve.target, "dev-token-osiptel", operator="osiptel", retry_for=25)
+    watched: list[int] = []
     filing = asyncio.Event()
     filing.set()
     enough = asyncio.Event()  # `goal` requests acknowledged
@@ -133,7 +136,12 @@ async def test_sigterm_under_load_drops_nothing_and_streams_resume(serve, databa
                 return error
             raise AssertionError("the stream ended without a status")
 
+        async def watch(start: int) -> None:
+            async for event in watcher.subscribe(start):
+                watched.append(event.position)
+
         following = asyncio.ensure_future(follow())
+        watching = asyncio.ensure_future(watch(head))
         filers = [asyncio.ensure_future(file(c)) for c in clients.values() for _ in range(3)]
         await asyncio.wait_for(enough.wait(), 30)
         assert serve.process is not None
@@ -196,9 +204,15 @@ async def test_sigterm_under_load_drops_nothing_and_streams_resume(serve, databa
                 break
         resumed.cancel()
         assert received == list(range(received[0], head + 1))
+        for _ in range(200):
+            if watched and watched[-1] >= head:
+                break
+            await asyncio.sleep(0.05)
+        watching.cancel()
+        assert watched[: head - received[0] + 1] == received
     finally:
         filing.clear()
-        for client in (*clients.values(), regulator):
+        for client in (*clients.values(), regulator, watcher):
             await client.close()
     drained = [
         line
