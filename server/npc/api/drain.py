@@ -34,7 +34,7 @@ RESUME_POSITION_KEY = "npc-resume-position"
 ERROR_DOMAIN = "npc.clearinghouse"
 SHUTTING_DOWN = "SERVER_SHUTTING_DOWN"
 # Seconds without a new call after which the core is taken to hold no queued call any more.
-QUIET = 0.25
+QUIET = 0.05
 
 
 class ShuttingDown(RpcFailure):
