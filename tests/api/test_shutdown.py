@@ -162,5 +162,5 @@ async def test_a_burst_of_calls_at_stop_is_answered_never_cancelled(app, operato
             for r in await conn.fetch("SELECT request_id, status_code FROM command_results")
         }
     ok = {r.request_id for r, code in zip(requests, codes, strict=True) if code.name == "OK"}
-    assert answered == dict.fromkeys(ok, 0)  # the refused ones never ran
+    assert answered == dict.fromkeys(ok, 0), codes  # the refused ones never ran
     print(f"burst at stop: {len(ok)} OK, {len(requests) - len(ok)} UNAVAILABLE, 0 CANCELLED")

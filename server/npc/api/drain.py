@@ -33,8 +33,10 @@ log = logging.getLogger(__name__)
 RESUME_POSITION_KEY = "npc-resume-position"
 ERROR_DOMAIN = "npc.clearinghouse"
 SHUTTING_DOWN = "SERVER_SHUTTING_DOWN"
-# Seconds without a new call after which the core is taken to hold no queued call any more.
-QUIET = 0.05
+# Seconds without a new call after which the core is taken to hold no queued call any more; an
+# idle server (nothing in flight, nothing arriving once draining) is quiet after the first GLANCE.
+QUIET = 0.1
+GLANCE = 0.02
 
 
 class ShuttingDown(RpcFailure):
@@ -156,7 +158,9 @@ class Drain:
         flight, then for the calls queued in the core to come out; False when some were still
         running."""
         deadline = time.monotonic() + grace
+        busy = self._in_flight > 0
         self.draining = True
+        started = time.monotonic()
         for stream in list(self._streams):
             stream.cut = True
             # A stream sending an item sees `draining` once it is sent; one waiting for its next
@@ -173,6 +177,9 @@ class Drain:
             return False
         # grpc.aio takes calls from the core one at a time: under load some wait there, and the
         # core's shutdown would cancel them. Refused here instead, until none come any more.
+        await asyncio.sleep(GLANCE)
+        if not busy and self._last_arrival < started:
+            return True
         while True:
             now = time.monotonic()
             quiet_for = now - self._last_arrival
