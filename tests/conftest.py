@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,10 @@ from npc.embedded import PG_APP_USER, EmbeddedPostgres, EmbeddedRedis, free_port
 from npc.store.database import Database
 from npc_clients import OperatorClient
 from tests.helpers import running
+
+# The `npc serve` processes tests stop with SIGTERM skip the lame-duck period: no balancer watches
+# them (tests/faults/test_sigterm.py sets its own).
+os.environ.setdefault("NPC_LAME_DUCK_SECONDS", "0")
 
 # ---------------------------------------------------------------------------
 # Section 1: embedded servers (session scope, synchronous)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +23,35 @@ from npc.v1 import (
     suspension_pb2_grpc,
 )
 
+log = logging.getLogger("npc_clients")
+
+# What a call may get from a server that is stopping or restarting, or from no server at all: the
+# call did not run (or ran and its answer is stored), so the same request, with the same request
+# id, is sent again. A CANCELLED the client did not ask for comes from the server side (a call
+# cancelled locally raises asyncio.CancelledError instead).
+RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED})
+# The trailer with which a stopping server ends an event stream: subscribe again from there.
+RESUME_POSITION_KEY = "npc-resume-position"
+
+Retried = Callable[[str, Any, grpc.aio.AioRpcError], None]
+
+
+def resume_position(error: grpc.aio.AioRpcError) -> int | None:
+    """The position a stream ended by a stopping server says to resume from, if any."""
+    for key, value in error.trailing_metadata() or ():
+        if key == RESUME_POSITION_KEY:
+            return int(value)
+    return None
+
 
 class OperatorClient:
     """One operator's connection to the clearinghouse.
 
     Every mutating call needs a `request_id`; `new_request_id()` makes one. Keep it and reuse it
-    when retrying: the clearinghouse answers a retry with the first answer.
+    when retrying: the clearinghouse answers a retry with the first answer. `call` and
+    `subscribe` retry by themselves what a stopping or restarting server answers (UNAVAILABLE, a
+    server-side CANCELLED) for up to `retry_for` seconds, with backoff; `on_retry(method,
+    request, error)` hears of each retry.
     """
 
     def __init__(
@@ -35,6 +61,8 @@ class OperatorClient:
         *,
         operator: str = "",
         credentials: grpc.ChannelCredentials | None = None,
+        retry_for: float = 20.0,
+        on_retry: Retried | None = None,
     ) -> None:
         """Connect to `target` with a bearer `token` (development) or TLS `credentials`.
 
@@ -43,6 +71,9 @@ class OperatorClient:
         """
         self.operator = operator
         self.target = target
+        self.retry_for = retry_for
+        self.on_retry = on_retry
+        self._closed = False
         self._metadata: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {token}"),) if token else ()
         )
@@ -84,24 +115,69 @@ class OperatorClient:
         return uuid.uuid4().hex
 
     async def call(self, method: str, request: Any, *, timeout: float = 10.0) -> Any:
-        """Call PortabilityService.`method` with this operator's identity."""
-        return await getattr(self.portability, method)(
-            request, metadata=self._metadata, timeout=timeout
-        )
+        """Call PortabilityService.`method` with this operator's identity (retrying, see
+        `unary`)."""
+        return await self.unary(getattr(self.portability, method), request, timeout=timeout)
+
+    async def unary(self, rpc: Any, request: Any, *, timeout: float = 10.0) -> Any:
+        """Call the unary `rpc` (a stub's method) with this operator's identity; UNAVAILABLE and
+        a server-side CANCELLED are retried with the same request (the same request id) for up
+        to `retry_for` seconds, `timeout` being each attempt's deadline."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.retry_for
+        delay = 0.05
+        while True:
+            try:
+                return await rpc(request, metadata=self._metadata, timeout=timeout)
+            except grpc.aio.AioRpcError as error:
+                pause = delay * (0.5 + random.random())
+                if self._closed or error.code() not in RETRYABLE or loop.time() + pause > give_up:
+                    raise
+                self._retrying(rpc, request, error)
+            await asyncio.sleep(pause)
+            delay = min(delay * 2, 1.0)
+
+    def _retrying(self, rpc: Any, request: Any, error: grpc.aio.AioRpcError) -> None:
+        method = getattr(rpc, "_method", b"")
+        name = method.decode() if isinstance(method, bytes) else str(method)
+        log.info("%s: %s (%s); retrying", name, error.code().name, error.details())
+        if self.on_retry is not None:
+            self.on_retry(name, request, error)
 
     async def subscribe(
         self, from_position: int = 0, flows: list[str] | None = None
     ) -> AsyncIterator[events_pb2.Event]:
-        """Events addressed to this operator after `from_position`, then live."""
-        call = self.events.Subscribe(
-            events_pb2.SubscribeRequest(from_position=from_position, flows=flows or []),
-            metadata=self._metadata,
-        )
-        async for event in call:
-            yield event
+        """Events addressed to this operator after `from_position`, then live. A stream the
+        server ends or loses (UNAVAILABLE, CANCELLED) is resumed from the last event received,
+        with backoff, for up to `retry_for` seconds without an event."""
+        position = from_position
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.retry_for
+        delay = 0.05
+        while True:
+            request = events_pb2.SubscribeRequest(from_position=position, flows=flows or [])
+            call = self.events.Subscribe(request, metadata=self._metadata)
+            try:
+                async for event in call:
+                    position = event.position
+                    give_up, delay = loop.time() + self.retry_for, 0.05
+                    yield event
+                return
+            except grpc.aio.AioRpcError as error:
+                pause = delay * (0.5 + random.random())
+                if self._closed or error.code() not in RETRYABLE or loop.time() + pause > give_up:
+                    raise
+                # Every event up to the server's resume position was received: the same place.
+                position = max(position, resume_position(error) or 0)
+                self._retrying(self.events.Subscribe, request, error)
+            finally:
+                call.cancel()
+            await asyncio.sleep(pause)
+            delay = min(delay * 2, 1.0)
 
     async def close(self) -> None:
         """Close the channel."""
+        self._closed = True
         await self.channel.close()
 
     async def __aenter__(self) -> OperatorClient:

@@ -54,8 +54,13 @@ log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
 
 # Codes worth retrying with the same request id: the clearinghouse answers a retry with the first
-# answer, so a retry after a lost reply cannot file twice.
-RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# answer, so a retry after a lost reply cannot file twice. CANCELLED comes from a server stopping
+# (the simulator never cancels a unary call itself).
+RETRYABLE = (
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.CANCELLED,
+)
 
 OTHER_OBJECTIONS = (
     pb.OBJECTION_REASON_SERVICE_SUSPENDED,
@@ -132,7 +137,9 @@ class OperatorProfile:
     # Transport.
     call_timeout: float = 10.0
     max_concurrent_calls: int = 32  # unary calls outstanding at once on this operator's channel
-    max_attempts: int = 6  # per call, for UNAVAILABLE / DEADLINE_EXCEEDED
+    # Per call, for UNAVAILABLE / DEADLINE_EXCEEDED / CANCELLED: about 12 s of backoff, the time a
+    # server takes to stop (lame duck, drain) and another to take over.
+    max_attempts: int = 10
 
     def donor_answer(self, rng: random.Random) -> DonorAnswer:
         """Draw the donor's answer to one request: silent, objection or acceptance, and when."""
@@ -444,7 +451,7 @@ class SimulatedOperator:
         service: Any = None,
         build: Callable[[], Any] | None = None,
     ) -> Any:
-        """Call `method`, retrying UNAVAILABLE and DEADLINE_EXCEEDED with the same request (id).
+        """Call `method`, retrying `RETRYABLE` codes with the same request (id).
 
         With `build`, the request is made by it once a call slot is free: a request naming an
         instant must be made when it is sent, not before waiting for the slot.

@@ -166,12 +166,13 @@ class Clearinghouse:
         if not settings.anchor_key:
             log.warning("NPC_ANCHOR_KEY unset: the event log is not anchored")
 
-    async def stop(self) -> None:
-        """Health NOT_SERVING, drain, stop loops, close connections."""
+    async def stop(self, *, lame_duck: float = 0.0) -> None:
+        """Health NOT_SERVING, `lame_duck` seconds more serving, drain, stop loops, close
+        connections (`GrpcServer.stop`)."""
         if self.core is not None:
             self.core.health.clear_listeners()  # NOT_SERVING from here on, whatever it probes
         if self.grpc is not None:
-            await self.grpc.stop()
+            await self.grpc.stop(self.settings.drain_grace, lame_duck=lame_duck)
         if self.http_runner is not None:
             await self.http_runner.cleanup()
         if self.metrics_runner is not None:

@@ -186,7 +186,7 @@ async def _serve(settings: Settings, *, seed: bool, description: str) -> int:
     finally:
         # The handlers stay until the loop closes: a second signal must not kill the process
         # before the embedded servers are stopped.
-        await house.stop()
+        await house.stop(lame_duck=settings.lame_duck if stop.is_set() else 0.0)
     return 0
 
 

@@ -213,6 +213,10 @@ class Settings:
     rate_burst: float = 4000.0
     # The longest a unary call may run on the server, whatever deadline the client sent.
     call_timeout: float = 30.0
+    # Stopping (SIGTERM): seconds still serving once health says NOT_SERVING, so balancers
+    # watching it move away; then the longest the calls in flight may take to finish.
+    lame_duck: float = 2.0
+    drain_grace: float = 5.0
     # A port of this process's own serving only /metrics (None: none). Workers of `npc serve
     # --workers N` share the HTTP port, so a scrape there reaches any one of them; worker i
     # (NPC_WORKER) listens on metrics_port + i so Prometheus scrapes each.
@@ -257,6 +261,8 @@ class Settings:
             rate_limit=float(env.get("NPC_RATE_LIMIT", "2000")),
             rate_burst=float(env.get("NPC_RATE_BURST", "4000")),
             call_timeout=float(env.get("NPC_CALL_TIMEOUT", "30")),
+            lame_duck=float(env.get("NPC_LAME_DUCK_SECONDS", "2")),
+            drain_grace=float(env.get("NPC_DRAIN_SECONDS", "5")),
             metrics_port=int(env["NPC_METRICS_PORT"]) if env.get("NPC_METRICS_PORT") else None,
             worker=int(env.get("NPC_WORKER", "0")),
             migration_database_url=env.get("NPC_MIGRATION_DATABASE_URL") or None,

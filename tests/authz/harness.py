@@ -97,10 +97,11 @@ async def snapshot(app: Clearinghouse) -> dict[str, str]:
                 " AND tablename <> 'schema_migrations' ORDER BY tablename"
             )
         ]
+        # A refusal stores itself as the answer a retry gets: only accepted answers count.
         query = " UNION ALL ".join(
             f"SELECT '{name}' AS name,"
             f" md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), '')) AS digest"
-            f' FROM "{name}" t'
+            f' FROM "{name}" t' + (" WHERE t.status_code = 0" if name == "command_results" else "")
             for name in tables
         )
         digests = {r["name"]: r["digest"] for r in await conn.fetch(query)}

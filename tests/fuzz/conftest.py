@@ -93,12 +93,13 @@ class Fuzzing:
         await self.pools.refresh(self.app.core.db, self.clock.now())
 
     async def stored(self) -> tuple[int, int]:
-        """(last event id, stored command answers): what a rejected request must not change."""
+        """(last event id, stored accepted answers): what a rejected request must not change
+        (a refusal stores itself as the answer a retry gets, never an accepted one)."""
         assert self.app.core is not None
         async with self.app.core.db.pool.acquire() as conn:
             row = await conn.fetchrow(
                 "SELECT (SELECT coalesce(max(id), 0) FROM events) AS e,"
-                " (SELECT count(*) FROM command_results) AS c"
+                " (SELECT count(*) FROM command_results WHERE status_code = 0) AS c"
             )
         assert row is not None
         return int(row["e"]), int(row["c"])

@@ -1,7 +1,11 @@
 """Idempotent commands: every mutating RPC carries a request id, and a retry gets the first answer.
 
 The answer is stored in the same transaction as the command's effects, so an acknowledged command is
-exactly as durable as its answer.
+exactly as durable as its answer. A refusal is an answer too: it is stored in a short transaction of
+its own once the command's rolled back, so a retry is refused the same way even after the state
+that caused the refusal changed. Only the statuses that say "not now" (`NOT_ANSWERS`) are never
+stored: retrying those runs the command. Answers are kept for good (nothing deletes
+`command_results`), so a request id is never reusable.
 """
 
 from __future__ import annotations
@@ -24,6 +28,25 @@ from npc.store.database import CommandAnswer, Database, Txn
 M = TypeVar("M", bound=Message)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
+
+# Statuses that answer nothing about the request: the same request may succeed when retried.
+NOT_ANSWERS = frozenset(
+    {
+        code_pb2.UNAVAILABLE,
+        code_pb2.ABORTED,
+        code_pb2.DEADLINE_EXCEEDED,
+        code_pb2.RESOURCE_EXHAUSTED,
+        code_pb2.INTERNAL,
+        code_pb2.UNKNOWN,
+    }
+)
+
+_STORE_REFUSAL = """
+INSERT INTO command_results (caller, request_id, method, request_digest, status_code,
+                             response, error_message, error_details, created_at)
+VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, $8)
+ON CONFLICT (caller, request_id) DO NOTHING
+"""
 
 
 class CommandRunner:
@@ -64,11 +87,18 @@ class CommandRunner:
                     kept = error
                 else:
                     self._store(txn, caller, request_id, method, digest, response=response)
-        except (DomainError, asyncpg.UniqueViolationError):
+        except (DomainError, asyncpg.UniqueViolationError) as failure:
             # Maybe this is a retry whose first attempt committed meanwhile: answer as it did.
             stored = await self._stored(caller, request_id, method, digest, response_type)
             if stored is not None:
                 return stored
+            if isinstance(failure, DomainError) and await self._store_refusal(
+                caller, request_id, method, digest, failure
+            ):
+                # Another attempt may have stored its answer first: everyone answers with that.
+                stored = await self._stored(caller, request_id, method, digest, response_type)
+                if stored is not None:
+                    return stored
             raise
         if kept is not None:
             raise kept
@@ -98,6 +128,29 @@ class CommandRunner:
                 error_details=status.SerializeToString() if status else None,
             )
         )
+
+    async def _store_refusal(
+        self, caller: Caller, request_id: str, method: str, digest: bytes, error: DomainError
+    ) -> bool:
+        """Store `error` as the answer unless one is stored already; False when it is not an
+        answer to keep (`NOT_ANSWERS`)."""
+        status = to_status(error)
+        if status.code in NOT_ANSWERS:
+            return False
+        async with self.db.pool.acquire() as conn:
+            # ON CONFLICT: two attempts racing store one answer; the loser reads the winner's.
+            await conn.execute(
+                _STORE_REFUSAL,
+                caller.operator,
+                request_id,
+                method,
+                digest,
+                status.code,
+                status.message,
+                status.SerializeToString(),
+                self.clock.now(),
+            )
+        return True
 
     async def _stored(
         self, caller: Caller, request_id: str, method: str, digest: bytes, response_type: type[M]

@@ -107,17 +107,27 @@ def grpc_code(status: status_pb2.Status) -> grpc.StatusCode:
     return grpc.StatusCode.UNKNOWN
 
 
-async def abort(context: grpc.aio.ServicerContext, status: status_pb2.Status) -> None:
-    """Abort the call with `status`, details in the grpc-status-details-bin trailer."""
+async def abort(
+    context: grpc.aio.ServicerContext,
+    status: status_pb2.Status,
+    trailers: tuple[tuple[str, str], ...] = (),
+) -> None:
+    """Abort the call with `status`, details in the grpc-status-details-bin trailer (and any
+    other `trailers`)."""
     await context.abort(
         grpc_code(status),
         status.message,
-        trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
+        trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()), *trailers),
     )
 
 
-def fail(context: grpc.aio.ServicerContext, status: status_pb2.Status) -> None:
-    """End the call with `status` once the handler returns, details in the trailers.
+def fail(
+    context: grpc.aio.ServicerContext,
+    status: status_pb2.Status,
+    trailers: tuple[tuple[str, str], ...] = (),
+) -> None:
+    """End the call with `status` once the handler returns, details in the trailers (and any
+    other `trailers`).
 
     Unlike `abort`, nothing is raised: grpc keeps the exception `abort` raises on the call's
     state, a reference cycle through the handler's frames (and so its request) that lasts until
@@ -125,4 +135,6 @@ def fail(context: grpc.aio.ServicerContext, status: status_pb2.Status) -> None:
     """
     context.set_code(grpc_code(status))
     context.set_details(status.message)
-    context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))
+    context.set_trailing_metadata(
+        (("grpc-status-details-bin", status.SerializeToString()), *trailers)
+    )

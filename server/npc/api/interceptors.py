@@ -28,6 +28,7 @@ from npc.api.bounds import (
     check_bounds,
     max_message_bytes,
 )
+from npc.api.drain import Drain
 from npc.api.errors import RpcFailure, fail, to_status
 from npc.api.identity import CURRENT_CALLER, TokenAuthenticator
 from npc.api.limits import RateLimiter
@@ -150,8 +151,10 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         countries: dict[str, str] | None = None,
         max_streams: int = 0,
         max_uploads: int = 0,
+        drain: Drain | None = None,
     ) -> None:
         self.authenticator = authenticator
+        self.drain = drain or Drain()
         # With mutual TLS the identity comes from the client certificate, never from a token.
         self.certificates = certificates
         self.limiter = limiter or RateLimiter(0, 0)
@@ -229,9 +232,11 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         RPC_STARTED.labels(service, method).inc()
         started = time.perf_counter()
         failure: status_pb2.Status | None = None
+        trailers: tuple[tuple[str, str], ...] = ()
         entered: str | None = None
         try:
             try:
+                self.drain.arrived()
                 if self.certificates:
                     auth = context.auth_context()
                     pems = auth.get("x509_pem_cert")
@@ -253,6 +258,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                     entered = caller.operator
             except Exception as exc:  # every failure becomes a status, never a crash
                 failure = _failure_status(exc, method_path)
+                trailers = getattr(exc, "trailers", ())
                 _forget(exc)
             if failure is not None:
                 yield False
@@ -261,6 +267,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                     yield True
                 except Exception as exc:
                     failure = _failure_status(exc, method_path)
+                    trailers = getattr(exc, "trailers", ())
                     _forget(exc)
         finally:
             if entered is not None and kind is not None:
@@ -280,7 +287,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             asyncio.get_running_loop().call_later(0.05, self.reclaimer.after, size)
             # The status is set, not raised: grpc keeps the exception `context.abort` raises on
             # the call, in a cycle through the handler's frames and its request.
-            fail(context, failure)
+            fail(context, failure, trailers)
 
     async def intercept_service(
         self,
@@ -324,8 +331,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 async with served(context, request, unary_kind) as admitted:
                     if admitted:
-                        async with asyncio.timeout(self._timeout(context)):
-                            return await inner(request, context)
+                        with self.drain.admitted():
+                            async with asyncio.timeout(self._timeout(context)):
+                                return await inner(request, context)
                 return None  # the status is set
 
             return grpc.unary_unary_rpc_method_handler(
@@ -340,7 +348,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
                 async with served(context, request, self.streams) as admitted:
                     if admitted:
-                        async for item in inner_stream(request, context):
+                        async for item in self.drain.follow(
+                            request, inner_stream(request, context)
+                        ):
                             yield item
 
             return grpc.unary_stream_rpc_method_handler(
@@ -358,8 +368,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 async with served(context, None, self.uploads, upload) as admitted:
                     if admitted:
                         chunks = self._chunks(request_iterator, method_path, context, upload)
-                        async with asyncio.timeout(self._timeout(context)):
-                            return await inner_client_stream(chunks, context)
+                        with self.drain.admitted():
+                            async with asyncio.timeout(self._timeout(context)):
+                                return await inner_client_stream(chunks, context)
                 return None  # the status is set
 
             return grpc.stream_unary_rpc_method_handler(

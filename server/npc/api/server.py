@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from npc.api.drain import Drain
 from npc.api.identity import TokenAuthenticator
 from npc.api.interceptors import ServerInterceptor
 from npc.api.limits import RateLimiter
@@ -31,6 +34,7 @@ class GrpcServer:
     ) -> None:
         self.tls = tls
         bounds = connections or ConnectionSettings()
+        self.drain = Drain()
         interceptor = ServerInterceptor(
             authenticator,
             certificates=tls is not None,
@@ -39,6 +43,7 @@ class GrpcServer:
             countries={s.full_name: s.country for s in services if s.country},
             max_streams=bounds.max_streams,
             max_uploads=bounds.max_uploads,
+            drain=self.drain,
         )
         self.server = grpc.aio.server(
             interceptors=[interceptor],
@@ -90,7 +95,16 @@ class GrpcServer:
         for name in ["", *self.service_names]:
             await self.health.set(name, status)
 
-    async def stop(self, grace: float = 5.0) -> None:
-        """NOT_SERVING, then drain in-flight calls for up to `grace` seconds."""
+    async def stop(self, grace: float = 5.0, *, lame_duck: float = 0.0) -> None:
+        """NOT_SERVING at once; serve on for `lame_duck` seconds (balancers watching health move
+        away); then refuse new calls with UNAVAILABLE, end streams with their resume position,
+        let the calls in flight finish (up to `grace` seconds) and stop."""
         await self._set_all(health_pb2.HealthCheckResponse.NOT_SERVING)
-        await self.server.stop(grace)
+        if lame_duck > 0:
+            await asyncio.sleep(lame_duck)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        await self.drain.start(grace)
+        # Whatever is still running (refusals being sent, a call past the grace) gets what is
+        # left of the grace; a moment at least for the refusals.
+        await self.server.stop(max(deadline - loop.time(), 0.5))

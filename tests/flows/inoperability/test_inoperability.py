@@ -259,7 +259,8 @@ async def test_concurrent_registrations_of_one_type_store_exactly_one(app, clock
     assert await _stored(app) == ([1], 1)
     async with app.core.db.pool.acquire() as conn:
         answered = await conn.fetchval(
-            "SELECT count(*) FROM command_results WHERE method = 'RegisterInoperability'"
+            "SELECT count(*) FROM command_results"
+            " WHERE method = 'RegisterInoperability' AND status_code = 0"
         )
         logged = await conn.fetchval(
             "SELECT count(*) FROM events WHERE type = 'inoperability.registered'"

@@ -38,7 +38,15 @@ TABLES = (
 async def row_counts(app) -> dict[str, int]:
     """Row count of every table a command could write."""
     async with app.core.db.pool.acquire() as conn:
-        return {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in TABLES}
+        # A refusal stores its answer (a retry gets it again); only accepted answers count.
+        return {
+            t: await conn.fetchval(
+                "SELECT count(*) FROM command_results WHERE status_code = 0"
+                if t == "command_results"
+                else f"SELECT count(*) FROM {t}"
+            )
+            for t in TABLES
+        }
 
 
 @dataclass
