@@ -23,6 +23,14 @@ from npc.store.database import Database
 from npc_clients import OperatorClient
 from tests.helpers import running
 
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `slow` run first (otherwise in collection order): with xdist handing out tests
+    as workers free up, the long ones start early and the short ones fill in, so the workers end
+    together instead of one finishing a long test alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 # ---------------------------------------------------------------------------
 # Section 1: embedded servers (session scope, synchronous)
 # ---------------------------------------------------------------------------

@@ -113,6 +113,7 @@ def test_metric_names_are_read_from_promql() -> None:
     assert metric_names(expr) == {"npc_x_bucket", "npc:y:rate5m", "npc_z"}
 
 
+@pytest.mark.slow
 def test_prometheus_config_and_rules_pass_promtool_check() -> None:
     checked = subprocess.run(
         [promtool(), "check", "config", str(OPS / "prometheus.yml")],
@@ -125,6 +126,7 @@ def test_prometheus_config_and_rules_pass_promtool_check() -> None:
         assert path.name in (OPS / "prometheus.yml").read_text()
 
 
+@pytest.mark.slow
 def test_alerts_behave_as_their_unit_tests_expect() -> None:
     result = run_promtool("test", "rules", "npc-alerts.test.yml")
     assert result.returncode == 0, result.stdout + result.stderr
