@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import os
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +27,14 @@ from tests.helpers import running
 # The `npc serve` processes tests stop with SIGTERM skip the lame-duck period: no balancer watches
 # them (tests/faults/test_sigterm.py sets its own).
 os.environ.setdefault("NPC_LAME_DUCK_SECONDS", "0")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `slow` run first (otherwise in collection order): with xdist handing out tests
+    as workers free up, the long ones start early and the short ones fill in, so the workers end
+    together instead of one finishing a long test alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
 
 # ---------------------------------------------------------------------------
 # Section 1: embedded servers (session scope, synchronous)
@@ -92,13 +101,61 @@ def template_database(pg_server: EmbeddedPostgres) -> str:
     return "npc_template"
 
 
+class DatabaseSupply:
+    """Fresh clones of the template, made one test ahead in a background thread.
+
+    A clone costs PostgreSQL a few hundred milliseconds for every test that touches the database;
+    made while the previous test runs (mostly waiting on its server), it is ready when asked for.
+    Drops go through the same thread, after the test.
+    """
+
+    def __init__(self, pg: EmbeddedPostgres, template: str) -> None:
+        self.pg = pg
+        self.template = template
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="test-databases")
+        self._spare: Future[tuple[str, str]] | None = None
+
+    def _clone(self) -> tuple[str, str]:
+        name = f"t{next(_db_counter)}"
+        return name, self.pg.create_database(name, template=self.template)
+
+    def take(self) -> tuple[str, str]:
+        """(name, DSN) of a fresh database no one else has used; the next one starts now."""
+        ready = self._spare or self._thread.submit(self._clone)
+        self._spare = self._thread.submit(self._clone)
+        return ready.result()
+
+    def drop(self, name: str) -> None:
+        """Drop `name` in the background (its test is over)."""
+        self._thread.submit(self.pg.drop_database, name)
+
+    def close(self) -> None:
+        """Finish the pending work; drop the spare clone."""
+        if self._spare is not None:
+            name, _ = self._spare.result()
+            self._thread.submit(self.pg.drop_database, name)
+            self._spare = None
+        self._thread.shutdown(wait=True)
+
+
+@pytest.fixture(scope="session")
+def database_supply(
+    pg_server: EmbeddedPostgres, template_database: str
+) -> Iterator[DatabaseSupply]:
+    """The session's source of fresh databases (see `DatabaseSupply`)."""
+    supply = DatabaseSupply(pg_server, template_database)
+    try:
+        yield supply
+    finally:
+        supply.close()
+
+
 @pytest.fixture
-def database_url(pg_server: EmbeddedPostgres, template_database: str) -> Iterator[str]:
+def database_url(database_supply: DatabaseSupply) -> Iterator[str]:
     """A fresh database for one test, cloned from the migrated template."""
-    name = f"t{next(_db_counter)}"
-    dsn = pg_server.create_database(name, template=template_database)
+    name, dsn = database_supply.take()
     yield dsn
-    pg_server.drop_database(name)
+    database_supply.drop(name)
 
 
 @pytest.fixture

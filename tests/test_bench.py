@@ -36,6 +36,7 @@ def test_the_synthetic_registry_has_the_share_of_ported_numbers_asked(tmp_path):
         assert serving != holders[(int(number) - 900_000_000) // 1_000_000]
 
 
+@pytest.mark.slow
 def test_npc_bench_lookups_prints_one_json_object():
     done = subprocess.run(
         [
@@ -110,6 +111,7 @@ def test_a_shared_clock_keeps_an_offset_start_in_utc_and_refuses_a_malformed_spe
             SharedClock.parse(spec)
 
 
+@pytest.mark.slow
 def test_npc_serve_refuses_a_malformed_npc_clock_before_serving():
     done = subprocess.run(
         [sys.executable, "-m", "npc", "serve"],
@@ -143,6 +145,7 @@ ALL_KEYS = (
 )
 
 
+@pytest.mark.slow
 def test_npc_bench_all_prints_one_json_object_with_every_figure():
     done = subprocess.run(
         [

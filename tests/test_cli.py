@@ -20,6 +20,8 @@ import pytest
 from npc.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from tests.helpers import wait_serving
 
+pytestmark = pytest.mark.slow  # starts processes
+
 _names = itertools.count()
 
 

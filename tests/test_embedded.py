@@ -32,6 +32,7 @@ def test_find_pg_bindir() -> None:
         assert os.access(bindir / name, os.X_OK)
 
 
+@pytest.mark.slow
 async def test_start_query_stop_restart_keeps_data(tmp_path: Path) -> None:
     pg = EmbeddedPostgres(tmp_path / "pg", fsync=False)
     rd = EmbeddedRedis(tmp_path / "redis")
@@ -88,6 +89,7 @@ async def test_start_query_stop_restart_keeps_data(tmp_path: Path) -> None:
         pg2.stop()
 
 
+@pytest.mark.slow
 async def test_postgres_restarts_after_kill(tmp_path: Path) -> None:
     pg = EmbeddedPostgres(tmp_path / "pg", fsync=False)
     pg.start()
@@ -106,6 +108,7 @@ async def test_postgres_restarts_after_kill(tmp_path: Path) -> None:
         pg2.stop()
 
 
+@pytest.mark.slow
 async def test_leftover_running_server_is_replaced(tmp_path: Path) -> None:
     orphan = EmbeddedPostgres(tmp_path / "pg", fsync=False)
     orphan.start()  # never stopped by its owner, as after a crash
@@ -121,6 +124,7 @@ async def test_leftover_running_server_is_replaced(tmp_path: Path) -> None:
         orphan.stop()
 
 
+@pytest.mark.slow
 async def test_create_database_from_template(tmp_path: Path) -> None:
     with EmbeddedPostgres(tmp_path / "pg", port=free_port(), fsync=False) as pg:
         conn = await asyncpg.connect(pg.dsn_for("postgres"))
@@ -151,6 +155,7 @@ async def test_create_database_from_template(tmp_path: Path) -> None:
             pg.create_database('bad"; DROP')
 
 
+@pytest.mark.slow
 async def test_redis_kill_and_restart(tmp_path: Path) -> None:
     rd = EmbeddedRedis(tmp_path / "redis")
     rd.start()
@@ -168,6 +173,7 @@ async def test_redis_kill_and_restart(tmp_path: Path) -> None:
         rd.stop()
 
 
+@pytest.mark.slow
 async def test_embedded_services(tmp_path: Path) -> None:
     with embedded_services(tmp_path / "var") as (database_url, redis_url):
         conn = await asyncpg.connect(database_url)

@@ -15,6 +15,8 @@ import sys
 import urllib.request
 from datetime import timedelta
 
+import pytest
+
 from npc.admin import seed_demo
 from npc.app import Clearinghouse
 from npc.core.clock import SystemClock
@@ -23,6 +25,8 @@ from npc.store.database import Database
 from npc.v1 import registry_pb2
 from npc_clients import OperatorClient
 from tests.helpers import block, collect, port_end_to_end, port_request, wait_serving
+
+pytestmark = pytest.mark.slow  # starts processes
 
 
 async def test_two_servers_fire_each_deadline_once_and_serve_the_same_log(

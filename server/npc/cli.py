@@ -27,7 +27,6 @@ from types import FrameType
 import asyncpg
 
 from npc.admin import OperatorSpec, add_range, seed_demo, upsert_operator
-from npc.app import Clearinghouse
 from npc.config import Settings
 from npc.core.anchor import (
     Anchor,
@@ -151,6 +150,9 @@ def _clock(settings: Settings) -> Clock:
 
 
 async def _serve(settings: Settings, *, seed: bool, description: str) -> int:
+    # Imported here: the servers cost `npc admin` commands a second of imports they never use.
+    from npc.app import Clearinghouse
+
     house = Clearinghouse(settings, _clock(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -149,6 +149,7 @@ async def frames_left_by_refusals(claro: OperatorClient, clock) -> int:
     return frames
 
 
+@pytest.mark.slow  # starts its own PostgreSQL or server process, or measures memory
 async def test_abuse_leaves_memory_and_latency_where_they_were(app, operators, clock, caplog):
     claro, movistar = operators["claro"], operators["movistar"]
     await stream_head(movistar)

@@ -185,6 +185,7 @@ async def _count_requests(app: Clearinghouse) -> int:
         return int(await conn.fetchval("SELECT count(*) FROM port_requests"))
 
 
+@pytest.mark.slow
 async def test_npc_admin_makes_a_ca_and_certificates(tmp_path):
     def admin(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -208,6 +209,7 @@ async def test_npc_admin_makes_a_ca_and_certificates(tmp_path):
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "entel"
 
 
+@pytest.mark.slow
 async def test_npc_serve_refuses_plain_tokens_outside_dev_mode(database_url, redis_server):
     import os
 

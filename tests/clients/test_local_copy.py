@@ -13,6 +13,8 @@ from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
 
+import pytest
+
 from npc.app import Clearinghouse
 from npc.v1 import registry_pb2
 from npc_clients import OperatorClient
@@ -309,6 +311,7 @@ async def _command(*args: str, log: Path) -> asyncio.subprocess.Process:
         )
 
 
+@pytest.mark.slow
 async def test_the_command_survives_sigkill(app, operators, clock, tmp_path):
     claro, movistar, entel, bitel = (operators[o] for o in ("claro", "movistar", "entel", "bitel"))
     db = tmp_path / "copy.db"

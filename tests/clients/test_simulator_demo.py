@@ -15,6 +15,8 @@ import pytest
 
 from npc.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 
+pytestmark = pytest.mark.slow  # starts processes
+
 
 @pytest.fixture
 def demo_database(pg_server: EmbeddedPostgres, template_database: str) -> Iterator[str]:

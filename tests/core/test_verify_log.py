@@ -7,6 +7,8 @@ import asyncio
 import subprocess
 import sys
 
+import pytest
+
 from npc.core.verify import verify_log
 from tests.helpers import block, port_end_to_end, settle
 
@@ -70,6 +72,7 @@ async def test_a_deleted_event_and_a_swapped_pair_are_caught(app, operators, clo
     assert result.first_broken == 3 and "hash" in (result.reason or "")
 
 
+@pytest.mark.slow
 async def test_npc_admin_verify_log_exits_1_and_names_the_position(
     app, operators, clock, database_url
 ):

@@ -21,6 +21,8 @@ from npc.v1 import portability_pb2 as pb
 from npc_clients import OperatorClient
 from tests.helpers import block, port_request, wait_serving
 
+pytestmark = pytest.mark.slow  # starts processes
+
 
 async def _seed(dsn: str) -> None:
     db = await Database.connect(dsn, min_size=1, max_size=2)

@@ -29,6 +29,8 @@ from npc.v1 import portability_pb2 as pb
 from npc_clients import OperatorClient
 from tests.helpers import block, port_request, wait_serving
 
+pytestmark = pytest.mark.slow  # starts processes
+
 KILLS = int(os.environ.get("NPC_FAULT_KILLS", "4"))
 ROOT = Path(__file__).resolve().parents[2]
 

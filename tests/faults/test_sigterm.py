@@ -84,6 +84,7 @@ async def serve(database_url, redis_server, tmp_path) -> AsyncIterator[Serve]:
             await server.process.wait()
 
 
+@pytest.mark.slow  # starts its own PostgreSQL or server process, or measures memory
 async def test_sigterm_under_load_drops_nothing_and_streams_resume(serve, database_url):
     await serve.start()
     wall = FakeClock(datetime.now(UTC))

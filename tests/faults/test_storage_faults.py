@@ -17,6 +17,8 @@ from npc.v1 import events_pb2, registry_pb2
 from npc_clients import OperatorClient
 from tests.helpers import block, port_end_to_end, port_request, running
 
+pytestmark = pytest.mark.slow  # starts processes
+
 ACCEPTABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 

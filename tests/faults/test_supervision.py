@@ -238,6 +238,7 @@ class HealthWatch:
         self.task.cancel()
 
 
+@pytest.mark.slow  # starts its own PostgreSQL or server process, or measures memory
 async def test_deadlines_keep_firing_through_postgresql_faults(
     own_postgres, redis_server, settings, clock
 ):

@@ -137,6 +137,7 @@ def test_every_rpc_is_discovered() -> None:
     assert any(r.server_streaming for r in RPCS) and any(r.client_streaming for r in RPCS)
 
 
+@pytest.mark.slow
 @long_run_timeout(240)
 @fuzz_settings(examples=800)
 @given(data=st.data())
@@ -147,6 +148,7 @@ async def test_unary_rpcs_keep_the_clearinghouse_sound(
         await unary_example(fuzzing, data)
 
 
+@pytest.mark.slow
 @long_run_timeout(180)
 @fuzz_settings(examples=100)
 @given(data=st.data())
@@ -157,6 +159,7 @@ async def test_streaming_rpcs_keep_the_clearinghouse_sound(
         await streaming_example(fuzzing, data)
 
 
+@pytest.mark.slow
 async def test_each_field_of_accepted_requests_takes_each_awkward_value(
     fuzzing: Fuzzing,
 ) -> None:

@@ -22,6 +22,8 @@ from npc.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from npc.store.database import Database
 from tests.helpers import server_process
 
+pytestmark = pytest.mark.slow  # starts processes
+
 ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = ROOT / "loadtest" / "locustfile.py"
 RPCS = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -65,8 +66,8 @@ def select(samples: Samples, name: str, labels: dict[str, str]) -> list[float]:
     ]
 
 
-@pytest.fixture
-async def traffic(
+@contextlib.asynccontextmanager
+async def driven(
     app: Clearinghouse, operators: Operators, clock: FakeClock
 ) -> AsyncIterator[Traffic]:
     """Drive the traffic every dashboard shows, with a stream open, and scrape /metrics.
@@ -102,3 +103,12 @@ async def traffic(
     finally:
         call.cancel()
         await asyncio.sleep(0)
+
+
+@pytest.fixture
+async def traffic(
+    app: Clearinghouse, operators: Operators, clock: FakeClock
+) -> AsyncIterator[Traffic]:
+    """The test's clearinghouse after the traffic of `driven`, with its stream still open."""
+    async with driven(app, operators, clock) as seen:
+        yield seen

@@ -4,6 +4,7 @@ every alert."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -16,7 +17,12 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.ops.conftest import Traffic
+from npc.config import Settings
+from npc.core.clock import FakeClock
+from npc.embedded import EmbeddedRedis
+from tests.conftest import DEFAULT_START, DatabaseSupply, Operators
+from tests.helpers import running
+from tests.ops.conftest import Traffic, driven
 
 ROOT = Path(__file__).resolve().parents[2]
 OPS = ROOT / "ops"
@@ -100,6 +106,36 @@ def panel_queries(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
             yield f"variable {variable['name']}", found.group(1)
 
 
+@pytest.fixture(scope="module")
+def traffic(database_supply: DatabaseSupply, redis_server: EmbeddedRedis) -> Iterator[Traffic]:
+    """/metrics of one clearinghouse after the traffic of `driven`, shared by the file checks:
+    they only read which series are exported (the metrics tests keep one server each)."""
+    name, dsn = database_supply.take()
+
+    async def observe() -> Traffic:
+        settings = Settings(
+            database_url=dsn,
+            redis_url=redis_server.url,
+            redis_prefix=f"ops-files{os.getpid()}",
+            grpc_port=0,
+            http_port=0,
+            db_pool_size=10,
+        )
+        clock = FakeClock(DEFAULT_START)
+        async with running(settings, clock) as app:
+            operators = Operators(f"127.0.0.1:{app.grpc_port}")
+            try:
+                async with driven(app, operators, clock) as seen:
+                    return seen
+            finally:
+                await operators.close()
+
+    try:
+        yield asyncio.run(observe())
+    finally:
+        database_supply.drop(name)
+
+
 def exported(traffic: Traffic) -> set[str]:
     """Names the server declares at /metrics (histograms by their base name)."""
     return {base_name(name) for name in traffic.after} | set(traffic.families)
@@ -113,6 +149,7 @@ def test_metric_names_are_read_from_promql() -> None:
     assert metric_names(expr) == {"npc_x_bucket", "npc:y:rate5m", "npc_z"}
 
 
+@pytest.mark.slow
 def test_prometheus_config_and_rules_pass_promtool_check() -> None:
     checked = subprocess.run(
         [promtool(), "check", "config", str(OPS / "prometheus.yml")],
@@ -125,6 +162,7 @@ def test_prometheus_config_and_rules_pass_promtool_check() -> None:
         assert path.name in (OPS / "prometheus.yml").read_text()
 
 
+@pytest.mark.slow
 def test_alerts_behave_as_their_unit_tests_expect() -> None:
     result = run_promtool("test", "rules", "npc-alerts.test.yml")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -17,8 +17,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import pytest
+
 from tests.helpers import advance, block, port_request, subscriber
 from tests.web.conftest import ARTIFACTS, LOOKUPS_PER_MINUTE
+
+pytestmark = pytest.mark.slow  # starts processes
 
 T = TypeVar("T")
 

@@ -4,8 +4,12 @@ test-artifacts/ at the repository's root."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.flows.pqr.conftest import co, filing
 from tests.web.test_browser import click_and_wait, run, screenshot
+
+pytestmark = pytest.mark.slow  # starts processes
 
 __all__ = ["co"]  # the Colombian providers' fixture, shared with the flow's own tests
 

@@ -14,6 +14,8 @@ import pytest
 
 from npc.embedded import EmbeddedPostgres
 
+pytestmark = pytest.mark.slow  # starts processes
+
 _names = itertools.count()
 
 

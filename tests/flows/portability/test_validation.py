@@ -9,18 +9,35 @@ request, no prior consultation, no event, no command result, no deadline.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import grpc
 import pytest
+import pytest_asyncio
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from npc.app import Clearinghouse
+from npc.config import Settings
+from npc.core.clock import FakeClock
+from npc.embedded import EmbeddedRedis
 from npc.v1 import common_pb2, events_pb2
 from npc.v1 import portability_pb2 as pb
-from tests.helpers import block, field_violations, head, port_request, rid, settle, subscriber, ts
+from tests.conftest import DEFAULT_START, DatabaseSupply, Operators
+from tests.helpers import (
+    block,
+    field_violations,
+    head,
+    port_request,
+    rid,
+    running,
+    settle,
+    subscriber,
+    ts,
+)
 
 # Tables whose row counts must not move when a request is refused.
 TABLES = (
@@ -59,8 +76,56 @@ class Ctx:
     fixed_request_id: str
 
 
-@pytest.fixture
-async def ctx(app, operators, clock) -> Ctx:
+# Every malformed call is refused before it stores anything, so the refusal cases share one
+# clearinghouse per module (per xdist worker) instead of starting one each: a started server and a
+# fresh database cost more than a hundred refusals. Each case still compares the stored rows and
+# the states before and after its own call.
+
+
+@pytest.fixture(scope="module")
+def shared_clock() -> FakeClock:
+    """The refusal cases' clock; nothing they do moves it."""
+    return FakeClock(DEFAULT_START)
+
+
+@pytest.fixture(scope="module")
+def shared_database(database_supply: DatabaseSupply) -> Iterator[str]:
+    """A fresh database for the refusal cases of this module."""
+    name, dsn = database_supply.take()
+    yield dsn
+    database_supply.drop(name)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared_app(
+    shared_database: str, redis_server: EmbeddedRedis, shared_clock: FakeClock
+) -> AsyncIterator[Clearinghouse]:
+    """One running clearinghouse for the refusal cases of this module."""
+    settings = Settings(
+        database_url=shared_database,
+        redis_url=redis_server.url,
+        redis_prefix=f"validation{os.getpid()}",
+        grpc_port=0,
+        http_port=0,
+        db_pool_size=10,
+    )
+    async with running(settings, shared_clock) as house:
+        yield house
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared_operators(shared_app: Clearinghouse) -> AsyncIterator[Operators]:
+    """Clients of the demo operators on `shared_app`."""
+    ops = Operators(f"127.0.0.1:{shared_app.grpc_port}")
+    try:
+        yield ops
+    finally:
+        await ops.close()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def ctx(shared_app, shared_operators, shared_clock) -> Ctx:
+    app, operators, clock = shared_app, shared_operators, shared_clock
     claro = operators["claro"]
     filed = await claro.call("SubmitPortRequest", port_request(clock, numbers=[block("940000001")]))
     fixed = await claro.call(
@@ -732,8 +797,12 @@ async def _state_of(app, case_id: str) -> str:
         )
 
 
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize("case", _cases())
-async def test_malformed_request_is_refused_and_nothing_is_stored(app, operators, ctx, case):
+async def test_malformed_request_is_refused_and_nothing_is_stored(
+    shared_app, shared_operators, ctx, case
+):
+    app, operators = shared_app, shared_operators
     request = case.build(ctx)
     before = await row_counts(app)
     states = {i: await _state_of(app, i) for i in (ctx.port_request_id, ctx.consultation_id)}
@@ -858,9 +927,11 @@ async def _subscribe_error(client, request: events_pb2.SubscribeRequest) -> grpc
         ),
     ],
 )
+@pytest.mark.asyncio(loop_scope="module")
 async def test_malformed_subscribe_is_refused(
-    app, operators, ctx, request_fields, code, field_name
+    shared_app, shared_operators, ctx, request_fields, code, field_name
 ):
+    app, operators = shared_app, shared_operators
     before = await row_counts(app)
     error = await _subscribe_error(
         operators["claro"], events_pb2.SubscribeRequest(**request_fields)
@@ -871,8 +942,10 @@ async def test_malformed_subscribe_is_refused(
     assert await row_counts(app) == before
 
 
-async def test_subscribe_at_the_head_is_accepted(app, operators, ctx):
+@pytest.mark.asyncio(loop_scope="module")
+async def test_subscribe_at_the_head_is_accepted(shared_app, shared_operators, ctx):
     """The head itself is a valid position: the stream opens and waits for live events."""
+    app, operators = shared_app, shared_operators
     client = operators["claro"]
     call = client.events.Subscribe(
         events_pb2.SubscribeRequest(from_position=head(app)), metadata=client.metadata

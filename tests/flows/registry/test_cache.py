@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
+import pytest
+
 from npc.admin import add_range
 from npc.app import Clearinghouse
 from npc.config import Settings
@@ -149,6 +151,7 @@ async def test_a_batch_out_of_order_is_refused_and_repaired_from_the_log(app, cl
     assert await app.core.redis.get(cache.number_prefix + "940000004") is None
 
 
+@pytest.mark.slow
 async def test_lookups_survive_redis_going_away_and_the_cache_repairs_itself(
     settings: Settings, clock: FakeClock, own_redis: EmbeddedRedis
 ):

@@ -267,6 +267,7 @@ def _run(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 async def test_npc_admin_import_end_to_end(db, database_url, tmp_path):
     plan = _write(tmp_path, "plan.csv", PLAN + "wom,mobile,970000000,970999999\n")
     done = _run(database_url, "plan", str(plan))

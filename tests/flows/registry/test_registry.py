@@ -32,6 +32,7 @@ async def _lookup(client, numbers):
     return {r.number: r for r in reply.results}
 
 
+@pytest.mark.slow
 async def test_lookups_follow_a_port_in_two_server_processes(
     app, operators, clock, settings, tmp_path
 ):
@@ -222,6 +223,7 @@ async def _last_for(app, operator: str) -> int:
         )
 
 
+@pytest.mark.slow
 async def test_lookups_follow_a_disconnection_and_a_return_in_two_server_processes(
     app, operators, clock, settings, tmp_path
 ):
