@@ -387,6 +387,12 @@ async def _through_faults(house: Clearinghouse, own_postgres: EmbeddedPostgres, 
         loops = report["loops"]
         assert {"deadlines", "sequencer", "event-hub", "notifier", "notifications"} <= set(loops)
         assert all(loop["alive"] for loop in loops.values())
+        print(
+            f"faults: {REPEATS} fast restarts, {REPEATS} immediate stops, {REPEATS} session"
+            f" terminations; {len(acked)} requests acknowledged,"
+            f" {int(_fired() - fired_before)} donor deadlines fired after the first fault;"
+            f" sequencer failures {loops['sequencer']['failures']}"
+        )
         # The faults were felt (the sequencer polls PostgreSQL every 0.1 s), and survived.
         assert loops["sequencer"]["failures"] > 0 and loops["sequencer"]["restarts"] > 0
 
