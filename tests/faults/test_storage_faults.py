@@ -4,7 +4,6 @@ server recovers by itself), Redis killed (lookups and streams go on from Postgre
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import grpc
@@ -12,7 +11,6 @@ import pytest
 
 from npc.admin import seed_demo
 from npc.app import Clearinghouse
-from npc.embedded import EmbeddedPostgres, free_port
 from npc.v1 import events_pb2, registry_pb2
 from npc_clients import OperatorClient
 from tests.helpers import block, port_end_to_end, port_request, running
@@ -20,16 +18,6 @@ from tests.helpers import block, port_end_to_end, port_request, running
 pytestmark = pytest.mark.slow  # starts processes
 
 ACCEPTABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
-
-
-@pytest.fixture
-async def own_postgres(tmp_path) -> AsyncIterator[EmbeddedPostgres]:
-    pg = EmbeddedPostgres(tmp_path / "pg", port=free_port(), fsync=False)
-    pg.start()
-    try:
-        yield pg
-    finally:
-        pg.stop()
 
 
 async def test_postgresql_restarted_under_load(own_postgres, redis_server, settings, clock):

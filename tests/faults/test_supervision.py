@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 
@@ -28,7 +27,7 @@ from prometheus_client import REGISTRY
 from npc.admin import seed_demo
 from npc.app import Clearinghouse
 from npc.core.supervision import Supervisor, passed
-from npc.embedded import EmbeddedPostgres, free_port
+from npc.embedded import EmbeddedPostgres
 from npc.store.database import Database
 from npc.v1 import portability_pb2
 from npc_clients import OperatorClient
@@ -206,16 +205,6 @@ async def test_a_dead_loop_takes_the_server_out_of_service(app):
 
 
 # ---------------------------------------------------------------------- PostgreSQL faults
-
-
-@pytest.fixture
-async def own_postgres(tmp_path) -> AsyncIterator[EmbeddedPostgres]:
-    pg = EmbeddedPostgres(tmp_path / "pg", port=free_port(), fsync=False)
-    pg.start()
-    try:
-        yield pg
-    finally:
-        pg.stop()
 
 
 class HealthWatch:
