@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from npc.bench import write_registry
 from npc.config import Settings
 from npc.core import clock as clock_module
 from npc.core.clock import SharedClock
+from npc_tools.bench import write_registry
 
 
 def test_the_synthetic_registry_has_the_share_of_ported_numbers_asked(tmp_path):

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from npc.core.clock import Clock
-from npc.demo import DemoClock, demo_start, scaled_profile
 from npc_clients.simulator import ChangeWindow, Delay, Market, OperatorProfile
+from npc_tools.demo import DemoClock, demo_start, scaled_profile
 
 LIMA = ZoneInfo("America/Lima")
 

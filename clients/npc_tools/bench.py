@@ -37,7 +37,6 @@ from npc.config import PortabilitySettings
 from npc.core.calendar import calendar_for
 from npc.core.clock import SharedClock
 from npc.core.deadlines import NEXT_DUE_SQL
-from npc.demo import demo_start, scaled_profile
 from npc.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from npc.flows.portability.handler import FLOW as PORTABILITY_FLOW
 from npc.flows.portability.handler import REQUEST_ANSWER
@@ -59,6 +58,7 @@ from npc_clients.simulator import (
     OperatorProfile,
     SimulatedOperator,
 )
+from npc_tools.demo import demo_start, scaled_profile
 
 CALLS_PER_PORT = 5  # SubmitPortRequest, AnswerPortRequest, SchedulePort, 2 x ConfirmPortExecution
 OPERATORS = [("claro", "21"), ("movistar", "22"), ("entel", "23"), ("bitel", "24")]
@@ -557,7 +557,7 @@ async def _rpc_ceiling(options: AllBenchOptions, root: Path) -> dict[str, Any]:
         await asyncio.create_subprocess_exec(
             sys.executable,
             "-c",
-            f"from npc.bench import serve_empty; serve_empty({port})",
+            f"from npc_tools.bench import serve_empty; serve_empty({port})",
             stdout=asyncio.subprocess.PIPE,
             stderr=log_file,
         )
