@@ -995,8 +995,11 @@ async def _ports_phase(
         # latencies move from run to run.
         "cpu_ms_per_port": _cpu_per_port(cpu_flowing, cpu_after, arrivals, t_end)
         # A run too short for a port after the first reading: the whole run, fill and drain in.
-        or _cpu_per_port((t0, cpu_before), cpu_drained, arrivals, t_drained),
+        or _cpu_per_port((t0, cpu_before), cpu_drained, arrivals, t_drained, least=1),
     }
+
+
+MIN_PORTS_FOR_CPU = 10
 
 
 def _cpu_per_port(
@@ -1004,13 +1007,17 @@ def _cpu_per_port(
     after: dict[str, float],
     arrivals: list[float],
     t_end: float,
+    least: int = MIN_PORTS_FOR_CPU,
 ) -> dict[str, float] | None:
-    """CPU milliseconds per executed port of each part, between `flowing` and `t_end`."""
+    """CPU milliseconds per executed port of each part, between `flowing` and `t_end`, when at
+    least `least` ports executed then."""
     if flowing is None:
         return None
     since, before = flowing
     executed = sum(1 for a in arrivals if since < a <= t_end)
-    if not executed:
+    # CPU time is read in clock ticks (10 ms): over a handful of ports a part's figure would be
+    # mostly rounding, or zero on a busy machine. The caller then measures the whole run.
+    if executed < max(1, least):
         return None
     return {
         name: round(1000 * (after[name] - before.get(name, 0.0)) / executed, 2) for name in after
