@@ -70,13 +70,13 @@ FLOW = R.FLOW
 LIVE_STATES = ("awaiting_donor", "objected_debt", "admissible", "scheduled")
 
 # Deadline kinds.
-CONSULTATION_ANSWER = "consultation.donor_answer"
-REQUEST_ANSWER = "request.donor_answer"
-DEBT_PROOF = "request.debt_proof"
-SCHEDULE = "request.schedule"
-EXECUTE = "request.execute"
-DONOR_DISABLE = "request.donor_disable"
-RECIPIENT_ENABLE = "request.recipient_enable"
+CONSULTATION_ANSWER = R.DeadlineKind.CONSULTATION_ANSWER
+REQUEST_ANSWER = R.DeadlineKind.REQUEST_ANSWER
+DEBT_PROOF = R.DeadlineKind.DEBT_PROOF
+SCHEDULE = R.DeadlineKind.SCHEDULE
+EXECUTE = R.DeadlineKind.EXECUTE
+DONOR_DISABLE = R.DeadlineKind.DONOR_DISABLE
+RECIPIENT_ENABLE = R.DeadlineKind.RECIPIENT_ENABLE
 
 
 @dataclass(frozen=True)

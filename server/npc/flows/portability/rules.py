@@ -9,12 +9,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from enum import StrEnum
 
 from npc.config import PortabilitySettings
 from npc.core.calendar import BusinessCalendar
 from npc.core.compliance import Rule
 
 FLOW = "portability"
+
+
+class DeadlineKind(StrEnum):
+    """Kinds of the portability flow's deadlines (stored as their values)."""
+
+    CONSULTATION_ANSWER = "consultation.donor_answer"
+    REQUEST_ANSWER = "request.donor_answer"
+    DEBT_PROOF = "request.debt_proof"
+    SCHEDULE = "request.schedule"
+    EXECUTE = "request.execute"
+    DONOR_DISABLE = "request.donor_disable"
+    RECIPIENT_ENABLE = "request.recipient_enable"
+
 
 REGISTRATION = Rule(
     "registration",

@@ -39,6 +39,7 @@ from npc.flows.portability.validation import (
     within,
 )
 from npc.flows.registry.handler import RegistryHandler
+from npc.flows.registry.rules import DeadlineKind
 from npc.flows.registry.store import FLOW, move_numbers
 from npc.store.database import Txn
 from npc.v1 import registry_pb2 as pb
@@ -165,10 +166,10 @@ class ConsentReturns:
     def register_deadlines(self) -> None:
         """Plug the deadline handlers into the core."""
         register = self.core.deadlines.register
-        register(FLOW, "return.answer", self._not_answered)
-        register(FLOW, "return.execute", self._execute)
-        register(FLOW, "return.recipient_disable", self._confirmation_missed)
-        register(FLOW, "return.donor_enable", self._confirmation_missed)
+        register(FLOW, DeadlineKind.ANSWER, self._not_answered)
+        register(FLOW, DeadlineKind.EXECUTE, self._execute)
+        register(FLOW, DeadlineKind.RECIPIENT_DISABLE, self._confirmation_missed)
+        register(FLOW, DeadlineKind.DONOR_ENABLE, self._confirmation_missed)
 
     def _emit(
         self, txn: Txn, type_: str, row: Any, sender: str, *, to: tuple[str, ...] = ()
@@ -279,7 +280,7 @@ class ConsentReturns:
             ) from None
         txn.set_deadline(
             FLOW,
-            "return.answer",
+            DeadlineKind.ANSWER,
             case_id,
             deadline,
             "recipient gives the disabling date within 5 business days (art. 30, infraction 30)",
@@ -311,7 +312,7 @@ class ConsentReturns:
             )
         if txn.now > row["answer_deadline"]:
             await self._breach(txn, RETURN_ANSWER, row["recipient"], row, row["answer_deadline"])
-        txn.cancel_deadlines(FLOW, row["id"], "return.answer")
+        txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.ANSWER)
         if not request.accept:
             row = await RETURNS.update(
                 txn, row["id"], {"state": "denied", "denial_reason": request.denial_reason}
@@ -321,7 +322,11 @@ class ConsentReturns:
         assert disable_at is not None
         row = await RETURNS.update(txn, row["id"], {"state": "scheduled", "disable_at": disable_at})
         txn.set_deadline(
-            FLOW, "return.execute", row["id"], disable_at, "numbers go back at the given instant"
+            FLOW,
+            DeadlineKind.EXECUTE,
+            row["id"],
+            disable_at,
+            "numbers go back at the given instant",
         )
         self._emit(txn, "accepted", row, caller.operator, to=(row["donor"],))
         return return_message(row)
@@ -341,14 +346,14 @@ class ConsentReturns:
         disable_by = window[1] if window else row["disable_at"] + self.timeline.settings.max_outage
         txn.set_deadline(
             FLOW,
-            "return.recipient_disable",
+            DeadlineKind.RECIPIENT_DISABLE,
             row["id"],
             disable_by,
             "recipient disables at the given time (art. 30, infraction 32)",
         )
         txn.set_deadline(
             FLOW,
-            "return.donor_enable",
+            DeadlineKind.DONOR_ENABLE,
             row["id"],
             row["disable_at"] + self.timeline.settings.max_outage,
             "donor enables within 3 hours (art. 30, infraction 33)",
@@ -363,9 +368,9 @@ class ConsentReturns:
             pb.RETURN_STEP_RECIPIENT_DISABLED: (
                 "recipient",
                 "recipient_disabled_at",
-                "return.recipient_disable",
+                DeadlineKind.RECIPIENT_DISABLE,
             ),
-            pb.RETURN_STEP_DONOR_ENABLED: ("donor", "donor_enabled_at", "return.donor_enable"),
+            pb.RETURN_STEP_DONOR_ENABLED: ("donor", "donor_enabled_at", DeadlineKind.DONOR_ENABLE),
         }
         if request.step not in steps:
             raise InvalidArgument(
@@ -407,9 +412,9 @@ class ConsentReturns:
         row = await RETURNS.lock(txn, deadline.case_id)
         if row is None:
             return
-        if deadline.kind == "return.recipient_disable" and row["recipient_disabled_at"] is None:
+        if deadline.kind == DeadlineKind.RECIPIENT_DISABLE and row["recipient_disabled_at"] is None:
             await self._breach(txn, RETURN_DISABLE, row["recipient"], row, deadline.due_at)
-        elif deadline.kind == "return.donor_enable" and row["donor_enabled_at"] is None:
+        elif deadline.kind == DeadlineKind.DONOR_ENABLE and row["donor_enabled_at"] is None:
             await self._breach(txn, RETURN_ENABLE, row["donor"], row, deadline.due_at)
 
     async def get_return(self, caller: Caller, request: pb.GetReturnRequest) -> pb.NumberReturn:

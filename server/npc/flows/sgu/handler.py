@@ -58,6 +58,7 @@ from npc.flows.portability.validation import (
     within,
 )
 from npc.flows.sgu.catalogue import SUBCATEGORY, UNIT_VALUES, check_subcategory, upsert
+from npc.flows.sgu.rules import DeadlineKind
 from npc.notifications.outbox import queue_email
 from npc.store.database import Txn
 from npc.v1 import common_pb2
@@ -316,9 +317,9 @@ class SguHandler:
 
     def register_deadlines(self) -> None:
         """Plug the deadline handlers into the core."""
-        self.core.deadlines.register(FLOW, "answer", self._not_answered)
-        self.core.deadlines.register(FLOW, "claim_code", self._no_claim_code)
-        self.core.deadlines.register(FLOW, "confirmation", self._unconfirmed)
+        self.core.deadlines.register(FLOW, DeadlineKind.ANSWER, self._not_answered)
+        self.core.deadlines.register(FLOW, DeadlineKind.CLAIM_CODE, self._no_claim_code)
+        self.core.deadlines.register(FLOW, DeadlineKind.CONFIRMATION, self._unconfirmed)
 
     # ------------------------------------------------------------------ helpers
 
@@ -479,7 +480,7 @@ class SguHandler:
         else:
             txn.set_deadline(
                 FLOW,
-                "confirmation",
+                DeadlineKind.CONFIRMATION,
                 problem_id,
                 txn.now + CONFIRMATION_WINDOW,
                 "an unconfirmed registration expires after 72 hours",
@@ -530,10 +531,10 @@ class SguHandler:
                 "answer_deadline": due,
             },
         )
-        txn.cancel_deadlines(FLOW, row["id"], "confirmation")
+        txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.CONFIRMATION)
         txn.set_deadline(
             FLOW,
-            "answer",
+            DeadlineKind.ANSWER,
             row["id"],
             due,
             f"answer within {row['deadline_amount']} {row['deadline_unit']} of subcategory "
@@ -628,7 +629,7 @@ class SguHandler:
                 "answered_late": late,
             },
         )
-        txn.cancel_deadlines(FLOW, row["id"], "answer")
+        txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.ANSWER)
         self._emit(txn, "sgu.problem.answered", row, caller.operator)
         if row["email"]:
             await queue_email(
@@ -677,7 +678,7 @@ class SguHandler:
             raise AlreadyExists(
                 "claim", request.claim_code, f"claim code {request.claim_code} is already in use"
             ) from None
-        txn.cancel_deadlines(FLOW, row["id"], "claim_code")
+        txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.CLAIM_CODE)
         self._emit(txn, "sgu.claim.code_assigned", row, caller.operator)
         if row["email"]:
             await queue_email(
@@ -811,9 +812,13 @@ class SguHandler:
                 "claim_code_deadline": due,
             },
         )
-        txn.cancel_deadlines(FLOW, row["id"], "answer")
+        txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.ANSWER)
         txn.set_deadline(
-            FLOW, "claim_code", row["id"], due, "assign the claim code at once (SGU, reclamo)"
+            FLOW,
+            DeadlineKind.CLAIM_CODE,
+            row["id"],
+            due,
+            "assign the claim code at once (SGU, reclamo)",
         )
         self._emit(txn, "sgu.claim.requested", row, CLEARINGHOUSE)
         return message(row)
@@ -938,14 +943,14 @@ class SguHandler:
         outages = await self._outages(txn.conn, row["operator"])
         if row["state"] == "in_tray":
             kind, start, base, column = (
-                "answer",
+                DeadlineKind.ANSWER,
                 row["transferred_at"],
                 row["answer_base_deadline"],
                 "answer_deadline",
             )
         elif row["state"] == "claim_requested":
             kind, start, base, column = (
-                "claim_code",
+                DeadlineKind.CLAIM_CODE,
                 row["escalated_at"],
                 row["claim_code_base_deadline"],
                 "claim_code_deadline",

@@ -34,6 +34,7 @@ from npc.flows.portability.validation import (
     timestamp,
     within,
 )
+from npc.flows.suspension.rules import DeadlineKind
 from npc.store.database import Txn
 from npc.v1 import common_pb2
 from npc.v1 import suspension_pb2 as pb
@@ -125,9 +126,9 @@ class SuspensionHandler:
 
     def register_deadlines(self) -> None:
         """Plug the deadline handlers into the core."""
-        self.core.deadlines.register(FLOW, "suspend", self._not_suspended)
-        self.core.deadlines.register(FLOW, "max_duration", self._suspension_ended)
-        self.core.deadlines.register(FLOW, "reactivate", self._not_reactivated)
+        self.core.deadlines.register(FLOW, DeadlineKind.SUSPEND, self._not_suspended)
+        self.core.deadlines.register(FLOW, DeadlineKind.MAX_DURATION, self._suspension_ended)
+        self.core.deadlines.register(FLOW, DeadlineKind.REACTIVATE, self._not_reactivated)
 
     def _emit(self, txn: Txn, type_: str, row: Any, sender: str, to: tuple[str, ...]) -> None:
         txn.emit(
@@ -223,7 +224,7 @@ class SuspensionHandler:
             ) from None
         txn.set_deadline(
             FLOW,
-            "suspend",
+            DeadlineKind.SUSPEND,
             case_id,
             deadline,
             "recipient suspends within 2 business days (art. 13 (iii), infraction 13)",
@@ -251,9 +252,13 @@ class SuspensionHandler:
             row["id"],
             {"state": "suspended", "suspended_at": txn.now, "suspension_ends_at": ends},
         )
-        txn.cancel_deadlines(FLOW, row["id"], "suspend")
+        txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.SUSPEND)
         txn.set_deadline(
-            FLOW, "max_duration", row["id"], ends, "a suspension lasts at most 30 calendar days"
+            FLOW,
+            DeadlineKind.MAX_DURATION,
+            row["id"],
+            ends,
+            "a suspension lasts at most 30 calendar days",
         )
         self._emit(txn, "suspended", row, caller.operator, (row["donor"],))
         return message(row)
@@ -309,10 +314,10 @@ class SuspensionHandler:
                 "reactivation_deadline": deadline,
             },
         )
-        txn.cancel_deadlines(FLOW, row["id"], "max_duration")
+        txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.MAX_DURATION)
         txn.set_deadline(
             FLOW,
-            "reactivate",
+            DeadlineKind.REACTIVATE,
             row["id"],
             deadline,
             "recipient reactivates within 24 hours (art. 13 (v), infraction 15)",
