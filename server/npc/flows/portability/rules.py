@@ -30,6 +30,20 @@ class DeadlineKind(StrEnum):
     RECIPIENT_ENABLE = "request.recipient_enable"
 
 
+class State(StrEnum):
+    """States of a port request (and of a prior consultation: awaiting_donor, admissible, rejected),
+    stored as their values."""
+
+    AWAITING_DONOR = "awaiting_donor"
+    OBJECTED_DEBT = "objected_debt"
+    REJECTED = "rejected"
+    ADMISSIBLE = "admissible"
+    SCHEDULED = "scheduled"
+    EXECUTED = "executed"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
 REGISTRATION = Rule(
     "registration",
     20,

@@ -39,7 +39,7 @@ from npc.flows.portability.validation import (
     within,
 )
 from npc.flows.registry.handler import RegistryHandler
-from npc.flows.registry.rules import DeadlineKind
+from npc.flows.registry.rules import DeadlineKind, State
 from npc.flows.registry.store import FLOW, move_numbers
 from npc.store.database import Txn
 from npc.v1 import registry_pb2 as pb
@@ -306,7 +306,7 @@ class ConsentReturns:
             v.add("denial_reason", "required when denying: up to 500 printable characters")
         v.raise_if_any()
         row = await self._load(txn, request.return_id, caller, "recipient")
-        if row["state"] != "requested":
+        if row["state"] != State.REQUESTED:
             raise FailedPrecondition(
                 f"{row['id']} was already answered ({row['state']})", subject=row["id"]
             )
@@ -315,12 +315,14 @@ class ConsentReturns:
         txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.ANSWER)
         if not request.accept:
             row = await RETURNS.update(
-                txn, row["id"], {"state": "denied", "denial_reason": request.denial_reason}
+                txn, row["id"], {"state": State.DENIED, "denial_reason": request.denial_reason}
             )
             self._emit(txn, "denied", row, caller.operator, to=(row["donor"],))
             return return_message(row)
         assert disable_at is not None
-        row = await RETURNS.update(txn, row["id"], {"state": "scheduled", "disable_at": disable_at})
+        row = await RETURNS.update(
+            txn, row["id"], {"state": State.SCHEDULED, "disable_at": disable_at}
+        )
         txn.set_deadline(
             FLOW,
             DeadlineKind.EXECUTE,
@@ -333,15 +335,17 @@ class ConsentReturns:
 
     async def _not_answered(self, txn: Txn, deadline: Deadline) -> None:
         row = await RETURNS.lock(txn, deadline.case_id)
-        if row is not None and row["state"] == "requested":
+        if row is not None and row["state"] == State.REQUESTED:
             await self._breach(txn, RETURN_ANSWER, row["recipient"], row, deadline.due_at)
 
     async def _execute(self, txn: Txn, deadline: Deadline) -> None:
         row = await RETURNS.lock(txn, deadline.case_id)
-        if row is None or row["state"] != "scheduled":
+        if row is None or row["state"] != State.SCHEDULED:
             return
         await move_numbers(txn, row["numbers"], row["donor"], reason="return", case_id=row["id"])
-        row = await RETURNS.update(txn, row["id"], {"state": "executed", "executed_at": txn.now})
+        row = await RETURNS.update(
+            txn, row["id"], {"state": State.EXECUTED, "executed_at": txn.now}
+        )
         window = self.timeline.window_containing(row["disable_at"])
         disable_by = window[1] if window else row["disable_at"] + self.timeline.settings.max_outage
         txn.set_deadline(
@@ -380,7 +384,7 @@ class ConsentReturns:
             )
         role, column, kind = steps[request.step]
         row = await self._load(txn, request.return_id, caller, role)
-        if row["state"] != "executed" or row[column] is not None:
+        if row["state"] != State.EXECUTED or row[column] is not None:
             raise FailedPrecondition(
                 f"{row['id']} is not awaiting this confirmation ({row['state']})", subject=row["id"]
             )
@@ -396,7 +400,7 @@ class ConsentReturns:
         other = "donor_enabled_at" if role == "recipient" else "recipient_disabled_at"
         changes: dict[str, Any] = {column: txn.now}
         if row[other] is not None:
-            changes["state"] = "completed"
+            changes["state"] = State.COMPLETED
         row = await RETURNS.update(txn, row["id"], changes)
         txn.cancel_deadlines(FLOW, row["id"], kind)
         self._emit(

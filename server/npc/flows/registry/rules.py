@@ -13,3 +13,13 @@ class DeadlineKind(StrEnum):
     EXECUTE = "return.execute"
     RECIPIENT_DISABLE = "return.recipient_disable"
     DONOR_ENABLE = "return.donor_enable"
+
+
+class State(StrEnum):
+    """States of a number return (stored as their values)."""
+
+    REQUESTED = "requested"
+    SCHEDULED = "scheduled"
+    DENIED = "denied"
+    EXECUTED = "executed"
+    COMPLETED = "completed"

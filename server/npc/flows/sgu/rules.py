@@ -11,3 +11,17 @@ class DeadlineKind(StrEnum):
     ANSWER = "answer"
     CLAIM_CODE = "claim_code"
     CONFIRMATION = "confirmation"
+
+
+class State(StrEnum):
+    """States of an SGU problem (stored as their values)."""
+
+    AWAITING_CONFIRMATION = "awaiting_confirmation"
+    IN_TRAY = "in_tray"
+    OVERDUE = "overdue"
+    ANSWERED = "answered"
+    CLOSED = "closed"
+    ESCALATION_OPEN = "escalation_open"
+    CLAIM_REQUESTED = "claim_requested"
+    CLAIMED = "claimed"
+    EXPIRED = "expired"

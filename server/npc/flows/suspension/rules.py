@@ -11,3 +11,12 @@ class DeadlineKind(StrEnum):
     SUSPEND = "suspend"
     MAX_DURATION = "max_duration"
     REACTIVATE = "reactivate"
+
+
+class State(StrEnum):
+    """States of a suspension (stored as their values)."""
+
+    REQUESTED = "requested"
+    SUSPENDED = "suspended"
+    REACTIVATION_DUE = "reactivation_due"
+    REACTIVATED = "reactivated"
