@@ -18,15 +18,10 @@ from npc.api.tls import TlsFiles
 from npc.config import Settings
 from npc.core.anchor import load_key
 from npc.core.clock import Clock, SystemClock
-from npc.core.flow import GrpcService
+from npc.core.flow import FlowContext, GrpcService
 from npc.core.runtime import Core
-from npc.flows.cancellations.flow import CancellationsFlow
-from npc.flows.inoperability.flow import InoperabilityFlow
+from npc.flows.enabled import FLOWS
 from npc.flows.portability.flow import PortabilityFlow
-from npc.flows.pqr.flow import PqrFlow
-from npc.flows.registry.flow import RegistryFlow
-from npc.flows.sgu.flow import SguFlow
-from npc.flows.suspension.flow import SuspensionFlow
 from npc.notifications.dispatcher import NotificationDispatcher
 from npc.store.database import Database, migrate_as_owner, role_can_bypass_audit
 from npc.v1 import events_pb2_grpc
@@ -75,19 +70,11 @@ class Clearinghouse:
         )
         self.core = core
         core.supervisor.on_death(lambda _: self.failed.set())
-        commands = CommandRunner(db, self.clock)
-        self.portability = PortabilityFlow(settings.portability, commands)
-        core.add_flows(
-            [
-                RegistryFlow(settings.portability, commands),
-                self.portability,
-                SuspensionFlow(settings.portability.jurisdiction, commands),
-                InoperabilityFlow("PE", commands),
-                SguFlow("PE", commands, public_base_url=settings.web.public_base_url),
-                CancellationsFlow(settings.cancellations, commands),
-                PqrFlow(commands),
-            ]
-        )
+        context = FlowContext(settings, CommandRunner(db, self.clock))
+        flows = [flow_class(context) for flow_class in FLOWS]
+        core.add_flows(flows)
+        # Kept at hand for the tests and tools that read the portability timeline.
+        self.portability = next(f for f in flows if isinstance(f, PortabilityFlow))
         await core.start(background=background)
         self.notifications = NotificationDispatcher.from_settings(
             db, self.clock, settings.notifications

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from npc.api.commands import CommandRunner
@@ -38,3 +39,91 @@ class CommandServicer:
         return await self.commands.run(
             caller, method, request, response_type, lambda txn: fn(txn, caller, request)
         )
+
+
+class _Rpc:
+    """A servicer method declared by one line of its class's method table (see `Command`)."""
+
+    def __init__(self, method: Callable[..., Awaitable[Any]], on: str) -> None:
+        # Named through its class, so a typo fails at import; looked up on the instance at each
+        # call, as the hand-written delegations did.
+        self.method = method.__name__
+        self.on = on
+        self.rpc = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        if not any(callable(vars(base).get(name)) for base in owner.__mro__[1:]):
+            raise TypeError(f"{owner.__name__}.{name} is not an RPC of its service")
+        self.rpc = name
+
+    def __get__(self, servicer: Any, owner: type | None = None) -> Any:
+        if servicer is None:
+            return self
+        return self.bind(servicer, getattr(getattr(servicer, self.on), self.method))
+
+    def bind(
+        self, servicer: Any, target: Callable[..., Awaitable[Any]]
+    ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+        """The servicer's method for this RPC, calling `target`."""
+        raise NotImplementedError
+
+
+class Command(_Rpc):
+    """A mutating RPC, one line of a servicer's method table::
+
+        SubmitPortRequest = Command(PortabilityHandler.submit_port_request, pb.PortRequest)
+
+    runs ``servicer.handler.submit_port_request(txn, caller, request)`` as the idempotent
+    command "SubmitPortRequest" (``CommandServicer._command``: the caller, the request id, the
+    stored answer), whose answer is a `response`. `on` names the servicer's attribute holding
+    the handler.
+    """
+
+    def __init__(
+        self, method: Callable[..., Awaitable[Any]], response: Any, *, on: str = "handler"
+    ) -> None:
+        super().__init__(method, on)
+        self.response = response
+
+    def bind(
+        self, servicer: Any, target: Callable[..., Awaitable[Any]]
+    ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+        """``servicer._command`` over `target`."""
+        rpc, response = self.rpc, self.response
+
+        async def command(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            return await servicer._command(rpc, request, response, target)
+
+        return command
+
+
+class Query(_Rpc):
+    """A read RPC, one line of a servicer's method table::
+
+        GetPortRequest = Query(PortabilityHandler.get_port_request)
+
+    answers ``servicer.handler.get_port_request(caller, request)``, or
+    ``...(request)`` when `caller` is False (a lookup any identified caller may do).
+    """
+
+    def __init__(
+        self, method: Callable[..., Awaitable[Any]], *, on: str = "handler", caller: bool = True
+    ) -> None:
+        super().__init__(method, on)
+        self.caller = caller
+
+    def bind(
+        self, servicer: Any, target: Callable[..., Awaitable[Any]]
+    ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+        """`target` with the caller, or without."""
+        if not self.caller:
+
+            async def lookup(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                return await target(request)
+
+            return lookup
+
+        async def read(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            return await target(current_caller(), request)
+
+        return read

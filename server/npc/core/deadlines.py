@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -93,6 +93,11 @@ _STORAGE_FAILURES = (
     asyncpg.CannotConnectNowError,
 )
 
+
+class DeadlineKindMismatch(ValueError):
+    """A flow's declared deadline kinds and its registered handlers differ (see `check_kinds`)."""
+
+
 _CASE_BUSY = -1  # what `_fire` answers when the case is locked by a command or another process
 
 
@@ -124,8 +129,30 @@ class DeadlineScheduler:
         self.busy_retries = 200
 
     def register(self, flow: str, kind: str, handler: DeadlineHandler) -> None:
-        """Route deadlines of (`flow`, `kind`) to `handler`."""
-        self._handlers[(flow, kind)] = handler
+        """Route deadlines of (`flow`, `kind`) to `handler`.
+
+        Flows pass a member of their deadline-kind ``StrEnum``: it is stored as its plain value.
+        """
+        self._handlers[(flow, str(kind))] = handler
+
+    def check_kinds(self, flow: str, declared: Iterable[str]) -> None:
+        """Fail unless `flow`'s registered handlers cover exactly the kinds it `declared`.
+
+        A declared kind without a handler would raise each time one falls due and be retried
+        forever; a handler for an undeclared kind is a typo in the registration.
+        """
+        kinds = {str(kind) for kind in declared}
+        handled = {kind for (owner, kind) in self._handlers if owner == flow}
+        problems = []
+        if missing := sorted(kinds - handled):
+            problems.append(f"declared without a handler: {', '.join(missing)}")
+        if stray := sorted(handled - kinds):
+            problems.append(f"handled but not declared: {', '.join(stray)}")
+        if problems:
+            raise DeadlineKindMismatch(
+                f"flow {flow!r} deadline kinds {'; '.join(problems)}"
+                " (declare them in the flow's deadline_kinds and register a handler for each)"
+            )
 
     def notice(self, due_at: datetime) -> None:
         """A transaction committed a deadline; wake up if it is earlier than the next wake-up."""

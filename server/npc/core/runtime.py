@@ -85,13 +85,19 @@ class Core:
         self.notifier.publish("events.head", str(head))
 
     async def start(self, *, background: bool = True) -> None:
-        """Apply migrations, position the hub and start the background loops."""
+        """Check the flows' deadline kinds, apply migrations, position the hub and start the
+        background loops.
+
+        Raises `npc.core.deadlines.DeadlineKindMismatch` when a flow declares a deadline kind
+        without a handler, or registers a handler for a kind it does not declare.
+        """
+        for flow in self.flows.values():
+            # Before anything runs: a kind without a handler would fail each time it falls due.
+            self.deadlines.check_kinds(flow.name, flow.deadline_kinds or ())
         await self.db.migrate()
         await self.hub.start()
         for flow in self.flows.values():
-            start = getattr(flow, "start", None)
-            if start is not None:
-                await start(background=background)
+            await flow.start(background=background)
         await self.health.probe()  # the first verdict before anything asks
         if background:
             supervisor = self.supervisor
@@ -116,8 +122,6 @@ class Core:
     async def stop(self) -> None:
         """Stop the flows' and the core's background loops."""
         for flow in self.flows.values():
-            stop = getattr(flow, "stop", None)
-            if stop is not None:
-                await stop()
+            await flow.stop()
         await self.supervisor.stop()
         await self.health.close()

@@ -1,6 +1,6 @@
 """The HTTP side: Prometheus metrics, health, the public pages and the regulator's reports.
 
-Flows add pages and reports through an optional ``web_routes()`` on their manifest (see
+Flows add pages and reports through ``web_routes()`` on their manifest (see
 ``npc.web.site``); this module collects them from ``core.flows`` and serves them with the shared
 layout, escaping, security headers and the lookup rate limit.
 """
@@ -32,12 +32,13 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def flow_web_routes(core: Core) -> list[WebRoutes]:
-    """What each registered flow adds to the site (flows without ``web_routes`` add nothing)."""
+    """What each registered flow adds to the site (flows whose ``web_routes`` is None add
+    nothing)."""
     found: list[WebRoutes] = []
     for flow in core.flows.values():
-        contribute = getattr(flow, "web_routes", None)
-        if contribute is not None:
-            found.append(contribute())
+        routes = flow.web_routes()
+        if routes is not None:
+            found.append(routes)
     return found
 
 

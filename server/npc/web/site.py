@@ -1,7 +1,7 @@
 """What a flow contributes to the public site and to the regulator's reports.
 
-A flow plugs pages in by giving its manifest (the object passed to ``core.add_flows``) an optional
-method, found with ``getattr`` by ``npc.web.http.build_app``::
+A flow plugs pages in by overriding ``web_routes`` of its manifest (``npc.core.flow.Flow``, which
+answers None by default), called by ``npc.web.http.build_app``::
 
     def web_routes(self) -> WebRoutes:
         return WebRoutes(pages=[LookupPage(...)], reports=[Report(...)])

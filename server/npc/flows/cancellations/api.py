@@ -7,10 +7,9 @@ from collections.abc import AsyncIterator
 import grpc
 
 from npc.api.commands import CommandRunner
-from npc.api.identity import current_caller
-from npc.api.messages import CommandServicer
+from npc.api.messages import Command, CommandServicer, Query
 from npc.core.errors import FieldViolation, InvalidArgument
-from npc.flows.cancellations.handler import CancellationsHandler
+from npc.flows.cancellations.handler import CancellationsHandler as H
 from npc.v1 import cancellations_pb2 as pb
 from npc.v1 import cancellations_pb2_grpc as pb_grpc
 
@@ -22,16 +21,13 @@ SUBMIT = "SubmitDailyReport"
 class CancellationsServicer(CommandServicer, pb_grpc.CancellationsServiceServicer):
     """CancellationsService over the handler."""
 
-    def __init__(self, handler: CancellationsHandler, commands: CommandRunner) -> None:
+    SubmitDailyReport = Command(H.submit_report, pb.DailyReportReceipt)
+    GetTrackedRequest = Query(H.get_tracked_request)
+    GetDailyReportCompliance = Query(H.get_compliance)
+
+    def __init__(self, handler: H, commands: CommandRunner) -> None:
         self.handler = handler
         self.commands = commands
-
-    async def SubmitDailyReport(  # noqa: N802
-        self, request: pb.SubmitDailyReportRequest, context: grpc.aio.ServicerContext
-    ) -> pb.DailyReportReceipt:
-        return await self._command(
-            SUBMIT, request, pb.DailyReportReceipt, self.handler.submit_report
-        )
 
     async def StreamDailyReport(  # noqa: N802
         self,
@@ -64,13 +60,3 @@ class CancellationsServicer(CommandServicer, pb_grpc.CancellationsServiceService
         return await self._command(
             SUBMIT, report, pb.DailyReportReceipt, self.handler.submit_report
         )
-
-    async def GetTrackedRequest(  # noqa: N802
-        self, request: pb.GetTrackedRequestRequest, context: grpc.aio.ServicerContext
-    ) -> pb.TrackedRequest:
-        return await self.handler.get_tracked_request(current_caller(), request)
-
-    async def GetDailyReportCompliance(  # noqa: N802
-        self, request: pb.DailyReportComplianceRequest, context: grpc.aio.ServicerContext
-    ) -> pb.DailyReportCompliance:
-        return await self.handler.get_compliance(current_caller(), request)

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from npc.api.commands import CommandRunner
-from npc.config import CancellationsSettings
-from npc.core.flow import GrpcService
+from npc.core.flow import Flow, FlowContext, GrpcService
 from npc.core.runtime import Core
 from npc.flows.cancellations.api import CancellationsServicer
 from npc.flows.cancellations.handler import FLOW, CancellationsHandler
+from npc.flows.cancellations.rules import DeadlineKind
 from npc.flows.cancellations.web import cancellations_web
 from npc.v1 import cancellations_pb2_grpc
 from npc.web.site import WebRoutes
 
 
-class CancellationsFlow:
+class CancellationsFlow(Flow):
     """Daily reports of cancellations (bajas) and plan migrations, and their status page."""
 
     name = FLOW
+    deadline_kinds = DeadlineKind
 
-    def __init__(self, settings: CancellationsSettings, commands: CommandRunner) -> None:
-        self.settings = settings
-        self.commands = commands
+    def __init__(self, context: FlowContext) -> None:
+        super().__init__(context)
+        self.settings = context.settings.cancellations
         self.handler: CancellationsHandler | None = None
 
     def setup(self, core: Core) -> None:

@@ -30,6 +30,7 @@ from npc.core.compliance import Rule, record_breach
 from npc.core.deadlines import Deadline
 from npc.core.errors import FailedPrecondition, NotFound, PermissionDenied
 from npc.core.runtime import Core
+from npc.flows.cancellations.rules import DeadlineKind
 from npc.flows.portability.validation import (
     Violations,
     check_document,
@@ -208,8 +209,8 @@ class CancellationsHandler:
 
     def register_deadlines(self) -> None:
         """Plug the deadline handlers into the core."""
-        self.core.deadlines.register(FLOW, "daily_report", self._report_due)
-        self.core.deadlines.register(FLOW, "scheduled", self._scheduled_passed)
+        self.core.deadlines.register(FLOW, DeadlineKind.DAILY_REPORT, self._report_due)
+        self.core.deadlines.register(FLOW, DeadlineKind.SCHEDULED, self._scheduled_passed)
 
     # ------------------------------------------------------------------ instants
 
@@ -225,7 +226,7 @@ class CancellationsHandler:
         """Set the deadline of one operator's report date."""
         txn.set_deadline(
             FLOW,
-            "daily_report",
+            DeadlineKind.DAILY_REPORT,
             day_case(operator, report_date),
             self.report_due_at(report_date),
             "daily cancellations and plan migrations report, 7 days a week",
@@ -500,7 +501,7 @@ class CancellationsHandler:
             codes,
         )
         for row in gone:
-            txn.cancel_deadlines(FLOW, row["id"], "scheduled")
+            txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.SCHEDULED)
         for row in after:
             old = before.get(row["id"])
             had = old is not None and _needs_deadline(
@@ -511,14 +512,14 @@ class CancellationsHandler:
             if needs and not (had and unchanged):
                 txn.set_deadline(
                     FLOW,
-                    "scheduled",
+                    DeadlineKind.SCHEDULED,
                     row["id"],
                     row["scheduled_deadline"],
                     "execute the cancellation or migration on its scheduled date",
                     {"request_code": row["request_code"]},
                 )
             elif had and not needs:
-                txn.cancel_deadlines(FLOW, row["id"], "scheduled")
+                txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.SCHEDULED)
 
     # ------------------------------------------------------------------ deadlines
 
@@ -807,7 +808,7 @@ async def register_reporting_operator(
             first = chain["latest"] + timedelta(days=1)
         txn.set_deadline(
             FLOW,
-            "daily_report",
+            DeadlineKind.DAILY_REPORT,
             day_case(operator, first),
             calendar.at(first + timedelta(days=1), handler_settings.report_due_time),
             "daily cancellations and plan migrations report, 7 days a week",

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-from npc.api.commands import CommandRunner
-from npc.core.flow import GrpcService
+from npc.core.flow import Flow, FlowContext, GrpcService
 from npc.core.runtime import Core
 from npc.flows.inoperability.api import InoperabilityServicer
 from npc.flows.inoperability.handler import FLOW, InoperabilityHandler
+from npc.flows.inoperability.rules import DeadlineKind
 from npc.flows.inoperability.web import inoperability_web
 from npc.v1 import inoperability_pb2_grpc
 from npc.web.site import WebRoutes
 
 
-class InoperabilityFlow:
+class InoperabilityFlow(Flow):
     """Registry of inoperability of the sales and after-sales applications (seed 002, Peru)."""
 
     name = FLOW
+    deadline_kinds = DeadlineKind
+    # The regulation is Peru's whatever the portability jurisdiction is configured to.
+    jurisdiction = "PE"
 
-    def __init__(self, jurisdiction: str, commands: CommandRunner) -> None:
-        self.jurisdiction = jurisdiction
-        self.commands = commands
+    def __init__(self, context: FlowContext) -> None:
+        super().__init__(context)
         self.handler: InoperabilityHandler | None = None
 
     def setup(self, core: Core) -> None:

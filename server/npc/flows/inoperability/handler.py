@@ -32,6 +32,7 @@ from npc.core.compliance import Rule, record_breach
 from npc.core.deadlines import Deadline
 from npc.core.errors import AlreadyExists, FailedPrecondition, NotFound, PermissionDenied
 from npc.core.runtime import Core
+from npc.flows.inoperability.rules import DeadlineKind
 from npc.flows.portability.validation import (
     Violations,
     check_operator,
@@ -257,7 +258,7 @@ class InoperabilityHandler:
 
     def register_deadlines(self) -> None:
         """Plug the deadline handlers into the core."""
-        self.core.deadlines.register(FLOW, "report", self._not_reported)
+        self.core.deadlines.register(FLOW, DeadlineKind.REPORT, self._not_reported)
 
     @staticmethod
     def _operator_only(caller: Caller) -> None:
@@ -453,7 +454,7 @@ class InoperabilityHandler:
         if due is not None:
             txn.set_deadline(
                 FLOW,
-                "report",
+                DeadlineKind.REPORT,
                 row["id"],
                 due,
                 "report the event within 3 business days after it (seed 002)",
@@ -537,7 +538,7 @@ class InoperabilityHandler:
         for row in rows:
             if txn.now >= row["report_due_at"]:
                 await self._breach(txn, row, row["report_due_at"])
-            txn.cancel_deadlines(FLOW, row["id"], "report")
+            txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.REPORT)
         await txn.conn.execute(
             """UPDATE inoperability_events SET report_id = $3, reported_at = $4
                WHERE operator_id = $1 AND number = ANY($2::bigint[])""",

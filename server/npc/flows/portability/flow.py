@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from npc.api.commands import CommandRunner
-from npc.config import PortabilitySettings
-from npc.core.flow import GrpcService
+from npc.core.flow import Flow, FlowContext, GrpcService
 from npc.core.runtime import Core
 from npc.flows.portability.api import PortabilityServicer
 from npc.flows.portability.handler import FLOW, PortabilityHandler
+from npc.flows.portability.rules import DeadlineKind
 from npc.flows.portability.web import portability_web
 from npc.v1 import portability_pb2_grpc
 from npc.web.site import WebRoutes
 
 
-class PortabilityFlow:
+class PortabilityFlow(Flow):
     """Prior consultation, port request, scheduling and execution (Peru's ABDCP process)."""
 
     name = FLOW
+    deadline_kinds = DeadlineKind
 
-    def __init__(self, settings: PortabilitySettings, commands: CommandRunner) -> None:
-        self.settings = settings
-        self.commands = commands
+    def __init__(self, context: FlowContext) -> None:
+        super().__init__(context)
+        self.settings = context.settings.portability
         self.handler: PortabilityHandler | None = None
 
     def setup(self, core: Core) -> None:

@@ -67,16 +67,16 @@ from npc.store.database import Txn
 from npc.v1 import portability_pb2 as pb
 
 FLOW = R.FLOW
-LIVE_STATES = ("awaiting_donor", "objected_debt", "admissible", "scheduled")
+LIVE_STATES = (R.State.AWAITING_DONOR, R.State.OBJECTED_DEBT, R.State.ADMISSIBLE, R.State.SCHEDULED)
 
 # Deadline kinds.
-CONSULTATION_ANSWER = "consultation.donor_answer"
-REQUEST_ANSWER = "request.donor_answer"
-DEBT_PROOF = "request.debt_proof"
-SCHEDULE = "request.schedule"
-EXECUTE = "request.execute"
-DONOR_DISABLE = "request.donor_disable"
-RECIPIENT_ENABLE = "request.recipient_enable"
+CONSULTATION_ANSWER = R.DeadlineKind.CONSULTATION_ANSWER
+REQUEST_ANSWER = R.DeadlineKind.REQUEST_ANSWER
+DEBT_PROOF = R.DeadlineKind.DEBT_PROOF
+SCHEDULE = R.DeadlineKind.SCHEDULE
+EXECUTE = R.DeadlineKind.EXECUTE
+DONOR_DISABLE = R.DeadlineKind.DONOR_DISABLE
+RECIPIENT_ENABLE = R.DeadlineKind.RECIPIENT_ENABLE
 
 
 @dataclass(frozen=True)
@@ -262,7 +262,7 @@ class PortabilityHandler:
                 },
                 "numbers": blocks_json(request.numbers),
                 "number_count": len(entries),
-                "state": "awaiting_donor",
+                "state": R.State.AWAITING_DONOR,
                 "submitted_at": txn.now,
                 "donor_deadline": self.timeline.donor_deadline(txn.now),
             },
@@ -304,7 +304,7 @@ class PortabilityHandler:
             raise NotFound("prior_consultation", request.consultation_id)
         if row["donor"] != caller.operator:
             raise PermissionDenied(f"only the donor of {row['id']} answers it")
-        if row["state"] != "awaiting_donor":
+        if row["state"] != R.State.AWAITING_DONOR:
             raise FailedPrecondition(
                 f"{row['id']} was already answered ({row['state']})", subject=row["id"]
             )
@@ -323,14 +323,14 @@ class PortabilityHandler:
             row = await store.CONSULTATIONS.update(
                 txn,
                 row["id"],
-                {"state": "admissible", "answered_at": txn.now},
+                {"state": R.State.ADMISSIBLE, "answered_at": txn.now},
             )
         else:
             row = await store.CONSULTATIONS.update(
                 txn,
                 row["id"],
                 {
-                    "state": "rejected",
+                    "state": R.State.REJECTED,
                     "answered_at": txn.now,
                     "objection": objection_json(request.objection),
                 },
@@ -361,7 +361,7 @@ class PortabilityHandler:
         row = await store.CONSULTATIONS.update(
             txn,
             row["id"],
-            {"state": "admissible", "donor_silent": True},
+            {"state": R.State.ADMISSIBLE, "donor_silent": True},
         )
         txn.cancel_deadlines(FLOW, row["id"], CONSULTATION_ANSWER)
         await self._breach(
@@ -389,7 +389,7 @@ class PortabilityHandler:
 
     async def _consultation_donor_silent(self, txn: Txn, deadline: Deadline) -> None:
         row = await store.CONSULTATIONS.lock(txn, deadline.case_id)
-        if row is not None and row["state"] == "awaiting_donor":
+        if row is not None and row["state"] == R.State.AWAITING_DONOR:
             await self._consultation_silence(txn, row)
 
     async def get_prior_consultation(
@@ -452,7 +452,10 @@ class PortabilityHandler:
                     violation_type="PRIOR_CONSULTATION",
                     subject="prior_consultation_id",
                 )
-            if consultation["state"] != "admissible" or consultation["donor"] != request.donor:
+            if (
+                consultation["state"] != R.State.ADMISSIBLE
+                or consultation["donor"] != request.donor
+            ):
                 raise FailedPrecondition(
                     "the prior consultation is not admissible for this donor",
                     violation_type="PRIOR_CONSULTATION",
@@ -476,7 +479,7 @@ class PortabilityHandler:
             "numbers": blocks_json(request.numbers),
             "number_count": len(entries),
             "special_client": self.timeline.is_special_client(len(entries)),
-            "state": "awaiting_donor",
+            "state": R.State.AWAITING_DONOR,
             "form_number": request.form_number,
             "prior_consultation_id": request.prior_consultation_id or None,
             "received_at": received_at,
@@ -541,7 +544,7 @@ class PortabilityHandler:
         self._check_answer(v, request.accept, request)
         v.raise_if_any()
         row = await self._load_request(txn, request.port_request_id, caller, "donor")
-        if row["state"] != "awaiting_donor":
+        if row["state"] != R.State.AWAITING_DONOR:
             raise FailedPrecondition(
                 f"{row['id']} is not awaiting the donor's answer ({row['state']})",
                 subject=row["id"],
@@ -568,7 +571,7 @@ class PortabilityHandler:
             row = await store.REQUESTS.update(
                 txn,
                 row["id"],
-                {"state": "objected_debt", "answered_at": txn.now, "objection": objection},
+                {"state": R.State.OBJECTED_DEBT, "answered_at": txn.now, "objection": objection},
             )
             txn.set_deadline(
                 FLOW,
@@ -584,7 +587,7 @@ class PortabilityHandler:
             txn,
             row["id"],
             {
-                "state": "rejected",
+                "state": R.State.REJECTED,
                 "answered_at": txn.now,
                 "objection": objection,
                 "closed_at": txn.now,
@@ -606,7 +609,7 @@ class PortabilityHandler:
         answered_at: datetime | None = None,
     ) -> Any:
         """SPR: the request may proceed; the recipient's scheduling limit starts."""
-        changes: dict[str, Any] = {"state": "admissible", "admissible_at": txn.now}
+        changes: dict[str, Any] = {"state": R.State.ADMISSIBLE, "admissible_at": txn.now}
         if donor_silent:
             changes["donor_silent"] = True
         if answered_at is not None:
@@ -667,7 +670,7 @@ class PortabilityHandler:
 
     async def _request_donor_silent(self, txn: Txn, deadline: Deadline) -> None:
         row = await store.REQUESTS.lock(txn, deadline.case_id)
-        if row is not None and row["state"] == "awaiting_donor":
+        if row is not None and row["state"] == R.State.AWAITING_DONOR:
             await self._request_silence(txn, row)
 
     async def submit_debt_payment_proof(
@@ -686,7 +689,7 @@ class PortabilityHandler:
         v.raise_if_any()
         assert paid_at is not None
         row = await self._load_request(txn, request.port_request_id, caller, "recipient")
-        if row["state"] != "objected_debt":
+        if row["state"] != R.State.OBJECTED_DEBT:
             raise FailedPrecondition(
                 f"{row['id']} has no debt objection to lift ({row['state']})", subject=row["id"]
             )
@@ -733,13 +736,13 @@ class PortabilityHandler:
 
     async def _debt_not_proven(self, txn: Txn, deadline: Deadline) -> None:
         row = await store.REQUESTS.lock(txn, deadline.case_id)
-        if row is None or row["state"] != "objected_debt":
+        if row is None or row["state"] != R.State.OBJECTED_DEBT:
             return
         row = await store.REQUESTS.update(
             txn,
             row["id"],
             {
-                "state": "rejected",
+                "state": R.State.REJECTED,
                 "closed_at": txn.now,
                 "rejection_reason": "debt objection not lifted: no proof of payment in time",
             },
@@ -765,7 +768,7 @@ class PortabilityHandler:
             raise FailedPrecondition(
                 "installation applies to fixed service only", subject=row["id"]
             )
-        if row["state"] not in ("awaiting_donor", "objected_debt", "admissible"):
+        if row["state"] not in (R.State.AWAITING_DONOR, R.State.OBJECTED_DEBT, R.State.ADMISSIBLE):
             raise FailedPrecondition(
                 f"{row['id']} can no longer change ({row['state']})", subject=row["id"]
             )
@@ -774,10 +777,10 @@ class PortabilityHandler:
                 f"the installation of {row['id']} was already reported", subject=row["id"]
             )
         changes: dict[str, Any] = {"installation_date": installed}
-        if row["state"] == "admissible":
+        if row["state"] == R.State.ADMISSIBLE:
             changes.update(self._scheduling_terms(row, row["admissible_at"], installed))
         row = await store.REQUESTS.update(txn, row["id"], changes)
-        if row["state"] == "admissible":
+        if row["state"] == R.State.ADMISSIBLE:
             self._set_schedule_deadline(txn, row)
         self._emit(txn, "installation_reported", None, row, sender=caller.operator)
         return request_message(row)
@@ -798,7 +801,7 @@ class PortabilityHandler:
         # is refused without a round trip to the database.
         self._check_schedule_instant(scheduled_at, txn.now)
         row = await self._load_request(txn, request.port_request_id, caller, "recipient")
-        if row["state"] != "admissible":
+        if row["state"] != R.State.ADMISSIBLE:
             raise FailedPrecondition(
                 f"{row['id']} cannot be scheduled ({row['state']})", subject=row["id"]
             )
@@ -834,7 +837,7 @@ class PortabilityHandler:
         row = await store.REQUESTS.update(
             txn,
             row["id"],
-            {"state": "scheduled", "scheduled_at": scheduled_at},
+            {"state": R.State.SCHEDULED, "scheduled_at": scheduled_at},
         )
         txn.cancel_deadlines(FLOW, row["id"], SCHEDULE)
         txn.set_deadline(
@@ -863,7 +866,7 @@ class PortabilityHandler:
             txn,
             row["id"],
             {
-                "state": "cancelled",
+                "state": R.State.CANCELLED,
                 "closed_at": txn.now,
                 "rejection_reason": "not scheduled by the scheduling limit (CNPF)",
             },
@@ -887,7 +890,7 @@ class PortabilityHandler:
 
     async def _not_scheduled(self, txn: Txn, deadline: Deadline) -> None:
         row = await store.REQUESTS.lock(txn, deadline.case_id)
-        if row is not None and row["state"] == "admissible":
+        if row is not None and row["state"] == R.State.ADMISSIBLE:
             await self._cancel_not_scheduled(txn, row)
 
     # ------------------------------------------------------------------ execution
@@ -900,7 +903,7 @@ class PortabilityHandler:
         )
         await store.release_numbers(txn.conn, row["id"])
         row = await store.REQUESTS.update(
-            txn, row["id"], {"state": "executed", "executed_at": txn.now}
+            txn, row["id"], {"state": R.State.EXECUTED, "executed_at": txn.now}
         )
         txn.cancel_deadlines(FLOW, row["id"], EXECUTE)
         scheduled_at = row["scheduled_at"]
@@ -927,7 +930,7 @@ class PortabilityHandler:
 
     async def _execute(self, txn: Txn, deadline: Deadline) -> None:
         row = await store.REQUESTS.lock(txn, deadline.case_id)
-        if row is not None and row["state"] == "scheduled":
+        if row is not None and row["state"] == R.State.SCHEDULED:
             await self._execute_now(txn, row)
 
     async def confirm_port_execution(
@@ -951,9 +954,9 @@ class PortabilityHandler:
         row = await self._load_request(
             txn, request.port_request_id, caller, "donor" if donor_step else "recipient"
         )
-        if row["state"] == "scheduled" and txn.now >= row["scheduled_at"]:
+        if row["state"] == R.State.SCHEDULED and txn.now >= row["scheduled_at"]:
             row = await self._execute_now(txn, row)  # the confirmation overtook the execution timer
-        if row["state"] != "executed":
+        if row["state"] != R.State.EXECUTED:
             raise FailedPrecondition(
                 f"{row['id']} is not awaiting confirmations ({row['state']})", subject=row["id"]
             )
@@ -983,7 +986,7 @@ class PortabilityHandler:
         changes: dict[str, Any] = {column: done_at}
         other = "recipient_enabled_at" if donor_step else "donor_disabled_at"
         if row[other] is not None:
-            changes.update(state="completed", closed_at=txn.now)
+            changes.update(state=R.State.COMPLETED, closed_at=txn.now)
         row = await store.REQUESTS.update(txn, row["id"], changes)
         txn.cancel_deadlines(FLOW, row["id"], kind)
         if done_at > deadline or txn.now > deadline:
@@ -1010,7 +1013,7 @@ class PortabilityHandler:
             sender=caller.operator,
             to=(counterpart,),
         )
-        if row["state"] == "completed":
+        if row["state"] == R.State.COMPLETED:
             self._emit(txn, "completed", None, row, to=(row["recipient"], row["donor"]))
             self._count_outcome(txn, "completed")
         return request_message(row)

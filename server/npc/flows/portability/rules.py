@@ -9,12 +9,40 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from enum import StrEnum
 
 from npc.config import PortabilitySettings
 from npc.core.calendar import BusinessCalendar
 from npc.core.compliance import Rule
 
 FLOW = "portability"
+
+
+class DeadlineKind(StrEnum):
+    """Kinds of the portability flow's deadlines (stored as their values)."""
+
+    CONSULTATION_ANSWER = "consultation.donor_answer"
+    REQUEST_ANSWER = "request.donor_answer"
+    DEBT_PROOF = "request.debt_proof"
+    SCHEDULE = "request.schedule"
+    EXECUTE = "request.execute"
+    DONOR_DISABLE = "request.donor_disable"
+    RECIPIENT_ENABLE = "request.recipient_enable"
+
+
+class State(StrEnum):
+    """States of a port request (and of a prior consultation: awaiting_donor, admissible, rejected),
+    stored as their values."""
+
+    AWAITING_DONOR = "awaiting_donor"
+    OBJECTED_DEBT = "objected_debt"
+    REJECTED = "rejected"
+    ADMISSIBLE = "admissible"
+    SCHEDULED = "scheduled"
+    EXECUTED = "executed"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
 
 REGISTRATION = Rule(
     "registration",

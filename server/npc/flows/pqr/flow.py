@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from npc.api.commands import CommandRunner
-from npc.core.flow import GrpcService
+from npc.core.flow import Flow, FlowContext, GrpcService
 from npc.core.runtime import Core
 from npc.flows.pqr.api import PqrServicer
 from npc.flows.pqr.handler import FLOW, PqrHandler
+from npc.flows.pqr.rules import DeadlineKind
 from npc.flows.pqr.web import pqr_web
 from npc.v1 import pqr_pb2_grpc
 from npc.web.site import WebRoutes
 
 
-class PqrFlow:
+class PqrFlow(Flow):
     """Petitions, complaints and appeals with CUN, Colombia (CRC regime, section 2.1.5)."""
 
     name = FLOW
+    deadline_kinds = DeadlineKind
 
-    def __init__(self, commands: CommandRunner) -> None:
-        self.commands = commands
+    def __init__(self, context: FlowContext) -> None:
+        super().__init__(context)
         self.handler: PqrHandler | None = None
 
     def setup(self, core: Core) -> None:

@@ -38,6 +38,7 @@ from npc.core.runtime import Core
 from npc.flows.portability.validation import Violations, timestamp
 from npc.flows.pqr import texts
 from npc.flows.pqr import validation as check
+from npc.flows.pqr.rules import DeadlineKind
 from npc.notifications.outbox import queue_email, queue_sms
 from npc.store.database import Txn
 from npc.v1 import pqr_pb2 as pb
@@ -209,12 +210,14 @@ class PqrHandler:
 
     def register_deadlines(self) -> None:
         """Plug the deadline handlers into the core."""
-        self.core.deadlines.register(FLOW, "answer", self._unanswered)
-        self.core.deadlines.register(FLOW, "silence_effects", self._silence_effects_missed)
-        self.core.deadlines.register(FLOW, "reconsideration_window", self._window_closed)
-        self.core.deadlines.register(FLOW, "send_to_sic", self._transfer_missed)
-        self.core.deadlines.register(FLOW, "sms_acknowledge", self._sms_not_acknowledged)
-        self.core.deadlines.register(FLOW, "sms_call", self._sms_not_called)
+        self.core.deadlines.register(FLOW, DeadlineKind.ANSWER, self._unanswered)
+        self.core.deadlines.register(
+            FLOW, DeadlineKind.SILENCE_EFFECTS, self._silence_effects_missed
+        )
+        self.core.deadlines.register(FLOW, DeadlineKind.RECONSIDERATION_WINDOW, self._window_closed)
+        self.core.deadlines.register(FLOW, DeadlineKind.SEND_TO_SIC, self._transfer_missed)
+        self.core.deadlines.register(FLOW, DeadlineKind.SMS_ACKNOWLEDGE, self._sms_not_acknowledged)
+        self.core.deadlines.register(FLOW, DeadlineKind.SMS_CALL, self._sms_not_called)
 
     # ------------------------------------------------------------------ messages
 
@@ -498,7 +501,7 @@ class PqrHandler:
         )
         txn.set_deadline(
             FLOW,
-            "answer",
+            DeadlineKind.ANSWER,
             cun,
             due,
             "answer within 15 business days from the day after filing; else positive silence"
@@ -569,7 +572,7 @@ class PqrHandler:
         )
         txn.set_deadline(
             FLOW,
-            "answer",
+            DeadlineKind.ANSWER,
             row["id"],
             due,
             "answer within 15 more business days for evidence; else positive silence"
@@ -614,13 +617,13 @@ class PqrHandler:
             stage.summary: request.summary,
             stage.notified: notified,
         }
-        txn.cancel_deadlines(FLOW, row["id"], "answer")
+        txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.ANSWER)
         if stage is INITIAL:
             until = self.calendar.end_of_business_days(notified, RECONSIDERATION_DAYS)
             changes |= {"state": "answered", "reconsideration_until": until}
             txn.set_deadline(
                 FLOW,
-                "reconsideration_window",
+                DeadlineKind.RECONSIDERATION_WINDOW,
                 row["id"],
                 until,
                 "reconsideration within 10 business days of the notification (art. 2.1.5.9.1)",
@@ -630,7 +633,7 @@ class PqrHandler:
             changes |= {"state": "transfer_due", "transfer_due": due}
             txn.set_deadline(
                 FLOW,
-                "send_to_sic",
+                DeadlineKind.SEND_TO_SIC,
                 row["id"],
                 due,
                 "send the file to the SIC within 5 business days of the notification of the"
@@ -658,10 +661,10 @@ class PqrHandler:
                 "silence_effects_due": effects_due,
             },
         )
-        txn.cancel_deadlines(FLOW, row["id"], "answer")
+        txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.ANSWER)
         txn.set_deadline(
             FLOW,
-            "silence_effects",
+            DeadlineKind.SILENCE_EFFECTS,
             row["id"],
             effects_due,
             "carry out the effects of positive silence within 72 hours (art. 2.1.5.2)",
@@ -757,10 +760,10 @@ class PqrHandler:
                 "rec_answer_due": due,
             },
         )
-        txn.cancel_deadlines(FLOW, row["id"], "reconsideration_window")
+        txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.RECONSIDERATION_WINDOW)
         txn.set_deadline(
             FLOW,
-            "answer",
+            DeadlineKind.ANSWER,
             row["id"],
             due,
             "answer the reconsideration within 15 business days from the day after filing;"
@@ -799,7 +802,7 @@ class PqrHandler:
                 "appeal_due": self.calendar.end_of_business_days(txn.now, SIC_DAYS),
             },
         )
-        txn.cancel_deadlines(FLOW, row["id"], "send_to_sic")
+        txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.SEND_TO_SIC)
         self._emit(txn, "sent_to_sic", row, caller.operator)
         await self._notify_user(
             txn,
@@ -899,14 +902,14 @@ class PqrHandler:
         )
         txn.set_deadline(
             FLOW,
-            "sms_acknowledge",
+            DeadlineKind.SMS_ACKNOWLEDGE,
             sms_id,
             ack_due,
             "acknowledgement SMS within 5 minutes (art. 2.1.5.1 par. 1 a)",
         )
         txn.set_deadline(
             FLOW,
-            "sms_call",
+            DeadlineKind.SMS_CALL,
             sms_id,
             call_due,
             "call the user by the end of the next calendar day (art. 2.1.5.1 par. 1 b)",
@@ -944,7 +947,7 @@ class PqrHandler:
         if txn.now > row["ack_due"]:
             await self._sms_breach(txn, SMS_ACKNOWLEDGE, row, row["ack_due"])
         row = await SMS.update(txn, row["id"], {"acknowledged_at": txn.now})
-        txn.cancel_deadlines(FLOW, row["id"], "sms_acknowledge")
+        txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.SMS_ACKNOWLEDGE)
         self._emit_sms(txn, "sms_acknowledged", row, caller.operator)
         return self.sms_message(row, await self._provider_name(txn.conn, row["provider"]))
 
@@ -995,7 +998,7 @@ class PqrHandler:
                 sms_request_id=row["id"],
             )
             changes |= {"state": "registered", "contacted_at": txn.now, "cun": pqr["id"]}
-            txn.cancel_deadlines(FLOW, row["id"], "sms_call")
+            txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.SMS_CALL)
             row = await SMS.update(txn, row["id"], changes)
             self._emit_sms(txn, "sms_registered", row, caller.operator)
             return self.sms_message(row, name)
@@ -1003,7 +1006,7 @@ class PqrHandler:
         changes["call_attempts"] = attempts
         if attempts >= UNANSWERED_ATTEMPTS_TO_CLOSE:
             changes |= {"state": "closed_unreachable", "closed_at": txn.now}
-            txn.cancel_deadlines(FLOW, row["id"], "sms_call")
+            txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.SMS_CALL)
             await queue_sms(
                 txn,
                 to=row["msisdn"],

@@ -7,8 +7,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from npc.api.commands import CommandRunner
-from npc.api.identity import current_caller
-from npc.api.messages import CommandServicer
+from npc.api.messages import Command, CommandServicer, Query
 from npc.flows.registry.handler import RegistryHandler
 from npc.flows.registry.returns import ConsentReturns, ReturnsHandler
 from npc.v1 import registry_pb2 as pb
@@ -18,18 +17,11 @@ from npc.v1 import registry_pb2_grpc as pb_grpc
 class RegistryServicer(pb_grpc.RegistryServiceServicer):
     """RegistryService over the handler. Every identified caller may look numbers up."""
 
+    LookupNumber = Query(RegistryHandler.lookup_one, caller=False)
+    LookupNumbers = Query(RegistryHandler.lookup_many, caller=False)
+
     def __init__(self, handler: RegistryHandler) -> None:
         self.handler = handler
-
-    async def LookupNumber(
-        self, request: pb.LookupNumberRequest, context: grpc.aio.ServicerContext
-    ) -> pb.NumberRouting:  # noqa: N802, E501
-        return await self.handler.lookup_one(request)
-
-    async def LookupNumbers(
-        self, request: pb.LookupNumbersRequest, context: grpc.aio.ServicerContext
-    ) -> pb.LookupNumbersResponse:  # noqa: N802, E501
-        return await self.handler.lookup_many(request)
 
     async def StreamSnapshot(
         self, request: pb.StreamSnapshotRequest, context: grpc.aio.ServicerContext
@@ -41,48 +33,19 @@ class RegistryServicer(pb_grpc.RegistryServiceServicer):
 class ReturnsServicer(CommandServicer, pb_grpc.ReturnsServiceServicer):
     """ReturnsService over its handler; mutating calls go through the idempotent command runner."""
 
+    ReportDisconnection = Command(
+        ReturnsHandler.report_disconnection, pb.ReportDisconnectionResponse
+    )
+    RequestReturn = Command(ConsentReturns.request_return, pb.NumberReturn, on="consent")
+    AnswerReturn = Command(ConsentReturns.answer_return, pb.NumberReturn, on="consent")
+    ConfirmReturnExecution = Command(
+        ConsentReturns.confirm_return_execution, pb.NumberReturn, on="consent"
+    )
+    GetReturn = Query(ConsentReturns.get_return, on="consent")
+
     def __init__(
         self, handler: ReturnsHandler, consent: ConsentReturns, commands: CommandRunner
     ) -> None:
         self.handler = handler
         self.consent = consent
         self.commands = commands
-
-    async def ReportDisconnection(
-        self, request: pb.ReportDisconnectionRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ReportDisconnectionResponse:  # noqa: N802, E501
-        return await self._command(
-            "ReportDisconnection",
-            request,
-            pb.ReportDisconnectionResponse,
-            self.handler.report_disconnection,
-        )
-
-    async def RequestReturn(
-        self, request: pb.RequestReturnRequest, context: grpc.aio.ServicerContext
-    ) -> pb.NumberReturn:  # noqa: N802, E501
-        return await self._command(
-            "RequestReturn", request, pb.NumberReturn, self.consent.request_return
-        )
-
-    async def AnswerReturn(
-        self, request: pb.AnswerReturnRequest, context: grpc.aio.ServicerContext
-    ) -> pb.NumberReturn:  # noqa: N802, E501
-        return await self._command(
-            "AnswerReturn", request, pb.NumberReturn, self.consent.answer_return
-        )
-
-    async def ConfirmReturnExecution(
-        self, request: pb.ConfirmReturnExecutionRequest, context: grpc.aio.ServicerContext
-    ) -> pb.NumberReturn:  # noqa: N802, E501
-        return await self._command(
-            "ConfirmReturnExecution",
-            request,
-            pb.NumberReturn,
-            self.consent.confirm_return_execution,
-        )
-
-    async def GetReturn(
-        self, request: pb.GetReturnRequest, context: grpc.aio.ServicerContext
-    ) -> pb.NumberReturn:  # noqa: N802, E501
-        return await self.consent.get_return(current_caller(), request)

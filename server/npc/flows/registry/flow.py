@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-from npc.api.commands import CommandRunner
-from npc.config import PortabilitySettings
-from npc.core.flow import GrpcService
+from npc.core.flow import Flow, FlowContext, GrpcService
 from npc.core.runtime import Core
 from npc.flows.portability.rules import Timeline
 from npc.flows.registry.api import RegistryServicer, ReturnsServicer
 from npc.flows.registry.cache import RegistryCache
 from npc.flows.registry.handler import RegistryHandler
 from npc.flows.registry.returns import ConsentReturns, ReturnsHandler
+from npc.flows.registry.rules import DeadlineKind
 from npc.flows.registry.store import FLOW
 from npc.v1 import registry_pb2_grpc
 
 
-class RegistryFlow:
+class RegistryFlow(Flow):
     """The central number registry: lookups, snapshots and returns of numbers to range holders."""
 
     name = FLOW
+    deadline_kinds = DeadlineKind
 
-    def __init__(self, settings: PortabilitySettings, commands: CommandRunner) -> None:
-        self.settings = settings
-        self.commands = commands
+    def __init__(self, context: FlowContext) -> None:
+        super().__init__(context)
+        self.settings = context.settings.portability
         self.handler: RegistryHandler | None = None
         self.returns: ReturnsHandler | None = None
         self.consent: ConsentReturns | None = None

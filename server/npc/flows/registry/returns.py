@@ -39,6 +39,7 @@ from npc.flows.portability.validation import (
     within,
 )
 from npc.flows.registry.handler import RegistryHandler
+from npc.flows.registry.rules import DeadlineKind, State
 from npc.flows.registry.store import FLOW, move_numbers
 from npc.store.database import Txn
 from npc.v1 import registry_pb2 as pb
@@ -165,10 +166,10 @@ class ConsentReturns:
     def register_deadlines(self) -> None:
         """Plug the deadline handlers into the core."""
         register = self.core.deadlines.register
-        register(FLOW, "return.answer", self._not_answered)
-        register(FLOW, "return.execute", self._execute)
-        register(FLOW, "return.recipient_disable", self._confirmation_missed)
-        register(FLOW, "return.donor_enable", self._confirmation_missed)
+        register(FLOW, DeadlineKind.ANSWER, self._not_answered)
+        register(FLOW, DeadlineKind.EXECUTE, self._execute)
+        register(FLOW, DeadlineKind.RECIPIENT_DISABLE, self._confirmation_missed)
+        register(FLOW, DeadlineKind.DONOR_ENABLE, self._confirmation_missed)
 
     def _emit(
         self, txn: Txn, type_: str, row: Any, sender: str, *, to: tuple[str, ...] = ()
@@ -279,7 +280,7 @@ class ConsentReturns:
             ) from None
         txn.set_deadline(
             FLOW,
-            "return.answer",
+            DeadlineKind.ANSWER,
             case_id,
             deadline,
             "recipient gives the disabling date within 5 business days (art. 30, infraction 30)",
@@ -305,50 +306,58 @@ class ConsentReturns:
             v.add("denial_reason", "required when denying: up to 500 printable characters")
         v.raise_if_any()
         row = await self._load(txn, request.return_id, caller, "recipient")
-        if row["state"] != "requested":
+        if row["state"] != State.REQUESTED:
             raise FailedPrecondition(
                 f"{row['id']} was already answered ({row['state']})", subject=row["id"]
             )
         if txn.now > row["answer_deadline"]:
             await self._breach(txn, RETURN_ANSWER, row["recipient"], row, row["answer_deadline"])
-        txn.cancel_deadlines(FLOW, row["id"], "return.answer")
+        txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.ANSWER)
         if not request.accept:
             row = await RETURNS.update(
-                txn, row["id"], {"state": "denied", "denial_reason": request.denial_reason}
+                txn, row["id"], {"state": State.DENIED, "denial_reason": request.denial_reason}
             )
             self._emit(txn, "denied", row, caller.operator, to=(row["donor"],))
             return return_message(row)
         assert disable_at is not None
-        row = await RETURNS.update(txn, row["id"], {"state": "scheduled", "disable_at": disable_at})
+        row = await RETURNS.update(
+            txn, row["id"], {"state": State.SCHEDULED, "disable_at": disable_at}
+        )
         txn.set_deadline(
-            FLOW, "return.execute", row["id"], disable_at, "numbers go back at the given instant"
+            FLOW,
+            DeadlineKind.EXECUTE,
+            row["id"],
+            disable_at,
+            "numbers go back at the given instant",
         )
         self._emit(txn, "accepted", row, caller.operator, to=(row["donor"],))
         return return_message(row)
 
     async def _not_answered(self, txn: Txn, deadline: Deadline) -> None:
         row = await RETURNS.lock(txn, deadline.case_id)
-        if row is not None and row["state"] == "requested":
+        if row is not None and row["state"] == State.REQUESTED:
             await self._breach(txn, RETURN_ANSWER, row["recipient"], row, deadline.due_at)
 
     async def _execute(self, txn: Txn, deadline: Deadline) -> None:
         row = await RETURNS.lock(txn, deadline.case_id)
-        if row is None or row["state"] != "scheduled":
+        if row is None or row["state"] != State.SCHEDULED:
             return
         await move_numbers(txn, row["numbers"], row["donor"], reason="return", case_id=row["id"])
-        row = await RETURNS.update(txn, row["id"], {"state": "executed", "executed_at": txn.now})
+        row = await RETURNS.update(
+            txn, row["id"], {"state": State.EXECUTED, "executed_at": txn.now}
+        )
         window = self.timeline.window_containing(row["disable_at"])
         disable_by = window[1] if window else row["disable_at"] + self.timeline.settings.max_outage
         txn.set_deadline(
             FLOW,
-            "return.recipient_disable",
+            DeadlineKind.RECIPIENT_DISABLE,
             row["id"],
             disable_by,
             "recipient disables at the given time (art. 30, infraction 32)",
         )
         txn.set_deadline(
             FLOW,
-            "return.donor_enable",
+            DeadlineKind.DONOR_ENABLE,
             row["id"],
             row["disable_at"] + self.timeline.settings.max_outage,
             "donor enables within 3 hours (art. 30, infraction 33)",
@@ -363,9 +372,9 @@ class ConsentReturns:
             pb.RETURN_STEP_RECIPIENT_DISABLED: (
                 "recipient",
                 "recipient_disabled_at",
-                "return.recipient_disable",
+                DeadlineKind.RECIPIENT_DISABLE,
             ),
-            pb.RETURN_STEP_DONOR_ENABLED: ("donor", "donor_enabled_at", "return.donor_enable"),
+            pb.RETURN_STEP_DONOR_ENABLED: ("donor", "donor_enabled_at", DeadlineKind.DONOR_ENABLE),
         }
         if request.step not in steps:
             raise InvalidArgument(
@@ -375,7 +384,7 @@ class ConsentReturns:
             )
         role, column, kind = steps[request.step]
         row = await self._load(txn, request.return_id, caller, role)
-        if row["state"] != "executed" or row[column] is not None:
+        if row["state"] != State.EXECUTED or row[column] is not None:
             raise FailedPrecondition(
                 f"{row['id']} is not awaiting this confirmation ({row['state']})", subject=row["id"]
             )
@@ -391,7 +400,7 @@ class ConsentReturns:
         other = "donor_enabled_at" if role == "recipient" else "recipient_disabled_at"
         changes: dict[str, Any] = {column: txn.now}
         if row[other] is not None:
-            changes["state"] = "completed"
+            changes["state"] = State.COMPLETED
         row = await RETURNS.update(txn, row["id"], changes)
         txn.cancel_deadlines(FLOW, row["id"], kind)
         self._emit(
@@ -407,9 +416,9 @@ class ConsentReturns:
         row = await RETURNS.lock(txn, deadline.case_id)
         if row is None:
             return
-        if deadline.kind == "return.recipient_disable" and row["recipient_disabled_at"] is None:
+        if deadline.kind == DeadlineKind.RECIPIENT_DISABLE and row["recipient_disabled_at"] is None:
             await self._breach(txn, RETURN_DISABLE, row["recipient"], row, deadline.due_at)
-        elif deadline.kind == "return.donor_enable" and row["donor_enabled_at"] is None:
+        elif deadline.kind == DeadlineKind.DONOR_ENABLE and row["donor_enabled_at"] is None:
             await self._breach(txn, RETURN_ENABLE, row["donor"], row, deadline.due_at)
 
     async def get_return(self, caller: Caller, request: pb.GetReturnRequest) -> pb.NumberReturn:

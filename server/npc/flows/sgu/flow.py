@@ -2,40 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from npc.api.commands import CommandRunner
-from npc.core.flow import GrpcService
+from npc.core.flow import Flow, FlowContext, GrpcService
 from npc.core.runtime import Core
 from npc.flows.sgu.api import SguServicer
-from npc.flows.sgu.handler import (
-    DEFAULT_CLAIM_CODE_GRACE,
-    DEFAULT_PUBLIC_BASE_URL,
-    FLOW,
-    SguHandler,
-)
+from npc.flows.sgu.handler import DEFAULT_CLAIM_CODE_GRACE, FLOW, SguHandler
+from npc.flows.sgu.rules import DeadlineKind
 from npc.flows.sgu.web import sgu_web
 from npc.v1 import sgu_pb2_grpc
 from npc.web.site import WebRoutes
 
 
-class SguFlow:
+class SguFlow(Flow):
     """User management system, SGU (Res. 00170-2020-CD/OSIPTEL): problems, answers, claims."""
 
     name = FLOW
+    deadline_kinds = DeadlineKind
+    # The regulation is Peru's whatever the portability jurisdiction is configured to.
+    jurisdiction = "PE"
 
-    def __init__(
-        self,
-        jurisdiction: str,
-        commands: CommandRunner,
-        *,
-        claim_code_grace: timedelta = DEFAULT_CLAIM_CODE_GRACE,
-        public_base_url: str = DEFAULT_PUBLIC_BASE_URL,
-    ) -> None:
-        self.jurisdiction = jurisdiction
-        self.commands = commands
-        self.claim_code_grace = claim_code_grace
-        self.public_base_url = public_base_url
+    def __init__(self, context: FlowContext) -> None:
+        super().__init__(context)
+        self.claim_code_grace = DEFAULT_CLAIM_CODE_GRACE
+        self.public_base_url = context.public_base_url
         self.handler: SguHandler | None = None
 
     def setup(self, core: Core) -> None:

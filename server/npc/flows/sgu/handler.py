@@ -58,6 +58,7 @@ from npc.flows.portability.validation import (
     within,
 )
 from npc.flows.sgu.catalogue import SUBCATEGORY, UNIT_VALUES, check_subcategory, upsert
+from npc.flows.sgu.rules import DeadlineKind, State
 from npc.notifications.outbox import queue_email
 from npc.store.database import Txn
 from npc.v1 import common_pb2
@@ -103,9 +104,15 @@ STATES = {
     "expired": pb.PROBLEM_STATE_EXPIRED,
 }
 # States in which a problem waits for its operator.
-TRAY_STATES = ("in_tray", "overdue", "claim_requested")
+TRAY_STATES = (State.IN_TRAY, State.OVERDUE, State.CLAIM_REQUESTED)
 # A line has at most one problem of a subcategory under way in its operator's hands.
-OPEN_STATES = ("in_tray", "overdue", "answered", "escalation_open", "claim_requested")
+OPEN_STATES = (
+    State.IN_TRAY,
+    State.OVERDUE,
+    State.ANSWERED,
+    State.ESCALATION_OPEN,
+    State.CLAIM_REQUESTED,
+)
 CHANNELS = {pb.CHANNEL_WEB: "web", pb.CHANNEL_APP: "app", pb.CHANNEL_OFFICE: "office"}
 CHANNEL_VALUES = {name: value for value, name in CHANNELS.items()}
 DOCUMENT_VALUES: dict[str, common_pb2.DocumentType.ValueType] = {
@@ -316,9 +323,9 @@ class SguHandler:
 
     def register_deadlines(self) -> None:
         """Plug the deadline handlers into the core."""
-        self.core.deadlines.register(FLOW, "answer", self._not_answered)
-        self.core.deadlines.register(FLOW, "claim_code", self._no_claim_code)
-        self.core.deadlines.register(FLOW, "confirmation", self._unconfirmed)
+        self.core.deadlines.register(FLOW, DeadlineKind.ANSWER, self._not_answered)
+        self.core.deadlines.register(FLOW, DeadlineKind.CLAIM_CODE, self._no_claim_code)
+        self.core.deadlines.register(FLOW, DeadlineKind.CONFIRMATION, self._unconfirmed)
 
     # ------------------------------------------------------------------ helpers
 
@@ -479,7 +486,7 @@ class SguHandler:
         else:
             txn.set_deadline(
                 FLOW,
-                "confirmation",
+                DeadlineKind.CONFIRMATION,
                 problem_id,
                 txn.now + CONFIRMATION_WINDOW,
                 "an unconfirmed registration expires after 72 hours",
@@ -524,16 +531,16 @@ class SguHandler:
             txn,
             row["id"],
             {
-                "state": "in_tray",
+                "state": State.IN_TRAY,
                 "transferred_at": txn.now,
                 "answer_base_deadline": base,
                 "answer_deadline": due,
             },
         )
-        txn.cancel_deadlines(FLOW, row["id"], "confirmation")
+        txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.CONFIRMATION)
         txn.set_deadline(
             FLOW,
-            "answer",
+            DeadlineKind.ANSWER,
             row["id"],
             due,
             f"answer within {row['deadline_amount']} {row['deadline_unit']} of subcategory "
@@ -564,7 +571,7 @@ class SguHandler:
         if not TOKEN.fullmatch(request.token):
             raise InvalidArgument(FieldViolation("token", "required: the code of the e-mail"))
         row = await self._confirm(txn, request.token)
-        if row["state"] == "expired":
+        if row["state"] == State.EXPIRED:
             raise FailedPrecondition(
                 f"the confirmation of {row['id']} expired; register the problem again",
                 violation_type="EXPIRED",
@@ -580,7 +587,7 @@ class SguHandler:
             raise NotFound("confirmation", "token")
         row = await CASES.lock(txn, problem_id)
         assert row is not None
-        if row["state"] != "awaiting_confirmation":
+        if row["state"] != State.AWAITING_CONFIRMATION:
             return row
         return await self._transfer(txn, row)
 
@@ -610,7 +617,7 @@ class SguHandler:
             v.add("answer", "required: up to 4000 printable characters")
         v.raise_if_any()
         row = await CASES.lock_for(txn, request.problem_id, caller.operator, "operator")
-        if row["state"] not in ("in_tray", "overdue"):
+        if row["state"] not in (State.IN_TRAY, State.OVERDUE):
             raise FailedPrecondition(
                 f"{row['id']} is not awaiting an answer ({row['state']})", subject=row["id"]
             )
@@ -621,14 +628,14 @@ class SguHandler:
             txn,
             row["id"],
             {
-                "state": "answered",
+                "state": State.ANSWERED,
                 "answered_at": txn.now,
                 "answer": request.answer,
                 "solved": request.solved,
                 "answered_late": late,
             },
         )
-        txn.cancel_deadlines(FLOW, row["id"], "answer")
+        txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.ANSWER)
         self._emit(txn, "sgu.problem.answered", row, caller.operator)
         if row["email"]:
             await queue_email(
@@ -654,7 +661,7 @@ class SguHandler:
             v.add("claim_code", "required: up to 40 letters, digits or . / _ -")
         v.raise_if_any()
         row = await CASES.lock_for(txn, request.problem_id, caller.operator, "operator")
-        if row["state"] != "claim_requested":
+        if row["state"] != State.CLAIM_REQUESTED:
             raise FailedPrecondition(
                 f"{row['id']} is not awaiting a claim code ({row['state']})", subject=row["id"]
             )
@@ -667,7 +674,7 @@ class SguHandler:
                     txn,
                     row["id"],
                     {
-                        "state": "claimed",
+                        "state": State.CLAIMED,
                         "claim_code": request.claim_code,
                         "claim_code_assigned_at": txn.now,
                         "claim_deadline": claim_deadline,
@@ -677,7 +684,7 @@ class SguHandler:
             raise AlreadyExists(
                 "claim", request.claim_code, f"claim code {request.claim_code} is already in use"
             ) from None
-        txn.cancel_deadlines(FLOW, row["id"], "claim_code")
+        txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.CLAIM_CODE)
         self._emit(txn, "sgu.claim.code_assigned", row, caller.operator)
         if row["email"]:
             await queue_email(
@@ -756,7 +763,7 @@ class SguHandler:
             v.add("score", "required: 1 (worst) to 5 (best)")
         v.raise_if_any()
         row = await self._lock_for_subscriber(txn, request.problem_id, request.document)
-        if row["state"] != "answered":
+        if row["state"] != State.ANSWERED:
             raise FailedPrecondition(
                 f"{row['id']} has no answer to rate ({row['state']})", subject=row["id"]
             )
@@ -765,7 +772,7 @@ class SguHandler:
             txn,
             row["id"],
             {
-                "state": "escalation_open" if escalable else "closed",
+                "state": State.ESCALATION_OPEN if escalable else State.CLOSED,
                 "rated_at": txn.now,
                 "satisfied": request.satisfied,
                 "score": request.score,
@@ -790,10 +797,10 @@ class SguHandler:
                 violation_type="NOT_CLAIMABLE",
                 subject=row["id"],
             )
-        unanswered_in_time = row["state"] == "overdue" or (
-            row["state"] == "answered" and row["answered_late"]
+        unanswered_in_time = row["state"] == State.OVERDUE or (
+            row["state"] == State.ANSWERED and row["answered_late"]
         )
-        if row["state"] != "escalation_open" and not unanswered_in_time:
+        if row["state"] != State.ESCALATION_OPEN and not unanswered_in_time:
             raise FailedPrecondition(
                 f"{row['id']} may become a claim only when the answer was late, missing or "
                 f"unsatisfying ({row['state']})",
@@ -805,15 +812,19 @@ class SguHandler:
             txn,
             row["id"],
             {
-                "state": "claim_requested",
+                "state": State.CLAIM_REQUESTED,
                 "escalated_at": txn.now,
                 "claim_code_base_deadline": base,
                 "claim_code_deadline": due,
             },
         )
-        txn.cancel_deadlines(FLOW, row["id"], "answer")
+        txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.ANSWER)
         txn.set_deadline(
-            FLOW, "claim_code", row["id"], due, "assign the claim code at once (SGU, reclamo)"
+            FLOW,
+            DeadlineKind.CLAIM_CODE,
+            row["id"],
+            due,
+            "assign the claim code at once (SGU, reclamo)",
         )
         self._emit(txn, "sgu.claim.requested", row, CLEARINGHOUSE)
         return message(row)
@@ -822,9 +833,9 @@ class SguHandler:
 
     async def _not_answered(self, txn: Txn, deadline: Deadline) -> None:
         row = await CASES.lock(txn, deadline.case_id)
-        if row is None or row["state"] != "in_tray":
+        if row is None or row["state"] != State.IN_TRAY:
             return
-        row = await CASES.update(txn, row["id"], {"state": "overdue"})
+        row = await CASES.update(txn, row["id"], {"state": State.OVERDUE})
         await self._breach(txn, ANSWER, row, row["answer_deadline"])
         self._emit(txn, "sgu.problem.overdue", row, CLEARINGHOUSE)
         if row["email"] and row["claimable"]:
@@ -842,12 +853,12 @@ class SguHandler:
 
     async def _unconfirmed(self, txn: Txn, deadline: Deadline) -> None:
         row = await CASES.lock(txn, deadline.case_id)
-        if row is not None and row["state"] == "awaiting_confirmation":
-            await CASES.update(txn, row["id"], {"state": "expired"})
+        if row is not None and row["state"] == State.AWAITING_CONFIRMATION:
+            await CASES.update(txn, row["id"], {"state": State.EXPIRED})
 
     async def _no_claim_code(self, txn: Txn, deadline: Deadline) -> None:
         row = await CASES.lock(txn, deadline.case_id)
-        if row is not None and row["state"] == "claim_requested":
+        if row is not None and row["state"] == State.CLAIM_REQUESTED:
             await self._breach(txn, CLAIM_CODE, row, row["claim_code_deadline"])
 
     # ------------------------------------------------------------------ regulator
@@ -936,16 +947,16 @@ class SguHandler:
 
     async def _reschedule(self, txn: Txn, row: Any) -> bool:
         outages = await self._outages(txn.conn, row["operator"])
-        if row["state"] == "in_tray":
+        if row["state"] == State.IN_TRAY:
             kind, start, base, column = (
-                "answer",
+                DeadlineKind.ANSWER,
                 row["transferred_at"],
                 row["answer_base_deadline"],
                 "answer_deadline",
             )
-        elif row["state"] == "claim_requested":
+        elif row["state"] == State.CLAIM_REQUESTED:
             kind, start, base, column = (
-                "claim_code",
+                DeadlineKind.CLAIM_CODE,
                 row["escalated_at"],
                 row["claim_code_base_deadline"],
                 "claim_code_deadline",
@@ -980,7 +991,7 @@ class SguHandler:
         row = await CASES.read_for(
             self.core.db, request.problem_id, caller.operator, sees_all=caller.is_regulator
         )
-        if row["state"] == "awaiting_confirmation" and not caller.is_regulator:
+        if row["state"] == State.AWAITING_CONFIRMATION and not caller.is_regulator:
             raise NotFound("problem", request.problem_id)
         return message(row)
 
@@ -1010,8 +1021,8 @@ class SguHandler:
             "claimable": row["claimable"],
             "escalable": row["claimable"]
             and (
-                row["state"] in ("escalation_open", "overdue")
-                or (row["state"] == "answered" and row["answered_late"])
+                row["state"] in (State.ESCALATION_OPEN, State.OVERDUE)
+                or (row["state"] == State.ANSWERED and row["answered_late"])
             ),
             "claim_code": row["claim_code"],
             "claim_deadline": row["claim_deadline"],

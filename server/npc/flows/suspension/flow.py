@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from npc.api.commands import CommandRunner
-from npc.core.flow import GrpcService
+from npc.core.flow import Flow, FlowContext, GrpcService
 from npc.core.runtime import Core
 from npc.flows.suspension.api import SuspensionServicer
 from npc.flows.suspension.handler import FLOW, SuspensionHandler
+from npc.flows.suspension.rules import DeadlineKind
 from npc.v1 import suspension_pb2_grpc
 
 
-class SuspensionFlow:
+class SuspensionFlow(Flow):
     """Suspension of ported numbers for debt, and their reactivation (article 13)."""
 
     name = FLOW
+    deadline_kinds = DeadlineKind
 
-    def __init__(self, jurisdiction: str, commands: CommandRunner) -> None:
-        self.jurisdiction = jurisdiction
-        self.commands = commands
+    def __init__(self, context: FlowContext) -> None:
+        super().__init__(context)
+        self.jurisdiction = context.jurisdiction
         self.handler: SuspensionHandler | None = None
 
     def setup(self, core: Core) -> None:

@@ -34,6 +34,7 @@ from npc.flows.portability.validation import (
     timestamp,
     within,
 )
+from npc.flows.suspension.rules import DeadlineKind, State
 from npc.store.database import Txn
 from npc.v1 import common_pb2
 from npc.v1 import suspension_pb2 as pb
@@ -125,9 +126,9 @@ class SuspensionHandler:
 
     def register_deadlines(self) -> None:
         """Plug the deadline handlers into the core."""
-        self.core.deadlines.register(FLOW, "suspend", self._not_suspended)
-        self.core.deadlines.register(FLOW, "max_duration", self._suspension_ended)
-        self.core.deadlines.register(FLOW, "reactivate", self._not_reactivated)
+        self.core.deadlines.register(FLOW, DeadlineKind.SUSPEND, self._not_suspended)
+        self.core.deadlines.register(FLOW, DeadlineKind.MAX_DURATION, self._suspension_ended)
+        self.core.deadlines.register(FLOW, DeadlineKind.REACTIVATE, self._not_reactivated)
 
     def _emit(self, txn: Txn, type_: str, row: Any, sender: str, to: tuple[str, ...]) -> None:
         txn.emit(
@@ -223,7 +224,7 @@ class SuspensionHandler:
             ) from None
         txn.set_deadline(
             FLOW,
-            "suspend",
+            DeadlineKind.SUSPEND,
             case_id,
             deadline,
             "recipient suspends within 2 business days (art. 13 (iii), infraction 13)",
@@ -239,7 +240,7 @@ class SuspensionHandler:
         check_case_id(v, "suspension_id", request.suspension_id, "SU")
         v.raise_if_any()
         row = await CASES.lock_for(txn, request.suspension_id, caller.operator, "recipient")
-        if row["state"] != "requested":
+        if row["state"] != State.REQUESTED:
             raise FailedPrecondition(
                 f"{row['id']} is not awaiting suspension ({row['state']})", subject=row["id"]
             )
@@ -249,11 +250,15 @@ class SuspensionHandler:
         row = await CASES.update(
             txn,
             row["id"],
-            {"state": "suspended", "suspended_at": txn.now, "suspension_ends_at": ends},
+            {"state": State.SUSPENDED, "suspended_at": txn.now, "suspension_ends_at": ends},
         )
-        txn.cancel_deadlines(FLOW, row["id"], "suspend")
+        txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.SUSPEND)
         txn.set_deadline(
-            FLOW, "max_duration", row["id"], ends, "a suspension lasts at most 30 calendar days"
+            FLOW,
+            DeadlineKind.MAX_DURATION,
+            row["id"],
+            ends,
+            "a suspension lasts at most 30 calendar days",
         )
         self._emit(txn, "suspended", row, caller.operator, (row["donor"],))
         return message(row)
@@ -271,20 +276,20 @@ class SuspensionHandler:
         v.raise_if_any()
         assert paid_at is not None
         row = await CASES.lock_for(txn, request.suspension_id, caller.operator, "donor")
-        if row["state"] not in ("requested", "suspended"):
+        if row["state"] not in (State.REQUESTED, State.SUSPENDED):
             raise FailedPrecondition(
                 f"{row['id']} is not suspended ({row['state']})", subject=row["id"]
             )
         limit = self.calendar.end_of_business_days(paid_at, 1)
         if txn.now > limit:
             await self._breach(txn, ASK_REACTIVATION, row["donor"], row, limit)
-        if row["state"] == "requested":
+        if row["state"] == State.REQUESTED:
             # Paid before the recipient suspended: nothing to suspend any more.
             row = await CASES.update(
                 txn,
                 row["id"],
                 {
-                    "state": "reactivated",
+                    "state": State.REACTIVATED,
                     "paid_at": paid_at,
                     "reactivation_requested_at": txn.now,
                     "reactivated_at": txn.now,
@@ -303,16 +308,16 @@ class SuspensionHandler:
             txn,
             row["id"],
             {
-                "state": "reactivation_due",
+                "state": State.REACTIVATION_DUE,
                 "paid_at": paid_at,
                 "reactivation_requested_at": txn.now,
                 "reactivation_deadline": deadline,
             },
         )
-        txn.cancel_deadlines(FLOW, row["id"], "max_duration")
+        txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.MAX_DURATION)
         txn.set_deadline(
             FLOW,
-            "reactivate",
+            DeadlineKind.REACTIVATE,
             row["id"],
             deadline,
             "recipient reactivates within 24 hours (art. 13 (v), infraction 15)",
@@ -327,14 +332,14 @@ class SuspensionHandler:
         check_case_id(v, "suspension_id", request.suspension_id, "SU")
         v.raise_if_any()
         row = await CASES.lock_for(txn, request.suspension_id, caller.operator, "recipient")
-        if row["state"] not in ("suspended", "reactivation_due"):
+        if row["state"] not in (State.SUSPENDED, State.REACTIVATION_DUE):
             raise FailedPrecondition(
                 f"{row['id']} is not suspended ({row['state']})", subject=row["id"]
             )
         if row["reactivation_deadline"] is not None and txn.now > row["reactivation_deadline"]:
             await self._breach(txn, REACTIVATE, row["recipient"], row, row["reactivation_deadline"])
         row = await CASES.update(
-            txn, row["id"], {"state": "reactivated", "reactivated_at": txn.now}
+            txn, row["id"], {"state": State.REACTIVATED, "reactivated_at": txn.now}
         )
         txn.cancel_deadlines(FLOW, row["id"])
         self._emit(txn, "reactivated", row, caller.operator, (row["donor"],))
@@ -354,16 +359,16 @@ class SuspensionHandler:
 
     async def _not_suspended(self, txn: Txn, deadline: Deadline) -> None:
         row = await CASES.lock(txn, deadline.case_id)
-        if row is not None and row["state"] == "requested":
+        if row is not None and row["state"] == State.REQUESTED:
             await self._breach(txn, SUSPEND, row["recipient"], row, deadline.due_at)
 
     async def _suspension_ended(self, txn: Txn, deadline: Deadline) -> None:
         row = await CASES.lock(txn, deadline.case_id)
-        if row is not None and row["state"] == "suspended":
+        if row is not None and row["state"] == State.SUSPENDED:
             row = await self._reactivation_due(txn, row)
             self._emit(txn, "ended", row, CLEARINGHOUSE, (row["recipient"], row["donor"]))
 
     async def _not_reactivated(self, txn: Txn, deadline: Deadline) -> None:
         row = await CASES.lock(txn, deadline.case_id)
-        if row is not None and row["state"] == "reactivation_due":
+        if row is not None and row["state"] == State.REACTIVATION_DUE:
             await self._breach(txn, REACTIVATE, row["recipient"], row, deadline.due_at)
