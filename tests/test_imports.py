@@ -21,7 +21,16 @@ from pathlib import Path
 SERVER = Path(__file__).resolve().parent.parent / "server"
 
 # Third-party packages of the transports (and the client SDK): recorded as edges.
-TRANSPORT = {"grpc", "grpc_status", "grpc_health", "grpc_reflection", "aiohttp", "npc.api", "npc.v1", "npc.web"}
+TRANSPORT = {
+    "grpc",
+    "grpc_status",
+    "grpc_health",
+    "grpc_reflection",
+    "aiohttp",
+    "npc.api",
+    "npc.v1",
+    "npc.web",
+}
 WATCHED_LIBS = {"grpc", "grpc_status", "grpc_health", "grpc_reflection", "aiohttp", "npc_clients"}
 # A flow's modules that speak the transport.
 TRANSPORT_MODULES = {"api", "convert", "web", "flow"}

@@ -1,5 +1,6 @@
 """Caller identification. Each operator presents its API token (``authorization: Bearer …``);
-the clearinghouse stores only its SHA-256 digest."""
+the clearinghouse stores only its SHA-256 digest. The identity it establishes, `Caller`, is the
+core's (`npc.core.identity`): flows read it without depending on the transport."""
 
 from __future__ import annotations
 
@@ -7,28 +8,13 @@ import contextvars
 import functools
 import hashlib
 import time
-from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from npc.core.errors import Unauthenticated
+from npc.core.identity import Caller
 from npc.store.database import Database
-
-
-@dataclass(frozen=True)
-class Caller:
-    """An identified caller: an operator, or the regulator (read-only), of one country."""
-
-    operator: str
-    role: str = "operator"
-    country: str = "PE"  # whose regulation it is under: "PE" (OSIPTEL) or "CO" (CRC, SIC)
-
-    @property
-    def is_regulator(self) -> bool:
-        """True for the regulator's read-only identity."""
-        return self.role == "regulator"
-
 
 CURRENT_CALLER: contextvars.ContextVar[Caller] = contextvars.ContextVar("npc_caller")
 

@@ -19,9 +19,10 @@ from typing import Any
 
 from aiohttp import web
 
-from npc.api.identity import Caller, TokenAuthenticator
+from npc.api.identity import TokenAuthenticator
 from npc.core.calendar import calendar_for
 from npc.core.errors import Unauthenticated
+from npc.core.identity import Caller
 from npc.core.runtime import Core
 from npc.web.render import render
 from npc.web.site import Column, Report, ReportQuery

@@ -23,21 +23,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from npc.api.identity import Caller
-from npc.api.messages import to_timestamp
 from npc.config import CancellationsSettings
 from npc.core.compliance import Rule, record_breach
 from npc.core.deadlines import Deadline
 from npc.core.errors import FailedPrecondition, NotFound, PermissionDenied
+from npc.core.identity import Caller
+from npc.core.instants import timestamp, to_timestamp
 from npc.core.runtime import Core
-from npc.flows.portability.validation import (
-    Violations,
-    check_document,
-    check_operator,
-    parse_date,
-    printable,
-    timestamp,
-)
+from npc.core.validation import Violations, check_document, check_operator, parse_date, printable
 from npc.store.database import Database, Txn
 from npc.v1 import cancellations_pb2 as pb
 from npc.v1 import common_pb2

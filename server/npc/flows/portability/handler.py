@@ -20,7 +20,6 @@ from typing import Any
 
 import asyncpg
 
-from npc.api.identity import Caller
 from npc.config import PortabilitySettings
 from npc.core.compliance import Rule, record_breach
 from npc.core.deadlines import Deadline
@@ -34,7 +33,20 @@ from npc.core.errors import (
     PermissionDenied,
 )
 from npc.core.events import CLEARINGHOUSE
+from npc.core.identity import Caller
+from npc.core.instants import timestamp, within
 from npc.core.runtime import Core
+from npc.core.validation import (
+    DOCUMENT_TYPES,
+    RECEIPT,
+    Violations,
+    check_case_id,
+    check_document,
+    check_operator,
+    check_subscriber,
+    parse_date,
+    printable,
+)
 from npc.flows.portability import metrics, store
 from npc.flows.portability import rules as R
 from npc.flows.portability.convert import (
@@ -46,22 +58,7 @@ from npc.flows.portability.convert import (
     request_message,
     request_payload,
 )
-from npc.flows.portability.validation import (
-    DOCUMENT_TYPES,
-    RECEIPT,
-    Violations,
-    check_case_id,
-    check_document,
-    check_objection,
-    check_operator,
-    check_service,
-    check_subscriber,
-    expand_numbers,
-    parse_date,
-    printable,
-    timestamp,
-    within,
-)
+from npc.flows.portability.validation import check_objection, check_service, expand_numbers
 from npc.flows.registry import store as registry
 from npc.store.database import Txn
 from npc.v1 import portability_pb2 as pb

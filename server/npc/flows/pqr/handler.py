@@ -27,15 +27,15 @@ from typing import Any
 
 import asyncpg
 
-from npc.api.identity import Caller
-from npc.api.messages import to_timestamp
 from npc.core.cases import CaseTable
 from npc.core.compliance import Rule, record_breach
 from npc.core.deadlines import Deadline
 from npc.core.errors import AlreadyExists, FailedPrecondition, NotFound, PermissionDenied
 from npc.core.events import CLEARINGHOUSE
+from npc.core.identity import Caller
+from npc.core.instants import timestamp, to_timestamp
 from npc.core.runtime import Core
-from npc.flows.portability.validation import Violations, timestamp
+from npc.core.validation import Violations
 from npc.flows.pqr import texts
 from npc.flows.pqr import validation as check
 from npc.notifications.outbox import queue_email, queue_sms

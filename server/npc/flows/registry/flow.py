@@ -5,8 +5,8 @@ from __future__ import annotations
 from npc.api.commands import CommandRunner
 from npc.config import PortabilitySettings
 from npc.core.flow import GrpcService
+from npc.core.instants import ChangeWindow
 from npc.core.runtime import Core
-from npc.flows.portability.rules import Timeline
 from npc.flows.registry.api import RegistryServicer, ReturnsServicer
 from npc.flows.registry.cache import RegistryCache
 from npc.flows.registry.handler import RegistryHandler
@@ -43,8 +43,8 @@ class RegistryFlow:
         self.cache = RegistryCache(core, core.redis_prefix)
         self.handler = RegistryHandler(core, self.cache)
         self.returns = ReturnsHandler(self.handler)
-        timeline = Timeline(core.calendar(self.settings.jurisdiction), self.settings)
-        self.consent = ConsentReturns(core, timeline)
+        window = ChangeWindow(core.calendar(self.settings.jurisdiction), self.settings)
+        self.consent = ConsentReturns(core, window)
         self.consent.register_deadlines()
 
     def grpc_services(self) -> list[GrpcService]:

@@ -8,8 +8,8 @@ from typing import Any
 
 import asyncpg
 
-from npc.api.messages import to_timestamp
 from npc.core.errors import FieldViolation, InvalidArgument
+from npc.core.instants import to_timestamp
 from npc.core.runtime import Core
 from npc.flows.registry.cache import LOOKUPS, RegistryCache, Routing
 from npc.flows.registry.store import serving_before, unsequenced_origins

@@ -15,8 +15,6 @@ from typing import Any
 
 import asyncpg
 
-from npc.api.identity import Caller
-from npc.api.messages import to_timestamp
 from npc.core.cases import CaseTable
 from npc.core.compliance import Rule, record_breach
 from npc.core.deadlines import Deadline
@@ -29,15 +27,10 @@ from npc.core.errors import (
     PermissionDenied,
 )
 from npc.core.events import CLEARINGHOUSE
+from npc.core.identity import Caller
+from npc.core.instants import ChangeWindow, timestamp, to_timestamp, within
 from npc.core.runtime import Core
-from npc.flows.portability.rules import Timeline
-from npc.flows.portability.validation import (
-    Violations,
-    check_case_id,
-    printable,
-    timestamp,
-    within,
-)
+from npc.core.validation import Violations, check_case_id, printable
 from npc.flows.registry.handler import RegistryHandler
 from npc.flows.registry.store import FLOW, move_numbers
 from npc.store.database import Txn
@@ -158,9 +151,9 @@ def return_message(row: Any) -> pb.NumberReturn:
 class ConsentReturns:
     """Returns for lack of consent (SR → AR/DR), executed in a change window (article 30)."""
 
-    def __init__(self, core: Core, timeline: Timeline) -> None:
+    def __init__(self, core: Core, window: ChangeWindow) -> None:
         self.core = core
-        self.timeline = timeline
+        self.window = window
 
     def register_deadlines(self) -> None:
         """Plug the deadline handlers into the core."""
@@ -258,7 +251,7 @@ class ConsentReturns:
                     subject=f"numbers:{row['number']}",
                 )
         case_id = f"RT{await txn.conn.fetchval('SELECT nextval($1)', 'number_return_seq'):010d}"
-        deadline = self.timeline.calendar.end_of_business_days(notified_at, 5)
+        deadline = self.window.calendar.end_of_business_days(notified_at, 5)
         try:
             row = await txn.conn.fetchrow(
                 """INSERT INTO number_returns (id, port_request_id, donor, recipient, numbers, state,
@@ -293,11 +286,7 @@ class ConsentReturns:
         """AR with the disabling instant (inside a change window), or DR with a reason."""
         v = Violations()
         disable_at = timestamp(v, "disable_at", request, "disable_at", required=request.accept)
-        if (
-            request.accept
-            and disable_at is not None
-            and self.timeline.window_containing(disable_at) is None
-        ):
+        if request.accept and disable_at is not None and self.window.containing(disable_at) is None:
             v.add("disable_at", "must fall inside a change window")
         if request.accept and disable_at is not None and disable_at <= txn.now:
             v.add("disable_at", "must be in the future")
@@ -337,8 +326,8 @@ class ConsentReturns:
             return
         await move_numbers(txn, row["numbers"], row["donor"], reason="return", case_id=row["id"])
         row = await RETURNS.update(txn, row["id"], {"state": "executed", "executed_at": txn.now})
-        window = self.timeline.window_containing(row["disable_at"])
-        disable_by = window[1] if window else row["disable_at"] + self.timeline.settings.max_outage
+        window = self.window.containing(row["disable_at"])
+        disable_by = window[1] if window else row["disable_at"] + self.window.max_outage
         txn.set_deadline(
             FLOW,
             "return.recipient_disable",
@@ -350,7 +339,7 @@ class ConsentReturns:
             FLOW,
             "return.donor_enable",
             row["id"],
-            row["disable_at"] + self.timeline.settings.max_outage,
+            row["disable_at"] + self.window.max_outage,
             "donor enables within 3 hours (art. 30, infraction 33)",
         )
         self._emit(txn, "executed", row, CLEARINGHOUSE, to=(row["donor"], row["recipient"]))

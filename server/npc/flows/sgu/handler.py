@@ -29,8 +29,6 @@ from urllib.parse import urlencode
 
 import asyncpg
 
-from npc.api.identity import Caller
-from npc.api.messages import to_timestamp
 from npc.core.cases import CaseTable
 from npc.core.compliance import Rule, record_breach
 from npc.core.deadlines import Deadline
@@ -44,8 +42,10 @@ from npc.core.errors import (
     PermissionDenied,
 )
 from npc.core.events import CLEARINGHOUSE
+from npc.core.identity import Caller
+from npc.core.instants import timestamp, to_timestamp, within
 from npc.core.runtime import Core
-from npc.flows.portability.validation import (
+from npc.core.validation import (
     DOCUMENT_TYPES,
     MOBILE_NUMBER,
     Violations,
@@ -54,8 +54,6 @@ from npc.flows.portability.validation import (
     check_operator,
     check_subscriber,
     printable,
-    timestamp,
-    within,
 )
 from npc.flows.sgu.catalogue import SUBCATEGORY, UNIT_VALUES, check_subcategory, upsert
 from npc.notifications.outbox import queue_email

@@ -16,24 +16,15 @@ from typing import Any
 
 import asyncpg
 
-from npc.api.identity import Caller
-from npc.api.messages import to_timestamp
 from npc.core.cases import CaseTable
 from npc.core.compliance import Rule, record_breach
 from npc.core.deadlines import Deadline
 from npc.core.errors import AlreadyExists, FailedPrecondition, NotFound, PermissionDenied
 from npc.core.events import CLEARINGHOUSE
+from npc.core.identity import Caller
+from npc.core.instants import timestamp, to_timestamp, within
 from npc.core.runtime import Core
-from npc.flows.portability.validation import (
-    AMOUNT,
-    CURRENCY,
-    RECEIPT,
-    Violations,
-    check_case_id,
-    parse_date,
-    timestamp,
-    within,
-)
+from npc.core.validation import AMOUNT, CURRENCY, RECEIPT, Violations, check_case_id, parse_date
 from npc.store.database import Txn
 from npc.v1 import common_pb2
 from npc.v1 import suspension_pb2 as pb
