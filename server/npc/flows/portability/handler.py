@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 
 from npc.config import PortabilitySettings
+from npc.core import numbers as registry
 from npc.core.compliance import Rule, record_breach
 from npc.core.deadlines import Deadline
 from npc.core.errors import (
@@ -59,7 +60,7 @@ from npc.flows.portability.convert import (
     request_payload,
 )
 from npc.flows.portability.validation import check_objection, check_service, expand_numbers
-from npc.flows.registry import store as registry
+from npc.store import operators
 from npc.store.database import Txn
 from npc.v1 import portability_pb2 as pb
 
@@ -135,22 +136,21 @@ class PortabilityHandler:
         self, txn: Txn, donor: str, service: str, numbers: list[str], field: str
     ) -> None:
         """Each number is in the numbering plan, of the right service, and served by the donor."""
-        rows = await store.serving_operators(txn.conn, numbers)
-        for row in rows:
-            number = row["number"]
-            if row["holder"] is None:
+        for row in await registry.who_serves(txn.conn, numbers):
+            number = row.number
+            if row.holder is None:
                 raise FailedPrecondition(
                     f"number {number} is not in the numbering plan",
                     violation_type="NUMBER_NOT_IN_PLAN",
                     subject=f"{field}:{number}",
                 )
-            if row["service"] != service:
+            if row.service != service:
                 raise FailedPrecondition(
-                    f"number {number} is a {row['service']} number, not {service}",
+                    f"number {number} is a {row.service} number, not {service}",
                     violation_type="WRONG_SERVICE",
                     subject=f"{field}:{number}",
                 )
-            if row["serving"] != donor:
+            if row.serving != donor:
                 raise FailedPrecondition(
                     f"number {number} is neither in the donor's range nor ported to it",
                     violation_type="NUMBER_NOT_SERVED_BY_DONOR",
@@ -161,7 +161,7 @@ class PortabilityHandler:
         if donor == caller.operator:
             v.add("donor", "the donor must differ from the recipient (the caller)")
         v.raise_if_any()
-        if not await store.operator_exists(txn.conn, donor):
+        if not await operators.is_operator(txn.conn, donor):
             raise InvalidArgument(FieldViolation("donor", f"unknown operator {donor!r}"))
 
     async def _breach(
@@ -915,7 +915,7 @@ class PortabilityHandler:
             self.timeline.recipient_enable_deadline(scheduled_at),
             "recipient enables the numbers within 3 hours (art. 23, infraction 28)",
         )
-        code = await store.routing_code(txn.conn, row["recipient"])
+        code = str(await operators.routing_code(txn.conn, row["recipient"]))
         self._emit(txn, "executed", None, row, broadcast=True, extra={"routing_code": code})
         service = row["service"]
         txn.after_commit(lambda: metrics.PORTS_EXECUTED.labels(service).inc())

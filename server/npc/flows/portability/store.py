@@ -23,25 +23,6 @@ async def next_id(conn: asyncpg.Connection, prefix: str) -> str:
     return f"{prefix}{value:010d}"
 
 
-async def operator_exists(conn: asyncpg.Connection, operator: str) -> bool:
-    """True when `operator` is a registered operator."""
-    return bool(
-        await conn.fetchval("SELECT 1 FROM operators WHERE id = $1 AND role = 'operator'", operator)
-    )
-
-
-async def serving_operators(conn: asyncpg.Connection, numbers: Sequence[str]) -> list[Record]:
-    """For each number: its range holder, the service of its range, and who serves it now."""
-    return await conn.fetch(
-        """SELECT n.number, r.operator_id AS holder, r.service,
-                  COALESCE(p.serving_operator, r.operator_id) AS serving
-           FROM unnest($1::text[]) AS n(number)
-           LEFT JOIN number_ranges r ON r.numbers @> n.number::bigint
-           LEFT JOIN ported_numbers p ON p.number = n.number""",
-        list(numbers),
-    )
-
-
 async def insert_consultation(conn: asyncpg.Connection, values: dict[str, Any]) -> Record:
     """Insert a prior consultation and return its row."""
     row = await conn.fetchrow(
@@ -119,8 +100,3 @@ async def request_numbers(conn: asyncpg.Connection, case_id: str) -> list[str]:
         case_id,
     )
     return [r["number"] for r in rows]
-
-
-async def routing_code(conn: asyncpg.Connection, operator: str) -> str:
-    """The network routing code of an operator."""
-    return str(await conn.fetchval("SELECT routing_code FROM operators WHERE id = $1", operator))

@@ -39,10 +39,10 @@ from prometheus_client import Counter, Gauge
 from redis.exceptions import RedisError, ResponseError
 
 from npc.core.events import LoggedEvent
+from npc.core.numbers import IMPORTED, NUMBERS_CHANGED
 from npc.core.runtime import Core
 from npc.core.supervision import passed
-from npc.flows.registry.importer import IMPORTED
-from npc.flows.registry.store import NUMBERS_CHANGED, serving_before, unsequenced_origins
+from npc.flows.registry.store import serving_before, unsequenced_origins
 
 log = logging.getLogger(__name__)
 

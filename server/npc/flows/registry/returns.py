@@ -29,10 +29,11 @@ from npc.core.errors import (
 from npc.core.events import CLEARINGHOUSE
 from npc.core.identity import Caller
 from npc.core.instants import ChangeWindow, timestamp, to_timestamp, within
+from npc.core.numbers import move_numbers
 from npc.core.runtime import Core
 from npc.core.validation import Violations, check_case_id, printable
 from npc.flows.registry.handler import RegistryHandler
-from npc.flows.registry.store import FLOW, move_numbers
+from npc.flows.registry.store import FLOW
 from npc.store.database import Txn
 from npc.v1 import registry_pb2 as pb
 
