@@ -31,33 +31,38 @@ IMPORTED = "registry.imported"
 class Serving:
     """Who serves one number: its range holder, its range's service and its serving operator.
 
-    All three are None for a number outside the numbering plan.
+    All three are None for a number outside the numbering plan; `ported` is True when it is
+    served away from its range holder.
     """
 
     number: str
     holder: str | None
     service: str | None
     serving: str | None
+    ported: bool
 
 
 async def who_serves(conn: asyncpg.Connection, numbers: Sequence[str]) -> list[Serving]:
     """For each of `numbers`, in order: its range holder, service and serving operator."""
     rows = await conn.fetch(
         """SELECT n.number, r.operator_id AS holder, r.service,
-                  COALESCE(p.serving_operator, r.operator_id) AS serving
+                  COALESCE(p.serving_operator, r.operator_id) AS serving,
+                  p.serving_operator IS NOT NULL AS ported
            FROM unnest($1::text[]) WITH ORDINALITY AS n(number, i)
            LEFT JOIN number_ranges r ON r.numbers @> n.number::bigint
            LEFT JOIN ported_numbers p ON p.number = n.number
            ORDER BY n.i""",
         list(numbers),
     )
-    return [Serving(r["number"], r["holder"], r["service"], r["serving"]) for r in rows]
+    return [
+        Serving(r["number"], r["holder"], r["service"], r["serving"], r["ported"]) for r in rows
+    ]
 
 
-async def serving_operator(conn: asyncpg.Connection, number: str) -> str | None:
-    """The operator serving `number` now, or None outside the numbering plan."""
+async def ported_to(conn: asyncpg.Connection, number: str) -> str | None:
+    """The operator serving `number` when it is ported; None when it is with its range holder."""
     (answer,) = await who_serves(conn, [number])
-    return answer.serving
+    return answer.serving if answer.ported else None
 
 
 async def ported_counts(conn: asyncpg.Connection) -> list[tuple[str, str, int]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 import asyncpg
 
@@ -92,15 +93,19 @@ async def names(conn: asyncpg.Connection, ids: Iterable[str]) -> dict[str, str]:
     return {r["id"]: r["name"] for r in rows}
 
 
-async def operators(
-    conn: asyncpg.Connection, *, country: str | None = None
+_LISTS = {
+    "id": "SELECT id, name FROM operators WHERE role = 'operator'"
+    " AND ($1::text IS NULL OR country = $1) ORDER BY id",
+    "name": "SELECT id, name FROM operators WHERE role = 'operator'"
+    " AND ($1::text IS NULL OR country = $1) ORDER BY name",
+}
+
+
+async def operator_list(
+    conn: asyncpg.Connection, *, country: str | None = None, by: Literal["id", "name"] = "id"
 ) -> list[tuple[str, str]]:
-    """(id, name) of the operators (regulators excluded), of `country` if given, by id."""
-    rows = await conn.fetch(
-        "SELECT id, name FROM operators WHERE role = 'operator'"
-        " AND ($1::text IS NULL OR country = $1) ORDER BY id",
-        country,
-    )
+    """(id, name) of the operators (regulators excluded), of `country` if given, ordered `by`."""
+    rows = await conn.fetch(_LISTS[by], country)
     return [(r["id"], r["name"]) for r in rows]
 
 

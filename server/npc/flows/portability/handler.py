@@ -113,6 +113,8 @@ class PortabilityHandler:
         self.core = core
         self.settings = settings
         self.timeline = R.Timeline(core.calendar(settings.jurisdiction), settings)
+        # Returns and suspensions ask about ports through the core, never with our SQL.
+        core.ports = store.PortTables()
 
     def register_deadlines(self) -> None:
         """Plug this flow's deadline handlers into the core."""
@@ -1055,19 +1057,19 @@ class PortabilityHandler:
         """
         async with self.core.db.pool.acquire() as conn:
             row = await conn.fetchrow(
-                """SELECT r.*, rc.name AS recipient_name, dn.name AS donor_name,
+                """SELECT r.*,
                           ARRAY(SELECT n.number FROM port_request_numbers n
                                 WHERE n.port_request_id = r.id ORDER BY n.number LIMIT 20)
                               AS first_numbers
                    FROM port_requests r
-                   JOIN operators rc ON rc.id = r.recipient
-                   JOIN operators dn ON dn.id = r.donor
                    WHERE r.id = $1 AND upper(r.subscriber->'document'->>'number') = upper($2)""",
                 case_id,
                 document,
             )
-        if row is None:
-            return None
+            if row is None:
+                return None
+            # Both parties are registered operators (foreign keys): both names are found.
+            names = await operators.names(conn, [row["recipient"], row["donor"]])
         window = (
             self.timeline.window_containing(row["scheduled_at"]) if row["scheduled_at"] else None
         )
@@ -1075,8 +1077,8 @@ class PortabilityHandler:
             id=row["id"],
             state=row["state"],
             service=row["service"],
-            recipient=row["recipient_name"],
-            donor=row["donor_name"],
+            recipient=names[row["recipient"]],
+            donor=names[row["donor"]],
             numbers=tuple(row["first_numbers"]),
             number_count=row["number_count"],
             submitted_at=row["submitted_at"],

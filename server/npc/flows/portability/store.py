@@ -9,6 +9,7 @@ import asyncpg
 from asyncpg import Record
 
 from npc.core.cases import CaseTable
+from npc.core.ports import PortRecord
 from npc.flows.portability.rules import FLOW
 from npc.flows.portability.validation import NumberEntry
 
@@ -100,3 +101,47 @@ async def request_numbers(conn: asyncpg.Connection, case_id: str) -> list[str]:
         case_id,
     )
     return [r["number"] for r in rows]
+
+
+class PortTables:
+    """The portability flow's answers to other flows about ports (`npc.core.ports.PortRecords`)."""
+
+    async def port(self, conn: asyncpg.Connection, port_request_id: str) -> PortRecord | None:
+        """The port request `port_request_id`, or None."""
+        row = await conn.fetchrow(
+            """SELECT id, donor, recipient, state,
+                      COALESCE(donor_disabled_at, executed_at) AS disabled_at
+               FROM port_requests WHERE id = $1""",
+            port_request_id,
+        )
+        if row is None:
+            return None
+        return PortRecord(
+            row["id"], row["donor"], row["recipient"], row["state"], row["disabled_at"]
+        )
+
+    async def numbers_of(self, conn: asyncpg.Connection, port_request_id: str) -> list[str]:
+        """The numbers of the port request, in order."""
+        rows = await conn.fetch(
+            "SELECT number FROM port_request_numbers WHERE port_request_id = $1 ORDER BY number",
+            port_request_id,
+        )
+        return [r["number"] for r in rows]
+
+    async def includes(self, conn: asyncpg.Connection, port_request_id: str, number: str) -> bool:
+        """True when `number` is one of the port request's numbers."""
+        return bool(
+            await conn.fetchval(
+                "SELECT 1 FROM port_request_numbers WHERE port_request_id = $1 AND number = $2",
+                port_request_id,
+                number,
+            )
+        )
+
+    async def with_live_request(self, conn: asyncpg.Connection, numbers: Sequence[str]) -> set[str]:
+        """Those of `numbers` that a live port request holds."""
+        rows = await conn.fetch(
+            "SELECT number FROM port_request_numbers WHERE number = ANY($1::text[]) AND live",
+            list(numbers),
+        )
+        return {r["number"] for r in rows}

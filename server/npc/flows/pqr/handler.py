@@ -40,6 +40,7 @@ from npc.flows.pqr import texts
 from npc.flows.pqr import validation as check
 from npc.notifications.outbox import queue_email, queue_sms
 from npc.store.database import Txn
+from npc.store.operators import is_operator, name_of
 from npc.v1 import pqr_pb2 as pb
 
 FLOW = "pqr"
@@ -327,7 +328,7 @@ class PqrHandler:
             await queue_sms(txn, to=row["phone"], text=body[:900], flow=FLOW, case_id=row["id"])
 
     async def _provider_name(self, conn: asyncpg.Connection, provider: str) -> str:
-        return str(await conn.fetchval("SELECT name FROM operators WHERE id = $1", provider))
+        return str(await name_of(conn, provider))
 
     # ------------------------------------------------------------------ CUN ranges
 
@@ -348,12 +349,7 @@ class PqrHandler:
         if not caller.is_regulator:
             raise PermissionDenied("only the regulator (SIC) assigns CUN ranges")
         # A provider under the regulator's own regime: the SIC assigns no CUN to a Peruvian operator.
-        provider = await txn.conn.fetchval(
-            "SELECT 1 FROM operators WHERE id = $1 AND role = 'operator' AND country = $2",
-            request.provider,
-            caller.country,
-        )
-        if provider is None:
+        if not await is_operator(txn.conn, request.provider, country=caller.country):
             raise NotFound("provider", request.provider)
         try:
             row = await txn.conn.fetchrow(
@@ -1089,12 +1085,9 @@ class PqrHandler:
         if not check.CUN.fullmatch(cun):
             return None
         async with self.core.db.pool.acquire() as conn:
-            row = await conn.fetchrow(
-                "SELECT p.*, o.name AS provider_name FROM pqrs p"
-                " JOIN operators o ON o.id = p.provider WHERE p.id = $1",
-                cun,
-            )
-        if row is None:
+            row = await conn.fetchrow("SELECT * FROM pqrs WHERE id = $1", cun)
+            provider_name = None if row is None else await name_of(conn, row["provider"])
+        if row is None or provider_name is None:
             return None
         due = {
             "analysis": row["answer_due"],
@@ -1109,7 +1102,7 @@ class PqrHandler:
         return {
             "cun": row["id"],
             "provider": row["provider"],
-            "provider_name": row["provider_name"],
+            "provider_name": provider_name,
             "kind": row["kind"],
             "state": row["state"],
             "filed_at": row["filed_at"],

@@ -29,7 +29,7 @@ from npc.core.errors import (
 from npc.core.events import CLEARINGHOUSE
 from npc.core.identity import Caller
 from npc.core.instants import ChangeWindow, timestamp, to_timestamp, within
-from npc.core.numbers import move_numbers
+from npc.core.numbers import move_numbers, who_serves
 from npc.core.runtime import Core
 from npc.core.validation import Violations, check_case_id, printable
 from npc.flows.registry.handler import RegistryHandler
@@ -54,33 +54,26 @@ class ReturnsHandler:
         self.registry.check_numbers(numbers, "numbers")
         if len(set(numbers)) != len(numbers):
             raise InvalidArgument(FieldViolation("numbers", "a number appears twice"))
-        rows = await txn.conn.fetch(
-            """SELECT n.number, r.operator_id AS holder, p.serving_operator,
-                      EXISTS (SELECT 1 FROM port_request_numbers q
-                              WHERE q.number = n.number AND q.live) AS live_request
-               FROM unnest($1::text[]) AS n(number)
-               LEFT JOIN number_ranges r ON r.numbers @> n.number::bigint
-               LEFT JOIN ported_numbers p ON p.number = n.number""",
-            numbers,
-        )
+        live = await self.registry.core.ports.with_live_request(txn.conn, numbers)
         by_holder: dict[str, list[str]] = {}
-        for row in rows:
-            number = row["number"]
-            if row["serving_operator"] is None:
+        for row in await who_serves(txn.conn, numbers):
+            number = row.number
+            if not row.ported:
                 raise FailedPrecondition(
                     f"number {number} is not ported: it is already with its range holder",
                     violation_type="NOT_PORTED",
                     subject=f"numbers:{number}",
                 )
-            if row["serving_operator"] != caller.operator:
+            if row.serving != caller.operator:
                 raise PermissionDenied(f"number {number} is not served by {caller.operator}")
-            if row["live_request"]:
+            if number in live:
                 raise FailedPrecondition(
                     f"number {number} has a live port request; it cannot be disconnected now",
                     violation_type="LIVE_PORT_REQUEST",
                     subject=f"numbers:{number}",
                 )
-            by_holder.setdefault(row["holder"], []).append(number)
+            assert row.holder is not None  # a ported number lies in a range
+            by_holder.setdefault(row.holder, []).append(number)
         for holder, home in sorted(by_holder.items()):
             await move_numbers(
                 txn,
@@ -221,35 +214,21 @@ class ConsentReturns:
         )
         v.raise_if_any()
         assert notified_at is not None
-        port = await txn.conn.fetchrow(
-            "SELECT donor, recipient, state FROM port_requests WHERE id = $1",
-            request.port_request_id,
-        )
+        ports = self.core.ports
+        port = await ports.port(txn.conn, request.port_request_id)
         if port is None:
             raise NotFound("port_request", request.port_request_id)
-        if port["donor"] != caller.operator:
+        if port.donor != caller.operator:
             raise PermissionDenied("only the donor of the port asks for a return")
-        numbers = list(request.numbers) or [
-            r["number"]
-            for r in await txn.conn.fetch(
-                "SELECT number FROM port_request_numbers WHERE port_request_id = $1 ORDER BY number",
-                request.port_request_id,
-            )
-        ]
-        served = await txn.conn.fetch(
-            """SELECT n.number, p.serving_operator, q.port_request_id IS NOT NULL AS of_port
-               FROM unnest($1::text[]) AS n(number)
-               LEFT JOIN ported_numbers p ON p.number = n.number
-               LEFT JOIN port_request_numbers q ON q.number = n.number AND q.port_request_id = $2""",
-            numbers,
-            request.port_request_id,
-        )
-        for row in served:
-            if not row["of_port"] or row["serving_operator"] != port["recipient"]:
+        of_port = await ports.numbers_of(txn.conn, port.id)
+        numbers = list(request.numbers) or of_port
+        in_port = set(of_port)
+        for row in await who_serves(txn.conn, numbers):
+            if row.number not in in_port or not row.ported or row.serving != port.recipient:
                 raise FailedPrecondition(
-                    f"number {row['number']} is not served by the recipient of this port",
+                    f"number {row.number} is not served by the recipient of this port",
                     violation_type="NOT_SERVED_BY_RECIPIENT",
-                    subject=f"numbers:{row['number']}",
+                    subject=f"numbers:{row.number}",
                 )
         case_id = f"RT{await txn.conn.fetchval('SELECT nextval($1)', 'number_return_seq'):010d}"
         deadline = self.window.calendar.end_of_business_days(notified_at, 5)
@@ -260,8 +239,8 @@ class ConsentReturns:
                    VALUES ($1, $2, $3, $4, $5, 'requested', $6, $7, $8) RETURNING *""",
                 case_id,
                 request.port_request_id,
-                port["donor"],
-                port["recipient"],
+                port.donor,
+                port.recipient,
                 numbers,
                 request.resolution,
                 notified_at,
