@@ -18,8 +18,10 @@ sys.path.insert(0, str(ROOT))
 
 from tests.test_imports import (  # noqa: E402
     KNOWN_DEBTS,
+    TABLE_DEBTS,
     all_edges,
     package_of,
+    table_strays,
     violations,
 )
 
@@ -44,7 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     for source, target, rule in found:
         mark = "debt" if (source, target) in KNOWN_DEBTS else "NEW "
         print(f"  {mark} {source} -> {target}: {rule}")
-    return 1 if new else 0
+    strays = sorted(table_strays())
+    new_tables = [item for item in strays if item not in TABLE_DEBTS]
+    print(f"\nSQL on shared tables outside their owner: {len(strays)} ({len(new_tables)} new)")
+    for module, table in strays:
+        mark = "debt" if (module, table) in TABLE_DEBTS else "NEW "
+        print(f"  {mark} {module}: {table}")
+    return 1 if new or new_tables else 0
 
 
 if __name__ == "__main__":

@@ -9,12 +9,16 @@
 - No flow imports another flow, whatever the module.
 - Nothing that serves requests imports the client SDK (`npc_clients`); the command-line tools do.
 
+Shared tables have one owner: SQL naming `operators` lives in the operators store, the
+registry's tables in the registry API and the registry flow, portability's tables in portability.
+
 `python scripts/import_graph.py` prints the graph and the violations.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from functools import cache
 from pathlib import Path
 
@@ -117,9 +121,14 @@ def imports_of(module: str) -> set[str]:
     return found
 
 
+@cache
+def _edges() -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((m, t) for m in modules() for t in imports_of(m)))
+
+
 def all_edges() -> list[tuple[str, str]]:
     """Every (importer, imported) pair of the server package."""
-    return sorted((m, t) for m in modules() for t in imports_of(m))
+    return list(_edges())
 
 
 def package_of(module: str) -> str:
@@ -196,3 +205,48 @@ def test_the_checker_sees_the_imports_it_judges() -> None:
     assert rule_broken("npc.flows.sgu.api", "npc.v1") is None
     assert rule_broken("npc.flows.sgu.handler", "npc.core.validation") is None
     assert rule_broken("npc.cli", "npc_clients") is None
+
+
+# Who may name a shared table in SQL; everyone else asks them through a function.
+TABLE_OWNERS: dict[str, tuple[str, ...]] = {
+    "operators": ("npc.store.operators",),
+    "number_ranges": ("npc.core.numbers", "npc.flows.registry"),
+    "ported_numbers": ("npc.core.numbers", "npc.flows.registry"),
+    "number_history": ("npc.core.numbers", "npc.flows.registry"),
+    "port_requests": ("npc.flows.portability",),
+    "port_request_numbers": ("npc.flows.portability",),
+    "prior_consultations": ("npc.flows.portability",),
+}
+# Known debts: (module, table) pairs still naming a table they do not own, each with why.
+TABLE_DEBTS: dict[tuple[str, str], str] = {
+    ("npc.cli", "operators"): "the CLI is moving to npc/cli/ in a parallel change",
+    ("npc.flows.registry.importer", "operators"): "set-based check of a bulk import's operator ids",
+    ("npc.flows.registry.handler", "operators"): "the uncached lookup joins routing codes",
+}
+_SQL_TABLE = re.compile(r"\b(?:FROM|JOIN|INTO|UPDATE|TABLE)\s+([a-z_]+)\b")
+
+
+def table_strays() -> set[tuple[str, str]]:
+    """(module, table) where a module names a shared table it does not own."""
+    return {(m, t) for m, t in table_uses() if not _within(m, TABLE_OWNERS[t])}
+
+
+def table_uses() -> set[tuple[str, str]]:
+    """(module, shared table) for every module whose SQL names a shared table."""
+    found = set()
+    for module, path in modules().items():
+        for table in _SQL_TABLE.findall(path.read_text()):
+            if table in TABLE_OWNERS:
+                found.add((module, table))
+    return found
+
+
+def test_shared_tables_are_asked_through_their_owner() -> None:
+    """Only a table's owner names it in SQL; the list of debts only shrinks."""
+    strays = table_strays()
+    assert not strays - set(TABLE_DEBTS), (
+        f"SQL on a table the module does not own: {sorted(strays - set(TABLE_DEBTS))}"
+    )
+    assert not set(TABLE_DEBTS) - strays, (
+        f"paid table debts to remove: {sorted(set(TABLE_DEBTS) - strays)}"
+    )
