@@ -222,13 +222,19 @@ class ConsentReturns:
             raise PermissionDenied("only the donor of the port asks for a return")
         of_port = await ports.numbers_of(txn.conn, port.id)
         numbers = list(request.numbers) or of_port
+        # Only the port's own numbers are asked about: anything else fails here, unread.
         in_port = set(of_port)
-        for row in await who_serves(txn.conn, numbers):
-            if row.number not in in_port or not row.ported or row.serving != port.recipient:
+        served = {
+            row.number: row
+            for row in await who_serves(txn.conn, [n for n in numbers if n in in_port])
+        }
+        for number in numbers:
+            row = served.get(number)
+            if row is None or not row.ported or row.serving != port.recipient:
                 raise FailedPrecondition(
-                    f"number {row.number} is not served by the recipient of this port",
+                    f"number {number} is not served by the recipient of this port",
                     violation_type="NOT_SERVED_BY_RECIPIENT",
-                    subject=f"numbers:{row.number}",
+                    subject=f"numbers:{number}",
                 )
         case_id = f"RT{await txn.conn.fetchval('SELECT nextval($1)', 'number_return_seq'):010d}"
         deadline = self.window.calendar.end_of_business_days(notified_at, 5)
