@@ -43,8 +43,8 @@ class RegistryFlow:
         self.cache = RegistryCache(core, core.redis_prefix)
         self.handler = RegistryHandler(core, self.cache)
         self.returns = ReturnsHandler(self.handler)
-        window = ChangeWindow(core.calendar(self.settings.jurisdiction), self.settings)
-        self.consent = ConsentReturns(core, window)
+        timeline = ChangeWindow(core.calendar(self.settings.jurisdiction), self.settings)
+        self.consent = ConsentReturns(core, timeline)
         self.consent.register_deadlines()
 
     def grpc_services(self) -> list[GrpcService]:
