@@ -22,7 +22,8 @@ import pytest
 import npc
 from npc.api.bounds import DEFAULT_ITEMS, MAX_TEXT, Reclaimer, check_bounds
 from npc.core.errors import InvalidArgument
-from npc.flows.portability.validation import MAX_BLOCK_VIOLATIONS, Violations, expand_numbers
+from npc.core.validation import Violations
+from npc.flows.portability.validation import MAX_BLOCK_VIOLATIONS, expand_numbers
 from npc.v1 import cancellations_pb2, portability_pb2
 from npc_clients import OperatorClient
 from tests.helpers import block, port_request, rid, stream_head

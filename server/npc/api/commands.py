@@ -20,9 +20,9 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2, status_pb2
 
 from npc.api.errors import RpcFailure, to_status
-from npc.api.identity import Caller
 from npc.core.clock import Clock
 from npc.core.errors import DomainError, FieldViolation, InvalidArgument
+from npc.core.identity import Caller
 from npc.store.database import CommandAnswer, Database, Txn
 
 M = TypeVar("M", bound=Message)

@@ -1,34 +1,21 @@
 """Caller identification. Each operator presents its API token (``authorization: Bearer …``);
-the clearinghouse stores only its SHA-256 digest."""
+the clearinghouse stores only its SHA-256 digest. The identity it establishes, `Caller`, is the
+core's (`npc.core.identity`): flows read it without depending on the transport."""
 
 from __future__ import annotations
 
 import contextvars
 import functools
-import hashlib
 import time
-from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from npc.core.errors import Unauthenticated
+from npc.core.identity import Caller
+from npc.store import operators
 from npc.store.database import Database
-
-
-@dataclass(frozen=True)
-class Caller:
-    """An identified caller: an operator, or the regulator (read-only), of one country."""
-
-    operator: str
-    role: str = "operator"
-    country: str = "PE"  # whose regulation it is under: "PE" (OSIPTEL) or "CO" (CRC, SIC)
-
-    @property
-    def is_regulator(self) -> bool:
-        """True for the regulator's read-only identity."""
-        return self.role == "regulator"
-
+from npc.store.operators import token_digest
 
 CURRENT_CALLER: contextvars.ContextVar[Caller] = contextvars.ContextVar("npc_caller")
 
@@ -36,11 +23,6 @@ CURRENT_CALLER: contextvars.ContextVar[Caller] = contextvars.ContextVar("npc_cal
 def current_caller() -> Caller:
     """The caller of the RPC being served."""
     return CURRENT_CALLER.get()
-
-
-def token_digest(token: str) -> bytes:
-    """SHA-256 of an API token."""
-    return hashlib.sha256(token.encode()).digest()
 
 
 @functools.lru_cache(maxsize=1024)
@@ -66,16 +48,13 @@ class TokenAuthenticator:
     async def load(self) -> None:
         """Reload the token table."""
         async with self.db.pool.acquire() as conn:
-            rows = await conn.fetch(
-                "SELECT id, role, country, token_sha256 FROM operators"
-                " WHERE token_sha256 IS NOT NULL"
-            )
+            everyone = await operators.registered(conn)
         self._by_digest = {
-            bytes(r["token_sha256"]): Caller(r["id"], r["role"], r["country"]) for r in rows
+            r.token_sha256: Caller(r.id, r.role, r.country)
+            for r in everyone
+            if r.token_sha256 is not None
         }
-        async with self.db.pool.acquire() as conn:
-            everyone = await conn.fetch("SELECT id, role, country FROM operators")
-        self._by_id = {r["id"]: Caller(r["id"], r["role"], r["country"]) for r in everyone}
+        self._by_id = {r.id: Caller(r.id, r.role, r.country) for r in everyone}
         self._loaded_at = time.monotonic()
 
     async def authenticate_certificate(

@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from npc.api.commands import CommandRunner
-from npc.api.identity import Caller, current_caller
+from npc.api.identity import current_caller
+from npc.core.identity import Caller
 from npc.store.database import Txn
-
-
-def to_timestamp(value: datetime | None) -> Timestamp | None:
-    """A protobuf Timestamp, or None (the field stays unset)."""
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 class CommandServicer:

@@ -16,6 +16,7 @@ from npc.core.fanout import EventHub, Sequencer
 from npc.core.flow import Flow
 from npc.core.health import HealthMonitor
 from npc.core.notify import Notifier
+from npc.core.ports import NoPortRecords, PortRecords
 from npc.core.sampler import Sampler
 from npc.core.supervision import Supervisor
 from npc.store.database import Database, Txn
@@ -56,6 +57,8 @@ class Core:
         self.supervisor = Supervisor()
         self.health = HealthMonitor(db, redis, clock, self.supervisor)
         self.flows: dict[str, Flow] = {}
+        # The portability flow replaces it at setup; returns and suspensions ask it about ports.
+        self.ports: PortRecords = NoPortRecords()
         db.on_commit(self._committed)
         self.notifier.on("events.appended", lambda _: self.sequencer.wake())
         self.notifier.on("events.head", lambda head: self.hub.wake(int(head)))

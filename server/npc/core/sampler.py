@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 
 from npc.core.clock import Clock
 from npc.core.deadlines import oldest_overdue_seconds
+from npc.core.numbers import ported_counts
 from npc.core.supervision import failed, passed
 from npc.store.database import Database
 
@@ -138,13 +139,8 @@ class Sampler:
                     {(r["flow"], r["kind"]): r["pending"] for r in rows if r["kind"] is not None},
                 )
                 _replace(CASES_OPEN, {(r["flow"],): r["cases"] for r in rows if r["kind"] is None})
-                ported = await conn.fetch(
-                    "SELECT serving_operator, service, count(*) AS n FROM ported_numbers"
-                    " GROUP BY serving_operator, service"
-                )
-                _replace(
-                    PORTED_NUMBERS, {(r["serving_operator"], r["service"]): r["n"] for r in ported}
-                )
+                ported = await ported_counts(conn)
+                _replace(PORTED_NUMBERS, {(serving, service): n for serving, service, n in ported})
 
     async def sample(self) -> None:
         """One full pass (every count, the registry size included)."""

@@ -19,10 +19,12 @@ from typing import Any
 
 from aiohttp import web
 
-from npc.api.identity import Caller, TokenAuthenticator
+from npc.api.identity import TokenAuthenticator
 from npc.core.calendar import calendar_for
 from npc.core.errors import Unauthenticated
+from npc.core.identity import Caller
 from npc.core.runtime import Core
+from npc.store.operators import operator_list
 from npc.web.render import render
 from npc.web.site import Column, Report, ReportQuery
 
@@ -200,12 +202,7 @@ class ReportSite:
 
     async def _operators(self, country: str) -> list[tuple[str, str]]:
         async with self.core.db.pool.acquire() as conn:
-            rows = await conn.fetch(
-                "SELECT id, name FROM operators WHERE role = 'operator' AND country = $1"
-                " ORDER BY name",
-                country,
-            )
-        return [(r["id"], r["name"]) for r in rows]
+            return await operator_list(conn, country=country, by="name")
 
     def _default_period(self, report: Report) -> tuple[date, date]:
         today = calendar_for(report.jurisdiction or self.jurisdiction).local_date(

@@ -14,10 +14,10 @@ import grpc
 import pytest
 
 from npc.api.commands import CommandRunner
-from npc.api.identity import Caller
 from npc.core.calendar import COLOMBIA
 from npc.core.clock import FakeClock
 from npc.core.errors import FailedPrecondition
+from npc.core.identity import Caller
 from npc.v1 import pqr_pb2
 from tests.flows.pqr.conftest import events, filing, new_provider, notifications, records, user
 from tests.helpers import advance, advance_to, field_violations, rid, ts

@@ -13,10 +13,10 @@ from npc.app import Clearinghouse
 from npc.config import Settings
 from npc.core.clock import FakeClock
 from npc.core.events import LoggedEvent
+from npc.core.numbers import NUMBERS_CHANGED, move_numbers
 from npc.embedded import EmbeddedRedis
 from npc.flows.registry.cache import LOOKUPS, RegistryCache
 from npc.flows.registry.importer import import_ported
-from npc.flows.registry.store import NUMBERS_CHANGED, move_numbers
 from npc.v1 import registry_pb2
 from tests.helpers import block, port_end_to_end, running, settle
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 import grpc
 import pytest
 
-from npc.flows.registry.store import move_numbers
+from npc.core.numbers import move_numbers
 from npc.v1 import events_pb2, registry_pb2
 from npc_clients import OperatorClient
 from tests.flows.registry.test_consent_returns import NOTIFIED, WINDOW, _answer, _ask

@@ -9,6 +9,7 @@ import sys
 
 from npc.admin import OperatorSpec, add_range, seed_demo, upsert_operator
 from npc.cli.common import Subcommands
+from npc.store import operators
 from npc.store.database import Database
 
 
@@ -56,7 +57,7 @@ async def register_operator(db: Database, args: argparse.Namespace) -> int:
     """`npc admin add-operator ID NAME ROUTING_CODE`: a new operator gets a token shown once."""
     token = args.token
     async with db.pool.acquire() as conn:
-        exists = await conn.fetchval("SELECT 1 FROM operators WHERE id = $1", args.id)
+        exists = await operators.is_registered(conn, args.id)
     if token is None and not exists:
         token = secrets.token_urlsafe(32)
     await upsert_operator(

@@ -23,23 +23,17 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from npc.api.identity import Caller
-from npc.api.messages import to_timestamp
 from npc.config import CancellationsSettings
 from npc.core.compliance import Rule, record_breach
 from npc.core.deadlines import Deadline
 from npc.core.errors import FailedPrecondition, NotFound, PermissionDenied
+from npc.core.identity import Caller
+from npc.core.instants import timestamp, to_timestamp
 from npc.core.runtime import Core
+from npc.core.validation import Violations, check_document, check_operator, parse_date, printable
 from npc.flows.cancellations.rules import DeadlineKind
-from npc.flows.portability.validation import (
-    Violations,
-    check_document,
-    check_operator,
-    parse_date,
-    printable,
-    timestamp,
-)
 from npc.store.database import Database, Txn
+from npc.store.operators import name_of
 from npc.v1 import cancellations_pb2 as pb
 from npc.v1 import common_pb2
 
@@ -625,10 +619,10 @@ class CancellationsHandler:
             return None
         async with self.core.db.pool.acquire() as conn:
             row = await conn.fetchrow(
-                """SELECT t.*, o.name AS operator_name,
+                """SELECT t.*,
                           EXISTS (SELECT 1 FROM compliance_records c WHERE c.flow = $4
                                   AND c.case_id = t.id AND c.rule = $5) AS missed
-                   FROM tracked_requests t JOIN operators o ON o.id = t.operator_id
+                   FROM tracked_requests t
                    WHERE t.operator_id = $1 AND t.request_code = $2
                      AND upper(t.document_number) = upper($3)""",
                 operator,
@@ -637,11 +631,13 @@ class CancellationsHandler:
                 FLOW,
                 SCHEDULED.key,
             )
-        if row is None:
-            return None
+            if row is None:
+                return None
+            # A tracked request's operator is registered (foreign key): its name is found.
+            operator_name = await name_of(conn, row["operator_id"])
         return {
             "operator": row["operator_id"],
-            "operator_name": row["operator_name"],
+            "operator_name": operator_name,
             "request_code": row["request_code"],
             "kind": row["kind"],
             "service": row["service"],

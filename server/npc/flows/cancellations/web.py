@@ -10,6 +10,7 @@ from datetime import date
 from typing import Any
 
 from npc.flows.cancellations.handler import CancellationsHandler
+from npc.store.operators import operator_list
 from npc.web.site import (
     Column,
     Field,
@@ -58,6 +59,9 @@ NOT_FOUND = (
     "y el número de documento e inténtelo de nuevo. Su operador informa cada día sus solicitudes: "
     "si la presentó hoy, vuelva a consultar mañana."
 )
+
+# The operators bound to report; every operator while none is registered, so the form is never empty.
+_REPORTING = "SELECT operator_id FROM reporting_operators"
 
 OPERATOR = Field(
     "operador",
@@ -200,14 +204,9 @@ def cancellations_web(handler: CancellationsHandler) -> WebRoutes:
         # The operators bound to report (now or before: their requests stay visible); every
         # operator while none is registered, so the form is never empty.
         async with handler.core.db.pool.acquire() as conn:
-            rows = await conn.fetch(
-                """SELECT o.id, o.name FROM operators o
-                   WHERE o.role = 'operator'
-                     AND (o.id IN (SELECT operator_id FROM reporting_operators)
-                          OR NOT EXISTS (SELECT 1 FROM reporting_operators))
-                   ORDER BY o.name"""
-            )
-        return [(r["id"], r["name"]) for r in rows]
+            bound = {r["operator_id"] for r in await conn.fetch(_REPORTING)}
+            everyone = await operator_list(conn, by="name")
+        return [(id_, name) for id_, name in everyone if not bound or id_ in bound]
 
     async def lookup(values: dict[str, str]) -> StatusView | None:
         status = await handler.public_status(

@@ -26,20 +26,14 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from npc.api.identity import Caller
-from npc.api.messages import to_timestamp
 from npc.core.compliance import Rule, record_breach
 from npc.core.deadlines import Deadline
 from npc.core.errors import AlreadyExists, FailedPrecondition, NotFound, PermissionDenied
+from npc.core.identity import Caller
+from npc.core.instants import timestamp, to_timestamp, within
 from npc.core.runtime import Core
+from npc.core.validation import Violations, check_operator, printable
 from npc.flows.inoperability.rules import DeadlineKind
-from npc.flows.portability.validation import (
-    Violations,
-    check_operator,
-    printable,
-    timestamp,
-    within,
-)
 from npc.store.database import Txn
 from npc.v1 import inoperability_pb2 as pb
 

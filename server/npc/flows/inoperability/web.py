@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from npc.flows.inoperability.handler import InoperabilityHandler
+from npc.store.operators import operator_list
 from npc.web.site import Column, Report, ReportQuery, WebRoutes
 
 POINT_TYPES = {
@@ -84,8 +85,7 @@ def inoperability_web(handler: InoperabilityHandler) -> WebRoutes:
         if query.operator is not None:
             return [query.operator]
         async with handler.core.db.pool.acquire() as conn:
-            rows = await conn.fetch("SELECT id FROM operators WHERE role = 'operator' ORDER BY id")
-        return [r["id"] for r in rows]
+            return [id_ for id_, _ in await operator_list(conn)]
 
     async def events(query: ReportQuery) -> Sequence[Mapping[str, Any]]:
         rows: list[dict[str, Any]] = []

@@ -5,14 +5,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from npc.api.messages import to_timestamp
-from npc.flows.portability.validation import (
-    DOCUMENT_TYPES,
-    MODALITIES,
-    OBJECTION_CODES,
-    OBJECTION_NAMES,
-    SERVICES,
-)
+from npc.core.instants import to_timestamp
+from npc.core.validation import DOCUMENT_TYPES
+from npc.flows.portability.validation import MODALITIES, OBJECTION_CODES, OBJECTION_NAMES, SERVICES
 from npc.v1 import common_pb2, portability_pb2
 
 SERVICE_ENUM: dict[str, Any] = {v: k for k, v in SERVICES.items()}

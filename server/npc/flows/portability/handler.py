@@ -20,8 +20,8 @@ from typing import Any
 
 import asyncpg
 
-from npc.api.identity import Caller
 from npc.config import PortabilitySettings
+from npc.core import numbers as registry
 from npc.core.compliance import Rule, record_breach
 from npc.core.deadlines import Deadline
 from npc.core.errors import (
@@ -34,7 +34,20 @@ from npc.core.errors import (
     PermissionDenied,
 )
 from npc.core.events import CLEARINGHOUSE
+from npc.core.identity import Caller
+from npc.core.instants import timestamp, within
 from npc.core.runtime import Core
+from npc.core.validation import (
+    DOCUMENT_TYPES,
+    RECEIPT,
+    Violations,
+    check_case_id,
+    check_document,
+    check_operator,
+    check_subscriber,
+    parse_date,
+    printable,
+)
 from npc.flows.portability import metrics, store
 from npc.flows.portability import rules as R
 from npc.flows.portability.convert import (
@@ -46,23 +59,8 @@ from npc.flows.portability.convert import (
     request_message,
     request_payload,
 )
-from npc.flows.portability.validation import (
-    DOCUMENT_TYPES,
-    RECEIPT,
-    Violations,
-    check_case_id,
-    check_document,
-    check_objection,
-    check_operator,
-    check_service,
-    check_subscriber,
-    expand_numbers,
-    parse_date,
-    printable,
-    timestamp,
-    within,
-)
-from npc.flows.registry import store as registry
+from npc.flows.portability.validation import check_objection, check_service, expand_numbers
+from npc.store import operators
 from npc.store.database import Txn
 from npc.v1 import portability_pb2 as pb
 
@@ -115,6 +113,8 @@ class PortabilityHandler:
         self.core = core
         self.settings = settings
         self.timeline = R.Timeline(core.calendar(settings.jurisdiction), settings)
+        # Returns and suspensions ask about ports through the core, never with our SQL.
+        core.ports = store.PortTables()
 
     def register_deadlines(self) -> None:
         """Plug this flow's deadline handlers into the core."""
@@ -138,22 +138,21 @@ class PortabilityHandler:
         self, txn: Txn, donor: str, service: str, numbers: list[str], field: str
     ) -> None:
         """Each number is in the numbering plan, of the right service, and served by the donor."""
-        rows = await store.serving_operators(txn.conn, numbers)
-        for row in rows:
-            number = row["number"]
-            if row["holder"] is None:
+        for row in await registry.who_serves(txn.conn, numbers):
+            number = row.number
+            if row.holder is None:
                 raise FailedPrecondition(
                     f"number {number} is not in the numbering plan",
                     violation_type="NUMBER_NOT_IN_PLAN",
                     subject=f"{field}:{number}",
                 )
-            if row["service"] != service:
+            if row.service != service:
                 raise FailedPrecondition(
-                    f"number {number} is a {row['service']} number, not {service}",
+                    f"number {number} is a {row.service} number, not {service}",
                     violation_type="WRONG_SERVICE",
                     subject=f"{field}:{number}",
                 )
-            if row["serving"] != donor:
+            if row.serving != donor:
                 raise FailedPrecondition(
                     f"number {number} is neither in the donor's range nor ported to it",
                     violation_type="NUMBER_NOT_SERVED_BY_DONOR",
@@ -164,7 +163,7 @@ class PortabilityHandler:
         if donor == caller.operator:
             v.add("donor", "the donor must differ from the recipient (the caller)")
         v.raise_if_any()
-        if not await store.operator_exists(txn.conn, donor):
+        if not await operators.is_operator(txn.conn, donor):
             raise InvalidArgument(FieldViolation("donor", f"unknown operator {donor!r}"))
 
     async def _breach(
@@ -921,7 +920,7 @@ class PortabilityHandler:
             self.timeline.recipient_enable_deadline(scheduled_at),
             "recipient enables the numbers within 3 hours (art. 23, infraction 28)",
         )
-        code = await store.routing_code(txn.conn, row["recipient"])
+        code = str(await operators.routing_code(txn.conn, row["recipient"]))
         self._emit(txn, "executed", None, row, broadcast=True, extra={"routing_code": code})
         service = row["service"]
         txn.after_commit(lambda: metrics.PORTS_EXECUTED.labels(service).inc())
@@ -1061,19 +1060,19 @@ class PortabilityHandler:
         """
         async with self.core.db.pool.acquire() as conn:
             row = await conn.fetchrow(
-                """SELECT r.*, rc.name AS recipient_name, dn.name AS donor_name,
+                """SELECT r.*,
                           ARRAY(SELECT n.number FROM port_request_numbers n
                                 WHERE n.port_request_id = r.id ORDER BY n.number LIMIT 20)
                               AS first_numbers
                    FROM port_requests r
-                   JOIN operators rc ON rc.id = r.recipient
-                   JOIN operators dn ON dn.id = r.donor
                    WHERE r.id = $1 AND upper(r.subscriber->'document'->>'number') = upper($2)""",
                 case_id,
                 document,
             )
-        if row is None:
-            return None
+            if row is None:
+                return None
+            # Both parties are registered operators (foreign keys): both names are found.
+            names = await operators.names(conn, [row["recipient"], row["donor"]])
         window = (
             self.timeline.window_containing(row["scheduled_at"]) if row["scheduled_at"] else None
         )
@@ -1081,8 +1080,8 @@ class PortabilityHandler:
             id=row["id"],
             state=row["state"],
             service=row["service"],
-            recipient=row["recipient_name"],
-            donor=row["donor_name"],
+            recipient=names[row["recipient"]],
+            donor=names[row["donor"]],
             numbers=tuple(row["first_numbers"]),
             number_count=row["number_count"],
             submitted_at=row["submitted_at"],

@@ -14,6 +14,7 @@ from enum import StrEnum
 from npc.config import PortabilitySettings
 from npc.core.calendar import BusinessCalendar
 from npc.core.compliance import Rule
+from npc.core.instants import ChangeWindow
 
 FLOW = "portability"
 
@@ -167,31 +168,22 @@ class Timeline:
 
         return closed(day) or closed(day + timedelta(days=1))
 
+    @property
+    def window(self) -> ChangeWindow:
+        """The jurisdiction's change window (the core's: returns use it too)."""
+        return ChangeWindow(self.calendar, self.settings)
+
     def window_start_on(self, day: date) -> datetime:
         """UTC instant at which the change window opens on local date `day`."""
-        return self.calendar.at(day, self.settings.change_window_start)
+        return self.window.start_on(day)
 
     def window_end_for(self, window_start: datetime) -> datetime:
         """UTC instant at which the window opened at `window_start` closes."""
-        start = self.settings.change_window_start
-        end = self.settings.change_window_end
-        length = (datetime.combine(date.min, end) - datetime.combine(date.min, start)) % timedelta(
-            days=1
-        ) or timedelta(days=1)
-        return window_start + length
+        return self.window.end_for(window_start)
 
     def window_containing(self, instant: datetime) -> tuple[datetime, datetime] | None:
         """The change window (start, end) that contains `instant`, if any."""
-        try:
-            local_day = self.calendar.local_date(instant)
-            for day in (local_day - timedelta(days=1), local_day):
-                start = self.window_start_on(day)
-                end = self.window_end_for(start)
-                if start <= instant < end:
-                    return start, end
-        except OverflowError:
-            pass  # at the ends of the calendar (year 1, year 9999) there is no window
-        return None
+        return self.window.containing(instant)
 
     def execution_limit(self, submitted_at: datetime, number_count: int) -> datetime:
         """The latest instant a port may be scheduled for (later schedules are refused: FLEP).

@@ -9,6 +9,7 @@ import asyncpg
 from asyncpg import Record
 
 from npc.core.cases import CaseTable
+from npc.core.ports import PortRecord
 from npc.flows.portability.rules import FLOW
 from npc.flows.portability.validation import NumberEntry
 
@@ -21,25 +22,6 @@ async def next_id(conn: asyncpg.Connection, prefix: str) -> str:
     sequence = "port_request_seq" if prefix == "SP" else "prior_consultation_seq"
     value = await conn.fetchval(f"SELECT nextval('{sequence}')")
     return f"{prefix}{value:010d}"
-
-
-async def operator_exists(conn: asyncpg.Connection, operator: str) -> bool:
-    """True when `operator` is a registered operator."""
-    return bool(
-        await conn.fetchval("SELECT 1 FROM operators WHERE id = $1 AND role = 'operator'", operator)
-    )
-
-
-async def serving_operators(conn: asyncpg.Connection, numbers: Sequence[str]) -> list[Record]:
-    """For each number: its range holder, the service of its range, and who serves it now."""
-    return await conn.fetch(
-        """SELECT n.number, r.operator_id AS holder, r.service,
-                  COALESCE(p.serving_operator, r.operator_id) AS serving
-           FROM unnest($1::text[]) AS n(number)
-           LEFT JOIN number_ranges r ON r.numbers @> n.number::bigint
-           LEFT JOIN ported_numbers p ON p.number = n.number""",
-        list(numbers),
-    )
 
 
 async def insert_consultation(conn: asyncpg.Connection, values: dict[str, Any]) -> Record:
@@ -121,6 +103,45 @@ async def request_numbers(conn: asyncpg.Connection, case_id: str) -> list[str]:
     return [r["number"] for r in rows]
 
 
-async def routing_code(conn: asyncpg.Connection, operator: str) -> str:
-    """The network routing code of an operator."""
-    return str(await conn.fetchval("SELECT routing_code FROM operators WHERE id = $1", operator))
+class PortTables:
+    """The portability flow's answers to other flows about ports (`npc.core.ports.PortRecords`)."""
+
+    async def port(self, conn: asyncpg.Connection, port_request_id: str) -> PortRecord | None:
+        """The port request `port_request_id`, or None."""
+        row = await conn.fetchrow(
+            """SELECT id, donor, recipient, state,
+                      COALESCE(donor_disabled_at, executed_at) AS disabled_at
+               FROM port_requests WHERE id = $1""",
+            port_request_id,
+        )
+        if row is None:
+            return None
+        return PortRecord(
+            row["id"], row["donor"], row["recipient"], row["state"], row["disabled_at"]
+        )
+
+    async def numbers_of(self, conn: asyncpg.Connection, port_request_id: str) -> list[str]:
+        """The numbers of the port request, in order."""
+        rows = await conn.fetch(
+            "SELECT number FROM port_request_numbers WHERE port_request_id = $1 ORDER BY number",
+            port_request_id,
+        )
+        return [r["number"] for r in rows]
+
+    async def includes(self, conn: asyncpg.Connection, port_request_id: str, number: str) -> bool:
+        """True when `number` is one of the port request's numbers."""
+        return bool(
+            await conn.fetchval(
+                "SELECT 1 FROM port_request_numbers WHERE port_request_id = $1 AND number = $2",
+                port_request_id,
+                number,
+            )
+        )
+
+    async def with_live_request(self, conn: asyncpg.Connection, numbers: Sequence[str]) -> set[str]:
+        """Those of `numbers` that a live port request holds."""
+        rows = await conn.fetch(
+            "SELECT number FROM port_request_numbers WHERE number = ANY($1::text[]) AND live",
+            list(numbers),
+        )
+        return {r["number"] for r in rows}

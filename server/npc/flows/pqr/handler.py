@@ -27,20 +27,21 @@ from typing import Any
 
 import asyncpg
 
-from npc.api.identity import Caller
-from npc.api.messages import to_timestamp
 from npc.core.cases import CaseTable
 from npc.core.compliance import Rule, record_breach
 from npc.core.deadlines import Deadline
 from npc.core.errors import AlreadyExists, FailedPrecondition, NotFound, PermissionDenied
 from npc.core.events import CLEARINGHOUSE
+from npc.core.identity import Caller
+from npc.core.instants import timestamp, to_timestamp
 from npc.core.runtime import Core
-from npc.flows.portability.validation import Violations, timestamp
+from npc.core.validation import Violations
 from npc.flows.pqr import texts
 from npc.flows.pqr import validation as check
 from npc.flows.pqr.rules import DeadlineKind
 from npc.notifications.outbox import queue_email, queue_sms
 from npc.store.database import Txn
+from npc.store.operators import is_operator, name_of
 from npc.v1 import pqr_pb2 as pb
 
 FLOW = "pqr"
@@ -330,7 +331,7 @@ class PqrHandler:
             await queue_sms(txn, to=row["phone"], text=body[:900], flow=FLOW, case_id=row["id"])
 
     async def _provider_name(self, conn: asyncpg.Connection, provider: str) -> str:
-        return str(await conn.fetchval("SELECT name FROM operators WHERE id = $1", provider))
+        return str(await name_of(conn, provider))
 
     # ------------------------------------------------------------------ CUN ranges
 
@@ -351,12 +352,7 @@ class PqrHandler:
         if not caller.is_regulator:
             raise PermissionDenied("only the regulator (SIC) assigns CUN ranges")
         # A provider under the regulator's own regime: the SIC assigns no CUN to a Peruvian operator.
-        provider = await txn.conn.fetchval(
-            "SELECT 1 FROM operators WHERE id = $1 AND role = 'operator' AND country = $2",
-            request.provider,
-            caller.country,
-        )
-        if provider is None:
+        if not await is_operator(txn.conn, request.provider, country=caller.country):
             raise NotFound("provider", request.provider)
         try:
             row = await txn.conn.fetchrow(
@@ -1092,12 +1088,9 @@ class PqrHandler:
         if not check.CUN.fullmatch(cun):
             return None
         async with self.core.db.pool.acquire() as conn:
-            row = await conn.fetchrow(
-                "SELECT p.*, o.name AS provider_name FROM pqrs p"
-                " JOIN operators o ON o.id = p.provider WHERE p.id = $1",
-                cun,
-            )
-        if row is None:
+            row = await conn.fetchrow("SELECT * FROM pqrs WHERE id = $1", cun)
+            provider_name = None if row is None else await name_of(conn, row["provider"])
+        if row is None or provider_name is None:
             return None
         due = {
             "analysis": row["answer_due"],
@@ -1112,7 +1105,7 @@ class PqrHandler:
         return {
             "cun": row["id"],
             "provider": row["provider"],
-            "provider_name": row["provider_name"],
+            "provider_name": provider_name,
             "kind": row["kind"],
             "state": row["state"],
             "filed_at": row["filed_at"],

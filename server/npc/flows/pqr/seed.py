@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from npc.admin import OperatorSpec, upsert_operator
+from npc.core.numbers import register_operator
 from npc.store.database import Database
+from npc.store.operators import OperatorSpec
 
 COLOMBIAN_PROVIDERS = [
     OperatorSpec("claro-co", "Claro Colombia", "732101", "dev-token-claro-co", country="CO"),
@@ -41,7 +42,7 @@ async def seed_colombia(db: Database, assigned_at: datetime) -> None:
     Idempotent: operators are upserted and a range already assigned is left alone.
     """
     for spec in COLOMBIAN_PROVIDERS:
-        await upsert_operator(db, spec)
+        await register_operator(db, spec)
     async with db.pool.acquire() as conn:
         for operator, first, last in DEMO_CUN_RANGES:
             await conn.execute(

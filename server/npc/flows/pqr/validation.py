@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from npc.flows.portability.validation import EMAIL, OPERATOR_ID, Violations, printable
+from npc.core.validation import EMAIL, OPERATOR_ID, Violations, printable
 from npc.v1 import pqr_pb2 as pb
 
 CUN = re.compile(r"(?a)^\d{6,18}$")

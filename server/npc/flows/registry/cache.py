@@ -39,10 +39,11 @@ from prometheus_client import Counter, Gauge
 from redis.exceptions import RedisError, ResponseError
 
 from npc.core.events import LoggedEvent
+from npc.core.numbers import IMPORTED, NUMBERS_CHANGED
 from npc.core.runtime import Core
 from npc.core.supervision import passed
-from npc.flows.registry.importer import IMPORTED
-from npc.flows.registry.store import NUMBERS_CHANGED, serving_before, unsequenced_origins
+from npc.flows.registry.store import serving_before, unsequenced_origins
+from npc.store.operators import routing_codes
 
 log = logging.getLogger(__name__)
 
@@ -102,14 +103,14 @@ class NumberingPlan:
             "SELECT lower(numbers) AS first, upper(numbers) - 1 AS last, operator_id, service"
             " FROM number_ranges ORDER BY lower(numbers)"
         )
-        codes = await conn.fetch("SELECT id, routing_code FROM operators")
+        codes = await routing_codes(conn)
         return cls(
             version=version,
             starts=[r["first"] for r in ranges],
             ends=[r["last"] for r in ranges],
             holders=[r["operator_id"] for r in ranges],
             services=[SERVICE_CODES.get(r["service"], 0) for r in ranges],
-            routing_codes={r["id"]: r["routing_code"] for r in codes},
+            routing_codes=codes,
         )
 
     def find(self, number: int) -> int:

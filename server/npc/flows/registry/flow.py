@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from npc.core.flow import Flow, FlowContext, GrpcService
+from npc.core.instants import ChangeWindow
 from npc.core.runtime import Core
-from npc.flows.portability.rules import Timeline
 from npc.flows.registry.api import RegistryServicer, ReturnsServicer
 from npc.flows.registry.cache import RegistryCache
 from npc.flows.registry.handler import RegistryHandler
@@ -43,7 +43,7 @@ class RegistryFlow(Flow):
         self.cache = RegistryCache(core, core.redis_prefix)
         self.handler = RegistryHandler(core, self.cache)
         self.returns = ReturnsHandler(self.handler)
-        timeline = Timeline(core.calendar(self.settings.jurisdiction), self.settings)
+        timeline = ChangeWindow(core.calendar(self.settings.jurisdiction), self.settings)
         self.consent = ConsentReturns(core, timeline)
         self.consent.register_deadlines()
 

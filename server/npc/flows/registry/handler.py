@@ -8,11 +8,12 @@ from typing import Any
 
 import asyncpg
 
-from npc.api.messages import to_timestamp
 from npc.core.errors import FieldViolation, InvalidArgument
+from npc.core.instants import to_timestamp
 from npc.core.runtime import Core
 from npc.flows.registry.cache import LOOKUPS, RegistryCache, Routing
 from npc.flows.registry.store import serving_before, unsequenced_origins
+from npc.store.operators import routing_codes
 from npc.v1 import common_pb2, registry_pb2
 
 MAX_BATCH = 10_000
@@ -200,10 +201,7 @@ class RegistryHandler:
         ):
             position = int(await conn.fetchval("SELECT position FROM event_head"))
             before = await unsequenced_origins(conn)
-            codes = {
-                r["id"]: r["routing_code"]
-                for r in await conn.fetch("SELECT id, routing_code FROM operators")
-            }
+            codes = await routing_codes(conn)
             ranges = await conn.fetch(
                 "SELECT lower(numbers) AS first, upper(numbers) - 1 AS last, operator_id,"
                 " service FROM number_ranges ORDER BY lower(numbers)"

@@ -52,11 +52,8 @@ from pathlib import Path
 
 import asyncpg
 
-from npc.core.events import CLEARINGHOUSE
+from npc.core.numbers import emit_imported
 from npc.store.database import Database, Txn
-
-FLOW = "registry"
-IMPORTED = "registry.imported"
 
 PLAN_HEADER = "operator,service,first,last"
 PORTED_HEADER = "number,serving_operator,ported_at"
@@ -177,18 +174,6 @@ async def _first_error(txn: Txn, table: str) -> None:
     )
     if row is not None:
         raise RegistryImportError(row["line"], row["error"])
-
-
-def emit_imported(txn: Txn, kind: str, rows: int) -> None:
-    """Tell everyone following the log that the plan or the ported numbers changed in bulk."""
-    txn.emit(
-        FLOW,
-        IMPORTED,
-        case_id=None,
-        sender=CLEARINGHOUSE,
-        broadcast=True,
-        payload={"kind": kind, "rows": rows},
-    )
 
 
 # ------------------------------------------------------------------------------------ plan

@@ -15,8 +15,6 @@ from typing import Any
 
 import asyncpg
 
-from npc.api.identity import Caller
-from npc.api.messages import to_timestamp
 from npc.core.cases import CaseTable
 from npc.core.compliance import Rule, record_breach
 from npc.core.deadlines import Deadline
@@ -29,18 +27,14 @@ from npc.core.errors import (
     PermissionDenied,
 )
 from npc.core.events import CLEARINGHOUSE
+from npc.core.identity import Caller
+from npc.core.instants import ChangeWindow, timestamp, to_timestamp, within
+from npc.core.numbers import move_numbers, who_serves
 from npc.core.runtime import Core
-from npc.flows.portability.rules import Timeline
-from npc.flows.portability.validation import (
-    Violations,
-    check_case_id,
-    printable,
-    timestamp,
-    within,
-)
+from npc.core.validation import Violations, check_case_id, printable
 from npc.flows.registry.handler import RegistryHandler
 from npc.flows.registry.rules import DeadlineKind, State
-from npc.flows.registry.store import FLOW, move_numbers
+from npc.flows.registry.store import FLOW
 from npc.store.database import Txn
 from npc.v1 import registry_pb2 as pb
 
@@ -61,33 +55,26 @@ class ReturnsHandler:
         self.registry.check_numbers(numbers, "numbers")
         if len(set(numbers)) != len(numbers):
             raise InvalidArgument(FieldViolation("numbers", "a number appears twice"))
-        rows = await txn.conn.fetch(
-            """SELECT n.number, r.operator_id AS holder, p.serving_operator,
-                      EXISTS (SELECT 1 FROM port_request_numbers q
-                              WHERE q.number = n.number AND q.live) AS live_request
-               FROM unnest($1::text[]) AS n(number)
-               LEFT JOIN number_ranges r ON r.numbers @> n.number::bigint
-               LEFT JOIN ported_numbers p ON p.number = n.number""",
-            numbers,
-        )
+        live = await self.registry.core.ports.with_live_request(txn.conn, numbers)
         by_holder: dict[str, list[str]] = {}
-        for row in rows:
-            number = row["number"]
-            if row["serving_operator"] is None:
+        for row in await who_serves(txn.conn, numbers):
+            number = row.number
+            if not row.ported:
                 raise FailedPrecondition(
                     f"number {number} is not ported: it is already with its range holder",
                     violation_type="NOT_PORTED",
                     subject=f"numbers:{number}",
                 )
-            if row["serving_operator"] != caller.operator:
+            if row.serving != caller.operator:
                 raise PermissionDenied(f"number {number} is not served by {caller.operator}")
-            if row["live_request"]:
+            if number in live:
                 raise FailedPrecondition(
                     f"number {number} has a live port request; it cannot be disconnected now",
                     violation_type="LIVE_PORT_REQUEST",
                     subject=f"numbers:{number}",
                 )
-            by_holder.setdefault(row["holder"], []).append(number)
+            assert row.holder is not None  # a ported number lies in a range
+            by_holder.setdefault(row.holder, []).append(number)
         for holder, home in sorted(by_holder.items()):
             await move_numbers(
                 txn,
@@ -159,9 +146,9 @@ def return_message(row: Any) -> pb.NumberReturn:
 class ConsentReturns:
     """Returns for lack of consent (SR → AR/DR), executed in a change window (article 30)."""
 
-    def __init__(self, core: Core, timeline: Timeline) -> None:
+    def __init__(self, core: Core, window: ChangeWindow) -> None:
         self.core = core
-        self.timeline = timeline
+        self.window = window
 
     def register_deadlines(self) -> None:
         """Plug the deadline handlers into the core."""
@@ -228,38 +215,30 @@ class ConsentReturns:
         )
         v.raise_if_any()
         assert notified_at is not None
-        port = await txn.conn.fetchrow(
-            "SELECT donor, recipient, state FROM port_requests WHERE id = $1",
-            request.port_request_id,
-        )
+        ports = self.core.ports
+        port = await ports.port(txn.conn, request.port_request_id)
         if port is None:
             raise NotFound("port_request", request.port_request_id)
-        if port["donor"] != caller.operator:
+        if port.donor != caller.operator:
             raise PermissionDenied("only the donor of the port asks for a return")
-        numbers = list(request.numbers) or [
-            r["number"]
-            for r in await txn.conn.fetch(
-                "SELECT number FROM port_request_numbers WHERE port_request_id = $1 ORDER BY number",
-                request.port_request_id,
-            )
-        ]
-        served = await txn.conn.fetch(
-            """SELECT n.number, p.serving_operator, q.port_request_id IS NOT NULL AS of_port
-               FROM unnest($1::text[]) AS n(number)
-               LEFT JOIN ported_numbers p ON p.number = n.number
-               LEFT JOIN port_request_numbers q ON q.number = n.number AND q.port_request_id = $2""",
-            numbers,
-            request.port_request_id,
-        )
-        for row in served:
-            if not row["of_port"] or row["serving_operator"] != port["recipient"]:
+        of_port = await ports.numbers_of(txn.conn, port.id)
+        numbers = list(request.numbers) or of_port
+        # Only the port's own numbers are asked about: anything else fails here, unread.
+        in_port = set(of_port)
+        served = {
+            row.number: row
+            for row in await who_serves(txn.conn, [n for n in numbers if n in in_port])
+        }
+        for number in numbers:
+            row = served.get(number)
+            if row is None or not row.ported or row.serving != port.recipient:
                 raise FailedPrecondition(
-                    f"number {row['number']} is not served by the recipient of this port",
+                    f"number {number} is not served by the recipient of this port",
                     violation_type="NOT_SERVED_BY_RECIPIENT",
-                    subject=f"numbers:{row['number']}",
+                    subject=f"numbers:{number}",
                 )
         case_id = f"RT{await txn.conn.fetchval('SELECT nextval($1)', 'number_return_seq'):010d}"
-        deadline = self.timeline.calendar.end_of_business_days(notified_at, 5)
+        deadline = self.window.calendar.end_of_business_days(notified_at, 5)
         try:
             row = await txn.conn.fetchrow(
                 """INSERT INTO number_returns (id, port_request_id, donor, recipient, numbers, state,
@@ -267,8 +246,8 @@ class ConsentReturns:
                    VALUES ($1, $2, $3, $4, $5, 'requested', $6, $7, $8) RETURNING *""",
                 case_id,
                 request.port_request_id,
-                port["donor"],
-                port["recipient"],
+                port.donor,
+                port.recipient,
                 numbers,
                 request.resolution,
                 notified_at,
@@ -294,11 +273,7 @@ class ConsentReturns:
         """AR with the disabling instant (inside a change window), or DR with a reason."""
         v = Violations()
         disable_at = timestamp(v, "disable_at", request, "disable_at", required=request.accept)
-        if (
-            request.accept
-            and disable_at is not None
-            and self.timeline.window_containing(disable_at) is None
-        ):
+        if request.accept and disable_at is not None and self.window.containing(disable_at) is None:
             v.add("disable_at", "must fall inside a change window")
         if request.accept and disable_at is not None and disable_at <= txn.now:
             v.add("disable_at", "must be in the future")
@@ -343,11 +318,9 @@ class ConsentReturns:
         if row is None or row["state"] != State.SCHEDULED:
             return
         await move_numbers(txn, row["numbers"], row["donor"], reason="return", case_id=row["id"])
-        row = await RETURNS.update(
-            txn, row["id"], {"state": State.EXECUTED, "executed_at": txn.now}
-        )
-        window = self.timeline.window_containing(row["disable_at"])
-        disable_by = window[1] if window else row["disable_at"] + self.timeline.settings.max_outage
+        row = await RETURNS.update(txn, row["id"], {"state": State.EXECUTED, "executed_at": txn.now})
+        window = self.window.containing(row["disable_at"])
+        disable_by = window[1] if window else row["disable_at"] + self.window.max_outage
         txn.set_deadline(
             FLOW,
             DeadlineKind.RECIPIENT_DISABLE,
@@ -359,7 +332,7 @@ class ConsentReturns:
             FLOW,
             DeadlineKind.DONOR_ENABLE,
             row["id"],
-            row["disable_at"] + self.timeline.settings.max_outage,
+            row["disable_at"] + self.window.max_outage,
             "donor enables within 3 hours (art. 30, infraction 33)",
         )
         self._emit(txn, "executed", row, CLEARINGHOUSE, to=(row["donor"], row["recipient"]))

@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from npc.flows.portability.validation import Violations, printable
+from npc.core.validation import Violations, printable
 from npc.store.database import Database, Txn
 from npc.v1 import sgu_pb2 as pb
 

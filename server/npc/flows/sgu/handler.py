@@ -29,8 +29,6 @@ from urllib.parse import urlencode
 
 import asyncpg
 
-from npc.api.identity import Caller
-from npc.api.messages import to_timestamp
 from npc.core.cases import CaseTable
 from npc.core.compliance import Rule, record_breach
 from npc.core.deadlines import Deadline
@@ -44,8 +42,11 @@ from npc.core.errors import (
     PermissionDenied,
 )
 from npc.core.events import CLEARINGHOUSE
+from npc.core.identity import Caller
+from npc.core.instants import timestamp, to_timestamp, within
+from npc.core.numbers import who_serves
 from npc.core.runtime import Core
-from npc.flows.portability.validation import (
+from npc.core.validation import (
     DOCUMENT_TYPES,
     MOBILE_NUMBER,
     Violations,
@@ -54,13 +55,12 @@ from npc.flows.portability.validation import (
     check_operator,
     check_subscriber,
     printable,
-    timestamp,
-    within,
 )
 from npc.flows.sgu.catalogue import SUBCATEGORY, UNIT_VALUES, check_subcategory, upsert
 from npc.flows.sgu.rules import DeadlineKind, State
 from npc.notifications.outbox import queue_email
 from npc.store.database import Txn
+from npc.store.operators import is_operator
 from npc.v1 import common_pb2
 from npc.v1 import sgu_pb2 as pb
 
@@ -124,12 +124,6 @@ OFFICE_CODE = re.compile(r"(?a)^[A-Z0-9-]{2,20}$")
 UBIGEO = re.compile(r"(?a)^\d{6}$")
 CLAIM_CODE_FORMAT = re.compile(r"(?a)^[A-Za-z0-9./_-]{1,40}$")
 TOKEN = re.compile(r"(?a)^[A-Za-z0-9_-]{16,100}$")
-
-# The operator serving a line: its range holder unless the line was ported.
-_SERVING = """
-    SELECT COALESCE(p.serving_operator, r.operator_id)
-    FROM number_ranges r LEFT JOIN ported_numbers p ON p.number = $1
-    WHERE r.numbers @> $1::bigint AND r.service = $2"""
 
 
 def _digest(token: str) -> bytes:
@@ -435,7 +429,8 @@ class SguHandler:
             raise InvalidArgument(
                 FieldViolation("subcategory", "not an active subcategory of the catalogue")
             )
-        operator = await conn.fetchval(_SERVING, request.number, sub["service"])
+        (line,) = await who_serves(conn, [request.number])
+        operator = line.serving if line.service == sub["service"] else None
         if operator is None:
             raise InvalidArgument(
                 FieldViolation("number", f"not a {sub['service']} number of the numbering plan")
@@ -882,16 +877,12 @@ class SguHandler:
         v.raise_if_any()
         assert starts is not None and ends is not None
         operator = request.operator or None
-        if operator is not None:
-            known = await txn.conn.fetchval(
-                "SELECT 1 FROM operators WHERE id = $1 AND role = 'operator' AND country = $2",
-                operator,
-                caller.country,
+        if operator is not None and not await is_operator(
+            txn.conn, operator, country=caller.country
+        ):
+            raise InvalidArgument(
+                FieldViolation("operator", "not an operator under this regulator")
             )
-            if known is None:
-                raise InvalidArgument(
-                    FieldViolation("operator", "not an operator under this regulator")
-                )
         outage_id = await txn.conn.fetchval(
             """INSERT INTO sgu_outages (operator, starts_at, ends_at, reason, recorded_by,
                                         recorded_at)

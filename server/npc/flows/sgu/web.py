@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from npc.flows.sgu.handler import CONFIRM_PATH, SguHandler
+from npc.store.operators import name_of
 from npc.web.lookup import FOREIGN_FORM, NO_STORE
 from npc.web.render import cross_site, render
 from npc.web.site import (
@@ -207,13 +208,11 @@ def sgu_web(handler: SguHandler) -> WebRoutes:
 
     async def names(operator: str, subcategory: str) -> tuple[str, str]:
         async with db.pool.acquire() as conn:
-            row = await conn.fetchrow(
-                """SELECT (SELECT name FROM operators WHERE id = $1) AS operator,
-                          (SELECT name FROM sgu_subcategories WHERE code = $2) AS subcategory""",
-                operator,
-                subcategory,
+            operator_name = await name_of(conn, operator)
+            subcategory_name = await conn.fetchval(
+                "SELECT name FROM sgu_subcategories WHERE code = $1", subcategory
             )
-        return row["operator"] or operator, row["subcategory"] or ""
+        return operator_name or operator, subcategory_name or ""
 
     async def view_of(status: Mapping[str, Any]) -> StatusView:
         operator_name, subcategory_name = await names(status["operator"], status["subcategory"])

@@ -16,24 +16,16 @@ from typing import Any
 
 import asyncpg
 
-from npc.api.identity import Caller
-from npc.api.messages import to_timestamp
+from npc.core import numbers
 from npc.core.cases import CaseTable
 from npc.core.compliance import Rule, record_breach
 from npc.core.deadlines import Deadline
 from npc.core.errors import AlreadyExists, FailedPrecondition, NotFound, PermissionDenied
 from npc.core.events import CLEARINGHOUSE
+from npc.core.identity import Caller
+from npc.core.instants import timestamp, to_timestamp, within
 from npc.core.runtime import Core
-from npc.flows.portability.validation import (
-    AMOUNT,
-    CURRENCY,
-    RECEIPT,
-    Violations,
-    check_case_id,
-    parse_date,
-    timestamp,
-    within,
-)
+from npc.core.validation import AMOUNT, CURRENCY, RECEIPT, Violations, check_case_id, parse_date
 from npc.flows.suspension.rules import DeadlineKind, State
 from npc.store.database import Txn
 from npc.v1 import common_pb2
@@ -170,27 +162,20 @@ class SuspensionHandler:
         if not CURRENCY.fullmatch(request.owed.currency):
             v.add("owed.currency", "required: an ISO 4217 code such as PEN")
         v.raise_if_any()
-        port = await txn.conn.fetchrow(
-            """SELECT p.donor, p.recipient, p.state,
-                      COALESCE(p.donor_disabled_at, p.executed_at) AS disabled_at,
-                      EXISTS (SELECT 1 FROM port_request_numbers n
-                              WHERE n.port_request_id = p.id AND n.number = $2) AS has_number,
-                      (SELECT serving_operator FROM ported_numbers WHERE number = $2) AS serving
-               FROM port_requests p WHERE p.id = $1""",
-            request.port_request_id,
-            request.number,
-        )
-        if port is None or not port["has_number"]:
+        ports = self.core.ports
+        port = await ports.port(txn.conn, request.port_request_id)
+        if port is None or not await ports.includes(txn.conn, port.id, request.number):
             raise NotFound("port_request", f"{request.port_request_id}/{request.number}")
-        if port["donor"] != caller.operator:
+        if port.donor != caller.operator:
             raise PermissionDenied("only the donor of the port asks for a suspension")
-        if port["disabled_at"] is None or port["serving"] != port["recipient"]:
+        serving = await numbers.ported_to(txn.conn, request.number)
+        if port.disabled_at is None or serving != port.recipient:
             raise FailedPrecondition(
                 "the number is not served by the recipient of this port",
                 violation_type="NOT_PORTED",
                 subject="number",
             )
-        allowed_from = port["disabled_at"] + WAIT_AFTER_DISABLING
+        allowed_from = port.disabled_at + WAIT_AFTER_DISABLING
         if txn.now < allowed_from:
             raise FailedPrecondition(
                 f"a suspension may be asked only 30 calendar days after disabling, from {allowed_from.isoformat()}",
@@ -207,8 +192,8 @@ class SuspensionHandler:
                 case_id,
                 request.port_request_id,
                 request.number,
-                port["donor"],
-                port["recipient"],
+                port.donor,
+                port.recipient,
                 request.bill_number,
                 due,
                 request.owed.amount,
