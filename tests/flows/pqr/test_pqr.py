@@ -18,6 +18,7 @@ from npc.core.calendar import COLOMBIA
 from npc.core.clock import FakeClock
 from npc.core.errors import FailedPrecondition
 from npc.core.identity import Caller
+from npc.notifications.outbox import MAX_SMS_TEXT
 from npc.v1 import pqr_pb2
 from tests.flows.pqr.conftest import events, filing, new_provider, notifications, records, user
 from tests.helpers import advance, advance_to, field_violations, rid, ts
@@ -487,3 +488,20 @@ async def test_an_answer_arriving_at_the_end_of_the_term_finds_the_silence_appli
     assert read.state == pqr_pb2.PQR_STATE_SILENCE_APPLIED
     assert utc(read.silence_at) == ANSWER_LIMIT
     assert await records(app, filed.cun) == ["provider_answer_pqr"]
+
+
+async def test_a_user_without_email_gets_the_longest_sms_the_outbox_sends(app, co, clock):
+    claro = co["claro-co"]
+    filed = await claro("FilePqr", filing(user=user(email="", address="Calle 10 # 5-20, Bogotá")))
+    await advance(app, clock, timedelta(days=1))
+    await claro(
+        "ExtendPqrForEvidence",
+        pqr_pb2.ExtendPqrForEvidenceRequest(
+            request_id=rid(), cun=filed.cun, reason="Revisión de registros de la red. " * 40
+        ),
+    )
+    channel, recipient, body = (await notifications(app, filed.cun))[-1]
+    assert (channel, recipient) == ("sms", "3001234567")
+    # Cut where the outbox's limit is (six concatenated segments), not shorter.
+    assert len(body) == MAX_SMS_TEXT
+    assert body.startswith("Para la práctica de pruebas")

@@ -39,7 +39,7 @@ from npc.core.validation import Violations
 from npc.flows.pqr import texts
 from npc.flows.pqr import validation as check
 from npc.flows.pqr.rules import DeadlineKind
-from npc.notifications.outbox import queue_email, queue_sms
+from npc.notifications.outbox import MAX_SMS_TEXT, queue_email, queue_sms
 from npc.store.database import Txn
 from npc.store.operators import is_operator, name_of
 from npc.v1 import pqr_pb2 as pb
@@ -328,7 +328,9 @@ class PqrHandler:
                 txn, to=row["email"], subject=subject, body=body, flow=FLOW, case_id=row["id"]
             )
         elif row["phone"]:
-            await queue_sms(txn, to=row["phone"], text=body[:900], flow=FLOW, case_id=row["id"])
+            # The SMS carries what fits the outbox's longest message, not a shorter cut of its own.
+            text = body[:MAX_SMS_TEXT]
+            await queue_sms(txn, to=row["phone"], text=text, flow=FLOW, case_id=row["id"])
 
     async def _provider_name(self, conn: asyncpg.Connection, provider: str) -> str:
         return str(await name_of(conn, provider))

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from npc.core.validation import EMAIL, OPERATOR_ID, Violations, printable
+from npc.notifications.outbox import MAX_SMS_TEXT
 from npc.v1 import pqr_pb2 as pb
 
 CUN = re.compile(r"(?a)^\d{6,18}$")
@@ -17,7 +18,7 @@ SHORT_CODE = "85432"
 MAX_NAME = 200
 MAX_ADDRESS = 300
 MAX_TEXT = 4000
-MAX_SMS = 918
+MAX_SMS = MAX_SMS_TEXT  # an SMS is what the outbox can send, defined once there
 
 KINDS: dict[Any, str] = {pb.PQR_KIND_PETITION: "petition", pb.PQR_KIND_COMPLAINT: "complaint"}
 CHANNELS: dict[Any, str] = {
