@@ -302,24 +302,7 @@ class EmbeddedPostgres:
         # The new postmaster opens its socket's lock file by absolute path: the ancestors must
         # still be traversable (a test session starting meanwhile makes its root private again).
         self._prepare_data_dir()
-        options = " ".join(shlex.quote(o) for o in self._server_options())
-        self._run(
-            [
-                self._bin("pg_ctl"),
-                "restart",
-                "-D",
-                str(self.data_dir),
-                "-m",
-                mode,
-                "-l",
-                str(self.log_file),
-                "-w",
-                "-t",
-                "60",
-                "-o",
-                options,
-            ]
-        )
+        self._run(self._pg_ctl_launch("restart", "-m", mode))
 
     def create_database(self, name: str, template: str | None = None) -> str:
         """Create database ``name`` (optionally from ``template``) and return its DSN.
@@ -478,25 +461,27 @@ class EmbeddedPostgres:
             out += ["-c", f"{key}={value}"]
         return out
 
-    def _pg_ctl_start(self) -> None:
+    def _pg_ctl_launch(self, action: str, *extra: str) -> list[str]:
+        """The `pg_ctl start|restart` command line: logged, waited for, with our options."""
         # pg_ctl passes -o through /bin/sh, so quote every word.
         options = " ".join(shlex.quote(o) for o in self._server_options())
-        proc = self._run(
-            [
-                self._bin("pg_ctl"),
-                "start",
-                "-D",
-                str(self.data_dir),
-                "-l",
-                str(self.log_file),
-                "-w",
-                "-t",
-                "60",
-                "-o",
-                options,
-            ],
-            check=False,
-        )
+        return [
+            self._bin("pg_ctl"),
+            action,
+            "-D",
+            str(self.data_dir),
+            *extra,
+            "-l",
+            str(self.log_file),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            options,
+        ]
+
+    def _pg_ctl_start(self) -> None:
+        proc = self._run(self._pg_ctl_launch("start"), check=False)
         if proc.returncode != 0:
             # pg_ctl may have left a half-started server behind on timeout.
             self.stop()
