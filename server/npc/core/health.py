@@ -158,6 +158,18 @@ class HealthMonitor:
                 # A restart or a terminated session breaks this connection, not PostgreSQL:
                 # only a fresh connection failing says it is unreachable.
                 self._drop_connection()
+        try:
+            return await self._read_on_fresh_connection()
+        except ConnectionRefusedError:
+            raise  # nothing listens: PostgreSQL is down, asking again would not help
+        except Exception:
+            # A session terminated while it was being opened (pg_terminate_backend sweeping
+            # every session) is not an unreachable server either: one more fresh connection
+            # decides, within the same probe timeout.
+            self._drop_connection()
+            return await self._read_on_fresh_connection()
+
+    async def _read_on_fresh_connection(self) -> float:
         self._conn = await asyncpg.connect(self.db.dsn)
         return await oldest_overdue_seconds(self._conn, self.clock.now())
 
