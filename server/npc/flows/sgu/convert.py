@@ -165,7 +165,7 @@ def _subscriber_message(row: Record) -> common_pb2.Subscriber:
     return common_pb2.Subscriber(
         name=row["subscriber_name"],
         document=common_pb2.IdentityDocument(
-            type=DOCUMENT_NUMBERS[row["document_type"]],  # type: ignore[arg-type]
+            type=common_pb2.DocumentType.ValueType(DOCUMENT_NUMBERS[row["document_type"]]),
             number=row["document_number"],
         ),
         email=row["email"] or "",
@@ -178,8 +178,8 @@ def problem(row: Record) -> pb.Problem:
     return pb.Problem(
         id=row["id"],
         operator=row["operator"],
-        state=STATES.to_wire(row["state"]),  # type: ignore[arg-type]
-        channel=CHANNELS.to_wire(row["channel"]),  # type: ignore[arg-type]
+        state=pb.ProblemState.ValueType(STATES.to_wire(row["state"])),
+        channel=pb.Channel.ValueType(CHANNELS.to_wire(row["channel"])),
         subscriber=_subscriber_message(row),
         number=row["number"],
         category=row["category"],
@@ -224,7 +224,7 @@ def subcategory_message(row: Record) -> pb.Subcategory:
         category=row["category"],
         category_name=row["category_name"],
         service=row["service"],
-        deadline_unit=UNITS.to_wire(row["deadline_unit"]),  # type: ignore[arg-type]
+        deadline_unit=pb.DeadlineUnit.ValueType(UNITS.to_wire(row["deadline_unit"])),
         deadline_amount=row["deadline_amount"],
         claimable=row["claimable"],
         claim_business_days=row["claim_business_days"],

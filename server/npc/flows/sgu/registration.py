@@ -54,8 +54,9 @@ from npc.notifications.outbox import queue_email
 from npc.store.database import Txn
 
 
-def check_registration(command: RegisterProblem) -> None:
-    """The registration form: every field the channel requires, all refusals together."""
+def check_registration(command: RegisterProblem) -> Channel:
+    """The registration form: every field the channel requires, all refusals together; the
+    channel, once checked."""
     v = Violations()
     channel = command.channel
     if channel is None:
@@ -74,6 +75,8 @@ def check_registration(command: RegisterProblem) -> None:
     elif command.office is not None or command.registered_by:
         v.add("office", "only for problems registered at an office")
     v.raise_if_any()
+    assert channel is not None
+    return channel
 
 
 def _check_office(v: Violations, office: Office, registered_by: str) -> None:
@@ -100,8 +103,7 @@ class Registration(SguBase):
     async def register_problem(self, txn: Txn, caller: Caller, command: RegisterProblem) -> Record:
         """Register a subscriber's problem (through the regulator's web, app or offices)."""
         self._check_caller_is_regulator(caller, "registers problems (web, app or office)")
-        check_registration(command)
-        assert command.channel is not None
+        channel = check_registration(command)
         conn = txn.conn
         sub = await store.active_subcategory(conn, command.subcategory)
         if sub is None:
@@ -116,9 +118,9 @@ class Registration(SguBase):
             )
         await self._check_not_under_way(txn, command.number, command.subcategory)
         problem_id = await store.next_problem_id(conn)
-        token = secrets.token_urlsafe(24) if command.channel != Channel.OFFICE else None
+        token = secrets.token_urlsafe(24) if channel != Channel.OFFICE else None
         row = await store.insert_problem(
-            conn, _new_problem(problem_id, operator, command, sub, token, txn)
+            conn, _new_problem(problem_id, operator, channel, command, sub, token, txn)
         )
         if token is None:
             # Staff of the orientation office verified the subscriber in person.
@@ -244,6 +246,7 @@ class Registration(SguBase):
 def _new_problem(
     problem_id: str,
     operator: str,
+    channel: Channel,
     command: RegisterProblem,
     sub: Record,
     token: str | None,
@@ -255,7 +258,7 @@ def _new_problem(
         id=problem_id,
         operator=operator,
         state=State.AWAITING_CONFIRMATION,
-        channel=str(command.channel),
+        channel=channel,
         subscriber_name=subscriber.name,
         document_type=DOCUMENT_TYPES[subscriber.document.type],
         document_number=subscriber.document.number,

@@ -12,7 +12,7 @@ from asyncpg import Record
 
 from npc.core.cases import CaseTable
 from npc.flows.sgu.model import Subcategory
-from npc.flows.sgu.rules import FLOW, State
+from npc.flows.sgu.rules import FLOW, Channel, State
 from npc.store.database import Txn
 
 CASES = CaseTable(FLOW, "sgu_problems", "problem", ("operator",))
@@ -25,7 +25,7 @@ class NewProblem:
     id: str
     operator: str
     state: State
-    channel: str
+    channel: Channel
     subscriber_name: str
     document_type: str
     document_number: str
