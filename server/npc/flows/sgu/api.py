@@ -9,8 +9,8 @@ import grpc
 from npc.api.commands import CommandRunner
 from npc.api.identity import current_caller
 from npc.api.messages import Command, CommandServicer, Query
+from npc.flows.sgu import convert
 from npc.flows.sgu.handler import SguHandler as H
-from npc.flows.sgu.handler import message, subcategory_message
 from npc.v1 import sgu_pb2 as pb
 from npc.v1 import sgu_pb2_grpc as pb_grpc
 
@@ -18,16 +18,35 @@ from npc.v1 import sgu_pb2_grpc as pb_grpc
 class SguServicer(CommandServicer, pb_grpc.SguServiceServicer):
     """SguService over the handler."""
 
-    RegisterProblem = Command(H.register_problem, pb.Problem)
-    ConfirmEmail = Command(H.confirm_email, pb.Problem)
-    AnswerProblem = Command(H.answer_problem, pb.Problem)
-    RateAnswer = Command(H.rate_answer, pb.Problem)
-    EscalateToClaim = Command(H.escalate_to_claim, pb.Problem)
-    AssignClaimCode = Command(H.assign_claim_code, pb.Problem)
-    GetProblem = Query(H.get_problem)
-    UpsertSubcategory = Command(H.upsert_subcategory, pb.Subcategory)
-    RecordOutage = Command(H.record_outage, pb.Outage)
-    GetReport = Query(H.get_report)
+    RegisterProblem = Command(
+        H.register_problem, pb.Problem, parse=convert.register_problem, render=convert.problem
+    )
+    ConfirmEmail = Command(
+        H.confirm_email, pb.Problem, parse=convert.confirm_email, render=convert.problem
+    )
+    AnswerProblem = Command(
+        H.answer_problem, pb.Problem, parse=convert.answer_problem, render=convert.problem
+    )
+    RateAnswer = Command(
+        H.rate_answer, pb.Problem, parse=convert.rate_answer, render=convert.problem
+    )
+    EscalateToClaim = Command(
+        H.escalate_to_claim, pb.Problem, parse=convert.escalate_to_claim, render=convert.problem
+    )
+    AssignClaimCode = Command(
+        H.assign_claim_code, pb.Problem, parse=convert.assign_claim_code, render=convert.problem
+    )
+    GetProblem = Query(H.get_problem, parse=convert.get_problem, render=convert.problem)
+    UpsertSubcategory = Command(
+        H.upsert_subcategory,
+        pb.Subcategory,
+        parse=convert.upsert_subcategory,
+        render=convert.subcategory_message,
+    )
+    RecordOutage = Command(
+        H.record_outage, pb.Outage, parse=convert.record_outage, render=convert.outage
+    )
+    GetReport = Query(H.get_report, parse=convert.get_report, render=convert.report)
 
     def __init__(self, handler: H, commands: CommandRunner) -> None:
         self.handler = handler
@@ -36,17 +55,16 @@ class SguServicer(CommandServicer, pb_grpc.SguServiceServicer):
     async def ListTray(  # noqa: N802
         self, request: pb.ListTrayRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListTrayResponse:
-        rows = await self.handler.list_tray(current_caller())
-        return pb.ListTrayResponse(problems=[message(row) for row in rows])
+        return convert.problems(await self.handler.list_tray(current_caller()))
 
     async def WatchTray(  # noqa: N802
         self, request: pb.WatchTrayRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.TrayItem]:
-        async for item in self.handler.watch_tray(current_caller(), request.from_position):
-            yield item
+        async for entry in self.handler.watch_tray(current_caller(), request.from_position):
+            yield convert.tray_item(entry)
 
     async def ListCatalogue(  # noqa: N802
         self, request: pb.ListCatalogueRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListCatalogueResponse:
         rows = await self.handler.catalogue(include_inactive=request.include_inactive)
-        return pb.ListCatalogueResponse(subcategories=[subcategory_message(r) for r in rows])
+        return convert.catalogue(rows)

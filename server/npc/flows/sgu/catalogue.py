@@ -4,23 +4,28 @@
 from __future__ import annotations
 
 import csv
-import re
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import asyncpg
+from asyncpg import Record
 
 from npc.core.validation import Violations, printable
+from npc.flows.sgu import store
+from npc.flows.sgu.events import emit_catalogue_changed
+from npc.flows.sgu.model import Subcategory
+from npc.flows.sgu.rules import (
+    CATEGORY,
+    CATEGORY_NAME_LIMIT,
+    DEADLINE_UNIT_REQUIRED,
+    MAX_BUSINESS_DAYS,
+    MAX_HOURS,
+    NAME_LIMIT,
+    SUBCATEGORY,
+    DeadlineUnit,
+)
 from npc.store.database import Database, Txn
-from npc.v1 import sgu_pb2 as pb
 
-SUBCATEGORY = re.compile(r"(?a)^[A-Z]{2,8}-\d{2}$")
-CATEGORY = re.compile(r"(?a)^[A-Z]{2,8}$")
-UNITS = {pb.DEADLINE_UNIT_BUSINESS_DAYS: "business_days", pb.DEADLINE_UNIT_HOURS: "hours"}
-UNIT_VALUES = {name: value for value, name in UNITS.items()}
-MAX_HOURS = 720
-MAX_BUSINESS_DAYS = 30
 CSV_COLUMNS = (
     "code",
     "name",
@@ -35,7 +40,7 @@ CSV_COLUMNS = (
 _BOOLEANS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 
 
-def check_subcategory(v: Violations, s: pb.Subcategory, field: str = "subcategory") -> None:
+def check_subcategory(v: Violations, s: Subcategory, field: str = "subcategory") -> None:
     """A catalogue entry: code CATEGORY-NN, names, service, deadline and claim deadline."""
     if not SUBCATEGORY.fullmatch(s.code):
         v.add(f"{field}.code", "required: CATEGORY-NN, e.g. REC-01")
@@ -43,56 +48,27 @@ def check_subcategory(v: Violations, s: pb.Subcategory, field: str = "subcategor
         v.add(f"{field}.category", "must be the code's prefix")
     if not CATEGORY.fullmatch(s.category):
         v.add(f"{field}.category", "required: 2 to 8 capital letters")
-    if not printable(s.name, limit=200):
-        v.add(f"{field}.name", "required: up to 200 printable characters")
-    if not printable(s.category_name, limit=120):
-        v.add(f"{field}.category_name", "required: up to 120 printable characters")
+    if not printable(s.name, limit=NAME_LIMIT):
+        v.add(f"{field}.name", f"required: up to {NAME_LIMIT} printable characters")
+    if not printable(s.category_name, limit=CATEGORY_NAME_LIMIT):
+        v.add(
+            f"{field}.category_name", f"required: up to {CATEGORY_NAME_LIMIT} printable characters"
+        )
     if s.service not in ("mobile", "fixed"):
         v.add(f"{field}.service", "required: mobile or fixed")
-    unit = UNITS.get(s.deadline_unit, "")
-    if not unit:
-        v.add(f"{field}.deadline_unit", "required: BUSINESS_DAYS or HOURS")
-    limit = MAX_HOURS if unit == "hours" else MAX_BUSINESS_DAYS
+    if s.deadline_unit is None:
+        v.add(f"{field}.deadline_unit", DEADLINE_UNIT_REQUIRED)
+    limit = MAX_HOURS if s.deadline_unit == DeadlineUnit.HOURS else MAX_BUSINESS_DAYS
     if not 1 <= s.deadline_amount <= limit:
         v.add(f"{field}.deadline_amount", f"required: 1 to {limit}")
     if not 1 <= s.claim_business_days <= MAX_BUSINESS_DAYS:
         v.add(f"{field}.claim_business_days", f"required: 1 to {MAX_BUSINESS_DAYS} business days")
 
 
-async def upsert(txn: Txn, s: pb.Subcategory, sender: str) -> Any:
+async def upsert(txn: Txn, s: Subcategory, sender: str) -> Record:
     """Add or change a checked subcategory and announce it on the event log."""
-    row = await txn.conn.fetchrow(
-        """INSERT INTO sgu_subcategories (code, name, category, category_name, service,
-               deadline_unit, deadline_amount, claimable, claim_business_days, active,
-               updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-           ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name,
-               category = EXCLUDED.category, category_name = EXCLUDED.category_name,
-               service = EXCLUDED.service, deadline_unit = EXCLUDED.deadline_unit,
-               deadline_amount = EXCLUDED.deadline_amount, claimable = EXCLUDED.claimable,
-               claim_business_days = EXCLUDED.claim_business_days,
-               active = EXCLUDED.active, updated_at = EXCLUDED.updated_at
-           RETURNING *""",
-        s.code,
-        s.name,
-        s.category,
-        s.category_name,
-        s.service,
-        UNITS[s.deadline_unit],
-        s.deadline_amount,
-        s.claimable,
-        s.claim_business_days,
-        s.active,
-        txn.now,
-    )
-    txn.emit(
-        "sgu",
-        "sgu.catalogue.changed",
-        case_id=None,
-        sender=sender,
-        broadcast=True,
-        payload={"subcategory": s.code, "active": s.active},
-    )
+    row = await store.upsert_subcategory(txn, s)
+    emit_catalogue_changed(txn, s.code, s.active, sender)
     return row
 
 
@@ -105,7 +81,7 @@ class CatalogueImportError(Exception):
         self.reason = reason
 
 
-def _entry(line: int, values: dict[str, str]) -> pb.Subcategory:
+def _entry(line: int, values: dict[str, str]) -> Subcategory:
     def number(name: str) -> int:
         text = values.get(name, "").strip()
         if not text.isdigit():
@@ -121,15 +97,15 @@ def _entry(line: int, values: dict[str, str]) -> pb.Subcategory:
         return _BOOLEANS[text]
 
     unit = values.get("deadline_unit", "").strip()
-    if unit not in UNIT_VALUES:
+    if unit not in {u.value for u in DeadlineUnit}:
         raise CatalogueImportError(line, "deadline_unit: business_days or hours")
-    entry = pb.Subcategory(
+    entry = Subcategory(
         code=values.get("code", "").strip(),
         name=values.get("name", "").strip(),
         category=values.get("category", "").strip(),
         category_name=values.get("category_name", "").strip(),
         service=values.get("service", "").strip(),
-        deadline_unit=UNIT_VALUES[unit],
+        deadline_unit=DeadlineUnit(unit),
         deadline_amount=number("deadline_amount"),
         claimable=flag("claimable"),
         claim_business_days=number("claim_business_days"),

@@ -4,14 +4,18 @@ subscriber; the rules stay in the handler."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from npc.flows.sgu.handler import CONFIRM_PATH, SguHandler
+from npc.flows.sgu import store
+from npc.flows.sgu.base import CONFIRM_PATH
+from npc.flows.sgu.handler import SguHandler
+from npc.flows.sgu.rules import CONFIRMATION_HOURS, MAX_SCORE, State
 from npc.store.operators import name_of
 from npc.web.lookup import FOREIGN_FORM, NO_STORE
 from npc.web.render import cross_site, render
@@ -32,53 +36,53 @@ TEMPLATES = Path(__file__).parent / "templates"
 LOOKUP_PATH = "/sgu/consulta"
 
 # State -> (what the subscriber reads as the state, tone, what it means and what comes next).
-STATES: dict[str, tuple[str, str, str]] = {
-    "awaiting_confirmation": (
+STATES: dict[State, tuple[str, str, str]] = {
+    State.AWAITING_CONFIRMATION: (
         "Pendiente de confirmar su correo",
         "warning",
         "Registramos su problema, pero todavía no se envía a {operator}: confirme su correo "
-        "electrónico con el enlace que le enviamos. Si no lo confirma dentro de las 72 horas, el "
+        "electrónico con el enlace que le enviamos. Si no lo confirma dentro de las {hours} horas, el "
         "registro vence.",
     ),
-    "in_tray": (
+    State.IN_TRAY: (
         "En atención por su empresa operadora",
         "info",
         "Su problema fue trasladado a {operator}, que debe responderle a más tardar en el plazo "
         "indicado abajo. Le avisaremos por correo cuando responda.",
     ),
-    "overdue": (
+    State.OVERDUE: (
         "Sin respuesta en el plazo",
         "warning",
         "{operator} no respondió dentro del plazo. El incumplimiento quedó registrado; la "
         "empresa todavía debe responderle.",
     ),
-    "answered": (
+    State.ANSWERED: (
         "Respondido",
         "ok",
         "{operator} respondió su problema. Califique la respuesta indicando si quedó satisfecho.",
     ),
-    "closed": ("Cerrado", "ok", "El trámite terminó."),
-    "escalation_open": (
+    State.CLOSED: ("Cerrado", "ok", "El trámite terminó."),
+    State.ESCALATION_OPEN: (
         "Respondido, sin su conformidad",
         "warning",
         "Usted indicó que la respuesta de {operator} no lo dejó satisfecho.",
     ),
-    "claim_requested": (
+    State.CLAIM_REQUESTED: (
         "Reclamo en trámite",
         "info",
         "Usted pidió convertir su problema en reclamo. {operator} debe asignarle de inmediato un "
         "código de reclamo, que le enviaremos por correo.",
     ),
-    "claimed": (
+    State.CLAIMED: (
         "Reclamo registrado",
         "ok",
         "Su reclamo fue registrado ante {operator} con el código indicado abajo; la empresa debe "
         "resolverlo dentro del plazo.",
     ),
-    "expired": (
+    State.EXPIRED: (
         "Registro vencido",
         "error",
-        "El correo no se confirmó dentro de las 72 horas y el registro venció. Puede registrar "
+        "El correo no se confirmó dentro de las {hours} horas y el registro venció. Puede registrar "
         "su problema nuevamente.",
     ),
 }
@@ -156,15 +160,27 @@ def problem_view(
     status: Mapping[str, Any], operator_name: str, subcategory_name: str, handler: SguHandler
 ) -> StatusView:
     """The subscriber's view of a problem, in plain Spanish."""
-    zone = handler.calendar.zone
+    label, tone, text = STATES[State(status["state"])]
+    explanation = text.format(operator=operator_name, hours=CONFIRMATION_HOURS)
+    if status["escalable"]:
+        explanation += CAN_CLAIM
+    return StatusView(
+        heading=f"Problema {status['problem_id']}",
+        state=label,
+        explanation=explanation,
+        details=_details(status, operator_name, subcategory_name, handler.calendar.zone),
+        tone=tone,
+    )
+
+
+def _details(
+    status: Mapping[str, Any], operator_name: str, subcategory_name: str, zone: ZoneInfo
+) -> list[tuple[str, str]]:
+    """The problem's facts, in the order the subscriber follows them."""
 
     def when(instant: datetime) -> str:
         return spanish_instant(instant, zone)
 
-    label, tone, text = STATES[status["state"]]
-    explanation = text.format(operator=operator_name)
-    if status["escalable"]:
-        explanation += CAN_CLAIM
     problem = f"{subcategory_name} ({status['subcategory']})" if subcategory_name else ""
     details: list[tuple[str, str]] = [
         ("Código del problema", status["problem_id"]),
@@ -173,7 +189,7 @@ def problem_view(
         ("Problema", problem or status["subcategory"]),
         ("Registrado", when(status["registered_at"])),
     ]
-    if status["answer_deadline"] and status["state"] in ("in_tray", "overdue"):
+    if status["answer_deadline"] and status["state"] in (State.IN_TRAY, State.OVERDUE):
         details.append(("Plazo de respuesta", when(status["answer_deadline"])))
     if status["answered_at"]:
         answered = when(status["answered_at"])
@@ -184,7 +200,7 @@ def problem_view(
         details.append(("Respuesta de la empresa", status["answer"]))
     if status["score"]:
         feeling = "satisfecho" if status["satisfied"] else "no satisfecho"
-        details.append(("Su calificación", f"{status['score']} de 5, {feeling}"))
+        details.append(("Su calificación", f"{status['score']} de {MAX_SCORE}, {feeling}"))
     if status["claim_code"]:
         details.append(("Código de reclamo", status["claim_code"]))
     if status["claim_deadline"]:
@@ -192,37 +208,34 @@ def problem_view(
         last_day = (status["claim_deadline"] - timedelta(seconds=1)).astimezone(zone).date()
         details.append(("Plazo para resolver el reclamo", spanish_date(last_day)))
     details.append(("Zona horaria", "hora de Perú"))
-    return StatusView(
-        heading=f"Problema {status['problem_id']}",
-        state=label,
-        explanation=explanation,
-        details=details,
-        tone=tone,
-    )
+    return details
 
 
-def sgu_web(handler: SguHandler) -> WebRoutes:
-    """The status page at /sgu/consulta, the confirmation page at /sgu/confirmar and the four
-    statistics reports."""
-    db = handler.core.db
+ViewOf = Callable[[Mapping[str, Any]], Awaitable[StatusView]]
 
-    async def names(operator: str, subcategory: str) -> tuple[str, str]:
-        async with db.pool.acquire() as conn:
-            operator_name = await name_of(conn, operator)
-            subcategory_name = await conn.fetchval(
-                "SELECT name FROM sgu_subcategories WHERE code = $1", subcategory
-            )
-        return operator_name or operator, subcategory_name or ""
+
+def _view_of(handler: SguHandler) -> ViewOf:
+    """The subscriber's view of a public status, with the operator's and problem's names."""
 
     async def view_of(status: Mapping[str, Any]) -> StatusView:
-        operator_name, subcategory_name = await names(status["operator"], status["subcategory"])
-        return problem_view(status, operator_name, subcategory_name, handler)
+        async with handler.core.db.pool.acquire() as conn:
+            operator_name = await name_of(conn, status["operator"])
+            subcategory_name = await store.subcategory_name(conn, status["subcategory"])
+        return problem_view(
+            status, operator_name or status["operator"], subcategory_name or "", handler
+        )
+
+    return view_of
+
+
+def _lookup_page(handler: SguHandler, view_of: ViewOf) -> LookupPage:
+    """The status page: the problem's code and the holder's document."""
 
     async def lookup(values: dict[str, str]) -> StatusView | None:
         status = await handler.public_status(values["codigo"], values["documento"])
         return await view_of(status) if status is not None else None
 
-    page = LookupPage(
+    return LookupPage(
         path=LOOKUP_PATH,
         title="Consulte el estado de su problema (SGU)",
         nav_label="Estado de mi problema",
@@ -236,26 +249,34 @@ def sgu_web(handler: SguHandler) -> WebRoutes:
         not_found=NOT_FOUND,
     )
 
-    def confirm_form(
-        request: web.Request, token: str, *, message: str | None = None, status: int = 200
-    ) -> web.Response:
-        return render(
-            request,
-            "sgu_confirmar.html",
-            status=status,
-            headers=NO_STORE,
-            title="Confirme su correo electrónico",
-            path=CONFIRM_PATH,
-            field=TOKEN,
-            token=token,
-            # A link's token goes in a hidden field; without one (or a wrong one) it is typed.
-            hidden=bool(token) and message is None,
-            message=message,
-        )
 
-    async def show_confirmation(request: web.Request) -> web.Response:
-        # Showing the page changes nothing: mail scanners and link previews open links too.
-        return confirm_form(request, TOKEN.normalise(request.query.get("token", "")))
+def _confirm_form(
+    request: web.Request, token: str, *, message: str | None = None, status: int = 200
+) -> web.Response:
+    return render(
+        request,
+        "sgu_confirmar.html",
+        status=status,
+        headers=NO_STORE,
+        title="Confirme su correo electrónico",
+        path=CONFIRM_PATH,
+        field=TOKEN,
+        token=token,
+        # A link's token goes in a hidden field; without one (or a wrong one) it is typed.
+        hidden=bool(token) and message is None,
+        message=message,
+    )
+
+
+async def _show_confirmation(request: web.Request) -> web.Response:
+    # Showing the page changes nothing: mail scanners and link previews open links too.
+    return _confirm_form(request, TOKEN.normalise(request.query.get("token", "")))
+
+
+def _confirmation_routes(
+    handler: SguHandler, page: LookupPage, view_of: ViewOf
+) -> list[web.RouteDef]:
+    """The page the confirmation e-mail links to: GET shows the form, POST confirms."""
 
     async def confirm(request: web.Request) -> web.Response:
         if cross_site(request):
@@ -265,12 +286,12 @@ def sgu_web(handler: SguHandler) -> WebRoutes:
         posted = await request.post()
         token = TOKEN.normalise(str(posted.get("token", "")))
         if TOKEN.check(token) is not None:
-            return confirm_form(request, token, message=BAD_LINK, status=400)
+            return _confirm_form(request, token, message=BAD_LINK, status=400)
         status = await handler.confirm_email_token(token)
         if status is None:
-            return confirm_form(request, token, message=BAD_LINK)
+            return _confirm_form(request, token, message=BAD_LINK)
         view = await view_of(status)
-        if status["state"] not in ("awaiting_confirmation", "expired"):
+        if status["state"] not in (State.AWAITING_CONFIRMATION, State.EXPIRED):
             view = StatusView(
                 heading=view.heading,
                 state=view.state,
@@ -280,17 +301,26 @@ def sgu_web(handler: SguHandler) -> WebRoutes:
             )
         return render(request, "status.html", headers=NO_STORE, page=page, view=view)
 
-    async def most_frequent(query: ReportQuery) -> Sequence[Mapping[str, Any]]:
-        report = await handler.report(query.start, query.end, operator=query.operator)
+    return [web.get(CONFIRM_PATH, _show_confirmation), web.post(CONFIRM_PATH, confirm)]
+
+
+class _Statistics:
+    """The rows of the four statistics reports, from the handler's report."""
+
+    def __init__(self, handler: SguHandler) -> None:
+        self.handler = handler
+
+    async def most_frequent(self, query: ReportQuery) -> Sequence[Mapping[str, Any]]:
+        report = await self.handler.report(query.start, query.end, operator=query.operator)
         return [
             {"subcategoria": p.subcategory, "problema": p.name, "problemas": p.problems}
             for p in report.most_frequent
         ]
 
-    async def resolution_times(query: ReportQuery) -> Sequence[Mapping[str, Any]]:
-        report = await handler.report(query.start, query.end, operator=query.operator)
+    async def resolution_times(self, query: ReportQuery) -> Sequence[Mapping[str, Any]]:
+        report = await self.handler.report(query.start, query.end, operator=query.operator)
         subcategories = {
-            row["code"]: row["name"] for row in await handler.catalogue(include_inactive=True)
+            row["code"]: row["name"] for row in await self.handler.catalogue(include_inactive=True)
         }
         return [
             {
@@ -303,8 +333,8 @@ def sgu_web(handler: SguHandler) -> WebRoutes:
             for t in report.resolution_times
         ]
 
-    async def operators(query: ReportQuery) -> Sequence[Mapping[str, Any]]:
-        report = await handler.report(query.start, query.end, operator=query.operator)
+    async def operators(self, query: ReportQuery) -> Sequence[Mapping[str, Any]]:
+        report = await self.handler.report(query.start, query.end, operator=query.operator)
         return [
             {
                 "operador": o.operator,
@@ -317,8 +347,8 @@ def sgu_web(handler: SguHandler) -> WebRoutes:
             for o in report.operators
         ]
 
-    async def satisfaction(query: ReportQuery) -> Sequence[Mapping[str, Any]]:
-        report = await handler.report(query.start, query.end, operator=query.operator)
+    async def satisfaction(self, query: ReportQuery) -> Sequence[Mapping[str, Any]]:
+        report = await self.handler.report(query.start, query.end, operator=query.operator)
         return [
             {
                 "operador": s.operator,
@@ -330,15 +360,18 @@ def sgu_web(handler: SguHandler) -> WebRoutes:
             for s in report.satisfaction
         ]
 
+
+def _reports(handler: SguHandler) -> list[Report]:
+    """The four statistics reports (the regulator's, as over gRPC: operators do not read them)."""
+    rows = _Statistics(handler)
     jurisdiction = handler.calendar.country
-    # Statistics are the regulator's, as over gRPC (GetReport): operators do not read them here.
-    reports = [
+    return [
         Report(
             slug="sgu-problemas-frecuentes",
             title="SGU: problemas más frecuentes",
             description="Problemas por subcategoría, de la más frecuente a la menos. " + SOURCE,
             columns=FREQUENT_COLUMNS,
-            rows=most_frequent,
+            rows=rows.most_frequent,
             jurisdiction=jurisdiction,
         ),
         Report(
@@ -349,7 +382,7 @@ def sgu_web(handler: SguHandler) -> WebRoutes:
                 "subcategoría (problemas ya respondidos). " + SOURCE
             ),
             columns=TIME_COLUMNS,
-            rows=resolution_times,
+            rows=rows.resolution_times,
             jurisdiction=jurisdiction,
         ),
         Report(
@@ -360,7 +393,7 @@ def sgu_web(handler: SguHandler) -> WebRoutes:
                 "respuesta y convertidos en reclamo. " + SOURCE
             ),
             columns=OPERATOR_COLUMNS,
-            rows=operators,
+            rows=rows.operators,
             jurisdiction=jurisdiction,
         ),
         Report(
@@ -371,13 +404,20 @@ def sgu_web(handler: SguHandler) -> WebRoutes:
                 "satisfechos y puntaje de 1 a 5. " + SOURCE
             ),
             columns=SATISFACTION_COLUMNS,
-            rows=satisfaction,
+            rows=rows.satisfaction,
             jurisdiction=jurisdiction,
         ),
     ]
+
+
+def sgu_web(handler: SguHandler) -> WebRoutes:
+    """The status page at /sgu/consulta, the confirmation page at /sgu/confirmar and the four
+    statistics reports."""
+    view_of = _view_of(handler)
+    page = _lookup_page(handler, view_of)
     return WebRoutes(
         pages=[page],
-        reports=reports,
-        routes=[web.get(CONFIRM_PATH, show_confirmation), web.post(CONFIRM_PATH, confirm)],
+        reports=_reports(handler),
+        routes=_confirmation_routes(handler, page, view_of),
         templates=TEMPLATES,
     )
