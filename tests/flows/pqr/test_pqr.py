@@ -18,6 +18,7 @@ from npc.core.calendar import COLOMBIA
 from npc.core.clock import FakeClock
 from npc.core.errors import FailedPrecondition
 from npc.core.identity import Caller
+from npc.flows.pqr import convert
 from npc.notifications.outbox import MAX_SMS_TEXT
 from npc.v1 import pqr_pb2
 from tests.flows.pqr.conftest import events, filing, new_provider, notifications, records, user
@@ -482,7 +483,7 @@ async def test_an_answer_arriving_at_the_end_of_the_term_finds_the_silence_appli
             "AnswerPqr",
             request,
             pqr_pb2.Pqr,
-            lambda txn: handler.answer(txn, caller, request),
+            lambda txn: handler.answer(txn, caller, convert.answer(request)),
         )
     read = await co["claro-co"]("GetPqr", pqr_pb2.GetPqrRequest(cun=filed.cun))
     assert read.state == pqr_pb2.PQR_STATE_SILENCE_APPLIED

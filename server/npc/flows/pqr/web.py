@@ -12,7 +12,9 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from npc.flows.pqr.handler import JURISDICTION, PqrHandler
+from npc.flows.pqr.handler import PqrHandler
+from npc.flows.pqr.model import ProviderIndicators, PublicStatus
+from npc.flows.pqr.rules import JURISDICTION
 from npc.web.site import (
     Column,
     Field,
@@ -105,7 +107,7 @@ def months(first_day: date, last_day: date) -> list[str]:
     return found
 
 
-def status_view(status: Mapping[str, Any], handler: PqrHandler) -> StatusView:
+def status_view(status: PublicStatus, handler: PqrHandler) -> StatusView:
     """The user's view of a PQR: the regulated sentence first, then the facts in Bogotá time."""
     zone = handler.calendar.zone
 
@@ -137,7 +139,7 @@ def status_view(status: Mapping[str, Any], handler: PqrHandler) -> StatusView:
     )
 
 
-def indicator_row(row: Mapping[str, Any]) -> dict[str, Any]:
+def indicator_row(row: ProviderIndicators) -> dict[str, Any]:
     """One provider's month of `PqrHandler.report`, under the report's Spanish column keys."""
     return {
         "mes": row["month"],
