@@ -51,13 +51,11 @@ KNOWN_DEBTS: dict[tuple[str, str], str] = {
     ("npc.flows.cancellations.handler", "npc.v1"): "answers built in the handler",
     ("npc.flows.inoperability.handler", "npc.v1"): "answers built in the handler",
     ("npc.flows.portability.handler", "npc.v1"): "answers built in the handler",
-    ("npc.flows.pqr.handler", "npc.v1"): "answers built in the handler",
     ("npc.flows.registry.handler", "npc.v1"): "answers built in the handler",
     ("npc.flows.registry.returns", "npc.v1"): "answers built in the handler",
     ("npc.flows.suspension.handler", "npc.v1"): "answers built in the handler",
     # Validation reads the request messages field by field.
     ("npc.flows.portability.validation", "npc.v1"): "checks request messages",
-    ("npc.flows.pqr.validation", "npc.v1"): "checks request messages",
     # Type-only imports (under TYPE_CHECKING): `FlowContext` names the command runner, the
     # settings and the web routes; core protocols for them are their own pass.
     ("npc.core.flow", "npc.api.commands"): "FlowContext's command runner, by type only",

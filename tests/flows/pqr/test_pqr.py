@@ -12,12 +12,14 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from npc.api.commands import CommandRunner
 from npc.core.calendar import COLOMBIA
 from npc.core.clock import FakeClock
 from npc.core.errors import FailedPrecondition
 from npc.core.identity import Caller
+from npc.flows.pqr import convert
 from npc.notifications.outbox import MAX_SMS_TEXT
 from npc.v1 import pqr_pb2
 from tests.flows.pqr.conftest import events, filing, new_provider, notifications, records, user
@@ -482,12 +484,34 @@ async def test_an_answer_arriving_at_the_end_of_the_term_finds_the_silence_appli
             "AnswerPqr",
             request,
             pqr_pb2.Pqr,
-            lambda txn: handler.answer(txn, caller, request),
+            lambda txn: handler.answer(txn, caller, convert.answer(request)),
         )
     read = await co["claro-co"]("GetPqr", pqr_pb2.GetPqrRequest(cun=filed.cun))
     assert read.state == pqr_pb2.PQR_STATE_SILENCE_APPLIED
     assert utc(read.silence_at) == ANSWER_LIMIT
     assert await records(app, filed.cun) == ["provider_answer_pqr"]
+
+
+async def test_an_unreadable_notification_instant_is_refused_with_the_other_violations(co):
+    # The wire can carry instants no datetime holds; the answer reports them in the same refusal
+    # as the other fields, in the order of the request, and an unknown outcome reads as missing.
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await co["claro-co"](
+            "AnswerPqr",
+            pqr_pb2.AnswerPqrRequest(
+                request_id=rid(),
+                cun="1000000000",
+                outcome=99,
+                summary="",
+                notified_at=Timestamp(seconds=253402300800),  # year 10000
+            ),
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert list(field_violations(refused.value).items()) == [
+        ("outcome", "required: FAVORABLE, PARTIALLY_FAVORABLE or UNFAVORABLE"),
+        ("summary", "required: a summary of the decision, up to 4000 printable characters"),
+        ("notified_at", "not a valid instant"),
+    ]
 
 
 async def test_a_user_without_email_gets_the_longest_sms_the_outbox_sends(app, co, clock):

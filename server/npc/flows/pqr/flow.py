@@ -5,8 +5,8 @@ from __future__ import annotations
 from npc.core.flow import Flow, FlowContext, GrpcService
 from npc.core.runtime import Core
 from npc.flows.pqr.api import PqrServicer
-from npc.flows.pqr.handler import FLOW, PqrHandler
-from npc.flows.pqr.rules import DeadlineKind
+from npc.flows.pqr.handler import PqrHandler
+from npc.flows.pqr.rules import FLOW, DeadlineKind
 from npc.flows.pqr.web import pqr_web
 from npc.v1 import pqr_pb2_grpc
 from npc.web.site import WebRoutes

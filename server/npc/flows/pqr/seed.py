@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from npc.core.numbers import register_operator
+from npc.flows.pqr.store import insert_cun_range_if_free
 from npc.store.database import Database
 from npc.store.operators import OperatorSpec
 
@@ -45,15 +46,4 @@ async def seed_colombia(db: Database, assigned_at: datetime) -> None:
         await register_operator(db, spec)
     async with db.pool.acquire() as conn:
         for operator, first, last in DEMO_CUN_RANGES:
-            await conn.execute(
-                """INSERT INTO cun_ranges (operator_id, numbers, width, next_value, assigned_at,
-                                           assigned_by)
-                   SELECT $1, int8range($2, $3, '[]'), $4, $2, $5, 'sic'
-                   WHERE NOT EXISTS (SELECT 1 FROM cun_ranges
-                                     WHERE numbers && int8range($2, $3, '[]'))""",
-                operator,
-                int(first),
-                int(last),
-                len(first),
-                assigned_at,
-            )
+            await insert_cun_range_if_free(conn, operator, first, last, assigned_at, "sic")

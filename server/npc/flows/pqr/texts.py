@@ -8,6 +8,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from npc.core.calendar import BusinessCalendar
+from npc.flows.pqr.rules import (
+    RECONSIDERATION_DAYS,
+    SHORT_CODE,
+    SIC_DAYS,
+    UNANSWERED_ATTEMPTS_TO_CLOSE,
+    spelled,
+)
 
 SIC_LINK = "https://www.sic.gov.co"
 
@@ -19,7 +26,8 @@ EVIDENCE_BY_PROVIDER = "etapa de pruebas que practica el proveedor"
 ANALYSIS_BY_SIC = "análisis por parte de la SIC"
 
 RECOURSE_NOTICE = (
-    "Señor usuario, dentro de los siguientes diez (10) días hábiles contados a partir de que usted "
+    f"Señor usuario, dentro de los siguientes {spelled(RECONSIDERATION_DAYS)} días hábiles contados"
+    " a partir de que usted "
     "tiene conocimiento de esta decisión, si lo elige, usted puede presentar recurso de reposición "
     "y en subsidio de apelación. Lo anterior, significa que usted puede presentar nuevamente una "
     "comunicación mediante la cual manifieste su inconformidad con la presente decisión, en los "
@@ -61,8 +69,9 @@ def acknowledgement(provider_name: str) -> str:
 def unreachable_notice(provider_name: str) -> str:
     """The SMS that closes an SMS QUEJA request after 3 unanswered calls (literal c)."""
     return (
-        f"{provider_name}: intentamos comunicarnos con usted en tres (3) ocasiones para conocer el "
-        "detalle de la queja que solicitó presentar por SMS al 85432, sin obtener respuesta. Su "
+        f"{provider_name}: intentamos comunicarnos con usted en "
+        f"{spelled(UNANSWERED_ATTEMPTS_TO_CLOSE)} ocasiones para conocer el detalle de la queja que"
+        f" solicitó presentar por SMS al {SHORT_CODE}, sin obtener respuesta. Su "
         "solicitud de atención se da por cerrada; puede presentar su queja en cualquier momento "
         "por nuestros mecanismos de atención."
     )
@@ -136,8 +145,8 @@ def transfer_notice(calendar: BusinessCalendar, row: Any) -> str:
     return (
         f"Señor usuario, el expediente de su {_kind_word(row)}, fue enviado en fecha "
         f"{day(calendar, row['transferred_at'])} a la Superintendencia de Industria y Comercio, "
-        "para el trámite del recurso de apelación, para lo cual dicha Entidad cuenta con quince "
-        "(15) días hábiles para revisar, estudiar su caso y dar respuesta de fondo, salvo que se "
+        "para el trámite del recurso de apelación, para lo cual dicha Entidad cuenta con "
+        f"{spelled(SIC_DAYS)} días hábiles para revisar, estudiar su caso y dar respuesta de fondo, salvo que se "
         "requiera la práctica de pruebas, caso en el cual el tiempo mencionado podrá ampliarse "
         "hasta por un término igual. Para consultar dicho trámite, por favor ingrese a través del "
         f"siguiente enlace: {SIC_LINK} con el Código Único Numérico que le fue asignado a su PQR."

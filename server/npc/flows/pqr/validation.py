@@ -1,55 +1,24 @@
-"""Input checks of the PQR messages: each failure names the field; nothing is stored."""
+"""Input checks of the PQR commands: each failure names the request's field; nothing is stored."""
 
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from npc.core.validation import EMAIL, OPERATOR_ID, Violations, printable
+from npc.flows.pqr.model import UserData
+from npc.flows.pqr.rules import DocumentType
 from npc.notifications.outbox import MAX_SMS_TEXT
-from npc.v1 import pqr_pb2 as pb
 
 CUN = re.compile(r"(?a)^\d{6,18}$")
 SMS_REQUEST_ID = re.compile(r"(?a)^SQ\d{10}$")
 CO_MOBILE = re.compile(r"(?a)^3\d{9}$")
 MONTH = re.compile(r"(?a)^(\d{4})-(0[1-9]|1[0-2])$")
 QUEJA = re.compile(r"(?i)(?<![a-záéíóúñ])queja(?![a-záéíóúñ])")
-SHORT_CODE = "85432"
 MAX_NAME = 200
 MAX_ADDRESS = 300
 MAX_TEXT = 4000
 MAX_SMS = MAX_SMS_TEXT  # an SMS is what the outbox can send, defined once there
 
-KINDS: dict[Any, str] = {pb.PQR_KIND_PETITION: "petition", pb.PQR_KIND_COMPLAINT: "complaint"}
-CHANNELS: dict[Any, str] = {
-    pb.PQR_CHANNEL_OFFICE: "office",
-    pb.PQR_CHANNEL_PHONE_LINE: "phone_line",
-    pb.PQR_CHANNEL_WEBSITE: "website",
-    pb.PQR_CHANNEL_SOCIAL_NETWORK: "social_network",
-    pb.PQR_CHANNEL_SMS_85432: "sms_85432",
-}
-SUBJECTS: dict[Any, str] = {
-    pb.PQR_SUBJECT_BILLING: "billing",
-    pb.PQR_SUBJECT_SUSPENSION: "suspension",
-    pb.PQR_SUBJECT_TERMINATION: "termination",
-    pb.PQR_SUBJECT_CUT: "cut",
-    pb.PQR_SUBJECT_CONTRACT_REFUSAL: "contract_refusal",
-    pb.PQR_SUBJECT_SERVICE_QUALITY: "service_quality",
-    pb.PQR_SUBJECT_OTHER: "other",
-}
-# Art. 2.1.5.9: the subjects whose decisions admit appeal to the SIC in subsidy.
-APPEALABLE = {"billing", "suspension", "termination", "cut", "contract_refusal"}
-OUTCOMES: dict[Any, str] = {
-    pb.PQR_OUTCOME_FAVORABLE: "favorable",
-    pb.PQR_OUTCOME_PARTIALLY_FAVORABLE: "partially_favorable",
-    pb.PQR_OUTCOME_UNFAVORABLE: "unfavorable",
-}
-DOCUMENT_TYPES: dict[Any, str] = {
-    pb.USER_DOCUMENT_TYPE_CC: "cc",
-    pb.USER_DOCUMENT_TYPE_CE: "ce",
-    pb.USER_DOCUMENT_TYPE_NIT: "nit",
-    pb.USER_DOCUMENT_TYPE_PASSPORT: "passport",
-}
 _NIT_WEIGHTS = (3, 7, 13, 17, 19, 23, 29, 37, 41, 43, 47, 53, 59, 67, 71)
 
 
@@ -66,30 +35,34 @@ def nit_is_valid(number: str) -> bool:
     return match is not None and nit_check_digit(match.group(1)) == int(match.group(2))
 
 
-def check_document(v: Violations, field: str, kind: int, number: str) -> None:
+# The number of each document type, and what a wrong one is told.
+DOCUMENT_NUMBERS: dict[DocumentType, tuple[str, str]] = {
+    DocumentType.CC: (r"(?a)\d{6,10}", "a cédula de ciudadanía has 6 to 10 digits"),
+    DocumentType.CE: (
+        r"(?a)[A-Za-z0-9]{6,12}",
+        "a cédula de extranjería has 6 to 12 letters or digits",
+    ),
+    DocumentType.PASSPORT: (
+        r"(?a)[A-Za-z0-9]{5,20}",
+        "a passport number has 5 to 20 letters or digits",
+    ),
+}
+NOT_AN_INSTANT = "not a valid instant"
+
+
+def check_document(v: Violations, field: str, kind: DocumentType | None, number: str) -> None:
     """A Colombian identification document by its type."""
-    if kind not in DOCUMENT_TYPES:
+    if kind is None:
         v.add(f"{field}.document_type", "required: CC, CE, NIT or PASSPORT")
         return
-    patterns: dict[Any, tuple[str, str]] = {
-        pb.USER_DOCUMENT_TYPE_CC: (r"(?a)\d{6,10}", "a cédula de ciudadanía has 6 to 10 digits"),
-        pb.USER_DOCUMENT_TYPE_CE: (
-            r"(?a)[A-Za-z0-9]{6,12}",
-            "a cédula de extranjería has 6 to 12 letters or digits",
-        ),
-        pb.USER_DOCUMENT_TYPE_PASSPORT: (
-            r"(?a)[A-Za-z0-9]{5,20}",
-            "a passport number has 5 to 20 letters or digits",
-        ),
-    }
-    if kind == pb.USER_DOCUMENT_TYPE_NIT:
+    if kind is DocumentType.NIT:
         if not nit_is_valid(number):
             v.add(f"{field}.document_number", "a NIT has 9 digits and its check digit")
-    elif not re.fullmatch(patterns[kind][0], number):
-        v.add(f"{field}.document_number", patterns[kind][1])
+    elif not re.fullmatch(DOCUMENT_NUMBERS[kind][0], number):
+        v.add(f"{field}.document_number", DOCUMENT_NUMBERS[kind][1])
 
 
-def check_user(v: Violations, field: str, user: pb.UserData) -> None:
+def check_user(v: Violations, field: str, user: UserData) -> None:
     """Name, identification and notification address of the user (art. 2.1.5.3)."""
     if not printable(user.name, limit=MAX_NAME):
         v.add(f"{field}.name", f"required: the user's full name, up to {MAX_NAME} characters")

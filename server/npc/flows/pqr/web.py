@@ -12,7 +12,9 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from npc.flows.pqr.handler import JURISDICTION, PqrHandler
+from npc.flows.pqr.handler import PqrHandler
+from npc.flows.pqr.model import ProviderIndicators, PublicStatus
+from npc.flows.pqr.rules import ACKNOWLEDGE_WITHIN, JURISDICTION, SHORT_CODE, Kind, State, Subject
 from npc.web.site import (
     Column,
     Field,
@@ -27,37 +29,39 @@ from npc.web.site import (
 
 # State -> (what the user reads as the state, tone).
 STATES: dict[str, tuple[str, str]] = {
-    "analysis": ("En análisis por parte del proveedor", "info"),
-    "evidence": ("En etapa de pruebas del proveedor", "info"),
-    "answered": ("Respondida por el proveedor", "ok"),
-    "reconsideration": ("Recurso de reposición en análisis por parte del proveedor", "info"),
-    "reconsideration_evidence": ("Recurso de reposición en etapa de pruebas", "info"),
-    "silence_applied": ("Resuelta a su favor por silencio administrativo positivo", "ok"),
-    "transfer_due": ("Recurso de apelación: expediente por enviar a la SIC", "warning"),
-    "appeal": ("Recurso de apelación en análisis por parte de la SIC", "info"),
-    "closed": ("Trámite cerrado", "ok"),
+    State.ANALYSIS: ("En análisis por parte del proveedor", "info"),
+    State.EVIDENCE: ("En etapa de pruebas del proveedor", "info"),
+    State.ANSWERED: ("Respondida por el proveedor", "ok"),
+    State.RECONSIDERATION: ("Recurso de reposición en análisis por parte del proveedor", "info"),
+    State.RECONSIDERATION_EVIDENCE: ("Recurso de reposición en etapa de pruebas", "info"),
+    State.SILENCE_APPLIED: ("Resuelta a su favor por silencio administrativo positivo", "ok"),
+    State.TRANSFER_DUE: ("Recurso de apelación: expediente por enviar a la SIC", "warning"),
+    State.APPEAL: ("Recurso de apelación en análisis por parte de la SIC", "info"),
+    State.CLOSED: ("Trámite cerrado", "ok"),
 }
 # What the date of `public_status()["due_at"]` is, by state.
 DUE_LABELS: dict[str, str] = {
-    "analysis": "Fecha máxima de respuesta",
-    "evidence": "Fecha máxima de respuesta",
-    "reconsideration": "Fecha máxima de respuesta al recurso",
-    "reconsideration_evidence": "Fecha máxima de respuesta al recurso",
-    "answered": "Último día para presentar recurso de reposición",
-    "silence_applied": "Plazo del proveedor para cumplir lo resuelto a su favor",
-    "transfer_due": "Último día para enviar el expediente a la SIC",
-    "appeal": "Fecha máxima de decisión de la SIC",
+    State.ANALYSIS: "Fecha máxima de respuesta",
+    State.EVIDENCE: "Fecha máxima de respuesta",
+    State.RECONSIDERATION: "Fecha máxima de respuesta al recurso",
+    State.RECONSIDERATION_EVIDENCE: "Fecha máxima de respuesta al recurso",
+    State.ANSWERED: "Último día para presentar recurso de reposición",
+    State.SILENCE_APPLIED: "Plazo del proveedor para cumplir lo resuelto a su favor",
+    State.TRANSFER_DUE: "Último día para enviar el expediente a la SIC",
+    State.APPEAL: "Fecha máxima de decisión de la SIC",
 }
-KINDS = {"petition": "Petición", "complaint": "Queja"}
-SUBJECTS = {
-    "billing": "facturación",
-    "suspension": "suspensión del servicio",
-    "termination": "terminación del contrato",
-    "cut": "corte del servicio",
-    "contract_refusal": "negativa a contratar",
-    "service_quality": "calidad del servicio",
-    "other": "otros",
+KINDS: dict[str, str] = {Kind.PETITION: "Petición", Kind.COMPLAINT: "Queja"}
+SUBJECTS: dict[str, str] = {
+    Subject.BILLING: "facturación",
+    Subject.SUSPENSION: "suspensión del servicio",
+    Subject.TERMINATION: "terminación del contrato",
+    Subject.CUT: "corte del servicio",
+    Subject.CONTRACT_REFUSAL: "negativa a contratar",
+    Subject.SERVICE_QUALITY: "calidad del servicio",
+    Subject.OTHER: "otros",
 }
+
+ACK_MINUTES = ACKNOWLEDGE_WITHIN // timedelta(minutes=1)
 
 NOT_FOUND = (
     "No encontramos una petición, queja o recurso con ese CUN. Revise el número que le informó "
@@ -77,9 +81,9 @@ CUN = Field(
 INDICATOR_COLUMNS = (
     Column("mes", "Mes"),
     Column("proveedor", "Proveedor"),
-    Column("sms_recibidos", "Solicitudes SMS QUEJA al 85432", "number"),
-    Column("sms_acuse_a_tiempo", "Acuse en 5 minutos", "number"),
-    Column("sms_acuse_a_tiempo_pct", "Acuse en 5 minutos (%)", "number"),
+    Column("sms_recibidos", f"Solicitudes SMS QUEJA al {SHORT_CODE}", "number"),
+    Column("sms_acuse_a_tiempo", f"Acuse en {ACK_MINUTES} minutos", "number"),
+    Column("sms_acuse_a_tiempo_pct", f"Acuse en {ACK_MINUTES} minutos (%)", "number"),
     Column("sms_llamada_a_tiempo", "Llamada a tiempo", "number"),
     Column("sms_llamada_a_tiempo_pct", "Llamada a tiempo (%)", "number"),
     Column("sms_cerrados_sin_contacto", "Cerradas sin contacto", "number"),
@@ -105,7 +109,7 @@ def months(first_day: date, last_day: date) -> list[str]:
     return found
 
 
-def status_view(status: Mapping[str, Any], handler: PqrHandler) -> StatusView:
+def status_view(status: PublicStatus, handler: PqrHandler) -> StatusView:
     """The user's view of a PQR: the regulated sentence first, then the facts in Bogotá time."""
     zone = handler.calendar.zone
 
@@ -137,7 +141,7 @@ def status_view(status: Mapping[str, Any], handler: PqrHandler) -> StatusView:
     )
 
 
-def indicator_row(row: Mapping[str, Any]) -> dict[str, Any]:
+def indicator_row(row: ProviderIndicators) -> dict[str, Any]:
     """One provider's month of `PqrHandler.report`, under the report's Spanish column keys."""
     return {
         "mes": row["month"],
@@ -198,7 +202,7 @@ def pqr_web(handler: PqrHandler) -> WebRoutes:
                 title="Indicadores mensuales de atención de PQR",
                 description=(
                     "Por proveedor y mes (hora de Colombia): solicitudes de queja por SMS al "
-                    "85432 con acuse y llamada a tiempo (art. 2.1.5.1, parágrafo 1), PQR "
+                    f"{SHORT_CODE} con acuse y llamada a tiempo (art. 2.1.5.1, parágrafo 1), PQR "
                     "radicadas, respuestas dentro del término (art. 2.1.5.2), silencios "
                     "administrativos positivos y sus efectos fuera de plazo, expedientes "
                     "enviados a la SIC y los enviados fuera de plazo (art. 2.1.5.9.3), y las "
