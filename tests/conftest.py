@@ -16,13 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from npc.admin import seed_demo
 from npc.app import Clearinghouse
 from npc.config import Settings
 from npc.core.clock import FakeClock
 from npc.embedded import PG_APP_USER, EmbeddedPostgres, EmbeddedRedis, free_port
 from npc.store.database import Database
 from npc_clients import OperatorClient
-from tests.helpers import running
+from tests.helpers import Handlers, running
 
 # The `npc serve` processes tests stop with SIGTERM skip the lame-duck period: no balancer watches
 # them (tests/faults/test_sigterm.py sets its own).
@@ -101,6 +102,23 @@ def template_database(pg_server: EmbeddedPostgres) -> str:
     return "npc_template"
 
 
+@pytest.fixture(scope="session")
+def market_template(pg_server: EmbeddedPostgres, template_database: str) -> str:
+    """The migrated template with the demo market loaded: what a running clearinghouse starts
+    from in most tests (loading it once here, not in every test)."""
+    dsn = pg_server.create_database("npc_market", template=template_database)
+
+    async def load() -> None:
+        db = await Database.connect(dsn, min_size=1, max_size=2)
+        try:
+            await seed_demo(db, now=DEFAULT_START)
+        finally:
+            await db.close()
+
+    asyncio.run(load())
+    return "npc_market"
+
+
 class DatabaseSupply:
     """Fresh clones of the template, made one test ahead in a background thread.
 
@@ -150,12 +168,30 @@ def database_supply(
         supply.close()
 
 
+@pytest.fixture(scope="session")
+def market_supply(pg_server: EmbeddedPostgres, market_template: str) -> Iterator[DatabaseSupply]:
+    """Fresh databases holding the demo market (see `DatabaseSupply`)."""
+    supply = DatabaseSupply(pg_server, market_template)
+    try:
+        yield supply
+    finally:
+        supply.close()
+
+
 @pytest.fixture
 def database_url(database_supply: DatabaseSupply) -> Iterator[str]:
-    """A fresh database for one test, cloned from the migrated template."""
+    """A fresh, empty database for one test, cloned from the migrated template."""
     name, dsn = database_supply.take()
     yield dsn
     database_supply.drop(name)
+
+
+@pytest.fixture
+def market_database_url(market_supply: DatabaseSupply) -> Iterator[str]:
+    """A fresh database for one test with the demo market already loaded."""
+    name, dsn = market_supply.take()
+    yield dsn
+    market_supply.drop(name)
 
 
 @pytest.fixture
@@ -165,10 +201,11 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def settings(database_url: str, redis_server: EmbeddedRedis) -> Settings:
-    """Settings pointing at the test's database and the session's Redis, on free ports."""
+def settings(market_database_url: str, redis_server: EmbeddedRedis) -> Settings:
+    """Settings pointing at the test's database (the demo market loaded) and the session's
+    Redis, on free ports."""
     return Settings(
-        database_url=database_url,
+        database_url=market_database_url,
         redis_url=redis_server.url,
         redis_prefix=f"test{next(_db_counter)}",
         grpc_port=0,
@@ -182,6 +219,20 @@ async def app(settings: Settings, clock: FakeClock) -> AsyncIterator[Clearinghou
     """A running clearinghouse (real gRPC on loopback) with the demo market loaded."""
     async with running(settings, clock) as house:
         yield house
+
+
+@pytest.fixture
+async def handlers(settings: Settings, clock: FakeClock) -> AsyncIterator[Handlers]:
+    """The core and every flow with the demo market, no gRPC or HTTP: for tests of a flow's
+    rules as its handler applies them (`Handlers`)."""
+    house = Clearinghouse(settings, clock)
+    await house.start(listen=False)
+    try:
+        assert house.core is not None
+        await house.core.settle()
+        yield Handlers(house.core, clock)
+    finally:
+        await house.stop()
 
 
 class Operators:

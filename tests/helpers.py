@@ -7,10 +7,10 @@ import contextlib
 import itertools
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -20,10 +20,61 @@ from npc.admin import seed_demo
 from npc.app import Clearinghouse
 from npc.config import Settings
 from npc.core.clock import Clock, FakeClock
+from npc.core.errors import DomainError
+from npc.core.flow import Flow
+from npc.core.identity import Caller
+from npc.core.runtime import Core
+from npc.store.database import Txn
 from npc.v1 import common_pb2, events_pb2, portability_pb2
 from npc_clients import OperatorClient
 
 _ids = itertools.count(1)
+
+
+T = TypeVar("T")
+
+
+class Handlers:
+    """The flows' handlers called directly, as a command runs them but without gRPC.
+
+    `perform` opens the transaction a command would (the clock's instant), commits what a
+    refusal keeps (`keep_effects`: FLEP, a recorded breach) and raises the refusal, exactly as the
+    command runner does; idempotency and the wire translation are the API's and tested there.
+    """
+
+    def __init__(self, core: Core, clock: FakeClock) -> None:
+        self.core = core
+        self.clock = clock
+
+    def flow(self, name: str) -> Flow:
+        """The started flow called `name` ("portability", "suspension"...)."""
+        return self.core.flows[name]
+
+    @staticmethod
+    def caller(operator: str, country: str = "PE") -> Caller:
+        """An operator's identity as the transports establish it."""
+        return Caller(operator, country=country)
+
+    async def perform(self, name: str, command: Callable[[Txn], Awaitable[T]]) -> T:
+        """Run `command` in one transaction named `name`; settle afterwards (events positioned,
+        due deadlines fired)."""
+        kept: DomainError | None = None
+        async with self.core.db.transaction(name, self.clock.now()) as txn:
+            try:
+                result = await command(txn)
+            except DomainError as error:
+                if not error.keep_effects:
+                    raise
+                kept = error
+        await self.core.settle()
+        if kept is not None:
+            raise kept
+        return result
+
+    async def advance(self, delta: timedelta) -> None:
+        """Move the clock and fire what fell due."""
+        self.clock.advance(delta)
+        await self.core.settle()
 
 
 def rid() -> str:

@@ -50,8 +50,14 @@ class Clearinghouse:
         # status, so that --workers or the service manager starts the process again.
         self.failed = asyncio.Event()
 
-    async def start(self, *, background: bool = True, serve_http: bool = True) -> None:
-        """Connect, migrate, start the background loops and listen."""
+    async def start(
+        self, *, background: bool = True, serve_http: bool = True, listen: bool = True
+    ) -> None:
+        """Connect, migrate, start the background loops and listen.
+
+        With `listen` False the core and every flow start but no gRPC, HTTP or metrics port
+        opens: the flows' handlers are called directly (tools and the handler tests).
+        """
         settings = self.settings
         if not settings.database_url or not settings.redis_url:
             raise ValueError("database_url and redis_url are required")
@@ -81,6 +87,8 @@ class Clearinghouse:
         )
         if background:
             self.notifications.start(core.supervisor)
+        if not listen:
+            return
         authenticator = TokenAuthenticator(db)
         self.authenticator = authenticator
         await authenticator.load()

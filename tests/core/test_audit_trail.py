@@ -77,13 +77,13 @@ async def _cut_tail(app, keep: int) -> None:
 
 
 async def test_a_cut_tail_fools_the_chain_but_not_the_anchor(
-    app, operators, clock, tmp_path, database_url, capsys
+    app, operators, clock, tmp_path, market_database_url, capsys
 ):
     await _silent_donor_and_port(app, operators, clock)
     anchor = await _anchor(app, clock, tmp_path)
     anchor_file = tmp_path / "anchor.json"
 
-    code = await asyncio.to_thread(main, ["admin", "--database-url", database_url, "anchor"])
+    code = await asyncio.to_thread(main, ["admin", "--database-url", market_database_url, "anchor"])
     assert code == 0
     anchor_file.write_text(capsys.readouterr().out)
     assert Anchor.from_file(anchor_file) == anchor
@@ -94,7 +94,14 @@ async def test_a_cut_tail_fools_the_chain_but_not_the_anchor(
     assert result.first_broken == anchor.position - 2
     assert "tail was removed" in (result.reason or "")
 
-    verify = ["admin", "--database-url", database_url, "verify-log", "--anchor", str(anchor_file)]
+    verify = [
+        "admin",
+        "--database-url",
+        market_database_url,
+        "verify-log",
+        "--anchor",
+        str(anchor_file),
+    ]
     assert await asyncio.to_thread(main, verify) == 1
     assert f"log broken at position {anchor.position - 2}" in capsys.readouterr().out
 

@@ -74,10 +74,18 @@ async def test_a_deleted_event_and_a_swapped_pair_are_caught(app, operators, clo
 
 @pytest.mark.slow
 async def test_npc_admin_verify_log_exits_1_and_names_the_position(
-    app, operators, clock, database_url
+    app, operators, clock, market_database_url
 ):
     head = await _traffic(app, operators, clock)
-    command = [sys.executable, "-m", "npc", "admin", "--database-url", database_url, "verify-log"]
+    command = [
+        sys.executable,
+        "-m",
+        "npc",
+        "admin",
+        "--database-url",
+        market_database_url,
+        "verify-log",
+    ]
     ok = await asyncio.to_thread(
         subprocess.run, command, capture_output=True, text=True, timeout=60, check=False
     )

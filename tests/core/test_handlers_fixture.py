@@ -1,0 +1,36 @@
+"""The handler fixture: the core and every flow over the demo market, no gRPC or HTTP."""
+
+from __future__ import annotations
+
+import pytest
+
+from npc.core import numbers
+from npc.core.errors import FailedPrecondition
+from npc.store import operators
+from npc.store.database import Txn
+from tests.helpers import Handlers
+
+
+async def test_the_demo_market_comes_from_the_template_and_nothing_listens(handlers: Handlers):
+    async with handlers.core.db.pool.acquire() as conn:
+        assert await operators.count(conn) >= 5
+        served = await numbers.who_serves(conn, ["940000001"])
+    assert [(s.holder, s.serving, s.ported) for s in served] == [("movistar", "movistar", False)]
+    assert set(handlers.core.flows) >= {"portability", "suspension", "registry", "sgu", "pqr"}
+
+
+async def test_perform_keeps_what_a_refusal_keeps_and_undoes_the_rest(handlers: Handlers):
+    async def refuse(keep: bool, case: str):
+        async def command(txn: Txn) -> None:
+            txn.emit("portability", "test.noted", case_id=case, sender="claro", payload={})
+            raise FailedPrecondition("refused", keep_effects=keep)
+
+        return command
+
+    with pytest.raises(FailedPrecondition):
+        await handlers.perform("test.kept", await refuse(True, "kept"))
+    with pytest.raises(FailedPrecondition):
+        await handlers.perform("test.undone", await refuse(False, "undone"))
+    async with handlers.core.db.pool.acquire() as conn:
+        cases = {r["case_id"] for r in await conn.fetch("SELECT case_id FROM events")}
+    assert "kept" in cases and "undone" not in cases
