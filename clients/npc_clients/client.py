@@ -8,7 +8,7 @@ import random
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
@@ -18,10 +18,12 @@ from npc.v1 import (
     events_pb2_grpc,
     inoperability_pb2_grpc,
     portability_pb2_grpc,
+    pqr_pb2_grpc,
     registry_pb2_grpc,
     sgu_pb2_grpc,
     suspension_pb2_grpc,
 )
+from npc_clients.positions import PositionStore
 
 log = logging.getLogger("npc_clients")
 
@@ -30,6 +32,12 @@ log = logging.getLogger("npc_clients")
 # id, is sent again. A CANCELLED the client did not ask for comes from the server side (a call
 # cancelled locally raises asyncio.CancelledError instead).
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED})
+# A unary call whose deadline passed may have run or not: the same request id makes sending it
+# again safe (the clearinghouse answers a retry with the first answer).
+RETRYABLE_UNARY = RETRYABLE | {grpc.StatusCode.DEADLINE_EXCEEDED}
+
+Request = TypeVar("Request")
+Response = TypeVar("Response")
 # The trailer with which a stopping server ends an event stream: subscribe again from there.
 RESUME_POSITION_KEY = "npc-resume-position"
 
@@ -91,6 +99,7 @@ class OperatorClient:
         self.inoperability = inoperability_pb2_grpc.InoperabilityServiceStub(self.channel)
         self.sgu = sgu_pb2_grpc.SguServiceStub(self.channel)
         self.cancellations = cancellations_pb2_grpc.CancellationsServiceStub(self.channel)
+        self.pqr = pqr_pb2_grpc.PqrServiceStub(self.channel)
 
     @classmethod
     def with_certificate(
@@ -119,19 +128,31 @@ class OperatorClient:
         `unary`)."""
         return await self.unary(getattr(self.portability, method), request, timeout=timeout)
 
-    async def unary(self, rpc: Any, request: Any, *, timeout: float = 10.0) -> Any:
-        """Call the unary `rpc` (a stub's method) with this operator's identity; UNAVAILABLE and
-        a server-side CANCELLED are retried with the same request (the same request id) for up
-        to `retry_for` seconds, `timeout` being each attempt's deadline."""
+    async def unary(
+        self,
+        rpc: grpc.aio.UnaryUnaryMultiCallable[Request, Response],
+        request: Request,
+        *,
+        timeout: float = 10.0,
+    ) -> Response:
+        """Call the unary `rpc` (a stub's method, e.g. ``client.unary(client.sgu.GetProblem,
+        request)``: typed by the stub) with this operator's identity. UNAVAILABLE, a server-side
+        CANCELLED and DEADLINE_EXCEEDED are retried with the same request (the same request id)
+        for up to `retry_for` seconds, `timeout` being each attempt's deadline."""
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self.retry_for
         delay = 0.05
         while True:
             try:
-                return await rpc(request, metadata=self._metadata, timeout=timeout)
+                response: Response = await rpc(request, metadata=self._metadata, timeout=timeout)
+                return response
             except grpc.aio.AioRpcError as error:
                 pause = delay * (0.5 + random.random())
-                if self._closed or error.code() not in RETRYABLE or loop.time() + pause > give_up:
+                if (
+                    self._closed
+                    or error.code() not in RETRYABLE_UNARY
+                    or loop.time() + pause > give_up
+                ):
                     raise
                 self._retrying(rpc, request, error)
             await asyncio.sleep(pause)
@@ -175,6 +196,12 @@ class OperatorClient:
             await asyncio.sleep(pause)
             delay = min(delay * 2, 1.0)
 
+    def subscription(self, store: PositionStore, flows: list[str] | None = None) -> Subscription:
+        """Events addressed to this operator after the last position `store` holds, resumed
+        the same way across reconnects (`subscribe`) and, through `store`, across restarts of
+        the operator's system: call `Subscription.processed` once an event is handled."""
+        return Subscription(self, store, flows)
+
     async def close(self) -> None:
         """Close the channel."""
         self._closed = True
@@ -185,3 +212,36 @@ class OperatorClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+class Subscription:
+    """An event subscription whose progress survives the operator's system restarting.
+
+    ::
+
+        subscription = client.subscription(FilePositionStore("npc.position"))
+        async for event in subscription:
+            handle(event)
+            subscription.processed(event)
+
+    It starts after the position the store holds. Saving is the caller's call, after handling:
+    an event received but not marked processed before a crash comes again after the restart.
+    """
+
+    def __init__(
+        self, client: OperatorClient, store: PositionStore, flows: list[str] | None
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.flows = flows
+        self.position = store.load()
+
+    def __aiter__(self) -> AsyncIterator[events_pb2.Event]:
+        return self.client.subscribe(self.position, self.flows)
+
+    def processed(self, event: events_pb2.Event | int) -> None:
+        """Record that `event` (or every event up to a position) was handled."""
+        position = event if isinstance(event, int) else event.position
+        if position > self.position:
+            self.store.save(position)
+            self.position = position
