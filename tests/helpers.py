@@ -153,6 +153,16 @@ def rpc_error_details(error: grpc.aio.AioRpcError) -> status_pb2.Status:
     raise AssertionError("no google.rpc.Status in the trailers")
 
 
+def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
+    """The google.rpc.ErrorInfo detail of an error (every error carries one)."""
+    for detail in rpc_error_details(error).details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info
+    raise AssertionError(f"no ErrorInfo detail in {error.code().name}: {error.details()}")
+
+
 def field_violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
     """Field -> description of the BadRequest detail of an error."""
     status = rpc_error_details(error)

@@ -8,14 +8,13 @@ from collections.abc import Callable
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from npc.store.database import case_lock_key, case_lock_sql
 from npc.v1 import events_pb2
 from npc.v1 import portability_pb2 as pb
 from npc_clients.client import resume_position
-from tests.helpers import block, port_request, rid, rpc_error_details
+from tests.helpers import block, error_info, port_request, rid
 
 
 async def test_health_turns_not_serving_and_calls_in_flight_finish(app, operators, clock):
@@ -115,16 +114,6 @@ async def test_drain_finishes_queued_calls_refuses_new_ones_and_ends_streams(app
             "SELECT count(*) FROM command_results WHERE caller = 'movistar' AND status_code = 0"
         )
     assert stored == len(filed)
-
-
-def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
-    """The google.rpc.ErrorInfo detail of an error."""
-    for detail in rpc_error_details(error).details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info
-    raise AssertionError("no ErrorInfo detail")
 
 
 async def until(condition: Callable[[], bool], limit: float = 10.0) -> None:

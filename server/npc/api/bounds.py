@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from npc.core.errors import FieldViolation, InvalidArgument, ResourceExhausted
+from npc.core.errors import FieldViolation, InvalidArgument, Reason, ResourceExhausted
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,7 @@ class ExpensiveCalls:
                 f"{operator} already has {current} streams or uploads open (at most"
                 f" {self.limit}); retry when one ends",
                 retry_after=1.0,
+                reason=Reason.TOO_MANY_STREAMS,
             )
         self._open[operator] = current + 1
 

@@ -21,7 +21,7 @@ from google.rpc import code_pb2, status_pb2
 
 from npc.api.errors import RpcFailure, to_status
 from npc.core.clock import Clock
-from npc.core.errors import DomainError, FieldViolation, InvalidArgument
+from npc.core.errors import DomainError, FieldViolation, InvalidArgument, Reason
 from npc.core.identity import Caller
 from npc.store.database import CommandAnswer, Database, Txn
 
@@ -168,7 +168,8 @@ class CommandRunner:
             raise InvalidArgument(
                 FieldViolation(
                     "request_id", "already used for a different request; use a new request id"
-                )
+                ),
+                reason=Reason.REQUEST_ID_REUSED,
             )
         if row["status_code"] != code_pb2.OK:
             status = status_pb2.Status()

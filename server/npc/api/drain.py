@@ -25,14 +25,14 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from npc.api.errors import RpcFailure
+from npc.core.errors import ERROR_DOMAIN, Reason
 
 log = logging.getLogger(__name__)
 
 # Trailing metadata of a stream ended by the drain: the position to pass as `from_position` when
 # subscribing again (every event up to it was sent).
 RESUME_POSITION_KEY = "npc-resume-position"
-ERROR_DOMAIN = "npc.clearinghouse"
-SHUTTING_DOWN = "SERVER_SHUTTING_DOWN"
+SHUTTING_DOWN = Reason.SERVER_SHUTTING_DOWN
 # Seconds without a new call after which the core is taken to hold no queued call any more; an
 # idle server (nothing in flight, nothing arriving once draining) is quiet after the first GLANCE.
 QUIET = 0.1

@@ -7,6 +7,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from npc.core import errors
+from npc.core.errors import ERROR_DOMAIN, Reason
 
 
 class RpcFailure(Exception):
@@ -58,8 +59,23 @@ def _pack(message: object) -> any_pb2.Any:
     return packed
 
 
+def error_info(reason: str, **metadata: str) -> any_pb2.Any:
+    """A packed `google.rpc.ErrorInfo` of domain "npc" (see `npc.core.errors.Reason`)."""
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN)
+    for key, value in metadata.items():
+        info.metadata[key] = _clip(value)
+    return _pack(info)
+
+
+def status(code: int, message: str, reason: Reason, **metadata: str) -> status_pb2.Status:
+    """A google.rpc.Status with its ErrorInfo, for failures that are not domain errors."""
+    return status_pb2.Status(
+        code=code, message=_clip(message, MAX_MESSAGE), details=[error_info(reason, **metadata)]
+    )
+
+
 def to_status(error: errors.DomainError) -> status_pb2.Status:
-    """The google.rpc.Status of a domain error, with field-level details."""
+    """The google.rpc.Status of a domain error: field-level details and its ErrorInfo."""
     code = getattr(code_pb2, error.grpc_code)
     status = status_pb2.Status(code=code, message=_clip(error.message, MAX_MESSAGE))
     if isinstance(error, errors.InvalidArgument | errors.OutOfRange):
@@ -96,7 +112,19 @@ def to_status(error: errors.DomainError) -> status_pb2.Status:
                 )
             )
         )
+    status.details.append(error_info(error.reason, **_info_metadata(error)))
     return status
+
+
+def _info_metadata(error: errors.DomainError) -> dict[str, str]:
+    """What ErrorInfo repeats of the other details, for clients that read only ErrorInfo."""
+    if isinstance(error, errors.NotFound | errors.AlreadyExists):
+        return {"resource_type": error.resource_type, "resource_name": error.resource_name}
+    if isinstance(error, errors.FailedPrecondition) and error.subject:
+        return {"subject": error.subject}
+    if isinstance(error, errors.InvalidArgument | errors.OutOfRange):
+        return {"fields": ",".join(v.field for v in error.violations[:MAX_VIOLATIONS])}
+    return {}
 
 
 def grpc_code(status: status_pb2.Status) -> grpc.StatusCode:

@@ -29,10 +29,16 @@ from npc.api.bounds import (
     max_message_bytes,
 )
 from npc.api.drain import Drain
-from npc.api.errors import RpcFailure, fail, to_status
+from npc.api.errors import RpcFailure, fail, status, to_status
 from npc.api.identity import CURRENT_CALLER, TokenAuthenticator
 from npc.api.limits import RateLimiter
-from npc.core.errors import DomainError, FieldViolation, InvalidArgument, PermissionDenied
+from npc.core.errors import (
+    DomainError,
+    FieldViolation,
+    InvalidArgument,
+    PermissionDenied,
+    Reason,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,21 +72,27 @@ def _failure_status(exc: BaseException, method: str) -> status_pb2.Status:
         return to_status(exc)
     if isinstance(exc, asyncpg.DeadlockDetectedError | asyncpg.SerializationError):
         log.warning("%s: concurrent update conflict: %s", method, exc)
-        return status_pb2.Status(
-            code=code_pb2.ABORTED, message="concurrent update; retry with the same request_id"
+        return status(
+            code_pb2.ABORTED,
+            "concurrent update; retry with the same request_id",
+            Reason.CONCURRENT_UPDATE,
         )
     if isinstance(exc, TimeoutError):
         log.warning("%s: took longer than its deadline", method)
-        return status_pb2.Status(
-            code=code_pb2.DEADLINE_EXCEEDED, message="the call took longer than its deadline"
+        return status(
+            code_pb2.DEADLINE_EXCEEDED,
+            "the call took longer than its deadline",
+            Reason.CALL_TIMEOUT,
         )
     if isinstance(exc, _UNAVAILABLE):
         log.warning("%s: storage unavailable: %s", method, exc)
-        return status_pb2.Status(
-            code=code_pb2.UNAVAILABLE, message="storage temporarily unavailable; retry"
+        return status(
+            code_pb2.UNAVAILABLE,
+            "storage temporarily unavailable; retry",
+            Reason.STORAGE_UNAVAILABLE,
         )
     log.exception("%s failed", method)
-    return status_pb2.Status(code=code_pb2.INTERNAL, message="internal error")
+    return status(code_pb2.INTERNAL, "internal error", Reason.INTERNAL)
 
 
 def _forget(exc: BaseException) -> None:
@@ -101,9 +113,11 @@ def _forget(exc: BaseException) -> None:
 
 def _too_large(size: int, limit: int, method_path: str) -> RpcFailure:
     return RpcFailure(
-        status_pb2.Status(
-            code=code_pb2.RESOURCE_EXHAUSTED,
-            message=f"the request is {size} bytes; {method_path} accepts at most {limit} bytes",
+        status(
+            code_pb2.RESOURCE_EXHAUSTED,
+            f"the request is {size} bytes; {method_path} accepts at most {limit} bytes",
+            Reason.REQUEST_TOO_LARGE,
+            limit=str(limit),
         )
     )
 

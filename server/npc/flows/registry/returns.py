@@ -318,7 +318,9 @@ class ConsentReturns:
         if row is None or row["state"] != State.SCHEDULED:
             return
         await move_numbers(txn, row["numbers"], row["donor"], reason="return", case_id=row["id"])
-        row = await RETURNS.update(txn, row["id"], {"state": State.EXECUTED, "executed_at": txn.now})
+        row = await RETURNS.update(
+            txn, row["id"], {"state": State.EXECUTED, "executed_at": txn.now}
+        )
         window = self.window.containing(row["disable_at"])
         disable_by = window[1] if window else row["disable_at"] + self.window.max_outage
         txn.set_deadline(
