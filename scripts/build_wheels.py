@@ -11,7 +11,8 @@
 
 Each distribution is staged in a temporary directory from the files git tracks (what a clean
 checkout holds: nothing generated in the working tree is taken), with its pyproject from
-`packaging/<name>/`, and built by pip with the current environment's setuptools (no network).
+`packaging/<name>/pyproject.toml.in`, and built by pip with the current environment's
+setuptools (no network).
 The runtime floors of protobuf and grpcio are read from the generated code, which refuses to
 import under an older runtime. Prints one wheel path per line.
 """
@@ -117,7 +118,7 @@ def server_dependencies(floors: dict[str, str]) -> str:
 
 
 def write_pyproject(stage: Path, name: str, **values: str) -> None:
-    template = (ROOT / "packaging" / name / "pyproject.toml").read_text()
+    template = (ROOT / "packaging" / name / "pyproject.toml.in").read_text()
     (stage / "pyproject.toml").write_text(template.format(**values))
 
 
