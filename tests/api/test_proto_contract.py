@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -67,9 +68,12 @@ def test_buf_lint_catches_an_undocumented_field(tmp_path: Path) -> None:
     module = tmp_path / "proto"
     shutil.copytree(PROTO, module)
     common = module / "npc" / "v1" / "common.proto"
-    text = common.read_text()
-    leading = next(line for line in text.splitlines(keepends=True) if "Positive decimal" in line)
-    common.write_text(text.replace(leading, "", 1))
+    # Money.amount: the only field declared so in common.proto.
+    undocumented, count = re.subn(
+        r"(?m)(^  //.*\n)+(?=  string amount = 1;)", "", common.read_text()
+    )
+    assert count == 1
+    common.write_text(undocumented)
     proc = run_buf("lint", "--error-format=json", cwd=module)
     assert proc.returncode != 0
     assert [(f["path"], f["type"]) for f in findings(proc)] == [
