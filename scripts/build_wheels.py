@@ -169,9 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         server = staging / "server"
         copy_tree(files, "server/npc", server / "npc")
         copy_tree(files, "clients/npc_tools", server / "npc_tools")
-        write_pyproject(
-            server, "server", **values, server_dependencies=server_dependencies(floors)
-        )
+        write_pyproject(server, "server", **values, server_dependencies=server_dependencies(floors))
         for stage in (protocol, clients, server):
             print(build(stage, out))
     return 0
