@@ -10,7 +10,7 @@ from enum import StrEnum
 import pytest
 import redis.asyncio as aioredis
 
-from npc.api.commands import CommandRunner
+from npc.api.commands import IdempotentCommandRunner
 from npc.api.messages import Command, CommandServicer
 from npc.config import Settings
 from npc.core.clock import FakeClock
@@ -60,7 +60,7 @@ async def database(settings: Settings) -> AsyncIterator[Database]:
 @pytest.fixture
 def context(settings: Settings, clock: FakeClock, database: Database) -> FlowContext:
     """What the process builds every flow from."""
-    return FlowContext(settings, CommandRunner(database, clock))
+    return FlowContext(settings, IdempotentCommandRunner(database, clock))
 
 
 @pytest.fixture

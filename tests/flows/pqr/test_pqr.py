@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 
-from npc.api.commands import CommandRunner
+from npc.api.commands import IdempotentCommandRunner
 from npc.core.calendar import COLOMBIA
 from npc.core.clock import FakeClock
 from npc.core.errors import FailedPrecondition
@@ -468,7 +468,7 @@ async def test_an_answer_arriving_at_the_end_of_the_term_finds_the_silence_appli
     # silence itself, keeps it, and refuses the answer.
     filed = await co["claro-co"]("FilePqr", filing())
     handler = app.core.flows["pqr"].handler
-    runner = CommandRunner(app.core.db, FakeClock(ANSWER_LIMIT))
+    runner = IdempotentCommandRunner(app.core.db, FakeClock(ANSWER_LIMIT))
     caller = Caller("claro-co")
     request = pqr_pb2.AnswerPqrRequest(
         request_id=rid(),
