@@ -62,6 +62,7 @@ class TickFlow(Flow):
 @pytest.fixture
 async def database(settings: Settings) -> AsyncIterator[Database]:
     """A pool on the test's database."""
+    assert settings.database_url is not None
     db = await Database.connect(settings.database_url, min_size=1, max_size=4)
     yield db
     await db.close()
@@ -81,6 +82,7 @@ async def core_for(
     made: list[Core] = []
 
     async def make(flows: list[Flow]) -> Core:
+        assert settings.redis_url is not None
         redis = aioredis.Redis.from_url(settings.redis_url)
         core = Core(database, redis, clock, redis_prefix="manifest")
         made.append(core)

@@ -99,9 +99,7 @@ class _ProtocolLog(logging.LoggerAdapter):  # type: ignore[type-arg]
         super().__init__(logging.getLogger("aiohttp.server"), {})
         self.peers = PeerLog()
 
-    def exception(  # type: ignore[override]
-        self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any
-    ) -> None:
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
         if isinstance(exc_info, HttpProcessingError):
             peer = str(args[0]) if args else "?"
             self.peers.warning(f"{peer}:", "malformed HTTP request from %s: %s", peer, exc_info)
