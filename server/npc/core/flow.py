@@ -29,6 +29,7 @@ from npc.store.database import Txn
 if TYPE_CHECKING:
     from npc.core.runtime import Core
 
+
 class CommandRunner(Protocol):
     """Runs a command in one transaction, exactly once per (caller, request id); a retry gets the
     first answer (``npc.api.commands.IdempotentCommandRunner``). Requests and answers are the
