@@ -102,11 +102,14 @@ def block(
     first: str, last: str = "", modality: int = common_pb2.MODALITY_POSTPAID
 ) -> common_pb2.NumberBlock:
     """A number or an inclusive range."""
-    return common_pb2.NumberBlock(first=first, last=last, modality=modality)
+    # Any number, unknown ones included: tests send those on purpose.
+    return common_pb2.NumberBlock(
+        first=first, last=last, modality=common_pb2.Modality.ValueType(modality)
+    )
 
 
 def port_request(
-    clock: FakeClock,
+    clock: Clock,
     donor: str = "movistar",
     numbers: list[common_pb2.NumberBlock] | None = None,
     **fields: Any,

@@ -10,12 +10,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from npc.config import Settings
-from npc.core import clock as clock_module
 from npc.core.clock import SharedClock
 from npc_tools.bench import write_registry
 
@@ -87,9 +87,9 @@ def test_two_shared_clocks_built_from_the_same_environment_agree_and_run_at_thei
     env = {"NPC_CLOCK": spec}
     first, second = SharedClock.from_env(env), SharedClock.from_env(env)
     assert first is not None and second is not None
-    monkeypatch.setattr(clock_module.time, "time", lambda: 1_800_000_000.0)
+    monkeypatch.setattr(time, "time", lambda: 1_800_000_000.0)
     assert first.now() == second.now() == start
-    monkeypatch.setattr(clock_module.time, "time", lambda: 1_800_000_002.5)
+    monkeypatch.setattr(time, "time", lambda: 1_800_000_002.5)
     assert first.now() == second.now() == start + timedelta(seconds=150)
     assert first.to_wall(timedelta(minutes=5)) == 5.0
     assert SharedClock.from_env({}) is None

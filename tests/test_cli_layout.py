@@ -59,8 +59,8 @@ def test_the_server_package_imports_neither_the_sdk_nor_the_tools() -> None:
 
 
 def test_the_command_imports_the_sdk_and_the_tools_only_inside_handlers() -> None:
-    lazy = []
-    eager = []
+    lazy: list[str] = []
+    eager: list[str] = []
     for path in sorted(CLI.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         module_level = {id(node) for node in tree.body}

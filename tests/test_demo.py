@@ -17,8 +17,8 @@ from npc_tools.demo import DemoClock, demo_start, scaled_profile
 LIMA = ZoneInfo("America/Lima")
 
 
-def lima(*args: int) -> datetime:
-    return datetime(*args, tzinfo=LIMA).astimezone(UTC)  # type: ignore[misc]
+def lima(year: int, month: int, day: int, hour: int, minute: int, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=LIMA).astimezone(UTC)
 
 
 def test_demo_clock_satisfies_the_clock_protocol() -> None:

@@ -56,11 +56,6 @@ KNOWN_DEBTS: dict[tuple[str, str], str] = {
     ("npc.flows.suspension.handler", "npc.v1"): "answers built in the handler",
     # Validation reads the request messages field by field.
     ("npc.flows.portability.validation", "npc.v1"): "checks request messages",
-    # Type-only imports (under TYPE_CHECKING): `FlowContext` names the command runner, the
-    # settings and the web routes; core protocols for them are their own pass.
-    ("npc.core.flow", "npc.api.commands"): "FlowContext's command runner, by type only",
-    ("npc.core.flow", "npc.config"): "FlowContext's settings, by type only",
-    ("npc.core.flow", "npc.web.site"): "a flow's web routes, by type only",
 }
 
 

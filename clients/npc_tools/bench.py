@@ -37,11 +37,11 @@ from npc.config import PortabilitySettings
 from npc.core.calendar import calendar_for
 from npc.core.clock import SharedClock
 from npc.core.deadlines import NEXT_DUE_SQL
+from npc.core.numbers import NUMBERS_CHANGED
 from npc.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from npc.flows.portability.handler import FLOW as PORTABILITY_FLOW
 from npc.flows.portability.handler import REQUEST_ANSWER
 from npc.flows.registry.importer import import_plan, import_ported
-from npc.flows.registry.store import NUMBERS_CHANGED
 from npc.store.database import Database, keep_session
 from npc.v1 import (
     events_pb2,

@@ -9,7 +9,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from npc.api.commands import CommandRunner
+from npc.api.commands import IdempotentCommandRunner
 from npc.api.events import EventServicer
 from npc.api.identity import TokenAuthenticator
 from npc.api.limits import RateLimiter
@@ -76,7 +76,7 @@ class Clearinghouse:
         )
         self.core = core
         core.supervisor.on_death(lambda _: self.failed.set())
-        context = FlowContext(settings, CommandRunner(db, self.clock))
+        context = FlowContext(settings, IdempotentCommandRunner(db, self.clock))
         flows = [flow_class(context) for flow_class in FLOWS]
         core.add_flows(flows)
         # Kept at hand for the tests and tools that read the portability timeline.

@@ -29,7 +29,8 @@ def test_a_bucket_allows_its_burst_then_refills_at_its_rate():
     limiter.acquire("claro", now=100.5)  # one call's worth refilled
     with pytest.raises(ResourceExhausted):
         limiter.acquire("claro", now=100.5)
-    assert RateLimiter(rate=0, burst=0).acquire("claro") is None  # 0: no limit
+    # 0: no limit.
+    assert RateLimiter(rate=0, burst=0).acquire("claro") is None  # type: ignore[func-returns-value]
 
 
 @pytest.fixture

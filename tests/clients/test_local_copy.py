@@ -43,6 +43,7 @@ SAMPLE = [
 
 
 async def _truth(app: Clearinghouse) -> dict[str, str]:
+    assert app.core is not None
     async with app.core.db.pool.acquire() as conn:
         rows = await conn.fetch("SELECT number, serving_operator FROM ported_numbers")
     return {r["number"]: r["serving_operator"] for r in rows}
@@ -50,6 +51,7 @@ async def _truth(app: Clearinghouse) -> dict[str, str]:
 
 async def _last_for(app: Clearinghouse, operator: str) -> int:
     """The last position of the log that `operator`'s stream delivers."""
+    assert app.core is not None
     async with app.core.db.pool.acquire() as conn:
         return await conn.fetchval(
             "SELECT max(position) FROM events WHERE broadcast OR $1 = ANY(audience)", operator
@@ -57,6 +59,7 @@ async def _last_for(app: Clearinghouse, operator: str) -> int:
 
 
 async def _change_positions(app: Clearinghouse, after: int) -> list[int]:
+    assert app.core is not None
     async with app.core.db.pool.acquire() as conn:
         rows = await conn.fetch(
             "SELECT position FROM events WHERE type = 'registry.numbers_changed'"
@@ -171,7 +174,8 @@ async def test_an_import_reloads_the_snapshot(app, operators, clock, tmp_path):
         await _caught_up(app, registry.position)
         assert follower.snapshots == 2
         assert registry.ported() == await _truth(app)
-        assert registry.lookup("940000101").serving_operator == "entel"
+        routing = registry.lookup("940000101")
+        assert routing is not None and routing.serving_operator == "entel"
     finally:
         await _stop(task)
         registry.close()
@@ -221,6 +225,7 @@ async def test_a_restarted_follower_misses_nothing_and_applies_nothing_twice(
     task = asyncio.create_task(follower.run(stop))
     await _until(lambda: registry.position() is not None)
     snapshot_position = registry.position()
+    assert snapshot_position is not None
     await port(claro, movistar, "940000100", "940000119")
     await settle(app)
     await _until(lambda: bool(changes))
@@ -229,6 +234,7 @@ async def test_a_restarted_follower_misses_nothing_and_applies_nothing_twice(
     await _stop(task)
     await more
     stopped_at = registry.position()
+    assert stopped_at is not None
     registry.close()
     await client.close()
 
@@ -257,6 +263,7 @@ async def test_a_restarted_follower_misses_nothing_and_applies_nothing_twice(
     stop.set()
     await asyncio.wait_for(task, 5)
     stopped_at = registry.position()
+    assert stopped_at is not None
     registry.close()
 
     # 5. Restarted once more with a new connection: catches up.
@@ -268,7 +275,7 @@ async def test_a_restarted_follower_misses_nothing_and_applies_nothing_twice(
     try:
         await _caught_up(app, registry.position)
         assert follower.snapshots == 0
-        assert registry.position() > stopped_at
+        assert (registry.position() or 0) > stopped_at
         assert registry.ported() == await _truth(app)
         await _assert_lookups_match(registry, bitel)
     finally:
@@ -316,7 +323,12 @@ async def test_the_command_survives_sigkill(app, operators, clock, tmp_path):
     claro, movistar, entel, bitel = (operators[o] for o in ("claro", "movistar", "entel", "bitel"))
     db = tmp_path / "copy.db"
     log = tmp_path / "follower.log"
-    follow = ("--target", f"127.0.0.1:{app.grpc_port}", "--token", "dev-token-bitel")
+    follow: tuple[str, ...] = (
+        "--target",
+        f"127.0.0.1:{app.grpc_port}",
+        "--token",
+        "dev-token-bitel",
+    )
     follow += ("--db", str(db))
 
     def position() -> int | None:
@@ -345,6 +357,7 @@ async def test_the_command_survives_sigkill(app, operators, clock, tmp_path):
             proc.kill()
             await proc.wait()
     killed_at = position()
+    assert killed_at is not None
 
     await port(entel, claro, "940000110", "940000112")
     await port(claro, bitel, "980000001", "980000003")

@@ -39,7 +39,9 @@ async def file(target: str, received_at: datetime) -> dict[str, str]:
             form_number="F-0001",
         )
         request.received_at.FromDatetime(received_at)
-        filed = await claro.unary(claro.portability.SubmitPortRequest, request)
+        filed: portability_pb2.PortRequest = await claro.unary(
+            claro.portability.SubmitPortRequest, request
+        )
         await movistar.unary(
             movistar.portability.AnswerPortRequest,
             portability_pb2.AnswerPortRequestRequest(
@@ -51,7 +53,9 @@ async def file(target: str, received_at: datetime) -> dict[str, str]:
             request_id=claro.new_request_id(), port_request_id=filed.id
         )
         schedule.scheduled_at.FromDatetime(window)
-        scheduled = await claro.unary(claro.portability.SchedulePort, schedule)
+        scheduled: portability_pb2.PortRequest = await claro.unary(
+            claro.portability.SchedulePort, schedule
+        )
         return {
             "id": filed.id,
             "window": window.isoformat(),
@@ -69,7 +73,7 @@ async def finish(target: str, case_id: str) -> dict[str, str]:
             (movistar, portability_pb2.EXECUTION_STEP_DONOR_DISABLED),
             (claro, portability_pb2.EXECUTION_STEP_RECIPIENT_ENABLED),
         ):
-            done = await client.unary(
+            done: portability_pb2.PortRequest = await client.unary(
                 client.portability.ConfirmPortExecution,
                 portability_pb2.ConfirmPortExecutionRequest(
                     request_id=client.new_request_id(), port_request_id=case_id, step=step

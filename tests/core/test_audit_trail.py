@@ -242,6 +242,7 @@ async def test_a_server_as_the_application_role_streams_chained_hashes_and_ancho
         anchor_interval=0.2,
     )
     async with running(as_application, clock) as app:
+        assert app.core is not None
         clients = {
             op: OperatorClient(f"127.0.0.1:{app.grpc_port}", f"dev-token-{op}", operator=op)
             for op in ("claro", "movistar", "osiptel")

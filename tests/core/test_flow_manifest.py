@@ -1,5 +1,5 @@
-"""Flows plug in one way: one base class, one context, typed deadline kinds checked at start,
-and servicer methods declared as a table."""
+"""Flows plug in one way: one base class, one context, typed deadline kinds and web routes checked
+at start, and servicer methods declared as a table."""
 
 from __future__ import annotations
 
@@ -9,20 +9,30 @@ from enum import StrEnum
 
 import pytest
 import redis.asyncio as aioredis
+from aiohttp import web
 
-from npc.api.commands import CommandRunner
+from npc.api.commands import IdempotentCommandRunner
 from npc.api.messages import Command, CommandServicer
 from npc.config import Settings
 from npc.core.clock import FakeClock
 from npc.core.deadlines import Deadline, DeadlineKindMismatch
-from npc.core.flow import Flow, FlowContext
+from npc.core.flow import Audience, Flow, FlowContext, WebRoute
 from npc.core.runtime import Core
 from npc.flows.enabled import FLOWS
 from npc.flows.portability.handler import PortabilityHandler
 from npc.store.database import Database, Txn
 from npc.v1 import portability_pb2 as pb
 from npc.v1 import portability_pb2_grpc as pb_grpc
-from npc.web.http import flow_web_routes
+from npc.web.http import build_app, flow_web_routes
+from npc.web.site import (
+    LookupPage,
+    Report,
+    ReportQuery,
+    StatusView,
+    WebRoutes,
+    WebRoutesMismatch,
+    check_web_routes,
+)
 
 
 class Tick(StrEnum):
@@ -52,6 +62,7 @@ class TickFlow(Flow):
 @pytest.fixture
 async def database(settings: Settings) -> AsyncIterator[Database]:
     """A pool on the test's database."""
+    assert settings.database_url is not None
     db = await Database.connect(settings.database_url, min_size=1, max_size=4)
     yield db
     await db.close()
@@ -60,7 +71,7 @@ async def database(settings: Settings) -> AsyncIterator[Database]:
 @pytest.fixture
 def context(settings: Settings, clock: FakeClock, database: Database) -> FlowContext:
     """What the process builds every flow from."""
-    return FlowContext(settings, CommandRunner(database, clock))
+    return FlowContext(settings, IdempotentCommandRunner(database, clock))
 
 
 @pytest.fixture
@@ -71,6 +82,7 @@ async def core_for(
     made: list[Core] = []
 
     async def make(flows: list[Flow]) -> Core:
+        assert settings.redis_url is not None
         redis = aioredis.Redis.from_url(settings.redis_url)
         core = Core(database, redis, clock, redis_prefix="manifest")
         made.append(core)
@@ -145,3 +157,94 @@ def test_a_table_entry_for_an_rpc_the_service_lacks_fails_at_import() -> None:
     # Python 3.11 wraps what __set_name__ raises in a RuntimeError.
     said = f"{failure.value} {failure.value.__cause__}"
     assert "Typo.SubmitPortRequests is not an RPC of its service" in said
+
+
+async def _no_status(values: dict[str, str]) -> StatusView | None:
+    return None
+
+
+async def _no_rows(query: ReportQuery) -> list[dict[str, str]]:
+    return []
+
+
+PAGE = LookupPage("/tick/consulta", "Tick", "", (), _no_status)
+REPORT = Report("tick-resumen", "Tick", "", (), _no_rows, operators_see_own=True)
+
+
+async def _confirm(request: web.Request) -> web.Response:
+    return web.Response()
+
+
+def test_served_routes_are_read_in_the_manifests_terms() -> None:
+    routes = WebRoutes(
+        pages=[PAGE],
+        reports=[REPORT],
+        routes=[web.get("/tick/confirmar", _confirm), web.post("/tick/confirmar", _confirm)],
+    )
+    assert set(routes.served()) == {
+        WebRoute("/tick/consulta", frozenset({"GET", "POST"}), Audience.PUBLIC),
+        WebRoute("/reportes/tick-resumen", frozenset({"GET"}), Audience.OPERATORS),
+        WebRoute("/tick/confirmar", frozenset({"GET", "POST"}), Audience.PUBLIC),
+    }
+    assert WebRoute.page("/tick/confirmar") in routes.served()
+    assert WebRoute.report("tick-resumen").audience == Audience.REGULATOR
+
+
+def test_routes_served_and_declared_must_match_and_no_path_is_claimed_twice() -> None:
+    page, report = WebRoute.page("/tick/consulta"), WebRoute.report("tick-resumen")
+    check_web_routes({"tick": ([page, report], [page, report]), "tock": ([], [])})
+    with pytest.raises(WebRoutesMismatch) as failure:
+        check_web_routes(
+            {
+                # Serves a page it does not declare, declares a report it does not serve.
+                "tick": ([report], [page]),
+                # Declares the report for the regulator, serves it to operators too.
+                "tock": (
+                    [WebRoute.report("tock-resumen")],
+                    [WebRoute.report("tock-resumen", operators_see_own=True)],
+                ),
+                # Claims tick's report and the site's home page.
+                "tack": ([report, WebRoute.page("/")], [report, WebRoute.page("/")]),
+            }
+        )
+    said = str(failure.value)
+    assert "flow 'tick' serves GET POST /tick/consulta (public) without declaring it" in said
+    assert (
+        "flow 'tick' declares GET /reportes/tick-resumen (regulator) but does not serve it" in said
+    )
+    assert (
+        "flow 'tock' declares GET /reportes/tock-resumen (regulator) "
+        "but serves GET /reportes/tock-resumen (operators)"
+    ) in said
+    assert "flows 'tick' and 'tack' both claim /reportes/tick-resumen" in said
+    assert "flow 'tack' claims /, one of the site's own paths" in said
+
+
+class PagesFlow(TickFlow):
+    """A flow serving a page and a report but declaring only the page."""
+
+    web = (WebRoute.page("/tick/consulta"),)
+
+    def web_routes(self) -> WebRoutes:
+        return WebRoutes(pages=[PAGE], reports=[REPORT])
+
+
+async def test_the_site_serves_what_the_manifests_declare_and_refuses_to_start_otherwise(
+    core_for: Callable[[list[Flow]], Awaitable[Core]], context: FlowContext
+) -> None:
+    core = await core_for([flow_class(context) for flow_class in FLOWS])
+    app = build_app(core)
+    served = {resource.canonical for resource in app.router.resources()}
+    for flow in core.flows.values():
+        for route in flow.web:
+            if route.audience == Audience.PUBLIC:
+                assert route.path in served, (flow.name, route)
+    declared = {route.path for flow in core.flows.values() for route in flow.web}
+    assert "/portabilidad/consulta" in declared and "/reportes/sgu-operadores" in declared
+
+    rogue = await core_for([PagesFlow(context, (Tick.REMIND, Tick.EXPIRE))])
+    with pytest.raises(WebRoutesMismatch) as failure:
+        build_app(rogue)
+    assert "flow 'tick' serves GET /reportes/tick-resumen (operators) without declaring it" in str(
+        failure.value
+    )

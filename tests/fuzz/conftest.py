@@ -120,6 +120,7 @@ async def _seed_cases(fuzzing: Fuzzing) -> None:
         port_request(clock, numbers=[block("940000002")]),
         "dev-token-entel",
     )
+    assert isinstance(filed, portability_pb2.PortRequest)
     await fuzzing.must(
         service + "AnswerPortRequest",
         portability_pb2.AnswerPortRequestRequest(

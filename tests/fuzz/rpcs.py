@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from google.protobuf import message_factory
@@ -245,7 +245,7 @@ def pick(pool: list[Any]) -> st.SearchStrategy[Any]:
     return st.integers(0, 1023).map(lambda k: pool[k % len(pool)])
 
 
-odd_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=24)
+odd_text = st.text(st.characters(blacklist_categories=["Cs"]), max_size=24)
 wrong_digits = st.text("0123456789", max_size=20)
 prose = st.sampled_from(
     [
@@ -367,6 +367,7 @@ def _integers(kind: int, mood: Mood) -> st.SearchStrategy[int]:
 @st.composite
 def enums(draw: st.DrawFn, fd: FieldDescriptor, mood: Mood) -> int:
     """A known value (never the unspecified one when plausible), else any, else an unknown."""
+    assert fd.enum_type is not None
     known = [v.number for v in fd.enum_type.values]
     if draw(st.integers(0, 99)) >= mood.awkward:
         return int(draw(st.sampled_from([n for n in known if n != 0] or known)))
@@ -387,6 +388,7 @@ def values(fd: FieldDescriptor, mood: Mood, depth: int) -> st.SearchStrategy[Any
     if kind == FieldDescriptor.TYPE_ENUM:
         return enums(fd, mood)
     if kind == FieldDescriptor.TYPE_MESSAGE:
+        assert fd.message_type is not None
         return messages(fd.message_type, mood, depth + 1)
     return _integers(kind, mood)
 
@@ -473,9 +475,11 @@ def random_value(fd: FieldDescriptor, mood: Mood, rng: random.Random, depth: int
     if kind in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
         return rng.choice([0.0, -1.5, 1e300 if kind == FieldDescriptor.TYPE_DOUBLE else 1e30])
     if kind == FieldDescriptor.TYPE_ENUM:
+        assert fd.enum_type is not None
         known = [v.number for v in fd.enum_type.values]
         return rng.choice([*known, -1, 99, 2**31 - 1] if odd else [n for n in known if n] or known)
     if kind == FieldDescriptor.TYPE_MESSAGE:
+        assert fd.message_type is not None
         if fd.message_type.full_name == "google.protobuf.Timestamp":
             if odd:
                 return Timestamp(seconds=rng.choice(SECONDS), nanos=rng.choice(NANOS))
@@ -517,11 +521,12 @@ def mutant(base: Message, mood: Mood, rng: random.Random) -> Message:
         target = message
         if not target.DESCRIPTOR.fields:
             break
-        fd = rng.choice(target.DESCRIPTOR.fields)
+        fd = cast(FieldDescriptor, rng.choice(target.DESCRIPTOR.fields))
         # Descend into set sub-messages now and then, to reach nested fields.
         while (
             fd.type == FieldDescriptor.TYPE_MESSAGE
             and not fd.is_repeated
+            and fd.message_type is not None
             and fd.message_type.full_name != "google.protobuf.Timestamp"
             and fd.message_type.fields
             and target.HasField(fd.name)
@@ -573,6 +578,7 @@ def sweep_values(fd: FieldDescriptor) -> list[Any]:
     if kind == FieldDescriptor.TYPE_ENUM:
         return [99, -1]
     if kind == FieldDescriptor.TYPE_MESSAGE:
+        assert fd.message_type is not None
         if fd.message_type.full_name == "google.protobuf.Timestamp":
             return [Timestamp(seconds=s) for s in SWEEP_SECONDS]
         return []
@@ -599,6 +605,7 @@ def field_paths(
         yield (*prefix, fd)
         if (
             fd.type == FieldDescriptor.TYPE_MESSAGE
+            and fd.message_type is not None
             and fd.message_type.full_name != "google.protobuf.Timestamp"
             and len(prefix) < 2
         ):

@@ -19,6 +19,7 @@ from datetime import timedelta
 
 import grpc
 import pytest
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -78,7 +79,7 @@ def long_run_timeout(default: int) -> pytest.MarkDecorator:
     return pytest.mark.timeout(max(default, LONG_RUN // 2))
 
 
-def assert_sound(rpc: Rpc, outcome: Outcome, request: object) -> None:
+def assert_sound(rpc: Rpc, outcome: Outcome, request: Message | list[Message]) -> None:
     """The answer is a status the API defines, and a rejected argument names its fields."""
     assert outcome.code not in FORBIDDEN, (rpc.path, outcome.code, outcome.details, request)
     if outcome.details is not None:

@@ -76,7 +76,7 @@ async def test_a_stream_held_by_a_slow_reader_shows_its_lag_until_it_closes(
 ) -> None:
     assert app.core is not None
     hub = app.core.hub
-    stream = hub.subscribe("movistar", 0).__aiter__()
+    stream = hub.subscribe("movistar", 0)
     first = await stream.__anext__()  # the reader holds the first event and reads no further
 
     def lag() -> dict[str, float]:

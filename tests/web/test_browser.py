@@ -238,7 +238,9 @@ async def test_subscriber_confirms_the_email_and_checks_the_sgu_problem(
         body = await conn.fetchval(
             "SELECT body FROM notifications WHERE case_id = $1 AND channel = 'email'", problem.id
         )
-    link = urlsplit(re.search(r"https?://\S+", body).group(0))
+    url = re.search(r"https?://\S+", body)
+    assert url is not None, body
+    link = urlsplit(url.group(0))
 
     def follow_the_link() -> str:
         driver.get(f"{base}{link.path}?{link.query}")

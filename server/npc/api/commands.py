@@ -22,6 +22,7 @@ from google.rpc import code_pb2, status_pb2
 from npc.api.errors import RpcFailure, to_status
 from npc.core.clock import Clock
 from npc.core.errors import DomainError, FieldViolation, InvalidArgument, Reason
+from npc.core.flow import CommandRunner as CommandRunner
 from npc.core.identity import Caller
 from npc.store.database import CommandAnswer, Database, Txn
 
@@ -49,8 +50,11 @@ ON CONFLICT (caller, request_id) DO NOTHING
 """
 
 
-class CommandRunner:
-    """Runs a command in one transaction, exactly once per (caller, request id)."""
+class IdempotentCommandRunner:
+    """Runs a command in one transaction, exactly once per (caller, request id).
+
+    The process's `CommandRunner` (the core's protocol, which servicers are typed against).
+    """
 
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db

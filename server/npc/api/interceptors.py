@@ -152,7 +152,7 @@ def _code_name(code: int) -> str:
     return code_pb2.Code.Name(code) if code in code_pb2.Code.values() else str(code)
 
 
-class ServerInterceptor(grpc.aio.ServerInterceptor):
+class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc is untyped
     """Identity, metrics and error mapping around every operator-facing RPC."""
 
     def __init__(

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 
 from prometheus_client import REGISTRY, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
@@ -305,7 +305,7 @@ class EventHub:
         from_position: int,
         flows: Sequence[str] = (),
         excluded: Sequence[str] = (),
-    ) -> AsyncIterator[LoggedEvent]:
+    ) -> AsyncGenerator[LoggedEvent, None]:
         """Yield every event after `from_position` addressed to `operator` (all when None), of
         `flows` (every flow when empty) but never of the `excluded` flows.
 

@@ -204,7 +204,7 @@ class NotificationDispatcher:
     def backoff(self, attempts: int) -> timedelta:
         """The wait after the `attempts`-th failed attempt: doubling from `backoff_first`."""
         first = self.settings.backoff_first
-        wait = first * (2 ** min(attempts - 1, 30))
+        wait: timedelta = first * (2 ** min(attempts - 1, 30))
         return min(wait, self.settings.backoff_max)
 
     async def _failed(self, item: Outgoing, attempts: int, error: DeliveryError) -> None:

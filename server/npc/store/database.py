@@ -262,7 +262,7 @@ SELECT 1  -- each data-modifying WITH runs to completion, read or not
 TxnListener = Callable[[Txn], None]
 
 
-class _AcquireContext(PoolAcquireContext):
+class _AcquireContext(PoolAcquireContext):  # type: ignore[misc]  # asyncpg is untyped
     """`Pool.acquire()`'s context, terminating a connection whose protocol state is unknown."""
 
     async def __aexit__(
@@ -278,7 +278,7 @@ class _AcquireContext(PoolAcquireContext):
         await super().__aexit__(exc_type, exc_val, exc_tb)
 
 
-class _Pool(asyncpg.Pool):
+class _Pool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg is untyped
     """asyncpg's pool, except that a connection that raised InternalClientError is not reused."""
 
     def acquire(self, *, timeout: float | None = None) -> PoolAcquireContext:

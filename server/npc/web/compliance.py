@@ -37,7 +37,7 @@ def compliance_reports(db: Database) -> list[Report]:
 
     async def records(query: ReportQuery) -> Sequence[Mapping[str, Any]]:
         async with db.pool.acquire() as conn:
-            return await conn.fetch(
+            rows: Sequence[Mapping[str, Any]] = await conn.fetch(
                 """SELECT observed_at AS observado_en, operator_id AS operador, flow AS flujo,
                           case_id AS caso, rule AS regla, infraction AS infraccion,
                           article AS articulo, severity AS gravedad, description AS descripcion,
@@ -50,10 +50,11 @@ def compliance_reports(db: Database) -> list[Report]:
                 query.end,
                 query.operator,
             )
+        return rows
 
     async def summary(query: ReportQuery) -> Sequence[Mapping[str, Any]]:
         async with db.pool.acquire() as conn:
-            return await conn.fetch(
+            rows: Sequence[Mapping[str, Any]] = await conn.fetch(
                 """SELECT operator_id AS operador, flow AS flujo, rule AS regla,
                           infraction AS infraccion, article AS articulo, severity AS gravedad,
                           count(*) AS registros
@@ -66,6 +67,7 @@ def compliance_reports(db: Database) -> list[Report]:
                 query.end,
                 query.operator,
             )
+        return rows
 
     return [
         Report(

@@ -1,8 +1,9 @@
 """The HTTP side: Prometheus metrics, health, the public pages and the regulator's reports.
 
-Flows add pages and reports through ``web_routes()`` on their manifest (see
-``npc.web.site``); this module collects them from ``core.flows`` and serves them with the shared
-layout, escaping, security headers and the lookup rate limit.
+Flows declare their pages and reports on their manifest and build them with ``web_routes()`` (see
+``npc.web.site``); this module collects them from ``core.flows``, refuses to start when they differ
+from the declarations, and serves them with the shared layout, escaping, security headers and the
+lookup rate limit.
 """
 
 from __future__ import annotations
@@ -26,19 +27,23 @@ from npc.web.lookup import add_lookup_page
 from npc.web.ratelimit import RateLimiter
 from npc.web.render import RENDERER, STATIC, NavItem, Renderer, add_security_headers, render
 from npc.web.reports import ReportSite
-from npc.web.site import WebRoutes
+from npc.web.site import ServesWeb, WebRoutes, check_web_routes
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def flow_web_routes(core: Core) -> list[WebRoutes]:
-    """What each registered flow adds to the site (flows whose ``web_routes`` is None add
-    nothing)."""
+    """What each registered flow adds to the site (flows without ``web_routes`` add nothing),
+    checked against what each declares (``npc.web.site.check_web_routes`` raises on a
+    difference)."""
     found: list[WebRoutes] = []
+    manifests = {}
     for flow in core.flows.values():
-        routes = flow.web_routes()
+        routes = flow.web_routes() if isinstance(flow, ServesWeb) else None
         if routes is not None:
             found.append(routes)
+        manifests[flow.name] = (flow.web, routes.served() if routes is not None else ())
+    check_web_routes(manifests)
     return found
 
 
@@ -94,9 +99,7 @@ class _ProtocolLog(logging.LoggerAdapter):  # type: ignore[type-arg]
         super().__init__(logging.getLogger("aiohttp.server"), {})
         self.peers = PeerLog()
 
-    def exception(  # type: ignore[override]
-        self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any
-    ) -> None:
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
         if isinstance(exc_info, HttpProcessingError):
             peer = str(args[0]) if args else "?"
             self.peers.warning(f"{peer}:", "malformed HTTP request from %s: %s", peer, exc_info)

@@ -1,7 +1,10 @@
 """What a flow contributes to the public site and to the regulator's reports.
 
-A flow plugs pages in by overriding ``web_routes`` of its manifest (``npc.core.flow.Flow``, which
-answers None by default), called by ``npc.web.http.build_app``::
+A flow plugs pages in by declaring them on its manifest (``npc.core.flow.Flow.web``, plain data)
+and building them in its ``web_routes`` method (:class:`ServesWeb`), called by
+``npc.web.http.build_app``, which refuses to start when the two differ (:func:`check_web_routes`)::
+
+    web = (WebRoute.page("/x/consulta"), WebRoute.report("x-resumen"))
 
     def web_routes(self) -> WebRoutes:
         return WebRoutes(pages=[LookupPage(...)], reports=[Report(...)])
@@ -22,14 +25,16 @@ Nothing here touches aiohttp's application: flows only describe what they offer.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+
+from npc.core.flow import REPORTS_PATH, Audience, WebRoute
 
 NOT_FOUND = (
     "No encontramos una solicitud con esos datos. Revise el código y el número de documento e "
@@ -183,6 +188,89 @@ class WebRoutes:
     reports: Sequence[Report] = ()
     routes: Sequence[web.AbstractRouteDef] = ()
     templates: Path | None = None
+
+    def served(self) -> tuple[WebRoute, ...]:
+        """What these routes serve, in the manifest's terms: a page is public (GET and POST), a
+        report is behind the regulator's token (and an operator's, for its own rows), and a raw
+        route is public (the site puts no token before it)."""
+        found = [WebRoute.page(page.path) for page in self.pages]
+        found += [
+            WebRoute.report(r.slug, operators_see_own=r.operators_see_own) for r in self.reports
+        ]
+        methods: dict[str, set[str]] = {}
+        for route in self.routes:
+            if isinstance(route, web.RouteDef):
+                methods.setdefault(route.path, set()).add(route.method.upper())
+            elif isinstance(route, web.StaticDef):
+                methods.setdefault(route.prefix, set()).add("GET")
+            else:
+                raise TypeError(f"a flow's raw route must be a RouteDef or StaticDef: {route!r}")
+        found += [WebRoute(path, frozenset(m), Audience.PUBLIC) for path, m in methods.items()]
+        return tuple(found)
+
+
+@runtime_checkable
+class ServesWeb(Protocol):
+    """A flow's manifest with pages or reports (``npc.core.flow.Flow`` has none by default)."""
+
+    def web_routes(self) -> WebRoutes:
+        """The flow's public pages and regulator reports, built after ``setup``."""
+        ...
+
+
+class WebRoutesMismatch(ValueError):
+    """What the flows serve differs from what their manifests declare: the site does not start."""
+
+
+# The site's own addresses: no flow may claim them.
+SITE_PATHS = frozenset({"/", "/metrics", "/healthz", "/static", REPORTS_PATH})
+
+
+def route_mismatches(
+    flow: str, declared: Iterable[WebRoute], served: Iterable[WebRoute]
+) -> list[str]:
+    """Each difference between what `flow` declares and what it serves, in words; [] when none."""
+    found: list[str] = []
+    by_path: dict[str, WebRoute] = {}
+    for route in declared:
+        if route.path in by_path:
+            found.append(f"flow {flow!r} declares {route.path} twice")
+        by_path[route.path] = route
+    serving: dict[str, WebRoute] = {}
+    for route in served:
+        if route.path in serving:
+            found.append(f"flow {flow!r} serves {route.path} twice")
+        serving[route.path] = route
+    for path in sorted(serving.keys() - by_path.keys()):
+        found.append(f"flow {flow!r} serves {serving[path]} without declaring it")
+    for path in sorted(by_path.keys() - serving.keys()):
+        found.append(f"flow {flow!r} declares {by_path[path]} but does not serve it")
+    for path in sorted(by_path.keys() & serving.keys()):
+        if by_path[path] != serving[path]:
+            found.append(f"flow {flow!r} declares {by_path[path]} but serves {serving[path]}")
+    return found
+
+
+def check_web_routes(flows: Mapping[str, tuple[Iterable[WebRoute], Iterable[WebRoute]]]) -> None:
+    """Refuse (:class:`WebRoutesMismatch`, every problem listed) when a flow serves a route it
+    does not declare or declares one it does not serve, when two flows claim one path, or when a
+    flow claims one of the site's own. `flows` maps each flow's name to (declared, served)."""
+    problems: list[str] = []
+    owners: dict[str, str] = {}
+    for flow, (declared, served) in flows.items():
+        declared = tuple(declared)
+        problems += route_mismatches(flow, declared, served)
+        for path in sorted({route.path for route in declared}):
+            if path in SITE_PATHS:
+                problems.append(f"flow {flow!r} claims {path}, one of the site's own paths")
+            elif path in owners:
+                problems.append(f"flows {owners[path]!r} and {flow!r} both claim {path}")
+            else:
+                owners[path] = flow
+    if problems:
+        raise WebRoutesMismatch(
+            "the web routes differ from the flows' manifests:\n  " + "\n  ".join(problems)
+        )
 
 
 _WEEKDAYS = ("lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo")

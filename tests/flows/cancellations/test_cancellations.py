@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -27,7 +28,7 @@ ON_SUNDAY = datetime(2026, 11, 22, 15, 0, tzinfo=UTC)  # 10:00 Lima
 
 def record(code: str = "BJ-0001", **overrides) -> pb.RequestRecord:
     """A pending cancellation of a mobile line, presented on Sunday at a store."""
-    fields = {
+    fields: dict[str, Any] = {
         "request_code": code,
         "kind": pb.REQUEST_KIND_CANCELLATION,
         "service": pb.TRACKED_SERVICE_MOBILE_TELEPHONY,

@@ -406,7 +406,9 @@ async def test_critical_transactions_are_recorded_during_the_event(app, clock, c
         await _call(
             claro,
             "RecordCriticalTransaction",
-            pb.RecordCriticalTransactionRequest(request_id=rid(), number=opened.number, kind=0),
+            pb.RecordCriticalTransactionRequest(
+                request_id=rid(), number=opened.number, kind=pb.CRITICAL_TRANSACTION_UNSPECIFIED
+            ),
         )
     assert set(field_violations(refused.value)) == {"kind", "reference"}
     await advance(app, clock, timedelta(minutes=5))

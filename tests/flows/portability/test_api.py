@@ -146,7 +146,9 @@ async def accept(operators, donor: str, case_id: str) -> pb.PortRequest:
     )
 
 
-async def object_to(operators, donor: str, case_id: str, reason: int, **kw: Any) -> pb.PortRequest:
+async def object_to(
+    operators, donor: str, case_id: str, reason: pb.ObjectionReason.ValueType, **kw: Any
+) -> pb.PortRequest:
     return await operators[donor].call(
         "AnswerPortRequest",
         pb.AnswerPortRequestRequest(
@@ -744,7 +746,7 @@ def _schedule(app, request: pb.PortRequest) -> pb.SchedulePortRequest:
     )
 
 
-def _confirm(case_id: str, step: int) -> pb.ConfirmPortExecutionRequest:
+def _confirm(case_id: str, step: pb.ExecutionStep.ValueType) -> pb.ConfirmPortExecutionRequest:
     return pb.ConfirmPortExecutionRequest(request_id=rid(), port_request_id=case_id, step=step)
 
 

@@ -76,7 +76,9 @@ async def _schedule(
     )
 
 
-async def _confirm(operators, case_id: str, who: str, step: int) -> pb.PortRequest:
+async def _confirm(
+    operators, case_id: str, who: str, step: pb.ExecutionStep.ValueType
+) -> pb.PortRequest:
     return await operators[who].call(
         "ConfirmPortExecution",
         pb.ConfirmPortExecutionRequest(request_id=rid(), port_request_id=case_id, step=step),
@@ -789,7 +791,8 @@ async def test_debt_paid_after_the_objection_lifts_it(app, operators, clock):
 
     apdc = await _event(movistar, code="APDC", case_id=request.id)
     assert apdc is not None, "the donor never received APDC"
-    assert apdc.payload["debt_proof"]["receipt_number"] == "R-77/2026"
+    payload: Any = apdc.payload
+    assert payload["debt_proof"]["receipt_number"] == "R-77/2026"
     assert await _event(operators["claro"], code="SPR", case_id=request.id) is not None
 
     # The debt-proof timer does not reject it later.

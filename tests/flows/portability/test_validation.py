@@ -153,7 +153,7 @@ def dni(number: str = "44556677") -> common_pb2.IdentityDocument:
 def person(**fields: Any) -> common_pb2.Subscriber:
     """The default subscriber with some fields replaced."""
     base = subscriber()
-    values = {
+    values: dict[str, Any] = {
         "name": base.name,
         "legal_representative": base.legal_representative,
         "document": base.document,
@@ -235,7 +235,13 @@ SUBMIT_PORT_REQUEST = {
         "subscriber.document.type",
     ),
     "document type unknown value": sp(
-        pr(subscriber=person(document=common_pb2.IdentityDocument(type=42, number="44556677"))),
+        pr(
+            subscriber=person(
+                document=common_pb2.IdentityDocument(
+                    type=common_pb2.DocumentType.ValueType(42), number="44556677"
+                )
+            )
+        ),
         "subscriber.document.type",
     ),
     # identity documents
@@ -485,7 +491,7 @@ def debt(amount: str = "120.50", currency: str = "PEN", due_date: str = "2026-10
 
 
 def objection(reason: int = pb.OBJECTION_REASON_SERVICE_SUSPENDED, **kw: Any) -> pb.Objection:
-    return pb.Objection(reason=reason, **kw)
+    return pb.Objection(reason=pb.ObjectionReason.ValueType(reason), **kw)
 
 
 def answer_cases(method: str, id_field: str, prefix: str, other: str) -> dict[str, Case]:

@@ -57,7 +57,7 @@ async def new_provider(app, operator: str, routing_code: str) -> None:
 
 def user(**overrides: Any) -> pqr_pb2.UserData:
     """A user with a cédula and an e-mail notification address."""
-    fields = {
+    fields: dict[str, Any] = {
         "name": "Luz Marina Gómez",
         "document_type": pqr_pb2.USER_DOCUMENT_TYPE_CC,
         "document_number": "52123456",
@@ -70,7 +70,7 @@ def user(**overrides: Any) -> pqr_pb2.UserData:
 
 def filing(**overrides: Any) -> pqr_pb2.FilePqrRequest:
     """A complaint about billing, presented at the website."""
-    fields = {
+    fields: dict[str, Any] = {
         "request_id": rid(),
         "kind": pqr_pb2.PQR_KIND_COMPLAINT,
         "channel": pqr_pb2.PQR_CHANNEL_WEBSITE,

@@ -14,7 +14,7 @@ import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from npc.api.commands import CommandRunner
+from npc.api.commands import IdempotentCommandRunner
 from npc.core.calendar import COLOMBIA
 from npc.core.clock import FakeClock
 from npc.core.errors import FailedPrecondition
@@ -470,7 +470,7 @@ async def test_an_answer_arriving_at_the_end_of_the_term_finds_the_silence_appli
     # silence itself, keeps it, and refuses the answer.
     filed = await co["claro-co"]("FilePqr", filing())
     handler = app.core.flows["pqr"].handler
-    runner = CommandRunner(app.core.db, FakeClock(ANSWER_LIMIT))
+    runner = IdempotentCommandRunner(app.core.db, FakeClock(ANSWER_LIMIT))
     caller = Caller("claro-co")
     request = pqr_pb2.AnswerPqrRequest(
         request_id=rid(),
@@ -501,7 +501,7 @@ async def test_an_unreadable_notification_instant_is_refused_with_the_other_viol
             pqr_pb2.AnswerPqrRequest(
                 request_id=rid(),
                 cun="1000000000",
-                outcome=99,
+                outcome=pqr_pb2.PqrOutcome.ValueType(99),
                 summary="",
                 notified_at=Timestamp(seconds=253402300800),  # year 10000
             ),

@@ -24,6 +24,7 @@ NUMBERS = ["940000001", "940000002", "910000005", "12000005", "13000009", "99999
 
 
 def _cache(app: Clearinghouse) -> RegistryCache:
+    assert app.core is not None
     cache = app.core.flows["registry"].cache  # type: ignore[attr-defined]
     assert isinstance(cache, RegistryCache)
     return cache
@@ -44,6 +45,7 @@ async def _ready(app: Clearinghouse) -> None:
 
 
 async def _truth(app: Clearinghouse, numbers: list[str]) -> list[registry_pb2.NumberRouting]:
+    assert app.core is not None
     handler = app.core.flows["registry"].handler  # type: ignore[attr-defined]
     async with app.core.db.pool.acquire() as conn:
         answers: list[registry_pb2.NumberRouting] = await handler.lookup(numbers, conn=conn)
@@ -51,6 +53,7 @@ async def _truth(app: Clearinghouse, numbers: list[str]) -> list[registry_pb2.Nu
 
 
 async def _move(app: Clearinghouse, numbers: list[str], to: str, case: str) -> None:
+    assert app.core is not None
     async with app.core.db.transaction("test.move", app.clock.now()) as txn:
         await move_numbers(txn, numbers, to, reason="test", case_id=case)
     await settle(app)
@@ -178,6 +181,7 @@ async def test_lookups_survive_redis_going_away_and_the_cache_repairs_itself(
 async def _cache_or_truth(
     app: Clearinghouse, numbers: list[str]
 ) -> list[registry_pb2.NumberRouting]:
+    assert app.core is not None
     handler = app.core.flows["registry"].handler  # type: ignore[attr-defined]
     answers: list[registry_pb2.NumberRouting] = await handler.lookup(numbers)
     return answers

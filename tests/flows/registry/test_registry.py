@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -113,7 +114,7 @@ async def test_lookups_need_an_identified_caller(app):
 
 def _apply(copy: dict[str, str], event: events_pb2.Event) -> None:
     """What a local copy does with a registry change: who serves each number now."""
-    payload = event.payload
+    payload: Any = event.payload
     for move in payload["moves"]:
         for number in move["numbers"]:
             copy[number] = payload["to_operator"]

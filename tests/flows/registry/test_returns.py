@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 import pytest
 
@@ -33,7 +35,7 @@ async def test_disconnected_number_goes_home_and_every_operator_is_told(app, ope
         events = await collect(client, start, head(app))
         changes = [e for e in events if e.type == "registry.numbers_changed"]
         assert len(changes) == 1, client.operator
-        payload = changes[0].payload
+        payload: Any = changes[0].payload
         assert payload["to_operator"] == "movistar"
         assert payload["reason"] == "disconnection"
         assert [list(m["numbers"]) for m in payload["moves"]] == [["940000001"]]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -20,14 +21,18 @@ DNI = common_pb2.IdentityDocument(type=common_pb2.DOCUMENT_TYPE_DNI, number="445
 
 
 def _subscriber(**overrides) -> common_pb2.Subscriber:
-    fields = {"name": "Rosa Quispe Mamani", "document": DNI, "email": "rosa@example.pe"}
+    fields: dict[str, Any] = {
+        "name": "Rosa Quispe Mamani",
+        "document": DNI,
+        "email": "rosa@example.pe",
+    }
     fields.update(overrides)
     return common_pb2.Subscriber(**fields)
 
 
 def _register(**overrides) -> sgu_pb2.RegisterProblemRequest:
     """A web registration of an unaccredited top-up on a Movistar line."""
-    fields = {
+    fields: dict[str, Any] = {
         "request_id": rid(),
         "channel": sgu_pb2.CHANNEL_WEB,
         "subscriber": _subscriber(),
@@ -246,7 +251,13 @@ async def test_office_registration_needs_the_office_and_the_staff_member(app, op
     ("overrides", "field"),
     [
         (
-            {"subscriber": _subscriber(document=common_pb2.IdentityDocument(type=1, number="123"))},
+            {
+                "subscriber": _subscriber(
+                    document=common_pb2.IdentityDocument(
+                        type=common_pb2.DocumentType.ValueType(1), number="123"
+                    )
+                )
+            },
             "subscriber.document.number",
         ),
         (
@@ -619,7 +630,7 @@ async def test_an_sgu_outage_moves_every_running_deadline_and_planned_ones_count
     ],
 )
 async def test_outage_validation(app, operators, clock, overrides, field):
-    fields = {
+    fields: dict[str, Any] = {
         "request_id": rid(),
         "operator": "movistar",
         "starts_at": ts(clock.now() - timedelta(hours=2)),

@@ -4,6 +4,7 @@ business days with holidays)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -25,7 +26,7 @@ EXECUTED = datetime(2026, 11, 24, 5, 0, tzinfo=UTC)
 
 
 def _ask(port_id: str, **overrides) -> suspension_pb2.RequestSuspensionRequest:
-    fields = {
+    fields: dict[str, Any] = {
         "request_id": rid(),
         "port_request_id": port_id,
         "number": "940000001",

@@ -57,6 +57,7 @@ class CancellationsServicer(CommandServicer, pb_grpc.CancellationsServiceService
                 )
             report.records.extend(chunk.records)
             index += 1
-        return await self._command(
+        receipt: pb.DailyReportReceipt = await self._command(
             SUBMIT, report, pb.DailyReportReceipt, self.handler.submit_report
         )
+        return receipt

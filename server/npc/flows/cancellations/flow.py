@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from npc.core.flow import Flow, FlowContext, GrpcService
+from npc.config import Settings
+from npc.core.flow import Flow, FlowContext, GrpcService, WebRoute
 from npc.core.runtime import Core
 from npc.flows.cancellations.api import CancellationsServicer
 from npc.flows.cancellations.handler import FLOW, CancellationsHandler
@@ -17,8 +18,12 @@ class CancellationsFlow(Flow):
 
     name = FLOW
     deadline_kinds = DeadlineKind
+    web = (
+        WebRoute.page("/bajas-migraciones/consulta"),
+        WebRoute.report("bajas-reporte-diario", operators_see_own=True),
+    )
 
-    def __init__(self, context: FlowContext) -> None:
+    def __init__(self, context: FlowContext[Settings]) -> None:
         super().__init__(context)
         self.settings = context.settings.cancellations
         self.handler: CancellationsHandler | None = None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from npc.core.flow import Flow, FlowContext, GrpcService
+from npc.config import Settings
+from npc.core.flow import Flow, FlowContext, GrpcService, WebRoute
 from npc.core.runtime import Core
 from npc.flows.inoperability.api import InoperabilityServicer
 from npc.flows.inoperability.handler import FLOW, InoperabilityHandler
@@ -17,10 +18,14 @@ class InoperabilityFlow(Flow):
 
     name = FLOW
     deadline_kinds = DeadlineKind
+    web = (
+        WebRoute.report("inoperatividad-eventos", operators_see_own=True),
+        WebRoute.report("inoperatividad-resumen", operators_see_own=True),
+    )
     # The regulation is Peru's whatever the portability jurisdiction is configured to.
     jurisdiction = "PE"
 
-    def __init__(self, context: FlowContext) -> None:
+    def __init__(self, context: FlowContext[Settings]) -> None:
         super().__init__(context)
         self.handler: InoperabilityHandler | None = None
 

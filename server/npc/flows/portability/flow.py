@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from npc.core.flow import Flow, FlowContext, GrpcService
+from npc.config import Settings
+from npc.core.flow import Flow, FlowContext, GrpcService, WebRoute
 from npc.core.runtime import Core
 from npc.flows.portability.api import PortabilityServicer
 from npc.flows.portability.handler import FLOW, PortabilityHandler
@@ -17,8 +18,12 @@ class PortabilityFlow(Flow):
 
     name = FLOW
     deadline_kinds = DeadlineKind
+    web = (
+        WebRoute.page("/portabilidad/consulta"),
+        WebRoute.report("portabilidad-solicitudes", operators_see_own=True),
+    )
 
-    def __init__(self, context: FlowContext) -> None:
+    def __init__(self, context: FlowContext[Settings]) -> None:
         super().__init__(context)
         self.settings = context.settings.portability
         self.handler: PortabilityHandler | None = None

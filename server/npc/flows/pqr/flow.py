@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from npc.core.flow import Flow, FlowContext, GrpcService
+from npc.config import Settings
+from npc.core.flow import Flow, FlowContext, GrpcService, WebRoute
 from npc.core.runtime import Core
 from npc.flows.pqr.api import PqrServicer
 from npc.flows.pqr.handler import PqrHandler
@@ -17,8 +18,12 @@ class PqrFlow(Flow):
 
     name = FLOW
     deadline_kinds = DeadlineKind
+    web = (
+        WebRoute.page("/pqr/consulta"),
+        WebRoute.report("pqr-indicadores", operators_see_own=True),
+    )
 
-    def __init__(self, context: FlowContext) -> None:
+    def __init__(self, context: FlowContext[Settings]) -> None:
         super().__init__(context)
         self.handler: PqrHandler | None = None
 

@@ -349,7 +349,7 @@ class RegistryCache:
         packed = self._meta_command + _pack("MGET", *[prefix + n for n in numbers])
         pool = self.redis.connection_pool
         try:
-            conn = await pool.get_connection()
+            conn = await pool.get_connection()  # type: ignore[no-untyped-call]
             try:
                 await conn.send_packed_command(packed)
                 meta = await conn.read_response()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from npc.config import Settings
 from npc.core.flow import Flow, FlowContext, GrpcService
 from npc.core.instants import ChangeWindow
 from npc.core.runtime import Core
@@ -20,7 +21,7 @@ class RegistryFlow(Flow):
     name = FLOW
     deadline_kinds = DeadlineKind
 
-    def __init__(self, context: FlowContext) -> None:
+    def __init__(self, context: FlowContext[Settings]) -> None:
         super().__init__(context)
         self.settings = context.settings.portability
         self.handler: RegistryHandler | None = None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from npc.core.flow import Flow, FlowContext, GrpcService
+from npc.config import Settings
+from npc.core.flow import Flow, FlowContext, GrpcService, WebRoute
 from npc.core.runtime import Core
 from npc.flows.sgu.api import SguServicer
 from npc.flows.sgu.handler import DEFAULT_CLAIM_CODE_GRACE, FLOW, SguHandler
@@ -17,10 +18,20 @@ class SguFlow(Flow):
 
     name = FLOW
     deadline_kinds = DeadlineKind
+    web = (
+        WebRoute.page("/sgu/consulta"),
+        # The link in the confirmation e-mail opens it; its form confirms.
+        WebRoute.page("/sgu/confirmar"),
+        # Statistics are the regulator's, as over gRPC (GetReport).
+        WebRoute.report("sgu-problemas-frecuentes"),
+        WebRoute.report("sgu-tiempos-respuesta"),
+        WebRoute.report("sgu-operadores"),
+        WebRoute.report("sgu-satisfaccion"),
+    )
     # The regulation is Peru's whatever the portability jurisdiction is configured to.
     jurisdiction = "PE"
 
-    def __init__(self, context: FlowContext) -> None:
+    def __init__(self, context: FlowContext[Settings]) -> None:
         super().__init__(context)
         self.claim_code_grace = DEFAULT_CLAIM_CODE_GRACE
         self.public_base_url = context.public_base_url

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from npc.config import Settings
 from npc.core.flow import Flow, FlowContext, GrpcService
 from npc.core.runtime import Core
 from npc.flows.suspension.api import SuspensionServicer
@@ -16,7 +17,7 @@ class SuspensionFlow(Flow):
     name = FLOW
     deadline_kinds = DeadlineKind
 
-    def __init__(self, context: FlowContext) -> None:
+    def __init__(self, context: FlowContext[Settings]) -> None:
         super().__init__(context)
         self.jurisdiction = context.jurisdiction
         self.handler: SuspensionHandler | None = None
