@@ -81,22 +81,27 @@ class PriorConsultations(PortabilityBase):
             f"donor answers the prior consultation within {R.DONOR_ANSWER_MINUTES} minutes"
             " (art. 20, infraction 18)",
         )
+        self._emit_consultation_submitted(txn, caller, row)
+        return row
+
+    @staticmethod
+    def _emit_consultation_submitted(txn: Txn, caller: Caller, row: Record) -> None:
+        """CP from the recipient, ANCP back to it, ECPC to the donor."""
         payload = consultation_payload(row)
         for type_, code, sender, to in (
             ("submitted", "CP", caller.operator, ()),
             ("registered", "ANCP", CLEARINGHOUSE, (caller.operator,)),
-            ("sent_to_donor", "ECPC", CLEARINGHOUSE, (request.donor,)),
+            ("sent_to_donor", "ECPC", CLEARINGHOUSE, (row["donor"],)),
         ):
             txn.emit(
                 FLOW,
                 f"portability.consultation.{type_}",
                 code=code,
-                case_id=case_id,
+                case_id=row["id"],
                 sender=sender,
                 audience=to,
                 payload=payload,
             )
-        return row
 
     async def answer_prior_consultation(
         self, txn: Txn, caller: Caller, request: AnswerPriorConsultation
