@@ -28,7 +28,7 @@ NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 def test_unknown_numbers_and_unreadable_instants_are_refused_with_the_other_mistakes() -> None:
     request = pb.SubmitPortRequestRequest(
         donor="Movistar",
-        service=99,
+        service=common_pb2.ServiceType.ValueType(99),
         subscriber=subscriber(),
         numbers=[block("940000050", modality=77)],
         received_at=Timestamp(seconds=253402300800),  # year 10000
@@ -57,7 +57,9 @@ def test_an_unset_instant_is_none_and_a_confirmation_defaults_to_the_call() -> N
     assert confirmation.done_at is None
     assert check_confirmation(Violations(), confirmation, NOW) == NOW
     stated = convert.execution_confirmation(
-        pb.ConfirmPortExecutionRequest(port_request_id="SP0000000001", step=3, done_at=ts(NOW))
+        pb.ConfirmPortExecutionRequest(
+            port_request_id="SP0000000001", step=pb.ExecutionStep.ValueType(3), done_at=ts(NOW)
+        )
     )
     assert stated.done_at == NOW
     with pytest.raises(InvalidArgument) as refused:
@@ -73,7 +75,12 @@ def test_a_listing_tells_an_unknown_state_from_none() -> None:
         pb.ListPortRequestsRequest(state=pb.PORT_REQUEST_STATE_OBJECTED_DEBT)
     )
     assert listed.state is State.OBJECTED_DEBT
-    assert convert.port_request_listing(pb.ListPortRequestsRequest(state=42)).state is UNREADABLE
+    assert (
+        convert.port_request_listing(
+            pb.ListPortRequestsRequest(state=pb.PortRequestState.ValueType(42))
+        ).state
+        is UNREADABLE
+    )
 
 
 def test_objection_codes_are_the_wire_numbers_of_their_reasons() -> None:
