@@ -50,12 +50,9 @@ KNOWN_DEBTS: dict[tuple[str, str], str] = {
     # Handlers build their protobuf answers themselves; moving that into convert.py is its own pass.
     ("npc.flows.cancellations.handler", "npc.v1"): "answers built in the handler",
     ("npc.flows.inoperability.handler", "npc.v1"): "answers built in the handler",
-    ("npc.flows.portability.handler", "npc.v1"): "answers built in the handler",
     ("npc.flows.registry.handler", "npc.v1"): "answers built in the handler",
     ("npc.flows.registry.returns", "npc.v1"): "answers built in the handler",
     ("npc.flows.suspension.handler", "npc.v1"): "answers built in the handler",
-    # Validation reads the request messages field by field.
-    ("npc.flows.portability.validation", "npc.v1"): "checks request messages",
 }
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import time, timedelta
 
 from npc.core.clock import SharedClock
+from npc.flows.portability.rules import DONOR_ANSWER_TERM
 
 
 def _time(value: str) -> time:
@@ -19,7 +20,7 @@ class PortabilitySettings:
     """Parameters of the portability process that regulators have changed over time."""
 
     jurisdiction: str = "PE"
-    donor_answer: timedelta = timedelta(minutes=5)  # infractions 18 and 21
+    donor_answer: timedelta = DONOR_ANSWER_TERM  # infractions 18 and 21
     change_window_start: time = time(0, 0)  # Peru moved to 00:00-03:00 in 2025
     change_window_end: time = time(6, 0)
     max_outage: timedelta = timedelta(hours=3)  # infractions 28 and 33

@@ -23,6 +23,8 @@ import npc
 from npc.api.bounds import DEFAULT_ITEMS, MAX_TEXT, Reclaimer, check_bounds
 from npc.core.errors import InvalidArgument
 from npc.core.validation import Violations
+from npc.flows.portability.convert import number_blocks
+from npc.flows.portability.rules import Service
 from npc.flows.portability.validation import MAX_BLOCK_VIOLATIONS, expand_numbers
 from npc.v1 import cancellations_pb2, portability_pb2
 from npc_clients import OperatorClient
@@ -190,7 +192,9 @@ def test_counts_and_lengths_are_read_before_any_item():
         ("numbers", f"at most {DEFAULT_ITEMS} items")
     ]
     v = Violations()
-    assert expand_numbers(v, "numbers", million.numbers, "mobile", 10_000) == []
+    # The wire blocks themselves: refused by their count, none of them read (nor translated).
+    blocks = million.numbers
+    assert expand_numbers(v, "numbers", blocks, Service.MOBILE, 10_000) == []  # type: ignore[arg-type]
     assert [(x.field, x.description) for x in v.items] == [
         ("numbers", "at most 10000 numbers per request")
     ]
@@ -198,7 +202,7 @@ def test_counts_and_lengths_are_read_before_any_item():
     many = portability_pb2.SubmitPortRequestRequest()
     many.MergeFromString(b"\x2a\x00" * 5_000)
     v = Violations()
-    expand_numbers(v, "numbers", many.numbers, "mobile", 10_000)
+    expand_numbers(v, "numbers", number_blocks(many.numbers), Service.MOBILE, 10_000)
     assert len(v.items) <= MAX_BLOCK_VIOLATIONS + 1
     named = portability_pb2.SubmitPortRequestRequest()
     named.subscriber.name = "n" * (MAX_TEXT + 1)

@@ -1,72 +1,190 @@
-"""Rows of the portability tables as API messages and event payloads."""
+"""PortabilityService's messages into the flow's commands, and its rows into API messages."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from npc.core.instants import to_timestamp
-from npc.core.validation import DOCUMENT_TYPES
-from npc.flows.portability.validation import MODALITIES, OBJECTION_CODES, OBJECTION_NAMES, SERVICES
-from npc.v1 import common_pb2, portability_pb2
+from npc.api.enums import WireEnum
+from npc.core.instants import timestamp, to_timestamp
+from npc.core.validation import DOCUMENT_TYPES, Violations
+from npc.flows.portability import model as M
+from npc.flows.portability.rules import (
+    ConsultationState,
+    ExecutionStep,
+    Modality,
+    ObjectionReason,
+    Service,
+    State,
+)
+from npc.v1 import common_pb2
+from npc.v1 import portability_pb2 as pb
 
-SERVICE_ENUM: dict[str, Any] = {v: k for k, v in SERVICES.items()}
-MODALITY_ENUM: dict[str, Any] = {v: k for k, v in MODALITIES.items()}
-DOCUMENT_ENUM: dict[str, Any] = {v: k for k, v in DOCUMENT_TYPES.items()}
-OBJECTION_ENUM: dict[str, Any] = {v: k for k, v in OBJECTION_NAMES.items()}
-
-REQUEST_STATES = {
-    "awaiting_donor": portability_pb2.PORT_REQUEST_STATE_AWAITING_DONOR,
-    "objected_debt": portability_pb2.PORT_REQUEST_STATE_OBJECTED_DEBT,
-    "rejected": portability_pb2.PORT_REQUEST_STATE_REJECTED,
-    "admissible": portability_pb2.PORT_REQUEST_STATE_ADMISSIBLE,
-    "scheduled": portability_pb2.PORT_REQUEST_STATE_SCHEDULED,
-    "executed": portability_pb2.PORT_REQUEST_STATE_EXECUTED,
-    "completed": portability_pb2.PORT_REQUEST_STATE_COMPLETED,
-    "cancelled": portability_pb2.PORT_REQUEST_STATE_CANCELLED,
-}
-REQUEST_STATE_NAMES = {v: k for k, v in REQUEST_STATES.items()}
-CONSULTATION_STATES = {
-    "awaiting_donor": portability_pb2.PRIOR_CONSULTATION_STATE_AWAITING_DONOR,
-    "admissible": portability_pb2.PRIOR_CONSULTATION_STATE_ADMISSIBLE,
-    "rejected": portability_pb2.PRIOR_CONSULTATION_STATE_REJECTED,
-}
+SERVICES = WireEnum(common_pb2.ServiceType, Service)
+MODALITIES = WireEnum(common_pb2.Modality, Modality)
+OBJECTION_REASONS = WireEnum(pb.ObjectionReason, ObjectionReason)
+EXECUTION_STEPS = WireEnum(pb.ExecutionStep, ExecutionStep)
+REQUEST_STATES = WireEnum(pb.PortRequestState, State)
+CONSULTATION_STATES = WireEnum(pb.PriorConsultationState, ConsultationState)
+# Stored document types by name; the core keeps the wire numbers (`npc.core.validation`).
+DOCUMENT_NUMBERS: dict[str, int] = {v: k for k, v in DOCUMENT_TYPES.items()}
 
 
-def _iso(value: datetime | date | None) -> str | None:
-    return value.isoformat() if value is not None else None
+# ------------------------------------------------------------------ requests into commands
 
 
-def blocks_json(blocks: Any) -> list[dict[str, str]]:
-    """Number blocks as stored (JSON)."""
-    return [
-        {"first": b.first, "last": b.last or b.first, "modality": MODALITIES[b.modality]}
+def _instant(message: Any, name: str) -> M.Instant:
+    """A Timestamp field: None when unset, UNREADABLE when no instant (the handler says so)."""
+    if not message.HasField(name):
+        return None
+    v = Violations()
+    value = timestamp(v, name, message, name)
+    return M.UNREADABLE if value is None else value
+
+
+def _document(document: common_pb2.IdentityDocument) -> M.IdentityDocument:
+    return M.IdentityDocument(type=document.type, number=document.number)
+
+
+def number_blocks(blocks: Sequence[common_pb2.NumberBlock]) -> tuple[M.NumberBlock, ...]:
+    """The number blocks of a request."""
+    # The interceptor bounded the count of blocks before this copies them.
+    return tuple(
+        M.NumberBlock(first=b.first, last=b.last, modality=MODALITIES.to_domain(b.modality))
         for b in blocks
-    ]
+    )
 
 
-def objection_json(objection: portability_pb2.Objection) -> dict[str, Any]:
-    """An objection as stored (JSON)."""
-    data: dict[str, Any] = {
-        "reason": OBJECTION_NAMES[objection.reason],
-        "code": OBJECTION_CODES.get(objection.reason),
-        "detail": objection.detail,
-    }
-    if objection.reason == portability_pb2.OBJECTION_REASON_DEBT:
-        data["debt"] = {
-            "amount": objection.debt.owed.amount,
-            "currency": objection.debt.owed.currency,
-            "due_date": objection.debt.due_date,
-            "bill_number": objection.debt.bill_number,
-        }
-    return data
+def _objection(request: Any) -> M.Objection | None:
+    if not request.HasField("objection"):
+        return None
+    objection = request.objection
+    debt = objection.debt
+    return M.Objection(
+        reason=OBJECTION_REASONS.to_domain(objection.reason),
+        detail=objection.detail,
+        debt=M.Debt(
+            owed=M.Money(amount=debt.owed.amount, currency=debt.owed.currency),
+            due_date=debt.due_date,
+            bill_number=debt.bill_number,
+        ),
+    )
 
 
-def _objection(data: dict[str, Any] | None) -> portability_pb2.Objection | None:
+def prior_consultation_submission(
+    request: pb.SubmitPriorConsultationRequest,
+) -> M.SubmitPriorConsultation:
+    """SubmitPriorConsultation's command."""
+    return M.SubmitPriorConsultation(
+        donor=request.donor,
+        service=SERVICES.to_domain(request.service),
+        document=_document(request.document),
+        numbers=number_blocks(request.numbers),
+    )
+
+
+def prior_consultation_answer(
+    request: pb.AnswerPriorConsultationRequest,
+) -> M.AnswerPriorConsultation:
+    """AnswerPriorConsultation's command."""
+    return M.AnswerPriorConsultation(
+        consultation_id=request.consultation_id,
+        accept=request.accept,
+        objection=_objection(request),
+    )
+
+
+def prior_consultation_read(request: pb.GetPriorConsultationRequest) -> M.GetPriorConsultation:
+    """GetPriorConsultation's query."""
+    return M.GetPriorConsultation(consultation_id=request.consultation_id)
+
+
+def port_request_submission(request: pb.SubmitPortRequestRequest) -> M.SubmitPortRequest:
+    """SubmitPortRequest's command."""
+    subscriber = request.subscriber
+    return M.SubmitPortRequest(
+        donor=request.donor,
+        service=SERVICES.to_domain(request.service),
+        subscriber=M.Subscriber(
+            name=subscriber.name,
+            legal_representative=subscriber.legal_representative,
+            document=_document(subscriber.document),
+            email=subscriber.email,
+            contact_phone=subscriber.contact_phone,
+        ),
+        numbers=number_blocks(request.numbers),
+        received_at=_instant(request, "received_at"),
+        form_number=request.form_number,
+        prior_consultation_id=request.prior_consultation_id,
+        installation_date=request.installation_date,
+    )
+
+
+def port_request_answer(request: pb.AnswerPortRequestRequest) -> M.AnswerPortRequest:
+    """AnswerPortRequest's command."""
+    return M.AnswerPortRequest(
+        port_request_id=request.port_request_id,
+        accept=request.accept,
+        objection=_objection(request),
+    )
+
+
+def debt_payment_proof(request: pb.SubmitDebtPaymentProofRequest) -> M.SubmitDebtPaymentProof:
+    """SubmitDebtPaymentProof's command."""
+    return M.SubmitDebtPaymentProof(
+        port_request_id=request.port_request_id,
+        receipt_number=request.receipt_number,
+        paid_at=_instant(request, "paid_at"),
+    )
+
+
+def installation_report(request: pb.ReportInstallationRequest) -> M.ReportInstallation:
+    """ReportInstallation's command."""
+    return M.ReportInstallation(
+        port_request_id=request.port_request_id, installation_date=request.installation_date
+    )
+
+
+def port_schedule(request: pb.SchedulePortRequest) -> M.SchedulePort:
+    """SchedulePort's command."""
+    return M.SchedulePort(
+        port_request_id=request.port_request_id, scheduled_at=_instant(request, "scheduled_at")
+    )
+
+
+def execution_confirmation(request: pb.ConfirmPortExecutionRequest) -> M.ConfirmPortExecution:
+    """ConfirmPortExecution's command."""
+    return M.ConfirmPortExecution(
+        port_request_id=request.port_request_id,
+        step=EXECUTION_STEPS.to_domain(request.step),
+        done_at=_instant(request, "done_at"),
+    )
+
+
+def port_request_read(request: pb.GetPortRequestRequest) -> M.GetPortRequest:
+    """GetPortRequest's query."""
+    return M.GetPortRequest(port_request_id=request.port_request_id)
+
+
+def port_request_listing(request: pb.ListPortRequestsRequest) -> M.ListPortRequests:
+    """ListPortRequests' query: an unknown state number is kept as UNREADABLE for the checks."""
+    state: State | M.Unreadable | None = None
+    if request.state:
+        state = REQUEST_STATES.to_domain(request.state) or M.UNREADABLE
+    return M.ListPortRequests(
+        state=state, page_size=request.page_size, page_token=request.page_token
+    )
+
+
+# ------------------------------------------------------------------ rows into messages
+# (The generated stubs type each enum's numbers apart; `ValueType(n)` is the number itself.)
+
+
+def _objection_message(data: Mapping[str, Any] | None) -> pb.Objection | None:
     if not data:
         return None
-    objection = portability_pb2.Objection(
-        reason=OBJECTION_ENUM[data["reason"]],
+    objection = pb.Objection(
+        reason=pb.ObjectionReason.ValueType(OBJECTION_REASONS.to_wire(data["reason"])),
         code=data.get("code") or "",
         detail=data.get("detail", ""),
     )
@@ -79,57 +197,63 @@ def _objection(data: dict[str, Any] | None) -> portability_pb2.Objection | None:
     return objection
 
 
-def _blocks(data: list[dict[str, str]]) -> list[common_pb2.NumberBlock]:
+def _block_messages(data: Sequence[Mapping[str, str]]) -> list[common_pb2.NumberBlock]:
     return [
         common_pb2.NumberBlock(
-            first=b["first"], last=b["last"], modality=MODALITY_ENUM[b["modality"]]
+            first=b["first"],
+            last=b["last"],
+            modality=common_pb2.Modality.ValueType(MODALITIES.to_wire(b["modality"])),
         )
         for b in data
     ]
 
 
-def _document(data: dict[str, str]) -> common_pb2.IdentityDocument:
-    return common_pb2.IdentityDocument(type=DOCUMENT_ENUM[data["type"]], number=data["number"])
+def _document_message(data: Mapping[str, str]) -> common_pb2.IdentityDocument:
+    return common_pb2.IdentityDocument(
+        type=common_pb2.DocumentType.ValueType(DOCUMENT_NUMBERS[data["type"]]),
+        number=data["number"],
+    )
 
 
-def consultation_message(row: Any) -> portability_pb2.PriorConsultation:
+def consultation_message(row: Mapping[str, Any]) -> pb.PriorConsultation:
     """A prior_consultations row as its API message."""
-    return portability_pb2.PriorConsultation(
+    return pb.PriorConsultation(
         id=row["id"],
         recipient=row["recipient"],
         donor=row["donor"],
-        service=SERVICE_ENUM[row["service"]],
-        document=_document(row["document"]),
-        numbers=_blocks(row["numbers"]),
+        service=common_pb2.ServiceType.ValueType(SERVICES.to_wire(row["service"])),
+        document=_document_message(row["document"]),
+        numbers=_block_messages(row["numbers"]),
         number_count=row["number_count"],
-        state=CONSULTATION_STATES[row["state"]],
+        state=pb.PriorConsultationState.ValueType(CONSULTATION_STATES.to_wire(row["state"])),
         submitted_at=to_timestamp(row["submitted_at"]),
         donor_deadline=to_timestamp(row["donor_deadline"]),
         answered_at=to_timestamp(row["answered_at"]),
         donor_silent=row["donor_silent"],
-        objection=_objection(row["objection"]),
+        objection=_objection_message(row["objection"]),
     )
 
 
-def request_message(row: Any) -> portability_pb2.PortRequest:
+def request_message(row: Mapping[str, Any]) -> pb.PortRequest:
     """A port_requests row as its API message."""
     subscriber = row["subscriber"]
-    return portability_pb2.PortRequest(
+    installation = row["installation_date"]
+    return pb.PortRequest(
         id=row["id"],
         recipient=row["recipient"],
         donor=row["donor"],
-        service=SERVICE_ENUM[row["service"]],
+        service=common_pb2.ServiceType.ValueType(SERVICES.to_wire(row["service"])),
         subscriber=common_pb2.Subscriber(
             name=subscriber["name"],
             legal_representative=subscriber.get("legal_representative", ""),
-            document=_document(subscriber["document"]),
+            document=_document_message(subscriber["document"]),
             email=subscriber.get("email", ""),
             contact_phone=subscriber.get("contact_phone", ""),
         ),
-        numbers=_blocks(row["numbers"]),
+        numbers=_block_messages(row["numbers"]),
         number_count=row["number_count"],
         special_client=row["special_client"],
-        state=REQUEST_STATES[row["state"]],
+        state=pb.PortRequestState.ValueType(REQUEST_STATES.to_wire(row["state"])),
         form_number=row["form_number"],
         prior_consultation_id=row["prior_consultation_id"] or "",
         received_at=to_timestamp(row["received_at"]),
@@ -137,7 +261,7 @@ def request_message(row: Any) -> portability_pb2.PortRequest:
         donor_deadline=to_timestamp(row["donor_deadline"]),
         answered_at=to_timestamp(row["answered_at"]),
         donor_silent=row["donor_silent"],
-        objection=_objection(row["objection"]),
+        objection=_objection_message(row["objection"]),
         admissible_at=to_timestamp(row["admissible_at"]),
         schedule_deadline=to_timestamp(row["schedule_deadline"]),
         execution_limit=to_timestamp(row["execution_limit"]),
@@ -146,51 +270,14 @@ def request_message(row: Any) -> portability_pb2.PortRequest:
         donor_disabled_at=to_timestamp(row["donor_disabled_at"]),
         recipient_enabled_at=to_timestamp(row["recipient_enabled_at"]),
         closed_at=to_timestamp(row["closed_at"]),
-        installation_date=_iso(row["installation_date"]) or "",
+        installation_date=installation.isoformat() if installation is not None else "",
         rejection_reason=row["rejection_reason"] or "",
     )
 
 
-def request_payload(row: Any, *, private: bool = True) -> dict[str, Any]:
-    """Event payload describing a request. Broadcasts (`private=False`) carry no subscriber data."""
-    payload: dict[str, Any] = {
-        "port_request_id": row["id"],
-        "recipient": row["recipient"],
-        "donor": row["donor"],
-        "service": row["service"],
-        "state": row["state"],
-        "numbers": row["numbers"],
-        "number_count": row["number_count"],
-        "special_client": row["special_client"],
-    }
-    if private:
-        payload.update(
-            {
-                "submitted_at": _iso(row["submitted_at"]),
-                "donor_deadline": _iso(row["donor_deadline"]),
-                "admissible_at": _iso(row["admissible_at"]),
-                "schedule_deadline": _iso(row["schedule_deadline"]),
-                "execution_limit": _iso(row["execution_limit"]),
-                "objection": row["objection"],
-                "rejection_reason": row["rejection_reason"],
-            }
-        )
-    payload["scheduled_at"] = _iso(row["scheduled_at"])
-    payload["executed_at"] = _iso(row["executed_at"])
-    return payload
-
-
-def consultation_payload(row: Any) -> dict[str, Any]:
-    """Event payload describing a prior consultation."""
-    return {
-        "consultation_id": row["id"],
-        "recipient": row["recipient"],
-        "donor": row["donor"],
-        "service": row["service"],
-        "state": row["state"],
-        "document": row["document"],
-        "numbers": row["numbers"],
-        "number_count": row["number_count"],
-        "donor_deadline": _iso(row["donor_deadline"]),
-        "objection": row["objection"],
-    }
+def request_page(page: M.PortRequestPage) -> pb.ListPortRequestsResponse:
+    """A page of port requests as ListPortRequests' answer."""
+    return pb.ListPortRequestsResponse(
+        port_requests=[request_message(r) for r in page.port_requests],
+        next_page_token=page.next_page_token,
+    )

@@ -10,13 +10,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from npc.config import PortabilitySettings
 from npc.core.calendar import BusinessCalendar
 from npc.core.compliance import Rule
 from npc.core.instants import ChangeWindow
 
+if TYPE_CHECKING:
+    # By type only: the settings' default donor term is read from this module.
+    from npc.config import PortabilitySettings
+
 FLOW = "portability"
+
+# The donor's term to answer a prior consultation or a port request (art. 20 and 22, infractions
+# 18 and 21); the settings' default, the rules' texts and the metrics' buckets refer to it.
+DONOR_ANSWER_TERM = timedelta(minutes=5)
+DONOR_ANSWER_MINUTES = int(DONOR_ANSWER_TERM.total_seconds()) // 60
 
 
 class DeadlineKind(StrEnum):
@@ -29,6 +38,61 @@ class DeadlineKind(StrEnum):
     EXECUTE = "request.execute"
     DONOR_DISABLE = "request.donor_disable"
     RECIPIENT_ENABLE = "request.recipient_enable"
+
+
+class Service(StrEnum):
+    """The service whose numbers are ported (stored as their values)."""
+
+    MOBILE = "mobile"
+    FIXED = "fixed"
+
+
+class Modality(StrEnum):
+    """A line's payment modality (Anexo 1: "Modalidad")."""
+
+    PREPAID = "prepaid"
+    POSTPAID = "postpaid"
+
+
+class ObjectionReason(StrEnum):
+    """The donor's coded reasons to object (stored as their values)."""
+
+    SERVICE_SUSPENDED = "service_suspended"
+    NUMBER_NOT_OWNED = "number_not_owned"
+    WRONG_SERVICE_TYPE = "wrong_service_type"
+    DOCUMENT_MISMATCH = "document_mismatch"
+    WRONG_MODALITY = "wrong_modality"
+    DEBT = "debt"
+    CONTRACT_TERMINATED = "contract_terminated"
+    JUDICIAL_SUSPENSION = "judicial_suspension"
+    INSOLVENCY = "insolvency"
+    MISUSE = "misuse"
+
+
+# The ABDCP codes of the reasons that have one (the others are the regulation's later additions).
+OBJECTION_CODES: dict[ObjectionReason, str] = {
+    ObjectionReason.SERVICE_SUSPENDED: "REC01PRT01",
+    ObjectionReason.NUMBER_NOT_OWNED: "REC01PRT05",
+    ObjectionReason.WRONG_SERVICE_TYPE: "REC01PRT06",
+    ObjectionReason.DOCUMENT_MISMATCH: "REC01PRT07",
+    ObjectionReason.WRONG_MODALITY: "REC01PRT08",
+    ObjectionReason.DEBT: "REC01PRT09",
+}
+
+
+class ExecutionStep(StrEnum):
+    """The confirmations of an executed port: each party confirms its own step."""
+
+    DONOR_DISABLED = "donor_disabled"
+    RECIPIENT_ENABLED = "recipient_enabled"
+
+
+class ConsultationState(StrEnum):
+    """States of a prior consultation (stored as their values, shared with `State`)."""
+
+    AWAITING_DONOR = "awaiting_donor"
+    ADMISSIBLE = "admissible"
+    REJECTED = "rejected"
 
 
 class State(StrEnum):
@@ -59,7 +123,7 @@ CONSULTATION_ANSWER = Rule(
     "art. 20",
     "grave",
     "donor",
-    "Answer the prior consultation within 5 minutes.",
+    f"Answer the prior consultation within {DONOR_ANSWER_MINUTES} minutes.",
 )
 REQUEST_ANSWER = Rule(
     "request_donor_answer",
@@ -67,7 +131,7 @@ REQUEST_ANSWER = Rule(
     "art. 22",
     "grave",
     "donor",
-    "Answer the port request within 5 minutes.",
+    f"Answer the port request within {DONOR_ANSWER_MINUTES} minutes.",
 )
 IMPROPER_OBJECTION = Rule(
     "improper_objection",
@@ -133,7 +197,8 @@ class Timeline:
     settings: PortabilitySettings
 
     def donor_deadline(self, sent_at: datetime) -> datetime:
-        """The donor's answer deadline: 5 minutes after the message was sent to it."""
+        """The donor's answer deadline: its term (`DONOR_ANSWER_TERM` unless configured) after
+        the message was sent to it."""
         return sent_at + self.settings.donor_answer
 
     def is_special_client(self, number_count: int) -> bool:

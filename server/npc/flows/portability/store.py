@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -10,6 +12,7 @@ from asyncpg import Record
 
 from npc.core.cases import CaseTable
 from npc.core.ports import PortRecord
+from npc.flows.portability.model import NewConsultation, NewPortRequest
 from npc.flows.portability.rules import FLOW
 from npc.flows.portability.validation import NumberEntry
 
@@ -24,66 +27,68 @@ async def next_id(conn: asyncpg.Connection, prefix: str) -> str:
     return f"{prefix}{value:010d}"
 
 
-async def insert_consultation(conn: asyncpg.Connection, values: dict[str, Any]) -> Record:
+def _insert(columns: Sequence[str]) -> tuple[str, str]:
+    """The column list and placeholders of an INSERT of `columns`, JSON columns cast."""
+    placeholders = [
+        f"${i}::jsonb" if name in _JSON_COLUMNS else f"${i}"
+        for i, name in enumerate(columns, start=1)
+    ]
+    return ", ".join(columns), ", ".join(placeholders)
+
+
+# Columns of the case tables that hold JSON documents.
+_JSON_COLUMNS = frozenset({"document", "numbers", "subscriber"})
+_CONSULTATION_COLUMNS = tuple(f.name for f in fields(NewConsultation))
+_REQUEST_COLUMNS = tuple(f.name for f in fields(NewPortRequest))
+_INSERT_CONSULTATION = "INSERT INTO prior_consultations ({}) VALUES ({}) RETURNING *".format(
+    *_insert(_CONSULTATION_COLUMNS)
+)
+_INSERT_REQUEST = """WITH request AS (
+       INSERT INTO port_requests (id, {0})
+       VALUES ('SP' || lpad(nextval('port_request_seq')::text, 10, '0'), {1})
+       RETURNING *
+   ), numbers AS (
+       INSERT INTO port_request_numbers (port_request_id, number, modality)
+       SELECT request.id, u.n, u.m
+       FROM request, unnest(${n}::text[], ${m}::text[]) AS u(n, m)
+   )
+   SELECT * FROM request""".format(
+    *_insert(_REQUEST_COLUMNS),
+    n=len(_REQUEST_COLUMNS) + 1,
+    m=len(_REQUEST_COLUMNS) + 2,
+)
+
+
+async def insert_consultation(conn: asyncpg.Connection, consultation: NewConsultation) -> Record:
     """Insert a prior consultation and return its row."""
-    row = await conn.fetchrow(
-        """INSERT INTO prior_consultations (id, recipient, donor, service, document, numbers,
-               number_count, state, submitted_at, donor_deadline)
-           VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9, $10) RETURNING *""",
-        values["id"],
-        values["recipient"],
-        values["donor"],
-        values["service"],
-        values["document"],
-        values["numbers"],
-        values["number_count"],
-        values["state"],
-        values["submitted_at"],
-        values["donor_deadline"],
+    row: Record | None = await conn.fetchrow(
+        _INSERT_CONSULTATION, *(getattr(consultation, c) for c in _CONSULTATION_COLUMNS)
     )
     assert row is not None
     return row
 
 
 async def insert_request(
-    conn: asyncpg.Connection, values: dict[str, Any], numbers: Sequence[NumberEntry]
+    conn: asyncpg.Connection, request: NewPortRequest, numbers: Sequence[NumberEntry]
 ) -> Record:
     """Insert a port request under a new case number (SP0000000001) and its numbers (each number
     live), in one statement. Raises UniqueViolationError when a number already has a live
     request."""
-    row = await conn.fetchrow(
-        """WITH request AS (
-               INSERT INTO port_requests (id, recipient, donor, service, subscriber, numbers,
-                   number_count, special_client, state, form_number, prior_consultation_id,
-                   received_at, submitted_at, donor_deadline, installation_date, execution_limit)
-               VALUES ('SP' || lpad(nextval('port_request_seq')::text, 10, '0'), $1, $2, $3,
-                       $4::jsonb, $5::jsonb, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-               RETURNING *
-           ), numbers AS (
-               INSERT INTO port_request_numbers (port_request_id, number, modality)
-               SELECT request.id, u.n, u.m
-               FROM request, unnest($16::text[], $17::text[]) AS u(n, m)
-           )
-           SELECT * FROM request""",
-        values["recipient"],
-        values["donor"],
-        values["service"],
-        values["subscriber"],
-        values["numbers"],
-        values["number_count"],
-        values["special_client"],
-        values["state"],
-        values["form_number"],
-        values["prior_consultation_id"],
-        values["received_at"],
-        values["submitted_at"],
-        values["donor_deadline"],
-        values["installation_date"],
-        values["execution_limit"],
+    row: Record | None = await conn.fetchrow(
+        _INSERT_REQUEST,
+        *(getattr(request, c) for c in _REQUEST_COLUMNS),
         [n.number for n in numbers],
-        [n.modality for n in numbers],
+        [str(n.modality) for n in numbers],
     )
     assert row is not None
+    return row
+
+
+async def consultation_parties(conn: asyncpg.Connection, consultation_id: str) -> Record | None:
+    """The recipient, donor and state of a prior consultation, or None."""
+    row: Record | None = await conn.fetchrow(
+        "SELECT recipient, donor, state FROM prior_consultations WHERE id = $1", consultation_id
+    )
     return row
 
 
@@ -101,6 +106,68 @@ async def request_numbers(conn: asyncpg.Connection, case_id: str) -> list[str]:
         case_id,
     )
     return [r["number"] for r in rows]
+
+
+async def public_status_row(
+    conn: asyncpg.Connection, case_id: str, document: str, first_numbers: int
+) -> Record | None:
+    """A port request with its first `first_numbers` numbers, found only when `document` is its
+    subscriber's document number (compared without case), by one and the same query."""
+    row: Record | None = await conn.fetchrow(
+        """SELECT r.*,
+                  ARRAY(SELECT n.number FROM port_request_numbers n
+                        WHERE n.port_request_id = r.id ORDER BY n.number LIMIT $3)
+                      AS first_numbers
+           FROM port_requests r
+           WHERE r.id = $1 AND upper(r.subscriber->'document'->>'number') = upper($2)""",
+        case_id,
+        document,
+        first_numbers,
+    )
+    return row
+
+
+async def request_counts(
+    conn: asyncpg.Connection, start: datetime, end: datetime, operator: str | None
+) -> list[dict[str, Any]]:
+    """Port requests submitted in [start, end) by recipient, donor, service and state (with the
+    donor's silences); with `operator`, only those where it is a party."""
+    rows = await conn.fetch(
+        """SELECT recipient, donor, service, state, count(*) AS requests,
+                  count(*) FILTER (WHERE donor_silent) AS donor_silent
+           FROM port_requests
+           WHERE submitted_at >= $1 AND submitted_at < $2
+             AND ($3::text IS NULL OR recipient = $3 OR donor = $3)
+           GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4""",
+        start,
+        end,
+        operator,
+    )
+    return [dict(r) for r in rows]
+
+
+async def list_requests(
+    conn: asyncpg.Connection,
+    party: str | None,
+    state: str | None,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[Record]:
+    """Port requests newest first: those where `party` is a party (all when None), in `state`
+    (any when None), after the (submitted_at, id) cursor `after`; at most `limit`."""
+    rows: list[Record] = await conn.fetch(
+        """SELECT * FROM port_requests
+           WHERE ($1::text IS NULL OR recipient = $1 OR donor = $1)
+             AND ($2::text IS NULL OR state = $2)
+             AND ($3::timestamptz IS NULL OR (submitted_at, id) < ($3, $4))
+           ORDER BY submitted_at DESC, id DESC LIMIT $5""",
+        party,
+        state,
+        after[0] if after else None,
+        after[1] if after else "",
+        limit,
+    )
+    return rows
 
 
 class PortTables:

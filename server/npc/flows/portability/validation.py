@@ -1,4 +1,4 @@
-"""Input checks of the portability messages (ABDCP: integrity failures, NI). Each failure names the
+"""Input checks of the portability commands (ABDCP: integrity failures, NI). Each failure names the
 field path, so an operator's integration sees exactly what to fix; nothing is stored. The checks
 every flow shares (documents, subscribers, case numbers, instants) are in `npc.core.validation`
 and `npc.core.instants`."""
@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
+from npc.core.instants import within
 from npc.core.validation import (
     AMOUNT,
     CURRENCY,
@@ -16,40 +18,59 @@ from npc.core.validation import (
     MOBILE_NUMBER,
     RECEIPT,
     Violations,
+    check_case_id,
+    check_operator,
+    check_subscriber,
     parse_date,
     printable,
 )
-from npc.v1 import common_pb2, portability_pb2
+from npc.flows.portability.model import (
+    UNREADABLE,
+    ConfirmPortExecution,
+    Instant,
+    NumberBlock,
+    Objection,
+    SubmitPortRequest,
+)
+from npc.flows.portability.rules import ExecutionStep, Modality, ObjectionReason, Service
 
-SERVICES: dict[int, str] = {
-    common_pb2.SERVICE_TYPE_MOBILE: "mobile",
-    common_pb2.SERVICE_TYPE_FIXED: "fixed",
-}
-MODALITIES: dict[int, str] = {
-    common_pb2.MODALITY_PREPAID: "prepaid",
-    common_pb2.MODALITY_POSTPAID: "postpaid",
-}
-OBJECTION_CODES: dict[int, str] = {
-    portability_pb2.OBJECTION_REASON_SERVICE_SUSPENDED: "REC01PRT01",
-    portability_pb2.OBJECTION_REASON_NUMBER_NOT_OWNED: "REC01PRT05",
-    portability_pb2.OBJECTION_REASON_WRONG_SERVICE_TYPE: "REC01PRT06",
-    portability_pb2.OBJECTION_REASON_DOCUMENT_MISMATCH: "REC01PRT07",
-    portability_pb2.OBJECTION_REASON_WRONG_MODALITY: "REC01PRT08",
-    portability_pb2.OBJECTION_REASON_DEBT: "REC01PRT09",
-}
-OBJECTION_NAMES = {
-    value: name.removeprefix("OBJECTION_REASON_").lower()
-    for name, value in portability_pb2.ObjectionReason.items()
-    if value != portability_pb2.OBJECTION_REASON_UNSPECIFIED
-}
+SERVICE_REQUIRED = "required: SERVICE_TYPE_MOBILE or SERVICE_TYPE_FIXED"
+MODALITY_REQUIRED = "required: MODALITY_PREPAID or MODALITY_POSTPAID"
+STEP_REQUIRED = "required: EXECUTION_STEP_DONOR_DISABLED or EXECUTION_STEP_RECIPIENT_ENABLED"
+
+# Violations collected from the blocks of one request: enough to fix a systematic mistake.
+MAX_BLOCK_VIOLATIONS = 100
+# Free texts of the forms, in characters.
+MAX_FORM_NUMBER = 40
+MAX_OBJECTION_DETAIL = 500
+# The instants the parties state are accepted this far from the clearinghouse's clock: forms
+# signed up to a month ago, payments up to a year ago, confirmations of the last week, and clocks
+# a little ahead of ours.
+RECEIVED_AT_PAST = timedelta(days=30)
+RECEIVED_AT_FUTURE = timedelta(minutes=5)
+PAID_AT_PAST = timedelta(days=365)
+PAID_AT_FUTURE = timedelta(minutes=5)
+DONE_AT_PAST = timedelta(days=7)
+DONE_AT_FUTURE = timedelta(minutes=1)
 
 
-def check_service(v: Violations, field: str, value: int) -> str:
-    """The service type; returns its name."""
-    if value not in SERVICES:
-        v.add(field, "required: SERVICE_TYPE_MOBILE or SERVICE_TYPE_FIXED")
-        return ""
-    return SERVICES[value]
+def instant(v: Violations, field: str, value: Instant, *, required: bool = True) -> datetime | None:
+    """A stated instant: None when unset (a violation when `required`) or unreadable."""
+    if value is None:
+        if required:
+            v.add(field, "required")
+        return None
+    if value is UNREADABLE:
+        v.add(field, "not a valid instant")
+        return None
+    return value
+
+
+def check_service(v: Violations, field: str, value: Service | None) -> Service | None:
+    """The service type, required."""
+    if value is None:
+        v.add(field, SERVICE_REQUIRED)
+    return value
 
 
 @dataclass(frozen=True)
@@ -57,22 +78,18 @@ class NumberEntry:
     """One number of a request, with its modality."""
 
     number: str
-    modality: str
-
-
-# Violations collected from the blocks of one request: enough to fix a systematic mistake.
-MAX_BLOCK_VIOLATIONS = 100
+    modality: Modality
 
 
 def expand_numbers(
     v: Violations,
     field: str,
-    blocks: Sequence[common_pb2.NumberBlock],
-    service: str,
+    blocks: Sequence[NumberBlock],
+    service: Service | None,
     limit: int,
 ) -> list[NumberEntry]:
     """Validate the number blocks and expand ranges into numbers (no duplicates, at most `limit`)."""
-    pattern = MOBILE_NUMBER if service == "mobile" else FIXED_NUMBER
+    pattern = MOBILE_NUMBER if service == Service.MOBILE else FIXED_NUMBER
     entries: list[NumberEntry] = []
     seen: set[str] = set()
     if not blocks:
@@ -94,10 +111,10 @@ def expand_numbers(
         if block.last and service and not pattern.fullmatch(block.last):
             v.add(f"{path}.last", f"not a {service} number of the numbering plan")
             ok = False
-        if block.modality not in MODALITIES:
-            v.add(f"{path}.modality", "required: MODALITY_PREPAID or MODALITY_POSTPAID")
+        if block.modality is None:
+            v.add(f"{path}.modality", MODALITY_REQUIRED)
             ok = False
-        if not ok or not service:
+        if not ok or not service or block.modality is None:
             continue
         first = int(block.first)
         last = int(block.last) if block.last else first
@@ -113,18 +130,18 @@ def expand_numbers(
                 v.add(path, f"number {number} appears twice")
                 return entries
             seen.add(number)
-            entries.append(NumberEntry(number, MODALITIES[block.modality]))
+            entries.append(NumberEntry(number, block.modality))
     return entries
 
 
-def check_objection(v: Violations, field: str, objection: portability_pb2.Objection) -> None:
+def check_objection(v: Violations, field: str, objection: Objection) -> None:
     """An objection states its reason; a debt objection states amount, currency and due date."""
-    if objection.reason not in OBJECTION_NAMES:
+    if objection.reason is None:
         v.add(f"{field}.reason", "required: an objection reason (REC01PRTnn)")
         return
-    if objection.detail and not printable(objection.detail, limit=500):
-        v.add(f"{field}.detail", "up to 500 printable characters")
-    if objection.reason == portability_pb2.OBJECTION_REASON_DEBT:
+    if objection.detail and not printable(objection.detail, limit=MAX_OBJECTION_DETAIL):
+        v.add(f"{field}.detail", f"up to {MAX_OBJECTION_DETAIL} printable characters")
+    if objection.reason == ObjectionReason.DEBT:
         debt = objection.debt
         if not AMOUNT.fullmatch(debt.owed.amount) or _decimal(debt.owed.amount) <= 0:
             v.add(
@@ -143,6 +160,71 @@ def check_objection(v: Violations, field: str, objection: portability_pb2.Object
             )
         if debt.bill_number and not RECEIPT.fullmatch(debt.bill_number):
             v.add(f"{field}.debt.bill_number", "up to 40 letters, digits or . / _ -")
+
+
+def check_answer(v: Violations, accept: bool, objection: Objection | None) -> None:
+    """A donor's answer: an acceptance carries no objection, an objection a valid one."""
+    if accept and objection is not None:
+        v.add("objection", "must be empty when accepting")
+    if not accept:
+        if objection is None:
+            v.add(
+                "objection",
+                "required when objecting: reason, and for debt the amount and due date",
+            )
+        else:
+            check_objection(v, "objection", objection)
+
+
+@dataclass(frozen=True)
+class PortRequestForm:
+    """What the checks of a port request form read from it."""
+
+    service: Service
+    entries: list[NumberEntry]
+    received_at: datetime
+    installation_date: date | None
+
+
+def check_port_request(
+    v: Violations, request: SubmitPortRequest, now: datetime, today: date, limit: int
+) -> PortRequestForm:
+    """Every field of a port request form (raises InvalidArgument naming each one that fails);
+    `today` is the jurisdiction's local date, `limit` the most numbers a request may carry."""
+    check_operator(v, "donor", request.donor)
+    service = check_service(v, "service", request.service)
+    check_subscriber(v, "subscriber", request.subscriber)
+    entries = expand_numbers(v, "numbers", request.numbers, service, limit)
+    received_at = instant(v, "received_at", request.received_at)
+    within(v, "received_at", received_at, now, past=RECEIVED_AT_PAST, future=RECEIVED_AT_FUTURE)
+    if request.form_number and not printable(request.form_number, limit=MAX_FORM_NUMBER):
+        v.add("form_number", f"up to {MAX_FORM_NUMBER} printable characters")
+    if request.prior_consultation_id:
+        check_case_id(v, "prior_consultation_id", request.prior_consultation_id, "CP")
+    installation = None
+    if request.installation_date:
+        installation = parse_date(request.installation_date)
+        if installation is None:
+            v.add("installation_date", "a date, YYYY-MM-DD")
+        elif service == Service.MOBILE:
+            v.add("installation_date", "only for fixed service")
+        elif installation > today:
+            v.add("installation_date", "must not be in the future")
+    v.raise_if_any()
+    assert service is not None and received_at is not None
+    return PortRequestForm(service, entries, received_at, installation)
+
+
+def check_confirmation(v: Violations, request: ConfirmPortExecution, now: datetime) -> datetime:
+    """A confirmation names its request and step; returns the instant the step was done (the
+    call's when not stated). Raises InvalidArgument naming each field that fails."""
+    check_case_id(v, "port_request_id", request.port_request_id, "SP")
+    if request.step not in (ExecutionStep.DONOR_DISABLED, ExecutionStep.RECIPIENT_ENABLED):
+        v.add("step", STEP_REQUIRED)
+    done_at = instant(v, "done_at", request.done_at, required=False) or now
+    within(v, "done_at", done_at, now, past=DONE_AT_PAST, future=DONE_AT_FUTURE)
+    v.raise_if_any()
+    return done_at
 
 
 def _decimal(value: str) -> Decimal:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from npc.flows.portability.handler import PortabilityHandler, PublicStatus
+from npc.flows.portability.handler import PortabilityHandler
+from npc.flows.portability.model import PublicStatus
 from npc.web.site import (
     Column,
     Field,
