@@ -55,7 +55,6 @@ KNOWN_DEBTS: dict[tuple[str, str], str] = {
     ("npc.flows.registry.handler", "npc.v1"): "answers built in the handler",
     ("npc.flows.registry.returns", "npc.v1"): "answers built in the handler",
     ("npc.flows.sgu.handler", "npc.v1"): "answers built in the handler",
-    ("npc.flows.suspension.handler", "npc.v1"): "answers built in the handler",
     # Validation reads the request messages field by field.
     ("npc.flows.portability.validation", "npc.v1"): "checks request messages",
     ("npc.flows.pqr.validation", "npc.v1"): "checks request messages",
