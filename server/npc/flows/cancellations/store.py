@@ -37,6 +37,12 @@ async def reporting_operators(conn: Connection, operator: str | None) -> list[Re
     return [ReportingOperator.of(row) for row in rows]
 
 
+async def ever_reporting(conn: Connection) -> list[str]:
+    """The operators bound to report, now or before (their requests stay visible)."""
+    rows = await conn.fetch("SELECT operator_id FROM reporting_operators")
+    return [row["operator_id"] for row in rows]
+
+
 async def upsert_reporting_operator(
     conn: Connection, operator: str, since: date, subscribers: int | None, now: datetime
 ) -> None:
