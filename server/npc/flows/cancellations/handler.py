@@ -21,7 +21,6 @@ from __future__ import annotations
 from npc.core.compliance import record_breach
 from npc.core.deadlines import Deadline
 from npc.flows.cancellations import store
-from npc.flows.cancellations.model import ReportingOperator
 from npc.flows.cancellations.obligations import (
     ReportObligations,
     end_reporting_operator,
@@ -29,14 +28,12 @@ from npc.flows.cancellations.obligations import (
 )
 from npc.flows.cancellations.queries import TrackingQueries
 from npc.flows.cancellations.reporting import DailyReports
-from npc.flows.cancellations.rules import FLOW, SCHEDULED, DeadlineKind, day_case, needs_deadline
+from npc.flows.cancellations.rules import FLOW, SCHEDULED, DeadlineKind, needs_deadline
 from npc.store.database import Txn
 
 __all__ = [
     "FLOW",
     "CancellationsHandler",
-    "ReportingOperator",
-    "day_case",
     "end_reporting_operator",
     "register_reporting_operator",
 ]

@@ -72,7 +72,9 @@ class _CoreDocument:
 class DailyReports(CancellationsBase):
     """Checking and storing the operators' daily reports."""
 
-    def _check_enums(self, v: Violations, field: str, record: RequestRecord) -> None:
+    @staticmethod
+    def _check_enums(v: Violations, field: str, record: RequestRecord) -> None:
+        """Every enum of the record is one of its values (None: unspecified or unknown)."""
         for name, value, expected in (
             ("kind", record.kind, EXPECTED_KIND),
             ("service", record.service, EXPECTED_SERVICE),
