@@ -29,7 +29,7 @@ def test_wire_names_map_to_the_names_stored_since_the_first_report() -> None:
     migration = record(
         kind=pb.REQUEST_KIND_PLAN_MIGRATION, service=pb.TRACKED_SERVICE_FIXED_TELEPHONY
     )
-    parsed = convert.request_record(migration, "records[0]")
+    parsed = convert.request_record(migration)
     assert (parsed.kind, parsed.service) == ("migration", "fixed")
     assert parsed.kind is RequestKind.MIGRATION and parsed.service is TrackedService.FIXED
     assert parsed.subscriber_document is not None
@@ -38,7 +38,7 @@ def test_wire_names_map_to_the_names_stored_since_the_first_report() -> None:
     assert convert.DOCUMENT_TYPES.to_wire("carnet_extranjeria") == (
         common_pb2.DOCUMENT_TYPE_CARNET_EXTRANJERIA
     )
-    unset = convert.request_record(pb.RequestRecord(request_code="X"), "records[0]")
+    unset = convert.request_record(pb.RequestRecord(request_code="X"))
     assert (unset.kind, unset.state, unset.subscriber_document, unset.requested_at) == (
         None,
         None,

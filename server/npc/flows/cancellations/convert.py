@@ -8,6 +8,7 @@ from typing import Any
 from asyncpg import Record
 
 from npc.api.enums import WireEnum
+from npc.core.errors import FieldViolation, InvalidArgument
 from npc.core.instants import timestamp, to_timestamp
 from npc.core.validation import Violations
 from npc.flows.cancellations.model import (
@@ -41,35 +42,35 @@ STATES = WireEnum(pb.TrackedRequestState, RequestState)
 DOCUMENT_TYPES = WireEnum(common_pb2.DocumentType, DocumentType)
 
 
-def _instant(message: Any, name: str, field: str) -> datetime | None:
+def _instant(message: Any, name: str) -> datetime | None:
     """A Timestamp field as a datetime, None when unset; one a datetime cannot hold is refused
     here with the violation the handler's checks would give it."""
+    if not message.HasField(name):
+        return None  # most records have no execution instant: no Violations for them
     v = Violations()
-    value = timestamp(v, field, message, name, required=False)
+    value = timestamp(v, name, message, name, required=False)
     v.raise_if_any()
     return value
 
 
-def request_record(record: pb.RequestRecord, field: str) -> RequestRecord:
-    """One record of a report (`field`: its path in the request, for a refused instant)."""
+def request_record(record: pb.RequestRecord) -> RequestRecord:
+    """One record of a report."""
     document = None
     if record.HasField("subscriber_document"):
-        document = SubscriberDocument(
-            type=DOCUMENT_TYPES.to_domain(record.subscriber_document.type),
-            number=record.subscriber_document.number,
-        )
+        wire = record.subscriber_document
+        document = SubscriberDocument(DOCUMENT_TYPES.to_domain(wire.type), wire.number)
     return RequestRecord(
         request_code=record.request_code,
         kind=KINDS.to_domain(record.kind),
         service=SERVICES.to_domain(record.service),
         channel=CHANNELS.to_domain(record.channel),
-        requested_at=_instant(record, "requested_at", f"{field}.requested_at"),
+        requested_at=_instant(record, "requested_at"),
         subscriber_document=document,
         service_number=record.service_number,
         service_status=SERVICE_STATUSES.to_domain(record.service_status),
         scheduled_date=record.scheduled_date,
         state=STATES.to_domain(record.state),
-        executed_at=_instant(record, "executed_at", f"{field}.executed_at"),
+        executed_at=_instant(record, "executed_at"),
         execution_reason=record.execution_reason,
         target_plan=record.target_plan,
     )
@@ -78,12 +79,21 @@ def request_record(record: pb.RequestRecord, field: str) -> RequestRecord:
 def daily_report(request: pb.SubmitDailyReportRequest, limit: int) -> DailyReport:
     """SubmitDailyReport's command: at most `limit` + 1 records are read, enough for the handler
     to refuse an oversized report without converting all of it."""
+    records = []
+    for index, record in enumerate(request.records[: limit + 1]):
+        try:
+            records.append(request_record(record))
+        except InvalidArgument as refused:
+            # Named in the record, the refused instant is named here in the request.
+            raise InvalidArgument(
+                [
+                    FieldViolation(f"records[{index}].{v.field}", v.description)
+                    for v in refused.violations
+                ]
+            ) from None
     return DailyReport(
         report_date=request.report_date,
-        records=tuple(
-            request_record(record, f"records[{index}]")
-            for index, record in enumerate(request.records[: limit + 1])
-        ),
+        records=tuple(records),
         record_count=len(request.records),
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import NamedTuple
 
 from asyncpg import Record
 
@@ -18,7 +19,7 @@ from npc.flows.cancellations.rules import (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a report holds up to 200,000
 class SubscriberDocument:
     """The subscriber's identity document; `type` None: unspecified or unknown on the wire."""
 
@@ -26,7 +27,7 @@ class SubscriberDocument:
     number: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a report holds up to 200,000
 class RequestRecord:
     """One request as a daily report describes it; enums None when unspecified, instants None
     when not given, strings empty when not given."""
@@ -59,9 +60,11 @@ class DailyReport:
     record_count: int
 
 
-@dataclass(frozen=True)
-class StoredRecord:
-    """A record as stored in `cancellation_report_records` (checked: every value known)."""
+class StoredRecord(NamedTuple):
+    """A record as stored in `cancellation_report_records` (checked: every value known).
+
+    A tuple, not a dataclass: a report stores up to 200,000 of them, and COPY takes tuples.
+    """
 
     request_code: str
     kind: str

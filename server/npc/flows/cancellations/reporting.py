@@ -4,6 +4,7 @@ requests brought to their latest reported state with their scheduled-date deadli
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import NamedTuple
 
 from npc.core.errors import FailedPrecondition, PermissionDenied
 from npc.core.identity import Caller
@@ -61,12 +62,17 @@ _CORE_DOCUMENT_TYPES = {
 }
 
 
-class _CoreDocument:
-    """A subscriber document as `check_document` reads it."""
+class _CoreDocument(NamedTuple):
+    """A subscriber document as `check_document` reads it (the core's numbering of types)."""
 
-    def __init__(self, document: SubscriberDocument) -> None:
-        self.type = 0 if document.type is None else _CORE_DOCUMENT_TYPES[document.type]
-        self.number = document.number
+    type: int
+    number: str
+
+    @classmethod
+    def of(cls, document: SubscriberDocument) -> _CoreDocument:
+        """The core's view of a reported document (type 0: unspecified or unknown)."""
+        kind = 0 if document.type is None else _CORE_DOCUMENT_TYPES[document.type]
+        return cls(kind, document.number)
 
 
 class DailyReports(CancellationsBase):
@@ -108,7 +114,7 @@ class DailyReports(CancellationsBase):
         if document is None:
             v.add(f"{field}.subscriber_document", "required: the subscriber's identity document")
         else:
-            check_document(v, f"{field}.subscriber_document", _CoreDocument(document))
+            check_document(v, f"{field}.subscriber_document", _CoreDocument.of(document))
         if record.service_number and not SERVICE_NUMBER.fullmatch(record.service_number):
             v.add(f"{field}.service_number", "1 to 30 letters, digits or hyphens")
         scheduled = parse_date(record.scheduled_date) if record.scheduled_date else None

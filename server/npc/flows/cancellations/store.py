@@ -4,19 +4,12 @@ requests and the chain of daily-report deadlines."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import fields
 from datetime import date, datetime
-from operator import attrgetter
 
 from asyncpg import Connection, Record
 
 from npc.flows.cancellations.model import ReportingOperator, StoredRecord
 from npc.flows.cancellations.rules import FLOW, SCHEDULED, DeadlineKind
-
-_STORED_FIELDS = [f.name for f in fields(StoredRecord)]
-# A plain getter, not dataclasses.astuple: that deep-copies every value of every record.
-_stored_values = attrgetter(*_STORED_FIELDS)
-
 
 # ---------------------------------------------------------------- reporting operators
 
@@ -150,8 +143,8 @@ async def copy_records(conn: Connection, report_id: int, records: Sequence[Store
     if records:
         await conn.copy_records_to_table(
             "cancellation_report_records",
-            records=[(report_id, *_stored_values(r)) for r in records],
-            columns=["report_id", *_STORED_FIELDS],
+            records=[(report_id, *r) for r in records],
+            columns=["report_id", *StoredRecord._fields],
         )
 
 
