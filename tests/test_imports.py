@@ -48,11 +48,8 @@ TOOLS = ("npc.cli", "npc.__main__")
 # only shrinks).
 KNOWN_DEBTS: dict[tuple[str, str], str] = {
     # Handlers build their protobuf answers themselves; moving that into convert.py is its own pass.
-    ("npc.flows.cancellations.handler", "npc.v1"): "answers built in the handler",
-    ("npc.flows.inoperability.handler", "npc.v1"): "answers built in the handler",
     ("npc.flows.registry.handler", "npc.v1"): "answers built in the handler",
     ("npc.flows.registry.returns", "npc.v1"): "answers built in the handler",
-    ("npc.flows.suspension.handler", "npc.v1"): "answers built in the handler",
 }
 
 

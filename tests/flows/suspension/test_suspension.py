@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from npc.v1 import common_pb2, suspension_pb2
 from tests.helpers import (
@@ -210,3 +211,53 @@ async def test_a_suspension_ends_after_30_days_and_reactivation_is_then_due(
         await _call(movistar, "RequestSuspension", _ask(ported))
     assert twice.value.code() == grpc.StatusCode.ALREADY_EXISTS
     await settle(app)
+
+
+async def _deadline_rules(app, case_id):
+    async with app.core.db.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT kind, rule FROM deadlines WHERE case_id = $1 ORDER BY id", case_id
+        )
+    return [(r["kind"], r["rule"]) for r in rows]
+
+
+async def test_reactivation_without_a_readable_payment_instant_is_refused_and_the_notes_keep_their_terms(
+    app, operators, clock, ported
+):
+    # The terms live once in suspension/rules.py; the notes stored with the deadlines say them as
+    # operators and auditors have always read them.
+    movistar, claro = operators["movistar"], operators["claro"]
+    await advance_to(app, clock, EXECUTED + timedelta(days=30))
+    asked = await _call(movistar, "RequestSuspension", _ask(ported))
+    await _call(
+        claro,
+        "ConfirmSuspension",
+        suspension_pb2.ConfirmSuspensionRequest(request_id=rid(), suspension_id=asked.id),
+    )
+    unset = suspension_pb2.RequestReactivationRequest(request_id=rid(), suspension_id=asked.id)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await _call(movistar, "RequestReactivation", unset)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(refused.value) == {"paid_at": "required"}
+    # Nanos beyond a second: no datetime holds it; refused while the request is parsed, and the
+    # refusal is kept under its request id like any other.
+    unreadable = suspension_pb2.RequestReactivationRequest(
+        request_id=rid(), suspension_id=asked.id, paid_at=Timestamp(seconds=1, nanos=10**9)
+    )
+    for _ in range(2):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await _call(movistar, "RequestReactivation", unreadable)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field_violations(refused.value) == {"paid_at": "not a valid instant"}
+    await _call(
+        movistar,
+        "RequestReactivation",
+        suspension_pb2.RequestReactivationRequest(
+            request_id=rid(), suspension_id=asked.id, paid_at=ts(clock.now())
+        ),
+    )
+    assert await _deadline_rules(app, asked.id) == [
+        ("suspend", "recipient suspends within 2 business days (art. 13 (iii), infraction 13)"),
+        ("max_duration", "a suspension lasts at most 30 calendar days"),
+        ("reactivate", "recipient reactivates within 24 hours (art. 13 (v), infraction 15)"),
+    ]

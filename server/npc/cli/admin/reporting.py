@@ -12,6 +12,7 @@ from npc.config import CancellationsSettings, Settings
 from npc.core.calendar import calendar_for
 from npc.core.clock import SystemClock
 from npc.flows.cancellations.handler import end_reporting_operator, register_reporting_operator
+from npc.flows.cancellations.rules import REPORTING_THRESHOLD
 from npc.store.database import Database
 
 
@@ -19,7 +20,8 @@ def add_actions(actions: Subcommands) -> None:
     """Add the reporting-operator actions to `npc admin`."""
     reporting = actions.add_parser(
         "add-reporting-operator",
-        help="bind an operator (over 500,000 subscribers) to the daily cancellations report",
+        help=f"bind an operator (over {REPORTING_THRESHOLD:,} subscribers) to the daily"
+        " cancellations report",
     )
     reporting.add_argument("operator", metavar="OPERATOR")
     reporting.add_argument(

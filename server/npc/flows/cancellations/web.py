@@ -9,7 +9,9 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
+from npc.flows.cancellations import store
 from npc.flows.cancellations.handler import CancellationsHandler
+from npc.flows.cancellations.rules import REPORTING_THRESHOLD
 from npc.store.operators import operator_list
 from npc.web.site import (
     Column,
@@ -61,7 +63,8 @@ NOT_FOUND = (
 )
 
 # The operators bound to report; every operator while none is registered, so the form is never empty.
-_REPORTING = "SELECT operator_id FROM reporting_operators"
+# Spanish groups thousands with spaces: "500 000".
+_THRESHOLD = f"{REPORTING_THRESHOLD:,}".replace(",", " ")
 
 OPERATOR = Field(
     "operador",
@@ -197,6 +200,20 @@ def dates_text(days: Sequence[date]) -> str:
     return ", ".join(d.isoformat() for d in days)
 
 
+def _compliance_row(item: Mapping[str, Any]) -> dict[str, Any]:
+    """One operator's line of the daily-report compliance report."""
+    return {
+        "operador": item["operator"],
+        "dias_exigibles": item["days_due"],
+        "recibidos": item["received"],
+        "a_tiempo": item["on_time"],
+        "tardios": item["late"],
+        "faltantes": item["missing"],
+        "fechas_tardias": dates_text(item["late_dates"]),
+        "fechas_faltantes": dates_text(item["missing_dates"]),
+    }
+
+
 def cancellations_web(handler: CancellationsHandler) -> WebRoutes:
     """The status page at /bajas-migraciones/consulta and the daily-report compliance report."""
 
@@ -204,7 +221,7 @@ def cancellations_web(handler: CancellationsHandler) -> WebRoutes:
         # The operators bound to report (now or before: their requests stay visible); every
         # operator while none is registered, so the form is never empty.
         async with handler.core.db.pool.acquire() as conn:
-            bound = {r["operator_id"] for r in await conn.fetch(_REPORTING)}
+            bound = set(await store.ever_reporting(conn))
             everyone = await operator_list(conn, by="name")
         return [(id_, name) for id_, name in everyone if not bound or id_ in bound]
 
@@ -218,19 +235,7 @@ def cancellations_web(handler: CancellationsHandler) -> WebRoutes:
         items = await handler.daily_report_compliance(
             query.first_day, query.last_day, query.operator
         )
-        return [
-            {
-                "operador": i["operator"],
-                "dias_exigibles": i["days_due"],
-                "recibidos": i["received"],
-                "a_tiempo": i["on_time"],
-                "tardios": i["late"],
-                "faltantes": i["missing"],
-                "fechas_tardias": dates_text(i["late_dates"]),
-                "fechas_faltantes": dates_text(i["missing_dates"]),
-            }
-            for i in items
-        ]
+        return [_compliance_row(i) for i in items]
 
     due = handler.settings.report_due_time
     return WebRoutes(
@@ -258,7 +263,8 @@ def cancellations_web(handler: CancellationsHandler) -> WebRoutes:
                 slug="bajas-reporte-diario",
                 title="Cumplimiento del reporte diario de bajas y migraciones",
                 description=(
-                    "Por operador obligado (más de 500 000 abonados) y fechas de reporte del "
+                    f"Por operador obligado (más de {_THRESHOLD} abonados) y fechas"
+                    " de reporte del "
                     "periodo ya vencidas: días exigibles, reportes recibidos, recibidos a tiempo "
                     f"(antes de las {due:%H:%M} del día siguiente, hora local), fuera de plazo y "
                     "faltantes, con sus fechas. Sistema de Seguimiento de Bajas y Migraciones: "

@@ -19,198 +19,62 @@ evento"); a missed report is a compliance record. Events over one hour are highl
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
+from asyncpg import Connection, Record
 
-from npc.core.compliance import Rule, record_breach
+from npc.core.compliance import record_breach
 from npc.core.deadlines import Deadline
 from npc.core.errors import AlreadyExists, FailedPrecondition, NotFound, PermissionDenied
 from npc.core.identity import Caller
-from npc.core.instants import timestamp, to_timestamp, within
+from npc.core.instants import within
 from npc.core.runtime import Core
 from npc.core.validation import Violations, check_operator, printable
-from npc.flows.inoperability.rules import DeadlineKind
-from npc.store.database import Txn
-from npc.v1 import inoperability_pb2 as pb
-
-FLOW = "inoperability"
-K = TypeVar("K")
-REPORT_WITHIN_BUSINESS_DAYS = 3
-HIGHLIGHT_OVER = timedelta(hours=1)
-# Registration may regularise an event noted on the manual form during the outage ("Contingencia").
-LATE_REGISTRATION = timedelta(days=30)
-CLOCK_SKEW = timedelta(minutes=5)
-MAX_REPORT_EVENTS = 500
-
-POINT_CODE = re.compile(r"(?a)^[A-Za-z0-9_-]{1,20}$")
-REFERENCE = re.compile(r"(?a)^[A-Za-z0-9./_-]{1,40}$")
-
-REPORT = Rule(
-    "report_inoperability",
-    None,
-    "seed 002: Reporte de Eventos de Inoperatividad de los Sistemas de Atención",
-    "leve",
-    "operator",
-    "Report each inoperability event to the regulator at most 3 business days after it ended.",
+from npc.flows.inoperability import store
+from npc.flows.inoperability.events import event_payload
+from npc.flows.inoperability.model import (
+    AttentionPointRegistration,
+    CriticalTransactionRecord,
+    EventLookup,
+    InoperabilityClosing,
+    InoperabilityRegistration,
+    NewEvent,
+    ReportRow,
+    ReportSubmission,
+    SubmittedReport,
 )
+from npc.flows.inoperability.rules import (
+    CLOCK_SKEW,
+    FLOW,
+    LATE_REGISTRATION,
+    MAX_ADDRESS,
+    MAX_CLOSING_NOTE,
+    MAX_DETAIL,
+    MAX_LOCATION,
+    MAX_POINT_NAME,
+    MAX_REPORT_EVENTS,
+    POINT_CODE,
+    REASONS_OF_SCENARIO,
+    REFERENCE,
+    REPORT,
+    REPORT_NOTE,
+    REPORT_WITHIN_BUSINESS_DAYS,
+    ClosingReason,
+    DeadlineKind,
+    duration,
+    event_id,
+    is_reportable,
+    over_one_hour,
+    reportable,
+)
+from npc.store.database import Txn
 
-POINT_TYPES = {
-    pb.ATTENTION_POINT_TYPE_STORE: "store",
-    pb.ATTENTION_POINT_TYPE_DEALER: "dealer",
-    pb.ATTENTION_POINT_TYPE_CALL_CENTRE: "call_centre",
-}
-REQUEST_TYPES = {
-    pb.REQUEST_TYPE_CLAIMS: "claims",
-    pb.REQUEST_TYPE_ACTIVATIONS: "activations",
-    pb.REQUEST_TYPE_CANCELLATIONS: "cancellations",
-    pb.REQUEST_TYPE_INQUIRIES: "inquiries",
-}
-SCENARIOS = {
-    pb.SCENARIO_MASS_FAILURE: "mass_failure",
-    pb.SCENARIO_UNFORESEEN_EVENT: "unforeseen_event",
-    pb.SCENARIO_ERROR_OR_TEST: "error_or_test",
-}
-CLOSING_REASONS = {
-    pb.CLOSING_REASON_CONNECTIVITY: "connectivity",
-    pb.CLOSING_REASON_INTERMITTENCY: "intermittency",
-    pb.CLOSING_REASON_MAINTENANCE: "maintenance",
-    pb.CLOSING_REASON_MASS_APPLICATION_FAILURE: "mass_application_failure",
-    pb.CLOSING_REASON_POINT_INFRASTRUCTURE: "point_infrastructure",
-    pb.CLOSING_REASON_NO_POWER: "no_power",
-    pb.CLOSING_REASON_USER_ERROR: "user_error",
-}
-CRITICAL = {
-    pb.CRITICAL_TRANSACTION_BLOCK_STOLEN_OR_LOST: "block_stolen_or_lost",
-    pb.CRITICAL_TRANSACTION_CLAIM_FILING: "claim_filing",
-}
-# "Validar que los motivos de Ocurrencia de cierre sea acorde al tipo de Escenario". Any event found
-# to be an error or a test is closed as "Error de Usuario", whatever its scenario.
-REASONS_OF_SCENARIO = {
-    "mass_failure": {
-        "connectivity",
-        "intermittency",
-        "maintenance",
-        "mass_application_failure",
-        "user_error",
-    },
-    "unforeseen_event": {"point_infrastructure", "no_power", "user_error"},
-    "error_or_test": {"user_error"},
-}
+__all__ = ["FLOW", "InoperabilityHandler", "ReportRow"]
 
 
-def _reverse(mapping: dict[K, str]) -> dict[str, K]:
-    return {name: value for value, name in mapping.items()}
-
-
-POINT_TYPE_VALUES = _reverse(POINT_TYPES)
-REQUEST_TYPE_VALUES = _reverse(REQUEST_TYPES)
-SCENARIO_VALUES = _reverse(SCENARIOS)
-CLOSING_REASON_VALUES = _reverse(CLOSING_REASONS)
-
-_EVENT_COLUMNS = """e.*, p.name AS point_name, p.kind AS point_kind,
-    (SELECT count(*) FROM inoperability_critical_transactions c
-     WHERE c.event_id = e.id AND c.kind = 'block_stolen_or_lost') AS critical_block,
-    (SELECT count(*) FROM inoperability_critical_transactions c
-     WHERE c.event_id = e.id AND c.kind = 'claim_filing') AS critical_claims"""
-_EVENT_FROM = """inoperability_events e
-    JOIN attention_points p ON p.operator_id = e.operator_id AND p.code = e.attention_point_code"""
-
-
-def event_id(operator: str, number: int) -> str:
-    """The case id of an operator's event: ``claro-000012``."""
-    return f"{operator}-{number:06d}"
-
-
-def is_reportable(row: Any) -> bool:
-    """False for error/test records: opened as such, or closed as a user error."""
-    return bool(row["scenario"] != "error_or_test" and row["closing_reason"] != "user_error")
-
-
-def duration(row: Any) -> timedelta | None:
-    """How long a closed event lasted."""
-    if row["ended_at"] is None:
-        return None
-    value: timedelta = row["ended_at"] - row["started_at"]
-    return value
-
-
-def over_one_hour(row: Any) -> bool:
-    """Closed and lasted more than one hour ("Informar si el rango es mayor a 1 hora")."""
-    lasted = duration(row)
-    return lasted is not None and lasted > HIGHLIGHT_OVER
-
-
-def point_message(row: Any) -> pb.AttentionPoint:
-    """An attention_points row as its API message."""
-    return pb.AttentionPoint(
-        operator=row["operator_id"],
-        code=row["code"],
-        name=row["name"],
-        type=POINT_TYPE_VALUES[row["kind"]],
-        address=row["address"],
-        location=row["location"],
-        registered_at=to_timestamp(row["registered_at"]),
-    )
-
-
-def event_message(row: Any) -> pb.InoperabilityEvent:
-    """An event row (with its critical transaction counts) as its API message."""
-    lasted = duration(row)
-    return pb.InoperabilityEvent(
-        id=row["id"],
-        operator=row["operator_id"],
-        number=row["number"],
-        attention_point_code=row["attention_point_code"],
-        request_type=REQUEST_TYPE_VALUES[row["request_type"]],
-        scenario=SCENARIO_VALUES[row["scenario"]],
-        detail=row["detail"],
-        started_at=to_timestamp(row["started_at"]),
-        registered_at=to_timestamp(row["registered_at"]),
-        ended_at=to_timestamp(row["ended_at"]),
-        closing_reason=CLOSING_REASON_VALUES.get(
-            row["closing_reason"] or "", pb.CLOSING_REASON_UNSPECIFIED
-        ),
-        closing_note=row["closing_note"],
-        closed_at=to_timestamp(row["closed_at"]),
-        reportable=is_reportable(row),
-        over_one_hour=over_one_hour(row),
-        duration_seconds=int(lasted.total_seconds()) if lasted is not None else 0,
-        report_due_at=to_timestamp(row["report_due_at"]),
-        report_id=row["report_id"] or "",
-        reported_at=to_timestamp(row["reported_at"]),
-        critical_block_stolen_or_lost=row["critical_block"],
-        critical_claim_filing=row["critical_claims"],
-    )
-
-
-@dataclass(frozen=True)
-class ReportRow:
-    """One event as the regulator's web report shows it."""
-
-    operator: str
-    number: int
-    attention_point_code: str
-    attention_point_name: str
-    attention_point_type: str
-    request_type: str
-    scenario: str
-    detail: str
-    started_at: datetime
-    ended_at: datetime | None
-    duration_minutes: int | None
-    over_one_hour: bool
-    closing_reason: str | None
-    report_due_at: datetime | None
-    reported_at: datetime | None
-    critical_block_stolen_or_lost: int
-    critical_claim_filing: int
-
-
-def _report_row(row: Any) -> ReportRow:
+def _report_row(row: Record) -> ReportRow:
     lasted = duration(row)
     return ReportRow(
         operator=row["operator_id"],
@@ -243,6 +107,34 @@ def _optional_text(v: Violations, field: str, value: str, limit: int) -> None:
         v.add(field, f"up to {limit} printable characters")
 
 
+def _check_point(request: AttentionPointRegistration) -> None:
+    v = Violations()
+    if not POINT_CODE.fullmatch(request.code):
+        v.add("code", "required: 1 to 20 of [A-Za-z0-9_-]")
+    if not printable(request.name, limit=MAX_POINT_NAME):
+        v.add("name", f"required: up to {MAX_POINT_NAME} printable characters")
+    if request.type is None:
+        v.add("type", "required: STORE, DEALER or CALL_CENTRE")
+    if not printable(request.address, limit=MAX_ADDRESS):
+        v.add("address", f"required: up to {MAX_ADDRESS} printable characters")
+    if not printable(request.location, limit=MAX_LOCATION):
+        v.add("location", "required: district, province and department")
+    v.raise_if_any()
+
+
+def _check_report(numbers: tuple[int, ...]) -> None:
+    v = Violations()
+    if not numbers:
+        v.add("numbers", "required: the numbers of the events reported")
+    elif len(numbers) > MAX_REPORT_EVENTS:
+        v.add("numbers", f"at most {MAX_REPORT_EVENTS} events per report")
+    elif len(set(numbers)) != len(numbers):
+        v.add("numbers", "each event at most once")
+    for i, number in enumerate(numbers[:MAX_REPORT_EVENTS]):
+        _check_number(v, f"numbers[{i}]", number)
+    v.raise_if_any()
+
+
 class InoperabilityHandler:
     """Commands, deadlines and report queries of the inoperability registry."""
 
@@ -259,215 +151,168 @@ class InoperabilityHandler:
         if caller.is_regulator:
             raise PermissionDenied("only an operator keeps its inoperability registry")
 
-    def _emit(self, txn: Txn, type_: str, row: Any, sender: str) -> None:
+    def _emit(self, txn: Txn, type_: str, row: Record, sender: str) -> None:
         txn.emit(
             FLOW,
             f"inoperability.{type_}",
             case_id=row["id"],
             sender=sender,
             audience=(row["operator_id"],),
-            payload={
-                "event_id": row["id"],
-                "operator": row["operator_id"],
-                "number": row["number"],
-                "attention_point_code": row["attention_point_code"],
-                "request_type": row["request_type"],
-                "scenario": row["scenario"],
-                "started_at": row["started_at"].isoformat(),
-                "ended_at": row["ended_at"].isoformat() if row["ended_at"] else None,
-                "closing_reason": row["closing_reason"],
-            },
+            payload=event_payload(row),
         )
 
-    async def _event(self, conn: Any, operator: str, number: int) -> Any:
-        row = await conn.fetchrow(
-            f"SELECT {_EVENT_COLUMNS} FROM {_EVENT_FROM} WHERE e.operator_id = $1 AND e.number = $2",
-            operator,
-            number,
-        )
+    async def _event(self, conn: Connection, operator: str, number: int) -> Record:
+        row = await store.event(conn, operator, number)
         if row is None:
             raise NotFound("inoperability_event", event_id(operator, number))
         return row
 
-    async def _lock_event(self, txn: Txn, operator: str, number: int) -> Any:
+    async def _lock_event(self, txn: Txn, operator: str, number: int) -> Record:
         await txn.lock_case(FLOW, event_id(operator, number))
-        await txn.conn.execute(
-            "SELECT 1 FROM inoperability_events WHERE operator_id = $1 AND number = $2 FOR UPDATE",
-            operator,
-            number,
-        )
+        await store.lock_event_row(txn.conn, operator, number)
         return await self._event(txn.conn, operator, number)
 
     async def register_attention_point(
-        self, txn: Txn, caller: Caller, request: pb.RegisterAttentionPointRequest
-    ) -> pb.AttentionPoint:
+        self, txn: Txn, caller: Caller, request: AttentionPointRegistration
+    ) -> Record:
         """The operator registers one of its attention points (or updates its data)."""
-        v = Violations()
-        if not POINT_CODE.fullmatch(request.code):
-            v.add("code", "required: 1 to 20 of [A-Za-z0-9_-]")
-        if not printable(request.name, limit=120):
-            v.add("name", "required: up to 120 printable characters")
-        if request.type not in POINT_TYPES:
-            v.add("type", "required: STORE, DEALER or CALL_CENTRE")
-        if not printable(request.address, limit=200):
-            v.add("address", "required: up to 200 printable characters")
-        if not printable(request.location, limit=120):
-            v.add("location", "required: district, province and department")
-        v.raise_if_any()
+        _check_point(request)
+        assert request.type is not None
         self._operator_only(caller)
-        row = await txn.conn.fetchrow(
-            """INSERT INTO attention_points (operator_id, code, name, kind, address, location,
-                                             registered_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7)
-               ON CONFLICT (operator_id, code) DO UPDATE
-               SET name = EXCLUDED.name, kind = EXCLUDED.kind, address = EXCLUDED.address,
-                   location = EXCLUDED.location
-               RETURNING *""",
+        return await store.upsert_attention_point(
+            txn.conn,
             caller.operator,
-            request.code,
-            request.name.strip(),
-            POINT_TYPES[request.type],
-            request.address.strip(),
-            request.location.strip(),
-            txn.now,
+            code=request.code,
+            name=request.name.strip(),
+            kind=request.type,
+            address=request.address.strip(),
+            location=request.location.strip(),
+            now=txn.now,
         )
-        return point_message(row)
 
     async def register_inoperability(
-        self, txn: Txn, caller: Caller, request: pb.RegisterInoperabilityRequest
-    ) -> pb.InoperabilityEvent:
+        self, txn: Txn, caller: Caller, request: InoperabilityRegistration
+    ) -> Record:
         """Open an event at an attention point for one request type, with the next number."""
         v = Violations()
         if not POINT_CODE.fullmatch(request.attention_point_code):
             v.add("attention_point_code", "required: the code of a registered attention point")
-        if request.request_type not in REQUEST_TYPES:
+        if request.request_type is None:
             v.add("request_type", "required: CLAIMS, ACTIVATIONS, CANCELLATIONS or INQUIRIES")
-        if request.scenario not in SCENARIOS:
+        if request.scenario is None:
             v.add("scenario", "required: MASS_FAILURE, UNFORESEEN_EVENT or ERROR_OR_TEST")
-        started = timestamp(v, "started_at", request, "started_at")
+        started = request.started_at
+        if started is None:
+            v.add("started_at", "required")
         within(v, "started_at", started, txn.now, past=LATE_REGISTRATION, future=CLOCK_SKEW)
-        _optional_text(v, "detail", request.detail, 500)
+        _optional_text(v, "detail", request.detail, MAX_DETAIL)
         v.raise_if_any()
-        assert started is not None
+        assert started is not None and request.request_type and request.scenario
         self._operator_only(caller)
-        known = await txn.conn.fetchval(
-            "SELECT 1 FROM attention_points WHERE operator_id = $1 AND code = $2",
-            caller.operator,
-            request.attention_point_code,
-        )
-        if known is None:
+        if not await store.attention_point_exists(
+            txn.conn, caller.operator, request.attention_point_code
+        ):
             raise NotFound("attention_point", request.attention_point_code)
-        # The counter row stays locked until commit: concurrent registrations of the operator take
-        # numbers one after the other, and a rollback (e.g. the open-event conflict below) returns
-        # the number, so the registry has no gaps.
-        number = await txn.conn.fetchval(
-            """INSERT INTO inoperability_counters (operator_id, last_number) VALUES ($1, 1)
-               ON CONFLICT (operator_id) DO UPDATE
-               SET last_number = inoperability_counters.last_number + 1
-               RETURNING last_number""",
-            caller.operator,
+        # Numbered before the open-event check below: its refusal rolls back and returns the
+        # number, so the registry has no gaps.
+        number = await store.next_event_number(txn.conn, caller.operator)
+        event = NewEvent(
+            id=event_id(caller.operator, number),
+            operator_id=caller.operator,
+            number=number,
+            attention_point_code=request.attention_point_code,
+            request_type=request.request_type,
+            scenario=request.scenario,
+            detail=request.detail.strip(),
+            started_at=started,
+            registered_at=txn.now,
         )
-        case_id = event_id(caller.operator, number)
         try:
-            await txn.conn.execute(
-                """INSERT INTO inoperability_events (id, operator_id, number, attention_point_code,
-                       request_type, scenario, detail, started_at, registered_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
-                case_id,
-                caller.operator,
-                number,
-                request.attention_point_code,
-                REQUEST_TYPES[request.request_type],
-                SCENARIOS[request.scenario],
-                request.detail.strip(),
-                started,
-                txn.now,
-            )
+            await store.insert_event(txn.conn, event)
         except asyncpg.UniqueViolationError as error:
-            if error.constraint_name != "inoperability_one_open":
+            if error.constraint_name != store.ONE_OPEN:
                 raise
             raise AlreadyExists(
                 "inoperability_event",
-                f"{request.attention_point_code}/{REQUEST_TYPES[request.request_type]}",
+                f"{request.attention_point_code}/{request.request_type}",
                 f"attention point {request.attention_point_code} already has an open"
-                f" inoperability event for {REQUEST_TYPES[request.request_type]}",
+                f" inoperability event for {request.request_type}",
             ) from None
         row = await self._event(txn.conn, caller.operator, number)
         self._emit(txn, "registered", row, caller.operator)
-        return event_message(row)
+        return row
 
     async def close_inoperability(
-        self, txn: Txn, caller: Caller, request: pb.CloseInoperabilityRequest
-    ) -> pb.InoperabilityEvent:
+        self, txn: Txn, caller: Caller, request: InoperabilityClosing
+    ) -> Record:
         """Close an open event with its end and a closing reason that fits its scenario."""
         v = Violations()
         _check_number(v, "number", request.number)
-        ended = timestamp(v, "ended_at", request, "ended_at")
+        ended = request.ended_at
+        if ended is None:
+            v.add("ended_at", "required")
         within(v, "ended_at", ended, txn.now, past=LATE_REGISTRATION, future=CLOCK_SKEW)
-        if request.closing_reason not in CLOSING_REASONS:
+        if request.closing_reason is None:
             v.add("closing_reason", "required: one of the closing reasons")
-        _optional_text(v, "closing_note", request.closing_note, 500)
+        _optional_text(v, "closing_note", request.closing_note, MAX_CLOSING_NOTE)
         v.raise_if_any()
-        assert ended is not None
+        reason = request.closing_reason
+        assert ended is not None and reason is not None
         self._operator_only(caller)
         row = await self._lock_event(txn, caller.operator, request.number)
         if row["ended_at"] is not None:
             raise FailedPrecondition(f"{row['id']} is already closed", subject=row["id"])
-        reason = CLOSING_REASONS[request.closing_reason]
+        self._check_closing(row, ended, reason, request.closing_note)
+        due = (
+            self.calendar.end_of_business_days(ended, REPORT_WITHIN_BUSINESS_DAYS)
+            if reportable(row["scenario"], reason)
+            else None
+        )
+        await store.close_event(
+            txn.conn,
+            row["id"],
+            ended_at=ended,
+            closing_reason=reason,
+            closing_note=request.closing_note.strip(),
+            closed_at=txn.now,
+            report_due_at=due,
+        )
+        if due is not None:
+            txn.set_deadline(FLOW, DeadlineKind.REPORT, row["id"], due, REPORT_NOTE)
+        row = await self._event(txn.conn, caller.operator, request.number)
+        self._emit(txn, "closed", row, caller.operator)
+        return row
+
+    @staticmethod
+    def _check_closing(row: Record, ended: datetime, reason: ClosingReason, note: str) -> None:
+        """The end follows the start and the reason fits the event's scenario."""
         v = Violations()
         if ended <= row["started_at"]:
             v.add("ended_at", f"must be after the start, {row['started_at'].isoformat()}")
-        if reason not in REASONS_OF_SCENARIO[row["scenario"]]:
+        allowed = REASONS_OF_SCENARIO[row["scenario"]]
+        if reason not in allowed:
             v.add(
                 "closing_reason",
                 f"{reason} does not fit the scenario {row['scenario']}; allowed: "
-                + ", ".join(sorted(REASONS_OF_SCENARIO[row["scenario"]])),
+                + ", ".join(sorted(allowed)),
             )
-        if reason == "user_error" and not request.closing_note.strip():
+        if reason == ClosingReason.USER_ERROR and not note.strip():
             # "El Jefe o Responsable del canal deberá realizar el cierre con el sustento respectivo."
             v.add("closing_note", "required when closing as an error or test: the justification")
         v.raise_if_any()
-        reportable = row["scenario"] != "error_or_test" and reason != "user_error"
-        due = (
-            self.calendar.end_of_business_days(ended, REPORT_WITHIN_BUSINESS_DAYS)
-            if reportable
-            else None
-        )
-        await txn.conn.execute(
-            """UPDATE inoperability_events
-               SET ended_at = $2, closing_reason = $3, closing_note = $4, closed_at = $5,
-                   report_due_at = $6
-               WHERE id = $1""",
-            row["id"],
-            ended,
-            reason,
-            request.closing_note.strip(),
-            txn.now,
-            due,
-        )
-        if due is not None:
-            txn.set_deadline(
-                FLOW,
-                DeadlineKind.REPORT,
-                row["id"],
-                due,
-                "report the event within 3 business days after it (seed 002)",
-            )
-        row = await self._event(txn.conn, caller.operator, request.number)
-        self._emit(txn, "closed", row, caller.operator)
-        return event_message(row)
 
     async def record_critical_transaction(
-        self, txn: Txn, caller: Caller, request: pb.RecordCriticalTransactionRequest
-    ) -> pb.InoperabilityEvent:
+        self, txn: Txn, caller: Caller, request: CriticalTransactionRecord
+    ) -> Record:
         """A critical transaction was served at the attention point while the event is open."""
         v = Violations()
         _check_number(v, "number", request.number)
-        if request.kind not in CRITICAL:
+        if request.kind is None:
             v.add("kind", "required: BLOCK_STOLEN_OR_LOST or CLAIM_FILING")
         if not REFERENCE.fullmatch(request.reference):
             v.add("reference", "required: the ticket or claim code, 1 to 40 of [A-Za-z0-9./_-]")
         v.raise_if_any()
+        assert request.kind is not None
         self._operator_only(caller)
         row = await self._lock_event(txn, caller.operator, request.number)
         if row["ended_at"] is not None:
@@ -475,32 +320,17 @@ class InoperabilityHandler:
                 f"{row['id']} is closed: critical transactions are recorded during the event",
                 subject=row["id"],
             )
-        await txn.conn.execute(
-            """INSERT INTO inoperability_critical_transactions (event_id, kind, reference,
-                                                                served_at)
-               VALUES ($1, $2, $3, $4)""",
-            row["id"],
-            CRITICAL[request.kind],
-            request.reference,
-            txn.now,
+        await store.insert_critical_transaction(
+            txn.conn, row["id"], request.kind, request.reference, txn.now
         )
-        return event_message(await self._event(txn.conn, caller.operator, request.number))
+        return await self._event(txn.conn, caller.operator, request.number)
 
     async def submit_report(
-        self, txn: Txn, caller: Caller, request: pb.SubmitInoperabilityReportRequest
-    ) -> pb.InoperabilityReport:
+        self, txn: Txn, caller: Caller, request: ReportSubmission
+    ) -> SubmittedReport:
         """The operator submits the consolidated report of some of its closed events."""
-        v = Violations()
-        numbers = list(request.numbers)
-        if not numbers:
-            v.add("numbers", "required: the numbers of the events reported")
-        elif len(numbers) > MAX_REPORT_EVENTS:
-            v.add("numbers", f"at most {MAX_REPORT_EVENTS} events per report")
-        elif len(set(numbers)) != len(numbers):
-            v.add("numbers", "each event at most once")
-        for i, number in enumerate(numbers[:MAX_REPORT_EVENTS]):
-            _check_number(v, f"numbers[{i}]", number)
-        v.raise_if_any()
+        numbers = request.numbers
+        _check_report(numbers)
         self._operator_only(caller)
         rows = []
         # Locks in ascending order: two reports sharing events cannot deadlock.
@@ -521,40 +351,18 @@ class InoperabilityHandler:
                     subject=row["id"],
                 )
             rows.append(row)
-        seq = await txn.conn.fetchval("SELECT nextval('inoperability_report_seq')")
-        report_id = f"IR{seq:010d}"
-        await txn.conn.execute(
-            "INSERT INTO inoperability_reports (id, operator_id, submitted_at) VALUES ($1, $2, $3)",
-            report_id,
-            caller.operator,
-            txn.now,
-        )
+        report_id = await store.insert_report(txn.conn, caller.operator, txn.now)
         for row in rows:
             if txn.now >= row["report_due_at"]:
                 await self._breach(txn, row, row["report_due_at"])
             txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.REPORT)
-        await txn.conn.execute(
-            """UPDATE inoperability_events SET report_id = $3, reported_at = $4
-               WHERE operator_id = $1 AND number = ANY($2::bigint[])""",
-            caller.operator,
-            numbers,
-            report_id,
-            txn.now,
-        )
+        await store.mark_reported(txn.conn, caller.operator, numbers, report_id, txn.now)
         reported = [await self._event(txn.conn, caller.operator, n) for n in sorted(numbers)]
         for row in reported:
             self._emit(txn, "reported", row, caller.operator)
-        return pb.InoperabilityReport(
-            id=report_id,
-            operator=caller.operator,
-            submitted_at=to_timestamp(txn.now),
-            events=[event_message(row) for row in reported],
-            over_one_hour_count=sum(1 for row in reported if over_one_hour(row)),
-        )
+        return SubmittedReport(report_id, caller.operator, txn.now, tuple(reported))
 
-    async def get_inoperability(
-        self, caller: Caller, request: pb.GetInoperabilityRequest
-    ) -> pb.InoperabilityEvent:
+    async def get_inoperability(self, caller: Caller, request: EventLookup) -> Record:
         """An event, for its operator and the regulator."""
         v = Violations()
         operator = request.operator or caller.operator
@@ -564,10 +372,9 @@ class InoperabilityHandler:
         if operator != caller.operator and not caller.is_regulator:
             raise PermissionDenied("an operator reads only its own inoperability registry")
         async with self.core.db.pool.acquire() as conn:
-            row = await self._event(conn, operator, request.number)
-        return event_message(row)
+            return await self._event(conn, operator, request.number)
 
-    async def _breach(self, txn: Txn, row: Any, due: datetime) -> None:
+    async def _breach(self, txn: Txn, row: Record, due: datetime) -> None:
         await record_breach(
             txn,
             flow=FLOW,
@@ -585,9 +392,7 @@ class InoperabilityHandler:
 
     async def _not_reported(self, txn: Txn, deadline: Deadline) -> None:
         await txn.lock_case(FLOW, deadline.case_id)
-        row = await txn.conn.fetchrow(
-            "SELECT * FROM inoperability_events WHERE id = $1 FOR UPDATE", deadline.case_id
-        )
+        row = await store.lock_event_by_id(txn.conn, deadline.case_id)
         if row is not None and row["report_id"] is None and is_reportable(row):
             await self._breach(txn, row, deadline.due_at)
 
@@ -609,16 +414,7 @@ class InoperabilityHandler:
         """
         since, until = self._period(start, end)
         async with self.core.db.pool.acquire() as conn:
-            rows = await conn.fetch(
-                f"""SELECT {_EVENT_COLUMNS} FROM {_EVENT_FROM}
-                    WHERE e.operator_id = $1 AND e.started_at >= $2 AND e.started_at < $3
-                      AND e.scenario <> 'error_or_test'
-                      AND e.closing_reason IS DISTINCT FROM 'user_error'
-                    ORDER BY e.number""",
-                operator,
-                since,
-                until,
-            )
+            rows = await store.reportable_events(conn, operator, since, until)
         return [_report_row(row) for row in rows]
 
     async def summary(self, operator: str, start: date, end: date) -> dict[str, Any]:
@@ -651,9 +447,4 @@ class InoperabilityHandler:
     async def attention_points(self, operator: str) -> list[dict[str, Any]]:
         """The operator's registered attention points, by code."""
         async with self.core.db.pool.acquire() as conn:
-            rows = await conn.fetch(
-                "SELECT code, name, kind, address, location FROM attention_points"
-                " WHERE operator_id = $1 ORDER BY code",
-                operator,
-            )
-        return [dict(row) for row in rows]
+            return await store.attention_points(conn, operator)

@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from npc.flows.inoperability.handler import InoperabilityHandler
+from npc.flows.inoperability.model import ReportRow
+from npc.flows.inoperability.rules import REPORT_WITHIN_BUSINESS_DAYS, Scenario
 from npc.store.operators import operator_list
 from npc.web.site import Column, Report, ReportQuery, WebRoutes
 
@@ -67,7 +69,7 @@ SUMMARY_COLUMNS = (
     *(
         Column(f"escenario_{key}", label, "number")
         for key, label in SCENARIOS.items()
-        if key != "error_or_test"
+        if key != Scenario.ERROR_OR_TEST
     ),
     *(Column(f"tramite_{key}", label, "number") for key, label in REQUEST_TYPES.items()),
     Column("motivos_cierre", "Motivos de ocurrencia", "prose"),
@@ -76,6 +78,52 @@ SUMMARY_COLUMNS = (
 
 def _label(labels: Mapping[str, str], value: str | None) -> str | None:
     return None if value is None else labels.get(value, value)
+
+
+def _event_row(e: ReportRow) -> dict[str, Any]:
+    """One event's line of the events report."""
+    return {
+        "operador": e.operator,
+        "numero": e.number,
+        "punto_codigo": e.attention_point_code,
+        "punto_nombre": e.attention_point_name,
+        "punto_tipo": _label(POINT_TYPES, e.attention_point_type),
+        "tramite": _label(REQUEST_TYPES, e.request_type),
+        "escenario": _label(SCENARIOS, e.scenario),
+        "detalle": e.detail,
+        "inicio": e.started_at,
+        "fin": e.ended_at,
+        "duracion_minutos": e.duration_minutes,
+        "mas_de_una_hora": YES_NO[e.over_one_hour],
+        "motivo_cierre": _label(CLOSING_REASONS, e.closing_reason),
+        "reporte_vence": e.report_due_at,
+        "reportado_en": e.reported_at,
+        "bloqueos_robo_perdida": e.critical_block_stolen_or_lost,
+        "reclamos_presentados": e.critical_claim_filing,
+    }
+
+
+def _summary_row(s: Mapping[str, Any]) -> dict[str, Any]:
+    """One operator's line of the summary (`InoperabilityHandler.summary`)."""
+    reasons = sorted(s["by_closing_reason"].items())
+    return {
+        "operador": s["operator"],
+        "eventos": s["events"],
+        "cerrados": s["closed"],
+        "abiertos": s["open"],
+        "minutos_totales": s["total_minutes"],
+        "mas_de_una_hora": s["over_one_hour"],
+        **{
+            f"escenario_{key}": s["by_scenario"].get(key, 0)
+            for key in SCENARIOS
+            if key != Scenario.ERROR_OR_TEST
+        },
+        **{f"tramite_{key}": s["by_request_type"].get(key, 0) for key in REQUEST_TYPES},
+        "motivos_cierre": "; ".join(
+            f"{CLOSING_REASONS.get(reason, reason)}: {count}" for reason, count in reasons
+        )
+        or None,
+    }
 
 
 def inoperability_web(handler: InoperabilityHandler) -> WebRoutes:
@@ -88,59 +136,17 @@ def inoperability_web(handler: InoperabilityHandler) -> WebRoutes:
             return [id_ for id_, _ in await operator_list(conn)]
 
     async def events(query: ReportQuery) -> Sequence[Mapping[str, Any]]:
-        rows: list[dict[str, Any]] = []
-        for operator in await operators_of(query):
-            for e in await handler.report(operator, query.first_day, query.last_day):
-                rows.append(
-                    {
-                        "operador": e.operator,
-                        "numero": e.number,
-                        "punto_codigo": e.attention_point_code,
-                        "punto_nombre": e.attention_point_name,
-                        "punto_tipo": _label(POINT_TYPES, e.attention_point_type),
-                        "tramite": _label(REQUEST_TYPES, e.request_type),
-                        "escenario": _label(SCENARIOS, e.scenario),
-                        "detalle": e.detail,
-                        "inicio": e.started_at,
-                        "fin": e.ended_at,
-                        "duracion_minutos": e.duration_minutes,
-                        "mas_de_una_hora": YES_NO[e.over_one_hour],
-                        "motivo_cierre": _label(CLOSING_REASONS, e.closing_reason),
-                        "reporte_vence": e.report_due_at,
-                        "reportado_en": e.reported_at,
-                        "bloqueos_robo_perdida": e.critical_block_stolen_or_lost,
-                        "reclamos_presentados": e.critical_claim_filing,
-                    }
-                )
-        return rows
+        return [
+            _event_row(event)
+            for operator in await operators_of(query)
+            for event in await handler.report(operator, query.first_day, query.last_day)
+        ]
 
     async def summaries(query: ReportQuery) -> Sequence[Mapping[str, Any]]:
-        rows: list[dict[str, Any]] = []
-        for operator in await operators_of(query):
-            s = await handler.summary(operator, query.first_day, query.last_day)
-            reasons = sorted(s["by_closing_reason"].items())
-            rows.append(
-                {
-                    "operador": operator,
-                    "eventos": s["events"],
-                    "cerrados": s["closed"],
-                    "abiertos": s["open"],
-                    "minutos_totales": s["total_minutes"],
-                    "mas_de_una_hora": s["over_one_hour"],
-                    **{
-                        f"escenario_{key}": s["by_scenario"].get(key, 0)
-                        for key in SCENARIOS
-                        if key != "error_or_test"
-                    },
-                    **{f"tramite_{key}": s["by_request_type"].get(key, 0) for key in REQUEST_TYPES},
-                    "motivos_cierre": "; ".join(
-                        f"{CLOSING_REASONS.get(reason, reason)}: {count}"
-                        for reason, count in reasons
-                    )
-                    or None,
-                }
-            )
-        return rows
+        return [
+            _summary_row(await handler.summary(operator, query.first_day, query.last_day))
+            for operator in await operators_of(query)
+        ]
 
     jurisdiction = handler.calendar.country
     return WebRoutes(
@@ -152,8 +158,8 @@ def inoperability_web(handler: InoperabilityHandler) -> WebRoutes:
                     "Eventos de inoperatividad de los aplicativos de venta y postventa que "
                     "empezaron en el periodo, por operador y número correlativo, sin los "
                     "registros de error o pruebas. «Más de 1 hora» señala los eventos cerrados "
-                    "que duraron más de una hora; cada evento se reporta como máximo a los 3 "
-                    "días hábiles de terminado."
+                    "que duraron más de una hora; cada evento se reporta como máximo a los "
+                    f"{REPORT_WITHIN_BUSINESS_DAYS} días hábiles de terminado."
                 ),
                 columns=EVENT_COLUMNS,
                 rows=events,

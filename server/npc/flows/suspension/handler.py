@@ -6,107 +6,77 @@
 Deadlines: the recipient suspends within 2 business days of the request (infraction 13); the donor
 asks reactivation within 1 business day of the payment (14); the recipient reactivates within 24
 hours of the request (15). A suspension lasts at most 30 calendar days: then reactivation is due
-as if the donor had asked it.
+as if the donor had asked it. The terms are defined in `rules`.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
+from datetime import datetime
 
 import asyncpg
+from asyncpg import Record
 
 from npc.core import numbers
-from npc.core.cases import CaseTable
 from npc.core.compliance import Rule, record_breach
 from npc.core.deadlines import Deadline
 from npc.core.errors import AlreadyExists, FailedPrecondition, NotFound, PermissionDenied
 from npc.core.events import CLEARINGHOUSE
 from npc.core.identity import Caller
-from npc.core.instants import timestamp, to_timestamp, within
+from npc.core.instants import within
 from npc.core.runtime import Core
 from npc.core.validation import AMOUNT, CURRENCY, RECEIPT, Violations, check_case_id, parse_date
-from npc.flows.suspension.rules import DeadlineKind, State
+from npc.flows.suspension import store
+from npc.flows.suspension.events import suspension_payload
+from npc.flows.suspension.model import (
+    NewSuspension,
+    ReactivationRequest,
+    SuspensionRef,
+    SuspensionRequest,
+)
+from npc.flows.suspension.rules import (
+    ASK_REACTIVATION,
+    ASK_REACTIVATION_WITHIN_BUSINESS_DAYS,
+    CLOCK_SKEW,
+    FLOW,
+    MAX_DURATION_NOTE,
+    MAX_SUSPENSION,
+    PAID_AT_PAST,
+    REACTIVATE,
+    REACTIVATE_NOTE,
+    REACTIVATE_WITHIN,
+    SUSPEND,
+    SUSPEND_NOTE,
+    SUSPEND_WITHIN_BUSINESS_DAYS,
+    WAIT_AFTER_DISABLING,
+    DeadlineKind,
+    State,
+)
+from npc.flows.suspension.store import CASES
 from npc.store.database import Txn
-from npc.v1 import common_pb2
-from npc.v1 import suspension_pb2 as pb
 
-FLOW = "suspension"
-WAIT_AFTER_DISABLING = timedelta(days=30)
-MAX_SUSPENSION = timedelta(days=30)
-REACTIVATE_WITHIN = timedelta(hours=24)
-
-SUSPEND = Rule(
-    "recipient_suspend",
-    13,
-    "art. 13 (iii)",
-    "leve",
-    "recipient",
-    "Suspend the number within 2 business days of the donor's request.",
-)
-ASK_REACTIVATION = Rule(
-    "donor_request_reactivation",
-    14,
-    "art. 13 (iv)",
-    "leve",
-    "donor",
-    "Ask reactivation within 1 business day of receiving the payment or claim.",
-)
-REACTIVATE = Rule(
-    "recipient_reactivate",
-    15,
-    "art. 13 (v)",
-    "leve",
-    "recipient",
-    "Reactivate the number within 24 hours of the donor's request.",
-)
-
-CASES = CaseTable(FLOW, "suspensions", "suspension", ("donor", "recipient"))
-
-STATES = {
-    "requested": pb.SUSPENSION_STATE_REQUESTED,
-    "suspended": pb.SUSPENSION_STATE_SUSPENDED,
-    "reactivation_due": pb.SUSPENSION_STATE_REACTIVATION_DUE,
-    "reactivated": pb.SUSPENSION_STATE_REACTIVATED,
-}
+__all__ = ["FLOW", "SuspensionHandler"]
 
 
-def message(row: Any) -> pb.Suspension:
-    """A suspensions row as its API message."""
-    return pb.Suspension(
-        id=row["id"],
-        port_request_id=row["port_request_id"],
-        number=row["number"],
-        donor=row["donor"],
-        recipient=row["recipient"],
-        state=STATES[row["state"]],
-        bill_number=row["bill_number"],
-        due_date=row["due_date"].isoformat(),
-        owed=common_pb2.Money(amount=row["amount"], currency=row["currency"]),
-        requested_at=to_timestamp(row["requested_at"]),
-        suspend_deadline=to_timestamp(row["suspend_deadline"]),
-        suspended_at=to_timestamp(row["suspended_at"]),
-        suspension_ends_at=to_timestamp(row["suspension_ends_at"]),
-        paid_at=to_timestamp(row["paid_at"]),
-        reactivation_requested_at=to_timestamp(row["reactivation_requested_at"]),
-        reactivation_deadline=to_timestamp(row["reactivation_deadline"]),
-        reactivated_at=to_timestamp(row["reactivated_at"]),
-    )
+def _check_request(request: SuspensionRequest) -> None:
+    v = Violations()
+    check_case_id(v, "port_request_id", request.port_request_id, "SP")
+    if not request.number.isascii() or not request.number.isdigit():
+        v.add("number", "required: the ported number")
+    if not RECEIPT.fullmatch(request.bill_number):
+        v.add("bill_number", "required: the bill or collection letter number")
+    if parse_date(request.due_date) is None:
+        v.add("due_date", "required: the bill's due date, YYYY-MM-DD")
+    if not AMOUNT.fullmatch(request.owed.amount) or float(request.owed.amount) <= 0:
+        v.add("owed.amount", "required: a positive amount such as 120.50")
+    if not CURRENCY.fullmatch(request.owed.currency):
+        v.add("owed.currency", "required: an ISO 4217 code such as PEN")
+    v.raise_if_any()
 
 
-def _payload(row: Any) -> dict[str, Any]:
-    return {
-        "suspension_id": row["id"],
-        "port_request_id": row["port_request_id"],
-        "number": row["number"],
-        "donor": row["donor"],
-        "recipient": row["recipient"],
-        "state": row["state"],
-        "bill_number": row["bill_number"],
-        "due_date": row["due_date"].isoformat(),
-        "amount": row["amount"],
-        "currency": row["currency"],
-    }
+def _check_suspension_id(suspension_id: str) -> None:
+    v = Violations()
+    check_case_id(v, "suspension_id", suspension_id, "SU")
+    v.raise_if_any()
 
 
 class SuspensionHandler:
@@ -122,17 +92,19 @@ class SuspensionHandler:
         self.core.deadlines.register(FLOW, DeadlineKind.MAX_DURATION, self._suspension_ended)
         self.core.deadlines.register(FLOW, DeadlineKind.REACTIVATE, self._not_reactivated)
 
-    def _emit(self, txn: Txn, type_: str, row: Any, sender: str, to: tuple[str, ...]) -> None:
+    def _emit(self, txn: Txn, type_: str, row: Record, sender: str, to: tuple[str, ...]) -> None:
         txn.emit(
             FLOW,
             f"suspension.{type_}",
             case_id=row["id"],
             sender=sender,
             audience=to,
-            payload=_payload(row),
+            payload=suspension_payload(row),
         )
 
-    async def _breach(self, txn: Txn, rule: Rule, operator: str, row: Any, due: Any) -> None:
+    async def _breach(
+        self, txn: Txn, rule: Rule, operator: str, row: Record, due: datetime
+    ) -> None:
         await record_breach(
             txn,
             flow=FLOW,
@@ -145,23 +117,12 @@ class SuspensionHandler:
         )
 
     async def request_suspension(
-        self, txn: Txn, caller: Caller, request: pb.RequestSuspensionRequest
-    ) -> pb.Suspension:
+        self, txn: Txn, caller: Caller, request: SuspensionRequest
+    ) -> Record:
         """The donor asks the recipient to suspend a number it ported away, for an unpaid bill."""
-        v = Violations()
-        check_case_id(v, "port_request_id", request.port_request_id, "SP")
-        if not request.number.isascii() or not request.number.isdigit():
-            v.add("number", "required: the ported number")
-        if not RECEIPT.fullmatch(request.bill_number):
-            v.add("bill_number", "required: the bill or collection letter number")
+        _check_request(request)
         due = parse_date(request.due_date)
-        if due is None:
-            v.add("due_date", "required: the bill's due date, YYYY-MM-DD")
-        if not AMOUNT.fullmatch(request.owed.amount) or float(request.owed.amount) <= 0:
-            v.add("owed.amount", "required: a positive amount such as 120.50")
-        if not CURRENCY.fullmatch(request.owed.currency):
-            v.add("owed.currency", "required: an ISO 4217 code such as PEN")
-        v.raise_if_any()
+        assert due is not None
         ports = self.core.ports
         port = await ports.port(txn.conn, request.port_request_id)
         if port is None or not await ports.includes(txn.conn, port.id, request.number):
@@ -178,52 +139,41 @@ class SuspensionHandler:
         allowed_from = port.disabled_at + WAIT_AFTER_DISABLING
         if txn.now < allowed_from:
             raise FailedPrecondition(
-                f"a suspension may be asked only 30 calendar days after disabling, from {allowed_from.isoformat()}",
+                f"a suspension may be asked only {WAIT_AFTER_DISABLING.days} calendar days after"
+                f" disabling, from {allowed_from.isoformat()}",
                 violation_type="TOO_EARLY",
                 subject="number",
             )
-        case_id = f"SU{await txn.conn.fetchval('SELECT nextval($1)', 'suspension_seq'):010d}"
-        deadline = self.calendar.end_of_business_days(txn.now, 2)
+        case_id = await store.next_suspension_id(txn.conn)
+        deadline = self.calendar.end_of_business_days(txn.now, SUSPEND_WITHIN_BUSINESS_DAYS)
+        suspension = NewSuspension(
+            id=case_id,
+            port_request_id=request.port_request_id,
+            number=request.number,
+            donor=port.donor,
+            recipient=port.recipient,
+            bill_number=request.bill_number,
+            due_date=due,
+            amount=request.owed.amount,
+            currency=request.owed.currency,
+            requested_at=txn.now,
+            suspend_deadline=deadline,
+        )
         try:
-            row = await txn.conn.fetchrow(
-                """INSERT INTO suspensions (id, port_request_id, number, donor, recipient, state,
-                       bill_number, due_date, amount, currency, requested_at, suspend_deadline)
-                   VALUES ($1, $2, $3, $4, $5, 'requested', $6, $7, $8, $9, $10, $11) RETURNING *""",
-                case_id,
-                request.port_request_id,
-                request.number,
-                port.donor,
-                port.recipient,
-                request.bill_number,
-                due,
-                request.owed.amount,
-                request.owed.currency,
-                txn.now,
-                deadline,
-            )
+            row = await store.insert_suspension(txn.conn, suspension)
         except asyncpg.UniqueViolationError:
             raise AlreadyExists(
                 "suspension",
                 request.number,
                 f"number {request.number} already has a suspension under way",
             ) from None
-        txn.set_deadline(
-            FLOW,
-            DeadlineKind.SUSPEND,
-            case_id,
-            deadline,
-            "recipient suspends within 2 business days (art. 13 (iii), infraction 13)",
-        )
+        txn.set_deadline(FLOW, DeadlineKind.SUSPEND, case_id, deadline, SUSPEND_NOTE)
         self._emit(txn, "requested", row, caller.operator, (row["recipient"],))
-        return message(row)
+        return row
 
-    async def confirm_suspension(
-        self, txn: Txn, caller: Caller, request: pb.ConfirmSuspensionRequest
-    ) -> pb.Suspension:
+    async def confirm_suspension(self, txn: Txn, caller: Caller, request: SuspensionRef) -> Record:
         """The recipient suspended the number."""
-        v = Violations()
-        check_case_id(v, "suspension_id", request.suspension_id, "SU")
-        v.raise_if_any()
+        _check_suspension_id(request.suspension_id)
         row = await CASES.lock_for(txn, request.suspension_id, caller.operator, "recipient")
         if row["state"] != State.REQUESTED:
             raise FailedPrecondition(
@@ -238,26 +188,20 @@ class SuspensionHandler:
             {"state": State.SUSPENDED, "suspended_at": txn.now, "suspension_ends_at": ends},
         )
         txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.SUSPEND)
-        txn.set_deadline(
-            FLOW,
-            DeadlineKind.MAX_DURATION,
-            row["id"],
-            ends,
-            "a suspension lasts at most 30 calendar days",
-        )
+        txn.set_deadline(FLOW, DeadlineKind.MAX_DURATION, row["id"], ends, MAX_DURATION_NOTE)
         self._emit(txn, "suspended", row, caller.operator, (row["donor"],))
-        return message(row)
+        return row
 
     async def request_reactivation(
-        self, txn: Txn, caller: Caller, request: pb.RequestReactivationRequest
-    ) -> pb.Suspension:
+        self, txn: Txn, caller: Caller, request: ReactivationRequest
+    ) -> Record:
         """The donor received the payment (or a claim): reactivation is due within 24 hours."""
         v = Violations()
         check_case_id(v, "suspension_id", request.suspension_id, "SU")
-        paid_at = timestamp(v, "paid_at", request, "paid_at")
-        within(
-            v, "paid_at", paid_at, txn.now, past=timedelta(days=365), future=timedelta(minutes=5)
-        )
+        paid_at = request.paid_at
+        if paid_at is None:
+            v.add("paid_at", "required")
+        within(v, "paid_at", paid_at, txn.now, past=PAID_AT_PAST, future=CLOCK_SKEW)
         v.raise_if_any()
         assert paid_at is not None
         row = await CASES.lock_for(txn, request.suspension_id, caller.operator, "donor")
@@ -265,7 +209,7 @@ class SuspensionHandler:
             raise FailedPrecondition(
                 f"{row['id']} is not suspended ({row['state']})", subject=row["id"]
             )
-        limit = self.calendar.end_of_business_days(paid_at, 1)
+        limit = self.calendar.end_of_business_days(paid_at, ASK_REACTIVATION_WITHIN_BUSINESS_DAYS)
         if txn.now > limit:
             await self._breach(txn, ASK_REACTIVATION, row["donor"], row, limit)
         if row["state"] == State.REQUESTED:
@@ -282,12 +226,14 @@ class SuspensionHandler:
             )
             txn.cancel_deadlines(FLOW, row["id"])
             self._emit(txn, "withdrawn", row, caller.operator, (row["recipient"],))
-            return message(row)
+            return row
         row = await self._reactivation_due(txn, row, paid_at=paid_at)
         self._emit(txn, "reactivation_requested", row, caller.operator, (row["recipient"],))
-        return message(row)
+        return row
 
-    async def _reactivation_due(self, txn: Txn, row: Any, *, paid_at: Any = None) -> Any:
+    async def _reactivation_due(
+        self, txn: Txn, row: Record, *, paid_at: datetime | None = None
+    ) -> Record:
         deadline = txn.now + REACTIVATE_WITHIN
         row = await CASES.update(
             txn,
@@ -300,22 +246,14 @@ class SuspensionHandler:
             },
         )
         txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.MAX_DURATION)
-        txn.set_deadline(
-            FLOW,
-            DeadlineKind.REACTIVATE,
-            row["id"],
-            deadline,
-            "recipient reactivates within 24 hours (art. 13 (v), infraction 15)",
-        )
+        txn.set_deadline(FLOW, DeadlineKind.REACTIVATE, row["id"], deadline, REACTIVATE_NOTE)
         return row
 
     async def confirm_reactivation(
-        self, txn: Txn, caller: Caller, request: pb.ConfirmReactivationRequest
-    ) -> pb.Suspension:
+        self, txn: Txn, caller: Caller, request: SuspensionRef
+    ) -> Record:
         """The recipient reactivated the number."""
-        v = Violations()
-        check_case_id(v, "suspension_id", request.suspension_id, "SU")
-        v.raise_if_any()
+        _check_suspension_id(request.suspension_id)
         row = await CASES.lock_for(txn, request.suspension_id, caller.operator, "recipient")
         if row["state"] not in (State.SUSPENDED, State.REACTIVATION_DUE):
             raise FailedPrecondition(
@@ -328,19 +266,14 @@ class SuspensionHandler:
         )
         txn.cancel_deadlines(FLOW, row["id"])
         self._emit(txn, "reactivated", row, caller.operator, (row["donor"],))
-        return message(row)
+        return row
 
-    async def get_suspension(
-        self, caller: Caller, request: pb.GetSuspensionRequest
-    ) -> pb.Suspension:
+    async def get_suspension(self, caller: Caller, request: SuspensionRef) -> Record:
         """A suspension, for its two parties and the regulator."""
-        v = Violations()
-        check_case_id(v, "suspension_id", request.suspension_id, "SU")
-        v.raise_if_any()
-        row = await CASES.read_for(
+        _check_suspension_id(request.suspension_id)
+        return await CASES.read_for(
             self.core.db, request.suspension_id, caller.operator, sees_all=caller.is_regulator
         )
-        return message(row)
 
     async def _not_suspended(self, txn: Txn, deadline: Deadline) -> None:
         row = await CASES.lock(txn, deadline.case_id)
