@@ -52,8 +52,6 @@ KNOWN_DEBTS: dict[tuple[str, str], str] = {
     ("npc.flows.inoperability.handler", "npc.v1"): "answers built in the handler",
     ("npc.flows.portability.handler", "npc.v1"): "answers built in the handler",
     ("npc.flows.pqr.handler", "npc.v1"): "answers built in the handler",
-    ("npc.flows.registry.handler", "npc.v1"): "answers built in the handler",
-    ("npc.flows.registry.returns", "npc.v1"): "answers built in the handler",
     ("npc.flows.sgu.handler", "npc.v1"): "answers built in the handler",
     ("npc.flows.suspension.handler", "npc.v1"): "answers built in the handler",
     # Validation reads the request messages field by field.
@@ -223,10 +221,7 @@ TABLE_OWNERS: dict[str, tuple[str, ...]] = {
     "prior_consultations": ("npc.flows.portability",),
 }
 # Known debts: (module, table) pairs still naming a table they do not own, each with why.
-TABLE_DEBTS: dict[tuple[str, str], str] = {
-    ("npc.flows.registry.importer", "operators"): "set-based check of a bulk import's operator ids",
-    ("npc.flows.registry.handler", "operators"): "the uncached lookup joins routing codes",
-}
+TABLE_DEBTS: dict[tuple[str, str], str] = {}
 _SQL_TABLE = re.compile(r"\b(?:FROM|JOIN|INTO|UPDATE|TABLE)\s+([a-z_]+)\b")
 
 
