@@ -43,7 +43,7 @@ from npc.core.numbers import IMPORTED, NUMBERS_CHANGED
 from npc.core.runtime import Core
 from npc.core.supervision import passed
 from npc.flows.registry.model import Routing, RoutingColumns
-from npc.flows.registry.rules import Service, service_of
+from npc.flows.registry.rules import SERVICE_SLOT, Service, service_of
 from npc.flows.registry.store import (
     all_ported,
     log_position,
@@ -100,6 +100,7 @@ class NumberingPlan:
     ends: list[int] = field(default_factory=list)
     holders: list[str] = field(default_factory=list)
     services: list[Service | None] = field(default_factory=list)
+    service_slots: list[int] = field(default_factory=list)  # of services, in SERVICE_SLOTS
     routing_codes: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -107,12 +108,14 @@ class NumberingPlan:
         """Read the plan as it is now; `version` is the log position it is known to reflect."""
         ranges = await plan_ranges(conn)
         codes = await routing_codes(conn)
+        services = [service_of(r["service"]) for r in ranges]
         return cls(
             version=version,
             starts=[r["first"] for r in ranges],
             ends=[r["last"] for r in ranges],
             holders=[r["operator_id"] for r in ranges],
-            services=[service_of(r["service"]) for r in ranges],
+            services=services,
+            service_slots=[SERVICE_SLOT[s] for s in services],
             routing_codes=codes,
         )
 
@@ -291,14 +294,14 @@ class RegistryCache:
         if raw is None:
             return None
         plan = self.plan
-        starts, ends, holders, services = plan.starts, plan.ends, plan.holders, plan.services
+        starts, ends, holders, services = plan.starts, plan.ends, plan.holders, plan.service_slots
         operators = sorted(plan.routing_codes)
         slot = {op: i + 1 for i, op in enumerate(operators)}
         slot_bytes = {op.encode(): i for op, i in slot.items()}
         serving: list[int] = []
         holder_col: list[int] = []
         since_col: list[int] = []
-        service_col: list[Service | None] = []
+        service_col: list[int] = []
         holder_slots = [slot[h] for h in holders]
         for n, value in zip(map(int, numbers), raw, strict=True):
             index = bisect_right(starts, n) - 1
@@ -306,7 +309,7 @@ class RegistryCache:
                 serving.append(0)
                 holder_col.append(0)
                 since_col.append(0)
-                service_col.append(None)
+                service_col.append(0)
                 continue
             holder = holder_slots[index]
             holder_col.append(holder)

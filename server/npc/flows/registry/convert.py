@@ -9,15 +9,23 @@ from npc.api.enums import WireEnum
 from npc.core.instants import timestamp, to_timestamp
 from npc.core.validation import Violations
 from npc.flows.registry import model
-from npc.flows.registry.rules import UNREADABLE, Instant, ReturnStep, Service, State
+from npc.flows.registry.rules import (
+    SERVICE_SLOTS,
+    UNREADABLE,
+    Instant,
+    ReturnStep,
+    Service,
+    State,
+)
 from npc.v1 import common_pb2
 from npc.v1 import registry_pb2 as pb
 
 SERVICES = WireEnum(common_pb2.ServiceType, Service)
 RETURN_STATES = WireEnum(pb.ReturnState, State)
 RETURN_STEPS = WireEnum(pb.ReturnStep, ReturnStep)
-# Columns of 10,000 services are mapped with one dict lookup each.
 _SERVICE_NUMBERS: dict[Service | None, int] = {None: 0} | {s: SERVICES.to_wire(s) for s in Service}
+# The wire number of each of SERVICE_SLOTS, for answer columns.
+_SLOT_NUMBERS = [_SERVICE_NUMBERS[s] for s in SERVICE_SLOTS]
 
 
 def instant(message: object, name: str) -> Instant:
@@ -73,7 +81,7 @@ def columns_message(columns: model.RoutingColumns) -> pb.RoutingColumns:
     message.serving.extend(columns.serving)
     message.range_holder.extend(columns.range_holder)
     message.ported_since_ms.extend(columns.ported_since_ms)
-    message.service.extend(map(_SERVICE_NUMBERS.__getitem__, columns.service))  # type: ignore[arg-type]
+    message.service.extend(map(_SLOT_NUMBERS.__getitem__, columns.service))  # type: ignore[arg-type]
     return message
 
 

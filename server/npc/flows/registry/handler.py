@@ -23,6 +23,7 @@ from npc.flows.registry.model import (
 )
 from npc.flows.registry.rules import (
     MAX_SNAPSHOT_CHUNK,
+    SERVICE_SLOT,
     SNAPSHOT_CHUNK,
     check_numbers,
     service_of,
@@ -78,12 +79,12 @@ def columns_of(rows: Sequence[Record], codes: dict[str, str]) -> RoutingColumns:
             columns.serving.append(0)
             columns.range_holder.append(0)
             columns.ported_since_ms.append(0)
-            columns.service.append(None)
+            columns.service.append(0)
             continue
         columns.serving.append(slot(row["serving_operator"] or row["holder"]))
         columns.range_holder.append(slot(row["holder"]))
         columns.ported_since_ms.append(_ms(row))
-        columns.service.append(service_of(row["service"]))
+        columns.service.append(SERVICE_SLOT[service_of(row["service"])])
     columns.operators.extend(slots)
     return columns
 

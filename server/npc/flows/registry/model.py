@@ -61,14 +61,15 @@ class Routing:
 @dataclass(frozen=True)
 class RoutingColumns:
     """The answers of a batch as parallel columns (see `RoutingColumns` in registry.proto):
-    `serving` and `range_holder` are 1 + an index into `operators` (0: not in the plan)."""
+    `serving` and `range_holder` are 1 + an index into `operators` (0: not in the plan),
+    `service` an index into `rules.SERVICE_SLOTS`."""
 
     operators: list[str]
     routing_codes: list[str]
     serving: list[int]
     range_holder: list[int]
     ported_since_ms: list[int]
-    service: list[Service | None]
+    service: list[int]
 
 
 @dataclass(frozen=True)

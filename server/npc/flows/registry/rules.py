@@ -48,6 +48,12 @@ def service_of(stored: str | None) -> Service | None:
     return _SERVICES.get(stored) if stored is not None else None
 
 
+# Answer columns name a number's service by its index here (0: outside the plan), as they name
+# operators: mapping ten thousand small ints costs a fraction of hashing as many enum members.
+SERVICE_SLOTS: tuple[Service | None, ...] = (None, *Service)
+SERVICE_SLOT: dict[Service | None, int] = {s: i for i, s in enumerate(SERVICE_SLOTS)}
+
+
 class ReturnStep(StrEnum):
     """What a party confirms once the numbers of a return went back."""
 

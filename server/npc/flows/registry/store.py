@@ -10,10 +10,9 @@ store's (`npc.store.operators`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import fields
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 from asyncpg import Record
@@ -23,7 +22,6 @@ from npc.core.numbers import NUMBERS_CHANGED, REGISTRY
 from npc.flows.registry.model import NewReturn
 
 FLOW = REGISTRY
-__all__ = ["FLOW", "NUMBERS_CHANGED", "RETURNS"]
 
 RETURNS = CaseTable(FLOW, "number_returns", "return", ("donor", "recipient"))
 
@@ -86,23 +84,27 @@ async def plan_ranges(conn: asyncpg.Connection) -> list[Record]:
     return rows
 
 
-def ported_in_order(conn: asyncpg.Connection, excluding: Sequence[str], prefetch: int) -> Any:
+def ported_in_order(
+    conn: asyncpg.Connection, excluding: Sequence[str], prefetch: int
+) -> AsyncIterable[Record]:
     """A cursor over the ported numbers but `excluding`, by number: rows of number,
     serving_operator, ported_at (iterate it inside a transaction)."""
-    return conn.cursor(
+    cursor: AsyncIterable[Record] = conn.cursor(
         "SELECT number, serving_operator, ported_at FROM ported_numbers"
         " WHERE NOT (number = ANY($1::text[])) ORDER BY number",
         list(excluding),
         prefetch=prefetch,
     )
+    return cursor
 
 
-def all_ported(conn: asyncpg.Connection, prefetch: int) -> Any:
+def all_ported(conn: asyncpg.Connection, prefetch: int) -> AsyncIterable[Record]:
     """A cursor over every ported number, in no order: rows of number, serving_operator,
     ported_at (iterate it inside a transaction)."""
-    return conn.cursor(
+    cursor: AsyncIterable[Record] = conn.cursor(
         "SELECT number, serving_operator, ported_at FROM ported_numbers", prefetch=prefetch
     )
+    return cursor
 
 
 # ----------------------------------------------------------------------------------- returns
