@@ -3,6 +3,9 @@ from what the handlers return (domain records and number_returns rows)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from asyncpg import Record
 
 from npc.api.enums import WireEnum
@@ -56,23 +59,35 @@ def stream_snapshot(request: pb.StreamSnapshotRequest) -> model.StreamSnapshot:
 
 def routing_message(routing: model.Routing) -> pb.NumberRouting:
     """The routing of one number as its API message."""
+    message = pb.NumberRouting()
+    _fill_routing(message, routing)
+    return message
+
+
+def _routings(target: Any, answers: Iterable[model.Routing]) -> None:
+    """Append `answers` to the repeated NumberRouting field `target`, built in place (a batch
+    holds up to 10,000)."""
+    add = target.add
+    for routing in answers:
+        _fill_routing(add(), routing)
+
+
+def _fill_routing(message: pb.NumberRouting, routing: model.Routing) -> None:
+    message.number = routing.number
     if not routing.in_plan:
-        return pb.NumberRouting(number=routing.number, in_plan=False)
-    message = pb.NumberRouting(
-        number=routing.number,
-        in_plan=True,
-        serving_operator=routing.serving_operator,
-        routing_code=routing.routing_code,
-        ported=routing.ported,
-        range_holder=routing.range_holder,
-        service=_SERVICE_NUMBERS[routing.service],  # type: ignore[arg-type]
-    )
+        message.in_plan = False
+        return
+    message.in_plan = True
+    message.serving_operator = routing.serving_operator
+    message.routing_code = routing.routing_code
+    message.ported = routing.ported
+    message.range_holder = routing.range_holder
+    message.service = _SERVICE_NUMBERS[routing.service]  # type: ignore[assignment]
     # PostgreSQL's answer carries the exact instant, the hot data's its milliseconds.
     if routing.ported_at is not None:
         message.ported_since.FromDatetime(routing.ported_at)
     elif routing.ported_since_ms:
         message.ported_since.FromMilliseconds(routing.ported_since_ms)
-    return message
 
 
 def columns_message(columns: model.RoutingColumns) -> pb.RoutingColumns:
@@ -89,12 +104,14 @@ def lookup_response(lookup: model.Lookup) -> pb.LookupNumbersResponse:
     """The answer to LookupNumbers, as rows or as columns."""
     if lookup.columns is not None:
         return pb.LookupNumbersResponse(columns=columns_message(lookup.columns))
-    return pb.LookupNumbersResponse(results=[routing_message(r) for r in lookup.rows or ()])
+    message = pb.LookupNumbersResponse()
+    _routings(message.results, lookup.rows or ())
+    return message
 
 
 def snapshot_chunk(chunk: model.SnapshotChunk) -> pb.SnapshotChunk:
     """One chunk of a snapshot as its API message."""
-    return pb.SnapshotChunk(
+    message = pb.SnapshotChunk(
         position=chunk.position,
         ranges=[
             pb.PlanRange(
@@ -106,17 +123,15 @@ def snapshot_chunk(chunk: model.SnapshotChunk) -> pb.SnapshotChunk:
             )
             for r in chunk.ranges
         ],
-        ported=[
-            pb.PortedNumber(
-                number=p.number,
-                serving_operator=p.serving_operator,
-                routing_code=p.routing_code,
-                ported_since=to_timestamp(p.ported_since),
-            )
-            for p in chunk.ported
-        ],
         last=chunk.last,
     )
+    # Built in place, without a copy per number: a snapshot renders millions of them.
+    add = message.ported.add
+    for number, serving, code, since in chunk.ported:
+        ported = add(number=number, serving_operator=serving, routing_code=code)
+        if since is not None:
+            ported.ported_since.FromDatetime(since)
+    return message
 
 
 # --------------------------------------------------------------------------------- returns
@@ -129,7 +144,9 @@ def report_disconnection(request: pb.ReportDisconnectionRequest) -> model.Report
 
 def disconnection_response(returned: list[model.Routing]) -> pb.ReportDisconnectionResponse:
     """The numbers of a disconnection as routed now."""
-    return pb.ReportDisconnectionResponse(returned=[routing_message(r) for r in returned])
+    message = pb.ReportDisconnectionResponse()
+    _routings(message.returned, returned)
+    return message
 
 
 def request_return(request: pb.RequestReturnRequest) -> model.RequestReturn:

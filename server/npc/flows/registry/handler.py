@@ -15,7 +15,6 @@ from npc.flows.registry.model import (
     LookupNumber,
     LookupNumbers,
     PlanRange,
-    PortedNumber,
     Routing,
     RoutingColumns,
     SnapshotChunk,
@@ -175,16 +174,14 @@ class RegistryHandler:
             chunk = SnapshotChunk(position, plan, [])
             async for row in ported_in_order(conn, list(before), size):
                 serving = row["serving_operator"]
-                chunk.ported.append(
-                    PortedNumber(row["number"], serving, codes[serving], row["ported_at"])
-                )
+                chunk.ported.append((row["number"], serving, codes[serving], row["ported_at"]))
                 if len(chunk.ported) >= size:
                     yield chunk
                     chunk = SnapshotChunk(position, [], [])
             if before:
                 # Served as before the changes not yet positioned (they come after `position`).
                 chunk.ported.extend(
-                    PortedNumber(r["number"], r["serving"], codes[r["serving"]], r["since"])
+                    (r["number"], r["serving"], codes[r["serving"]], r["since"])
                     for r in await serving_before(conn, before)
                     if r["serving"] != r["holder"]
                 )
