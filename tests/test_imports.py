@@ -46,11 +46,7 @@ TOOLS = ("npc.cli", "npc.__main__")
 # Known debts: (importer, imported) pairs that break a rule today, each with why it is still here.
 # The test fails on any violation not listed, and on an entry that no longer occurs (so the list
 # only shrinks).
-KNOWN_DEBTS: dict[tuple[str, str], str] = {
-    # Handlers build their protobuf answers themselves; moving that into convert.py is its own pass.
-    ("npc.flows.registry.handler", "npc.v1"): "answers built in the handler",
-    ("npc.flows.registry.returns", "npc.v1"): "answers built in the handler",
-}
+KNOWN_DEBTS: dict[tuple[str, str], str] = {}
 
 
 def module_name(path: Path) -> str:
@@ -208,10 +204,7 @@ TABLE_OWNERS: dict[str, tuple[str, ...]] = {
     "prior_consultations": ("npc.flows.portability",),
 }
 # Known debts: (module, table) pairs still naming a table they do not own, each with why.
-TABLE_DEBTS: dict[tuple[str, str], str] = {
-    ("npc.flows.registry.importer", "operators"): "set-based check of a bulk import's operator ids",
-    ("npc.flows.registry.handler", "operators"): "the uncached lookup joins routing codes",
-}
+TABLE_DEBTS: dict[tuple[str, str], str] = {}
 _SQL_TABLE = re.compile(r"\b(?:FROM|JOIN|INTO|UPDATE|TABLE)\s+([a-z_]+)\b")
 
 

@@ -64,6 +64,13 @@ async def is_registered(conn: asyncpg.Connection, operator: str) -> bool:
     return bool(await conn.fetchval("SELECT 1 FROM operators WHERE id = $1", operator))
 
 
+async def registered_ids(conn: asyncpg.Connection) -> list[str]:
+    """The ids of every registered identity, in any role (a bulk import checks its rows against
+    them in SQL)."""
+    rows = await conn.fetch("SELECT id FROM operators ORDER BY id")
+    return [r["id"] for r in rows]
+
+
 async def count(conn: asyncpg.Connection) -> int:
     """How many identities are registered."""
     return int(await conn.fetchval("SELECT count(*) FROM operators"))

@@ -16,7 +16,9 @@ from npc.core.events import LoggedEvent
 from npc.core.numbers import NUMBERS_CHANGED, move_numbers
 from npc.embedded import EmbeddedRedis
 from npc.flows.registry.cache import LOOKUPS, RegistryCache
+from npc.flows.registry.convert import routing_message
 from npc.flows.registry.importer import import_ported
+from npc.flows.registry.model import Routing
 from npc.v1 import registry_pb2
 from tests.helpers import block, port_end_to_end, running, settle
 
@@ -48,8 +50,8 @@ async def _truth(app: Clearinghouse, numbers: list[str]) -> list[registry_pb2.Nu
     assert app.core is not None
     handler = app.core.flows["registry"].handler  # type: ignore[attr-defined]
     async with app.core.db.pool.acquire() as conn:
-        answers: list[registry_pb2.NumberRouting] = await handler.lookup(numbers, conn=conn)
-    return answers
+        answers: list[Routing] = await handler.lookup(numbers, conn=conn)
+    return [routing_message(answer) for answer in answers]
 
 
 async def _move(app: Clearinghouse, numbers: list[str], to: str, case: str) -> None:
@@ -178,12 +180,10 @@ async def test_lookups_survive_redis_going_away_and_the_cache_repairs_itself(
         assert [a.serving_operator for a in answers] == ["entel", "bitel"]
 
 
-async def _cache_or_truth(
-    app: Clearinghouse, numbers: list[str]
-) -> list[registry_pb2.NumberRouting]:
+async def _cache_or_truth(app: Clearinghouse, numbers: list[str]) -> list[Routing]:
     assert app.core is not None
     handler = app.core.flows["registry"].handler  # type: ignore[attr-defined]
-    answers: list[registry_pb2.NumberRouting] = await handler.lookup(numbers)
+    answers: list[Routing] = await handler.lookup(numbers)
     return answers
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from npc.v1 import registry_pb2 as pb
 from tests.helpers import (
@@ -14,6 +15,7 @@ from tests.helpers import (
     advance_to,
     block,
     collect,
+    field_violations,
     head,
     port_end_to_end,
     rid,
@@ -158,3 +160,37 @@ async def test_disabling_instant_must_be_in_a_change_window(app, operators, cloc
             operators["claro"], asked.id, accept=True, disable_at=ts(WINDOW + timedelta(hours=8))
         )
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_an_unreadable_instant_is_refused_with_the_request_s_other_faults(operators):
+    """An instant no datetime holds is reported on its field, beside every other fault, before
+    anything is read."""
+    unreadable = Timestamp(seconds=10**12)  # year 33658
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await operators["movistar"].returns.RequestReturn(
+            pb.RequestReturnRequest(
+                request_id=rid(), port_request_id="SP1", resolution="", notified_at=unreadable
+            ),
+            metadata=operators["movistar"].metadata,
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(refused.value) == {
+        "port_request_id": "required: a SP number issued by the clearinghouse (SP0000000001)",
+        "resolution": "required: the resolution that upheld the claim",
+        "notified_at": "not a valid instant",
+    }
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await _answer(operators["claro"], "RT0000000001", accept=False, disable_at=unreadable)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(refused.value) == {
+        "disable_at": "not a valid instant",
+        "denial_reason": "required when denying: up to 500 printable characters",
+    }
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await _answer(operators["claro"], "RT0000000001", accept=True)
+    assert field_violations(refused.value) == {"disable_at": "required"}
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await _confirm(operators["claro"], "RT0000000001", 7)  # a step this server does not know
+    assert field_violations(refused.value) == {
+        "step": "RETURN_STEP_RECIPIENT_DISABLED or RETURN_STEP_DONOR_ENABLED"
+    }

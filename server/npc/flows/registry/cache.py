@@ -42,12 +42,18 @@ from npc.core.events import LoggedEvent
 from npc.core.numbers import IMPORTED, NUMBERS_CHANGED
 from npc.core.runtime import Core
 from npc.core.supervision import passed
-from npc.flows.registry.store import serving_before, unsequenced_origins
+from npc.flows.registry.model import Routing, RoutingColumns
+from npc.flows.registry.rules import SERVICE_SLOT, Service, service_of
+from npc.flows.registry.store import (
+    all_ported,
+    log_position,
+    plan_ranges,
+    serving_before,
+    unsequenced_origins,
+)
 from npc.store.operators import routing_codes
 
 log = logging.getLogger(__name__)
-
-SERVICE_CODES = {"mobile": 1, "fixed": 2}  # common.ServiceType values
 
 LOOKUPS = Counter(
     "npc_registry_lookups_total",
@@ -93,23 +99,23 @@ class NumberingPlan:
     starts: list[int] = field(default_factory=list)
     ends: list[int] = field(default_factory=list)
     holders: list[str] = field(default_factory=list)
-    services: list[int] = field(default_factory=list)
+    services: list[Service | None] = field(default_factory=list)
+    service_slots: list[int] = field(default_factory=list)  # of services, in SERVICE_SLOTS
     routing_codes: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     async def load(cls, conn: asyncpg.Connection, version: int) -> NumberingPlan:
         """Read the plan as it is now; `version` is the log position it is known to reflect."""
-        ranges = await conn.fetch(
-            "SELECT lower(numbers) AS first, upper(numbers) - 1 AS last, operator_id, service"
-            " FROM number_ranges ORDER BY lower(numbers)"
-        )
+        ranges = await plan_ranges(conn)
         codes = await routing_codes(conn)
+        services = [service_of(r["service"]) for r in ranges]
         return cls(
             version=version,
             starts=[r["first"] for r in ranges],
             ends=[r["last"] for r in ranges],
             holders=[r["operator_id"] for r in ranges],
-            services=[SERVICE_CODES.get(r["service"], 0) for r in ranges],
+            services=services,
+            service_slots=[SERVICE_SLOT[s] for s in services],
             routing_codes=codes,
         )
 
@@ -119,20 +125,6 @@ class NumberingPlan:
         if index >= 0 and number <= self.ends[index]:
             return index
         return -1
-
-
-@dataclass(frozen=True)
-class Routing:
-    """Routing data of one number, as the cache answers it."""
-
-    number: str
-    in_plan: bool
-    serving_operator: str = ""
-    routing_code: str = ""
-    ported: bool = False
-    ported_since_ms: int = 0
-    range_holder: str = ""
-    service: int = 0
 
 
 class RegistryCache:
@@ -296,20 +288,13 @@ class RegistryCache:
         LOOKUPS.labels("redis").inc(len(out))
         return out
 
-    async def lookup_columns(
-        self, numbers: Sequence[str]
-    ) -> tuple[list[str], list[str], list[int], list[int], list[int], list[int]] | None:
-        """The same answers as parallel columns (see `RoutingColumns` in registry.proto).
-
-        Returns (operators, routing_codes, serving, range_holder, ported_since_ms, service), where
-        serving and range_holder are 1 + an index into operators (0: not in the plan); or None
-        when only PostgreSQL can answer.
-        """
+    async def lookup_columns(self, numbers: Sequence[str]) -> RoutingColumns | None:
+        """The same answers as parallel columns, or None when only PostgreSQL can answer."""
         raw = await self._read(numbers)
         if raw is None:
             return None
         plan = self.plan
-        starts, ends, holders, services = plan.starts, plan.ends, plan.holders, plan.services
+        starts, ends, holders, services = plan.starts, plan.ends, plan.holders, plan.service_slots
         operators = sorted(plan.routing_codes)
         slot = {op: i + 1 for i, op in enumerate(operators)}
         slot_bytes = {op.encode(): i for op, i in slot.items()}
@@ -338,7 +323,7 @@ class RegistryCache:
                 since_col.append(int(since))
         LOOKUPS.labels("redis").inc(len(numbers))
         codes = [plan.routing_codes[op] for op in operators]
-        return operators, codes, serving, holder_col, since_col, service_col
+        return RoutingColumns(operators, codes, serving, holder_col, since_col, service_col)
 
     async def _read(self, numbers: Sequence[str]) -> list[bytes | None] | None:
         if self._redis_suspended():
@@ -349,7 +334,7 @@ class RegistryCache:
         packed = self._meta_command + _pack("MGET", *[prefix + n for n in numbers])
         pool = self.redis.connection_pool
         try:
-            conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+            conn = await pool.get_connection()  # type: ignore[no-untyped-call]  # untyped in redis-py
             try:
                 await conn.send_packed_command(packed)
                 meta = await conn.read_response()
@@ -452,14 +437,11 @@ class RegistryCache:
                 self.core.db.pool.acquire() as conn,
                 conn.transaction(isolation="repeatable_read", readonly=True),
             ):
-                position = int(await conn.fetchval("SELECT position FROM event_head"))
+                position = await log_position(conn)
                 self.plan = await NumberingPlan.load(conn, position)
                 before = await unsequenced_origins(conn)
                 batch: dict[str, str] = {}
-                async for row in conn.cursor(
-                    "SELECT number, serving_operator, ported_at FROM ported_numbers",
-                    prefetch=self.load_chunk,
-                ):
+                async for row in all_ported(conn, self.load_chunk):
                     number = row["number"]
                     if number in before:
                         continue

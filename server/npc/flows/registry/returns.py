@@ -5,17 +5,18 @@ and every operator learns it from the registry broadcast. Lack of consent (artic
 asks the numbers back (SR); the recipient gives the disabling instant within 5 business days of
 the notification of the resolution (AR, infraction 30) or denies (DR); the numbers go back at that
 instant inside a change window, broadcast to all; then the recipient's disabling (32) and the
-donor's enabling within 3 hours (33) are confirmed against their deadlines.
+donor's enabling within 3 hours (33) are confirmed against their deadlines. The terms are in
+`rules`.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import asyncpg
+from asyncpg import Record
 
-from npc.core.cases import CaseTable
 from npc.core.compliance import Rule, record_breach
 from npc.core.deadlines import Deadline
 from npc.core.errors import (
@@ -28,15 +29,59 @@ from npc.core.errors import (
 )
 from npc.core.events import CLEARINGHOUSE
 from npc.core.identity import Caller
-from npc.core.instants import ChangeWindow, timestamp, to_timestamp, within
-from npc.core.numbers import move_numbers, who_serves
+from npc.core.instants import ChangeWindow, within
+from npc.core.numbers import Serving, move_numbers, who_serves
 from npc.core.runtime import Core
 from npc.core.validation import Violations, check_case_id, printable
+from npc.flows.registry.events import emit_return
 from npc.flows.registry.handler import RegistryHandler
-from npc.flows.registry.rules import DeadlineKind, State
-from npc.flows.registry.store import FLOW
+from npc.flows.registry.model import (
+    AnswerReturn,
+    ConfirmReturnExecution,
+    GetReturn,
+    NewReturn,
+    ReportDisconnection,
+    RequestReturn,
+    Routing,
+)
+from npc.flows.registry.rules import (
+    ANSWER_BUSINESS_DAYS,
+    ANSWER_NOTE,
+    DENIAL_REASON_LIMIT,
+    DISABLE_NOTE,
+    ENABLE_NOTE,
+    EXECUTE_NOTE,
+    NOTIFIED_FUTURE,
+    NOTIFIED_PAST,
+    RESOLUTION_LIMIT,
+    RETURN_ANSWER,
+    RETURN_DISABLE,
+    RETURN_ENABLE,
+    DeadlineKind,
+    ReturnStep,
+    State,
+    check_numbers,
+    instant,
+)
+from npc.flows.registry.store import (
+    FLOW,
+    RETURNS,
+    deadline_due,
+    insert_return,
+    next_return_id,
+)
 from npc.store.database import Txn
-from npc.v1 import registry_pb2 as pb
+
+STEP_REQUIRED = "RETURN_STEP_RECIPIENT_DISABLED or RETURN_STEP_DONOR_ENABLED"
+# Who confirms each step, the column it fills and the deadline it meets.
+_STEPS = {
+    ReturnStep.RECIPIENT_DISABLED: (
+        "recipient",
+        "recipient_disabled_at",
+        DeadlineKind.RECIPIENT_DISABLE,
+    ),
+    ReturnStep.DONOR_ENABLED: ("donor", "donor_enabled_at", DeadlineKind.DONOR_ENABLE),
+}
 
 
 class ReturnsHandler:
@@ -46,101 +91,49 @@ class ReturnsHandler:
         self.registry = registry
 
     async def report_disconnection(
-        self, txn: Txn, caller: Caller, request: pb.ReportDisconnectionRequest
-    ) -> pb.ReportDisconnectionResponse:
+        self, txn: Txn, caller: Caller, command: ReportDisconnection
+    ) -> list[Routing]:
         """Send the caller's disconnected ported numbers home and broadcast the change."""
         if caller.is_regulator:
             raise PermissionDenied("the regulator's identity is read-only")
-        numbers = list(request.numbers)
-        self.registry.check_numbers(numbers, "numbers")
+        numbers = list(command.numbers)
+        check_numbers(numbers, "numbers")
         if len(set(numbers)) != len(numbers):
             raise InvalidArgument(FieldViolation("numbers", "a number appears twice"))
         live = await self.registry.core.ports.with_live_request(txn.conn, numbers)
         by_holder: dict[str, list[str]] = {}
         for row in await who_serves(txn.conn, numbers):
-            number = row.number
-            if not row.ported:
-                raise FailedPrecondition(
-                    f"number {number} is not ported: it is already with its range holder",
-                    violation_type="NOT_PORTED",
-                    subject=f"numbers:{number}",
-                )
-            if row.serving != caller.operator:
-                raise PermissionDenied(f"number {number} is not served by {caller.operator}")
-            if number in live:
-                raise FailedPrecondition(
-                    f"number {number} has a live port request; it cannot be disconnected now",
-                    violation_type="LIVE_PORT_REQUEST",
-                    subject=f"numbers:{number}",
-                )
+            _check_disconnectable(row, caller, live)
             assert row.holder is not None  # a ported number lies in a range
-            by_holder.setdefault(row.holder, []).append(number)
+            by_holder.setdefault(row.holder, []).append(row.number)
         for holder, home in sorted(by_holder.items()):
             await move_numbers(
                 txn,
                 home,
                 holder,
                 reason="disconnection",
-                case_id=f"DX:{caller.operator}:{request.request_id}",
+                case_id=f"DX:{caller.operator}:{command.request_id}",
             )
-        routing = await self.registry.lookup(numbers, conn=txn.conn)
-        return pb.ReportDisconnectionResponse(returned=routing)
+        return await self.registry.lookup(numbers, conn=txn.conn)
 
 
-RETURN_ANSWER = Rule(
-    "return_schedule",
-    30,
-    "art. 30",
-    "leve",
-    "recipient",
-    "Give the date and time of disabling within 5 business days of the notification of the "
-    "resolution that upheld the lack-of-consent claim.",
-)
-RETURN_DISABLE = Rule(
-    "return_recipient_disable",
-    32,
-    "art. 30",
-    "grave",
-    "recipient",
-    "Disable the numbers at the date and time given to the clearinghouse.",
-)
-RETURN_ENABLE = Rule(
-    "return_donor_enable",
-    33,
-    "art. 30",
-    "grave",
-    "donor",
-    "Enable the numbers again with at most 3 hours without service.",
-)
-RETURNS = CaseTable(FLOW, "number_returns", "return", ("donor", "recipient"))
-
-RETURN_STATES = {
-    "requested": pb.RETURN_STATE_REQUESTED,
-    "scheduled": pb.RETURN_STATE_SCHEDULED,
-    "denied": pb.RETURN_STATE_DENIED,
-    "executed": pb.RETURN_STATE_EXECUTED,
-    "completed": pb.RETURN_STATE_COMPLETED,
-}
-
-
-def return_message(row: Any) -> pb.NumberReturn:
-    """A number_returns row as its API message."""
-    return pb.NumberReturn(
-        id=row["id"],
-        port_request_id=row["port_request_id"],
-        donor=row["donor"],
-        recipient=row["recipient"],
-        numbers=row["numbers"],
-        state=RETURN_STATES[row["state"]],
-        resolution=row["resolution"],
-        notified_at=to_timestamp(row["notified_at"]),
-        answer_deadline=to_timestamp(row["answer_deadline"]),
-        disable_at=to_timestamp(row["disable_at"]),
-        denial_reason=row["denial_reason"] or "",
-        executed_at=to_timestamp(row["executed_at"]),
-        recipient_disabled_at=to_timestamp(row["recipient_disabled_at"]),
-        donor_enabled_at=to_timestamp(row["donor_enabled_at"]),
-    )
+def _check_disconnectable(row: Serving, caller: Caller, live: set[str]) -> None:
+    """A number the caller may send home: ported, served by the caller, no live port request."""
+    number = row.number
+    if not row.ported:
+        raise FailedPrecondition(
+            f"number {number} is not ported: it is already with its range holder",
+            violation_type="NOT_PORTED",
+            subject=f"numbers:{number}",
+        )
+    if row.serving != caller.operator:
+        raise PermissionDenied(f"number {number} is not served by {caller.operator}")
+    if number in live:
+        raise FailedPrecondition(
+            f"number {number} has a live port request; it cannot be disconnected now",
+            violation_type="LIVE_PORT_REQUEST",
+            subject=f"numbers:{number}",
+        )
 
 
 class ConsentReturns:
@@ -158,33 +151,15 @@ class ConsentReturns:
         register(FLOW, DeadlineKind.RECIPIENT_DISABLE, self._confirmation_missed)
         register(FLOW, DeadlineKind.DONOR_ENABLE, self._confirmation_missed)
 
-    def _emit(
-        self, txn: Txn, type_: str, row: Any, sender: str, *, to: tuple[str, ...] = ()
-    ) -> None:
-        txn.emit(
-            FLOW,
-            f"registry.return.{type_}",
-            case_id=row["id"],
-            sender=sender,
-            audience=to,
-            payload={
-                "return_id": row["id"],
-                "port_request_id": row["port_request_id"],
-                "donor": row["donor"],
-                "recipient": row["recipient"],
-                "numbers": list(row["numbers"]),
-                "state": row["state"],
-                "disable_at": row["disable_at"].isoformat() if row["disable_at"] else None,
-            },
-        )
-
-    async def _load(self, txn: Txn, case_id: str, caller: Caller, role: str) -> Any:
+    async def _load(self, txn: Txn, case_id: str, caller: Caller, role: str) -> Record:
         v = Violations()
         check_case_id(v, "return_id", case_id, "RT")
         v.raise_if_any()
         return await RETURNS.lock_for(txn, case_id, caller.operator, role)
 
-    async def _breach(self, txn: Txn, rule: Rule, operator: str, row: Any, due: datetime) -> None:
+    async def _breach(
+        self, txn: Txn, rule: Rule, operator: str, row: Record, due: datetime
+    ) -> None:
         await record_breach(
             txn,
             flow=FLOW,
@@ -196,33 +171,17 @@ class ConsentReturns:
             evidence={"numbers": list(row["numbers"]), "due_at": due.isoformat()},
         )
 
-    async def request_return(
-        self, txn: Txn, caller: Caller, request: pb.RequestReturnRequest
-    ) -> pb.NumberReturn:
+    async def request_return(self, txn: Txn, caller: Caller, command: RequestReturn) -> Record:
         """SR: the donor of a port found to lack consent asks its numbers back."""
-        v = Violations()
-        check_case_id(v, "port_request_id", request.port_request_id, "SP")
-        if not printable(request.resolution, limit=100):
-            v.add("resolution", "required: the resolution that upheld the claim")
-        notified_at = timestamp(v, "notified_at", request, "notified_at")
-        within(
-            v,
-            "notified_at",
-            notified_at,
-            txn.now,
-            past=timedelta(days=60),
-            future=timedelta(minutes=5),
-        )
-        v.raise_if_any()
-        assert notified_at is not None
+        notified_at = _checked_request(command, txn.now)
         ports = self.core.ports
-        port = await ports.port(txn.conn, request.port_request_id)
+        port = await ports.port(txn.conn, command.port_request_id)
         if port is None:
-            raise NotFound("port_request", request.port_request_id)
+            raise NotFound("port_request", command.port_request_id)
         if port.donor != caller.operator:
             raise PermissionDenied("only the donor of the port asks for a return")
         of_port = await ports.numbers_of(txn.conn, port.id)
-        numbers = list(request.numbers) or of_port
+        numbers = list(command.numbers) or of_port
         # Only the port's own numbers are asked about: anything else fails here, unread.
         in_port = set(of_port)
         served = {
@@ -237,50 +196,33 @@ class ConsentReturns:
                     violation_type="NOT_SERVED_BY_RECIPIENT",
                     subject=f"numbers:{number}",
                 )
-        case_id = f"RT{await txn.conn.fetchval('SELECT nextval($1)', 'number_return_seq'):010d}"
-        deadline = self.window.calendar.end_of_business_days(notified_at, 5)
+        case_id = await next_return_id(txn.conn)
+        deadline = self.window.calendar.end_of_business_days(notified_at, ANSWER_BUSINESS_DAYS)
+        new = NewReturn(
+            id=case_id,
+            port_request_id=command.port_request_id,
+            donor=port.donor,
+            recipient=port.recipient,
+            numbers=numbers,
+            state=State.REQUESTED,
+            resolution=command.resolution,
+            notified_at=notified_at,
+            answer_deadline=deadline,
+        )
         try:
-            row = await txn.conn.fetchrow(
-                """INSERT INTO number_returns (id, port_request_id, donor, recipient, numbers, state,
-                       resolution, notified_at, answer_deadline)
-                   VALUES ($1, $2, $3, $4, $5, 'requested', $6, $7, $8) RETURNING *""",
-                case_id,
-                request.port_request_id,
-                port.donor,
-                port.recipient,
-                numbers,
-                request.resolution,
-                notified_at,
-                deadline,
-            )
+            row = await insert_return(txn.conn, new)
         except asyncpg.UniqueViolationError:
             raise AlreadyExists(
-                "return", request.port_request_id, "this port already has a return under way"
+                "return", command.port_request_id, "this port already has a return under way"
             ) from None
-        txn.set_deadline(
-            FLOW,
-            DeadlineKind.ANSWER,
-            case_id,
-            deadline,
-            "recipient gives the disabling date within 5 business days (art. 30, infraction 30)",
-        )
-        self._emit(txn, "requested", row, caller.operator, to=(row["recipient"],))
-        return return_message(row)
+        txn.set_deadline(FLOW, DeadlineKind.ANSWER, case_id, deadline, ANSWER_NOTE)
+        emit_return(txn, "requested", row, caller.operator, to=(row["recipient"],))
+        return row
 
-    async def answer_return(
-        self, txn: Txn, caller: Caller, request: pb.AnswerReturnRequest
-    ) -> pb.NumberReturn:
+    async def answer_return(self, txn: Txn, caller: Caller, command: AnswerReturn) -> Record:
         """AR with the disabling instant (inside a change window), or DR with a reason."""
-        v = Violations()
-        disable_at = timestamp(v, "disable_at", request, "disable_at", required=request.accept)
-        if request.accept and disable_at is not None and self.window.containing(disable_at) is None:
-            v.add("disable_at", "must fall inside a change window")
-        if request.accept and disable_at is not None and disable_at <= txn.now:
-            v.add("disable_at", "must be in the future")
-        if not request.accept and not printable(request.denial_reason, limit=500):
-            v.add("denial_reason", "required when denying: up to 500 printable characters")
-        v.raise_if_any()
-        row = await self._load(txn, request.return_id, caller, "recipient")
+        disable_at = self._checked_answer(command, txn.now)
+        row = await self._load(txn, command.return_id, caller, "recipient")
         if row["state"] != State.REQUESTED:
             raise FailedPrecondition(
                 f"{row['id']} was already answered ({row['state']})", subject=row["id"]
@@ -288,25 +230,35 @@ class ConsentReturns:
         if txn.now > row["answer_deadline"]:
             await self._breach(txn, RETURN_ANSWER, row["recipient"], row, row["answer_deadline"])
         txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.ANSWER)
-        if not request.accept:
+        if not command.accept:
             row = await RETURNS.update(
-                txn, row["id"], {"state": State.DENIED, "denial_reason": request.denial_reason}
+                txn, row["id"], {"state": State.DENIED, "denial_reason": command.denial_reason}
             )
-            self._emit(txn, "denied", row, caller.operator, to=(row["donor"],))
-            return return_message(row)
-        assert disable_at is not None
+            emit_return(txn, "denied", row, caller.operator, to=(row["donor"],))
+            return row
+        assert disable_at is not None  # required when accepting
         row = await RETURNS.update(
             txn, row["id"], {"state": State.SCHEDULED, "disable_at": disable_at}
         )
-        txn.set_deadline(
-            FLOW,
-            DeadlineKind.EXECUTE,
-            row["id"],
-            disable_at,
-            "numbers go back at the given instant",
-        )
-        self._emit(txn, "accepted", row, caller.operator, to=(row["donor"],))
-        return return_message(row)
+        txn.set_deadline(FLOW, DeadlineKind.EXECUTE, row["id"], disable_at, EXECUTE_NOTE)
+        emit_return(txn, "accepted", row, caller.operator, to=(row["donor"],))
+        return row
+
+    def _checked_answer(self, command: AnswerReturn, now: datetime) -> datetime | None:
+        """The disabling instant given (None when unset), or the answer's faults."""
+        v = Violations()
+        disable_at = instant(v, "disable_at", command.disable_at, required=command.accept)
+        if command.accept and disable_at is not None and self.window.containing(disable_at) is None:
+            v.add("disable_at", "must fall inside a change window")
+        if command.accept and disable_at is not None and disable_at <= now:
+            v.add("disable_at", "must be in the future")
+        if not command.accept and not printable(command.denial_reason, limit=DENIAL_REASON_LIMIT):
+            v.add(
+                "denial_reason",
+                f"required when denying: up to {DENIAL_REASON_LIMIT} printable characters",
+            )
+        v.raise_if_any()
+        return disable_at
 
     async def _not_answered(self, txn: Txn, deadline: Deadline) -> None:
         row = await RETURNS.lock(txn, deadline.case_id)
@@ -323,52 +275,29 @@ class ConsentReturns:
         )
         window = self.window.containing(row["disable_at"])
         disable_by = window[1] if window else row["disable_at"] + self.window.max_outage
-        txn.set_deadline(
-            FLOW,
-            DeadlineKind.RECIPIENT_DISABLE,
-            row["id"],
-            disable_by,
-            "recipient disables at the given time (art. 30, infraction 32)",
-        )
+        txn.set_deadline(FLOW, DeadlineKind.RECIPIENT_DISABLE, row["id"], disable_by, DISABLE_NOTE)
         txn.set_deadline(
             FLOW,
             DeadlineKind.DONOR_ENABLE,
             row["id"],
             row["disable_at"] + self.window.max_outage,
-            "donor enables within 3 hours (art. 30, infraction 33)",
+            ENABLE_NOTE,
         )
-        self._emit(txn, "executed", row, CLEARINGHOUSE, to=(row["donor"], row["recipient"]))
+        emit_return(txn, "executed", row, CLEARINGHOUSE, to=(row["donor"], row["recipient"]))
 
     async def confirm_return_execution(
-        self, txn: Txn, caller: Caller, request: pb.ConfirmReturnExecutionRequest
-    ) -> pb.NumberReturn:
+        self, txn: Txn, caller: Caller, command: ConfirmReturnExecution
+    ) -> Record:
         """The recipient disabled the numbers; the donor enabled them."""
-        steps = {
-            pb.RETURN_STEP_RECIPIENT_DISABLED: (
-                "recipient",
-                "recipient_disabled_at",
-                DeadlineKind.RECIPIENT_DISABLE,
-            ),
-            pb.RETURN_STEP_DONOR_ENABLED: ("donor", "donor_enabled_at", DeadlineKind.DONOR_ENABLE),
-        }
-        if request.step not in steps:
-            raise InvalidArgument(
-                FieldViolation(
-                    "step", "RETURN_STEP_RECIPIENT_DISABLED or RETURN_STEP_DONOR_ENABLED"
-                )
-            )
-        role, column, kind = steps[request.step]
-        row = await self._load(txn, request.return_id, caller, role)
+        if command.step is None:
+            raise InvalidArgument(FieldViolation("step", STEP_REQUIRED))
+        role, column, kind = _STEPS[command.step]
+        row = await self._load(txn, command.return_id, caller, role)
         if row["state"] != State.EXECUTED or row[column] is not None:
             raise FailedPrecondition(
                 f"{row['id']} is not awaiting this confirmation ({row['state']})", subject=row["id"]
             )
-        due = await txn.conn.fetchval(
-            "SELECT due_at FROM deadlines WHERE flow = $1 AND case_id = $2 AND kind = $3",
-            FLOW,
-            row["id"],
-            kind,
-        )
+        due = await deadline_due(txn.conn, row["id"], kind)
         if due is not None and txn.now > due:
             rule = RETURN_DISABLE if role == "recipient" else RETURN_ENABLE
             await self._breach(txn, rule, caller.operator, row, due)
@@ -378,14 +307,14 @@ class ConsentReturns:
             changes["state"] = State.COMPLETED
         row = await RETURNS.update(txn, row["id"], changes)
         txn.cancel_deadlines(FLOW, row["id"], kind)
-        self._emit(
+        emit_return(
             txn,
             f"{role}_confirmed",
             row,
             caller.operator,
             to=(row["donor"] if role == "recipient" else row["recipient"],),
         )
-        return return_message(row)
+        return row
 
     async def _confirmation_missed(self, txn: Txn, deadline: Deadline) -> None:
         row = await RETURNS.lock(txn, deadline.case_id)
@@ -396,12 +325,24 @@ class ConsentReturns:
         elif deadline.kind == DeadlineKind.DONOR_ENABLE and row["donor_enabled_at"] is None:
             await self._breach(txn, RETURN_ENABLE, row["donor"], row, deadline.due_at)
 
-    async def get_return(self, caller: Caller, request: pb.GetReturnRequest) -> pb.NumberReturn:
+    async def get_return(self, caller: Caller, command: GetReturn) -> Record:
         """A return, for its two parties and the regulator."""
         v = Violations()
-        check_case_id(v, "return_id", request.return_id, "RT")
+        check_case_id(v, "return_id", command.return_id, "RT")
         v.raise_if_any()
-        row = await RETURNS.read_for(
-            self.core.db, request.return_id, caller.operator, sees_all=caller.is_regulator
+        return await RETURNS.read_for(
+            self.core.db, command.return_id, caller.operator, sees_all=caller.is_regulator
         )
-        return return_message(row)
+
+
+def _checked_request(command: RequestReturn, now: datetime) -> datetime:
+    """The notification instant of an SR, or the request's faults."""
+    v = Violations()
+    check_case_id(v, "port_request_id", command.port_request_id, "SP")
+    if not printable(command.resolution, limit=RESOLUTION_LIMIT):
+        v.add("resolution", "required: the resolution that upheld the claim")
+    notified_at = instant(v, "notified_at", command.notified_at)
+    within(v, "notified_at", notified_at, now, past=NOTIFIED_PAST, future=NOTIFIED_FUTURE)
+    v.raise_if_any()
+    assert notified_at is not None
+    return notified_at

@@ -1,9 +1,17 @@
-"""The registry flow's deadline kinds (returns of numbers), declared once for the handler and the
-manifest."""
+"""The registry flow's rules, pure: its states and kinds, the shape of a number it answers about,
+and the terms of the returns of numbers (article 30), each defined once."""
 
 from __future__ import annotations
 
-from enum import StrEnum
+import re
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from enum import Enum, StrEnum
+
+from npc.config import PortabilitySettings
+from npc.core.compliance import Rule
+from npc.core.errors import FieldViolation, InvalidArgument
+from npc.core.validation import Violations
 
 
 class DeadlineKind(StrEnum):
@@ -23,3 +31,145 @@ class State(StrEnum):
     DENIED = "denied"
     EXECUTED = "executed"
     COMPLETED = "completed"
+
+
+class Service(StrEnum):
+    """The service of a range of the numbering plan (stored as its value)."""
+
+    MOBILE = "mobile"
+    FIXED = "fixed"
+
+
+_SERVICES = {member.value: member for member in Service}
+
+
+def service_of(stored: str | None) -> Service | None:
+    """The service of a range as stored; None for a number outside the plan."""
+    return _SERVICES.get(stored) if stored is not None else None
+
+
+# Answer columns name a number's service by its index here (0: outside the plan), as they name
+# operators: mapping ten thousand small ints costs a fraction of hashing as many enum members.
+SERVICE_SLOTS: tuple[Service | None, ...] = (None, *Service)
+SERVICE_SLOT: dict[Service | None, int] = {s: i for i, s in enumerate(SERVICE_SLOTS)}
+
+
+class ReturnStep(StrEnum):
+    """What a party confirms once the numbers of a return went back."""
+
+    RECIPIENT_DISABLED = "recipient_disabled"
+    DONOR_ENABLED = "donor_enabled"
+
+
+# ------------------------------------------------------------------------- numbers and lookups
+
+# Numbers per lookup, and per disconnection report.
+MAX_BATCH = 10_000
+# Ported numbers per snapshot chunk: the default, and the most a caller may ask for.
+SNAPSHOT_CHUNK = 5000
+MAX_SNAPSHOT_CHUNK = 50_000
+
+# Any national number without a leading zero: a number of another shape is simply not in the plan,
+# and one odd number must not fail a whole batch. Without leading zeros, numbers of different
+# lengths never compare equal, so ranges can be matched numerically.
+_NUMBER = re.compile(r"(?a)[1-9]\d{0,14}")
+_BATCH = re.compile(r"(?a)(?:[1-9]\d{0,14},)*[1-9]\d{0,14}")
+
+
+def check_numbers(numbers: Sequence[str], field: str) -> None:
+    """Refuse an empty or oversized batch, or numbers of no plausible shape (the first 20)."""
+    if not numbers:
+        raise InvalidArgument(FieldViolation(field, "at least one number"))
+    if len(numbers) > MAX_BATCH:
+        raise InvalidArgument(FieldViolation(field, f"at most {MAX_BATCH} numbers per call"))
+    # The cheap test first (one C-level regex pass): this runs for every batch.
+    joined = ",".join(numbers)
+    if joined.count(",") == len(numbers) - 1 and _BATCH.fullmatch(joined):
+        return
+    bad = [
+        FieldViolation(f"{field}[{i}]", "digits only, no leading zero, at most 15")
+        for i, n in enumerate(numbers)
+        if not _NUMBER.fullmatch(n)
+    ]
+    if bad:
+        raise InvalidArgument(bad[:20])
+
+
+# ----------------------------------------------------------------------- returns (article 30)
+
+# The recipient gives the disabling instant within 5 business days of the notification of the
+# resolution that upheld the lack-of-consent claim (infraction 30).
+ANSWER_BUSINESS_DAYS = 5
+# The donor enables the numbers again with at most this long without service (infraction 33). The
+# clearinghouse's term is the portability settings' `max_outage` (ports share it, infraction 28);
+# this is its regulatory value, which the texts below state.
+REGULATORY_MAX_OUTAGE = PortabilitySettings.max_outage
+_OUTAGE_HOURS = REGULATORY_MAX_OUTAGE // timedelta(hours=1)
+
+# How far from now the notification of a resolution may lie (a typo, not a regulatory term).
+NOTIFIED_PAST = timedelta(days=60)
+NOTIFIED_FUTURE = timedelta(minutes=5)
+# Longest resolution reference and denial reason accepted, in characters.
+RESOLUTION_LIMIT = 100
+DENIAL_REASON_LIMIT = 500
+
+RETURN_ANSWER = Rule(
+    "return_schedule",
+    30,
+    "art. 30",
+    "leve",
+    "recipient",
+    f"Give the date and time of disabling within {ANSWER_BUSINESS_DAYS} business days of the "
+    "notification of the resolution that upheld the lack-of-consent claim.",
+)
+RETURN_DISABLE = Rule(
+    "return_recipient_disable",
+    32,
+    "art. 30",
+    "grave",
+    "recipient",
+    "Disable the numbers at the date and time given to the clearinghouse.",
+)
+RETURN_ENABLE = Rule(
+    "return_donor_enable",
+    33,
+    "art. 30",
+    "grave",
+    "donor",
+    f"Enable the numbers again with at most {_OUTAGE_HOURS} hours without service.",
+)
+
+# What each deadline of a return is for, as stored with it.
+ANSWER_NOTE = (
+    f"recipient gives the disabling date within {ANSWER_BUSINESS_DAYS} business days"
+    " (art. 30, infraction 30)"
+)
+EXECUTE_NOTE = "numbers go back at the given instant"
+DISABLE_NOTE = "recipient disables at the given time (art. 30, infraction 32)"
+ENABLE_NOTE = f"donor enables within {_OUTAGE_HOURS} hours (art. 30, infraction 33)"
+
+
+# ---------------------------------------------------------------------------------- instants
+
+
+class Unreadable(Enum):
+    """An instant set on the wire that no datetime holds (its seconds or nanos out of range)."""
+
+    INSTANT = "unreadable"
+
+
+UNREADABLE = Unreadable.INSTANT
+# An instant of a command: None when the caller left it unset.
+Instant = datetime | Unreadable | None
+
+
+def instant(v: Violations, field: str, value: Instant, *, required: bool = True) -> datetime | None:
+    """`value` as a datetime, reporting an unset (when `required`) or unreadable one on `v`."""
+    if value is None:
+        if required:
+            v.add(field, "required")
+        return None
+    if isinstance(value, Unreadable):
+        v.add(field, "not a valid instant")
+        return None
+    return value
