@@ -17,20 +17,23 @@ from typing import Any
 from npc.cli import admin, bench, demo, serve
 from npc.cli.common import log
 from npc.cli.demo import PROFILE_NAMES
+from npc.config import ConfigError
 from npc.embedded import EmbeddedServiceError
 
 __all__ = ["PROFILE_NAMES", "build_parser", "main", "version"]
 
 
 def version() -> str:
-    """The installed version of npc, or "unknown" when it runs from a source tree alone."""
+    """The installed version of npc, or the source tree's when it is not installed."""
     from importlib.metadata import PackageNotFoundError
     from importlib.metadata import version as installed
 
     try:
         return installed("npc")
     except PackageNotFoundError:
-        return "unknown"
+        from npc import __version__  # a source tree: the package's own
+
+        return __version__
 
 
 class _VersionAction(argparse.Action):
@@ -78,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("asyncio").setLevel(logging.WARNING)
     try:
         code: int = args.func(args)
+    except ConfigError as exc:
+        # A setting refused before anything started: one line naming it, no traceback.
+        print(f"npc {args.command}: {exc}", file=sys.stderr)
+        return 2
     except EmbeddedServiceError as exc:
         log.error("%s", exc)
         return 1
