@@ -1,4 +1,4 @@
-"""The `npc` command: `serve`, `demo`, `admin` and `bench`, one module each.
+"""The `npc` command: `serve`, `demo`, `admin`, `bench` and `ops`, one module each.
 
 `serve` and `demo` use the PostgreSQL and Redis named by NPC_DATABASE_URL and NPC_REDIS_URL; when
 one is unset they start an embedded server for it under the `var/` directory (NPC_VAR_DIR), whose
@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from npc.cli import admin, bench, demo, serve
+from npc.cli import admin, bench, demo, ops, serve
 from npc.cli.common import log
 from npc.cli.demo import PROFILE_NAMES
 from npc.config import ConfigError
@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_parser(commands)
     admin.add_parser(commands)
     bench.add_parser(commands)
+    ops.add_parser(commands)
     return parser
 
 
