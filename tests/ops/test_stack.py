@@ -80,6 +80,7 @@ def value(
     return samples[(name, frozenset(labels.items()))]
 
 
+@pytest.mark.slow
 async def test_metrics_are_present_at_start_with_zero_values(
     market_database_url: str, redis_server: EmbeddedRedis, tmp_path: Path
 ) -> None:
