@@ -99,8 +99,10 @@ def test_every_command_has_a_parser() -> None:
         ("demo",),
         ("admin",),
         ("bench",),
+        ("ops",),
     }
     assert ["admin", "verify-log"] in commands
+    assert ["ops", "up"] in commands
     assert ["bench", "all"] in commands
 
 

@@ -67,6 +67,8 @@ class DemoClock:
         self._origin = start.astimezone(UTC)
         self._origin_wall = wall.monotonic()
         self._jumped = asyncio.Event()
+        # The instant the last jump left: what lay between it and `_origin` fell due at once.
+        self._jumped_from: datetime | None = None
 
     def now(self) -> datetime:
         """The accelerated instant, in UTC."""
@@ -77,10 +79,20 @@ class DemoClock:
         """Move the clock forward to `instant` (never backwards) and wake every sleeper."""
         if instant <= self.now():
             return
+        self._jumped_from = self.now()
         self._origin = instant.astimezone(UTC)
         self._origin_wall = wall.monotonic()
         self._jumped.set()
         self._jumped = asyncio.Event()
+
+    def wall_seconds_since(self, instant: datetime) -> float:
+        """Wall seconds since the clock showed `instant`: the clock's seconds divided by the
+        speed, except that an instant a jump skipped was reached at the jump."""
+        since_jump = wall.monotonic() - self._origin_wall
+        if instant >= self._origin or self._jumped_from is None:
+            return (self.now() - instant).total_seconds() / self.speed
+        before = max(0.0, (self._jumped_from - instant).total_seconds()) / self.speed
+        return since_jump + before
 
     async def sleep_until(self, instant: datetime, wake: asyncio.Event) -> None:
         """Return once the accelerated clock reaches `instant`, or earlier when `wake` is set."""

@@ -24,6 +24,7 @@ from npc.flows.enabled import FLOWS
 from npc.flows.portability.flow import PortabilityFlow
 from npc.notifications.dispatcher import NotificationDispatcher
 from npc.store.database import Database, migrate_as_owner, role_can_bypass_audit
+from npc.telemetry import initialise_series
 from npc.v1 import events_pb2_grpc
 from npc.web.http import bounded_runner, build_app, metrics_app
 
@@ -82,6 +83,7 @@ class Clearinghouse:
         # Kept at hand for the tests and tools that read the portability timeline.
         self.portability = next(f for f in flows if isinstance(f, PortabilityFlow))
         await core.start(background=background)
+        await self._initialise_series(db)
         self.notifications = NotificationDispatcher.from_settings(
             db, self.clock, settings.notifications
         )
@@ -140,6 +142,16 @@ class Clearinghouse:
             self.grpc_port,
             settings.http_host,
             self.http_port,
+        )
+
+    async def _initialise_series(self, db: Database) -> None:
+        """Series whose label values are known at start exist at zero from the first scrape."""
+        async with db.pool.acquire() as conn:
+            rows = await conn.fetch("SELECT id, role, country FROM operators")
+        jurisdiction = self.settings.portability.jurisdiction
+        initialise_series(
+            [r["id"] for r in rows],
+            [r["id"] for r in rows if r["role"] == "operator" and r["country"] == jurisdiction],
         )
 
     async def _audit_setup(self, db: Database) -> None:

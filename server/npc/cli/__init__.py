@@ -1,4 +1,4 @@
-"""The `npc` command: `serve`, `demo`, `admin` and `bench`, one module each.
+"""The `npc` command: `serve`, `demo`, `admin`, `bench` and `ops`, one module each.
 
 `serve` and `demo` use the PostgreSQL and Redis named by NPC_DATABASE_URL and NPC_REDIS_URL; when
 one is unset they start an embedded server for it under the `var/` directory (NPC_VAR_DIR), whose
@@ -14,23 +14,26 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from npc.cli import admin, bench, demo, serve
+from npc.cli import admin, bench, demo, ops, serve
 from npc.cli.common import log
 from npc.cli.demo import PROFILE_NAMES
+from npc.config import ConfigError
 from npc.embedded import EmbeddedServiceError
 
 __all__ = ["PROFILE_NAMES", "build_parser", "main", "version"]
 
 
 def version() -> str:
-    """The installed version of npc, or "unknown" when it runs from a source tree alone."""
+    """The installed version of npc, or the source tree's when it is not installed."""
     from importlib.metadata import PackageNotFoundError
     from importlib.metadata import version as installed
 
     try:
         return installed("npc")
     except PackageNotFoundError:
-        return "unknown"
+        from npc import __version__  # a source tree: the package's own
+
+        return __version__
 
 
 class _VersionAction(argparse.Action):
@@ -62,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_parser(commands)
     admin.add_parser(commands)
     bench.add_parser(commands)
+    ops.add_parser(commands)
     return parser
 
 
@@ -78,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("asyncio").setLevel(logging.WARNING)
     try:
         code: int = args.func(args)
+    except ConfigError as exc:
+        # A setting refused before anything started: one line naming it, no traceback.
+        print(f"npc {args.command}: {exc}", file=sys.stderr)
+        return 2
     except EmbeddedServiceError as exc:
         log.error("%s", exc)
         return 1

@@ -88,13 +88,24 @@ def storage(settings: Settings) -> Iterator[Storage]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def port(value: str) -> int:
+    """An argument type: a TCP port, 0 (any free port) to 65535."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"{number} is out of range (0 to 65535)")
+    return number
+
+
 def listen_options(parser: argparse.ArgumentParser, ports: tuple[str, str]) -> None:
     """`--grpc-port`, `--http-port` and `--host`; `ports` names the defaults in the help."""
     parser.add_argument(
-        "--grpc-port", type=int, help=f"gRPC port (default: NPC_GRPC_PORT, else {ports[0]})"
+        "--grpc-port", type=port, help=f"gRPC port (default: NPC_GRPC_PORT, else {ports[0]})"
     )
     parser.add_argument(
-        "--http-port", type=int, help=f"HTTP port (default: NPC_HTTP_PORT, else {ports[1]})"
+        "--http-port", type=port, help=f"HTTP port (default: NPC_HTTP_PORT, else {ports[1]})"
     )
     parser.add_argument(
         "--host", help="address to listen on (default: NPC_GRPC_HOST / NPC_HTTP_HOST, 127.0.0.1)"

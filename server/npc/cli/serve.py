@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import time
+from dataclasses import replace
 
 from npc.admin import seed_demo
 from npc.cli.common import (
@@ -22,9 +23,27 @@ from npc.cli.common import (
     migrate,
     storage,
 )
-from npc.config import Settings
+from npc.cli.record import (
+    ServeRecord,
+    check_database,
+    check_port_free,
+    remove_record,
+    scrape_address,
+    write_record,
+)
+from npc.config import VARIABLES, ConfigError, Settings, env_int
 from npc.core.clock import Clock, SharedClock, SystemClock
+from npc.embedded import free_port
 from npc.store.database import Database
+
+
+def _environment_help() -> str:
+    """The environment variables, for `npc serve --help`."""
+    width = max(len(v.name) for v in VARIABLES)
+    lines = ["environment variables (default; meaning):"]
+    lines += [f"  {v.name:<{width}}  {v.default}; {v.meaning}" for v in VARIABLES]
+    lines.append("A bad value stops `npc serve` before anything starts: one line, exit status 2.")
+    return "\n".join(lines)
 
 
 def add_parser(commands: Subcommands) -> None:
@@ -33,13 +52,15 @@ def add_parser(commands: Subcommands) -> None:
         "serve",
         help="run the clearinghouse (gRPC + HTTP) until SIGINT/SIGTERM",
         description="Run the clearinghouse. Without NPC_DATABASE_URL / NPC_REDIS_URL, embedded"
-        " servers run under var/ and the demo market is loaded.",
+        " servers run under var/ and the demo market is loaded. Where it listens is recorded"
+        " in var/serve.json (npc admin and npc ops up read it).",
+        epilog=_environment_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     listen_options(serve, ("50051", "8080"))
     serve.add_argument(
         "--workers",
         type=int,
-        default=int(os.environ.get("NPC_WORKERS", "1")),
         help="server processes sharing the ports and the databases (default: NPC_WORKERS, else 1)",
     )
     serve.set_defaults(func=cmd_serve)
@@ -59,7 +80,11 @@ def _clock(settings: Settings) -> Clock:
     return clock
 
 
-async def _serve(settings: Settings, *, seed: bool, description: str) -> int:
+async def _serve(
+    settings: Settings, *, seed: bool, description: str, store: Storage | None = None
+) -> int:
+    """One server process until SIGINT/SIGTERM; with `store` (not a supervised worker) it
+    records where it listens under the var directory."""
     # Imported here: the servers cost `npc admin` commands a second of imports they never use.
     from npc.app import Clearinghouse
 
@@ -75,6 +100,13 @@ async def _serve(settings: Settings, *, seed: bool, description: str) -> int:
             if await seed_demo(house.core.db):
                 log.info("loaded the demo market: operators with tokens dev-token-<operator>")
             await house.authenticator.load()
+        if store is not None:
+            metrics = (
+                scrape_address(settings.http_host, house.metrics_port)
+                if house.metrics_port
+                else scrape_address(settings.http_host, house.http_port)
+            )
+            _record(store, house.grpc_port, house.http_port, [metrics])
         _settle_garbage_collector()
         log.info(
             "npc serving: gRPC %s:%d, HTTP http://%s:%d (/healthz, /metrics); %s",
@@ -99,7 +131,27 @@ async def _serve(settings: Settings, *, seed: bool, description: str) -> int:
         # The handlers stay until the loop closes: a second signal must not kill the process
         # before the embedded servers are stopped.
         await house.stop(lame_duck=settings.lame_duck if stop.is_set() else 0.0)
+        if store is not None:
+            remove_record(settings.var_dir, os.getpid())
     return 0
+
+
+def _record(store: Storage, grpc_port: int, http_port: int, metrics: list[str]) -> None:
+    """Write var/serve.json: the listeners, every /metrics, the embedded servers."""
+    settings = store.settings
+    record = ServeRecord(
+        pid=os.getpid(),
+        grpc=scrape_address(settings.grpc_host, grpc_port),
+        http=scrape_address(settings.http_host, http_port),
+        metrics=metrics,
+        workers=len(metrics),
+        database_url=settings.database_url if store.embedded_database else None,
+        owner_database_url=settings.migration_database_url if store.embedded_database else None,
+        redis_url=settings.redis_url if store.embedded_redis else None,
+        redis_prefix=settings.redis_prefix,
+    )
+    path = write_record(settings.var_dir, record)
+    log.info("recorded the listeners in %s", path)
 
 
 def _settle_garbage_collector() -> None:
@@ -117,16 +169,18 @@ def _settle_garbage_collector() -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """`npc serve`."""
-    try:
-        settings = listen_overrides(Settings.from_env(), args)
-    except ValueError as exc:
-        print(f"npc serve: {exc}", file=sys.stderr)
-        return 2
-    if args.workers < 1:
+    """`npc serve`. Every setting is checked before anything starts (ConfigError: one line,
+    status 2), the ports free and a configured database reachable included."""
+    settings = listen_overrides(Settings.from_env(), args)
+    workers = (
+        args.workers
+        if args.workers is not None
+        else env_int(os.environ, "NPC_WORKERS", 1, minimum=1, maximum=256)
+    )
+    if workers < 1:
         print("npc serve: --workers must be at least 1", file=sys.stderr)
         return 2
-    if args.workers > 1 and (settings.grpc_port == 0 or settings.http_port == 0):
+    if workers > 1 and (settings.grpc_port == 0 or settings.http_port == 0):
         print("npc serve: --workers needs fixed ports (they share them)", file=sys.stderr)
         return 2
     if not settings.mutual_tls and not settings.dev_mode and settings.database_url:
@@ -137,12 +191,49 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    supervised = "NPC_WORKER" in os.environ
+    if not supervised:
+        # A supervised worker shares the ports its supervisor checked (SO_REUSEPORT).
+        check_port_free("NPC_GRPC_PORT", settings.grpc_host, settings.grpc_port)
+        check_port_free("NPC_HTTP_PORT", settings.http_host, settings.http_port)
+        if workers > 1 and settings.metrics_port is None:
+            settings = replace(settings, metrics_port=_free_port_run(settings.http_host, workers))
+        if settings.metrics_port is not None:
+            for worker in range(workers):
+                check_port_free(
+                    "NPC_METRICS_PORT", settings.http_host, settings.metrics_port + worker
+                )
+        if settings.database_url:
+            check_database("NPC_DATABASE_URL", settings.database_url)
+        if settings.migration_database_url:
+            check_database("NPC_MIGRATION_DATABASE_URL", settings.migration_database_url)
     with storage(settings) as store:
-        if args.workers == 1:
+        if workers == 1:
             return asyncio.run(
-                _serve(store.settings, seed=store.embedded_database, description=store.describe())
+                _serve(
+                    store.settings,
+                    seed=store.embedded_database,
+                    description=store.describe(),
+                    store=None if supervised else store,
+                )
             )
-        return asyncio.run(_supervise(store, args.workers))
+        return asyncio.run(_supervise(store, workers))
+
+
+def _free_port_run(host: str, count: int, attempts: int = 50) -> int:
+    """The first of `count` consecutive free ports: the workers' own /metrics ports when
+    NPC_METRICS_PORT is unset (Prometheus scrapes each; `npc ops up` reads them)."""
+    for _ in range(attempts):
+        first = free_port()
+        if first + count > 65536:
+            continue
+        try:
+            for port in range(first, first + count):
+                check_port_free("NPC_METRICS_PORT", host, port)
+        except ConfigError:
+            continue
+        return first
+    raise ConfigError("NPC_METRICS_PORT", f"found no {count} consecutive free ports; set it")
 
 
 async def _prepare(settings: Settings, *, seed: bool) -> None:
@@ -177,6 +268,8 @@ async def _supervise(store: Storage, workers: int) -> int:
         "NPC_HTTP_PORT": str(settings.http_port),
         "NPC_MIGRATION_DATABASE_URL": settings.migration_database_url or "",
         "NPC_ANCHOR_KEY": settings.anchor_key or "",
+        "NPC_METRICS_PORT": str(settings.metrics_port or ""),
+        "NPC_WORKERS": "1",  # each worker is one process, whatever the supervisor was told
     }
     if not settings.mutual_tls:
         env["NPC_DEV_MODE"] = "1"  # the supervisor itself was allowed to run without TLS
@@ -212,6 +305,13 @@ async def _supervise(store: Storage, workers: int) -> int:
                 async with asyncio.timeout(backoff):
                     await stop.wait()
 
+    assert settings.metrics_port is not None  # cmd_serve chose one
+    _record(
+        store,
+        settings.grpc_port,
+        settings.http_port,
+        [scrape_address(settings.http_host, settings.metrics_port + i) for i in range(workers)],
+    )
     log.info(
         "npc serving with %d workers: gRPC %s:%d, HTTP http://%s:%d; %s",
         workers,
@@ -221,6 +321,9 @@ async def _supervise(store: Storage, workers: int) -> int:
         settings.http_port,
         store.describe(),
     )
-    await asyncio.gather(*(worker(i) for i in range(workers)))
+    try:
+        await asyncio.gather(*(worker(i) for i in range(workers)))
+    finally:
+        remove_record(settings.var_dir, os.getpid())
     log.info("all workers stopped")
     return 0

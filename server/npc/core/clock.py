@@ -81,6 +81,23 @@ class FakeClock:
                 woken.cancel()
 
 
+def wall_seconds_since(clock: Clock, instant: datetime) -> float:
+    """Wall-clock seconds since the clock showed `instant` (negative before it).
+
+    Operational measures (lateness) are in real seconds whatever the clock: an accelerated
+    clock's seconds are divided by its `speed`, and a clock that can jump answers itself
+    (`wall_seconds_since` method). The wall and fake clocks count their own seconds.
+    """
+    own = getattr(clock, "wall_seconds_since", None)
+    if callable(own):
+        return float(own(instant))
+    elapsed = (clock.now() - instant).total_seconds()
+    speed = getattr(clock, "speed", None)
+    if isinstance(speed, int | float) and speed > 0:
+        return elapsed / float(speed)
+    return elapsed
+
+
 CLOCK_ENV = "NPC_CLOCK"
 
 

@@ -97,11 +97,15 @@ class Core:
         for flow in self.flows.values():
             # Before anything runs: a kind without a handler would fail each time it falls due.
             self.deadlines.check_kinds(flow.name, flow.deadline_kinds or ())
+            self.deadlines.declare(flow.name, flow.deadline_kinds or ())
+            self.sampler.declare(flow.name, flow.deadline_kinds or ())
         await self.db.migrate()
         await self.hub.start()
         for flow in self.flows.values():
             await flow.start(background=background)
         await self.health.probe()  # the first verdict before anything asks
+        # Every gauge has its value before the first scrape, not a slow pass later.
+        await self.sampler.sample()
         if background:
             supervisor = self.supervisor
             supervisor.start("notifier", self.notifier.run)

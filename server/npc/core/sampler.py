@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -65,9 +66,13 @@ SAMPLE_SECONDS = Histogram(
 )
 
 
-def _replace(gauge: Gauge, values: dict[tuple[str, ...], float]) -> None:
-    """Set a labelled gauge to exactly `values`: label sets that vanished are dropped, so a flow
-    whose last deadline fired shows no stale count."""
+def _replace(
+    gauge: Gauge, values: dict[tuple[str, ...], float], known: Iterable[tuple[str, ...]] = ()
+) -> None:
+    """Set a labelled gauge to exactly `values`, and the `known` label sets missing from them to
+    zero: other label sets that vanished are dropped, so a flow whose last deadline fired shows
+    no stale count, and one known in advance shows 0 rather than nothing."""
+    values = {**dict.fromkeys(known, 0.0), **values}
     for labels in set(gauge._metrics) - set(values):
         gauge.remove(*labels)
     for labels, value in values.items():
@@ -93,8 +98,16 @@ class Sampler:
         self.period = period
         self.slow_every = slow_every
         self._passes = 0
+        # Label sets known in advance, sampled as 0 when nothing counts them.
+        self._kinds: set[tuple[str, str]] = set()
+        self._flows: set[tuple[str]] = set()
         # Passes never interleave: the last one to start writes the gauges last.
         self._lock = asyncio.Lock()
+
+    def declare(self, flow: str, kinds: Iterable[str]) -> None:
+        """`flow` and its deadline kinds: their gauges read 0, not nothing, when none pend."""
+        self._flows.add((flow,))
+        self._kinds.update((flow, str(kind)) for kind in kinds)
 
     def sample_pool(self) -> None:
         """The pool's connections: idle, in use, and the maximum it may open."""
@@ -137,10 +150,22 @@ class Sampler:
                 _replace(
                     DEADLINES_PENDING,
                     {(r["flow"], r["kind"]): r["pending"] for r in rows if r["kind"] is not None},
+                    self._kinds,
                 )
-                _replace(CASES_OPEN, {(r["flow"],): r["cases"] for r in rows if r["kind"] is None})
+                _replace(
+                    CASES_OPEN,
+                    {(r["flow"],): r["cases"] for r in rows if r["kind"] is None},
+                    self._flows,
+                )
                 ported = await ported_counts(conn)
-                _replace(PORTED_NUMBERS, {(serving, service): n for serving, service, n in ported})
+                holders = await conn.fetch(
+                    "SELECT DISTINCT operator_id, service FROM number_ranges"
+                )
+                _replace(
+                    PORTED_NUMBERS,
+                    {(serving, service): n for serving, service, n in ported},
+                    [(r["operator_id"], r["service"]) for r in holders],
+                )
 
     async def sample(self) -> None:
         """One full pass (every count, the registry size included)."""

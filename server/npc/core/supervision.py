@@ -176,6 +176,9 @@ class Supervisor:
             raise ValueError(f"loop {name!r} is already running")
         state = LoopState(name, job=job)
         self.loops[name] = state
+        # At zero from the start: a rate over them is defined before the first failure.
+        LOOP_FAILURES.labels(name)
+        LOOP_RESTARTS.labels(name)
         task = asyncio.get_running_loop().create_task(self._supervise(state, body), name=name)
         self._tasks[name] = task
         task.add_done_callback(lambda done: self._finished(state, done))

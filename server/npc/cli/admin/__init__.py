@@ -16,6 +16,7 @@ import asyncpg
 
 from npc.cli.admin import imports, ledger, pki, reference, reporting
 from npc.cli.common import Subcommands, migrate
+from npc.cli.record import read_record
 from npc.store.database import Database
 
 
@@ -24,7 +25,10 @@ def add_parser(commands: Subcommands) -> None:
     admin = commands.add_parser(
         "admin", help="reference data: operators, tokens, ranges (NPC_DATABASE_URL)"
     )
-    admin.add_argument("--database-url", help="default: NPC_DATABASE_URL")
+    admin.add_argument(
+        "--database-url",
+        help="default: NPC_DATABASE_URL, else the embedded one of a running `npc serve`",
+    )
     actions = admin.add_subparsers(dest="action", required=True, metavar="ACTION")
     actions.add_parser("migrate", help="apply pending schema migrations").set_defaults(
         admin_run=_migrate
@@ -51,14 +55,33 @@ def cmd_admin(args: argparse.Namespace) -> int:
     if offline is not None:
         code: int = offline(args)
         return code
-    url = args.database_url or os.environ.get("NPC_DATABASE_URL")
+    url = args.database_url or os.environ.get("NPC_DATABASE_URL") or _recorded_database()
     if not url:
-        print("npc admin: set NPC_DATABASE_URL (or pass --database-url)", file=sys.stderr)
+        print(
+            "npc admin: set NPC_DATABASE_URL (or pass --database-url), or start `npc serve`"
+            " with its embedded PostgreSQL (recorded in NPC_VAR_DIR/serve.json)",
+            file=sys.stderr,
+        )
         return 2
     check = getattr(args, "admin_check", None)
     if check is not None and (refused := check(args)) is not None:
         return int(refused)
     return asyncio.run(_with_database(url, args))
+
+
+def _recorded_database() -> str | None:
+    """The embedded PostgreSQL of the `npc serve` running on this var directory, as the tables'
+    owner (what `npc admin` runs as on a configured database too), if any."""
+    record = read_record(os.environ.get("NPC_VAR_DIR") or "var")
+    if record is None:
+        return None
+    url = record.owner_database_url or record.database_url
+    if url:
+        print(
+            f"npc admin: using the embedded PostgreSQL of npc serve (pid {record.pid})",
+            file=sys.stderr,
+        )
+    return url
 
 
 async def _with_database(url: str, args: argparse.Namespace) -> int:
