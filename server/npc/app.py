@@ -23,6 +23,7 @@ from npc.core.runtime import Core
 from npc.flows.enabled import FLOWS
 from npc.flows.portability.flow import PortabilityFlow
 from npc.notifications.dispatcher import NotificationDispatcher
+from npc.store import operators
 from npc.store.database import Database, migrate_as_owner, role_can_bypass_audit
 from npc.telemetry import initialise_series
 from npc.v1 import events_pb2_grpc
@@ -147,11 +148,11 @@ class Clearinghouse:
     async def _initialise_series(self, db: Database) -> None:
         """Series whose label values are known at start exist at zero from the first scrape."""
         async with db.pool.acquire() as conn:
-            rows = await conn.fetch("SELECT id, role, country FROM operators")
+            identities = await operators.registered(conn)
         jurisdiction = self.settings.portability.jurisdiction
         initialise_series(
-            [r["id"] for r in rows],
-            [r["id"] for r in rows if r["role"] == "operator" and r["country"] == jurisdiction],
+            [i.id for i in identities],
+            [i.id for i in identities if i.role == "operator" and i.country == jurisdiction],
         )
 
     async def _audit_setup(self, db: Database) -> None:

@@ -25,7 +25,7 @@ from npc.flows.portability import metrics as portability
 from npc.flows.registry.cache import LOOKUPS
 from npc.notifications.dispatcher import ABANDONED, FAILED, SENT
 
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 BUILD_INFO = Info("npc_build", "The running npc: its version and those of Python and gRPC.")
 

@@ -74,6 +74,12 @@ async def ported_counts(conn: asyncpg.Connection) -> list[tuple[str, str, int]]:
     return [(r["serving_operator"], r["service"], int(r["n"])) for r in rows]
 
 
+async def range_holders(conn: asyncpg.Connection) -> list[tuple[str, str]]:
+    """(operator, service) of every range holder, each once."""
+    rows = await conn.fetch("SELECT DISTINCT operator_id, service FROM number_ranges")
+    return [(r["operator_id"], r["service"]) for r in rows]
+
+
 async def add_range(txn: Txn, operator: str, service: str, first: str, last: str) -> None:
     """Assign the inclusive number range first..last to `operator` (no event: see emit_imported)."""
     await txn.conn.execute(

@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 
 from npc.core.clock import Clock
 from npc.core.deadlines import oldest_overdue_seconds
-from npc.core.numbers import ported_counts
+from npc.core.numbers import ported_counts, range_holders
 from npc.core.supervision import failed, passed
 from npc.store.database import Database
 
@@ -158,13 +158,10 @@ class Sampler:
                     self._flows,
                 )
                 ported = await ported_counts(conn)
-                holders = await conn.fetch(
-                    "SELECT DISTINCT operator_id, service FROM number_ranges"
-                )
                 _replace(
                     PORTED_NUMBERS,
                     {(serving, service): n for serving, service, n in ported},
-                    [(r["operator_id"], r["service"]) for r in holders],
+                    await range_holders(conn),
                 )
 
     async def sample(self) -> None:
