@@ -29,7 +29,7 @@ from npc.v1 import (
     sgu_pb2,
     suspension_pb2,
 )
-from tests.flows.pqr.conftest import co, filing  # noqa: F401  (the `co` fixture)
+from tests.flows.pqr.conftest import co, filing, new_provider  # noqa: F401  (the `co` fixture)
 from tests.helpers import (
     advance,
     advance_to,
@@ -280,7 +280,7 @@ ENUM_KEYS = {
 def _walk(message: Message) -> Iterator[tuple[FieldDescriptor, Any]]:
     """Every set field of a message and of its sub-messages, repeated ones item by item."""
     for field, value in message.ListFields():
-        items = value if field.label == FieldDescriptor.LABEL_REPEATED else [value]
+        items = value if field.is_repeated else [value]
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
             continue
         for item in items:
@@ -339,11 +339,11 @@ def check_body(event: events_pb2.Event, payload: dict[str, Any]) -> None:
             instants.add(value.ToDatetime(tzinfo=UTC))
     for key, value in _facts(payload):
         where = f"{event.type} {key}={value!r}"
-        if isinstance(value, bool) or value is None:
-            continue
+        if isinstance(value, bool) or value is None or value == 0:
+            continue  # proto3 leaves false, zero and absent unset alike
         if isinstance(value, int):
             assert value in ints, where
-        elif key in ENUM_KEYS and isinstance(value, str) and value:
+        elif key in ENUM_KEYS and isinstance(value, str) and value.isidentifier():
             assert value in enums, where
         elif _is_instant(value):
             assert datetime.fromisoformat(value) in instants, where
@@ -482,10 +482,11 @@ async def test_every_streamed_event_carries_its_typed_body(app, operators, clock
     )
 
     # PQR (Colombia): a range, a complaint filed, extended for evidence and answered.
+    await new_provider(app, "wom-co", "732130")
     await co["sic"](
         "AssignCunRange",
         pqr_pb2.AssignCunRangeRequest(
-            request_id=rid(), provider="tigo", first="3100000000", last="3199999999"
+            request_id=rid(), provider="wom-co", first="000001", last="000099"
         ),
     )
     filed_pqr = await co["claro-co"]("FilePqr", filing())
@@ -590,10 +591,15 @@ async def test_every_streamed_event_carries_its_typed_body(app, operators, clock
     await settle(app)
 
     # Everything the regulators read: OSIPTEL every Peruvian flow, the SIC the PQRs.
-    last = head(app)
-    events = await collect(osiptel, 0, last, timeout=30)
-    events += await collect(operators["sic"], 0, last, timeout=30)
     stored = await _stored(app)
+    async with app.core.db.pool.acquire() as conn:
+        peru, colombia = await conn.fetchrow(
+            "SELECT max(position) FILTER (WHERE flow <> 'pqr'), max(position) FILTER"
+            " (WHERE flow = 'pqr') FROM events"
+        )
+    events = await collect(osiptel, 0, peru, timeout=20)
+    events += await collect(operators["sic"], 0, colombia, timeout=20)
+    assert sorted({e.position for e in events}) == list(range(1, head(app) + 1))
     for event in events:
         check_body(event, stored[event.position])
     types = {e.type for e in events}
