@@ -6,6 +6,7 @@ Timestamps, rebuilt from the JSON the log stores."""
 from __future__ import annotations
 
 import ast
+import collections
 import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -315,38 +316,48 @@ def _is_instant(value: Any) -> bool:
     return True
 
 
+# Payload keys whose body field has another name.
+ALIASES = {
+    "outage_id": ("id",),
+    "answer_due": ("answer_deadline", "reconsideration_deadline"),
+    "effects_due": ("silence_effects_deadline",),
+    "outcome": ("outcome", "reconsideration_outcome", "appeal_outcome"),
+}
+
+
 def check_body(event: events_pb2.Event, payload: dict[str, Any]) -> None:
-    """The body is the one of its type, and holds every fact of the stored payload typed:
-    each whole number in an integer field, each state or kind in an enum, each instant in a
-    Timestamp."""
+    """The body is the one of its type, and holds every fact of the stored payload typed, in
+    the field of its name: each whole number in an integer field, each state or kind in an
+    enum, each instant in a Timestamp."""
     field, _ = BODIES[event.type]
     assert event.WhichOneof("body") == field, event.type
-    body = getattr(event, field)
-    ints: set[int] = set()
-    enums: set[str] = set()
-    instants: set[datetime] = set()
-    for descriptor, value in _walk(body):
+    facts: dict[str, set[Any]] = collections.defaultdict(set)
+    for descriptor, value in _walk(getattr(event, field)):
         if descriptor.type == FieldDescriptor.TYPE_ENUM:
-            name = descriptor.enum_type.values_by_number[value].name
-            prefix = descriptor.enum_type.values_by_number[0].name.removesuffix("UNSPECIFIED")
-            enums.add(name.removeprefix(prefix).lower())
+            enum = descriptor.enum_type
+            prefix = enum.values_by_number[0].name.removesuffix("UNSPECIFIED")
+            facts[descriptor.name].add(enum.values_by_number[value].name[len(prefix) :].lower())
         elif descriptor.cpp_type in (FieldDescriptor.CPPTYPE_INT32, FieldDescriptor.CPPTYPE_INT64):
             assert isinstance(value, int)
-            ints.add(value)
+            facts[descriptor.name].add(value)
         elif descriptor.message_type is not None and (
             descriptor.message_type.full_name == "google.protobuf.Timestamp"
         ):
-            instants.add(value.ToDatetime(tzinfo=UTC))
+            facts[descriptor.name].add(value.ToDatetime(tzinfo=UTC))
     for key, value in _facts(payload):
         where = f"{event.type} {key}={value!r}"
+        held = set().union(*(facts[name] for name in (key, *ALIASES.get(key, ()))))
         if isinstance(value, bool) or value is None or value == 0:
             continue  # proto3 leaves false, zero and absent unset alike
-        if isinstance(value, int):
-            assert value in ints, where
-        elif key in ENUM_KEYS and isinstance(value, str) and value.isidentifier():
-            assert value in enums, where
+        if (
+            isinstance(value, int)
+            or key in ENUM_KEYS
+            and isinstance(value, str)
+            and value.isidentifier()
+        ):
+            assert value in held, where
         elif _is_instant(value):
-            assert datetime.fromisoformat(value) in instants, where
+            assert datetime.fromisoformat(value) in held, where
 
 
 async def _stored(app) -> dict[int, dict[str, Any]]:
