@@ -8,6 +8,7 @@ import asyncio
 import collections
 import contextlib
 import hashlib
+import itertools
 import json
 from datetime import timedelta
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 
 from npc.v1 import events_pb2
 from npc.v1 import portability_pb2 as pb
+from npc_clients.chain import follows
 from tests.helpers import (
     advance,
     block,
@@ -240,18 +242,14 @@ async def test_canonical_content_is_what_the_hash_covers(app, operators, clock):
         rows = {
             r["position"]: r for r in await conn.fetch("SELECT position, payload, hash FROM events")
         }
-    call = operators["osiptel"].events.Subscribe(
-        events_pb2.SubscribeRequest(from_position=0, with_canonical_content=True),
-        metadata=operators["osiptel"].metadata,
-    )
     got: list[events_pb2.Event] = []
-    try:
-        async for event in call:
-            got.append(event)
-            if event.position >= head(app):
-                break
-    finally:
-        call.cancel()
+    # The SDK's subscribe asks for the content as the regulator's verifier would.
+    events = operators["osiptel"].subscribe(0, with_canonical_content=True)
+    async for event in events:
+        got.append(event)
+        if event.position >= head(app):
+            break
+    await events.aclose()
     assert [e.position for e in got] == list(range(1, head(app) + 1))
     previous = bytes(32)
     for event in got:
@@ -260,6 +258,7 @@ async def test_canonical_content_is_what_the_hash_covers(app, operators, clock):
         assert json.loads(content)[9] == rows[event.position]["payload"]
         assert event.WhichOneof("body") is not None
         previous = event.hash
+    assert all(follows(a, b) for a, b in itertools.pairwise(got))
     # A plain subscriber of the same (cached) positions still gets them without the content.
     plain = await collect(operators["osiptel"], 0, head(app))
     assert [e.position for e in plain] == [e.position for e in got]
