@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import collections
 import itertools
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -49,20 +50,18 @@ EMITTERS = ("emit", "_emit")
 # ------------------------------------------------------------------------ the static check
 
 
-def _constants() -> dict[str, str]:
-    """Module-level NAME = "a.b" string constants of the server (the event type constants)."""
-    found: dict[str, str] = {}
-    for path in SERVER.rglob("*.py"):
-        for node in ast.parse(path.read_text()).body:
-            if (
-                isinstance(node, ast.Assign)
-                and isinstance(node.value, ast.Constant)
-                and isinstance(node.value.value, str)
-            ):
-                for target in node.targets:
-                    if isinstance(target, ast.Name):
-                        found[target.id] = node.value.value
-    return found
+def _sources() -> dict[Path, str]:
+    """The flows' and the core's modules: where events are emitted."""
+    paths = [*(SERVER / "flows").rglob("*.py"), *(SERVER / "core").rglob("*.py")]
+    return {path: path.read_text() for path in paths}
+
+
+_CONSTANT = re.compile(r'^([A-Z][A-Z0-9_]*)(?:: [A-Za-z]+)? = "([^"]*)"$', re.MULTILINE)
+
+
+def _constants(sources: dict[Path, str]) -> dict[str, str]:
+    """Module-level NAME = "a.b" string constants (the event type constants)."""
+    return {name: value for text in sources.values() for name, value in _CONSTANT.findall(text)}
 
 
 def _emitter(call: ast.Call) -> str | None:
@@ -175,9 +174,9 @@ def _functions(tree: ast.AST) -> Iterator[ast.FunctionDef | ast.AsyncFunctionDef
 
 def emitted_types() -> tuple[set[str], list[str]]:
     """(every event type the server's flows and core can emit, the call sites it cannot tell)."""
-    constants = _constants()
-    sources = [*(SERVER / "flows").rglob("*.py"), *(SERVER / "core").rglob("*.py")]
-    trees = {path: ast.parse(path.read_text()) for path in sources}
+    sources = _sources()
+    constants = _constants(sources)
+    trees = {path: ast.parse(text) for path, text in sources.items() if "emit" in text}
     # Helpers that pass one of their parameters (maybe inside an f-string) as txn.emit's type:
     # name -> (the parameter's index in a call, its name, the type expression), per module and,
     # for the shared emit_* helpers, by name alone.
