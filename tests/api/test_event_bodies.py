@@ -17,7 +17,8 @@ from typing import Any
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from npc.api.event_bodies import BODIES
+from npc.api.event_bodies import BODIES, event_message
+from npc.core.events import LoggedEvent
 from npc.flows.cancellations.handler import register_reporting_operator
 from npc.flows.registry.importer import import_ported
 from npc.v1 import (
@@ -653,3 +654,23 @@ async def test_every_streamed_event_carries_its_typed_body(app, operators, clock
     assert breach.compliance_recorded.severity != events_pb2.INFRACTION_SEVERITY_UNSPECIFIED
     report = next(e for e in events if e.type == "cancellations.report_received")
     assert (report.cancellations_report.records, report.cancellations_report.version) == (1, 1)
+
+
+def test_an_unreadable_payload_streams_without_a_body(caplog) -> None:
+    """A stored payload its converter cannot read leaves the body unset (and is logged) rather
+    than ending every stream at its position."""
+    now = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+    broken = LoggedEvent(
+        7, now, "portability", "portability.request.executed", None, "SP1", "clearinghouse",
+        (), True, {"state": "executed"}, bytes(32),
+    )  # fmt: skip
+    message = event_message(broken)
+    assert message.position == 7 and message.type == "portability.request.executed"
+    assert message.WhichOneof("body") is None
+    assert "event 7 (portability.request.executed)" in caplog.text
+    fine = LoggedEvent(
+        8, now, "registry", "registry.imported", None, None, "clearinghouse", (), True,
+        {"kind": "plan", "rows": 3}, bytes(32),
+    )  # fmt: skip
+    body = event_message(fine).registry_imported
+    assert (body.kind, body.rows) == (events_pb2.REGISTRY_IMPORT_KIND_PLAN, 3)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import grpc
 
@@ -13,6 +14,14 @@ from npc.core.errors import FieldViolation, InvalidArgument, OutOfRange, Permiss
 from npc.core.events import LoggedEvent
 from npc.core.fanout import EventHub
 from npc.v1 import events_pb2, events_pb2_grpc
+
+
+@dataclass
+class _Built:
+    """An event's message, and the same with its canonical content once someone asked."""
+
+    plain: events_pb2.Event
+    with_content: events_pb2.Event | None = None
 
 
 class EventServicer(events_pb2_grpc.EventServiceServicer):
@@ -26,24 +35,21 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
     def __init__(self, hub: EventHub) -> None:
         self.hub = hub
         self._flows_of: dict[str, set[str]] = {}
-        self._messages: OrderedDict[int, list[events_pb2.Event | None]] = OrderedDict()
+        self._messages: OrderedDict[int, _Built] = OrderedDict()
 
     def _message(self, event: LoggedEvent, with_content: bool = False) -> events_pb2.Event:
-        entry = self._messages.get(event.position)
-        if entry is None:
-            entry = self._messages[event.position] = [event_message(event), None]
+        built = self._messages.get(event.position)
+        if built is None:
+            built = self._messages[event.position] = _Built(event_message(event))
             if len(self._messages) > self.MESSAGE_CACHE:
                 self._messages.popitem(last=False)
-        plain = entry[0]
-        assert plain is not None
         if not with_content:
-            return plain
-        full = entry[1]
-        if full is None:
-            full = entry[1] = events_pb2.Event()
-            full.CopyFrom(plain)
-            full.canonical_content = canonical_content(event)
-        return full
+            return built.plain
+        if built.with_content is None:
+            built.with_content = events_pb2.Event()
+            built.with_content.CopyFrom(built.plain)
+            built.with_content.canonical_content = canonical_content(event)
+        return built.with_content
 
     def add_flow(self, flow: str, countries: set[str]) -> None:
         """Let the callers of `countries` receive the events of `flow`."""

@@ -9,6 +9,7 @@ with the same typed bodies as new ones. One module per flow, plus the core's fam
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC
 
 from google.protobuf import timestamp_pb2
@@ -28,6 +29,8 @@ from npc.api.event_bodies import (
 from npc.api.event_bodies._convert import Converter
 from npc.core.events import LoggedEvent
 from npc.v1 import events_pb2
+
+log = logging.getLogger(__name__)
 
 _MODULES = (
     portability,
@@ -79,7 +82,8 @@ def canonical_content(event: LoggedEvent) -> bytes:
 
 
 def event_message(event: LoggedEvent) -> events_pb2.Event:
-    """A logged event as its API message, its body typed; an unknown type streams without one."""
+    """A logged event as its API message, its body typed; an unknown type, or a payload its
+    converter cannot read, streams without one."""
     occurred = timestamp_pb2.Timestamp()
     occurred.FromDatetime(event.occurred_at)
     message = events_pb2.Event(
@@ -97,5 +101,10 @@ def event_message(event: LoggedEvent) -> events_pb2.Event:
     body = BODIES.get(event.type)
     if body is not None:
         field, convert = body
-        getattr(message, field).CopyFrom(convert(event.payload))
+        try:
+            getattr(message, field).CopyFrom(convert(event.payload))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            # A stored payload the converter cannot read must not end every operator's stream
+            # at this position: the event goes out without a body, and the log says which.
+            log.exception("event %d (%s): no body from its payload", event.position, event.type)
     return message
