@@ -286,7 +286,7 @@ class DonorUser(GrpcUser):
                     self.position = event.position
                     if event.type != "portability.request.sent_to_donor":
                         continue
-                    if event.payload.fields["donor"].string_value != self.operator:
+                    if event.port_request.port_request.donor != self.operator:
                         continue
                     delivered = time.time() - event.occurred_at.ToNanoseconds() / 1e9
                     report(

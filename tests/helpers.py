@@ -179,12 +179,20 @@ def field_violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
 
 
 async def collect(
-    client: OperatorClient, from_position: int, until: int, timeout: float = 5.0
+    client: OperatorClient,
+    from_position: int,
+    until: int,
+    timeout: float = 5.0,
+    *,
+    with_canonical_content: bool = False,
 ) -> list[events_pb2.Event]:
     """Events of `client`'s stream after `from_position` up to position `until` (inclusive)."""
     got: list[events_pb2.Event] = []
     call = client.events.Subscribe(
-        events_pb2.SubscribeRequest(from_position=from_position), metadata=client.metadata
+        events_pb2.SubscribeRequest(
+            from_position=from_position, with_canonical_content=with_canonical_content
+        ),
+        metadata=client.metadata,
     )
 
     async def read() -> None:

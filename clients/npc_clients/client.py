@@ -166,17 +166,26 @@ class OperatorClient:
             self.on_retry(name, request, error)
 
     async def subscribe(
-        self, from_position: int = 0, flows: list[str] | None = None
+        self,
+        from_position: int = 0,
+        flows: list[str] | None = None,
+        *,
+        with_canonical_content: bool = False,
     ) -> AsyncIterator[events_pb2.Event]:
         """Events addressed to this operator after `from_position`, then live. A stream the
         server ends or loses (UNAVAILABLE, CANCELLED) is resumed from the last event received,
-        with backoff, for up to `retry_for` seconds without an event."""
+        with backoff, for up to `retry_for` seconds without an event. `with_canonical_content`
+        asks for the bytes each hash covers, to verify the chain (`npc_clients.chain`)."""
         position = from_position
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self.retry_for
         delay = 0.05
         while True:
-            request = events_pb2.SubscribeRequest(from_position=position, flows=flows or [])
+            request = events_pb2.SubscribeRequest(
+                from_position=position,
+                flows=flows or [],
+                with_canonical_content=with_canonical_content,
+            )
             call = self.events.Subscribe(request, metadata=self._metadata)
             try:
                 async for event in call:

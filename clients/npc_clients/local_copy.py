@@ -30,7 +30,6 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 import grpc
-from google.protobuf import json_format
 
 from npc.v1 import events_pb2, registry_pb2
 from npc_clients.client import OperatorClient
@@ -354,23 +353,22 @@ class RegistryFollower:
 
     def _apply(self, event: events_pb2.Event) -> None:
         if event.type == NUMBERS_CHANGED:
-            payload = json_format.MessageToDict(event.payload)
-            changed_at = payload.get("changed_at")
-            since = _utc_iso(datetime.fromisoformat(changed_at)) if changed_at else ""
-            numbers = [n for move in payload.get("moves", []) for n in move.get("numbers", [])]
+            changed = event.numbers_changed
+            since = (
+                _utc_iso(changed.changed_at.ToDatetime(tzinfo=UTC))
+                if changed.HasField("changed_at")
+                else ""
+            )
+            numbers = [n for move in changed.moves for n in move.numbers]
             if self.registry.apply_changes(
-                event.position,
-                payload["to_operator"],
-                payload.get("routing_code") or "",
-                since,
-                numbers,
+                event.position, changed.to_operator, changed.routing_code, since, numbers
             ):
                 self.applied += 1
                 log.info(
                     "position %d: %d numbers to %s",
                     event.position,
                     len(numbers),
-                    payload["to_operator"],
+                    changed.to_operator,
                 )
         elif event.type == IMPORTED:
             stored = self.registry.position()

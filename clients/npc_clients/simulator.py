@@ -24,14 +24,13 @@ import logging
 import math
 import random
 import time as wall
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import grpc
-from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from npc.v1 import common_pb2, events_pb2
@@ -329,14 +328,11 @@ def _ts(instant: datetime) -> Timestamp:
     return stamp
 
 
-def _parse_instant(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
+def _instant(request: pb.PortRequest, name: str) -> datetime | None:
+    if not request.HasField(name):  # type: ignore[arg-type]  # one of its Timestamp fields
         return None
-    try:
-        instant = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+    stamp: Timestamp = getattr(request, name)
+    return stamp.ToDatetime(tzinfo=UTC)
 
 
 def _system_now() -> datetime:
@@ -523,41 +519,43 @@ class SimulatedOperator:
             delay = min(delay * 2, 5.0)
 
     def _dispatch(self, event: events_pb2.Event) -> None:
-        payload = json_format.MessageToDict(event.payload)
+        if event.WhichOneof("body") != "port_request":
+            return
+        request = event.port_request.port_request
         kind = event.type.removeprefix("portability.request.")
         case_id = event.case_id
         me = self.operator
-        donor, recipient = payload.get("donor"), payload.get("recipient")
+        donor, recipient = request.donor, request.recipient
         if kind == "sent_to_donor" and donor == me:
             self._spawn(self._answer(case_id), f"answer-{case_id}")
         elif kind == "executed" and donor == me:
             self._spawn(self._disable(case_id), f"disable-{case_id}")
         if recipient != me or kind not in _RECIPIENT_EVENTS:
             return
-        self._spawn(self._as_recipient(kind, case_id, payload), f"{kind}-{case_id}")
+        self._spawn(self._as_recipient(kind, case_id, request), f"{kind}-{case_id}")
 
-    async def _own_case(self, case_id: str, payload: Mapping[str, Any]) -> _Case | None:
+    async def _own_case(self, case_id: str, request: pb.PortRequest) -> _Case | None:
         """The case if it is one of this run's own requests (its filing may still be answering)."""
         case = self.cases.get(case_id)
         if case is not None:
             return case
-        for block in payload.get("numbers") or ():
-            pending = self._filing.get(str(block.get("first", "")))
+        for block in request.numbers:
+            pending = self._filing.get(block.first)
             if pending is not None and await asyncio.shield(pending) == case_id:
                 return self.cases.get(case_id)
         return None
 
-    async def _as_recipient(self, kind: str, case_id: str, payload: Mapping[str, Any]) -> None:
-        case = await self._own_case(case_id, payload)
+    async def _as_recipient(self, kind: str, case_id: str, request: pb.PortRequest) -> None:
+        case = await self._own_case(case_id, request)
         if case is None:
             return  # a request of an earlier run, or already closed here
         if kind == "admissible":
             self.stats.admissible += 1
-            limit = _parse_instant(payload.get("execution_limit"))
+            limit = _instant(request, "execution_limit")
             if limit is not None:
                 case.execution_limit = limit
             await self._schedule(case)
-        elif kind == "objected" and payload.get("state") == "objected_debt":
+        elif kind == "objected" and request.state == pb.PORT_REQUEST_STATE_OBJECTED_DEBT:
             await self._debt_objection(case)
         elif kind == "executed":
             self.stats.executed += 1

@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import hashlib
+import itertools
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +18,18 @@ import pytest
 
 from npc.v1 import events_pb2
 from npc.v1 import portability_pb2 as pb
-from tests.helpers import advance, block, field_violations, head, port_request, rid, settle, ts
+from npc_clients.chain import follows
+from tests.helpers import (
+    advance,
+    block,
+    collect,
+    field_violations,
+    head,
+    port_request,
+    rid,
+    settle,
+    ts,
+)
 
 OPERATORS = ("claro", "movistar", "entel", "bitel")
 
@@ -194,7 +208,7 @@ async def test_each_operator_receives_exactly_its_slice_of_the_log(app, operator
     assert {"ANS", "ESC", "SPR", "RABDCP", "ANCP", "ECPC", "PEP"} <= codes
 
 
-async def test_stream_payload_matches_the_log(app, operators, clock):
+async def test_stream_bodies_match_the_log(app, operators, clock):
     await traffic(app, operators, clock, 1)
     got, _ = await read_all(app, operators["claro"], "claro")
     async with app.core.db.pool.acquire() as conn:
@@ -205,11 +219,51 @@ async def test_stream_payload_matches_the_log(app, operators, clock):
     assert [e.type for e in got if e.flow != "portability"] == ["registry.imported"]
     for event in got:
         stored = payloads[event.position]
-        assert event.payload == stored
+        assert not event.canonical_content  # only on request
         if event.flow != "portability":
+            assert event.registry_imported.kind == events_pb2.REGISTRY_IMPORT_KIND_SEED
+            assert event.registry_imported.rows == stored["rows"]
             continue
-        assert event.payload["state"] == stored["state"]
-        assert event.case_id in (stored.get("port_request_id"), stored.get("consultation_id"))
+        if event.WhichOneof("body") == "port_request":
+            case = event.port_request.port_request
+            states: Any = pb.PortRequestState
+        else:
+            case = event.prior_consultation
+            states = pb.PriorConsultationState
+        assert event.case_id == case.id
+        assert states.Name(case.state).lower().endswith(stored["state"])
+        assert case.number_count == stored["number_count"]
+        assert [b.first for b in case.numbers] == [b["first"] for b in stored["numbers"]]
+
+
+async def test_canonical_content_is_what_the_hash_covers(app, operators, clock):
+    await traffic(app, operators, clock, 1)
+    async with app.core.db.pool.acquire() as conn:
+        rows = {
+            r["position"]: r for r in await conn.fetch("SELECT position, payload, hash FROM events")
+        }
+    got: list[events_pb2.Event] = []
+    # The SDK's subscribe asks for the content as the regulator's verifier would.
+    events = operators["osiptel"].subscribe(0, with_canonical_content=True)
+    async for event in events:
+        got.append(event)
+        if event.position >= head(app):
+            break
+    await events.aclose()
+    assert [e.position for e in got] == list(range(1, head(app) + 1))
+    previous = bytes(32)
+    for event in got:
+        content = event.canonical_content
+        assert hashlib.sha256(previous + content).digest() == event.hash
+        assert json.loads(content)[9] == rows[event.position]["payload"]
+        assert event.WhichOneof("body") is not None
+        previous = event.hash
+    assert all(follows(a, b) for a, b in itertools.pairwise(got))
+    # A plain subscriber of the same (cached) positions still gets them without the content.
+    plain = await collect(operators["osiptel"], 0, head(app))
+    assert [e.position for e in plain] == [e.position for e in got]
+    assert not any(e.canonical_content for e in plain)
+    assert [e.port_request for e in plain] == [e.port_request for e in got]
 
 
 async def test_reconnecting_from_the_last_position_misses_nothing_and_repeats_nothing(

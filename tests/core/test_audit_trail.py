@@ -14,7 +14,6 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from google.protobuf import json_format
 
 from npc.cli import main
 from npc.core.anchor import (
@@ -29,7 +28,7 @@ from npc.core.events import chain_hash
 from npc.core.verify import verify_log
 from npc.v1 import events_pb2
 from npc_clients import OperatorClient
-from npc_clients.chain import follows
+from npc_clients.chain import follows, stored_payload
 from tests.helpers import advance, block, collect, port_end_to_end, port_request, running, settle
 
 _DISABLE = "ALTER TABLE {} DISABLE TRIGGER USER"
@@ -258,7 +257,8 @@ async def test_a_server_as_the_application_role_streams_chained_hashes_and_ancho
                 await asyncio.sleep(0.1)
             await settle(app)
             head = app.core.hub.head
-            events = await collect(clients["osiptel"], 0, head)
+            events = await collect(clients["osiptel"], 0, head, with_canonical_content=True)
+            plain = await collect(clients["osiptel"], 0, head)
         finally:
             for client in clients.values():
                 await client.close()
@@ -271,11 +271,26 @@ async def test_a_server_as_the_application_role_streams_chained_hashes_and_ancho
         forged.CopyFrom(pairs[-1][1])
         forged.sender = "entel"
         assert not follows(pairs[-1][0], forged)  # a changed field breaks the link
+        forged.CopyFrom(pairs[-1][1])
+        forged.canonical_content = forged.canonical_content.replace(b'"', b" ", 1)
+        assert not follows(pairs[-1][0], forged)  # and so do changed content bytes
+        # Without asking, the stream leaves the content out, and the chain cannot be checked.
+        assert [e.position for e in plain] == [e.position for e in events]
+        assert not any(e.canonical_content for e in plain)
+        with pytest.raises(ValueError, match="with_canonical_content"):
+            follows(plain[0], plain[1])
 
         anchored = [e for e in events if e.type == ANCHORED]
         assert anchored and anchored[0].broadcast
-        payload = json_format.MessageToDict(anchored[0].payload)
-        anchor = Anchor.from_json({**payload, "position": int(payload["position"])})
+        body = anchored[0].audit_anchor
+        anchor = Anchor(
+            body.position,
+            body.hash,
+            body.instant.ToDatetime(tzinfo=UTC),
+            body.public_key,
+            body.signature,
+        )
+        assert Anchor.from_json(stored_payload(anchored[0])) == anchor
         anchor.check_signature()
         assert anchor.hash == next(e.hash for e in events if e.position == anchor.position)
         assert (await verify_log(app.core.db, anchor=anchor)).intact

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import grpc
-from google.protobuf import struct_pb2, timestamp_pb2
 
+from npc.api.event_bodies import canonical_content, event_message
 from npc.api.identity import current_caller
 from npc.core.errors import FieldViolation, InvalidArgument, OutOfRange, PermissionDenied
 from npc.core.events import LoggedEvent
@@ -15,46 +16,40 @@ from npc.core.fanout import EventHub
 from npc.v1 import events_pb2, events_pb2_grpc
 
 
-def event_message(event: LoggedEvent) -> events_pb2.Event:
-    """A logged event as its API message."""
-    occurred = timestamp_pb2.Timestamp()
-    occurred.FromDatetime(event.occurred_at)
-    payload = struct_pb2.Struct()
-    payload.update(event.payload)
-    return events_pb2.Event(
-        position=event.position,
-        occurred_at=occurred,
-        flow=event.flow,
-        type=event.type,
-        code=event.code or "",
-        case_id=event.case_id or "",
-        sender=event.sender,
-        broadcast=event.broadcast,
-        audience=list(event.audience),
-        payload=payload,
-        hash=event.hash or b"",
-    )
+@dataclass
+class _Built:
+    """An event's message, and the same with its canonical content once someone asked."""
+
+    plain: events_pb2.Event
+    with_content: events_pb2.Event | None = None
 
 
 class EventServicer(events_pb2_grpc.EventServiceServicer):
     """Subscribe from a position; the regulator receives every event of its country's flows."""
 
     # Recent events as messages, by position: a broadcast goes to every operator's stream, and
-    # building the message (payload Struct, timestamp) costs more than sending it.
+    # building the message (typed body, timestamps) costs more than sending it. Each entry keeps
+    # the message without canonical content and, once a subscriber asked for it, the one with.
     MESSAGE_CACHE = 4096
 
     def __init__(self, hub: EventHub) -> None:
         self.hub = hub
         self._flows_of: dict[str, set[str]] = {}
-        self._messages: OrderedDict[int, events_pb2.Event] = OrderedDict()
+        self._messages: OrderedDict[int, _Built] = OrderedDict()
 
-    def _message(self, event: LoggedEvent) -> events_pb2.Event:
-        message = self._messages.get(event.position)
-        if message is None:
-            message = self._messages[event.position] = event_message(event)
+    def _message(self, event: LoggedEvent, with_content: bool = False) -> events_pb2.Event:
+        built = self._messages.get(event.position)
+        if built is None:
+            built = self._messages[event.position] = _Built(event_message(event))
             if len(self._messages) > self.MESSAGE_CACHE:
                 self._messages.popitem(last=False)
-        return message
+        if not with_content:
+            return built.plain
+        if built.with_content is None:
+            built.with_content = events_pb2.Event()
+            built.with_content.CopyFrom(built.plain)
+            built.with_content.canonical_content = canonical_content(event)
+        return built.with_content
 
     def add_flow(self, flow: str, countries: set[str]) -> None:
         """Let the callers of `countries` receive the events of `flow`."""
@@ -89,7 +84,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         async for event in self.hub.subscribe(
             operator, request.from_position, list(request.flows), sorted(foreign)
         ):
-            yield self._message(event)
+            yield self._message(event, request.with_canonical_content)
 
     async def GetStreamHead(  # noqa: N802
         self, request: events_pb2.GetStreamHeadRequest, context: grpc.aio.ServicerContext

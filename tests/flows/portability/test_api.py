@@ -440,9 +440,9 @@ async def test_objection_rejects_the_request(app, operators, clock, reason):
         events = await stream_of(app, operators, party, from_position)
         rabdcp = [e for e in events if e.code == "RABDCP" and e.case_id == filed.id]
         assert len(rabdcp) == 1, [(e.type, e.code) for e in events]
-        payload = rabdcp[0].payload
-        assert payload["state"] == "rejected"
-        assert payload["objection"]["code"] == (OBJECTION_CODES[reason] or None)
+        body = rabdcp[0].port_request.port_request
+        assert body.state == pb.PORT_REQUEST_STATE_REJECTED
+        assert body.objection.code == OBJECTION_CODES[reason]
     for outsider in ("entel", "bitel"):
         assert not [
             e
@@ -518,7 +518,7 @@ async def test_complete_debt_objection_waits_for_proof_of_payment(app, operators
     assert not objected.HasField("closed_at")
     occ = [e for e in await stream_of(app, operators, "claro", from_position) if e.code == "OCC"]
     assert len(occ) == 1 and occ[0].case_id == filed.id
-    assert occ[0].payload["objection"]["debt"]["amount"] == "120.50"
+    assert occ[0].port_request.port_request.objection.debt.owed.amount == "120.50"
 
     # The number stays blocked while the objection is open.
     await rejected(
@@ -567,7 +567,8 @@ async def test_prior_consultation_objected_is_rejected(app, operators, clock):
     assert answer.objection.code == "REC01PRT07"
     events = await stream_of(app, operators, "claro", mark)
     assert [(e.code, e.case_id) for e in events] == [("CPRABD", consultation.id)]
-    assert events[0].payload["objection"]["code"] == "REC01PRT07"
+    assert events[0].prior_consultation.objection.code == "REC01PRT07"
+    assert events[0].prior_consultation.state == pb.PRIOR_CONSULTATION_STATE_REJECTED
     # A rejected consultation cannot back a port request.
     error = await rejected(
         file(operators, clock, ["940000001"], prior_consultation_id=consultation.id),
@@ -1193,17 +1194,17 @@ async def test_range_of_fifty_numbers_ports_end_to_end(app, operators, clock):
             "registry.numbers_changed",
             "portability.request.executed",
         ], operator
-        changed = broadcasts[1].payload
-        assert changed["to_operator"] == "claro"
-        assert [m["from_operator"] for m in changed["moves"]] == ["movistar"]
-        assert len(changed["moves"][0]["numbers"]) == 50
-        executed = broadcasts[-1]
-        assert executed.payload["number_count"] == 50
-        assert executed.payload["recipient"] == "claro"
-        assert executed.payload["routing_code"] == "21"
+        changed = broadcasts[1].numbers_changed
+        assert changed.to_operator == "claro"
+        assert [m.from_operator for m in changed.moves] == ["movistar"]
+        assert len(changed.moves[0].numbers) == 50
+        executed = broadcasts[-1].port_request
+        assert executed.port_request.number_count == 50
+        assert executed.port_request.recipient == "claro"
+        assert executed.routing_code == "21"
         # A broadcast carries no subscriber data.
-        assert "subscriber" not in executed.payload
-        assert "objection" not in executed.payload
+        assert not executed.port_request.HasField("subscriber")
+        assert not executed.port_request.HasField("objection")
 
 
 # ------------------------------------------------------------------------------- pagination

@@ -153,7 +153,7 @@ async def _compliance_event(client, case_id: str, rule: str, timeout: float = 5.
             if (
                 event.type == "compliance.recorded"
                 and event.case_id == case_id
-                and event.payload["rule"] == rule
+                and event.compliance_recorded.rule == rule
             ):
                 return True
         return False
@@ -229,7 +229,7 @@ async def test_donor_silent_on_a_port_request_counts_as_no_objection(app, operat
 
     spr = await _event(claro, code="SPR", case_id=filed.id)
     assert spr is not None, "the recipient never received SPR"
-    assert spr.payload["state"] == "admissible"
+    assert spr.port_request.port_request.state == pb.PORT_REQUEST_STATE_ADMISSIBLE
     assert await _event(movistar, code="SPR", case_id=filed.id) is not None
     assert await _compliance_event(movistar, filed.id, "request_donor_answer")
 
@@ -395,8 +395,9 @@ async def test_mobile_schedule_at_2159_is_accepted_and_broadcast(app, operators,
     pep = await _event(entel, code="PEP", case_id=request.id)
     assert pep is not None, "a third operator never received the PEP broadcast"
     assert pep.broadcast
-    assert pep.payload["scheduled_at"] == lima(2026, 11, 24, 2, 0).isoformat()
-    assert "subscriber" not in pep.payload
+    assert when(pep.port_request.port_request.scheduled_at) == lima(2026, 11, 24, 2, 0)
+    assert not pep.port_request.port_request.HasField("subscriber")
+    assert not pep.port_request.port_request.HasField("execution_limit")
 
     # The 22:00 limit passes harmlessly once scheduled.
     await advance_to(app, clock, lima(2026, 11, 23, 22, 1))
@@ -494,7 +495,7 @@ async def test_schedule_beyond_the_execution_limit_is_refused_with_flep(app, ope
 
     flep = await _event(claro, code="FLEP", case_id=request.id)
     assert flep is not None, "the recipient never received FLEP"
-    assert flep.payload["requested_at"] == beyond.isoformat()
+    assert when(flep.port_request.requested_at) == beyond
     after = await _get(operators, request.id)
     assert after.state == pb.PORT_REQUEST_STATE_ADMISSIBLE
     assert not after.HasField("scheduled_at")
@@ -728,7 +729,8 @@ async def test_confirmations_in_time_complete_the_port_without_records(app, oper
     assert (await _get(operators, request.id)).state == pb.PORT_REQUEST_STATE_COMPLETED
     assert await _records(app, request.id) == []
     completed = await _event(claro, type_="portability.request.completed", case_id=request.id)
-    assert completed is not None and completed.payload["state"] == "completed"
+    assert completed is not None
+    assert completed.port_request.port_request.state == pb.PORT_REQUEST_STATE_COMPLETED
 
 
 # ----------------------------------------------------------------------------- debt objections
@@ -791,8 +793,7 @@ async def test_debt_paid_after_the_objection_lifts_it(app, operators, clock):
 
     apdc = await _event(movistar, code="APDC", case_id=request.id)
     assert apdc is not None, "the donor never received APDC"
-    payload: Any = apdc.payload
-    assert payload["debt_proof"]["receipt_number"] == "R-77/2026"
+    assert apdc.port_request.debt_proof.receipt_number == "R-77/2026"
     assert await _event(operators["claro"], code="SPR", case_id=request.id) is not None
 
     # The debt-proof timer does not reject it later.

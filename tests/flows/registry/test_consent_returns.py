@@ -9,6 +9,7 @@ import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from npc.v1 import events_pb2
 from npc.v1 import registry_pb2 as pb
 from tests.helpers import (
     advance,
@@ -95,7 +96,7 @@ async def test_return_in_time_moves_the_numbers_back_and_everyone_is_told(
         e for e in await collect(entel, start, head(app)) if e.type == "registry.numbers_changed"
     ]
     assert len(changes) == 1
-    assert changes[0].payload["reason"] == "return"
+    assert changes[0].numbers_changed.reason == events_pb2.NUMBERS_CHANGE_REASON_RETURN
     await _confirm(claro, asked.id, pb.RETURN_STEP_RECIPIENT_DISABLED)
     done = await _confirm(movistar, asked.id, pb.RETURN_STEP_DONOR_ENABLED)
     assert done.state == pb.RETURN_STATE_COMPLETED

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
 
 import grpc
 import pytest
@@ -114,10 +113,10 @@ async def test_lookups_need_an_identified_caller(app):
 
 def _apply(copy: dict[str, str], event: events_pb2.Event) -> None:
     """What a local copy does with a registry change: who serves each number now."""
-    payload: Any = event.payload
-    for move in payload["moves"]:
-        for number in move["numbers"]:
-            copy[number] = payload["to_operator"]
+    changed = event.numbers_changed
+    for move in changed.moves:
+        for number in move.numbers:
+            copy[number] = changed.to_operator
 
 
 async def test_snapshot_plus_stream_is_exact_while_ports_execute(app, operators, clock):

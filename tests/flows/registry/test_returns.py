@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import grpc
 import pytest
 
-from npc.v1 import registry_pb2
+from npc.v1 import events_pb2, registry_pb2
 from tests.helpers import block, collect, head, port_end_to_end, port_request, rid, settle
 
 
@@ -35,10 +33,10 @@ async def test_disconnected_number_goes_home_and_every_operator_is_told(app, ope
         events = await collect(client, start, head(app))
         changes = [e for e in events if e.type == "registry.numbers_changed"]
         assert len(changes) == 1, client.operator
-        payload: Any = changes[0].payload
-        assert payload["to_operator"] == "movistar"
-        assert payload["reason"] == "disconnection"
-        assert [list(m["numbers"]) for m in payload["moves"]] == [["940000001"]]
+        changed = changes[0].numbers_changed
+        assert changed.to_operator == "movistar"
+        assert changed.reason == events_pb2.NUMBERS_CHANGE_REASON_DISCONNECTION
+        assert [list(m.numbers) for m in changed.moves] == [["940000001"]]
     assert await _count(app, "SELECT count(*) FROM ported_numbers WHERE number = '940000001'") == 0
     assert (
         await _count(app, "SELECT serving_operator FROM ported_numbers WHERE number = '940000002'")
