@@ -183,6 +183,7 @@ def emitted_types() -> tuple[set[str], list[str]]:
     # for the shared emit_* helpers, by name alone.
     local: dict[tuple[Path, str], tuple[int, str, ast.AST]] = {}
     shared: dict[str, tuple[int, str, ast.AST]] = {}
+    package: dict[tuple[Path, str], tuple[int, str, ast.AST]] = {}
     for path, tree in trees.items():
         for function in _functions(tree):
             params = [a.arg for a in function.args.args if a.arg not in ("self", "txn")]
@@ -195,6 +196,8 @@ def emitted_types() -> tuple[set[str], list[str]]:
                     if param in used:
                         entry: tuple[int, str, ast.AST] = (index + 1, param, kind)  # after txn
                         local[(path, function.name)] = entry
+                        # A flow's sub-process modules call the helpers of its base module.
+                        package[(path.parent, function.name)] = entry
                         if function.name.startswith("emit_"):
                             shared[function.name] = entry
     found: set[str] = set()
@@ -210,7 +213,9 @@ def emitted_types() -> tuple[set[str], list[str]]:
                 name = _emitter(call)
                 if name is None:
                     continue
-                helper = local.get((path, name)) or shared.get(name)
+                helper = (
+                    local.get((path, name)) or package.get((path.parent, name)) or shared.get(name)
+                )
                 values: set[str] | None
                 if name == "emit":
                     values = resolver.values(call.args[1])

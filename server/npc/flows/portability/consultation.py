@@ -3,6 +3,8 @@ the donor answers within its term, and its silence counts as no objection."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from asyncpg import Record
 
 from npc.core.deadlines import Deadline
@@ -149,16 +151,16 @@ class PriorConsultations(PortabilityBase):
             sender=caller.operator,
             payload=payload,
         )
-        outcome, code = ("admissible", "CPPR") if accept else ("rejected", "CPRABD")
-        txn.emit(
-            FLOW,
-            f"portability.consultation.{outcome}",
-            code=code,
-            case_id=row["id"],
-            sender=CLEARINGHOUSE,
-            audience=(row["recipient"],),
-            payload=payload,
-        )
+        decided: dict[str, Any] = {
+            "case_id": row["id"],
+            "sender": CLEARINGHOUSE,
+            "audience": (row["recipient"],),
+            "payload": payload,
+        }
+        if accept:
+            txn.emit(FLOW, "portability.consultation.admissible", code="CPPR", **decided)
+        else:
+            txn.emit(FLOW, "portability.consultation.rejected", code="CPRABD", **decided)
 
     async def _consultation_silence(self, txn: Txn, row: Record) -> Record:
         row = await store.CONSULTATIONS.update(

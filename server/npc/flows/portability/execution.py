@@ -152,7 +152,10 @@ class Execution(PortabilityBase):
                 },
             )
         counterpart = row["recipient"] if step.role == "donor" else row["donor"]
-        self._emit(txn, step.event, None, row, sender=caller.operator, to=(counterpart,))
+        # Named here, not read from the step, so the event types stay visible where they are
+        # emitted (tests/api/test_event_bodies.py reads them from the source).
+        done = "donor_disabled" if step.role == "donor" else "recipient_enabled"
+        self._emit(txn, done, None, row, sender=caller.operator, to=(counterpart,))
         if row["state"] == State.COMPLETED:
             self._emit(txn, "completed", None, row, to=(row["recipient"], row["donor"]))
             self._count_outcome(txn, "completed")

@@ -307,9 +307,10 @@ class ConsentReturns:
             changes["state"] = State.COMPLETED
         row = await RETURNS.update(txn, row["id"], changes)
         txn.cancel_deadlines(FLOW, row["id"], kind)
+        confirmed = "recipient_confirmed" if role == "recipient" else "donor_confirmed"
         emit_return(
             txn,
-            f"{role}_confirmed",
+            confirmed,
             row,
             caller.operator,
             to=(row["donor"] if role == "recipient" else row["recipient"],),
