@@ -8,6 +8,7 @@ data under `var/prometheus`, prints the URLs and stops it cleanly on SIGINT/SIGT
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -19,8 +20,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import FrameType
-
-import yaml
 
 from npc.cli.common import Subcommands, log, port
 from npc.cli.record import check_port_free, read_record, record_path, scrape_address
@@ -107,8 +106,10 @@ def cmd_ops_up(args: argparse.Namespace) -> int:
     (home / "data").mkdir(parents=True, exist_ok=True)
     config = home / "prometheus.yml"
     config.write_text(
-        "# Written by `npc ops up` from serve.json; rewritten at each start.\n"
-        + yaml.safe_dump(prometheus_config(record.metrics, rules, args.interval), sort_keys=False)
+        "# Written by `npc ops up` from serve.json; rewritten at each start. JSON is YAML: no\n"
+        "# YAML library needed at run time.\n"
+        + json.dumps(prometheus_config(record.metrics, rules, args.interval), indent=2)
+        + "\n"
     )
     address = scrape_address(args.host, args.port)
     with (home / "prometheus.log").open("ab") as output:
