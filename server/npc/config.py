@@ -229,6 +229,8 @@ class Settings:
     anchor_key: str | None = None
     anchor_interval: float = 300.0
     connections: ConnectionSettings = field(default_factory=ConnectionSettings)
+    # Seconds of silence after which a session stream gets a heartbeat.
+    session_heartbeat: float = 15.0
 
     @property
     def mutual_tls(self) -> bool:
@@ -269,4 +271,5 @@ class Settings:
             anchor_key=env.get("NPC_ANCHOR_KEY") or None,
             anchor_interval=float(env.get("NPC_ANCHOR_INTERVAL", "300")),
             connections=ConnectionSettings.from_env(),
+            session_heartbeat=float(env.get("NPC_SESSION_HEARTBEAT_SECONDS", "15")),
         )
