@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
+from google.rpc import code_pb2, error_details_pb2
 
 from npc.api import session as session_module
 from npc.api.events import EventServicer
@@ -321,3 +321,38 @@ async def test_an_idle_session_gets_heartbeats(settings, clock):
         assert beat.HasField("heartbeat") and not beat.results and not beat.events
         assert beat.heartbeat.head_position == head(app)
     assert beats[1].heartbeat.sent_at.ToNanoseconds() > beats[0].heartbeat.sent_at.ToNanoseconds()
+
+
+async def test_a_draining_server_answers_the_commands_it_read_then_ends_the_session(
+    app, operators, clock
+):
+    claro = operators["claro"]
+    start = head(app)
+    call = session_pb2_grpc.SessionServiceStub(claro.channel).Session(metadata=claro.metadata)
+    subscribe = events_pb2.SubscribeRequest(from_position=start)
+    await call.write(session_pb2.SessionRequest(subscribe=subscribe))
+    requests = [port_request(clock, numbers=[block(f"9400008{i:02d}")]) for i in range(6)]
+    for request in requests:
+        command = session_pb2.SessionCommand(submit_port_request=request)
+        await call.write(session_pb2.SessionRequest(command=command))
+    received: list[session_pb2.SessionResponse] = [await asyncio.wait_for(call.read(), 10)]
+    drained = asyncio.create_task(app.grpc.drain.start(5))
+    with pytest.raises(grpc.aio.AioRpcError) as ended:
+        while True:
+            response = await asyncio.wait_for(call.read(), 10)
+            assert response is not grpc.aio.EOF
+            received.append(response)
+    assert await drained
+    assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
+    results = {r.request_id: r for response in received for r in response.results}
+    # Every command read is answered: run to the end, or refused before it ran (sent again later).
+    assert set(results) == {r.request_id for r in requests}
+    done = [r for r in results.values() if r.HasField("port_request")]
+    assert all(r.error.code == code_pb2.UNAVAILABLE for r in results.values() if r not in done)
+    async with app.core.db.pool.acquire() as conn:
+        count = await conn.fetchval("SELECT count(*) FROM port_requests WHERE recipient = 'claro'")
+    assert count == len(done) > 0
+    # It ends with where to subscribe again: after the last event it sent.
+    positions = [e.position for response in received for e in response.events]
+    trailers = dict(ended.value.trailing_metadata() or ())
+    assert int(trailers["npc-resume-position"]) == (positions[-1] if positions else start)
