@@ -66,22 +66,23 @@ def _broken(error: grpc.aio.AioRpcError) -> bool:
     )
 
 
-class CommandError(Exception):
-    """A command refused: the google.rpc.Status the unary RPC would have ended with."""
+class CommandError(grpc.aio.AioRpcError):
+    """A command refused: the google.rpc.Status the unary RPC would have ended with.
+
+    It is the `grpc.aio.AioRpcError` the unary call would have raised (`code()`, `details()`,
+    the status in the trailers as `grpc-status-details-bin`), so code handling the unary
+    RPC's errors handles it unchanged."""
 
     def __init__(self, method: str, request_id: str, status: status_pb2.Status) -> None:
-        super().__init__(f"{method} {request_id}: {_CODES.get(status.code)}: {status.message}")
+        super().__init__(
+            _CODES.get(status.code, grpc.StatusCode.UNKNOWN),
+            grpc.aio.Metadata(),
+            grpc.aio.Metadata(("grpc-status-details-bin", status.SerializeToString())),
+            details=status.message,
+        )
         self.method = method
         self.request_id = request_id
         self.status = status
-
-    def code(self) -> grpc.StatusCode:
-        """The status code, as `grpc.aio.AioRpcError.code()`."""
-        return _CODES.get(self.status.code, grpc.StatusCode.UNKNOWN)
-
-    def details(self) -> str:
-        """The status message, as `grpc.aio.AioRpcError.details()`."""
-        return self.status.message
 
     def detail(self, kind: type[D]) -> D | None:
         """The first detail of type `kind` (ErrorInfo, BadRequest...), if any."""
@@ -119,10 +120,12 @@ class Session:
         flows: list[str] | None = None,
         from_position: int | None = None,
         retry_for: float | None = None,
+        channel: grpc.aio.Channel | None = None,
     ) -> None:
         """Subscribe to the events after the position `store` holds, or after `from_position`
         (neither: no events); `flows` filters them as EventService.Subscribe does. The stream is
-        reconnected for up to `retry_for` seconds (the client's by default) without an answer."""
+        reconnected for up to `retry_for` seconds (the client's by default) without an answer,
+        on `channel` (the client's by default)."""
         self.client = client
         self.store = store
         self.flows = flows or []
@@ -130,7 +133,7 @@ class Session:
         self.position = store.load() if store is not None else (from_position or 0)
         self.retry_for = client.retry_for if retry_for is None else retry_for
         self.reconnects = 0
-        self._stub = session_pb2_grpc.SessionServiceStub(client.channel)
+        self._stub = session_pb2_grpc.SessionServiceStub(channel or client.channel)
         self._pending: dict[str, _Pending] = {}
         self._order = itertools.count()
         self._queue: asyncio.Queue[session_pb2.SessionRequest] | None = None
