@@ -140,6 +140,7 @@ class Session:
         self._events: asyncio.Queue[events_pb2.Event | BaseException] = asyncio.Queue()
         self._runner: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
+        self._answered = False  # anything came on the current call
 
     async def __aenter__(self) -> Session:
         self._runner = asyncio.create_task(self._run(), name="npc-session")
@@ -223,11 +224,14 @@ class Session:
         try:
             while True:
                 call = self._stub.Session(metadata=self.client.metadata)
+                self._answered = False
                 try:
-                    if await self._serve(call):
-                        give_up, delay = loop.time() + self.retry_for, 0.05
-                    await asyncio.sleep(delay * (0.5 + random.random()))
+                    await self._serve(call)
+                    await asyncio.sleep(0.05)
                 except grpc.aio.AioRpcError as error:
+                    if self._answered:
+                        # The stream worked before it broke: a new one is worth trying at once.
+                        give_up, delay = loop.time() + self.retry_for, 0.05
                     pause = delay * (0.5 + random.random())
                     if not _broken(error) or loop.time() + pause > give_up:
                         raise
@@ -246,8 +250,8 @@ class Session:
         except Exception as exc:
             self._end(exc)
 
-    async def _serve(self, call: Any) -> bool:
-        """Run one call until it ends; True when anything was answered on it."""
+    async def _serve(self, call: Any) -> None:
+        """Run one call until it ends (`_answered` once anything came on it)."""
         queue: asyncio.Queue[session_pb2.SessionRequest] = asyncio.Queue()
         if self.subscribed:
             subscribe = events_pb2.SubscribeRequest(from_position=self.position, flows=self.flows)
@@ -257,14 +261,13 @@ class Session:
             queue.put_nowait(pending.message)
         self._queue = queue
         writer = asyncio.create_task(self._write(call, queue))
-        answered = False
         try:
             while True:
                 response = await call.read()
                 if response is grpc.aio.EOF:
                     # The server ended the call without an error: nothing is lost, carry on.
-                    return answered
-                answered = True
+                    return
+                self._answered = True
                 for result in response.results:
                     self._resolve(result)
                 for event in response.events:
