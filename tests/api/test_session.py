@@ -356,3 +356,13 @@ async def test_a_draining_server_answers_the_commands_it_read_then_ends_the_sess
     positions = [e.position for response in received for e in response.events]
     trailers = dict(ended.value.trailing_metadata() or ())
     assert int(trailers["npc-resume-position"]) == (positions[-1] if positions else start)
+
+
+async def test_a_session_is_refused_without_an_identity(app):
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
+        call = session_pb2_grpc.SessionServiceStub(channel).Session(
+            metadata=(("authorization", "Bearer not-a-registered-token"),)
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await asyncio.wait_for(call.read(), 10)
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
