@@ -193,7 +193,8 @@ class Session:
                 self._pending.pop(request_id, None)
 
     async def events(self) -> AsyncIterator[events_pb2.Event]:
-        """The subscribed events in position order, each once, across reconnects."""
+        """The subscribed events in position order, each once, across reconnects. They are
+        kept until read: a session subscribed must be read."""
         while True:
             item = await self._events.get()
             if isinstance(item, BaseException):

@@ -20,7 +20,7 @@ from npc.api.session import dispatch_table
 from npc.core.flow import GrpcService
 from npc.v1 import events_pb2, events_pb2_grpc, pqr_pb2, session_pb2, session_pb2_grpc
 from npc.v1 import portability_pb2 as pb
-from npc_clients import CommandError, OperatorClient, Session
+from npc_clients import CommandError, FilePositionStore, OperatorClient, Session
 from tests.helpers import (
     advance,
     advance_to,
@@ -130,9 +130,11 @@ def test_dispatch_table_covers_every_command_rpc_and_refuses_a_gap(handlers, mon
     assert dispatch_table([events, *services]).keys() == routes.keys()
 
 
-async def test_a_whole_port_pipelined_over_sessions(app, operators, clock):
+async def test_a_whole_port_pipelined_over_sessions(app, operators, clock, tmp_path):
     start = head(app)
-    claro_session = operators["claro"].session(from_position=start)
+    store = FilePositionStore(tmp_path / "claro.position")
+    store.save(start)  # claro's system processed everything before
+    claro_session = operators["claro"].session(store=store)
     movistar_session = operators["movistar"].session(from_position=start)
     async with claro_session as claro, movistar_session as movistar:
         cases = await admissible_cases(app, clock, claro, movistar, 940000301, 4)
@@ -156,6 +158,8 @@ async def test_a_whole_port_pipelined_over_sessions(app, operators, clock):
             assert positions == sorted(set(positions))
             assert got == await collect(operators[session.client.operator], start, positions[-1])
             assert told(f"portability.request.{first}", cases)(got)
+            session.processed(got[-1])
+        assert store.load() == got[-1].position > start  # the last of claro's, processed
 
 
 async def test_pipelined_results_are_matched_to_their_request_ids_errors_included(
