@@ -61,6 +61,9 @@ def generate(proto_dir: Path, out_dir: Path, *, force: bool = False, quiet: bool
     proto_dir = proto_dir.resolve()
     out_dir = out_dir.resolve()
     protos = sorted(proto_dir.rglob("*.proto")) if proto_dir.is_dir() else []
+    # proto/google/ holds copies of Google's protos for buf; their Python code is
+    # googleapis-common-protos', so they are only an import path here.
+    protos = [p for p in protos if p.relative_to(proto_dir).parts[0] != "google"]
     if not protos:
         if not quiet:
             print(f"gen_protos: no .proto files under {proto_dir}; nothing to do")

@@ -196,3 +196,10 @@ def test_npc_bench_all_prints_one_json_object_with_every_figure():
     # Each part's CPU per port, from the first complete port on.
     assert set(figures["cpu_ms_per_port"]) == set(figures["cpu_share_while_filing"])
     assert figures["cpu_ms_per_port"]["server_1"] > 0
+    # The simulated operators used sessions; the unary calls were measured after, for comparison.
+    assert figures["api"] == "session"
+    assert set(figures["by_api"]) == {"session", "unary"}
+    for mode in figures["by_api"].values():
+        assert mode["ports_per_s"] > 0 and mode["ratio_ports_vs_ceiling"] > 0
+        assert mode["cpu_ms_per_port"]["server_1"] > 0
+    assert figures["by_api"]["session"]["ports_per_s"] == figures["ports_per_s"]

@@ -3,11 +3,15 @@ simulated operators."""
 
 from npc_clients.client import OperatorClient, Subscription
 from npc_clients.positions import FilePositionStore, PositionStore, SqlitePositionStore
+from npc_clients.session import CommandError, Session, SessionClosed
 
 __all__ = [
+    "CommandError",
     "FilePositionStore",
     "OperatorClient",
     "PositionStore",
+    "Session",
+    "SessionClosed",
     "SqlitePositionStore",
     "Subscription",
 ]

@@ -24,6 +24,7 @@ from npc.v1 import (
     suspension_pb2_grpc,
 )
 from npc_clients.positions import PositionStore
+from npc_clients.session import Session
 
 log = logging.getLogger("npc_clients")
 
@@ -85,7 +86,15 @@ class OperatorClient:
         self._metadata: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {token}"),) if token else ()
         )
-        options = [("grpc.max_receive_message_length", 8 * 1024 * 1024)]
+        options: list[tuple[str, int]] = [
+            ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+            # A session or subscription stays open for hours: a ping unanswered within 20 s,
+            # every 60 s, finds a dead connection (the server accepts pings every 30 s).
+            ("grpc.keepalive_time_ms", 60_000),
+            ("grpc.keepalive_timeout_ms", 20_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.max_pings_without_data", 0),
+        ]
         self.channel = (
             grpc.aio.secure_channel(target, credentials, options=options)
             if credentials is not None
@@ -210,6 +219,19 @@ class OperatorClient:
         the same way across reconnects (`subscribe`) and, through `store`, across restarts of
         the operator's system: call `Subscription.processed` once an event is handled."""
         return Subscription(self, store, flows)
+
+    def session(
+        self,
+        store: PositionStore | None = None,
+        flows: list[str] | None = None,
+        *,
+        from_position: int | None = None,
+    ) -> Session:
+        """A session stream (``async with client.session(...) as session``): every command on
+        one call, results matched by request id, and the events after `store`'s position (or
+        `from_position`; neither: no events), resumed across reconnects. See
+        `npc_clients.session`."""
+        return Session(self, store=store, flows=flows, from_position=from_position)
 
     async def close(self) -> None:
         """Close the channel."""

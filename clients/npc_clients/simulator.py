@@ -24,10 +24,10 @@ import logging
 import math
 import random
 import time as wall
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import grpc
@@ -52,9 +52,33 @@ log = logging.getLogger(__name__)
 
 Now = Callable[[], datetime]
 
+
 # Codes worth retrying with the same request id: the clearinghouse answers a retry with the first
 # answer, so a retry after a lost reply cannot file twice. CANCELLED comes from a server stopping
 # (the simulator never cancels a unary call itself).
+class CommandStream(Protocol):
+    """What the simulator uses of a session (`npc_clients.session.Session`)."""
+
+    async def __aenter__(self) -> Any: ...
+
+    async def close(self) -> None: ...
+
+    async def send(self, request: Any) -> Any: ...
+
+    def events(self) -> AsyncIterator[events_pb2.Event]: ...
+
+
+# The portability commands a session carries (the queries stay unary calls).
+_COMMANDS = frozenset(
+    {
+        "SubmitPortRequest",
+        "AnswerPortRequest",
+        "SubmitDebtPaymentProof",
+        "ReportInstallation",
+        "SchedulePort",
+        "ConfirmPortExecution",
+    }
+)
 RETRYABLE = (
     grpc.StatusCode.UNAVAILABLE,
     grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -354,6 +378,7 @@ class SimulatedOperator:
         now: Now = _system_now,
         seed: int | None = None,
         file_requests: bool = True,
+        api: str = "unary",
     ) -> None:
         """Describe the operator; nothing runs until `start`.
 
@@ -368,6 +393,8 @@ class SimulatedOperator:
             now: the clearinghouse's current instant (for received_at and scheduling).
             seed: seed of this operator's random choices.
             file_requests: False makes it a donor only.
+            api: "unary" (one call per command, a subscription for the events) or "session"
+                (every command and the events on one session stream; queries stay unary).
         """
         if not client.operator:
             raise ValueError("the client needs its operator id (OperatorClient(operator=...))")
@@ -379,6 +406,10 @@ class SimulatedOperator:
         self.now = now
         self.rng = random.Random(seed)
         self.file_requests = file_requests
+        if api not in ("unary", "session"):
+            raise ValueError(f"api is 'unary' or 'session', not {api!r}")
+        self.api = api
+        self.session: CommandStream | None = None
         self.position = 0
         self.cases: dict[str, _Case] = {}
         self._targets: list[NumberRange] = [
@@ -416,6 +447,9 @@ class SimulatedOperator:
             )
             from_position = head.position
         self.position = from_position
+        if self.api == "session":
+            self.session = self.client.session(from_position=from_position, flows=["portability"])
+            await self.session.__aenter__()
         loop = asyncio.get_running_loop()
         # The stream starts at an explicit position, so events committed before the server
         # opens it are still delivered: no need to wait for it here.
@@ -431,6 +465,9 @@ class SimulatedOperator:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._loops.clear()
         self._tasks.clear()
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=f"{self.operator}-{name}")
@@ -461,6 +498,10 @@ class SimulatedOperator:
                         request, build = build(), None
                         if request is None:
                             return None  # nothing worth sending any more
+                    if self.session is not None and service is None and method in _COMMANDS:
+                        # Sent again by the session itself across reconnects; a refusal is the
+                        # AioRpcError the unary call raises.
+                        return await self.session.send(request)
                     return await getattr(stub, method)(
                         request, metadata=self.client.metadata, timeout=self.profile.call_timeout
                     )
@@ -492,6 +533,11 @@ class SimulatedOperator:
 
     async def _follow(self) -> None:
         """Read the event stream, reconnecting from the last position seen."""
+        if self.session is not None:
+            async for event in self.session.events():  # resumed by the session itself
+                self.position = event.position
+                self._dispatch(event)
+            return
         delay = 0.2
         while True:
             call = self.client.events.Subscribe(

@@ -22,7 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -51,6 +51,8 @@ from npc.v1 import (
     registry_pb2_grpc,
 )
 from npc_clients.client import OperatorClient
+from npc_clients.positions import PositionStore
+from npc_clients.session import Session
 from npc_clients.simulator import (
     ChangeWindow,
     Market,
@@ -393,6 +395,9 @@ class AllBenchOptions:
     drain: float = 20.0  # wall seconds to let ports under way finish after filing stops
     db_pool_size: int = 20  # the server pool size (NPC_DB_POOL_SIZE), per server process
     seed: int = 7
+    # How the simulated operators send commands: "session" (SessionService) or "unary". The
+    # figures are this mode's; `by_api` compares both, the other one measured after it.
+    api: str = "session"
 
 
 def serve_empty(port: int) -> None:
@@ -482,11 +487,72 @@ class _BenchClient(OperatorClient):
             [portability_pb2_grpc.PortabilityServiceStub(c) for c in self.channels], calls
         )
         self.events = events_pb2_grpc.EventServiceStub(self.channel)
+        self.retry_for = 20.0
+        self._calls = calls
+
+    def session(  # type: ignore[override]
+        self,
+        store: PositionStore | None = None,
+        flows: list[str] | None = None,
+        *,
+        from_position: int | None = None,
+    ) -> _SpreadSession:
+        """One session per channel, as the unary calls spread over them."""
+        return _SpreadSession(self, self._calls, from_position, flows)
 
     async def close(self) -> None:
         """Close every channel."""
         for channel in self.channels:
             await channel.close()
+
+
+class _SpreadSession:
+    """An operator's sessions, one per channel (connection, so SO_REUSEPORT spreads them over
+    the workers): commands go to each in turn, each answer counted as the unary calls are; the
+    events come on the first."""
+
+    def __init__(
+        self,
+        client: _BenchClient,
+        calls: _Calls,
+        from_position: int | None,
+        flows: list[str] | None,
+    ) -> None:
+        self.sessions = [
+            Session(
+                client,
+                from_position=from_position if k == 0 else None,
+                flows=flows,
+                channel=channel,
+            )
+            for k, channel in enumerate(client.channels)
+        ]
+        self._calls = calls
+        self._turn = 0
+
+    async def __aenter__(self) -> _SpreadSession:
+        for session in self.sessions:
+            await session.__aenter__()
+        return self
+
+    async def close(self) -> None:
+        """Close every session."""
+        for session in self.sessions:
+            await session.close()
+
+    async def send(self, request: Any) -> Any:
+        """Send on the next session."""
+        self._turn += 1
+        method = request.DESCRIPTOR.name.removesuffix("Request")
+        try:
+            return await self.sessions[self._turn % len(self.sessions)].send(request)
+        finally:
+            self._calls.done.append(time.monotonic())
+            self._calls.by_method[method] = self._calls.by_method.get(method, 0) + 1
+
+    def events(self) -> AsyncIterator[events_pb2.Event]:
+        """The first session's events."""
+        return self.sessions[0].events()
 
 
 def _children(pid: int) -> list[int]:
@@ -802,7 +868,13 @@ async def _bench_all(
             "postgres": pg._pidfile_pid(),
             "redis": rd.pid,
         }
-        figures.update(await _ports_phase(options, target, clock, db, observers, roots))
+        figures["api"] = options.api
+        phases = {options.api: await _ports_phase(options, target, clock, db, observers, roots)}
+        other = "unary" if options.api == "session" else "session"
+        phases[other] = await _ports_phase(
+            replace(options, api=other), target, clock, db, observers, roots
+        )
+        figures.update(phases[options.api])
         figures["ratio_messages_vs_rpc_ceiling"] = (
             round(figures["messages_per_s"] / figures["rpc_ceiling_per_s"], 3)
             if figures["rpc_ceiling_per_s"]
@@ -817,6 +889,18 @@ async def _bench_all(
             if figures["ports_ceiling_per_s"]
             else None
         )
+        ceiling = figures["ports_ceiling_per_s"]
+        figures["by_api"] = {
+            api: {
+                "ports_per_s": phase["ports_per_s"],
+                "cpu_ms_per_port": phase["cpu_ms_per_port"],
+                "ratio_ports_vs_ceiling": (
+                    round(phase["ports_per_s"] / ceiling, 3) if ceiling else None
+                ),
+                "messages_per_s": phase["messages_per_s"],
+            }
+            for api, phase in sorted(phases.items())
+        }
         figures.update(await _lookups_phase(options, target))
         figures.update(
             {
@@ -878,6 +962,7 @@ async def _ports_phase(
             window=window,
             now=clock.now,
             seed=options.seed * 100 + index,
+            api=options.api,
         )
         for index, client in enumerate(clients)
     ]
@@ -888,7 +973,7 @@ async def _ports_phase(
     watchers.start(target, observer_names, head.position)
     simulated_start = clock.now()
     _log(
-        f"ports: 4 simulated operators filing for {options.seconds:g} s from"
+        f"ports ({options.api}): 4 simulated operators filing for {options.seconds:g} s from"
         f" {simulated_start.astimezone(window.zone):%H:%M} {window.timezone} (x{options.speed:g});"
         f" {len(observer_names)} operators watching the broadcasts"
     )

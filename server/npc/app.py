@@ -14,6 +14,7 @@ from npc.api.events import EventServicer
 from npc.api.identity import TokenAuthenticator
 from npc.api.limits import RateLimiter
 from npc.api.server import GrpcServer
+from npc.api.session import SessionServicer
 from npc.api.tls import TlsFiles
 from npc.config import Settings
 from npc.core.anchor import load_key
@@ -26,7 +27,7 @@ from npc.notifications.dispatcher import NotificationDispatcher
 from npc.store import operators
 from npc.store.database import Database, migrate_as_owner, role_can_bypass_audit
 from npc.telemetry import initialise_series
-from npc.v1 import events_pb2_grpc
+from npc.v1 import events_pb2_grpc, session_pb2_grpc
 from npc.web.http import bounded_runner, build_app, metrics_app
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,15 @@ class Clearinghouse:
             exposed = flow.grpc_services()
             services.extend(exposed)
             events.add_flow(flow.name, {s.country for s in exposed if s.country})
+        # Every flow's commands on one stream: beside the event stream, over the same servicers.
+        session = SessionServicer(services, events, heartbeat=settings.session_heartbeat)
+        services.append(
+            GrpcService(
+                "npc.v1.SessionService",
+                session,
+                session_pb2_grpc.add_SessionServiceServicer_to_server,
+            )
+        )
         tls = (
             TlsFiles(Path(settings.tls_cert), Path(settings.tls_key), Path(settings.tls_client_ca))
             if settings.tls_cert and settings.tls_key and settings.tls_client_ca
@@ -118,6 +128,7 @@ class Clearinghouse:
             call_timeout=settings.call_timeout,
             connections=settings.connections,
         )
+        session.attach(self.grpc.interceptor)
         self.grpc_port = await self.grpc.start(settings.grpc_host, settings.grpc_port)
         core.health.on_change(self.grpc.set_serving)
         if serve_http:

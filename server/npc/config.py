@@ -438,6 +438,8 @@ class Settings:
     anchor_key: str | None = None
     anchor_interval: float = 300.0
     connections: ConnectionSettings = field(default_factory=ConnectionSettings)
+    # Seconds of silence after which a session stream gets a heartbeat.
+    session_heartbeat: float = 15.0
 
     @property
     def mutual_tls(self) -> bool:
@@ -482,6 +484,7 @@ class Settings:
             anchor_key=env_file(env, "NPC_ANCHOR_KEY"),
             anchor_interval=env_float(env, "NPC_ANCHOR_INTERVAL", 300.0, minimum=1),
             connections=ConnectionSettings.from_env(),
+            session_heartbeat=float(env.get("NPC_SESSION_HEARTBEAT_SECONDS", "15")),
         )
         settings.check()
         return settings

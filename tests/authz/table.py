@@ -89,6 +89,8 @@ AUTHZ: dict[str, Access] = {
     "RegistryService/StreamSnapshot": Access("Peruvian operators, OSIPTEL", PERU | OSIPTEL),
     "EventService/Subscribe": Access("anyone identified (its own events)", EVERYONE),
     "EventService/GetStreamHead": Access("anyone identified", EVERYONE),
+    # Identified once for the stream; each command then as its own RPC's row (tests/api/test_session)
+    "SessionService/Session": Access("anyone identified (each command: its RPC's rules)", EVERYONE),
     # --- returns (Peru)
     "ReturnsService/ReportDisconnection": Access(
         "the operator serving the numbers", frozenset({"claro"})

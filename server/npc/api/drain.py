@@ -95,6 +95,8 @@ class Drain:
         self._idle.set()
         self._streams: set[_OpenStream] = set()
         self._last_arrival = 0.0
+        # Set when the drain starts: sessions stop reading and end once their commands are done.
+        self.started = asyncio.Event()
 
     @property
     def in_flight(self) -> int:
@@ -160,6 +162,7 @@ class Drain:
         deadline = time.monotonic() + grace
         busy = self._in_flight > 0
         self.draining = True
+        self.started.set()
         started = time.monotonic()
         for stream in list(self._streams):
             stream.cut = True

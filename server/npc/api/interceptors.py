@@ -226,6 +226,17 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # gr
             upload.chunks += 1
             yield chunk
 
+    async def _messages(
+        self, requests: AsyncIterator[Any], method_path: str, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[Any]:
+        """The messages of a bidirectional stream; one over its size or unparsable ends the
+        stream with its status (no command in it can be answered). The handler bounds the rest
+        of each message, as it answers each command."""
+        async for message in requests:
+            if isinstance(message, Oversized | Undecodable):
+                self._admit(message, method_path, context)
+            yield message
+
     @contextlib.asynccontextmanager
     async def _served(
         self,
@@ -389,6 +400,25 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # gr
 
             return grpc.stream_unary_rpc_method_handler(
                 client_stream,
+                request_deserializer=deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_stream:
+            inner_bidi = handler.stream_stream
+
+            # The session: identified once for the stream and counted as one of the operator's
+            # streams; its handler admits, times and maps each command (npc.api.session).
+            async def bidi(
+                request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
+            ) -> AsyncIterator[Any]:
+                async with served(context, None, self.streams) as admitted:
+                    if admitted:
+                        messages = self._messages(request_iterator, method_path, context)
+                        async for item in inner_bidi(messages, context):
+                            yield item
+
+            return grpc.stream_stream_rpc_method_handler(
+                bidi,
                 request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )

@@ -35,7 +35,7 @@ class GrpcServer:
         self.tls = tls
         bounds = connections or ConnectionSettings()
         self.drain = Drain()
-        interceptor = ServerInterceptor(
+        self.interceptor = interceptor = ServerInterceptor(
             authenticator,
             certificates=tls is not None,
             limiter=limiter,
@@ -57,9 +57,17 @@ class GrpcServer:
                 # One without any call (a subscription is a call) is closed, with a GOAWAY.
                 ("grpc.max_connection_idle_ms", int(bounds.idle_timeout * 1000)),
                 ("grpc.max_allowed_incoming_connections", bounds.max_connections),
-                # Calls at once on one connection (grpc's ping policy is kept: a client pinging
-                # without calls more often than every 5 minutes is sent away).
+                # Calls at once on one connection.
                 ("grpc.max_concurrent_streams", 128),
+                # Sessions and subscriptions stay open for hours: a peer gone without a FIN (NAT,
+                # crashed host) is found by a ping unanswered within 20 s of 60 s of silence.
+                # Clients may ping every 30 s, calls or none (the SDK pings every 60 s); one
+                # pinging more often is sent away (GOAWAY). Pings do not count as calls for
+                # NPC_IDLE_TIMEOUT.
+                ("grpc.keepalive_time_ms", 60_000),
+                ("grpc.keepalive_timeout_ms", 20_000),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_ping_interval_without_data_ms", 30_000),
             ],
         )
         self.health = health.aio.HealthServicer()

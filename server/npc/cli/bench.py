@@ -82,6 +82,13 @@ def add_parser(commands: Subcommands) -> None:
     everything.add_argument(
         "--speed", type=_positive, default=60.0, help="simulated seconds per wall second (60)"
     )
+    everything.add_argument(
+        "--api",
+        choices=("session", "unary"),
+        default="session",
+        help="how the simulated operators send commands: one session stream each (default) or"
+        " one unary call per command; the other mode is measured after it for `by_api`",
+    )
     everything.add_argument("--json", action="store_true", help="print one JSON object")
     everything.set_defaults(func=cmd_bench_all)
 
@@ -106,6 +113,7 @@ def cmd_bench_all(args: argparse.Namespace) -> int:
         in_flight=args.in_flight,
         rate=args.rate,
         speed=args.speed,
+        api=args.api,
     )
     return run_all(options, args.json)
 
