@@ -18,7 +18,14 @@ from npc.api.events import EventServicer
 from npc.api.messages import Command
 from npc.api.session import dispatch_table
 from npc.core.flow import GrpcService
-from npc.v1 import events_pb2, events_pb2_grpc, pqr_pb2, session_pb2, session_pb2_grpc
+from npc.v1 import (
+    cancellations_pb2,
+    events_pb2,
+    events_pb2_grpc,
+    pqr_pb2,
+    session_pb2,
+    session_pb2_grpc,
+)
 from npc.v1 import portability_pb2 as pb
 from npc_clients import CommandError, FilePositionStore, OperatorClient, Session
 from tests.helpers import (
@@ -111,12 +118,19 @@ def test_dispatch_table_covers_every_command_rpc_and_refuses_a_gap(handlers, mon
         None,
     )
     assert routes["schedule_port"].case_field == "port_request_id"
-    # A Command RPC without a field refuses to start...
+    # A Command RPC without a field refuses to start (the upload, were it a Command line)...
+    cancellations = next(s for s in services if s.full_name == "npc.v1.CancellationsService")
+    servicer_type: Any = type(cancellations.servicer)
+
+    class UploadAsCommand(servicer_type):  # type: ignore[misc]
+        SubmitDailyReport = Command(servicer_type._submit, cancellations_pb2.DailyReportReceipt)
+
+    upload = dataclasses.replace(cancellations, servicer=UploadAsCommand.__new__(UploadAsCommand))
     monkeypatch.setattr(session_module, "UPLOADS", frozenset())
     with pytest.raises(
         ValueError, match="CancellationsService.SubmitDailyReport has no SessionCommand field"
     ):
-        dispatch_table(services)
+        dispatch_table([upload if s is cancellations else s for s in services])
     monkeypatch.undo()
     # ...and so does a field no served RPC answers.
     without_pqr = [s for s in services if s.full_name != "npc.v1.PqrService"]
