@@ -153,7 +153,9 @@ def report(count: int) -> pb.SubmitDailyReportRequest:
     return pb.SubmitDailyReportRequest(report_date=REPORT_DATE.isoformat(), records=records)
 
 
-def paths(settings: CancellationsSettings) -> dict[str, Callable[[pb.SubmitDailyReportRequest], Any]]:
+def paths(
+    settings: CancellationsSettings,
+) -> dict[str, Callable[[pb.SubmitDailyReportRequest], Any]]:
     """Each path: the wire report in, what it would store out (in its own shape)."""
     old = baseline_handler(settings)
     new = current_handler(settings)

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from asyncpg import Record
 
 from npc.api.enums import WireEnum
-from npc.core.errors import FieldViolation, InvalidArgument
-from npc.core.instants import timestamp, to_timestamp
-from npc.core.validation import Violations
+from npc.core.instants import read_instant, to_timestamp
 from npc.flows.cancellations.model import (
     ComplianceQuery,
     DailyReport,
@@ -42,17 +39,6 @@ STATES = WireEnum(pb.TrackedRequestState, RequestState)
 DOCUMENT_TYPES = WireEnum(common_pb2.DocumentType, DocumentType)
 
 
-def _instant(message: Any, name: str) -> datetime | None:
-    """A Timestamp field as a datetime, None when unset; one a datetime cannot hold is refused
-    here with the violation the handler's checks would give it."""
-    if not message.HasField(name):
-        return None  # most records have no execution instant: no Violations for them
-    v = Violations()
-    value = timestamp(v, name, message, name, required=False)
-    v.raise_if_any()
-    return value
-
-
 def request_record(record: pb.RequestRecord) -> RequestRecord:
     """One record of a report."""
     document = None
@@ -64,13 +50,13 @@ def request_record(record: pb.RequestRecord) -> RequestRecord:
         kind=KINDS.to_domain(record.kind),
         service=SERVICES.to_domain(record.service),
         channel=CHANNELS.to_domain(record.channel),
-        requested_at=_instant(record, "requested_at"),
+        requested_at=read_instant(record, "requested_at"),
         subscriber_document=document,
         service_number=record.service_number,
         service_status=SERVICE_STATUSES.to_domain(record.service_status),
         scheduled_date=record.scheduled_date,
         state=STATES.to_domain(record.state),
-        executed_at=_instant(record, "executed_at"),
+        executed_at=read_instant(record, "executed_at"),
         execution_reason=record.execution_reason,
         target_plan=record.target_plan,
     )
@@ -79,21 +65,9 @@ def request_record(record: pb.RequestRecord) -> RequestRecord:
 def daily_report(request: pb.SubmitDailyReportRequest, limit: int) -> DailyReport:
     """SubmitDailyReport's command: at most `limit` + 1 records are read, enough for the handler
     to refuse an oversized report without converting all of it."""
-    records = []
-    for index, record in enumerate(request.records[: limit + 1]):
-        try:
-            records.append(request_record(record))
-        except InvalidArgument as refused:
-            # Named in the record, the refused instant is named here in the request.
-            raise InvalidArgument(
-                [
-                    FieldViolation(f"records[{index}].{v.field}", v.description)
-                    for v in refused.violations
-                ]
-            ) from None
     return DailyReport(
         report_date=request.report_date,
-        records=tuple(records),
+        records=tuple(request_record(record) for record in request.records[: limit + 1]),
         record_count=len(request.records),
     )
 

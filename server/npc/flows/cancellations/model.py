@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 from asyncpg import Record
 
+from npc.core.instants import Instant
 from npc.flows.cancellations.rules import (
     AttentionChannel,
     DocumentType,
@@ -29,20 +30,20 @@ class SubscriberDocument:
 
 @dataclass(frozen=True, slots=True)  # a report holds up to 200,000
 class RequestRecord:
-    """One request as a daily report describes it; enums None when unspecified, instants None
-    when not given, strings empty when not given."""
+    """One request as a daily report describes it; enums None when unspecified, instants as
+    `npc.core.instants.Instant` (None when not given), strings empty when not given."""
 
     request_code: str
     kind: RequestKind | None
     service: TrackedService | None
     channel: AttentionChannel | None
-    requested_at: datetime | None
+    requested_at: Instant
     subscriber_document: SubscriberDocument | None
     service_number: str
     service_status: ServiceStatus | None
     scheduled_date: str
     state: RequestState | None
-    executed_at: datetime | None
+    executed_at: Instant
     execution_reason: str
     target_plan: str
 

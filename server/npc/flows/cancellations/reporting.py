@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from npc.core.errors import FailedPrecondition, PermissionDenied
 from npc.core.identity import Caller
+from npc.core.instants import check_instant
 from npc.core.validation import (
     DOCUMENT_CARNET_EXTRANJERIA,
     DOCUMENT_DNI,
@@ -99,10 +100,8 @@ class DailyReports(CancellationsBase):
         if not REQUEST_CODE.fullmatch(record.request_code):
             v.add(f"{field}.request_code", "required: 1 to 40 characters of [A-Za-z0-9._/-]")
         self._check_enums(v, field, record)
-        requested_at = record.requested_at
-        if requested_at is None:
-            v.add(f"{field}.requested_at", "required")
-        elif (
+        requested_at = check_instant(v, f"{field}.requested_at", record.requested_at)
+        if requested_at is not None and (
             self.calendar.local_date(requested_at) > report_date
             or requested_at < now - OLDEST_REQUEST
         ):
@@ -125,7 +124,7 @@ class DailyReports(CancellationsBase):
                 f"{field}.scheduled_date",
                 "required: the date scheduled for the cancellation or migration",
             )
-        _check_execution(v, field, record, now)
+        executed_at = _check_execution(v, field, record, requested_at, now)
         if len(v.items) > found:
             return None
         assert record.kind and record.service and record.channel and record.service_status
@@ -142,7 +141,7 @@ class DailyReports(CancellationsBase):
             service_status=record.service_status,
             scheduled_date=scheduled,
             state=record.state,
-            executed_at=record.executed_at,
+            executed_at=executed_at,
             execution_reason=record.execution_reason or None,
             target_plan=record.target_plan or None,
         )
@@ -263,17 +262,19 @@ class DailyReports(CancellationsBase):
                 txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.SCHEDULED)
 
 
-def _check_execution(v: Violations, field: str, record: RequestRecord, now: datetime) -> None:
-    """When and why the request was executed (or rejected), and the plan migrated to."""
+def _check_execution(
+    v: Violations, field: str, record: RequestRecord, requested_at: datetime | None, now: datetime
+) -> datetime | None:
+    """When and why the request was executed (or rejected), and the plan migrated to; returns
+    the execution instant."""
     state = record.state
-    executed_at = record.executed_at
-    if executed_at is None and state == RequestState.EXECUTED:
-        v.add(f"{field}.executed_at", "required")
+    executed_at = check_instant(
+        v, f"{field}.executed_at", record.executed_at, required=state == RequestState.EXECUTED
+    )
     if executed_at is not None and state != RequestState.EXECUTED:
         v.add(f"{field}.executed_at", "only for executed requests")
     if executed_at is not None and (
-        executed_at > now + CLOCK_SKEW
-        or (record.requested_at is not None and executed_at < record.requested_at)
+        executed_at > now + CLOCK_SKEW or (requested_at is not None and executed_at < requested_at)
     ):
         v.add(f"{field}.executed_at", "must lie between the request and now")
     reason = record.execution_reason
@@ -290,3 +291,4 @@ def _check_execution(v: Violations, field: str, record: RequestRecord, now: date
         and state in (RequestState.PENDING, RequestState.EXECUTED)
     ):
         v.add(f"{field}.target_plan", "required: the plan the subscriber migrates to")
+    return executed_at
