@@ -335,6 +335,19 @@ async def test_unreadable_instants_are_refused_with_the_other_violations_in_orde
         assert await conn.fetchval("SELECT count(*) FROM cancellation_reports") == 0
 
 
+async def test_a_request_presented_by_local_midnight_belongs_to_the_report_date(
+    app, operators, clock, reporting
+):
+    midnight = datetime(2026, 11, 23, 5, 0, tzinfo=UTC)  # Lima, the end of Sunday 22
+    late = record("BJ-2", requested_at=ts(midnight))
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await submit(operators["claro"], FIRST, [record("BJ-1"), late])
+    assert list(field_violations(refused.value)) == ["records[1].requested_at"]
+    just_in = record("BJ-2", requested_at=ts(midnight - timedelta(microseconds=1)))
+    receipt = await submit(operators["claro"], FIRST, [record("BJ-1"), just_in])
+    assert receipt.records == 2
+
+
 async def test_only_reporting_operators_report_and_only_their_dates(
     app, operators, clock, reporting
 ):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from npc.core.instants import UNREADABLE
@@ -25,6 +26,11 @@ def test_an_oversized_report_is_read_only_one_record_past_the_limit() -> None:
     report = convert.daily_report(request, limit=3)
     assert report.record_count == 50
     assert [r.request_code for r in report.records] == ["BJ-0000", "BJ-0001", "BJ-0002", "BJ-0003"]
+    # Parsed when read, by index or slice, within the records read.
+    assert (report.records[-1].request_code, len(report.records)) == ("BJ-0003", 4)
+    assert [r.request_code for r in report.records[1:3]] == ["BJ-0001", "BJ-0002"]
+    with pytest.raises(IndexError):
+        report.records[4]
     whole = convert.daily_report(request, limit=50)
     assert (len(whole.records), whole.record_count) == (50, 50)
 
