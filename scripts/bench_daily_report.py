@@ -31,6 +31,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -212,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     best = dict.fromkeys(runs, float("inf"))
     for _ in range(args.rounds):
         for name, run in runs.items():
-            best[name] = min(best[name], cpu_seconds(lambda run=run: run(request)))
+            best[name] = min(best[name], cpu_seconds(partial(run, request)))
     ratio = best["today"] / best["baseline"]
     if args.json:
         print(json.dumps({"records": args.records, **best, "ratio": round(ratio, 3)}))
@@ -224,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         for name, run in runs.items():
             print(f"\n--- {name}")
-            print(profile(lambda run=run: run(request), 18))
+            print(profile(partial(run, request), 18))
     return 0
 
 
