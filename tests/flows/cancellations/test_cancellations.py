@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from npc.api.errors import MAX_VIOLATIONS
 from npc.flows.cancellations.handler import (
@@ -301,6 +302,50 @@ async def test_malformed_reports_are_refused_and_store_nothing(
     assert field in field_violations(refused.value)
     async with app.core.db.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM cancellation_reports") == 0
+
+
+async def test_unreadable_instants_are_refused_with_the_other_violations_in_order(
+    app, operators, clock, reporting
+):
+    # As before the flow took commands: each record's mistakes in the order of its fields.
+    records = [
+        record(
+            "BJ-1",
+            channel=99,
+            requested_at=Timestamp(seconds=253402300800),  # year 10000
+            scheduled_date="25/11/2026",
+        ),
+        record("BJ-2", executed_at=Timestamp(seconds=1, nanos=10**9)),  # pending, nanos too many
+        executed(
+            "BJ-3", ON_SUNDAY, executed_at=Timestamp(seconds=0, nanos=-1), execution_reason=""
+        ),
+    ]
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await submit(operators["claro"], FIRST, records)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert list(field_violations(refused.value).items()) == [
+        ("records[0].channel", "required: the attention channel"),
+        ("records[0].requested_at", "not a valid instant"),
+        ("records[0].scheduled_date", "a date YYYY-MM-DD"),
+        ("records[1].executed_at", "not a valid instant"),
+        ("records[2].executed_at", "not a valid instant"),
+        ("records[2].execution_reason", "required: the reason of the execution or rejection"),
+    ]
+    async with app.core.db.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM cancellation_reports") == 0
+
+
+async def test_a_request_presented_by_local_midnight_belongs_to_the_report_date(
+    app, operators, clock, reporting
+):
+    midnight = datetime(2026, 11, 23, 5, 0, tzinfo=UTC)  # Lima, the end of Sunday 22
+    late = record("BJ-2", requested_at=ts(midnight))
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await submit(operators["claro"], FIRST, [record("BJ-1"), late])
+    assert list(field_violations(refused.value)) == ["records[1].requested_at"]
+    just_in = record("BJ-2", requested_at=ts(midnight - timedelta(microseconds=1)))
+    receipt = await submit(operators["claro"], FIRST, [record("BJ-1"), just_in])
+    assert receipt.records == 2
 
 
 async def test_only_reporting_operators_report_and_only_their_dates(

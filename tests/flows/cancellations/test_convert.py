@@ -6,12 +6,17 @@ from __future__ import annotations
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from npc.core.errors import InvalidArgument
+from npc.core.instants import UNREADABLE
 from npc.flows.cancellations import convert
-from npc.flows.cancellations.rules import DocumentType, RequestKind, TrackedService
+from npc.flows.cancellations.rules import (
+    AttentionChannel,
+    DocumentType,
+    RequestKind,
+    TrackedService,
+)
 from npc.v1 import cancellations_pb2 as pb
 from npc.v1 import common_pb2
-from tests.flows.cancellations.test_cancellations import FIRST, record
+from tests.flows.cancellations.test_cancellations import FIRST, ON_SUNDAY, record
 
 
 def test_an_oversized_report_is_read_only_one_record_past_the_limit() -> None:
@@ -21,6 +26,11 @@ def test_an_oversized_report_is_read_only_one_record_past_the_limit() -> None:
     report = convert.daily_report(request, limit=3)
     assert report.record_count == 50
     assert [r.request_code for r in report.records] == ["BJ-0000", "BJ-0001", "BJ-0002", "BJ-0003"]
+    # Parsed when read, by index or slice, within the records read.
+    assert (report.records[-1].request_code, len(report.records)) == ("BJ-0003", 4)
+    assert [r.request_code for r in report.records[1:3]] == ["BJ-0001", "BJ-0002"]
+    with pytest.raises(IndexError):
+        report.records[4]
     whole = convert.daily_report(request, limit=50)
     assert (len(whole.records), whole.record_count) == (50, 50)
 
@@ -47,11 +57,14 @@ def test_wire_names_map_to_the_names_stored_since_the_first_report() -> None:
     )
 
 
-def test_an_instant_no_date_holds_is_refused_at_its_path() -> None:
-    bad = record(requested_at=Timestamp(seconds=253402300800))  # year 10000
+def test_an_instant_no_date_holds_is_kept_as_unreadable_for_the_checks() -> None:
+    bad = record(
+        "BJ-0002",
+        requested_at=Timestamp(seconds=253402300800),  # year 10000
+        executed_at=Timestamp(seconds=1, nanos=10**9),  # nanos beyond one second
+    )
     request = pb.SubmitDailyReportRequest(report_date=FIRST.isoformat(), records=[record(), bad])
-    with pytest.raises(InvalidArgument) as refused:
-        convert.daily_report(request, limit=10)
-    assert [(v.field, v.description) for v in refused.value.violations] == [
-        ("records[1].requested_at", "not a valid instant")
-    ]
+    first, second = convert.daily_report(request, limit=10).records
+    assert (first.requested_at, first.executed_at) == (ON_SUNDAY, None)
+    assert second.requested_at is UNREADABLE and second.executed_at is UNREADABLE
+    assert (second.request_code, second.channel) == ("BJ-0002", AttentionChannel.STORE)

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from npc.v1 import inoperability_pb2 as pb
 from tests.helpers import advance, advance_to, field_violations, rid, settle, ts
@@ -205,6 +206,40 @@ async def test_registration_input_is_checked(app, clock, claro, overrides, field
         await _call(claro, "RegisterInoperability", _open(clock, **overrides))
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in field_violations(refused.value)
+    assert await _stored(app) == ([], None)
+
+
+async def test_an_unreadable_instant_is_refused_with_the_other_violations_in_order(
+    app, clock, claro
+):
+    # Nanos beyond a second, a year past 9999: no datetime holds them.
+    opening = _open(
+        clock,
+        scenario=pb.SCENARIO_UNSPECIFIED,
+        started_at=Timestamp(seconds=1, nanos=10**9),
+        detail="x" * 501,
+    )
+    closing = _close(
+        0, clock.now(), pb.CLOSING_REASON_UNSPECIFIED, ended_at=Timestamp(seconds=253402300800)
+    )
+    refusals = []
+    for method, request in (("RegisterInoperability", opening), ("CloseInoperability", closing)):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await _call(claro, method, request)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        refusals.append(list(field_violations(refused.value).items()))
+    assert refusals == [
+        [
+            ("scenario", "required: MASS_FAILURE, UNFORESEEN_EVENT or ERROR_OR_TEST"),
+            ("started_at", "not a valid instant"),
+            ("detail", "up to 500 printable characters"),
+        ],
+        [
+            ("number", "required: the event's correlative number (1, 2, ...)"),
+            ("ended_at", "not a valid instant"),
+            ("closing_reason", "required: one of the closing reasons"),
+        ],
+    ]
     assert await _stored(app) == ([], None)
 
 

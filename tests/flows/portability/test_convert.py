@@ -13,9 +13,9 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from npc.core.errors import InvalidArgument
+from npc.core.instants import UNREADABLE
 from npc.core.validation import Violations
 from npc.flows.portability import convert
-from npc.flows.portability.model import UNREADABLE
 from npc.flows.portability.rules import OBJECTION_CODES, ObjectionReason, State
 from npc.flows.portability.validation import check_confirmation, check_port_request
 from npc.v1 import common_pb2

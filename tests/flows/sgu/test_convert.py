@@ -9,10 +9,10 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from npc.core.errors import InvalidArgument
+from npc.core.instants import UNREADABLE, check_instant
 from npc.core.validation import Violations
 from npc.flows.sgu import convert, emails
 from npc.flows.sgu.catalogue import check_subcategory
-from npc.flows.sgu.model import UNREADABLE, instant
 from npc.flows.sgu.registration import check_registration
 from npc.flows.sgu.rules import CHANNEL_REQUIRED, Channel, DeadlineUnit, State
 from npc.flows.sgu.web import STATES
@@ -37,10 +37,10 @@ def test_instants_read_as_unset_unreadable_or_a_datetime() -> None:
     assert report.from_ is None and report.to is None
 
     v = Violations()
-    assert instant(v, "starts_at", command.starts_at) == when
-    assert instant(v, "ends_at", command.ends_at) is None
-    assert instant(v, "from", report.from_) is None
-    assert instant(v, "to", report.to, required=False) is None
+    assert check_instant(v, "starts_at", command.starts_at) == when
+    assert check_instant(v, "ends_at", command.ends_at) is None
+    assert check_instant(v, "from", report.from_) is None
+    assert check_instant(v, "to", report.to, required=False) is None
     assert [(i.field, i.description) for i in v.items] == [
         ("ends_at", "not a valid instant"),
         ("from", "required"),

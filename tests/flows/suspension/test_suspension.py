@@ -239,16 +239,19 @@ async def test_reactivation_without_a_readable_payment_instant_is_refused_and_th
         await _call(movistar, "RequestReactivation", unset)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field_violations(refused.value) == {"paid_at": "required"}
-    # Nanos beyond a second: no datetime holds it; refused while the request is parsed, and the
-    # refusal is kept under its request id like any other.
+    # Nanos beyond a second: no datetime holds it; refused with the request's other mistakes in
+    # the order of the checks, and the refusal is kept under its request id like any other.
     unreadable = suspension_pb2.RequestReactivationRequest(
-        request_id=rid(), suspension_id=asked.id, paid_at=Timestamp(seconds=1, nanos=10**9)
+        request_id=rid(), suspension_id="SU1", paid_at=Timestamp(seconds=1, nanos=10**9)
     )
     for _ in range(2):
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await _call(movistar, "RequestReactivation", unreadable)
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert field_violations(refused.value) == {"paid_at": "not a valid instant"}
+        assert list(field_violations(refused.value).items()) == [
+            ("suspension_id", "required: a SU number issued by the clearinghouse (SU0000000001)"),
+            ("paid_at", "not a valid instant"),
+        ]
     await _call(
         movistar,
         "RequestReactivation",

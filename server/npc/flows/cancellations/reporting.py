@@ -3,11 +3,12 @@ requests brought to their latest reported state with their scheduled-date deadli
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from typing import NamedTuple
 
 from npc.core.errors import FailedPrecondition, PermissionDenied
 from npc.core.identity import Caller
+from npc.core.instants import check_instant
 from npc.core.validation import (
     DOCUMENT_CARNET_EXTRANJERIA,
     DOCUMENT_DNI,
@@ -26,7 +27,6 @@ from npc.flows.cancellations.model import (
     ReportReceipt,
     RequestRecord,
     StoredRecord,
-    SubscriberDocument,
 )
 from npc.flows.cancellations.rules import (
     CLOCK_SKEW,
@@ -53,13 +53,32 @@ from npc.flows.cancellations.rules import (
 )
 from npc.store.database import Txn
 
-# The core checks documents by its own numbering of the document types.
-_CORE_DOCUMENT_TYPES = {
+# The core checks documents by its own numbering of the document types (0: none it knows).
+_CORE_DOCUMENT_TYPES: dict[DocumentType | None, int] = {
+    None: 0,
     DocumentType.DNI: DOCUMENT_DNI,
     DocumentType.CARNET_EXTRANJERIA: DOCUMENT_CARNET_EXTRANJERIA,
     DocumentType.RUC: DOCUMENT_RUC,
     DocumentType.OTHER: DOCUMENT_OTHER,
 }
+
+
+# The record's enum fields, in the order their violations are reported, and what each expects.
+_ENUM_FIELDS = (
+    ("kind", EXPECTED_KIND),
+    ("service", EXPECTED_SERVICE),
+    ("channel", EXPECTED_CHANNEL),
+    ("service_status", EXPECTED_SERVICE_STATUS),
+    ("state", EXPECTED_STATE),
+)
+
+
+class _Bounds(NamedTuple):
+    """The instants a report's records are checked against, computed once per report."""
+
+    oldest: datetime  # requests presented before are too old to report
+    day_ends: datetime  # the end (local midnight) of the report date
+    latest: datetime  # nothing was executed after now, give or take the clock skew
 
 
 class _CoreDocument(NamedTuple):
@@ -68,12 +87,6 @@ class _CoreDocument(NamedTuple):
     type: int
     number: str
 
-    @classmethod
-    def of(cls, document: SubscriberDocument) -> _CoreDocument:
-        """The core's view of a reported document (type 0: unspecified or unknown)."""
-        kind = 0 if document.type is None else _CORE_DOCUMENT_TYPES[document.type]
-        return cls(kind, document.number)
-
 
 class DailyReports(CancellationsBase):
     """Checking and storing the operators' daily reports."""
@@ -81,31 +94,24 @@ class DailyReports(CancellationsBase):
     @staticmethod
     def _check_enums(v: Violations, field: str, record: RequestRecord) -> None:
         """Every enum of the record is one of its values (None: unspecified or unknown)."""
-        for name, value, expected in (
-            ("kind", record.kind, EXPECTED_KIND),
-            ("service", record.service, EXPECTED_SERVICE),
-            ("channel", record.channel, EXPECTED_CHANNEL),
-            ("service_status", record.service_status, EXPECTED_SERVICE_STATUS),
-            ("state", record.state, EXPECTED_STATE),
-        ):
+        values = (record.kind, record.service, record.channel, record.service_status, record.state)
+        if None not in values:
+            return  # nearly every record of a report: no loop
+        for (name, expected), value in zip(_ENUM_FIELDS, values, strict=True):
             if value is None:
                 v.add(f"{field}.{name}", f"required: {expected}")
 
     def _check_record(
-        self, v: Violations, field: str, record: RequestRecord, report_date: date, now: datetime
+        self, v: Violations, field: str, record: RequestRecord, bounds: _Bounds
     ) -> StoredRecord | None:
         """The record as stored, or None when it adds violations to `v`."""
         found = len(v.items)
         if not REQUEST_CODE.fullmatch(record.request_code):
             v.add(f"{field}.request_code", "required: 1 to 40 characters of [A-Za-z0-9._/-]")
         self._check_enums(v, field, record)
-        requested_at = record.requested_at
-        if requested_at is None:
-            v.add(f"{field}.requested_at", "required")
-        elif (
-            self.calendar.local_date(requested_at) > report_date
-            or requested_at < now - OLDEST_REQUEST
-        ):
+        requested_at = check_instant(v, f"{field}.requested_at", record.requested_at)
+        # Before the report date ends in local time: on or before the report date.
+        if requested_at is not None and not bounds.oldest <= requested_at < bounds.day_ends:
             v.add(
                 f"{field}.requested_at",
                 "must fall on or before the report date, within the last three years",
@@ -114,7 +120,8 @@ class DailyReports(CancellationsBase):
         if document is None:
             v.add(f"{field}.subscriber_document", "required: the subscriber's identity document")
         else:
-            check_document(v, f"{field}.subscriber_document", _CoreDocument.of(document))
+            core = _CoreDocument(_CORE_DOCUMENT_TYPES[document.type], document.number)
+            check_document(v, f"{field}.subscriber_document", core)
         if record.service_number and not SERVICE_NUMBER.fullmatch(record.service_number):
             v.add(f"{field}.service_number", "1 to 30 letters, digits or hyphens")
         scheduled = parse_date(record.scheduled_date) if record.scheduled_date else None
@@ -125,26 +132,27 @@ class DailyReports(CancellationsBase):
                 f"{field}.scheduled_date",
                 "required: the date scheduled for the cancellation or migration",
             )
-        _check_execution(v, field, record, now)
+        executed_at = _check_execution(v, field, record, requested_at, bounds.latest)
         if len(v.items) > found:
             return None
         assert record.kind and record.service and record.channel and record.service_status
         assert record.state and requested_at and document and document.type
+        # Positional, in the order of StoredRecord's fields: named, 14 arguments cost as much again.
         return StoredRecord(
-            request_code=record.request_code,
-            kind=record.kind,
-            service=record.service,
-            channel=record.channel,
-            requested_at=requested_at,
-            document_type=document.type,
-            document_number=document.number,
-            service_number=record.service_number or None,
-            service_status=record.service_status,
-            scheduled_date=scheduled,
-            state=record.state,
-            executed_at=record.executed_at,
-            execution_reason=record.execution_reason or None,
-            target_plan=record.target_plan or None,
+            record.request_code,
+            record.kind,
+            record.service,
+            record.channel,
+            requested_at,
+            document.type,
+            document.number,
+            record.service_number or None,
+            record.service_status,
+            scheduled,
+            record.state,
+            executed_at,
+            record.execution_reason or None,
+            record.target_plan or None,
         )
 
     def _check_report(self, report: DailyReport, now: datetime) -> tuple[date, list[StoredRecord]]:
@@ -159,11 +167,16 @@ class DailyReports(CancellationsBase):
             v.add("records", f"at most {self.settings.max_records} records per report")
         v.raise_if_any()
         assert report_date is not None
+        bounds = _Bounds(
+            oldest=now - OLDEST_REQUEST,
+            day_ends=self.calendar.at(report_date + timedelta(days=1), time.min),
+            latest=now + CLOCK_SKEW,
+        )
         records = []
         seen: set[str] = set()
         for index, record in enumerate(report.records):
             field = f"records[{index}]"
-            stored = self._check_record(v, field, record, report_date, now)
+            stored = self._check_record(v, field, record, bounds)
             if stored is not None:
                 records.append(stored)
             if record.request_code in seen:
@@ -263,17 +276,23 @@ class DailyReports(CancellationsBase):
                 txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.SCHEDULED)
 
 
-def _check_execution(v: Violations, field: str, record: RequestRecord, now: datetime) -> None:
-    """When and why the request was executed (or rejected), and the plan migrated to."""
+def _check_execution(
+    v: Violations,
+    field: str,
+    record: RequestRecord,
+    requested_at: datetime | None,
+    latest: datetime,
+) -> datetime | None:
+    """When and why the request was executed (or rejected), and the plan migrated to; returns
+    the execution instant."""
     state = record.state
-    executed_at = record.executed_at
-    if executed_at is None and state == RequestState.EXECUTED:
-        v.add(f"{field}.executed_at", "required")
+    executed_at = check_instant(
+        v, f"{field}.executed_at", record.executed_at, required=state == RequestState.EXECUTED
+    )
     if executed_at is not None and state != RequestState.EXECUTED:
         v.add(f"{field}.executed_at", "only for executed requests")
     if executed_at is not None and (
-        executed_at > now + CLOCK_SKEW
-        or (record.requested_at is not None and executed_at < record.requested_at)
+        executed_at > latest or (requested_at is not None and executed_at < requested_at)
     ):
         v.add(f"{field}.executed_at", "must lie between the request and now")
     reason = record.execution_reason
@@ -290,3 +309,4 @@ def _check_execution(v: Violations, field: str, record: RequestRecord, now: date
         and state in (RequestState.PENDING, RequestState.EXECUTED)
     ):
         v.add(f"{field}.target_plan", "required: the plan the subscriber migrates to")
+    return executed_at

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from asyncpg import Record
 
 from npc.api.enums import WireEnum
-from npc.core.instants import timestamp, to_timestamp
-from npc.core.validation import Violations
+from npc.core.instants import read_instant, to_timestamp
 from npc.flows.inoperability.model import (
     AttentionPointRegistration,
     CriticalTransactionRecord,
@@ -37,15 +34,6 @@ CLOSING_REASONS = WireEnum(pb.ClosingReason, ClosingReason)
 CRITICAL = WireEnum(pb.CriticalTransaction, CriticalTransaction)
 
 
-def _instant(message: object, name: str) -> datetime | None:
-    """A Timestamp field as a datetime, None when unset; one a datetime cannot hold is refused
-    here with the violation the handler's checks would give it."""
-    v = Violations()
-    value = timestamp(v, name, message, name, required=False)
-    v.raise_if_any()
-    return value
-
-
 def attention_point_registration(
     request: pb.RegisterAttentionPointRequest,
 ) -> AttentionPointRegistration:
@@ -67,7 +55,7 @@ def inoperability_registration(
         attention_point_code=request.attention_point_code,
         request_type=REQUEST_TYPES.to_domain(request.request_type),
         scenario=SCENARIOS.to_domain(request.scenario),
-        started_at=_instant(request, "started_at"),
+        started_at=read_instant(request, "started_at"),
         detail=request.detail,
     )
 
@@ -76,7 +64,7 @@ def inoperability_closing(request: pb.CloseInoperabilityRequest) -> Inoperabilit
     """CloseInoperability's command."""
     return InoperabilityClosing(
         number=request.number,
-        ended_at=_instant(request, "ended_at"),
+        ended_at=read_instant(request, "ended_at"),
         closing_reason=CLOSING_REASONS.to_domain(request.closing_reason),
         closing_note=request.closing_note,
     )

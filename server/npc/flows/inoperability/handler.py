@@ -29,7 +29,7 @@ from npc.core.compliance import record_breach
 from npc.core.deadlines import Deadline
 from npc.core.errors import AlreadyExists, FailedPrecondition, NotFound, PermissionDenied
 from npc.core.identity import Caller
-from npc.core.instants import within
+from npc.core.instants import check_instant, within
 from npc.core.runtime import Core
 from npc.core.validation import Violations, check_operator, printable
 from npc.flows.inoperability import store
@@ -201,9 +201,7 @@ class InoperabilityHandler:
             v.add("request_type", "required: CLAIMS, ACTIVATIONS, CANCELLATIONS or INQUIRIES")
         if request.scenario is None:
             v.add("scenario", "required: MASS_FAILURE, UNFORESEEN_EVENT or ERROR_OR_TEST")
-        started = request.started_at
-        if started is None:
-            v.add("started_at", "required")
+        started = check_instant(v, "started_at", request.started_at)
         within(v, "started_at", started, txn.now, past=LATE_REGISTRATION, future=CLOCK_SKEW)
         _optional_text(v, "detail", request.detail, MAX_DETAIL)
         v.raise_if_any()
@@ -248,9 +246,7 @@ class InoperabilityHandler:
         """Close an open event with its end and a closing reason that fits its scenario."""
         v = Violations()
         _check_number(v, "number", request.number)
-        ended = request.ended_at
-        if ended is None:
-            v.add("ended_at", "required")
+        ended = check_instant(v, "ended_at", request.ended_at)
         within(v, "ended_at", ended, txn.now, past=LATE_REGISTRATION, future=CLOCK_SKEW)
         if request.closing_reason is None:
             v.add("closing_reason", "required: one of the closing reasons")

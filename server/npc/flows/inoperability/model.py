@@ -8,6 +8,7 @@ from datetime import datetime
 
 from asyncpg import Record
 
+from npc.core.instants import Instant
 from npc.flows.inoperability.rules import (
     ClosingReason,
     CriticalTransaction,
@@ -35,7 +36,7 @@ class InoperabilityRegistration:
     attention_point_code: str
     request_type: RequestType | None
     scenario: Scenario | None
-    started_at: datetime | None
+    started_at: Instant
     detail: str
 
 
@@ -44,7 +45,7 @@ class InoperabilityClosing:
     """An open event closes with its end and a closing reason."""
 
     number: int
-    ended_at: datetime | None
+    ended_at: Instant
     closing_reason: ClosingReason | None
     closing_note: str
 

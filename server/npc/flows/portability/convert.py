@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from npc.api.enums import WireEnum
-from npc.core.instants import timestamp, to_timestamp
-from npc.core.validation import DOCUMENT_TYPES, Violations
+from npc.core.instants import UNREADABLE, Unreadable, read_instant, to_timestamp
+from npc.core.validation import DOCUMENT_TYPES
 from npc.flows.portability import model as M
 from npc.flows.portability.rules import (
     ConsultationState,
@@ -31,15 +31,6 @@ DOCUMENT_NUMBERS: dict[str, int] = {v: k for k, v in DOCUMENT_TYPES.items()}
 
 
 # ------------------------------------------------------------------ requests into commands
-
-
-def _instant(message: Any, name: str) -> M.Instant:
-    """A Timestamp field: None when unset, UNREADABLE when no instant (the handler says so)."""
-    if not message.HasField(name):
-        return None
-    v = Violations()
-    value = timestamp(v, name, message, name)
-    return M.UNREADABLE if value is None else value
 
 
 def _document(document: common_pb2.IdentityDocument) -> M.IdentityDocument:
@@ -113,7 +104,7 @@ def port_request_submission(request: pb.SubmitPortRequestRequest) -> M.SubmitPor
             contact_phone=subscriber.contact_phone,
         ),
         numbers=number_blocks(request.numbers),
-        received_at=_instant(request, "received_at"),
+        received_at=read_instant(request, "received_at"),
         form_number=request.form_number,
         prior_consultation_id=request.prior_consultation_id,
         installation_date=request.installation_date,
@@ -134,7 +125,7 @@ def debt_payment_proof(request: pb.SubmitDebtPaymentProofRequest) -> M.SubmitDeb
     return M.SubmitDebtPaymentProof(
         port_request_id=request.port_request_id,
         receipt_number=request.receipt_number,
-        paid_at=_instant(request, "paid_at"),
+        paid_at=read_instant(request, "paid_at"),
     )
 
 
@@ -148,7 +139,7 @@ def installation_report(request: pb.ReportInstallationRequest) -> M.ReportInstal
 def port_schedule(request: pb.SchedulePortRequest) -> M.SchedulePort:
     """SchedulePort's command."""
     return M.SchedulePort(
-        port_request_id=request.port_request_id, scheduled_at=_instant(request, "scheduled_at")
+        port_request_id=request.port_request_id, scheduled_at=read_instant(request, "scheduled_at")
     )
 
 
@@ -157,7 +148,7 @@ def execution_confirmation(request: pb.ConfirmPortExecutionRequest) -> M.Confirm
     return M.ConfirmPortExecution(
         port_request_id=request.port_request_id,
         step=EXECUTION_STEPS.to_domain(request.step),
-        done_at=_instant(request, "done_at"),
+        done_at=read_instant(request, "done_at"),
     )
 
 
@@ -168,9 +159,9 @@ def port_request_read(request: pb.GetPortRequestRequest) -> M.GetPortRequest:
 
 def port_request_listing(request: pb.ListPortRequestsRequest) -> M.ListPortRequests:
     """ListPortRequests' query: an unknown state number is kept as UNREADABLE for the checks."""
-    state: State | M.Unreadable | None = None
+    state: State | Unreadable | None = None
     if request.state:
-        state = REQUEST_STATES.to_domain(request.state) or M.UNREADABLE
+        state = REQUEST_STATES.to_domain(request.state) or UNREADABLE
     return M.ListPortRequests(
         state=state, page_size=request.page_size, page_token=request.page_token
     )

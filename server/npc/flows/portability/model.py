@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from enum import Enum
-from typing import Literal, TypeAlias
 
 from asyncpg import Record
 
+from npc.core.instants import Instant, Unreadable
 from npc.flows.portability.rules import (
     ExecutionStep,
     Modality,
@@ -21,19 +20,6 @@ from npc.flows.portability.rules import (
     Service,
     State,
 )
-
-
-class Unreadable(Enum):
-    """A wire value the domain cannot hold (an instant out of range, an unknown state number): it
-    is refused by the handler's checks, with the others, instead of by the translation."""
-
-    VALUE = "unreadable"
-
-
-UNREADABLE = Unreadable.VALUE
-
-# A Timestamp field: None when unset.
-Instant: TypeAlias = datetime | Literal[Unreadable.VALUE] | None
 
 
 @dataclass(frozen=True)
@@ -184,7 +170,7 @@ class GetPortRequest:
 class ListPortRequests:
     """A page of port requests: `state` None lists every state (UNREADABLE: an unknown one)."""
 
-    state: State | Literal[Unreadable.VALUE] | None
+    state: State | Unreadable | None
     page_size: int
     page_token: str
 

@@ -10,11 +10,11 @@ from typing import Any
 from asyncpg import Record
 
 from npc.core.identity import Caller
+from npc.core.instants import UNREADABLE
 from npc.core.validation import Violations, check_case_id
 from npc.flows.portability import store
 from npc.flows.portability.base import PortabilityBase
 from npc.flows.portability.model import (
-    UNREADABLE,
     GetPortRequest,
     GetPriorConsultation,
     ListPortRequests,

@@ -11,7 +11,7 @@ from asyncpg import Record
 from npc.core.deadlines import Deadline
 from npc.core.errors import AlreadyExists, FailedPrecondition
 from npc.core.identity import Caller
-from npc.core.instants import within
+from npc.core.instants import check_instant, within
 from npc.core.validation import (
     DOCUMENT_TYPES,
     RECEIPT,
@@ -38,7 +38,6 @@ from npc.flows.portability.validation import (
     PortRequestForm,
     check_answer,
     check_port_request,
-    instant,
 )
 from npc.store.database import Txn
 
@@ -253,7 +252,7 @@ class PortRequests(Scheduling):
         check_case_id(v, "port_request_id", request.port_request_id, "SP")
         if not RECEIPT.fullmatch(request.receipt_number):
             v.add("receipt_number", "required: up to 40 letters, digits or . / _ -")
-        paid_at = instant(v, "paid_at", request.paid_at)
+        paid_at = check_instant(v, "paid_at", request.paid_at)
         within(v, "paid_at", paid_at, txn.now, past=PAID_AT_PAST, future=PAID_AT_FUTURE)
         v.raise_if_any()
         assert paid_at is not None

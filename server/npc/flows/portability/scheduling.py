@@ -12,12 +12,12 @@ from asyncpg import Record
 from npc.core.deadlines import Deadline
 from npc.core.errors import FailedPrecondition, FieldViolation, InvalidArgument, OutOfRange
 from npc.core.identity import Caller
+from npc.core.instants import check_instant
 from npc.core.validation import Violations, check_case_id
 from npc.flows.portability import rules as R
 from npc.flows.portability import store
 from npc.flows.portability.base import FLOW, PortabilityBase
 from npc.flows.portability.model import SchedulePort
-from npc.flows.portability.validation import instant
 from npc.store.database import Txn
 
 SCHEDULE = R.DeadlineKind.SCHEDULE
@@ -85,7 +85,7 @@ class Scheduling(PortabilityBase):
         the clearinghouse refuses a schedule beyond the execution limit (FLEP)."""
         v = Violations()
         check_case_id(v, "port_request_id", request.port_request_id, "SP")
-        scheduled_at = instant(v, "scheduled_at", request.scheduled_at)
+        scheduled_at = check_instant(v, "scheduled_at", request.scheduled_at)
         v.raise_if_any()
         assert scheduled_at is not None
         # What the instant alone decides is checked before the case is locked: a late schedule

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
-from npc.core.instants import within
+from npc.core.instants import check_instant, within
 from npc.core.validation import (
     AMOUNT,
     CURRENCY,
@@ -25,9 +25,7 @@ from npc.core.validation import (
     printable,
 )
 from npc.flows.portability.model import (
-    UNREADABLE,
     ConfirmPortExecution,
-    Instant,
     NumberBlock,
     Objection,
     SubmitPortRequest,
@@ -52,18 +50,6 @@ PAID_AT_PAST = timedelta(days=365)
 PAID_AT_FUTURE = timedelta(minutes=5)
 DONE_AT_PAST = timedelta(days=7)
 DONE_AT_FUTURE = timedelta(minutes=1)
-
-
-def instant(v: Violations, field: str, value: Instant, *, required: bool = True) -> datetime | None:
-    """A stated instant: None when unset (a violation when `required`) or unreadable."""
-    if value is None:
-        if required:
-            v.add(field, "required")
-        return None
-    if value is UNREADABLE:
-        v.add(field, "not a valid instant")
-        return None
-    return value
 
 
 def check_service(v: Violations, field: str, value: Service | None) -> Service | None:
@@ -195,7 +181,7 @@ def check_port_request(
     service = check_service(v, "service", request.service)
     check_subscriber(v, "subscriber", request.subscriber)
     entries = expand_numbers(v, "numbers", request.numbers, service, limit)
-    received_at = instant(v, "received_at", request.received_at)
+    received_at = check_instant(v, "received_at", request.received_at)
     within(v, "received_at", received_at, now, past=RECEIVED_AT_PAST, future=RECEIVED_AT_FUTURE)
     if request.form_number and not printable(request.form_number, limit=MAX_FORM_NUMBER):
         v.add("form_number", f"up to {MAX_FORM_NUMBER} printable characters")
@@ -221,7 +207,7 @@ def check_confirmation(v: Violations, request: ConfirmPortExecution, now: dateti
     check_case_id(v, "port_request_id", request.port_request_id, "SP")
     if request.step not in (ExecutionStep.DONOR_DISABLED, ExecutionStep.RECIPIENT_ENABLED):
         v.add("step", STEP_REQUIRED)
-    done_at = instant(v, "done_at", request.done_at, required=False) or now
+    done_at = check_instant(v, "done_at", request.done_at, required=False) or now
     within(v, "done_at", done_at, now, past=DONE_AT_PAST, future=DONE_AT_FUTURE)
     v.raise_if_any()
     return done_at

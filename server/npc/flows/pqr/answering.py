@@ -15,6 +15,7 @@ from asyncpg import Record
 from npc.core.errors import FailedPrecondition
 from npc.core.events import CLEARINGHOUSE
 from npc.core.identity import Caller
+from npc.core.instants import check_instant
 from npc.core.validation import Violations
 from npc.flows.pqr import events, texts
 from npc.flows.pqr import validation as check
@@ -24,7 +25,6 @@ from npc.flows.pqr.model import (
     ConfirmSilenceEffects,
     ExtendPqrForEvidence,
     PqrCase,
-    Unreadable,
 )
 from npc.flows.pqr.rules import (
     EXTENSION_DAYS,
@@ -125,13 +125,11 @@ class Answering(PqrBase):
         if request.outcome is None:
             v.add("outcome", OUTCOME_REQUIRED)
         check.check_text(v, "summary", request.summary, "a summary of the decision")
-        notified = request.notified_at
-        if notified is Unreadable.INSTANT:
-            v.add("notified_at", check.NOT_AN_INSTANT)
-        elif notified is not None and notified > txn.now:
+        notified = check_instant(v, "notified_at", request.notified_at, required=False)
+        if notified is not None and notified > txn.now:
             v.add("notified_at", "not in the future")
         v.raise_if_any()
-        assert request.outcome is not None and not isinstance(notified, Unreadable)
+        assert request.outcome is not None
         row = await CASES.lock_for(txn, request.cun, caller.operator, "provider")
         stage = self._stage(row)
         notified = notified or txn.now

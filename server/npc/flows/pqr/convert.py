@@ -3,14 +3,12 @@ rows rendered as API messages. The enums map by name (`WireEnum`); nothing here 
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from asyncpg import Record
 
 from npc.api.enums import WireEnum
-from npc.core.instants import timestamp, to_timestamp
-from npc.core.validation import Violations
+from npc.core.instants import read_instant, to_timestamp
 from npc.flows.pqr import model, texts
 from npc.flows.pqr.rules import Channel, DocumentType, Kind, Outcome, SmsState, State, Subject
 from npc.v1 import pqr_pb2 as pb
@@ -22,13 +20,6 @@ OUTCOMES = WireEnum(pb.PqrOutcome, Outcome)
 DOCUMENT_TYPES = WireEnum(pb.UserDocumentType, DocumentType)
 STATES = WireEnum(pb.PqrState, State)
 SMS_STATES = WireEnum(pb.SmsRequestState, SmsState)
-
-
-def _instant(message: object, name: str) -> datetime | model.Unreadable | None:
-    """An optional Timestamp field: None when unset, Unreadable when no datetime holds it."""
-    unreadable = Violations()
-    value = timestamp(unreadable, name, message, name, required=False)
-    return model.Unreadable.INSTANT if unreadable.items else value
 
 
 def _user(user: pb.UserData) -> model.UserData:
@@ -72,7 +63,7 @@ def answer(request: pb.AnswerPqrRequest) -> model.AnswerPqr:
         cun=request.cun,
         outcome=OUTCOMES.to_domain(request.outcome),
         summary=request.summary,
-        notified_at=_instant(request, "notified_at"),
+        notified_at=read_instant(request, "notified_at"),
     )
 
 

@@ -9,20 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
 from typing import TypedDict
 
 from asyncpg import Record
 
+from npc.core.instants import Instant
 from npc.flows.pqr.rules import Channel, DocumentType, Kind, Outcome, Subject
-
-
-class Unreadable(Enum):
-    """A wire value its field cannot hold: a Timestamp beyond what a datetime holds or with
-    nanoseconds out of range. Kept apart from "unset" so the handler reports it among the other
-    violations of the request, as it always has."""
-
-    INSTANT = "instant"
 
 
 @dataclass(frozen=True)
@@ -72,7 +64,7 @@ class AnswerPqr:
     cun: str
     outcome: Outcome | None
     summary: str
-    notified_at: datetime | Unreadable | None
+    notified_at: Instant
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,6 @@ DOCUMENT_NUMBERS: dict[DocumentType, tuple[str, str]] = {
         "a passport number has 5 to 20 letters or digits",
     ),
 }
-NOT_AN_INSTANT = "not a valid instant"
 
 
 def check_document(v: Violations, field: str, kind: DocumentType | None, number: str) -> None:

@@ -4,11 +4,10 @@ into answers. The enums are mapped by name (`WireEnum`), not by hand."""
 from __future__ import annotations
 
 from asyncpg import Record
-from google.protobuf.message import Message
 
 from npc.api.enums import WireEnum
-from npc.core.instants import timestamp, to_timestamp
-from npc.core.validation import DOCUMENT_TYPES, Violations
+from npc.core.instants import read_instant, to_timestamp
+from npc.core.validation import DOCUMENT_TYPES
 from npc.flows.sgu import model
 from npc.flows.sgu.attention import TrayEntry
 from npc.flows.sgu.rules import Channel, DeadlineUnit, State
@@ -23,13 +22,6 @@ DOCUMENT_NUMBERS = {name: number for number, name in DOCUMENT_TYPES.items()}
 
 
 # ------------------------------------------------------------------ requests
-
-
-def _instant(message: Message, name: str) -> model.Instant:
-    """A Timestamp field: None when unset, UNREADABLE when set to no instant."""
-    v = Violations()
-    value = timestamp(v, name, message, name, required=False)
-    return model.UNREADABLE if v.items else value
 
 
 def _document(document: common_pb2.IdentityDocument) -> model.IdentityDocument:
@@ -134,15 +126,15 @@ def record_outage(request: pb.RecordOutageRequest) -> model.RecordOutage:
     """RecordOutageRequest as the flow's command."""
     return model.RecordOutage(
         operator=request.operator,
-        starts_at=_instant(request, "starts_at"),
-        ends_at=_instant(request, "ends_at"),
+        starts_at=read_instant(request, "starts_at"),
+        ends_at=read_instant(request, "ends_at"),
         reason=request.reason,
     )
 
 
 def get_report(request: pb.GetReportRequest) -> model.GetReport:
     """GetReportRequest as the flow's query."""
-    return model.GetReport(from_=_instant(request, "from"), to=_instant(request, "to"))
+    return model.GetReport(from_=read_instant(request, "from"), to=read_instant(request, "to"))
 
 
 # ------------------------------------------------------------------ answers

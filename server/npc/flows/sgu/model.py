@@ -2,40 +2,17 @@
 
 Commands carry the field names of their wire requests, so every field path a refusal names stays
 the one an operator's integration knows. Enum fields hold the domain member or None (unspecified
-or unknown on the wire); instants hold a datetime, None when unset, or `UNREADABLE` when set to
-something no datetime holds (the validation says so, as it always did).
+or unknown on the wire); instants are `npc.core.instants.Instant`: a datetime, None when unset, or
+`UNREADABLE` when set to something no datetime holds (the validation says so, as it always did).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
 
-from npc.core.validation import Violations
+from npc.core.instants import Instant
 from npc.flows.sgu.rules import Channel, DeadlineUnit
-
-
-class Unreadable(Enum):
-    """A timestamp that was set but names no instant (nanos out of range, year beyond 9999)."""
-
-    INSTANT = "not a valid instant"
-
-
-UNREADABLE = Unreadable.INSTANT
-Instant = datetime | Unreadable | None
-
-
-def instant(v: Violations, field: str, value: Instant, *, required: bool = True) -> datetime | None:
-    """The datetime of a command's instant, recording why there is none."""
-    if value is None:
-        if required:
-            v.add(field, "required")
-        return None
-    if isinstance(value, Unreadable):
-        v.add(field, value.value)
-        return None
-    return value
 
 
 @dataclass(frozen=True)

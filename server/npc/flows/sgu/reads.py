@@ -11,6 +11,7 @@ from asyncpg import Record
 
 from npc.core.errors import NotFound
 from npc.core.identity import Caller
+from npc.core.instants import check_instant
 from npc.core.validation import Violations, check_case_id
 from npc.flows.sgu import store
 from npc.flows.sgu.base import SguBase, public_status
@@ -22,7 +23,6 @@ from npc.flows.sgu.model import (
     Report,
     ResolutionTime,
     Satisfaction,
-    instant,
 )
 from npc.flows.sgu.rules import MAX_REPORT_PERIOD, PROBLEM_CODE, PROBLEM_PREFIX, State
 from npc.flows.sgu.store import CASES
@@ -101,8 +101,8 @@ class Reads(SguBase):
         """The regulator's statistics report."""
         self._check_caller_is_regulator(caller, "reads the SGU report")
         v = Violations()
-        start = instant(v, "from", command.from_)
-        end = instant(v, "to", command.to)
+        start = check_instant(v, "from", command.from_)
+        end = check_instant(v, "to", command.to)
         if start is not None and end is not None:
             if end <= start:
                 v.add("to", "must be after from")

@@ -8,13 +8,13 @@ from asyncpg import Record
 from npc.core.errors import FieldViolation, InvalidArgument
 from npc.core.events import CLEARINGHOUSE
 from npc.core.identity import Caller
-from npc.core.instants import within
+from npc.core.instants import check_instant, within
 from npc.core.validation import Violations, check_operator, printable
 from npc.flows.sgu import store
 from npc.flows.sgu.base import SguBase
 from npc.flows.sgu.catalogue import check_subcategory, upsert
 from npc.flows.sgu.events import emit_outage, emit_problem
-from npc.flows.sgu.model import Outage, RecordOutage, UpsertSubcategory, instant
+from npc.flows.sgu.model import Outage, RecordOutage, UpsertSubcategory
 from npc.flows.sgu.rules import (
     FLOW,
     OUTAGE_FUTURE,
@@ -37,8 +37,8 @@ class Regulator(SguBase):
         v = Violations()
         if command.operator:
             check_operator(v, "operator", command.operator)
-        starts = instant(v, "starts_at", command.starts_at)
-        ends = instant(v, "ends_at", command.ends_at)
+        starts = check_instant(v, "starts_at", command.starts_at)
+        ends = check_instant(v, "ends_at", command.ends_at)
         for field, value in (("starts_at", starts), ("ends_at", ends)):
             within(v, field, value, txn.now, past=OUTAGE_PAST, future=OUTAGE_FUTURE)
         if starts is not None and ends is not None and ends <= starts:

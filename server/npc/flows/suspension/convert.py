@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from asyncpg import Record
 
 from npc.api.enums import WireEnum
-from npc.core.instants import timestamp, to_timestamp
-from npc.core.validation import Violations
+from npc.core.instants import read_instant, to_timestamp
 from npc.flows.suspension.model import (
     Money,
     ReactivationRequest,
@@ -20,15 +17,6 @@ from npc.v1 import common_pb2
 from npc.v1 import suspension_pb2 as pb
 
 STATES = WireEnum(pb.SuspensionState, State)
-
-
-def _instant(message: object, name: str) -> datetime | None:
-    """A Timestamp field as a datetime, None when unset; one a datetime cannot hold is refused
-    here with the violation the handler's checks would give it."""
-    v = Violations()
-    value = timestamp(v, name, message, name, required=False)
-    v.raise_if_any()
-    return value
 
 
 def suspension_request(request: pb.RequestSuspensionRequest) -> SuspensionRequest:
@@ -52,7 +40,7 @@ def suspension_ref(
 def reactivation_request(request: pb.RequestReactivationRequest) -> ReactivationRequest:
     """RequestReactivation's command."""
     return ReactivationRequest(
-        suspension_id=request.suspension_id, paid_at=_instant(request, "paid_at")
+        suspension_id=request.suspension_id, paid_at=read_instant(request, "paid_at")
     )
 
 

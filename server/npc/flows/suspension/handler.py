@@ -22,7 +22,7 @@ from npc.core.deadlines import Deadline
 from npc.core.errors import AlreadyExists, FailedPrecondition, NotFound, PermissionDenied
 from npc.core.events import CLEARINGHOUSE
 from npc.core.identity import Caller
-from npc.core.instants import within
+from npc.core.instants import check_instant, within
 from npc.core.runtime import Core
 from npc.core.validation import AMOUNT, CURRENCY, RECEIPT, Violations, check_case_id, parse_date
 from npc.flows.suspension import store
@@ -198,9 +198,7 @@ class SuspensionHandler:
         """The donor received the payment (or a claim): reactivation is due within 24 hours."""
         v = Violations()
         check_case_id(v, "suspension_id", request.suspension_id, "SU")
-        paid_at = request.paid_at
-        if paid_at is None:
-            v.add("paid_at", "required")
+        paid_at = check_instant(v, "paid_at", request.paid_at)
         within(v, "paid_at", paid_at, txn.now, past=PAID_AT_PAST, future=CLOCK_SKEW)
         v.raise_if_any()
         assert paid_at is not None

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from npc.core.instants import Instant
+
 
 @dataclass(frozen=True)
 class Money:
@@ -37,7 +39,7 @@ class ReactivationRequest:
     """The donor received the payment (or a claim): `paid_at` None when not given."""
 
     suspension_id: str
-    paid_at: datetime | None
+    paid_at: Instant
 
 
 @dataclass(frozen=True)
