@@ -9,13 +9,10 @@ from typing import Any
 from asyncpg import Record
 
 from npc.api.enums import WireEnum
-from npc.core.instants import timestamp, to_timestamp
-from npc.core.validation import Violations
+from npc.core.instants import read_instant, to_timestamp
 from npc.flows.registry import model
 from npc.flows.registry.rules import (
     SERVICE_SLOTS,
-    UNREADABLE,
-    Instant,
     ReturnStep,
     Service,
     State,
@@ -29,14 +26,6 @@ RETURN_STEPS = WireEnum(pb.ReturnStep, ReturnStep)
 _SERVICE_NUMBERS: dict[Service | None, int] = {None: 0} | {s: SERVICES.to_wire(s) for s in Service}
 # The wire number of each of SERVICE_SLOTS, for answer columns.
 _SLOT_NUMBERS = [_SERVICE_NUMBERS[s] for s in SERVICE_SLOTS]
-
-
-def instant(message: object, name: str) -> Instant:
-    """A Timestamp field as an aware datetime; None when unset, UNREADABLE when no datetime
-    holds it (the handler reports either with the field's path)."""
-    unreadable = Violations()
-    value = timestamp(unreadable, name, message, name, required=False)
-    return UNREADABLE if unreadable.items else value
 
 
 # --------------------------------------------------------------------------------- lookups
@@ -156,7 +145,7 @@ def request_return(request: pb.RequestReturnRequest) -> model.RequestReturn:
         port_request_id=request.port_request_id,
         numbers=tuple(request.numbers),
         resolution=request.resolution,
-        notified_at=instant(request, "notified_at"),
+        notified_at=read_instant(request, "notified_at"),
     )
 
 
@@ -166,7 +155,7 @@ def answer_return(request: pb.AnswerReturnRequest) -> model.AnswerReturn:
         request_id=request.request_id,
         return_id=request.return_id,
         accept=request.accept,
-        disable_at=instant(request, "disable_at"),
+        disable_at=read_instant(request, "disable_at"),
         denial_reason=request.denial_reason,
     )
 

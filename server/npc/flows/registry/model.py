@@ -2,7 +2,7 @@
 
 Field names are those of the protobuf requests (registry.proto), so every field violation keeps
 its path. An enum the caller left unspecified, or sent with an unknown number, is None; an instant
-left unset is None and one no datetime holds is `UNREADABLE` (see `rules.instant`).
+left unset is None and one no datetime holds is `UNREADABLE` (see `npc.core.instants`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from npc.flows.registry.rules import Instant, ReturnStep, Service, State
+from npc.core.instants import Instant
+from npc.flows.registry.rules import ReturnStep, Service, State
 
 # --------------------------------------------------------------------------------- lookups
 

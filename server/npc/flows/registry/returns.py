@@ -29,7 +29,7 @@ from npc.core.errors import (
 )
 from npc.core.events import CLEARINGHOUSE
 from npc.core.identity import Caller
-from npc.core.instants import ChangeWindow, within
+from npc.core.instants import ChangeWindow, check_instant, within
 from npc.core.numbers import Serving, move_numbers, who_serves
 from npc.core.runtime import Core
 from npc.core.validation import Violations, check_case_id, printable
@@ -61,7 +61,6 @@ from npc.flows.registry.rules import (
     ReturnStep,
     State,
     check_numbers,
-    instant,
 )
 from npc.flows.registry.store import (
     FLOW,
@@ -247,7 +246,7 @@ class ConsentReturns:
     def _checked_answer(self, command: AnswerReturn, now: datetime) -> datetime | None:
         """The disabling instant given (None when unset), or the answer's faults."""
         v = Violations()
-        disable_at = instant(v, "disable_at", command.disable_at, required=command.accept)
+        disable_at = check_instant(v, "disable_at", command.disable_at, required=command.accept)
         if command.accept and disable_at is not None and self.window.containing(disable_at) is None:
             v.add("disable_at", "must fall inside a change window")
         if command.accept and disable_at is not None and disable_at <= now:
@@ -342,7 +341,7 @@ def _checked_request(command: RequestReturn, now: datetime) -> datetime:
     check_case_id(v, "port_request_id", command.port_request_id, "SP")
     if not printable(command.resolution, limit=RESOLUTION_LIMIT):
         v.add("resolution", "required: the resolution that upheld the claim")
-    notified_at = instant(v, "notified_at", command.notified_at)
+    notified_at = check_instant(v, "notified_at", command.notified_at)
     within(v, "notified_at", notified_at, now, past=NOTIFIED_PAST, future=NOTIFIED_FUTURE)
     v.raise_if_any()
     assert notified_at is not None

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime, timedelta
-from enum import Enum, StrEnum
+from datetime import timedelta
+from enum import StrEnum
 
 from npc.config import PortabilitySettings
 from npc.core.compliance import Rule
 from npc.core.errors import FieldViolation, InvalidArgument
-from npc.core.validation import Violations
 
 
 class DeadlineKind(StrEnum):
@@ -147,29 +146,3 @@ ANSWER_NOTE = (
 EXECUTE_NOTE = "numbers go back at the given instant"
 DISABLE_NOTE = "recipient disables at the given time (art. 30, infraction 32)"
 ENABLE_NOTE = f"donor enables within {_OUTAGE_HOURS} hours (art. 30, infraction 33)"
-
-
-# ---------------------------------------------------------------------------------- instants
-
-
-class Unreadable(Enum):
-    """An instant set on the wire that no datetime holds (its seconds or nanos out of range)."""
-
-    INSTANT = "unreadable"
-
-
-UNREADABLE = Unreadable.INSTANT
-# An instant of a command: None when the caller left it unset.
-Instant = datetime | Unreadable | None
-
-
-def instant(v: Violations, field: str, value: Instant, *, required: bool = True) -> datetime | None:
-    """`value` as a datetime, reporting an unset (when `required`) or unreadable one on `v`."""
-    if value is None:
-        if required:
-            v.add(field, "required")
-        return None
-    if isinstance(value, Unreadable):
-        v.add(field, "not a valid instant")
-        return None
-    return value
