@@ -63,6 +63,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("NPC_RATE_LIMIT", "2000", "calls per second per operator and process, 0: off"),
     Variable("NPC_RATE_BURST", "4000", "burst of NPC_RATE_LIMIT"),
     Variable("NPC_CALL_TIMEOUT", "30", "seconds a unary call may run"),
+    Variable(
+        "NPC_SESSION_HEARTBEAT_SECONDS", "15", "seconds of silence before a session heartbeat"
+    ),
     Variable("NPC_HANDSHAKE_TIMEOUT", "10", "seconds to finish TLS and the HTTP/2 preface"),
     Variable("NPC_HEADER_TIMEOUT", "75", "seconds an HTTP client has to send a request head"),
     Variable("NPC_IDLE_TIMEOUT", "900", "seconds a gRPC connection without calls stays open"),
@@ -484,7 +487,7 @@ class Settings:
             anchor_key=env_file(env, "NPC_ANCHOR_KEY"),
             anchor_interval=env_float(env, "NPC_ANCHOR_INTERVAL", 300.0, minimum=1),
             connections=ConnectionSettings.from_env(),
-            session_heartbeat=float(env.get("NPC_SESSION_HEARTBEAT_SECONDS", "15")),
+            session_heartbeat=env_float(env, "NPC_SESSION_HEARTBEAT_SECONDS", 15.0, minimum=0.05),
         )
         settings.check()
         return settings

@@ -645,6 +645,10 @@ class Outcome:
     response: Message | None = None
     details: status_pb2.Status | None = None
     received: int = 0
+    # grpc aio's client reports INTERNAL "Internal error from Core" in place of the server's
+    # status when the server ends a client-streaming call before the client is done writing
+    # (grpc/grpc#36066): the server's answer is lost on the client's side, not wrong.
+    client_write_race: bool = False
 
 
 def _status(error: grpc.aio.AioRpcError) -> status_pb2.Status | None:
@@ -738,11 +742,25 @@ async def _invoke(
             for key, value in await stream.trailing_metadata() or ():
                 if key == "grpc-status-details-bin":
                     details = status_pb2.Status.FromString(value)
-            return Outcome(await stream.code(), None, details, received)
+            code = await stream.code()
+            race = (
+                rpc.client_streaming
+                and code == grpc.StatusCode.INTERNAL
+                and details is None
+                and await stream.details() == "Internal error from Core"
+            )
+            return Outcome(code, None, details, received, client_write_race=race)
         stream.cancel()
         return Outcome(grpc.StatusCode.OK, None, None, received)
     except grpc.aio.AioRpcError as error:
-        return Outcome(error.code(), None, _status(error))
+        details = _status(error)
+        race = (
+            rpc.client_streaming
+            and error.code() == grpc.StatusCode.INTERNAL
+            and details is None
+            and error.details() == "Internal error from Core"
+        )
+        return Outcome(error.code(), None, details, client_write_race=race)
 
 
 async def healthy(channel: grpc.aio.Channel) -> bool:

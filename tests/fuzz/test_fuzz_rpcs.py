@@ -81,6 +81,8 @@ def long_run_timeout(default: int) -> pytest.MarkDecorator:
 
 def assert_sound(rpc: Rpc, outcome: Outcome, request: Message | list[Message]) -> None:
     """The answer is a status the API defines, and a rejected argument names its fields."""
+    if outcome.client_write_race:
+        return  # the server's status never reached the client (Outcome.client_write_race)
     assert outcome.code not in FORBIDDEN, (rpc.path, outcome.code, outcome.details, request)
     if outcome.details is not None:
         # Trailers are capped by clients: an error must stay readable whatever was sent.
