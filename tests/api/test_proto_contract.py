@@ -17,7 +17,7 @@ from google.protobuf import descriptor_pb2
 
 ROOT = Path(__file__).resolve().parents[2]
 PROTO = ROOT / "proto"
-# proto/google/ holds a copy of google/rpc/status.proto (the session's error), not ours.
+# proto/google/ holds copies of google/rpc/status.proto and google/type/date.proto, not ours.
 PROTO_FILES = sorted(p.relative_to(PROTO).as_posix() for p in (PROTO / "npc").rglob("*.proto"))
 
 # What an operator's generator relies on; one value per option for the whole npc.v1 package.
