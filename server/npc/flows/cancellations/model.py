@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 from asyncpg import Record
 
+from npc.core.dates import Day
 from npc.flows.cancellations.rules import (
     AttentionChannel,
     DocumentType,
@@ -40,7 +41,7 @@ class RequestRecord:
     subscriber_document: SubscriberDocument | None
     service_number: str
     service_status: ServiceStatus | None
-    scheduled_date: str
+    scheduled_date: Day
     state: RequestState | None
     executed_at: datetime | None
     execution_reason: str
@@ -55,7 +56,7 @@ class DailyReport:
     an oversized upload is refused without reading it all; `record_count` is how many it had.
     """
 
-    report_date: str
+    report_date: Day
     records: tuple[RequestRecord, ...]
     record_count: int
 
@@ -108,8 +109,8 @@ class ComplianceQuery:
     """Daily-report compliance over report dates from..to (operator empty: all, or the caller)."""
 
     operator: str
-    from_date: str
-    to_date: str
+    from_date: Day
+    to_date: Day
 
 
 @dataclass(frozen=True)
