@@ -684,8 +684,10 @@ REPORT_INSTALLATION = {
     "installation_date in the future": install(
         ("installation_date",), installation_date=day("2026-11-25")
     ),
-    "installation_date and request_id": install(
-        ("request_id", "installation_date"), request_id="", installation_date=day("2026-02-29")
+    "installation_date and port_request_id": install(
+        ("port_request_id", "installation_date"),
+        port_request_id="SP-1",
+        installation_date=day("2026-02-29"),
     ),
 }
 
