@@ -22,12 +22,15 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import importlib
+import importlib.resources
 import importlib.util
 import io
 import json
 import pstats
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -55,6 +58,8 @@ for part in ("server", "clients", "."):
     if str(ROOT / part) not in sys.path:
         sys.path.insert(0, str(ROOT / part))
 
+from google.type.date_pb2 import Date  # noqa: E402
+
 from npc.config import CancellationsSettings  # noqa: E402
 from npc.core.calendar import PERU  # noqa: E402
 from npc.flows.cancellations import convert  # noqa: E402
@@ -80,13 +85,90 @@ def _at_baseline(path: str, name: str) -> ModuleType:
     return module
 
 
+def baseline_messages() -> Any:
+    """The baseline's SubmitDailyReportRequest class: its wire format had dates as ISO text
+    (google.type.Date came later), so its .proto files are compiled from git into a pool of
+    their own."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    from grpc_tools import protoc
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("common", "cancellations"):
+            target = Path(tmp) / "npc" / "v1" / f"{name}.proto"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(
+                subprocess.run(
+                    ["git", "-C", str(ROOT), "show", f"{BASELINE}:proto/npc/v1/{name}.proto"],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+            )
+        wkt = str(importlib.resources.files("grpc_tools") / "_proto")
+        out = Path(tmp) / "set.pb"
+        code = protoc.main(
+            [
+                "protoc",
+                f"-I{tmp}",
+                f"-I{wkt}",
+                "--include_imports",
+                f"--descriptor_set_out={out}",
+                str(Path(tmp) / "npc/v1/cancellations.proto"),
+            ]
+        )
+        if code != 0:
+            raise SystemExit("bench_daily_report: compiling the baseline's protos failed")
+        files = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
+    pool = descriptor_pool.DescriptorPool()
+    for file in files.file:
+        pool.Add(file)
+    return message_factory.GetMessageClass(
+        pool.FindMessageTypeByName("npc.v1.SubmitDailyReportRequest")
+    )
+
+
+def _iso(day: Any) -> str:
+    return date(day.year, day.month, day.day).isoformat() if day.year else ""
+
+
+def to_baseline(request: pb.SubmitDailyReportRequest, message: Any) -> Any:
+    """`request` in the baseline's wire format (`message`): the same report, dates as text."""
+    old = message(report_date=_iso(request.report_date) if request.HasField("report_date") else "")
+    for record in request.records:
+        copy = old.records.add()
+        for field, value in record.ListFields():
+            if field.name == "scheduled_date":
+                copy.scheduled_date = _iso(value)
+            elif field.message_type is not None:
+                getattr(copy, field.name).ParseFromString(value.SerializeToString())
+            else:
+                setattr(copy, field.name, value)
+    return old
+
+
 def baseline_handler(settings: CancellationsSettings) -> Any:
     """The baseline's handler, with only what its check reads (its calendar and settings)."""
-    module = _at_baseline(HANDLER, "_baseline_cancellations_handler")
-    for core_name, (path, names) in BASELINE_CORE.items():
-        core = _at_baseline(path, f"_baseline_{core_name.rsplit('.', 1)[1]}")
+    cores = {
+        core_name: _at_baseline(path, f"_baseline_{core_name.rsplit('.', 1)[1]}")
+        for core_name, (path, _) in BASELINE_CORE.items()
+    }
+    # The baseline handler imports these names from today's core modules; those that are gone
+    # since are lent from the baseline's for the import, then every one is rebound below.
+    lent: list[tuple[ModuleType, str]] = []
+    for core_name, (_, names) in BASELINE_CORE.items():
+        today = importlib.import_module(core_name)
         for name in names:
-            setattr(module, name, getattr(core, name))
+            if not hasattr(today, name):
+                setattr(today, name, getattr(cores[core_name], name))
+                lent.append((today, name))
+    try:
+        module = _at_baseline(HANDLER, "_baseline_cancellations_handler")
+    finally:
+        for today, name in lent:
+            delattr(today, name)
+    for core_name, (_, names) in BASELINE_CORE.items():
+        for name in names:
+            setattr(module, name, getattr(cores[core_name], name))
     handler = object.__new__(module.CancellationsHandler)
     handler.settings = settings
     handler.calendar = PERU
@@ -132,14 +214,14 @@ def report(count: int) -> pb.SubmitDailyReportRequest:
             "subscriber_document": common_pb2.IdentityDocument(type=kind, number=number),
             "service_number": f"9{n:08d}",
             "service_status": pb.SERVICE_STATUS_ACTIVE,
-            "scheduled_date": "2026-11-25",
+            "scheduled_date": Date(year=2026, month=11, day=25),
             "state": pb.TRACKED_REQUEST_STATE_PENDING,
         }
         if n % 4 == 1:  # executed at once
             fields.update(
                 state=pb.TRACKED_REQUEST_STATE_EXECUTED,
                 service_status=pb.SERVICE_STATUS_CANCELLED,
-                scheduled_date="2026-11-22",
+                scheduled_date=Date(year=2026, month=11, day=22),
                 executed_at=_stamp(requested + timedelta(minutes=30)),
                 execution_reason="Baja a solicitud del abonado",
             )
@@ -148,20 +230,23 @@ def report(count: int) -> pb.SubmitDailyReportRequest:
                 request_code=f"MG-{n:07d}",
                 kind=pb.REQUEST_KIND_PLAN_MIGRATION,
                 target_plan="Plan Hogar 100 Mbps",
-                scheduled_date="2026-12-01",
+                scheduled_date=Date(year=2026, month=12, day=1),
             )
         records.append(pb.RequestRecord(**fields))
-    return pb.SubmitDailyReportRequest(report_date=REPORT_DATE.isoformat(), records=records)
+    return pb.SubmitDailyReportRequest(
+        report_date=Date(year=REPORT_DATE.year, month=REPORT_DATE.month, day=REPORT_DATE.day),
+        records=records,
+    )
 
 
 def paths(
     settings: CancellationsSettings,
-) -> dict[str, Callable[[pb.SubmitDailyReportRequest], Any]]:
+) -> dict[str, Callable[[Any], Any]]:
     """Each path: the wire report in, what it would store out (in its own shape)."""
     old = baseline_handler(settings)
     new = current_handler(settings)
 
-    def baseline(request: pb.SubmitDailyReportRequest) -> Any:
+    def baseline(request: Any) -> Any:
         return old._check_report(request, NOW)[1]
 
     def today(request: pb.SubmitDailyReportRequest) -> Any:
@@ -204,16 +289,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     settings = CancellationsSettings()
-    request = report(args.records)
+    today_request = report(args.records)
+    # The same report in each path's own wire format (built before any timing).
+    requests = {"baseline": to_baseline(today_request, baseline_messages()), "today": today_request}
     runs = paths(settings)
-    stored = {name: stored_rows(name, run(request)) for name, run in runs.items()}
+    stored = {name: stored_rows(name, run(requests[name])) for name, run in runs.items()}
     if stored["baseline"] != stored["today"] or len(stored["today"]) != args.records:
         print("the two paths store different records", file=sys.stderr)
         return 1
     best = dict.fromkeys(runs, float("inf"))
     for _ in range(args.rounds):
         for name, run in runs.items():
-            best[name] = min(best[name], cpu_seconds(partial(run, request)))
+            best[name] = min(best[name], cpu_seconds(partial(run, requests[name])))
     ratio = best["today"] / best["baseline"]
     if args.json:
         print(json.dumps({"records": args.records, **best, "ratio": round(ratio, 3)}))
@@ -225,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         for name, run in runs.items():
             print(f"\n--- {name}")
-            print(profile(partial(run, request), 18))
+            print(profile(partial(run, requests[name]), 18))
     return 0
 
 

@@ -8,13 +8,14 @@ import itertools
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2, status_pb2
+from google.type.date_pb2 import Date
 
 from npc.admin import seed_demo
 from npc.app import Clearinghouse
@@ -87,6 +88,15 @@ def ts(instant: datetime) -> Timestamp:
     stamp = Timestamp()
     stamp.FromDatetime(instant)
     return stamp
+
+
+def day(value: date | str) -> Date:
+    """A calendar date on the wire. As YYYY-MM-DD text it may name no day (2026-02-30, 2026-13-01)
+    so that tests can send what the checks refuse."""
+    if isinstance(value, date):
+        return Date(year=value.year, month=value.month, day=value.day)
+    year, month, dom = (int(part) for part in value.split("-"))
+    return Date(year=year, month=month, day=dom)
 
 
 def subscriber(dni: str = "44556677") -> common_pb2.Subscriber:

@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
+from google.type.date_pb2 import Date
 
 from npc.v1 import common_pb2, events_pb2
 from npc.v1 import portability_pb2 as pb
@@ -350,6 +351,10 @@ def _ts(instant: datetime) -> Timestamp:
     stamp = Timestamp()
     stamp.FromDatetime(instant)
     return stamp
+
+
+def _date(day: date) -> Date:
+    return Date(year=day.year, month=day.month, day=day.day)
 
 
 def _instant(request: pb.PortRequest, name: str) -> datetime | None:
@@ -674,7 +679,7 @@ class SimulatedOperator:
                         amount=f"{self.rng.randint(20, 600)}.{self.rng.randint(0, 99):02d}",
                         currency="PEN",
                     ),
-                    due_date=due.isoformat(),
+                    due_date=_date(due),
                     bill_number=f"B{self.rng.randint(10**7, 10**8 - 1)}",
                 ),
             )
@@ -783,7 +788,7 @@ class SimulatedOperator:
                 form_number=f"F-{self.operator[:3].upper()}-{self.rng.randint(1, 10**7):07d}",
             )
             if number_range.service == "fixed":
-                request.installation_date = now.astimezone(self.window.zone).date().isoformat()
+                request.installation_date.CopyFrom(_date(now.astimezone(self.window.zone).date()))
             pending: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
             self._filing[number] = pending
             try:

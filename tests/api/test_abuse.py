@@ -18,6 +18,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.type.date_pb2 import Date
 
 import npc
 from npc.api.bounds import DEFAULT_ITEMS, MAX_TEXT, Reclaimer, check_bounds
@@ -85,7 +86,7 @@ async def stream_huge_report(claro: OperatorClient) -> None:
     """A streamed daily report whose records carry 7.5 MB fields, chunk after chunk."""
     chunk = cancellations_pb2.DailyReportChunk(
         request_id=rid(),
-        report_date="2026-11-22",
+        report_date=Date(year=2026, month=11, day=22),
         records=[
             cancellations_pb2.RequestRecord(request_code="BJ-1", execution_reason="x" * 7_500_000)
         ],

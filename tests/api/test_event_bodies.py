@@ -1,7 +1,7 @@
 """Typed event bodies: every event type the server can emit has a converter (and every converter
 a type the server emits), checked on the sources; and driving the flows end to end, every
-streamed event carries its body with integers as integers, states as enums and instants as
-Timestamps, rebuilt from the JSON the log stores."""
+streamed event carries its body with integers as integers, states as enums, instants as
+Timestamps and calendar dates as google.type.Dates, rebuilt from the JSON the log stores."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import collections
 import itertools
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from tests.helpers import (
     advance_to,
     block,
     collect,
+    day,
     head,
     port_end_to_end,
     rid,
@@ -283,6 +284,11 @@ ENUM_KEYS = {
 }
 
 
+# Messages that are one value, not a record of facts.
+WELL_KNOWN = ("google.protobuf.Timestamp", "google.type.Date")
+CALENDAR_DATE = re.compile(r"(?a)\d{4}-\d{2}-\d{2}")
+
+
 def _walk(message: Message) -> Iterator[tuple[FieldDescriptor, Any]]:
     """Every set field of a message and of its sub-messages, repeated ones item by item."""
     for field, value in message.ListFields():
@@ -294,7 +300,7 @@ def _walk(message: Message) -> Iterator[tuple[FieldDescriptor, Any]]:
             if (
                 field.type == FieldDescriptor.TYPE_MESSAGE
                 and field.message_type is not None
-                and field.message_type.full_name != ("google.protobuf.Timestamp")
+                and field.message_type.full_name not in WELL_KNOWN
             ):
                 yield from _walk(item)
 
@@ -335,7 +341,7 @@ ALIASES = {
 def check_body(event: events_pb2.Event, payload: dict[str, Any]) -> None:
     """The body is the one of its type, and holds every fact of the stored payload typed, in
     the field of its name: each whole number in an integer field, each state or kind in an
-    enum, each instant in a Timestamp."""
+    enum, each instant in a Timestamp, each YYYY-MM-DD date in a google.type.Date."""
     field, _ = BODIES[event.type]
     assert event.WhichOneof("body") == field, event.type
     facts: dict[str, set[Any]] = collections.defaultdict(set)
@@ -352,6 +358,10 @@ def check_body(event: events_pb2.Event, payload: dict[str, Any]) -> None:
             descriptor.message_type.full_name == "google.protobuf.Timestamp"
         ):
             facts[descriptor.name].add(value.ToDatetime(tzinfo=UTC))
+        elif descriptor.message_type is not None and (
+            descriptor.message_type.full_name == "google.type.Date"
+        ):
+            facts[descriptor.name].add(date(value.year, value.month, value.day))
     for key, value in _facts(payload):
         where = f"{event.type} {key}={value!r}"
         held = set().union(*(facts[name] for name in (key, *ALIASES.get(key, ()))))
@@ -366,6 +376,8 @@ def check_body(event: events_pb2.Event, payload: dict[str, Any]) -> None:
             assert value in held, where
         elif _is_instant(value):
             assert datetime.fromisoformat(value) in held, where
+        elif isinstance(value, str) and CALENDAR_DATE.fullmatch(value):
+            assert date.fromisoformat(value) in held, where
 
 
 async def _stored(app) -> dict[int, dict[str, Any]]:
@@ -397,7 +409,7 @@ async def test_every_streamed_event_carries_its_typed_body(app, operators, clock
     await claro.cancellations.SubmitDailyReport(
         cancellations_pb2.SubmitDailyReportRequest(
             request_id=rid(),
-            report_date=(start - timedelta(days=1)).date().isoformat(),
+            report_date=day((start - timedelta(days=1)).date()),
             records=[
                 cancellations_pb2.RequestRecord(
                     request_code="BJ-0001",
@@ -410,7 +422,7 @@ async def test_every_streamed_event_carries_its_typed_body(app, operators, clock
                     ),
                     service_number="910000001",
                     service_status=cancellations_pb2.SERVICE_STATUS_ACTIVE,
-                    scheduled_date=(start + timedelta(days=2)).date().isoformat(),
+                    scheduled_date=day((start + timedelta(days=2)).date()),
                     state=cancellations_pb2.TRACKED_REQUEST_STATE_PENDING,
                 )
             ],
@@ -523,7 +535,8 @@ async def test_every_streamed_event_carries_its_typed_body(app, operators, clock
         ),
     )
 
-    # Portability: one prior consultation answered, one left silent (a compliance breach).
+    # Portability: one prior consultation answered, one objected for debt, one left silent (a
+    # compliance breach).
     def consultation(number: str) -> portability_pb2.SubmitPriorConsultationRequest:
         return portability_pb2.SubmitPriorConsultationRequest(
             request_id=rid(),
@@ -540,6 +553,22 @@ async def test_every_streamed_event_carries_its_typed_body(app, operators, clock
         "AnswerPriorConsultation",
         portability_pb2.AnswerPriorConsultationRequest(
             request_id=rid(), consultation_id=answered.id, accept=True
+        ),
+    )
+    owing = await claro.call("SubmitPriorConsultation", consultation("940000005"))
+    await movistar.call(
+        "AnswerPriorConsultation",
+        portability_pb2.AnswerPriorConsultationRequest(
+            request_id=rid(),
+            consultation_id=owing.id,
+            accept=False,
+            objection=portability_pb2.Objection(
+                reason=portability_pb2.OBJECTION_REASON_DEBT,
+                debt=portability_pb2.Debt(
+                    owed=common_pb2.Money(amount="120.50", currency="PEN"),
+                    due_date=day("2026-10-31"),
+                ),
+            ),
         ),
     )
     await claro.call("SubmitPriorConsultation", consultation("940000003"))
@@ -598,7 +627,7 @@ async def test_every_streamed_event_carries_its_typed_body(app, operators, clock
             port_request_id=kept.id,
             number="940000001",
             bill_number="B001-000123",
-            due_date="2026-12-15",
+            due_date=day("2026-12-15"),
             owed=common_pb2.Money(amount="89.90", currency="PEN"),
         ),
         metadata=movistar.metadata,
@@ -662,6 +691,16 @@ async def test_every_streamed_event_carries_its_typed_body(app, operators, clock
     assert breach.compliance_recorded.severity != events_pb2.INFRACTION_SEVERITY_UNSPECIFIED
     report = next(e for e in events if e.type == "cancellations.report_received")
     assert (report.cancellations_report.records, report.cancellations_report.version) == (1, 1)
+    assert report.cancellations_report.report_date == day((start - timedelta(days=1)).date())
+    objected = next(
+        e
+        for e in events
+        if e.type == "portability.consultation.answered"
+        and e.prior_consultation.objection.reason == portability_pb2.OBJECTION_REASON_DEBT
+    )
+    assert objected.prior_consultation.objection.debt.due_date == day("2026-10-31")
+    asked = next(e for e in events if e.type == "suspension.requested")
+    assert asked.suspension.due_date == day("2026-12-15")
 
 
 def test_an_unreadable_payload_streams_without_a_body(caplog) -> None:

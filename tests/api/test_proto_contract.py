@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from google.protobuf import descriptor_pb2
 
 ROOT = Path(__file__).resolve().parents[2]
 PROTO = ROOT / "proto"
-# proto/google/ holds a copy of google/rpc/status.proto (the session's error), not ours.
+# proto/google/ holds copies of google/rpc/status.proto and google/type/date.proto, not ours.
 PROTO_FILES = sorted(p.relative_to(PROTO).as_posix() for p in (PROTO / "npc").rglob("*.proto"))
 
 # What an operator's generator relies on; one value per option for the whole npc.v1 package.
@@ -94,3 +95,63 @@ def test_buf_build_compiles_every_file_with_the_package_options(tmp_path: Path) 
         options = {field.name: value for field, value in file.options.ListFields()}
         stem = Path(name).stem.capitalize()
         assert options == {**PACKAGE_OPTIONS, "java_outer_classname": f"{stem}Proto"}, name
+
+
+# Calendar dates that were YYYY-MM-DD strings: (message, field) -> the string's field number.
+# A field's type cannot change under its number (old clients would misread the bytes), so each
+# Date has a new number and the old one is reserved, never to be reused.
+FORMER_DATE_STRINGS = {
+    ("npc.v1.Debt", "due_date"): 2,
+    ("npc.v1.PortRequest", "installation_date"): 26,
+    ("npc.v1.SubmitPortRequestRequest", "installation_date"): 9,
+    ("npc.v1.ReportInstallationRequest", "installation_date"): 3,
+    ("npc.v1.Suspension", "due_date"): 8,
+    ("npc.v1.RequestSuspensionRequest", "due_date"): 5,
+    ("npc.v1.RequestRecord", "scheduled_date"): 9,
+    ("npc.v1.SubmitDailyReportRequest", "report_date"): 2,
+    ("npc.v1.DailyReportChunk", "report_date"): 2,
+    ("npc.v1.DailyReportReceipt", "report_date"): 2,
+    ("npc.v1.TrackedRequest", "last_report_date"): 4,
+    ("npc.v1.DailyReportComplianceRequest", "from_date"): 2,
+    ("npc.v1.DailyReportComplianceRequest", "to_date"): 3,
+    ("npc.v1.OperatorReportCompliance", "missing_dates"): 7,
+    ("npc.v1.OperatorReportCompliance", "late_dates"): 8,
+}
+
+
+def _messages(
+    prefix: str, messages: Iterable[descriptor_pb2.DescriptorProto]
+) -> Iterator[tuple[str, descriptor_pb2.DescriptorProto]]:
+    for message in messages:
+        name = f"{prefix}.{message.name}"
+        yield name, message
+        yield from _messages(name, message.nested_type)
+
+
+def test_calendar_dates_are_google_type_dates_under_new_numbers(tmp_path: Path) -> None:
+    image = tmp_path / "image.binpb"
+    proc = run_buf("build", "-o", str(image))
+    assert proc.returncode == 0, proc.stderr
+    files = descriptor_pb2.FileDescriptorSet.FromString(image.read_bytes()).file
+    messages = dict(
+        item
+        for f in files
+        if f.name.startswith("npc/")
+        for item in _messages("npc.v1", f.message_type)
+    )
+    found = {}
+    for name, message in messages.items():
+        reserved = {n for r in message.reserved_range for n in range(r.start, r.end)}
+        for field in message.field:
+            # Every field named as a date (and nothing else) is a google.type.Date.
+            if re.search(r"(^|_)dates?$", field.name):
+                assert field.type_name == ".google.type.Date", (name, field.name, field.type_name)
+                found[(name, field.name)] = field.number
+            else:
+                assert field.type_name != ".google.type.Date", (name, field.name)
+        for (owner, field_name), old in FORMER_DATE_STRINGS.items():
+            if owner == name:
+                assert old in reserved, (name, field_name, old)
+                assert old not in {f.number for f in message.field}, (name, old)
+    assert found.keys() == FORMER_DATE_STRINGS.keys()
+    assert all(found[key] != old for key, old in FORMER_DATE_STRINGS.items())

@@ -35,7 +35,16 @@ from tests.authz.table import AUTHZ
 from tests.flows.cancellations.test_cancellations import record
 from tests.flows.pqr.conftest import filing
 from tests.flows.sgu.test_sgu import _at_office
-from tests.helpers import advance, advance_to, block, port_end_to_end, port_request, rid, ts
+from tests.helpers import (
+    advance,
+    advance_to,
+    block,
+    day,
+    port_end_to_end,
+    port_request,
+    rid,
+    ts,
+)
 
 
 def test_every_rpc_is_classified() -> None:
@@ -128,7 +137,7 @@ async def test_portability_registry_and_events(prober, app, clock) -> None:
         lambda: portability_pb2.ReportInstallationRequest(
             request_id=rid(),
             port_request_id=fixed.id,
-            installation_date=clock.now().date().isoformat(),
+            installation_date=day(clock.now().date()),
         ),
         right="claro",
     )
@@ -151,7 +160,7 @@ async def test_portability_registry_and_events(prober, app, clock) -> None:
                 reason=portability_pb2.OBJECTION_REASON_DEBT,
                 debt=portability_pb2.Debt(
                     owed=common_pb2.Money(amount="120.50", currency="PEN"),
-                    due_date="2026-10-31",
+                    due_date=day("2026-10-31"),
                 ),
             ),
         ),
@@ -241,7 +250,7 @@ async def test_suspension(prober, app, clock, operators) -> None:
             port_request_id=filed.id,
             number="940000001",
             bill_number="B001-000123",
-            due_date="2026-11-15",
+            due_date=day("2026-11-15"),
             owed=common_pb2.Money(amount="89.90", currency="PEN"),
         ),
         right="movistar",
@@ -351,7 +360,7 @@ async def test_cancellations(prober, app, clock) -> None:
     await p.check(
         "CancellationsService/SubmitDailyReport",
         lambda: cancellations_pb2.SubmitDailyReportRequest(
-            request_id=rid(), report_date=REPORT_DAY.isoformat(), records=[record("BJ-0001")]
+            request_id=rid(), report_date=day(REPORT_DAY), records=[record("BJ-0001")]
         ),
         right="claro",
     )
@@ -359,7 +368,7 @@ async def test_cancellations(prober, app, clock) -> None:
         "CancellationsService/StreamDailyReport",
         lambda: [
             cancellations_pb2.DailyReportChunk(
-                request_id=rid(), report_date=REPORT_DAY.isoformat(), records=[record("BJ-0001")]
+                request_id=rid(), report_date=day(REPORT_DAY), records=[record("BJ-0001")]
             ),
             cancellations_pb2.DailyReportChunk(records=[record("BJ-0002")]),
         ],
@@ -375,7 +384,7 @@ async def test_cancellations(prober, app, clock) -> None:
     await p.check(
         "CancellationsService/GetDailyReportCompliance",
         lambda: cancellations_pb2.DailyReportComplianceRequest(
-            operator="claro", from_date="2026-11-22", to_date="2026-11-22"
+            operator="claro", from_date=day(REPORT_DAY), to_date=day(REPORT_DAY)
         ),
         right="claro",
     )

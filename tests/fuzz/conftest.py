@@ -39,7 +39,7 @@ from tests.fuzz.rpcs import (
     discover,
     invoke,
 )
-from tests.helpers import advance_to, block, port_request, rid, settle, ts
+from tests.helpers import advance_to, block, day, port_request, rid, settle, ts
 
 
 class Troubles(logging.Handler):
@@ -228,7 +228,7 @@ async def _seed_other_flows(fuzzing: Fuzzing, ported_id: str) -> None:
             "/npc.v1.CancellationsService/SubmitDailyReport",
             cancellations_pb2.SubmitDailyReportRequest(
                 request_id=rid(),
-                report_date=(clock.now() - timedelta(days=1)).date().isoformat(),
+                report_date=day((clock.now() - timedelta(days=1)).date()),
                 records=[
                     cancellations_pb2.RequestRecord(
                         request_code="BJ-0001",
@@ -239,7 +239,7 @@ async def _seed_other_flows(fuzzing: Fuzzing, ported_id: str) -> None:
                         subscriber_document=document,
                         service_number="910000001",
                         service_status=cancellations_pb2.SERVICE_STATUS_ACTIVE,
-                        scheduled_date=(clock.now() + timedelta(days=2)).date().isoformat(),
+                        scheduled_date=day((clock.now() + timedelta(days=2)).date()),
                         state=cancellations_pb2.TRACKED_REQUEST_STATE_PENDING,
                     )
                 ],
@@ -253,7 +253,7 @@ async def _seed_other_flows(fuzzing: Fuzzing, ported_id: str) -> None:
                 port_request_id=ported_id,
                 number="940000002",
                 bill_number="B001-000123",
-                due_date=(clock.now() - timedelta(days=8)).date().isoformat(),
+                due_date=day((clock.now() - timedelta(days=8)).date()),
                 owed=common_pb2.Money(amount="89.90", currency="PEN"),
             ),
             "dev-token-movistar",

@@ -3,8 +3,8 @@ from their message descriptors, and the properties the clearinghouse must keep w
 
 Nothing here names a flow: a new `.proto` service or RPC is fuzzed as soon as it is generated.
 Field values are chosen by type (and, for strings, by a hint from the field's name) among the
-awkward ones — empty, very long, odd Unicode, wrong-length digits, out-of-range numbers and
-instants, unknown enum values, oversized lists — and the plausible ones taken from the live
+awkward ones — empty, very long, odd Unicode, wrong-length digits, out-of-range numbers,
+instants and dates, unknown enum values, oversized lists — and the plausible ones taken from the live
 database, so that requests also reach existing cases in the wrong state.
 """
 
@@ -17,7 +17,7 @@ import random
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, cast
 
 import grpc
@@ -26,6 +26,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2, status_pb2
+from google.type.date_pb2 import Date
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import strategies as st
 
@@ -95,6 +96,20 @@ UINT64 = [0, 1, 2**64 - 1, 2**63]
 # Timestamp seconds: the epoch, the proto limits and one beyond, the extremes of int64.
 SECONDS = [0, -62135596800, 253402300799, -62135596801, 253402300800, 2**63 - 1, -(2**63)]
 NANOS = [0, 999_999_999, 1_000_000_000, -1, 2**31 - 1, -(2**31)]
+# google.type.Date: no day of the calendar (month 13, February 30, a partial or empty date, the
+# edges of int32), and the first and last days a date holds.
+ODD_DATES = [
+    Date(year=2026, month=13, day=1),
+    Date(year=2026, month=2, day=30),
+    Date(year=2026, month=11),
+    Date(month=11, day=23),
+    Date(),
+    Date(year=-1, month=1, day=1),
+    Date(year=2**31 - 1, month=2**31 - 1, day=-(2**31)),
+    Date(year=1, month=1, day=1),
+    Date(year=9999, month=12, day=31),
+]
+DATE = "google.type.Date"
 
 
 @dataclass(frozen=True)
@@ -346,6 +361,19 @@ def timestamps(draw: st.DrawFn, mood: Mood) -> Timestamp:
     return Timestamp(seconds=draw(st.sampled_from(SECONDS)), nanos=draw(st.sampled_from(NANOS)))
 
 
+def _date(day: date) -> Date:
+    return Date(year=day.year, month=day.month, day=day.day)
+
+
+@st.composite
+def calendar_dates(draw: st.DrawFn, mood: Mood) -> Date:
+    """Mostly days around today (due dates, report dates); else ones no calendar has."""
+    today = (mood.pools.now or datetime(2026, 11, 23)).date()
+    if draw(st.integers(0, 99)) >= mood.awkward:
+        return _date(today + timedelta(days=draw(st.integers(-400, 60))))
+    return draw(st.sampled_from(ODD_DATES))
+
+
 def _integers(kind: int, mood: Mood) -> st.SearchStrategy[int]:
     if kind in (FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_FIXED32):
         extremes = UINT32
@@ -398,6 +426,8 @@ def messages(draw: st.DrawFn, descriptor: Descriptor, mood: Mood, depth: int = 0
     """A message of `descriptor`: each field absent or set, lists of 0..3 items or one too many."""
     if descriptor.full_name == "google.protobuf.Timestamp":
         return draw(timestamps(mood))
+    if descriptor.full_name == DATE:
+        return draw(calendar_dates(mood))
     message = message_class(descriptor)()
     if depth > 4 or descriptor.full_name.startswith("google.protobuf."):
         return message
@@ -487,6 +517,11 @@ def random_value(fd: FieldDescriptor, mood: Mood, rng: random.Random, depth: int
             now = mood.pools.now or datetime(2026, 11, 23)
             stamp.FromDatetime(now + timedelta(seconds=rng.randint(-3 * 86400, 30 * 86400)))
             return stamp
+        if fd.message_type.full_name == DATE:
+            if odd:
+                return rng.choice(ODD_DATES)
+            today = (mood.pools.now or datetime(2026, 11, 23)).date()
+            return _date(today + timedelta(days=rng.randint(-400, 60)))
         message = message_class(fd.message_type)()
         if depth < 4 and not fd.message_type.full_name.startswith("google.protobuf."):
             for sub in fd.message_type.fields:
@@ -581,6 +616,8 @@ def sweep_values(fd: FieldDescriptor) -> list[Any]:
         assert fd.message_type is not None
         if fd.message_type.full_name == "google.protobuf.Timestamp":
             return [Timestamp(seconds=s) for s in SWEEP_SECONDS]
+        if fd.message_type.full_name == DATE:
+            return ODD_DATES
         return []
     if kind in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
         return [float("nan"), float("inf"), -1.0]
@@ -606,7 +643,7 @@ def field_paths(
         if (
             fd.type == FieldDescriptor.TYPE_MESSAGE
             and fd.message_type is not None
-            and fd.message_type.full_name != "google.protobuf.Timestamp"
+            and fd.message_type.full_name not in ("google.protobuf.Timestamp", DATE)
             and len(prefix) < 2
         ):
             yield from field_paths(fd.message_type, (*prefix, fd))

@@ -10,7 +10,6 @@ its identity documents.
 from __future__ import annotations
 
 import re
-from datetime import date
 from typing import Protocol
 
 from npc.core.errors import FieldViolation, InvalidArgument
@@ -73,16 +72,6 @@ def check_case_id(v: Violations, field: str, value: str, prefix: str) -> None:
         v.add(
             field, f"required: a {prefix} number issued by the clearinghouse ({prefix}0000000001)"
         )
-
-
-def parse_date(value: str) -> date | None:
-    """A YYYY-MM-DD date, or None."""
-    if not re.fullmatch(r"(?a)\d{4}-\d{2}-\d{2}", value):
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        return None
 
 
 def ruc_is_valid(number: str) -> bool:

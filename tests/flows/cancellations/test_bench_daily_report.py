@@ -87,7 +87,8 @@ def _mistakes(bench: ModuleType, rng: random.Random) -> list[Callable[[Any], obj
         lambda r: r.ClearField("subscriber_document"),
         lambda r: setattr(r.subscriber_document, "type", rng.choice([0, 9])),
         lambda r: setattr(r.subscriber_document, "number", "12"),
-        lambda r: setattr(r, "scheduled_date", rng.choice(["", "2026-13-01"])),
+        # (Dates are not compared: the wire carries google.type.Date since, and its refusals
+        # say so in their own words; tests/flows/cancellations/test_cancellations.py has them.)
         lambda r: setattr(r, "execution_reason", rng.choice(["", "\x00", "r" * 501])),
         lambda r: setattr(r, "target_plan", rng.choice(["", "p" * 201])),
         lambda r: setattr(r, "service_number", "!!"),
@@ -110,6 +111,7 @@ def test_bad_reports_are_refused_as_before_the_flow_took_commands(bench: ModuleT
     rng = random.Random(12)
     mistakes = _mistakes(bench, rng)
     valid = bench.report(60)
+    old_format = bench.baseline_messages()
     refused = 0
     for _ in range(80):
         request = pb.SubmitDailyReportRequest()
@@ -117,7 +119,7 @@ def test_bad_reports_are_refused_as_before_the_flow_took_commands(bench: ModuleT
         for index in rng.sample(range(60), rng.randint(1, 30)):
             for mistake in rng.sample(mistakes, rng.randint(1, 3)):
                 mistake(request.records[index])
-        expected = _outcome(baseline, request, bench.NOW)
+        expected = _outcome(baseline, bench.to_baseline(request, old_format), bench.NOW)
         parsed = convert.daily_report(request, settings.max_records)
         assert _outcome(today, parsed, bench.NOW) == expected
         refused += bool(expected)

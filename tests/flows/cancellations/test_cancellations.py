@@ -10,6 +10,7 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
+from google.type.date_pb2 import Date
 
 from npc.api.errors import MAX_VIOLATIONS
 from npc.flows.cancellations.handler import (
@@ -18,7 +19,7 @@ from npc.flows.cancellations.handler import (
 )
 from npc.v1 import cancellations_pb2 as pb
 from npc.v1 import common_pb2
-from tests.helpers import advance, advance_to, field_violations, rid, settle, ts
+from tests.helpers import advance, advance_to, day, field_violations, rid, settle, ts
 
 # Sunday 22 November 2026 is the first report date; its report is due on Monday 23 at 23:59 Lima
 # (Tuesday 24, 04:59 UTC). The clock starts on Monday 23, 10:00 Lima.
@@ -44,6 +45,9 @@ def record(code: str = "BJ-0001", **overrides) -> pb.RequestRecord:
         "state": pb.TRACKED_REQUEST_STATE_PENDING,
     }
     fields.update(overrides)
+    scheduled = fields["scheduled_date"]
+    if isinstance(scheduled, str):  # YYYY-MM-DD, or "" for none
+        fields["scheduled_date"] = day(scheduled) if scheduled else None
     return pb.RequestRecord(**fields)
 
 
@@ -75,7 +79,7 @@ def migration(code: str = "MG-0001", **overrides) -> pb.RequestRecord:
 async def submit(client, report_date: date, records, request_id: str | None = None):
     return await client.cancellations.SubmitDailyReport(
         pb.SubmitDailyReportRequest(
-            request_id=request_id or rid(), report_date=report_date.isoformat(), records=records
+            request_id=request_id or rid(), report_date=day(report_date), records=records
         ),
         metadata=client.metadata,
     )
@@ -123,7 +127,7 @@ async def test_a_report_is_stored_and_each_request_can_be_looked_up(
     receipt = await submit(claro, FIRST, [record("BJ-0001"), migration("MG-0001")])
     assert (receipt.operator, receipt.report_date, receipt.records, receipt.version) == (
         "claro",
-        "2026-11-22",
+        day(FIRST),
         2,
         1,
     )
@@ -132,7 +136,7 @@ async def test_a_report_is_stored_and_each_request_can_be_looked_up(
     mine = await get(claro, "BJ-0001")
     assert mine.id.startswith("BM") and mine.operator == "claro"
     assert mine.record.state == pb.TRACKED_REQUEST_STATE_PENDING
-    assert mine.record.scheduled_date == "2026-11-25"
+    assert mine.record.scheduled_date == day("2026-11-25")
     # End of the scheduled day in Lima: Thursday 26, 00:00 Lima.
     assert mine.scheduled_deadline.ToDatetime(tzinfo=UTC) == datetime(
         2026, 11, 26, 5, 0, tzinfo=UTC
@@ -200,7 +204,7 @@ async def test_a_later_report_date_wins_even_when_an_earlier_one_is_resent(
     await submit(claro, FIRST, [record("BJ-0001", service_number="910000002")])
     current = await get(claro, "BJ-0001")
     assert current.record.state == pb.TRACKED_REQUEST_STATE_EXECUTED
-    assert current.last_report_date == "2026-11-23"
+    assert current.last_report_date == day("2026-11-23")
 
 
 async def test_a_retried_request_id_answers_the_first_receipt(app, operators, clock, reporting):
@@ -217,7 +221,7 @@ async def test_a_streamed_report_in_chunks(app, operators, clock, reporting):
     request_id = rid()
     chunks = [
         pb.DailyReportChunk(
-            request_id=request_id, report_date="2026-11-22", records=[record("BJ-0001")]
+            request_id=request_id, report_date=day(FIRST), records=[record("BJ-0001")]
         ),
         pb.DailyReportChunk(records=[record("BJ-0002"), migration("MG-0001")]),
         pb.DailyReportChunk(records=[record("BJ-0003")]),
@@ -239,8 +243,8 @@ async def test_a_streamed_report_in_chunks(app, operators, clock, reporting):
     )
     assert unary == receipt
     bad = [
-        pb.DailyReportChunk(request_id=rid(), report_date="2026-11-22"),
-        pb.DailyReportChunk(report_date="2026-11-23", records=[record("BJ-0004")]),
+        pb.DailyReportChunk(request_id=rid(), report_date=day(FIRST)),
+        pb.DailyReportChunk(report_date=day("2026-11-23"), records=[record("BJ-0004")]),
     ]
     with pytest.raises(grpc.aio.AioRpcError) as mixed:
         await claro.cancellations.StreamDailyReport(stream(bad), metadata=claro.metadata)
@@ -251,8 +255,9 @@ async def test_a_streamed_report_in_chunks(app, operators, clock, reporting):
 @pytest.mark.parametrize(
     ("report_date", "records", "field"),
     [
-        ("", [], "report_date"),
+        (None, [], "report_date"),
         ("2026-11-31", [], "report_date"),
+        (Date(year=2026, month=11), [], "report_date"),  # a month, not a day
         ("2026-11-24", [], "report_date"),  # a day that has not begun in Lima
         ("2026-11-22", [record(kind=pb.REQUEST_KIND_UNSPECIFIED)], "records[0].kind"),
         ("2026-11-22", [record(service=0)], "records[0].service"),
@@ -260,7 +265,12 @@ async def test_a_streamed_report_in_chunks(app, operators, clock, reporting):
         ("2026-11-22", [record(request_code="")], "records[0].request_code"),
         ("2026-11-22", [record(), record()], "records[1].request_code"),
         ("2026-11-22", [record(scheduled_date="")], "records[0].scheduled_date"),
-        ("2026-11-22", [record(scheduled_date="25/11/2026")], "records[0].scheduled_date"),
+        ("2026-11-22", [record(scheduled_date=day("2026-02-29"))], "records[0].scheduled_date"),
+        (
+            "2026-11-22",
+            [record(), record("BJ-0002", scheduled_date=Date(month=11, day=25))],
+            "records[1].scheduled_date",
+        ),
         (
             "2026-11-22",
             [record(requested_at=ts(datetime(2026, 11, 23, 15, 0, tzinfo=UTC)))],
@@ -295,7 +305,11 @@ async def test_malformed_reports_are_refused_and_store_nothing(
 ):
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await operators["claro"].cancellations.SubmitDailyReport(
-            pb.SubmitDailyReportRequest(request_id=rid(), report_date=report_date, records=records),
+            pb.SubmitDailyReportRequest(
+                request_id=rid(),
+                report_date=day(report_date) if isinstance(report_date, str) else report_date,
+                records=records,
+            ),
             metadata=operators["claro"].metadata,
         )
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -313,7 +327,7 @@ async def test_unreadable_instants_are_refused_with_the_other_violations_in_orde
             "BJ-1",
             channel=99,
             requested_at=Timestamp(seconds=253402300800),  # year 10000
-            scheduled_date="25/11/2026",
+            scheduled_date=Date(year=2026, month=11, day=31),
         ),
         record("BJ-2", executed_at=Timestamp(seconds=1, nanos=10**9)),  # pending, nanos too many
         executed(
@@ -326,7 +340,7 @@ async def test_unreadable_instants_are_refused_with_the_other_violations_in_orde
     assert list(field_violations(refused.value).items()) == [
         ("records[0].channel", "required: the attention channel"),
         ("records[0].requested_at", "not a valid instant"),
-        ("records[0].scheduled_date", "a date YYYY-MM-DD"),
+        ("records[0].scheduled_date", "not a valid date: a full year (1-9999), month and day"),
         ("records[1].executed_at", "not a valid instant"),
         ("records[2].executed_at", "not a valid instant"),
         ("records[2].execution_reason", "required: the reason of the execution or rejection"),
@@ -418,7 +432,7 @@ async def test_the_daily_report_compliance_report(app, operators, clock, reporti
         "late_dates": [date(2026, 11, 23)],
     }
     assert by_operator["movistar"]["missing"] == 3
-    request = pb.DailyReportComplianceRequest(from_date="2026-11-22", to_date="2026-11-25")
+    request = pb.DailyReportComplianceRequest(from_date=day(FIRST), to_date=day("2026-11-25"))
     everyone = await operators["osiptel"].cancellations.GetDailyReportCompliance(
         request, metadata=operators["osiptel"].metadata
     )
@@ -428,21 +442,31 @@ async def test_the_daily_report_compliance_report(app, operators, clock, reporti
     ]
     own = await claro.cancellations.GetDailyReportCompliance(request, metadata=claro.metadata)
     assert [o.operator for o in own.operators] == ["claro"]
-    assert list(own.operators[0].missing_dates) == ["2026-11-24"]
+    assert list(own.operators[0].missing_dates) == [day("2026-11-24")]
+    assert list(own.operators[0].late_dates) == [day("2026-11-23")]
     with pytest.raises(grpc.aio.AioRpcError) as other:
         await claro.cancellations.GetDailyReportCompliance(
             pb.DailyReportComplianceRequest(
-                operator="movistar", from_date="2026-11-22", to_date="2026-11-25"
+                operator="movistar", from_date=day(FIRST), to_date=day("2026-11-25")
             ),
             metadata=claro.metadata,
         )
     assert other.value.code() == grpc.StatusCode.PERMISSION_DENIED
     with pytest.raises(grpc.aio.AioRpcError) as backwards:
         await claro.cancellations.GetDailyReportCompliance(
-            pb.DailyReportComplianceRequest(from_date="2026-11-25", to_date="2026-11-22"),
+            pb.DailyReportComplianceRequest(from_date=day("2026-11-25"), to_date=day(FIRST)),
             metadata=claro.metadata,
         )
     assert "to_date" in field_violations(backwards.value)
+    with pytest.raises(grpc.aio.AioRpcError) as undated:
+        await claro.cancellations.GetDailyReportCompliance(
+            pb.DailyReportComplianceRequest(
+                operator="Movistar", from_date=Date(year=2026, month=13, day=1)
+            ),
+            metadata=claro.metadata,
+        )
+    # Every mistake at once: the impossible date among the others, each under its own name.
+    assert set(field_violations(undated.value)) == {"operator", "from_date", "to_date"}
 
 
 async def test_a_scheduled_date_passed_without_execution_is_recorded_at_its_end(
@@ -533,7 +557,7 @@ async def test_a_large_report_streamed_in_chunks_and_resent(app, operators, cloc
             ]
             yield pb.DailyReportChunk(
                 request_id=request_id if start == 0 else "",
-                report_date="2026-11-22" if start == 0 else "",
+                report_date=day(FIRST) if start == 0 else None,
                 records=records,
             )
 

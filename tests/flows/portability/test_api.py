@@ -20,6 +20,7 @@ from tests.helpers import (
     advance_to,
     block,
     collect,
+    day,
     field_violations,
     port_request,
     rid,
@@ -456,10 +457,10 @@ async def test_objection_rejects_the_request(app, operators, clock, reason):
 
 
 def debt(**kw: Any) -> pb.Debt:
-    values = {"amount": "120.50", "currency": "PEN", "due_date": "2026-10-31", **kw}
+    values = {"amount": "120.50", "currency": "PEN", "due_date": day("2026-10-31"), **kw}
     return pb.Debt(
         owed=common_pb2.Money(amount=values["amount"], currency=values["currency"]),
-        due_date=values["due_date"],
+        due_date=values["due_date"] or None,
         bill_number=values.get("bill_number", ""),
     )
 
@@ -513,7 +514,7 @@ async def test_complete_debt_objection_waits_for_proof_of_payment(app, operators
     assert objected.objection.code == "REC01PRT09"
     assert objected.objection.debt.owed.amount == "120.50"
     assert objected.objection.debt.owed.currency == "PEN"
-    assert objected.objection.debt.due_date == "2026-10-31"
+    assert objected.objection.debt.due_date == day("2026-10-31")
     assert objected.objection.debt.bill_number == "B001-000123"
     assert not objected.HasField("closed_at")
     occ = [e for e in await stream_of(app, operators, "claro", from_position) if e.code == "OCC"]
@@ -816,7 +817,7 @@ REFUSALS = {
         "movistar",
         "ReportInstallation",
         lambda a, r, c: pb.ReportInstallationRequest(
-            request_id=rid(), port_request_id=r.id, installation_date="2026-11-23"
+            request_id=rid(), port_request_id=r.id, installation_date=day("2026-11-23")
         ),
     ),
     "recipient confirms the donor's step": (

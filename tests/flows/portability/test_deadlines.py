@@ -25,6 +25,7 @@ from tests.helpers import (
     advance,
     advance_to,
     block,
+    day,
     field_violations,
     port_request,
     rid,
@@ -191,7 +192,7 @@ def _debt_objection() -> pb.Objection:
         detail="unpaid bill",
         debt=pb.Debt(
             owed=common_pb2.Money(amount="120.50", currency="PEN"),
-            due_date="2026-11-10",
+            due_date=day("2026-11-10"),
             bill_number="B-2026-1001",
         ),
     )
@@ -585,11 +586,11 @@ async def _fixed_admissible(app, operators, clock, number: str) -> pb.PortReques
     )
 
 
-async def _report_installation(operators, case_id: str, day: str) -> pb.PortRequest:
+async def _report_installation(operators, case_id: str, installed: str) -> pb.PortRequest:
     return await operators["claro"].call(
         "ReportInstallation",
         pb.ReportInstallationRequest(
-            request_id=rid(), port_request_id=case_id, installation_date=day
+            request_id=rid(), port_request_id=case_id, installation_date=day(installed)
         ),
     )
 
@@ -603,7 +604,7 @@ async def test_fixed_cannot_be_scheduled_before_the_installation(app, operators,
     assert _precondition_types(refused.value) == ["INSTALLATION_PENDING"]
 
     installed = await _report_installation(operators, request.id, "2026-11-23")
-    assert installed.installation_date == "2026-11-23"
+    assert installed.installation_date == day("2026-11-23")
     assert when(installed.schedule_deadline) == lima(2026, 11, 24, 22, 0)
     scheduled = await _schedule(operators, request.id, lima(2026, 11, 24, 2, 0))
     assert scheduled.state == pb.PORT_REQUEST_STATE_SCHEDULED

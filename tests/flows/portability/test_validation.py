@@ -19,6 +19,7 @@ import grpc
 import pytest
 import pytest_asyncio
 from google.protobuf.timestamp_pb2 import Timestamp
+from google.type.date_pb2 import Date
 
 from npc.app import Clearinghouse
 from npc.config import Settings
@@ -29,6 +30,7 @@ from npc.v1 import portability_pb2 as pb
 from tests.conftest import DEFAULT_START, DatabaseSupply, Operators
 from tests.helpers import (
     block,
+    day,
     field_violations,
     head,
     port_request,
@@ -400,13 +402,17 @@ SUBMIT_PORT_REQUEST = {
     "prior_consultation_id of a port request": sp(
         pr(prior_consultation_id="SP0000000001"), "prior_consultation_id"
     ),
-    "installation_date on mobile": sp(pr(installation_date="2026-11-20"), "installation_date"),
+    "installation_date on mobile": sp(pr(installation_date=day("2026-11-20")), "installation_date"),
     "installation_date not a date": sp(
-        pr(service=FIXED, numbers=[block("12000050")], installation_date="2026-02-30"),
+        pr(service=FIXED, numbers=[block("12000050")], installation_date=day("2026-02-30")),
+        "installation_date",
+    ),
+    "installation_date without a day": sp(
+        pr(service=FIXED, numbers=[block("12000050")], installation_date=Date(year=2026, month=11)),
         "installation_date",
     ),
     "installation_date in the future": sp(
-        pr(service=FIXED, numbers=[block("12000050")], installation_date="2026-11-30"),
+        pr(service=FIXED, numbers=[block("12000050")], installation_date=day("2026-11-30")),
         "installation_date",
     ),
     # several faults at once: every one is reported
@@ -417,6 +423,7 @@ SUBMIT_PORT_REQUEST = {
                 "numbers": [block("94000005"), block("940000051", modality=0)],
                 "received_at": None,
                 "form_number": "x" * 41,
+                "installation_date": day("2026-13-01"),
             }
         ),
         "subscriber.name",
@@ -425,6 +432,7 @@ SUBMIT_PORT_REQUEST = {
         "numbers[1].modality",
         "received_at",
         "form_number",
+        "installation_date",
     ),
 }
 
@@ -486,8 +494,11 @@ SUBMIT_PRIOR_CONSULTATION = {
 }
 
 
-def debt(amount: str = "120.50", currency: str = "PEN", due_date: str = "2026-10-31") -> pb.Debt:
-    return pb.Debt(owed=common_pb2.Money(amount=amount, currency=currency), due_date=due_date)
+def debt(
+    amount: str = "120.50", currency: str = "PEN", due_date: Date | str | None = "2026-10-31"
+) -> pb.Debt:
+    due = day(due_date) if isinstance(due_date, str) else due_date
+    return pb.Debt(owed=common_pb2.Money(amount=amount, currency=currency), due_date=due)
 
 
 def objection(reason: int = pb.OBJECTION_REASON_SERVICE_SUSPENDED, **kw: Any) -> pb.Objection:
@@ -583,15 +594,15 @@ def answer_cases(method: str, id_field: str, prefix: str, other: str) -> dict[st
             "objection.debt.owed.currency",
         ),
         "debt without due date": case(
-            ans(objection=objection(debt_reason, debt=debt(due_date=""))),
+            ans(objection=objection(debt_reason, debt=debt(due_date=None))),
             "objection.debt.due_date",
         ),
         "debt due date impossible": case(
-            ans(objection=objection(debt_reason, debt=debt(due_date="2026-02-30"))),
+            ans(objection=objection(debt_reason, debt=debt(due_date=day("2026-02-30")))),
             "objection.debt.due_date",
         ),
-        "debt due date other format": case(
-            ans(objection=objection(debt_reason, debt=debt(due_date="31/10/2026"))),
+        "debt due date without a year": case(
+            ans(objection=objection(debt_reason, debt=debt(due_date=Date(month=10, day=31)))),
             "objection.debt.due_date",
         ),
         "debt bill number with spaces": case(
@@ -600,7 +611,7 @@ def answer_cases(method: str, id_field: str, prefix: str, other: str) -> dict[st
                     debt_reason,
                     debt=pb.Debt(
                         owed=common_pb2.Money(amount="10", currency="PEN"),
-                        due_date="2026-10-31",
+                        due_date=day("2026-10-31"),
                         bill_number="B 001",
                     ),
                 )
@@ -657,19 +668,26 @@ install = recipient_case(
     "ReportInstallation",
     pb.ReportInstallationRequest,
     port_request_id=lambda c: c.fixed_request_id,
-    installation_date="2026-11-22",
+    installation_date=day("2026-11-22"),
 )
 REPORT_INSTALLATION = {
     "missing request_id": install(("request_id",), request_id=""),
     "port_request_id malformed": install(("port_request_id",), port_request_id="SP-1"),
-    "installation_date empty": install(("installation_date",), installation_date=""),
-    "installation_date month 13": install(("installation_date",), installation_date="2026-13-01"),
-    "installation_date day first": install(("installation_date",), installation_date="22/11/2026"),
-    "installation_date with time": install(
-        ("installation_date",), installation_date="2026-11-22T10:00"
+    "installation_date unset": install(("installation_date",), installation_date=None),
+    "installation_date month 13": install(
+        ("installation_date",), installation_date=day("2026-13-01")
+    ),
+    "installation_date set but empty": install(("installation_date",), installation_date=Date()),
+    "installation_date year 10000": install(
+        ("installation_date",), installation_date=Date(year=10000, month=1, day=1)
     ),
     "installation_date in the future": install(
-        ("installation_date",), installation_date="2026-11-25"
+        ("installation_date",), installation_date=day("2026-11-25")
+    ),
+    "installation_date and port_request_id": install(
+        ("port_request_id", "installation_date"),
+        port_request_id="SP-1",
+        installation_date=day("2026-02-29"),
     ),
 }
 

@@ -9,12 +9,14 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
+from google.type.date_pb2 import Date
 
 from npc.v1 import common_pb2, suspension_pb2
 from tests.helpers import (
     advance,
     advance_to,
     block,
+    day,
     field_violations,
     port_end_to_end,
     rid,
@@ -32,7 +34,7 @@ def _ask(port_id: str, **overrides) -> suspension_pb2.RequestSuspensionRequest:
         "port_request_id": port_id,
         "number": "940000001",
         "bill_number": "B001-000123",
-        "due_date": "2026-11-15",
+        "due_date": day("2026-11-15"),
         "owed": common_pb2.Money(amount="89.90", currency="PEN"),
     }
     fields.update(overrides)
@@ -73,25 +75,28 @@ async def test_asked_on_day_29_is_refused_and_on_day_30_accepted(app, operators,
     asked = await _call(movistar, "RequestSuspension", _ask(ported))
     assert asked.state == suspension_pb2.SUSPENSION_STATE_REQUESTED
     assert (asked.donor, asked.recipient) == ("movistar", "claro")
+    assert asked.due_date == day("2026-11-15")
 
 
 @pytest.mark.parametrize(
-    ("overrides", "field"),
+    ("overrides", "fields"),
     [
-        ({"bill_number": ""}, "bill_number"),
-        ({"due_date": "2026-02-30"}, "due_date"),
-        ({"owed": common_pb2.Money(amount="", currency="PEN")}, "owed.amount"),
-        ({"owed": common_pb2.Money(amount="10", currency="soles")}, "owed.currency"),
+        ({"bill_number": ""}, {"bill_number"}),
+        ({"due_date": day("2026-02-30")}, {"due_date"}),
+        ({"due_date": None}, {"due_date"}),
+        ({"due_date": Date(year=2026, month=11), "bill_number": ""}, {"bill_number", "due_date"}),
+        ({"owed": common_pb2.Money(amount="", currency="PEN")}, {"owed.amount"}),
+        ({"owed": common_pb2.Money(amount="10", currency="soles")}, {"owed.currency"}),
     ],
 )
 async def test_suspension_needs_bill_due_date_and_amount(
-    app, operators, clock, ported, overrides, field
+    app, operators, clock, ported, overrides, fields
 ):
     await advance_to(app, clock, EXECUTED + timedelta(days=31))
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await _call(operators["movistar"], "RequestSuspension", _ask(ported, **overrides))
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert field in field_violations(refused.value)
+    assert set(field_violations(refused.value)) == fields
 
 
 @pytest.mark.parametrize("caller", ["claro", "entel", "osiptel"])

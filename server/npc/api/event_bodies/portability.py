@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from npc.api.event_bodies._convert import Converter, Payload, blocks, document, enum, instant
+from npc.core.dates import iso_to_date
 from npc.v1 import common_pb2, events_pb2, portability_pb2
 
 REQUEST_TYPES = (
@@ -54,7 +55,9 @@ def objection(data: Mapping[str, Any] | None) -> portability_pb2.Objection | Non
         message.debt.owed.CopyFrom(
             common_pb2.Money(amount=str(debt["amount"]), currency=debt["currency"])
         )
-        message.debt.due_date = debt.get("due_date") or ""
+        due = iso_to_date(debt.get("due_date"))
+        if due is not None:
+            message.debt.due_date.CopyFrom(due)
         message.debt.bill_number = debt.get("bill_number") or ""
     return message
 

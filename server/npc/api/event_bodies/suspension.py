@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from npc.api.event_bodies._convert import Converter, Payload, enum
+from npc.core.dates import iso_to_date
 from npc.v1 import common_pb2, suspension_pb2
 
 TYPES = ("requested", "suspended", "withdrawn", "reactivation_requested", "reactivated", "ended")
@@ -18,7 +19,7 @@ def suspension(payload: Payload) -> suspension_pb2.Suspension:
         recipient=payload["recipient"],
         state=enum(suspension_pb2.SuspensionState, payload.get("state")),
         bill_number=payload.get("bill_number") or "",
-        due_date=payload.get("due_date") or "",
+        due_date=iso_to_date(payload.get("due_date")),
         owed=common_pb2.Money(
             amount=str(payload.get("amount") or ""), currency=payload.get("currency") or ""
         ),

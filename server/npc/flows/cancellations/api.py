@@ -64,9 +64,10 @@ class CancellationsServicer(CommandServicer, pb_grpc.CancellationsServiceService
         async for chunk in request_iterator:
             if index == 0:
                 report.request_id = chunk.request_id
-                report.report_date = chunk.report_date
+                if chunk.HasField("report_date"):
+                    report.report_date.CopyFrom(chunk.report_date)
             elif (chunk.request_id and chunk.request_id != report.request_id) or (
-                chunk.report_date and chunk.report_date != report.report_date
+                chunk.HasField("report_date") and chunk.report_date != report.report_date
             ):
                 raise InvalidArgument(
                     FieldViolation(

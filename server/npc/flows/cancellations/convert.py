@@ -10,6 +10,7 @@ from typing import Any, TypeVar, overload
 from asyncpg import Record
 
 from npc.api.enums import WireEnum
+from npc.core.dates import read_date, to_date
 from npc.core.instants import read_instant, to_timestamp
 from npc.flows.cancellations.model import (
     ComplianceQuery,
@@ -74,7 +75,7 @@ def request_record(record: pb.RequestRecord) -> RequestRecord:
         document,
         record.service_number,
         _SERVICE_STATUS.get(record.service_status),
-        record.scheduled_date,
+        read_date(record, "scheduled_date"),
         _STATE.get(record.state),
         read_instant(record, "executed_at"),
         record.execution_reason,
@@ -118,7 +119,7 @@ def daily_report(request: pb.SubmitDailyReportRequest, limit: int) -> DailyRepor
     to refuse an oversized report, and each only when the handler reads it."""
     count = len(request.records)
     return DailyReport(
-        report_date=request.report_date,
+        report_date=read_date(request, "report_date"),
         records=ReportRecords(request.records, min(count, limit + 1)),
         record_count=count,
     )
@@ -132,7 +133,9 @@ def tracked_request_lookup(request: pb.GetTrackedRequestRequest) -> TrackedReque
 def compliance_query(request: pb.DailyReportComplianceRequest) -> ComplianceQuery:
     """GetDailyReportCompliance's read."""
     return ComplianceQuery(
-        operator=request.operator, from_date=request.from_date, to_date=request.to_date
+        operator=request.operator,
+        from_date=read_date(request, "from_date"),
+        to_date=read_date(request, "to_date"),
     )
 
 
@@ -140,7 +143,7 @@ def receipt_message(receipt: ReportReceipt) -> pb.DailyReportReceipt:
     """The receipt of a stored daily report."""
     return pb.DailyReportReceipt(
         operator=receipt.operator,
-        report_date=receipt.report_date.isoformat(),
+        report_date=to_date(receipt.report_date),
         records=receipt.records,
         version=receipt.version,
         received_at=to_timestamp(receipt.received_at),
@@ -151,7 +154,6 @@ def receipt_message(receipt: ReportReceipt) -> pb.DailyReportReceipt:
 
 def record_message(row: Record) -> pb.RequestRecord:
     """A record row (of a report, or a tracked request) as its API message."""
-    scheduled = row["scheduled_date"]
     return pb.RequestRecord(
         request_code=row["request_code"],
         kind=KINDS.to_wire(row["kind"]),  # type: ignore[arg-type]
@@ -164,7 +166,7 @@ def record_message(row: Record) -> pb.RequestRecord:
         ),
         service_number=row["service_number"] or "",
         service_status=SERVICE_STATUSES.to_wire(row["service_status"]),  # type: ignore[arg-type]
-        scheduled_date=scheduled.isoformat() if scheduled else "",
+        scheduled_date=to_date(row["scheduled_date"]),
         state=STATES.to_wire(row["state"]),  # type: ignore[arg-type]
         executed_at=to_timestamp(row["executed_at"]),
         execution_reason=row["execution_reason"] or "",
@@ -178,7 +180,7 @@ def tracked_message(row: Record) -> pb.TrackedRequest:
         id=row["id"],
         operator=row["operator_id"],
         record=record_message(row),
-        last_report_date=row["last_report_date"].isoformat(),
+        last_report_date=to_date(row["last_report_date"]),
         first_reported_at=to_timestamp(row["first_reported_at"]),
         scheduled_deadline=to_timestamp(row["scheduled_deadline"]),
     )
@@ -195,8 +197,8 @@ def compliance_message(items: list[dict[str, Any]]) -> pb.DailyReportCompliance:
                 on_time=i["on_time"],
                 late=i["late"],
                 missing=i["missing"],
-                missing_dates=[d.isoformat() for d in i["missing_dates"]],
-                late_dates=[d.isoformat() for d in i["late_dates"]],
+                missing_dates=[to_date(d) for d in i["missing_dates"]],
+                late_dates=[to_date(d) for d in i["late_dates"]],
             )
             for i in items
         ]

@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 from asyncpg import Record
 
+from npc.core.dates import Day
 from npc.core.instants import Instant
 from npc.flows.cancellations.rules import (
     AttentionChannel,
@@ -43,7 +44,7 @@ class RequestRecord(NamedTuple):
     subscriber_document: SubscriberDocument | None
     service_number: str
     service_status: ServiceStatus | None
-    scheduled_date: str
+    scheduled_date: Day
     state: RequestState | None
     executed_at: Instant
     execution_reason: str
@@ -59,7 +60,7 @@ class DailyReport:
     The translation may parse each record only when it is read (`convert.ReportRecords`).
     """
 
-    report_date: str
+    report_date: Day
     records: Sequence[RequestRecord]
     record_count: int
 
@@ -112,8 +113,8 @@ class ComplianceQuery:
     """Daily-report compliance over report dates from..to (operator empty: all, or the caller)."""
 
     operator: str
-    from_date: str
-    to_date: str
+    from_date: Day
+    to_date: Day
 
 
 @dataclass(frozen=True)

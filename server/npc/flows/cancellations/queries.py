@@ -8,9 +8,10 @@ from typing import Any
 
 from asyncpg import Record
 
+from npc.core.dates import check_date
 from npc.core.errors import NotFound, PermissionDenied
 from npc.core.identity import Caller
-from npc.core.validation import Violations, check_operator, parse_date
+from npc.core.validation import Violations, check_operator
 from npc.flows.cancellations import store
 from npc.flows.cancellations.base import CancellationsBase
 from npc.flows.cancellations.model import ComplianceQuery, TrackedRequestLookup
@@ -137,12 +138,8 @@ class TrackingQueries(CancellationsBase):
         v = Violations()
         if request.operator:
             check_operator(v, "operator", request.operator)
-        start = parse_date(request.from_date)
-        end = parse_date(request.to_date)
-        if start is None:
-            v.add("from_date", "required: YYYY-MM-DD")
-        if end is None:
-            v.add("to_date", "required: YYYY-MM-DD")
+        start = check_date(v, "from_date", request.from_date)
+        end = check_date(v, "to_date", request.to_date)
         if start is not None and end is not None:
             if end < start:
                 v.add("to_date", "must not precede from_date")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from typing import NamedTuple
 
+from npc.core.dates import check_date
 from npc.core.errors import FailedPrecondition, PermissionDenied
 from npc.core.identity import Caller
 from npc.core.instants import check_instant
@@ -16,7 +17,6 @@ from npc.core.validation import (
     DOCUMENT_RUC,
     Violations,
     check_document,
-    parse_date,
     printable,
 )
 from npc.flows.cancellations import store
@@ -124,10 +124,11 @@ class DailyReports(CancellationsBase):
             check_document(v, f"{field}.subscriber_document", core)
         if record.service_number and not SERVICE_NUMBER.fullmatch(record.service_number):
             v.add(f"{field}.service_number", "1 to 30 letters, digits or hyphens")
-        scheduled = parse_date(record.scheduled_date) if record.scheduled_date else None
-        if record.scheduled_date and scheduled is None:
-            v.add(f"{field}.scheduled_date", "a date YYYY-MM-DD")
-        elif scheduled is None and record.state in (RequestState.PENDING, RequestState.EXECUTED):
+        scheduled = check_date(v, f"{field}.scheduled_date", record.scheduled_date, required=False)
+        if record.scheduled_date is None and record.state in (
+            RequestState.PENDING,
+            RequestState.EXECUTED,
+        ):
             v.add(
                 f"{field}.scheduled_date",
                 "required: the date scheduled for the cancellation or migration",
@@ -157,11 +158,11 @@ class DailyReports(CancellationsBase):
 
     def _check_report(self, report: DailyReport, now: datetime) -> tuple[date, list[StoredRecord]]:
         v = Violations()
-        report_date = parse_date(report.report_date)
+        report_date = check_date(
+            v, "report_date", report.report_date, missing="required: the report date"
+        )
         today = self.calendar.local_date(now)
-        if report_date is None:
-            v.add("report_date", "required: the report date, YYYY-MM-DD")
-        elif report_date > today:
+        if report_date is not None and report_date > today:
             v.add("report_date", "a report covers a day that has begun (local time)")
         if report.record_count > self.settings.max_records:
             v.add("records", f"at most {self.settings.max_records} records per report")

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from npc.api.enums import WireEnum
+from npc.core.dates import iso_to_date, read_date, to_date
 from npc.core.instants import UNREADABLE, Unreadable, read_instant, to_timestamp
 from npc.core.validation import DOCUMENT_TYPES
 from npc.flows.portability import model as M
@@ -56,7 +57,7 @@ def _objection(request: Any) -> M.Objection | None:
         detail=objection.detail,
         debt=M.Debt(
             owed=M.Money(amount=debt.owed.amount, currency=debt.owed.currency),
-            due_date=debt.due_date,
+            due_date=read_date(debt, "due_date"),
             bill_number=debt.bill_number,
         ),
     )
@@ -107,7 +108,7 @@ def port_request_submission(request: pb.SubmitPortRequestRequest) -> M.SubmitPor
         received_at=read_instant(request, "received_at"),
         form_number=request.form_number,
         prior_consultation_id=request.prior_consultation_id,
-        installation_date=request.installation_date,
+        installation_date=read_date(request, "installation_date"),
     )
 
 
@@ -132,7 +133,8 @@ def debt_payment_proof(request: pb.SubmitDebtPaymentProofRequest) -> M.SubmitDeb
 def installation_report(request: pb.ReportInstallationRequest) -> M.ReportInstallation:
     """ReportInstallation's command."""
     return M.ReportInstallation(
-        port_request_id=request.port_request_id, installation_date=request.installation_date
+        port_request_id=request.port_request_id,
+        installation_date=read_date(request, "installation_date"),
     )
 
 
@@ -181,10 +183,14 @@ def _objection_message(data: Mapping[str, Any] | None) -> pb.Objection | None:
     )
     debt = data.get("debt")
     if debt:
-        objection.debt.owed.amount = debt["amount"]
-        objection.debt.owed.currency = debt["currency"]
-        objection.debt.due_date = debt["due_date"]
-        objection.debt.bill_number = debt.get("bill_number", "")
+        objection.debt.CopyFrom(
+            pb.Debt(
+                owed=common_pb2.Money(amount=debt["amount"], currency=debt["currency"]),
+                # The objection JSON (and its events) keep the checked date as YYYY-MM-DD text.
+                due_date=iso_to_date(debt["due_date"]),
+                bill_number=debt.get("bill_number", ""),
+            )
+        )
     return objection
 
 
@@ -228,7 +234,6 @@ def consultation_message(row: Mapping[str, Any]) -> pb.PriorConsultation:
 def request_message(row: Mapping[str, Any]) -> pb.PortRequest:
     """A port_requests row as its API message."""
     subscriber = row["subscriber"]
-    installation = row["installation_date"]
     return pb.PortRequest(
         id=row["id"],
         recipient=row["recipient"],
@@ -261,7 +266,7 @@ def request_message(row: Mapping[str, Any]) -> pb.PortRequest:
         donor_disabled_at=to_timestamp(row["donor_disabled_at"]),
         recipient_enabled_at=to_timestamp(row["recipient_enabled_at"]),
         closed_at=to_timestamp(row["closed_at"]),
-        installation_date=installation.isoformat() if installation is not None else "",
+        installation_date=to_date(row["installation_date"]),
         rejection_reason=row["rejection_reason"] or "",
     )
 

@@ -34,10 +34,12 @@ def objection_json(objection: Objection) -> dict[str, Any]:
         "detail": objection.detail,
     }
     if objection.reason == ObjectionReason.DEBT:
+        # The checks refused a debt objection without a readable due date.
+        assert isinstance(objection.debt.due_date, date)
         data["debt"] = {
             "amount": objection.debt.owed.amount,
             "currency": objection.debt.owed.currency,
-            "due_date": objection.debt.due_date,
+            "due_date": _iso(objection.debt.due_date),
             "bill_number": objection.debt.bill_number,
         }
     return data

@@ -12,6 +12,7 @@ from datetime import date, datetime
 
 from asyncpg import Record
 
+from npc.core.dates import Day
 from npc.core.instants import Instant, Unreadable
 from npc.flows.portability.rules import (
     ExecutionStep,
@@ -63,7 +64,7 @@ class Debt:
     """The debt a donor objects: what is owed, the last bill's due date and number."""
 
     owed: Money
-    due_date: str
+    due_date: Day
     bill_number: str
 
 
@@ -106,7 +107,7 @@ class SubmitPortRequest:
     received_at: Instant
     form_number: str
     prior_consultation_id: str
-    installation_date: str
+    installation_date: Day
 
 
 @dataclass(frozen=True)
@@ -129,10 +130,10 @@ class SubmitDebtPaymentProof:
 
 @dataclass(frozen=True)
 class ReportInstallation:
-    """Fixed service: the local date the line was installed (YYYY-MM-DD as written)."""
+    """Fixed service: the local date the line was installed."""
 
     port_request_id: str
-    installation_date: str
+    installation_date: Day
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 from asyncpg import Record
 
+from npc.core.dates import check_date
 from npc.core.deadlines import Deadline
 from npc.core.errors import AlreadyExists, FailedPrecondition
 from npc.core.identity import Caller
@@ -17,7 +18,6 @@ from npc.core.validation import (
     RECEIPT,
     Violations,
     check_case_id,
-    parse_date,
 )
 from npc.flows.portability import metrics, store
 from npc.flows.portability import rules as R
@@ -311,10 +311,8 @@ class PortRequests(Scheduling):
         """Fixed service: the installation date starts the recipient's scheduling limit."""
         v = Violations()
         check_case_id(v, "port_request_id", request.port_request_id, "SP")
-        installed = parse_date(request.installation_date)
-        if installed is None:
-            v.add("installation_date", "required: YYYY-MM-DD")
-        elif installed > self.timeline.calendar.local_date(txn.now):
+        installed = check_date(v, "installation_date", request.installation_date)
+        if installed is not None and installed > self.timeline.calendar.local_date(txn.now):
             v.add("installation_date", "must not be in the future")
         v.raise_if_any()
         row = await self._load_request(txn, request.port_request_id, caller, "recipient")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
+from npc.core.dates import check_date
 from npc.core.instants import check_instant, within
 from npc.core.validation import (
     AMOUNT,
@@ -21,7 +22,6 @@ from npc.core.validation import (
     check_case_id,
     check_operator,
     check_subscriber,
-    parse_date,
     printable,
 )
 from npc.flows.portability.model import (
@@ -139,11 +139,10 @@ def check_objection(v: Violations, field: str, objection: Objection) -> None:
                 f"{field}.debt.owed.currency",
                 "required for a debt objection: an ISO 4217 code such as PEN",
             )
-        if parse_date(debt.due_date) is None:
-            v.add(
-                f"{field}.debt.due_date",
-                "required for a debt objection: the bill's due date, YYYY-MM-DD",
-            )
+        if debt.due_date is None:
+            v.add(f"{field}.debt.due_date", "required for a debt objection: the bill's due date")
+        else:
+            check_date(v, f"{field}.debt.due_date", debt.due_date)
         if debt.bill_number and not RECEIPT.fullmatch(debt.bill_number):
             v.add(f"{field}.debt.bill_number", "up to 40 letters, digits or . / _ -")
 
@@ -187,12 +186,9 @@ def check_port_request(
         v.add("form_number", f"up to {MAX_FORM_NUMBER} printable characters")
     if request.prior_consultation_id:
         check_case_id(v, "prior_consultation_id", request.prior_consultation_id, "CP")
-    installation = None
-    if request.installation_date:
-        installation = parse_date(request.installation_date)
-        if installation is None:
-            v.add("installation_date", "a date, YYYY-MM-DD")
-        elif service == Service.MOBILE:
+    installation = check_date(v, "installation_date", request.installation_date, required=False)
+    if installation is not None:
+        if service == Service.MOBILE:
             v.add("installation_date", "only for fixed service")
         elif installation > today:
             v.add("installation_date", "must not be in the future")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from asyncpg import Record
 
 from npc.api.enums import WireEnum
+from npc.core.dates import read_date, to_date
 from npc.core.instants import read_instant, to_timestamp
 from npc.flows.suspension.model import (
     Money,
@@ -25,7 +26,7 @@ def suspension_request(request: pb.RequestSuspensionRequest) -> SuspensionReques
         port_request_id=request.port_request_id,
         number=request.number,
         bill_number=request.bill_number,
-        due_date=request.due_date,
+        due_date=read_date(request, "due_date"),
         owed=Money(amount=request.owed.amount, currency=request.owed.currency),
     )
 
@@ -54,7 +55,7 @@ def suspension_message(row: Record) -> pb.Suspension:
         recipient=row["recipient"],
         state=STATES.to_wire(row["state"]),  # type: ignore[arg-type]
         bill_number=row["bill_number"],
-        due_date=row["due_date"].isoformat(),
+        due_date=to_date(row["due_date"]),
         owed=common_pb2.Money(amount=row["amount"], currency=row["currency"]),
         requested_at=to_timestamp(row["requested_at"]),
         suspend_deadline=to_timestamp(row["suspend_deadline"]),

@@ -11,20 +11,21 @@ as if the donor had asked it. The terms are defined in `rules`.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import asyncpg
 from asyncpg import Record
 
 from npc.core import numbers
 from npc.core.compliance import Rule, record_breach
+from npc.core.dates import check_date
 from npc.core.deadlines import Deadline
 from npc.core.errors import AlreadyExists, FailedPrecondition, NotFound, PermissionDenied
 from npc.core.events import CLEARINGHOUSE
 from npc.core.identity import Caller
 from npc.core.instants import check_instant, within
 from npc.core.runtime import Core
-from npc.core.validation import AMOUNT, CURRENCY, RECEIPT, Violations, check_case_id, parse_date
+from npc.core.validation import AMOUNT, CURRENCY, RECEIPT, Violations, check_case_id
 from npc.flows.suspension import store
 from npc.flows.suspension.events import suspension_payload
 from npc.flows.suspension.model import (
@@ -57,20 +58,22 @@ from npc.store.database import Txn
 __all__ = ["FLOW", "SuspensionHandler"]
 
 
-def _check_request(request: SuspensionRequest) -> None:
+def _check_request(request: SuspensionRequest) -> date:
+    """Every field of a suspension request; returns the bill's due date."""
     v = Violations()
     check_case_id(v, "port_request_id", request.port_request_id, "SP")
     if not request.number.isascii() or not request.number.isdigit():
         v.add("number", "required: the ported number")
     if not RECEIPT.fullmatch(request.bill_number):
         v.add("bill_number", "required: the bill or collection letter number")
-    if parse_date(request.due_date) is None:
-        v.add("due_date", "required: the bill's due date, YYYY-MM-DD")
+    due = check_date(v, "due_date", request.due_date, missing="required: the bill's due date")
     if not AMOUNT.fullmatch(request.owed.amount) or float(request.owed.amount) <= 0:
         v.add("owed.amount", "required: a positive amount such as 120.50")
     if not CURRENCY.fullmatch(request.owed.currency):
         v.add("owed.currency", "required: an ISO 4217 code such as PEN")
     v.raise_if_any()
+    assert due is not None
+    return due
 
 
 def _check_suspension_id(suspension_id: str) -> None:
@@ -120,9 +123,7 @@ class SuspensionHandler:
         self, txn: Txn, caller: Caller, request: SuspensionRequest
     ) -> Record:
         """The donor asks the recipient to suspend a number it ported away, for an unpaid bill."""
-        _check_request(request)
-        due = parse_date(request.due_date)
-        assert due is not None
+        due = _check_request(request)
         ports = self.core.ports
         port = await ports.port(txn.conn, request.port_request_id)
         if port is None or not await ports.includes(txn.conn, port.id, request.number):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from npc.core.dates import Day
 from npc.core.instants import Instant
 
 
@@ -23,7 +24,7 @@ class SuspensionRequest:
     port_request_id: str
     number: str
     bill_number: str
-    due_date: str
+    due_date: Day
     owed: Money
 
 
