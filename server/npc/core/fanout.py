@@ -125,11 +125,15 @@ class Sequencer:
         batch_size: int = 2000,
         poll_seconds: float = 0.1,
         on_sequenced: Callable[[int], None] | None = None,
+        on_batch: Callable[[list[LoggedEvent]], Awaitable[None]] | None = None,
     ) -> None:
         self.db = db
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self.on_sequenced = on_sequenced
+        # This process's hub takes the batch as sequenced (`EventHub.accept`) instead of reading
+        # it back from PostgreSQL: one round trip less per batch.
+        self.on_batch = on_batch
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -169,6 +173,7 @@ class Sequencer:
                     ids.append(row["id"])
                     positions.append(position)
                     hashes.append(previous)
+                start = read_at + 1
                 moved = await conn.fetchval(
                     _POSITION, ids, positions, hashes, read_at, position, previous
                 )
@@ -180,6 +185,25 @@ class Sequencer:
             )
         SEQUENCED.inc(len(rows))
         HEAD_POSITION.set(position)
+        if self.on_batch is not None:
+            await self.on_batch(
+                [
+                    LoggedEvent(
+                        position=start + k,
+                        occurred_at=row["occurred_at"],
+                        flow=row["flow"],
+                        type=row["type"],
+                        code=row["code"],
+                        case_id=row["case_id"],
+                        sender=row["sender"],
+                        audience=tuple(row["audience"] or ()),
+                        broadcast=row["broadcast"],
+                        payload=row["payload"],
+                        hash=hashes[k],
+                    )
+                    for k, row in enumerate(rows)
+                ]
+            )
         if self.on_sequenced is not None:
             self.on_sequenced(position)
         return len(rows)
@@ -255,6 +279,20 @@ class EventHub:
             head = await conn.fetchval("SELECT position FROM event_head")
         self.head = int(head)
         HEAD_POSITION.set(self.head)
+
+    async def accept(self, events: list[LoggedEvent]) -> None:
+        """Take events this process just sequenced, when they follow the head; otherwise leave
+        them to `refresh`, which reads from PostgreSQL whatever the hub is missing."""
+        async with self._refresh_lock:
+            if not events or events[0].position != self.head + 1:
+                self._wake.set()
+                return
+            await self._run_hooks(events)
+            self.window.extend(events)
+            self.head = events[-1].position
+            HEAD_POSITION.set(self.head)
+            async with self._changed:
+                self._changed.notify_all()
 
     async def refresh(self) -> None:
         """Read newly sequenced events into the window and wake subscribers."""
