@@ -22,7 +22,7 @@ from prometheus_client import Counter, Histogram
 
 from npc.core.clock import Clock, wall_seconds_since
 from npc.core.supervision import passed
-from npc.store.database import Database, Txn
+from npc.store.database import Database, Txn, case_lock_key, case_lock_sql
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,27 @@ _STORAGE_FAILURES = (
 class DeadlineKindMismatch(ValueError):
     """A flow's declared deadline kinds and its registered handlers differ (see `check_kinds`)."""
 
+
+# One round trip takes the case lock if it is free, then the deadline's row lock if it is still
+# due and no one else holds it, and marks it fired (the transaction rolls that back if the handler
+# fails). The case lock comes first, as in every command on the case: taking the deadline row
+# first would deadlock with a command cancelling it (`Txn.lock_case`). The deadline's key, not
+# the `deadlines_pending` predicate, serves the read (see the cancellation in npc.store.database).
+# Always one row: `taken`, and the deadline's columns (NULL when nothing was taken).
+_TAKE_DUE = f"""
+WITH locked AS MATERIALIZED ({case_lock_sql("$3", wait=False)} AS taken),
+due AS (
+    SELECT id FROM deadlines
+    WHERE id = $1 AND coalesce(fired_at, cancelled_at) IS NULL AND next_attempt_at <= $2
+      AND (SELECT taken FROM locked)
+    FOR UPDATE SKIP LOCKED
+), fired AS (
+    UPDATE deadlines SET fired_at = $2 FROM due WHERE deadlines.id = due.id
+    RETURNING deadlines.id, deadlines.flow, deadlines.kind, deadlines.case_id,
+              deadlines.due_at, deadlines.rule, deadlines.payload
+)
+SELECT locked.taken, fired.* FROM locked LEFT JOIN fired ON true
+"""
 
 _CASE_BUSY = -1  # what `_fire` answers when the case is locked by a command or another process
 
@@ -220,31 +241,20 @@ class DeadlineScheduler:
         deadline: Deadline | None = None
         try:
             async with self.db.transaction("deadline", now) as txn:
-                # The case lock comes first, as in every command on the case: taking the
-                # deadline row first would deadlock with a command cancelling it. A case busy
-                # with a command, or with another process firing the same deadline, is left for
-                # the next pass rather than waited for: waiting would hold a connection and a
-                # firing slot while other cases' deadlines are due.
-                if not await txn.try_lock_case(*case):
+                # A case busy with a command, or with another process firing the same
+                # deadline, is left for the next pass rather than waited for: waiting would hold
+                # a connection and a firing slot while other cases' deadlines are due.
+                row = await txn.conn.fetchrow(_TAKE_DUE, deadline_id, now, case_lock_key(*case))
+                assert row is not None  # one row, whatever was taken
+                if not row["taken"]:
                     return _CASE_BUSY
-                row = await txn.conn.fetchrow(
-                    # Not the `deadlines_pending` predicate, so that only the key serves (see
-                    # the cancellation in npc.store.database).
-                    "SELECT * FROM deadlines WHERE id = $1 AND coalesce(fired_at, cancelled_at)"
-                    " IS NULL AND next_attempt_at <= $2 FOR UPDATE SKIP LOCKED",
-                    deadline_id,
-                    now,
-                )
-                if row is None:
+                if row["id"] is None:
                     return 0
                 deadline = Deadline.from_row(row)
                 handler = self._handlers.get((deadline.flow, deadline.kind))
                 if handler is None:
                     raise LookupError(f"no handler for deadline {deadline.flow}/{deadline.kind}")
                 await handler(txn, deadline)
-                await txn.conn.execute(
-                    "UPDATE deadlines SET fired_at = $2 WHERE id = $1", deadline_id, now
-                )
         except _STORAGE_FAILURES:
             raise  # the storage failed, not the handler: the pass fails and is tried again
         except Exception as exc:

@@ -81,6 +81,40 @@ _EVENT_COLUMNS = (
 )
 
 
+_ANY_WAITING = "SELECT EXISTS (SELECT 1 FROM events WHERE position IS NULL)"
+
+# The head and the first waiting events, in one snapshot; the head alone (event columns NULL)
+# when nothing waits.
+_WAITING = """
+SELECT h.position AS head_position, h.hash AS head_hash, e.*
+FROM event_head h
+LEFT JOIN LATERAL (
+    SELECT id, occurred_at, flow, type, code, case_id, sender, audience, broadcast, payload
+    FROM events WHERE position IS NULL ORDER BY id LIMIT $1
+) e ON true
+ORDER BY e.id
+"""
+
+# Moves the head from $4 to ($5, $6) and positions the events, or does nothing when the head is
+# no longer at $4: the EXISTS is a one-time filter over the head's UPDATE, which waits for
+# another writer's lock and then sees its committed position. Returns whether it moved.
+_POSITION = """
+WITH head AS (
+    UPDATE event_head SET position = $5, hash = $6 WHERE position = $4 RETURNING 1
+), positioned AS (
+    UPDATE events SET position = u.position, hash = u.hash
+    FROM unnest($1::bigint[], $2::bigint[], $3::bytea[]) AS u(id, position, hash)
+    WHERE events.id = u.id AND EXISTS (SELECT FROM head)
+    RETURNING 1
+)
+SELECT EXISTS (SELECT FROM head)
+"""
+
+# Another process moving the head between a pass's read and write makes the pass read again;
+# this many in a row means something else is wrong.
+_SEQUENCE_ATTEMPTS = 50
+
+
 class Sequencer:
     """Assigns gap-free positions and hash-chain links to committed events."""
 
@@ -91,11 +125,15 @@ class Sequencer:
         batch_size: int = 2000,
         poll_seconds: float = 0.1,
         on_sequenced: Callable[[int], None] | None = None,
+        on_batch: Callable[[list[LoggedEvent]], Awaitable[None]] | None = None,
     ) -> None:
         self.db = db
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self.on_sequenced = on_sequenced
+        # This process's hub takes the batch as sequenced (`EventHub.accept`) instead of reading
+        # it back from PostgreSQL: one round trip less per batch.
+        self.on_batch = on_batch
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -105,46 +143,67 @@ class Sequencer:
     async def sequence_once(self, *, probe: bool = False) -> int:
         """Sequence one batch; return how many events got a position.
 
-        With `probe`, first look (one cheap indexed read, no lock) whether anything waits: a
-        polling pass usually finds nothing, and the locking pass costs four round trips.
+        Two round trips and no explicit transaction: one statement reads the head with the
+        waiting events (one snapshot, so they agree), and one moves the head from the position
+        read to the new one and positions the events, only if the head was still where it was
+        read (a compare-and-set: a sequencer of another process that moved it first wins, and
+        this one reads again). The head's row lock serialises the writers of that statement.
+
+        With `probe`, first look (one cheap indexed read) whether anything waits: a polling
+        pass usually finds nothing.
         """
         if probe:
             async with self.db.pool.acquire() as conn:
-                waiting = await conn.fetchval(
-                    "SELECT EXISTS (SELECT 1 FROM events WHERE position IS NULL)"
-                )
+                waiting = await conn.fetchval(_ANY_WAITING)
             if not waiting:
                 return 0
-        async with self.db.pool.acquire() as conn, conn.transaction():
-            head = await conn.fetchrow("SELECT position, hash FROM event_head FOR UPDATE")
-            assert head is not None
-            rows = await conn.fetch(
-                "SELECT id, occurred_at, flow, type, code, case_id, sender, audience, broadcast,"
-                " payload FROM events WHERE position IS NULL ORDER BY id LIMIT $1",
-                self.batch_size,
+        for _ in range(_SEQUENCE_ATTEMPTS):
+            async with self.db.pool.acquire() as conn:
+                rows = await conn.fetch(_WAITING, self.batch_size)
+                head_row = rows[0]
+                if head_row["id"] is None:  # the head alone: nothing waits
+                    return 0
+                position: int = head_row["head_position"]
+                previous: bytes = head_row["head_hash"]
+                read_at = position
+                ids, positions, hashes = [], [], []
+                for row in rows:
+                    position += 1
+                    previous = chain_hash(previous, position, row)
+                    ids.append(row["id"])
+                    positions.append(position)
+                    hashes.append(previous)
+                start = read_at + 1
+                moved = await conn.fetchval(
+                    _POSITION, ids, positions, hashes, read_at, position, previous
+                )
+            if moved:
+                break
+        else:
+            raise RuntimeError(
+                f"the event head moved under {_SEQUENCE_ATTEMPTS} sequencing passes in a row"
             )
-            if not rows:
-                return 0
-            position: int = head["position"]
-            previous: bytes = head["hash"]
-            ids, positions, hashes = [], [], []
-            for row in rows:
-                position += 1
-                previous = chain_hash(previous, position, row)
-                ids.append(row["id"])
-                positions.append(position)
-                hashes.append(previous)
-            await conn.execute(
-                "UPDATE events SET position = u.position, hash = u.hash"
-                " FROM unnest($1::bigint[], $2::bigint[], $3::bytea[]) AS u(id, position, hash)"
-                " WHERE events.id = u.id",
-                ids,
-                positions,
-                hashes,
-            )
-            await conn.execute("UPDATE event_head SET position = $1, hash = $2", position, previous)
         SEQUENCED.inc(len(rows))
         HEAD_POSITION.set(position)
+        if self.on_batch is not None:
+            await self.on_batch(
+                [
+                    LoggedEvent(
+                        position=start + k,
+                        occurred_at=row["occurred_at"],
+                        flow=row["flow"],
+                        type=row["type"],
+                        code=row["code"],
+                        case_id=row["case_id"],
+                        sender=row["sender"],
+                        audience=tuple(row["audience"] or ()),
+                        broadcast=row["broadcast"],
+                        payload=row["payload"],
+                        hash=hashes[k],
+                    )
+                    for k, row in enumerate(rows)
+                ]
+            )
         if self.on_sequenced is not None:
             self.on_sequenced(position)
         return len(rows)
@@ -220,6 +279,20 @@ class EventHub:
             head = await conn.fetchval("SELECT position FROM event_head")
         self.head = int(head)
         HEAD_POSITION.set(self.head)
+
+    async def accept(self, events: list[LoggedEvent]) -> None:
+        """Take events this process just sequenced, when they follow the head; otherwise leave
+        them to `refresh`, which reads from PostgreSQL whatever the hub is missing."""
+        async with self._refresh_lock:
+            if not events or events[0].position != self.head + 1:
+                self._wake.set()
+                return
+            await self._run_hooks(events)
+            self.window.extend(events)
+            self.head = events[-1].position
+            HEAD_POSITION.set(self.head)
+            async with self._changed:
+                self._changed.notify_all()
 
     async def refresh(self) -> None:
         """Read newly sequenced events into the window and wake subscribers."""

@@ -43,7 +43,7 @@ class Core:
         self.clock = clock
         self.notifier = Notifier(redis, redis_prefix)
         self.hub = EventHub(db)
-        self.sequencer = Sequencer(db, on_sequenced=self._sequenced)
+        self.sequencer = Sequencer(db, on_sequenced=self._sequenced, on_batch=self.hub.accept)
         self.deadlines = DeadlineScheduler(db, clock)
         self.sampler = Sampler(db, redis, clock)
         # Without a key the log is not anchored (a warning says so at start).

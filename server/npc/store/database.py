@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import astuple, dataclass, field, fields
 from datetime import datetime
 from importlib import resources
@@ -31,6 +32,10 @@ TXN_SECONDS = Histogram(
     ["label", "outcome"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+
+# The label of the transaction the current task runs, for query loggers (asyncpg calls them in
+# the context of the statement's task): which command a statement was a round trip of.
+TRANSACTION_LABEL: ContextVar[str | None] = ContextVar("npc_transaction_label", default=None)
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # Any fixed 64-bit key: serialises migrations across processes starting together.
@@ -260,6 +265,8 @@ SELECT 1  -- each data-modifying WITH runs to completion, read or not
 
 
 TxnListener = Callable[[Txn], None]
+# Called with asyncpg's `LoggedQuery` (query, args, timeout, elapsed, exception, conn_addr, ...).
+QueryLogger = Callable[[Any], None]
 
 
 class _AcquireContext(PoolAcquireContext):  # type: ignore[misc]  # asyncpg is untyped
@@ -308,15 +315,29 @@ def _protocol_broken(exc: BaseException | None) -> bool:
 class Database:
     """The asyncpg pool and the transaction helper."""
 
-    def __init__(self, pool: asyncpg.Pool, dsn: str | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        dsn: str | None = None,
+        query_loggers: list[QueryLogger] | None = None,
+    ) -> None:
         self.pool = pool
         # Kept for connections of their own outside the pool (the health probe).
         self.dsn = dsn
         self._listeners: list[TxnListener] = []
+        # The pool's `init` gives each new connection these (see `add_query_logger`).
+        self._query_loggers = query_loggers if query_loggers is not None else []
 
     @classmethod
     async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 20) -> Database:
         """Open a pool on `dsn`."""
+        loggers: list[QueryLogger] = []
+
+        async def init(conn: asyncpg.Connection) -> None:
+            await _init_connection(conn)
+            for logger in loggers:
+                conn.add_query_logger(logger)
+
         pool = _Pool(
             dsn,
             connection_class=asyncpg.Connection,
@@ -325,16 +346,23 @@ class Database:
             max_size=max_size,
             max_queries=50_000,  # asyncpg.create_pool's defaults
             max_inactive_connection_lifetime=300.0,
-            init=_init_connection,
+            init=init,
             reset=keep_session,
             loop=None,
         )
         await pool
-        return cls(pool, dsn)
+        return cls(pool, dsn, loggers)
 
     async def close(self) -> None:
         """Close the pool."""
         await self.pool.close()
+
+    async def add_query_logger(self, callback: QueryLogger) -> None:
+        """Call `callback(asyncpg.connection.LoggedQuery)` after every statement any connection of
+        the pool runs from now on (the round trips a command costs, for tests and diagnosis)."""
+        self._query_loggers.append(callback)
+        # Connections open now get it on their next acquire: the pool replaces them.
+        await self.pool.expire_connections()
 
     def on_commit(self, listener: TxnListener) -> None:
         """Call `listener(txn)` after every committed transaction (fan-out and deadline wake-ups)."""
@@ -345,6 +373,7 @@ class Database:
         """Run a named transaction; events and deadlines are flushed just before commit."""
         started = time.perf_counter()
         outcome = "error"
+        token = TRANSACTION_LABEL.set(label)
         async with self.pool.acquire() as conn:
             txn = Txn(conn=conn, now=now, label=label)
             try:
@@ -353,6 +382,7 @@ class Database:
                     await txn.flush()
                 outcome = "commit"
             finally:
+                TRANSACTION_LABEL.reset(token)
                 TXN_SECONDS.labels(label, outcome).observe(time.perf_counter() - started)
         for listener in self._listeners:
             listener(txn)

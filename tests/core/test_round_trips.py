@@ -1,0 +1,89 @@
+"""What a port costs in PostgreSQL round trips: each statement a command's transaction sends is
+one, and round trips were most of a command's CPU (issue 14). The bounds fail when a change adds
+statements to the hot path; they are counts, not timings."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, defaultdict
+from typing import Any
+
+import asyncpg
+import pytest
+
+from npc.store.database import TRANSACTION_LABEL
+from npc.v1 import portability_pb2 as pb
+from tests.helpers import block, port_end_to_end, rid, settle
+
+# Round trips per transaction, BEGIN and COMMIT included, of the commands of a port and of the
+# execution deadline: the case lock rides with the case's read, deadlines, events and answer go
+# in one flush, and the deadline's case lock, row lock and firing are one statement.
+MOST_ROUND_TRIPS = {
+    "SubmitPortRequest": 6,
+    "AnswerPortRequest": 5,
+    "SchedulePort": 5,
+    "ConfirmPortExecution": 5,
+    "deadline": 12,
+}
+
+
+async def test_a_port_s_commands_stay_within_their_round_trips(app, operators, clock):
+    statements: defaultdict[str, list[str]] = defaultdict(list)
+
+    def logged(query: Any) -> None:
+        label = TRANSACTION_LABEL.get()
+        if label is not None:
+            statements[label].append(query.query)
+
+    assert app.core is not None
+    await app.core.db.add_query_logger(logged)
+    claro, movistar = operators["claro"], operators["movistar"]
+    filed = await port_end_to_end(app, clock, claro, movistar, [block("940000031")])
+    for operator, step in (
+        (movistar, pb.EXECUTION_STEP_DONOR_DISABLED),
+        (claro, pb.EXECUTION_STEP_RECIPIENT_ENABLED),
+    ):
+        await operator.call(
+            "ConfirmPortExecution",
+            pb.ConfirmPortExecutionRequest(request_id=rid(), port_request_id=filed.id, step=step),
+        )
+    await settle(app)
+    await asyncio.sleep(0)  # the loggers run in call_soon callbacks
+    transactions = Counter(
+        {label: sum(q == "BEGIN;" for q in qs) for label, qs in statements.items()}
+    )
+    for method, most in MOST_ROUND_TRIPS.items():
+        assert transactions[method] >= 1, method
+        assert len(statements[method]) / transactions[method] <= most, method
+
+
+async def test_an_unsequenced_event_only_ever_gets_its_position(app):
+    """The guard of 0013 decides in WHEN clauses and column lists: an event not yet sequenced
+    can be neither rewritten, deleted, nor updated without a position, even by the owner."""
+    assert app.core is not None
+    async with app.core.db.pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        # Uncommitted, so no sequencer sees it: it stays unsequenced for the whole test.
+        event_id = await conn.fetchval(
+            "INSERT INTO events (occurred_at, flow, type, sender, payload)"
+            " VALUES (now(), 'test', 'test.written', 'claro', '{}') RETURNING id"
+        )
+        refused = {
+            "UPDATE events SET payload = '{\"x\": 1}' WHERE id = $1": "immutable",
+            "UPDATE events SET sender = 'entel', position = 1000000000 WHERE id = $1": "immutable",
+            "UPDATE events SET hash = '\\x01' WHERE id = $1": "immutable",
+            "DELETE FROM events WHERE id = $1": "append-only",
+        }
+        for sql, message in refused.items():
+            with pytest.raises(asyncpg.RaiseError, match=message):
+                async with conn.transaction():
+                    await conn.execute(sql, event_id)
+        await conn.execute(
+            "UPDATE events SET position = 1000000000, hash = '\\x01' WHERE id = $1", event_id
+        )
+        assert (
+            await conn.fetchval("SELECT position FROM events WHERE id = $1", event_id)
+            == 1_000_000_000
+        )
+        await transaction.rollback()  # a made-up position must not reach the log
