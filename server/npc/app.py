@@ -93,7 +93,23 @@ class Clearinghouse:
             self.notifications.start(core.supervisor)
         if not listen:
             return
-        authenticator = TokenAuthenticator(db)
+        await self._serve_grpc(core)
+        if serve_http:
+            await self._serve_http(core)
+        if settings.metrics_port is not None:
+            await self._serve_metrics(settings.metrics_port + settings.worker)
+        log.info(
+            "clearinghouse listening: gRPC %s:%s, HTTP %s:%s",
+            settings.grpc_host,
+            self.grpc_port,
+            settings.http_host,
+            self.http_port,
+        )
+
+    async def _serve_grpc(self, core: Core) -> None:
+        """Every flow's services, the event stream and the session stream, on the gRPC port."""
+        settings = self.settings
+        authenticator = TokenAuthenticator(core.db)
         self.authenticator = authenticator
         await authenticator.load()
         events = EventServicer(core.hub)
@@ -131,30 +147,28 @@ class Clearinghouse:
         session.attach(self.grpc.interceptor)
         self.grpc_port = await self.grpc.start(settings.grpc_host, settings.grpc_port)
         core.health.on_change(self.grpc.set_serving)
-        if serve_http:
-            self.http_runner = bounded_runner(
-                build_app(core, settings.web, jurisdiction=settings.portability.jurisdiction),
-                settings.connections,
-            )
-            await self.http_runner.setup()
-            site = web.TCPSite(
-                self.http_runner, settings.http_host, settings.http_port, reuse_port=True
-            )
-            await site.start()
-            sockets = self.http_runner.addresses
-            self.http_port = sockets[0][1] if sockets else settings.http_port
-        if settings.metrics_port is not None:
-            self.metrics_port = settings.metrics_port + settings.worker
-            self.metrics_runner = bounded_runner(metrics_app(), settings.connections)
-            await self.metrics_runner.setup()
-            await web.TCPSite(self.metrics_runner, settings.http_host, self.metrics_port).start()
-        log.info(
-            "clearinghouse listening: gRPC %s:%s, HTTP %s:%s",
-            settings.grpc_host,
-            self.grpc_port,
-            settings.http_host,
-            self.http_port,
+
+    async def _serve_http(self, core: Core) -> None:
+        """The public site and the regulator's reports."""
+        settings = self.settings
+        self.http_runner = bounded_runner(
+            build_app(core, settings.web, jurisdiction=settings.portability.jurisdiction),
+            settings.connections,
         )
+        await self.http_runner.setup()
+        site = web.TCPSite(
+            self.http_runner, settings.http_host, settings.http_port, reuse_port=True
+        )
+        await site.start()
+        sockets = self.http_runner.addresses
+        self.http_port = sockets[0][1] if sockets else settings.http_port
+
+    async def _serve_metrics(self, port: int) -> None:
+        """Prometheus' scrape endpoint of this worker."""
+        self.metrics_port = port
+        self.metrics_runner = bounded_runner(metrics_app(), self.settings.connections)
+        await self.metrics_runner.setup()
+        await web.TCPSite(self.metrics_runner, self.settings.http_host, port).start()
 
     async def _initialise_series(self, db: Database) -> None:
         """Series whose label values are known at start exist at zero from the first scrape."""

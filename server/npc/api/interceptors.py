@@ -9,6 +9,7 @@ import logging
 import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -150,6 +151,17 @@ class _Upload:
 
 def _code_name(code: int) -> str:
     return code_pb2.Code.Name(code) if code in code_pb2.Code.values() else str(code)
+
+
+@dataclass(frozen=True)
+class _Call:
+    """What every wrapper of one method needs: its path, the admission around one call (identity,
+    bounds, metrics, failure mapping: `ServerInterceptor._served`) and its (de)serializers."""
+
+    method_path: str
+    served: Callable[..., contextlib.AbstractAsyncContextManager[bool]]
+    deserializer: Callable[[bytes], Any]
+    serializer: Any
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc is untyped
@@ -346,80 +358,86 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # gr
                 upload=upload,
             )
 
-        deserializer = _guarded(handler.request_deserializer, max_message_bytes(method_path))
-        # A unary upload (the whole daily report in one message) counts as an upload.
-        unary_kind = self.uploads if method_path in MESSAGE_BYTES else None
-
+        call = _Call(
+            method_path,
+            served,
+            _guarded(handler.request_deserializer, max_message_bytes(method_path)),
+            handler.response_serializer,
+        )
         if handler.unary_unary:
-            inner = handler.unary_unary
-
-            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                async with served(context, request, unary_kind) as admitted:
-                    if admitted:
-                        with self.drain.admitted():
-                            async with asyncio.timeout(self._timeout(context)):
-                                return await inner(request, context)
-                return None  # the status is set
-
-            return grpc.unary_unary_rpc_method_handler(
-                unary,
-                request_deserializer=deserializer,
-                response_serializer=handler.response_serializer,
-            )
-
+            return self._unary(handler.unary_unary, call)
         if handler.unary_stream:
-            inner_stream = handler.unary_stream
-
-            async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                async with served(context, request, self.streams) as admitted:
-                    if admitted:
-                        async for item in self.drain.follow(
-                            request, inner_stream(request, context)
-                        ):
-                            yield item
-
-            return grpc.unary_stream_rpc_method_handler(
-                stream,
-                request_deserializer=deserializer,
-                response_serializer=handler.response_serializer,
-            )
+            return self._server_stream(handler.unary_stream, call)
         if handler.stream_unary:
-            inner_client_stream = handler.stream_unary
-
-            async def client_stream(
-                request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
-            ) -> Any:
-                upload = _Upload()
-                async with served(context, None, self.uploads, upload) as admitted:
-                    if admitted:
-                        chunks = self._chunks(request_iterator, method_path, context, upload)
-                        with self.drain.admitted():
-                            async with asyncio.timeout(self._timeout(context)):
-                                return await inner_client_stream(chunks, context)
-                return None  # the status is set
-
-            return grpc.stream_unary_rpc_method_handler(
-                client_stream,
-                request_deserializer=deserializer,
-                response_serializer=handler.response_serializer,
-            )
+            return self._upload(handler.stream_unary, call)
         if handler.stream_stream:
-            inner_bidi = handler.stream_stream
-
-            # The session: identified once for the stream and counted as one of the operator's
-            # streams; its handler admits, times and maps each command (npc.api.session).
-            async def bidi(
-                request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
-            ) -> AsyncIterator[Any]:
-                async with served(context, None, self.streams) as admitted:
-                    if admitted:
-                        messages = self._messages(request_iterator, method_path, context)
-                        async for item in inner_bidi(messages, context):
-                            yield item
-
-            return grpc.stream_stream_rpc_method_handler(
-                bidi,
-                request_deserializer=deserializer,
-                response_serializer=handler.response_serializer,
-            )
+            return self._session(handler.stream_stream, call)
         return handler
+
+    def _unary(self, inner: Any, call: _Call) -> grpc.RpcMethodHandler:
+        # A unary upload (the whole daily report in one message) counts as an upload.
+        kind = self.uploads if call.method_path in MESSAGE_BYTES else None
+
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            async with call.served(context, request, kind) as admitted:
+                if admitted:
+                    with self.drain.admitted():
+                        async with asyncio.timeout(self._timeout(context)):
+                            return await inner(request, context)
+            return None  # the status is set
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary,
+            request_deserializer=call.deserializer,
+            response_serializer=call.serializer,
+        )
+
+    def _server_stream(self, inner: Any, call: _Call) -> grpc.RpcMethodHandler:
+        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            async with call.served(context, request, self.streams) as admitted:
+                if admitted:
+                    async for item in self.drain.follow(request, inner(request, context)):
+                        yield item
+
+        return grpc.unary_stream_rpc_method_handler(
+            stream,
+            request_deserializer=call.deserializer,
+            response_serializer=call.serializer,
+        )
+
+    def _upload(self, inner: Any, call: _Call) -> grpc.RpcMethodHandler:
+        async def client_stream(
+            request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
+        ) -> Any:
+            upload = _Upload()
+            async with call.served(context, None, self.uploads, upload) as admitted:
+                if admitted:
+                    chunks = self._chunks(request_iterator, call.method_path, context, upload)
+                    with self.drain.admitted():
+                        async with asyncio.timeout(self._timeout(context)):
+                            return await inner(chunks, context)
+            return None  # the status is set
+
+        return grpc.stream_unary_rpc_method_handler(
+            client_stream,
+            request_deserializer=call.deserializer,
+            response_serializer=call.serializer,
+        )
+
+    def _session(self, inner: Any, call: _Call) -> grpc.RpcMethodHandler:
+        # The session: identified once for the stream and counted as one of the operator's
+        # streams; its handler admits, times and maps each command (npc.api.session).
+        async def bidi(
+            request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
+        ) -> AsyncIterator[Any]:
+            async with call.served(context, None, self.streams) as admitted:
+                if admitted:
+                    messages = self._messages(request_iterator, call.method_path, context)
+                    async for item in inner(messages, context):
+                        yield item
+
+        return grpc.stream_stream_rpc_method_handler(
+            bidi,
+            request_deserializer=call.deserializer,
+            response_serializer=call.serializer,
+        )
