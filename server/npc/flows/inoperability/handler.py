@@ -370,7 +370,8 @@ class InoperabilityHandler:
         _check_number(v, "number", request.number)
         v.raise_if_any()
         if operator != caller.operator and not caller.is_regulator:
-            raise PermissionDenied("an operator reads only its own inoperability registry")
+            # Another operator's event answers as a missing one: its existence is not ours to tell.
+            raise NotFound("inoperability_event", event_id(operator, request.number))
         async with self.core.db.pool.acquire() as conn:
             return await self._event(conn, operator, request.number)
 

@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 from asyncpg import Record
 
+from npc.core.cases import refusal
 from npc.core.compliance import Rule, record_breach
 from npc.core.deadlines import Deadline
 from npc.core.errors import (
@@ -155,7 +156,7 @@ class ConsentReturns:
         v = Violations()
         check_case_id(v, "return_id", case_id, "RT")
         v.raise_if_any()
-        return await RETURNS.lock_for(txn, case_id, caller.operator, role)
+        return await RETURNS.lock_for(txn, case_id, caller, role)
 
     async def _breach(
         self, txn: Txn, rule: Rule, operator: str, row: Record, due: datetime
@@ -179,7 +180,13 @@ class ConsentReturns:
         if port is None:
             raise NotFound("port_request", command.port_request_id)
         if port.donor != caller.operator:
-            raise PermissionDenied("only the donor of the port asks for a return")
+            raise refusal(
+                caller,
+                (port.donor, port.recipient),
+                "port_request",
+                command.port_request_id,
+                "only the donor of the port asks for a return",
+            )
         of_port = await ports.numbers_of(txn.conn, port.id)
         numbers = list(command.numbers) or of_port
         # Only the port's own numbers are asked about: anything else fails here, unread.

@@ -115,7 +115,7 @@ class Escalation(SguBase):
         if not CLAIM_CODE_FORMAT.fullmatch(command.claim_code):
             v.add("claim_code", "required: up to 40 letters, digits or . / _ -")
         v.raise_if_any()
-        row = await CASES.lock_for(txn, command.problem_id, caller.operator, "operator")
+        row = await CASES.lock_for(txn, command.problem_id, caller, "operator")
         if row["state"] != State.CLAIM_REQUESTED:
             raise FailedPrecondition(
                 f"{row['id']} is not awaiting a claim code ({row['state']})", subject=row["id"]
