@@ -540,7 +540,7 @@ async def test_an_event_is_read_by_its_operator_and_the_regulator(app, operators
             "GetInoperability",
             pb.GetInoperabilityRequest(operator="claro", number=1),
         )
-    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert refused.value.code() == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await _call(claro, "GetInoperability", pb.GetInoperabilityRequest(number=2))
     assert refused.value.code() == grpc.StatusCode.NOT_FOUND

@@ -869,9 +869,13 @@ async def test_callers_act_only_in_their_role(app, operators, clock, name):
     before = await row_counts(app)
     snapshot = await get(operators, "claro", request.id)
 
+    # A third operator is no party: the request does not exist for it. A party in the wrong
+    # role and the regulator know the request, and are denied.
     await rejected(
         operators[caller].call(method, build(app, request, clock)),
-        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.NOT_FOUND
+        if caller in ("entel", "bitel")
+        else grpc.StatusCode.PERMISSION_DENIED,
     )
 
     await settle(app)
@@ -886,7 +890,11 @@ async def test_prior_consultation_roles(app, operators, clock):
     await settle(app)
     before = await row_counts(app)
     read = pb.GetPriorConsultationRequest(consultation_id=consultation.id)
-    for caller in ("claro", "entel", "osiptel"):
+    for caller, code in (
+        ("claro", grpc.StatusCode.PERMISSION_DENIED),
+        ("entel", grpc.StatusCode.NOT_FOUND),
+        ("osiptel", grpc.StatusCode.PERMISSION_DENIED),
+    ):
         await rejected(
             operators[caller].call(
                 "AnswerPriorConsultation",
@@ -894,11 +902,9 @@ async def test_prior_consultation_roles(app, operators, clock):
                     request_id=rid(), consultation_id=consultation.id, accept=True
                 ),
             ),
-            grpc.StatusCode.PERMISSION_DENIED,
+            code,
         )
-    await rejected(
-        operators["bitel"].call("GetPriorConsultation", read), grpc.StatusCode.PERMISSION_DENIED
-    )
+    await rejected(operators["bitel"].call("GetPriorConsultation", read), grpc.StatusCode.NOT_FOUND)
     for reader in ("claro", "movistar", "osiptel"):
         assert (await operators[reader].call("GetPriorConsultation", read)).id == consultation.id
     assert await row_counts(app) == before

@@ -203,7 +203,7 @@ async def test_only_the_provider_and_the_regulator_read_a_pqr(co):
     assert read.user.name == "Luz Marina Gómez"
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await co["tigo"]("GetPqr", pqr_pb2.GetPqrRequest(cun=filed.cun))
-    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert refused.value.code() == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await co["tigo"](
             "AnswerPqr",
@@ -214,7 +214,7 @@ async def test_only_the_provider_and_the_regulator_read_a_pqr(co):
                 summary="Se reversa el cobro.",
             ),
         )
-    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert refused.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 # ------------------------------------------------------------------- positive silence

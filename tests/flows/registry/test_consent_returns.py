@@ -144,7 +144,7 @@ async def test_denied_return_tells_the_donor(app, operators, clock, ported):
     ("caller", "numbers", "code"),
     [
         ("claro", [], grpc.StatusCode.PERMISSION_DENIED),
-        ("entel", [], grpc.StatusCode.PERMISSION_DENIED),
+        ("entel", [], grpc.StatusCode.NOT_FOUND),  # no party: the port is not there for it
         ("movistar", ["940000003"], grpc.StatusCode.FAILED_PRECONDITION),
     ],
 )

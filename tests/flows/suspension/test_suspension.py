@@ -94,12 +94,19 @@ async def test_suspension_needs_bill_due_date_and_amount(
     assert field in field_violations(refused.value)
 
 
-@pytest.mark.parametrize("caller", ["claro", "entel", "osiptel"])
-async def test_only_the_donor_asks_for_a_suspension(app, operators, clock, ported, caller):
+@pytest.mark.parametrize(
+    ("caller", "code"),
+    [
+        ("claro", grpc.StatusCode.PERMISSION_DENIED),
+        ("entel", grpc.StatusCode.NOT_FOUND),  # no party of the port
+        ("osiptel", grpc.StatusCode.PERMISSION_DENIED),
+    ],
+)
+async def test_only_the_donor_asks_for_a_suspension(app, operators, clock, ported, caller, code):
     await advance_to(app, clock, EXECUTED + timedelta(days=31))
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await _call(operators[caller], "RequestSuspension", _ask(ported))
-    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert refused.value.code() == code
 
 
 async def test_recipient_suspends_within_two_business_days_across_christmas(
