@@ -70,6 +70,7 @@ from npc.flows.registry.store import (
     deadline_due,
     insert_return,
     next_return_id,
+    open_return_of,
 )
 from npc.store.database import Txn
 
@@ -217,10 +218,16 @@ class ConsentReturns:
             answer_deadline=deadline,
         )
         try:
-            row = await insert_return(txn.conn, new)
+            # A savepoint: the transaction must still read which return is under way.
+            async with txn.conn.transaction():
+                row = await insert_return(txn.conn, new)
         except asyncpg.UniqueViolationError:
+            live = await open_return_of(txn.conn, command.port_request_id)
             raise AlreadyExists(
-                "return", command.port_request_id, "this port already has a return under way"
+                "return",
+                live,
+                f"port {command.port_request_id} already has a return under way: {live}",
+                collided=command.port_request_id,
             ) from None
         txn.set_deadline(FLOW, DeadlineKind.ANSWER, case_id, deadline, ANSWER_NOTE)
         emit_return(txn, "requested", row, caller.operator, to=(row["recipient"],))

@@ -167,12 +167,16 @@ class SuspensionHandler:
             suspend_deadline=deadline,
         )
         try:
-            row = await store.insert_suspension(txn.conn, suspension)
+            # A savepoint: the transaction must still read which suspension is under way.
+            async with txn.conn.transaction():
+                row = await store.insert_suspension(txn.conn, suspension)
         except asyncpg.UniqueViolationError:
+            live = await store.open_suspension_of(txn.conn, request.number)
             raise AlreadyExists(
                 "suspension",
-                request.number,
-                f"number {request.number} already has a suspension under way",
+                live,
+                f"number {request.number} already has a suspension under way: {live}",
+                collided=request.number,
             ) from None
         txn.set_deadline(FLOW, DeadlineKind.SUSPEND, case_id, deadline, SUSPEND_NOTE)
         self._emit(txn, "requested", row, caller.operator, (row["recipient"],))
