@@ -21,6 +21,7 @@ from tests.helpers import (
     block,
     collect,
     field_violations,
+    live_case,
     port_request,
     rid,
     rpc_error_details,
@@ -521,9 +522,10 @@ async def test_complete_debt_objection_waits_for_proof_of_payment(app, operators
     assert occ[0].port_request.port_request.objection.debt.owed.amount == "120.50"
 
     # The number stays blocked while the objection is open.
-    await rejected(
+    blocked = await rejected(
         file(operators, clock, ["940000001"], recipient="entel"), grpc.StatusCode.ALREADY_EXISTS
     )
+    assert live_case(blocked) == (filed.id, "940000001")
 
     # APD: proof of payment lifts it, APDC reaches the donor, SPR follows.
     mark = app.core.hub.head

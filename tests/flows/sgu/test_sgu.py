@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 from npc.v1 import common_pb2, sgu_pb2
-from tests.helpers import advance, advance_to, field_violations, rid, settle, ts
+from tests.helpers import advance, advance_to, field_violations, live_case, rid, settle, ts
 
 # Monday 7 December 2026, 10:00 Lima: Tuesday 8 (Immaculate Conception) and Wednesday 9 (Battle
 # of Ayacucho) are holidays in Peru.
@@ -324,8 +324,7 @@ async def test_a_line_has_one_problem_of_a_subcategory_under_way(app, operators)
     assert confirmed_twice.value.code() == grpc.StatusCode.ALREADY_EXISTS
     with pytest.raises(grpc.aio.AioRpcError) as at_office:
         await _call(osiptel, "RegisterProblem", _at_office())
-    assert at_office.value.code() == grpc.StatusCode.ALREADY_EXISTS
-    assert typed_again.id in at_office.value.details()
+    assert live_case(at_office.value) == (typed_again.id, "940000001/REC-01")
     other = await _call(osiptel, "RegisterProblem", _at_office(subcategory="SUS-01"))
     assert other.state == sgu_pb2.PROBLEM_STATE_IN_TRAY
 
