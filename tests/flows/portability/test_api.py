@@ -1109,9 +1109,8 @@ async def test_two_recipients_race_for_one_number(app, operators, clock):
     losers = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
     assert len(winners) == 1 and len(losers) == 1, results
     assert losers[0].code() == grpc.StatusCode.ALREADY_EXISTS
-    info = resource_info(losers[0])
-    assert info is not None and info.resource_name == "940000001"
     winner = winners[0]
+    assert live_case(losers[0]) == (winner.id, "940000001")
     loser = "entel" if winner.recipient == "claro" else "claro"
     loser_request = entel_request if loser == "entel" else claro_request
     await settle(app)
@@ -1137,15 +1136,14 @@ async def test_two_recipients_race_for_one_number(app, operators, clock):
 
 
 async def test_range_overlapping_a_live_request_is_refused(app, operators, clock):
-    await file(operators, clock, ["940000003"])
+    live = await file(operators, clock, ["940000003"])
     await settle(app)
     before = await row_counts(app)
     error = await rejected(
         file(operators, clock, [block("940000001", "940000005")], recipient="bitel"),
         grpc.StatusCode.ALREADY_EXISTS,
     )
-    info = resource_info(error)
-    assert info is not None and info.resource_name == "940000003"
+    assert live_case(error) == (live.id, "940000003")
     assert await row_counts(app) == before
 
 

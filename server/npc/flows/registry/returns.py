@@ -259,8 +259,9 @@ class ConsentReturns:
         return row
 
     def _checked_answer(self, command: AnswerReturn, now: datetime) -> datetime | None:
-        """The disabling instant given (None when unset), or the answer's faults."""
+        """The disabling instant given (None when unset), or the answer's faults (all of them)."""
         v = Violations()
+        check_case_id(v, "return_id", command.return_id, "RT")
         disable_at = instant(v, "disable_at", command.disable_at, required=command.accept)
         if command.accept and disable_at is not None and self.window.containing(disable_at) is None:
             v.add("disable_at", "must fall inside a change window")
@@ -303,8 +304,12 @@ class ConsentReturns:
         self, txn: Txn, caller: Caller, command: ConfirmReturnExecution
     ) -> Record:
         """The recipient disabled the numbers; the donor enabled them."""
+        v = Violations()
+        check_case_id(v, "return_id", command.return_id, "RT")
         if command.step is None:
-            raise InvalidArgument(FieldViolation("step", STEP_REQUIRED))
+            v.add("step", STEP_REQUIRED)
+        v.raise_if_any()
+        assert command.step is not None
         role, column, kind = _STEPS[command.step]
         row = await self._load(txn, command.return_id, caller, role)
         if row["state"] != State.EXECUTED or row[column] is not None:
