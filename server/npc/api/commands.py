@@ -124,8 +124,8 @@ class IdempotentCommandRunner:
                 raise _Discard
         except InvalidArgument as invalid:
             return invalid.violations
-        except (_Discard, DomainError):
-            return []
+        except Exception:  # a trial's other failure (a conflict, the storage) must not replace
+            return []  # the answer: the request_id is wrong whatever else happens
 
     @staticmethod
     def _store(
