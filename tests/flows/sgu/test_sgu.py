@@ -433,6 +433,20 @@ async def test_answer_needs_text(app, operators):
 # ------------------------------------------------------------------ rating and claims
 
 
+async def test_a_claim_code_in_use_names_the_problem_holding_it(app, operators):
+    osiptel, movistar = operators["osiptel"], operators["movistar"]
+    problems = []
+    for number in ("940000001", "940000002"):
+        problem = await _confirmed(app, osiptel, number=number)
+        await _answer(movistar, problem.id, solved=False)
+        await _rate(osiptel, problem.id, False, 2)
+        problems.append(await _escalate(osiptel, problem.id))
+    await _assign(movistar, problems[0].id, "RCL-2026-000123")
+    with pytest.raises(grpc.aio.AioRpcError) as taken:
+        await _assign(movistar, problems[1].id, "RCL-2026-000123")
+    assert live_case(taken.value) == (problems[0].id, "RCL-2026-000123")
+
+
 async def test_unsatisfied_subscriber_escalates_and_the_operator_assigns_its_code_in_time(
     app, operators, clock
 ):
