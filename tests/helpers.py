@@ -176,6 +176,24 @@ def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
     raise AssertionError(f"no ErrorInfo detail in {error.code().name}: {error.details()}")
 
 
+def live_case(error: grpc.aio.AioRpcError) -> tuple[str, str]:
+    """The live case an ALREADY_EXISTS names, and what collided with it: the same id in the
+    ResourceInfo, the ErrorInfo and the message."""
+    assert error.code() == grpc.StatusCode.ALREADY_EXISTS, error.details()
+    info = error_info(error)
+    named = info.metadata["resource_name"]
+    resources = [
+        d
+        for d in rpc_error_details(error).details
+        if d.Is(error_details_pb2.ResourceInfo.DESCRIPTOR)
+    ]
+    assert len(resources) == 1, error.details()
+    resource = error_details_pb2.ResourceInfo()
+    resources[0].Unpack(resource)
+    assert named and resource.resource_name == named and named in (error.details() or "")
+    return named, info.metadata["collided"]
+
+
 def field_violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
     """Field -> description of the BadRequest detail of an error."""
     status = rpc_error_details(error)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+import pytest
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
@@ -117,6 +118,44 @@ class Outcome:
     identity: str
     code: grpc.StatusCode | None
     details: str
+    status: bytes = b""  # the serialized google.rpc.Status of a refusal
+
+
+def _status_bytes(error: grpc.aio.AioRpcError) -> bytes:
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            return bytes(value)
+    return b""
+
+
+def missing_case(request: Message, field_name: str) -> tuple[Message, str, str]:
+    """`request` naming a case that does not exist instead (an id of the same length, so that
+    the two statuses can be compared byte for byte), with the rendering of both ids."""
+    present: int | str = getattr(request, field_name)
+    shown: tuple[str, str]
+    if isinstance(present, int):
+        absent: int | str = present + 900
+        shown = (f"{present:06d}", f"{absent:06d}")  # as the case id pads it
+    else:
+        absent = present[:-3] + ("999" if not present.endswith("999") else "998")
+        shown = (present, str(absent))
+    setattr(request, field_name, absent)
+    return request, *shown
+
+
+async def assert_hidden_as_missing(
+    channel: grpc.aio.Channel, rpc: str, request: Message, field_name: str, outcome: Outcome
+) -> None:
+    """The stranger's refusal of a case is byte for byte the refusal of a missing case."""
+    absent_request, present, absent = missing_case(request, field_name)
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await invoke(channel, rpc, absent_request, outcome.identity)
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND, missing.value.details()
+    expected = _status_bytes(missing.value).replace(absent.encode(), present.encode())
+    assert expected and outcome.status == expected, (
+        f"{rpc} as {outcome.identity}: another operator's case is told apart from a missing one:"
+        f" {outcome.details!r} vs {missing.value.details()!r}"
+    )
 
 
 @dataclass
@@ -127,6 +166,7 @@ class Prober:
     channel: grpc.aio.Channel
     exercised: set[str] = field(default_factory=set)
     wrong_calls: int = 0
+    hidden_checks: int = 0
 
     async def check(
         self,
@@ -143,7 +183,9 @@ class Prober:
 
         `build` makes a fresh request each time (a new request id for commands). `allowed`
         narrows the table's allowed callers for one variant of a request (e.g. one execution step).
-        `hidden` are wrong callers a read answers NOT_FOUND (the table must say why).
+        `hidden` are wrong callers a read answers NOT_FOUND (the table must say why). The table's
+        `strangers` (no party of the case) get NOT_FOUND too; for both the status must be byte
+        for byte that of a case id that does not exist.
         """
         access: Access = AUTHZ[rpc]
         permitted = frozenset(allowed) if allowed is not None else access.allowed
@@ -159,7 +201,11 @@ class Prober:
             try:
                 reply = await invoke(self.channel, rpc, build(), identity)
             except grpc.aio.AioRpcError as error:
-                refused.append(Outcome(rpc, identity, error.code(), error.details() or ""))
+                refused.append(
+                    Outcome(
+                        rpc, identity, error.code(), error.details() or "", _status_bytes(error)
+                    )
+                )
             else:
                 refused.append(Outcome(rpc, identity, None, f"answered {type(reply).__name__}"))
         await settle(self.app)
@@ -172,6 +218,12 @@ class Prober:
             | ({grpc.StatusCode.NOT_FOUND} if o.identity in concealed else set())
         ]
         assert not unexpected, f"{rpc} was not refused as expected:\n" + "\n".join(unexpected)
+        for outcome in refused:
+            if outcome.identity in access.strangers | concealed:
+                built = build()
+                assert isinstance(built, Message) and access.case, f"{rpc}: no case field"
+                await assert_hidden_as_missing(self.channel, rpc, built, access.case, outcome)
+                self.hidden_checks += 1
         changed = sorted(name for name in before if before[name] != after.get(name))
         assert not changed, f"refused calls of {rpc} changed {changed}"
         self.exercised.add(rpc)

@@ -39,11 +39,18 @@ class Access:
     own_registry: frozenset[str] = frozenset()
     # Callers for whom the scenario's request is not a question of rights, with the reason.
     exempt: dict[str, str] = field(default_factory=dict)
+    # The request field naming the case, and the operators of the service's country that are no
+    # party of the scenario's case: they get NOT_FOUND, identical to that of a missing case (a
+    # party in the wrong role, the regulator and other countries get PERMISSION_DENIED).
+    case: str = ""
+    strangers: frozenset[str] = frozenset()
 
     def refusals(self, identity: str) -> frozenset[grpc.StatusCode]:
         """The status codes that refuse `identity` correctly."""
         if identity in ("no token", "unknown token"):
             return frozenset({grpc.StatusCode.UNAUTHENTICATED})
+        if identity in self.strangers:
+            return frozenset({grpc.StatusCode.NOT_FOUND})
         if identity in self.own_registry:
             return frozenset({grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.NOT_FOUND})
         return frozenset({grpc.StatusCode.PERMISSION_DENIED})
@@ -52,6 +59,10 @@ class Access:
 _SELF_DONOR = {"movistar": "a recipient naming itself as donor is an invalid argument (donor)"}
 _ANY_PERUVIAN_OPERATOR = "any Peruvian operator, for itself"
 _OTHER_PE = PERU - {"claro"}
+# No party of the scenario's port (claro and movistar), its consultation, return or suspension.
+_NOT_PARTIES = PERU - {"claro", "movistar"}
+_NOT_SGU_OPERATOR = PERU - {"movistar"}
+_NOT_PROVIDER = COLOMBIA - {"claro-co"}
 
 AUTHZ: dict[str, Access] = {
     # --- portability (Peru)
@@ -60,25 +71,43 @@ AUTHZ: dict[str, Access] = {
         PERU - {"movistar"},
         exempt=_SELF_DONOR,
     ),
-    "PortabilityService/AnswerPriorConsultation": Access("the donor", frozenset({"movistar"})),
+    "PortabilityService/AnswerPriorConsultation": Access(
+        "the donor", frozenset({"movistar"}), case="consultation_id", strangers=_NOT_PARTIES
+    ),
     "PortabilityService/GetPriorConsultation": Access(
-        "recipient, donor, OSIPTEL", frozenset({"claro", "movistar", "osiptel"})
+        "recipient, donor, OSIPTEL",
+        frozenset({"claro", "movistar", "osiptel"}),
+        case="consultation_id",
+        strangers=_NOT_PARTIES,
     ),
     "PortabilityService/SubmitPortRequest": Access(
         "a Peruvian operator (the recipient) other than the donor",
         PERU - {"movistar"},
         exempt=_SELF_DONOR,
     ),
-    "PortabilityService/AnswerPortRequest": Access("the donor", frozenset({"movistar"})),
-    "PortabilityService/SubmitDebtPaymentProof": Access("the recipient", frozenset({"claro"})),
-    "PortabilityService/ReportInstallation": Access("the recipient", frozenset({"claro"})),
-    "PortabilityService/SchedulePort": Access("the recipient", frozenset({"claro"})),
+    "PortabilityService/AnswerPortRequest": Access(
+        "the donor", frozenset({"movistar"}), case="port_request_id", strangers=_NOT_PARTIES
+    ),
+    "PortabilityService/SubmitDebtPaymentProof": Access(
+        "the recipient", frozenset({"claro"}), case="port_request_id", strangers=_NOT_PARTIES
+    ),
+    "PortabilityService/ReportInstallation": Access(
+        "the recipient", frozenset({"claro"}), case="port_request_id", strangers=_NOT_PARTIES
+    ),
+    "PortabilityService/SchedulePort": Access(
+        "the recipient", frozenset({"claro"}), case="port_request_id", strangers=_NOT_PARTIES
+    ),
     "PortabilityService/ConfirmPortExecution": Access(
         "the donor (DONOR_DISABLED), the recipient (RECIPIENT_ENABLED)",
         frozenset({"claro", "movistar"}),
+        case="port_request_id",
+        strangers=_NOT_PARTIES,
     ),
     "PortabilityService/GetPortRequest": Access(
-        "recipient, donor, OSIPTEL", frozenset({"claro", "movistar", "osiptel"})
+        "recipient, donor, OSIPTEL",
+        frozenset({"claro", "movistar", "osiptel"}),
+        case="port_request_id",
+        strangers=_NOT_PARTIES,
     ),
     "PortabilityService/ListPortRequests": Access(
         "Peruvian operators (their own requests) and OSIPTEL (all)", PERU | OSIPTEL
@@ -95,22 +124,48 @@ AUTHZ: dict[str, Access] = {
     "ReturnsService/ReportDisconnection": Access(
         "the operator serving the numbers", frozenset({"claro"})
     ),
-    "ReturnsService/RequestReturn": Access("the donor of the port", frozenset({"movistar"})),
-    "ReturnsService/AnswerReturn": Access("the recipient of the port", frozenset({"claro"})),
+    "ReturnsService/RequestReturn": Access(
+        "the donor of the port",
+        frozenset({"movistar"}),
+        case="port_request_id",
+        strangers=_NOT_PARTIES,
+    ),
+    "ReturnsService/AnswerReturn": Access(
+        "the recipient of the port", frozenset({"claro"}), case="return_id", strangers=_NOT_PARTIES
+    ),
     "ReturnsService/ConfirmReturnExecution": Access(
         "the recipient (RECIPIENT_DISABLED), the donor (DONOR_ENABLED)",
         frozenset({"claro", "movistar"}),
+        case="return_id",
+        strangers=_NOT_PARTIES,
     ),
     "ReturnsService/GetReturn": Access(
-        "recipient, donor, OSIPTEL", frozenset({"claro", "movistar", "osiptel"})
+        "recipient, donor, OSIPTEL",
+        frozenset({"claro", "movistar", "osiptel"}),
+        case="return_id",
+        strangers=_NOT_PARTIES,
     ),
     # --- suspension (Peru)
-    "SuspensionService/RequestSuspension": Access("the donor of the port", frozenset({"movistar"})),
-    "SuspensionService/ConfirmSuspension": Access("the recipient", frozenset({"claro"})),
-    "SuspensionService/RequestReactivation": Access("the donor", frozenset({"movistar"})),
-    "SuspensionService/ConfirmReactivation": Access("the recipient", frozenset({"claro"})),
+    "SuspensionService/RequestSuspension": Access(
+        "the donor of the port",
+        frozenset({"movistar"}),
+        case="port_request_id",
+        strangers=_NOT_PARTIES,
+    ),
+    "SuspensionService/ConfirmSuspension": Access(
+        "the recipient", frozenset({"claro"}), case="suspension_id", strangers=_NOT_PARTIES
+    ),
+    "SuspensionService/RequestReactivation": Access(
+        "the donor", frozenset({"movistar"}), case="suspension_id", strangers=_NOT_PARTIES
+    ),
+    "SuspensionService/ConfirmReactivation": Access(
+        "the recipient", frozenset({"claro"}), case="suspension_id", strangers=_NOT_PARTIES
+    ),
     "SuspensionService/GetSuspension": Access(
-        "donor, recipient, OSIPTEL", frozenset({"claro", "movistar", "osiptel"})
+        "donor, recipient, OSIPTEL",
+        frozenset({"claro", "movistar", "osiptel"}),
+        case="suspension_id",
+        strangers=_NOT_PARTIES,
     ),
     # --- cancellations tracking (Peru): claro is the registered reporting operator
     "CancellationsService/SubmitDailyReport": Access(
@@ -120,7 +175,10 @@ AUTHZ: dict[str, Access] = {
         "a registered reporting operator, for itself", frozenset({"claro"})
     ),
     "CancellationsService/GetTrackedRequest": Access(
-        "the reporting operator, OSIPTEL", frozenset({"claro", "osiptel"})
+        "the reporting operator, OSIPTEL",
+        frozenset({"claro", "osiptel"}),
+        case="request_code",
+        strangers=_OTHER_PE,
     ),
     "CancellationsService/GetDailyReportCompliance": Access(
         "the operator (itself), OSIPTEL (any)", frozenset({"claro", "osiptel"})
@@ -140,19 +198,34 @@ AUTHZ: dict[str, Access] = {
         "the operator owning the events", frozenset({"claro"}), own_registry=_OTHER_PE
     ),
     "InoperabilityService/GetInoperability": Access(
-        "the operator owning the event, OSIPTEL", frozenset({"claro", "osiptel"})
+        "the operator owning the event, OSIPTEL",
+        frozenset({"claro", "osiptel"}),
+        case="number",
+        strangers=_OTHER_PE,
     ),
     # --- SGU (Peru): OSIPTEL acts for the subscriber, the line's operator (movistar) answers
     "SguService/RegisterProblem": Access("OSIPTEL", OSIPTEL),
     "SguService/ConfirmEmail": Access("OSIPTEL", OSIPTEL),
-    "SguService/AnswerProblem": Access("the problem's operator", frozenset({"movistar"})),
+    "SguService/AnswerProblem": Access(
+        "the problem's operator",
+        frozenset({"movistar"}),
+        case="problem_id",
+        strangers=_NOT_SGU_OPERATOR,
+    ),
     "SguService/RateAnswer": Access("OSIPTEL", OSIPTEL),
     "SguService/EscalateToClaim": Access("OSIPTEL", OSIPTEL),
-    "SguService/AssignClaimCode": Access("the problem's operator", frozenset({"movistar"})),
+    "SguService/AssignClaimCode": Access(
+        "the problem's operator",
+        frozenset({"movistar"}),
+        case="problem_id",
+        strangers=_NOT_SGU_OPERATOR,
+    ),
     "SguService/GetProblem": Access(
         "the problem's operator (once in its tray), OSIPTEL",
         frozenset({"movistar", "osiptel"}),
         hides="a problem awaiting the subscriber's e-mail confirmation is not yet its operator's",
+        case="problem_id",
+        strangers=_NOT_SGU_OPERATOR,
     ),
     "SguService/ListTray": Access("Peruvian operators (their own tray)", PERU),
     "SguService/WatchTray": Access("Peruvian operators (their own tray)", PERU),
@@ -163,17 +236,38 @@ AUTHZ: dict[str, Access] = {
     # --- PQR with CUN (Colombia): claro-co is the provider of the cases
     "PqrService/AssignCunRange": Access("the SIC", SIC),
     "PqrService/FilePqr": Access("a Colombian provider with a CUN range", COLOMBIA),
-    "PqrService/ExtendPqrForEvidence": Access("the provider", frozenset({"claro-co"})),
-    "PqrService/AnswerPqr": Access("the provider", frozenset({"claro-co"})),
-    "PqrService/ConfirmSilenceEffects": Access("the provider", frozenset({"claro-co"})),
-    "PqrService/FileReconsideration": Access("the provider", frozenset({"claro-co"})),
-    "PqrService/RecordTransferToSic": Access("the provider", frozenset({"claro-co"})),
+    "PqrService/ExtendPqrForEvidence": Access(
+        "the provider", frozenset({"claro-co"}), case="cun", strangers=_NOT_PROVIDER
+    ),
+    "PqrService/AnswerPqr": Access(
+        "the provider", frozenset({"claro-co"}), case="cun", strangers=_NOT_PROVIDER
+    ),
+    "PqrService/ConfirmSilenceEffects": Access(
+        "the provider", frozenset({"claro-co"}), case="cun", strangers=_NOT_PROVIDER
+    ),
+    "PqrService/FileReconsideration": Access(
+        "the provider", frozenset({"claro-co"}), case="cun", strangers=_NOT_PROVIDER
+    ),
+    "PqrService/RecordTransferToSic": Access(
+        "the provider", frozenset({"claro-co"}), case="cun", strangers=_NOT_PROVIDER
+    ),
     "PqrService/DecideAppeal": Access("the SIC", SIC),
-    "PqrService/GetPqr": Access("the provider, the SIC", frozenset({"claro-co", "sic"})),
+    "PqrService/GetPqr": Access(
+        "the provider, the SIC", frozenset({"claro-co", "sic"}), case="cun", strangers=_NOT_PROVIDER
+    ),
     "PqrService/ReceiveQuejaSms": Access("a Colombian provider with a CUN range", COLOMBIA),
-    "PqrService/AcknowledgeQuejaSms": Access("the provider", frozenset({"claro-co"})),
-    "PqrService/RecordCallAttempt": Access("the provider", frozenset({"claro-co"})),
-    "PqrService/GetSmsRequest": Access("the provider, the SIC", frozenset({"claro-co", "sic"})),
+    "PqrService/AcknowledgeQuejaSms": Access(
+        "the provider", frozenset({"claro-co"}), case="sms_request_id", strangers=_NOT_PROVIDER
+    ),
+    "PqrService/RecordCallAttempt": Access(
+        "the provider", frozenset({"claro-co"}), case="sms_request_id", strangers=_NOT_PROVIDER
+    ),
+    "PqrService/GetSmsRequest": Access(
+        "the provider, the SIC",
+        frozenset({"claro-co", "sic"}),
+        case="sms_request_id",
+        strangers=_NOT_PROVIDER,
+    ),
     "PqrService/GetMonthlyIndicators": Access(
         "the provider (itself), the SIC (any)", frozenset({"claro-co", "sic"})
     ),

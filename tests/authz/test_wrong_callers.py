@@ -1,6 +1,7 @@
 """Every RPC, called as every identity that has no right to it, is refused with PERMISSION_DENIED
-(UNAUTHENTICATED without a known token) and changes nothing: no table the flows write and not
-the event log.
+(UNAUTHENTICATED without a known token; NOT_FOUND, byte for byte that of a missing case, for an
+operator that is no party of the case) and changes nothing: no table the flows write and not the
+event log.
 
 Each service gets one clearinghouse and one scenario; each step probes one RPC on a case it applies
 to, then lets the rightful caller make the same call, which must work (so the refusals come from
@@ -64,7 +65,7 @@ async def prober(app, clock) -> AsyncIterator[Prober]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
         probe = Prober(app, channel)
         yield probe
-        print(f"wrong calls made: {probe.wrong_calls}")
+        print(f"wrong calls made: {probe.wrong_calls}, hidden as missing: {probe.hidden_checks}")
 
 
 DNI = common_pb2.IdentityDocument(type=common_pb2.DOCUMENT_TYPE_DNI, number="44556677")

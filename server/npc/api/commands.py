@@ -50,6 +50,10 @@ ON CONFLICT (caller, request_id) DO NOTHING
 """
 
 
+class _Discard(Exception):
+    """Rolls back a command run only to learn what else its request gets wrong."""
+
+
 class IdempotentCommandRunner:
     """Runs a command in one transaction, exactly once per (caller, request id).
 
@@ -71,9 +75,10 @@ class IdempotentCommandRunner:
         """Run `command` for `request` unless the caller already sent this request id."""
         request_id: str = getattr(request, "request_id", "")
         if not _REQUEST_ID.fullmatch(request_id):
-            raise InvalidArgument(
-                FieldViolation("request_id", "required: 1 to 64 characters of [A-Za-z0-9._:-]")
+            missing = FieldViolation(
+                "request_id", "required: 1 to 64 characters of [A-Za-z0-9._:-]"
             )
+            raise InvalidArgument([missing, *await self._other_violations(method, command)])
         digest = hashlib.sha256(
             method.encode() + b"\0" + request.SerializeToString(deterministic=True)
         ).digest()
@@ -107,6 +112,20 @@ class IdempotentCommandRunner:
         if kept is not None:
             raise kept
         return response
+
+    async def _other_violations(
+        self, method: str, command: Callable[[Txn], Awaitable[M]]
+    ) -> list[FieldViolation]:
+        """The request's other invalid fields, so that one answer lists them all: the command
+        runs in a transaction that is always rolled back (nothing of it is kept or published)."""
+        try:
+            async with self.db.transaction(method, self.clock.now()) as txn:
+                await command(txn)
+                raise _Discard
+        except InvalidArgument as invalid:
+            return invalid.violations
+        except Exception:  # a trial's other failure (a conflict, the storage) must not replace
+            return []  # the answer: the request_id is wrong whatever else happens
 
     @staticmethod
     def _store(

@@ -118,6 +118,12 @@ def to_status(error: errors.DomainError) -> status_pb2.Status:
 
 def _info_metadata(error: errors.DomainError) -> dict[str, str]:
     """What ErrorInfo repeats of the other details, for clients that read only ErrorInfo."""
+    if isinstance(error, errors.AlreadyExists) and error.collided:
+        return {
+            "resource_type": error.resource_type,
+            "resource_name": error.resource_name,
+            "collided": error.collided,
+        }
     if isinstance(error, errors.NotFound | errors.AlreadyExists):
         return {"resource_type": error.resource_type, "resource_name": error.resource_name}
     if isinstance(error, errors.FailedPrecondition) and error.subject:

@@ -6,13 +6,26 @@ never deadlock (see `Txn.lock_case`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from asyncpg import Record
 
-from npc.core.errors import NotFound, PermissionDenied
+from npc.core.errors import DomainError, NotFound, PermissionDenied
+from npc.core.identity import Caller
 from npc.store.database import Database, Txn, case_lock_key, case_lock_sql
+
+
+def refusal(
+    caller: Caller, parties: Iterable[str], kind: str, case_id: str, message: str
+) -> DomainError:
+    """The error for a caller who may not act on a case: PERMISSION_DENIED (`message`) for one of
+    its `parties` in the wrong role and for the regulator, who may know every case; for anyone
+    else exactly the NOT_FOUND of a case that does not exist, so that an operator cannot learn
+    that another operator's case exists."""
+    if caller.is_regulator or caller.operator in parties:
+        return PermissionDenied(message)
+    return NotFound(kind, case_id)
 
 
 class CaseTable:
@@ -40,13 +53,19 @@ class CaseTable:
         )
         return row
 
-    async def lock_for(self, txn: Txn, case_id: str, operator: str, *roles: str) -> Record:
-        """The locked case row, when `operator` acts in one of `roles` on it."""
+    async def lock_for(self, txn: Txn, case_id: str, caller: Caller, *roles: str) -> Record:
+        """The locked case row, when `caller` acts in one of `roles` on it (see `refusal`)."""
         row = await self.lock(txn, case_id)
         if row is None:
             raise NotFound(self.kind, case_id)
-        if not any(row[role] == operator for role in roles):
-            raise PermissionDenied(f"only the {' or '.join(roles)} of {case_id} may do this")
+        if not any(row[role] == caller.operator for role in roles):
+            raise refusal(
+                caller,
+                (row[p] for p in self.parties),
+                self.kind,
+                case_id,
+                f"only the {' or '.join(roles)} of {case_id} may do this",
+            )
         return row
 
     async def update(self, txn: Txn, case_id: str, changes: dict[str, Any]) -> Record:
@@ -64,7 +83,8 @@ class CaseTable:
     async def read_for(
         self, db: Database, case_id: str, operator: str, *, sees_all: bool
     ) -> Record:
-        """The case row, for one of its parties (or for a reader who `sees_all`)."""
+        """The case row, for one of its parties (or for a reader who `sees_all`); anyone else
+        gets the NOT_FOUND of a missing case."""
         async with db.pool.acquire() as conn:
             row: Record | None = await conn.fetchrow(
                 f"SELECT * FROM {self.table} WHERE id = $1", case_id
@@ -72,5 +92,5 @@ class CaseTable:
         if row is None:
             raise NotFound(self.kind, case_id)
         if not sees_all and operator not in (row[p] for p in self.parties):
-            raise PermissionDenied(f"{case_id} concerns other operators")
+            raise NotFound(self.kind, case_id)
         return row

@@ -129,15 +129,22 @@ class NotFound(DomainError):
 
 
 class AlreadyExists(DomainError):
-    """A conflicting live case exists (for instance another live request for the number)."""
+    """A conflicting live case exists (for instance another live request for the number).
+
+    `resource_name` is the live case's id (the message says it too); `collided` is what the
+    request shares with it: the number, the key or the range.
+    """
 
     grpc_code = "ALREADY_EXISTS"
     default_reason = Reason.LIVE_CASE_EXISTS
 
-    def __init__(self, resource_type: str, resource_name: str, message: str) -> None:
+    def __init__(
+        self, resource_type: str, resource_name: str, message: str, *, collided: str = ""
+    ) -> None:
         super().__init__(message)
         self.resource_type = resource_type
         self.resource_name = resource_name
+        self.collided = collided
 
 
 class PermissionDenied(DomainError):

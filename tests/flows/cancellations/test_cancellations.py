@@ -145,7 +145,7 @@ async def test_a_report_is_stored_and_each_request_can_be_looked_up(
     assert regulator_view.record.target_plan == "Plan Hogar 100 Mbps"
     with pytest.raises(grpc.aio.AioRpcError) as other:
         await get(operators["movistar"], "BJ-0001", operator="claro")
-    assert other.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert other.value.code() == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.aio.AioRpcError) as unknown:
         await get(claro, "BJ-9999")
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND

@@ -22,6 +22,7 @@ from tests.helpers import (
     collect,
     day,
     field_violations,
+    live_case,
     port_request,
     rid,
     rpc_error_details,
@@ -522,9 +523,10 @@ async def test_complete_debt_objection_waits_for_proof_of_payment(app, operators
     assert occ[0].port_request.port_request.objection.debt.owed.amount == "120.50"
 
     # The number stays blocked while the objection is open.
-    await rejected(
+    blocked = await rejected(
         file(operators, clock, ["940000001"], recipient="entel"), grpc.StatusCode.ALREADY_EXISTS
     )
+    assert live_case(blocked) == (filed.id, "940000001")
 
     # APD: proof of payment lifts it, APDC reaches the donor, SPR follows.
     mark = app.core.hub.head
@@ -870,9 +872,13 @@ async def test_callers_act_only_in_their_role(app, operators, clock, name):
     before = await row_counts(app)
     snapshot = await get(operators, "claro", request.id)
 
+    # A third operator is no party: the request does not exist for it. A party in the wrong
+    # role and the regulator know the request, and are denied.
     await rejected(
         operators[caller].call(method, build(app, request, clock)),
-        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.NOT_FOUND
+        if caller in ("entel", "bitel")
+        else grpc.StatusCode.PERMISSION_DENIED,
     )
 
     await settle(app)
@@ -887,7 +893,11 @@ async def test_prior_consultation_roles(app, operators, clock):
     await settle(app)
     before = await row_counts(app)
     read = pb.GetPriorConsultationRequest(consultation_id=consultation.id)
-    for caller in ("claro", "entel", "osiptel"):
+    for caller, code in (
+        ("claro", grpc.StatusCode.PERMISSION_DENIED),
+        ("entel", grpc.StatusCode.NOT_FOUND),
+        ("osiptel", grpc.StatusCode.PERMISSION_DENIED),
+    ):
         await rejected(
             operators[caller].call(
                 "AnswerPriorConsultation",
@@ -895,11 +905,9 @@ async def test_prior_consultation_roles(app, operators, clock):
                     request_id=rid(), consultation_id=consultation.id, accept=True
                 ),
             ),
-            grpc.StatusCode.PERMISSION_DENIED,
+            code,
         )
-    await rejected(
-        operators["bitel"].call("GetPriorConsultation", read), grpc.StatusCode.PERMISSION_DENIED
-    )
+    await rejected(operators["bitel"].call("GetPriorConsultation", read), grpc.StatusCode.NOT_FOUND)
     for reader in ("claro", "movistar", "osiptel"):
         assert (await operators[reader].call("GetPriorConsultation", read)).id == consultation.id
     assert await row_counts(app) == before
@@ -1102,9 +1110,8 @@ async def test_two_recipients_race_for_one_number(app, operators, clock):
     losers = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
     assert len(winners) == 1 and len(losers) == 1, results
     assert losers[0].code() == grpc.StatusCode.ALREADY_EXISTS
-    info = resource_info(losers[0])
-    assert info is not None and info.resource_name == "940000001"
     winner = winners[0]
+    assert live_case(losers[0]) == (winner.id, "940000001")
     loser = "entel" if winner.recipient == "claro" else "claro"
     loser_request = entel_request if loser == "entel" else claro_request
     await settle(app)
@@ -1130,15 +1137,14 @@ async def test_two_recipients_race_for_one_number(app, operators, clock):
 
 
 async def test_range_overlapping_a_live_request_is_refused(app, operators, clock):
-    await file(operators, clock, ["940000003"])
+    live = await file(operators, clock, ["940000003"])
     await settle(app)
     before = await row_counts(app)
     error = await rejected(
         file(operators, clock, [block("940000001", "940000005")], recipient="bitel"),
         grpc.StatusCode.ALREADY_EXISTS,
     )
-    info = resource_info(error)
-    assert info is not None and info.resource_name == "940000003"
+    assert live_case(error) == (live.id, "940000003")
     assert await row_counts(app) == before
 
 

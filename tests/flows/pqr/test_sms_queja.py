@@ -182,7 +182,7 @@ async def test_sms_requests_belong_to_their_provider(co):
     request = await co["claro-co"]("ReceiveQuejaSms", sms())
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await co["tigo"]("RecordCallAttempt", attempt(request.id))
-    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert refused.value.code() == grpc.StatusCode.NOT_FOUND
     read = await co["sic"]("GetSmsRequest", pqr_pb2.GetSmsRequestRequest(sms_request_id=request.id))
     assert read.provider == "claro-co"
     with pytest.raises(grpc.aio.AioRpcError) as peruvian:

@@ -18,6 +18,7 @@ from tests.helpers import (
     collect,
     field_violations,
     head,
+    live_case,
     port_end_to_end,
     rid,
     settle,
@@ -144,7 +145,7 @@ async def test_denied_return_tells_the_donor(app, operators, clock, ported):
     ("caller", "numbers", "code"),
     [
         ("claro", [], grpc.StatusCode.PERMISSION_DENIED),
-        ("entel", [], grpc.StatusCode.PERMISSION_DENIED),
+        ("entel", [], grpc.StatusCode.NOT_FOUND),  # no party: the port is not there for it
         ("movistar", ["940000003"], grpc.StatusCode.FAILED_PRECONDITION),
     ],
 )
@@ -152,6 +153,13 @@ async def test_wrong_returns_are_refused(app, operators, clock, ported, caller, 
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await _ask(operators[caller], ported, numbers=numbers)
     assert refused.value.code() == code
+
+
+async def test_a_second_return_of_a_port_names_the_one_under_way(app, operators, ported):
+    first = await _ask(operators["movistar"], ported)
+    with pytest.raises(grpc.aio.AioRpcError) as twice:
+        await _ask(operators["movistar"], ported)
+    assert live_case(twice.value) == (first.id, ported)
 
 
 async def test_disabling_instant_must_be_in_a_change_window(app, operators, clock, ported):

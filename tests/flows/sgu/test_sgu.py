@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 from npc.v1 import common_pb2, sgu_pb2
-from tests.helpers import advance, advance_to, field_violations, rid, settle, ts
+from tests.helpers import advance, advance_to, field_violations, live_case, rid, settle, ts
 
 # Monday 7 December 2026, 10:00 Lima: Tuesday 8 (Immaculate Conception) and Wednesday 9 (Battle
 # of Ayacucho) are holidays in Peru.
@@ -324,8 +324,7 @@ async def test_a_line_has_one_problem_of_a_subcategory_under_way(app, operators)
     assert confirmed_twice.value.code() == grpc.StatusCode.ALREADY_EXISTS
     with pytest.raises(grpc.aio.AioRpcError) as at_office:
         await _call(osiptel, "RegisterProblem", _at_office())
-    assert at_office.value.code() == grpc.StatusCode.ALREADY_EXISTS
-    assert typed_again.id in at_office.value.details()
+    assert live_case(at_office.value) == (typed_again.id, "940000001/REC-01")
     other = await _call(osiptel, "RegisterProblem", _at_office(subcategory="SUS-01"))
     assert other.state == sgu_pb2.PROBLEM_STATE_IN_TRAY
 
@@ -412,12 +411,15 @@ async def test_answer_one_second_before_the_deadline_is_in_time(app, operators, 
     assert await _records(app, problem.id) == []
 
 
-@pytest.mark.parametrize("caller", ["claro", "osiptel"])
-async def test_only_the_problems_operator_answers(app, operators, caller):
+@pytest.mark.parametrize(
+    ("caller", "code"),
+    [("claro", grpc.StatusCode.NOT_FOUND), ("osiptel", grpc.StatusCode.PERMISSION_DENIED)],
+)
+async def test_only_the_problems_operator_answers(app, operators, caller, code):
     problem = await _confirmed(app, operators["osiptel"])
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await _answer(operators[caller], problem.id)
-    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert refused.value.code() == code
 
 
 async def test_answer_needs_text(app, operators):
@@ -429,6 +431,20 @@ async def test_answer_needs_text(app, operators):
 
 
 # ------------------------------------------------------------------ rating and claims
+
+
+async def test_a_claim_code_in_use_names_the_problem_holding_it(app, operators):
+    osiptel, movistar = operators["osiptel"], operators["movistar"]
+    problems = []
+    for number in ("940000001", "940000002"):
+        problem = await _confirmed(app, osiptel, number=number)
+        await _answer(movistar, problem.id, solved=False)
+        await _rate(osiptel, problem.id, False, 2)
+        problems.append(await _escalate(osiptel, problem.id))
+    await _assign(movistar, problems[0].id, "RCL-2026-000123")
+    with pytest.raises(grpc.aio.AioRpcError) as taken:
+        await _assign(movistar, problems[1].id, "RCL-2026-000123")
+    assert live_case(taken.value) == (problems[0].id, "RCL-2026-000123")
 
 
 async def test_unsatisfied_subscriber_escalates_and_the_operator_assigns_its_code_in_time(
@@ -451,7 +467,7 @@ async def test_unsatisfied_subscriber_escalates_and_the_operator_assigns_its_cod
     assert code_due == clock.now() + timedelta(hours=1)
     with pytest.raises(grpc.aio.AioRpcError) as other:
         await _assign(operators["claro"], problem.id, "RCL-1")
-    assert other.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert other.value.code() == grpc.StatusCode.NOT_FOUND
     await advance_to(app, clock, code_due - timedelta(seconds=1))
     claimed = await _assign(movistar, problem.id, "RCL-2026-000123")
     assert claimed.state == sgu_pb2.PROBLEM_STATE_CLAIMED

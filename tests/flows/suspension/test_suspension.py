@@ -18,6 +18,7 @@ from tests.helpers import (
     block,
     day,
     field_violations,
+    live_case,
     port_end_to_end,
     rid,
     settle,
@@ -99,12 +100,19 @@ async def test_suspension_needs_bill_due_date_and_amount(
     assert set(field_violations(refused.value)) == fields
 
 
-@pytest.mark.parametrize("caller", ["claro", "entel", "osiptel"])
-async def test_only_the_donor_asks_for_a_suspension(app, operators, clock, ported, caller):
+@pytest.mark.parametrize(
+    ("caller", "code"),
+    [
+        ("claro", grpc.StatusCode.PERMISSION_DENIED),
+        ("entel", grpc.StatusCode.NOT_FOUND),  # no party of the port
+        ("osiptel", grpc.StatusCode.PERMISSION_DENIED),
+    ],
+)
+async def test_only_the_donor_asks_for_a_suspension(app, operators, clock, ported, caller, code):
     await advance_to(app, clock, EXECUTED + timedelta(days=31))
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await _call(operators[caller], "RequestSuspension", _ask(ported))
-    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert refused.value.code() == code
 
 
 async def test_recipient_suspends_within_two_business_days_across_christmas(
@@ -214,7 +222,7 @@ async def test_a_suspension_ends_after_30_days_and_reactivation_is_then_due(
     assert await _records(app, asked.id) == [("claro", 15)]
     with pytest.raises(grpc.aio.AioRpcError) as twice:
         await _call(movistar, "RequestSuspension", _ask(ported))
-    assert twice.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert live_case(twice.value) == (asked.id, "940000001")
     await settle(app)
 
 

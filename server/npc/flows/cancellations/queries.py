@@ -36,7 +36,8 @@ class TrackingQueries(CancellationsBase):
             v.add("request_code", "required: the operator's request code")
         v.raise_if_any()
         if not caller.is_regulator and operator != caller.operator:
-            raise PermissionDenied("operators read only their own requests")
+            # Another operator's request answers as a missing one: its existence is not ours to tell.
+            raise NotFound("tracked_request", f"{operator}/{request.request_code}")
         async with self.core.db.pool.acquire() as conn:
             row = await store.tracked_request_by_code(conn, operator, request.request_code)
         if row is None:

@@ -226,15 +226,21 @@ class InoperabilityHandler:
             registered_at=txn.now,
         )
         try:
-            await store.insert_event(txn.conn, event)
+            # A savepoint: the transaction must still read which event is open.
+            async with txn.conn.transaction():
+                await store.insert_event(txn.conn, event)
         except asyncpg.UniqueViolationError as error:
             if error.constraint_name != store.ONE_OPEN:
                 raise
+            live = await store.open_event_of(
+                txn.conn, caller.operator, request.attention_point_code, request.request_type
+            )
             raise AlreadyExists(
                 "inoperability_event",
-                f"{request.attention_point_code}/{request.request_type}",
+                live,
                 f"attention point {request.attention_point_code} already has an open"
-                f" inoperability event for {request.request_type}",
+                f" inoperability event for {request.request_type}: {live}",
+                collided=f"{request.attention_point_code}/{request.request_type}",
             ) from None
         row = await self._event(txn.conn, caller.operator, number)
         self._emit(txn, "registered", row, caller.operator)
@@ -366,7 +372,8 @@ class InoperabilityHandler:
         _check_number(v, "number", request.number)
         v.raise_if_any()
         if operator != caller.operator and not caller.is_regulator:
-            raise PermissionDenied("an operator reads only its own inoperability registry")
+            # Another operator's event answers as a missing one: its existence is not ours to tell.
+            raise NotFound("inoperability_event", event_id(operator, request.number))
         async with self.core.db.pool.acquire() as conn:
             return await self._event(conn, operator, request.number)
 

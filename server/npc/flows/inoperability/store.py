@@ -211,3 +211,17 @@ async def reportable_events(
         until,
     )
     return rows
+
+
+async def open_event_of(
+    conn: Connection, operator: str, attention_point: str, request_type: str
+) -> str:
+    """The id of the attention point's open event for the request type ('' if none)."""
+    found: str | None = await conn.fetchval(
+        "SELECT id FROM inoperability_events WHERE operator_id = $1"
+        " AND attention_point_code = $2 AND request_type = $3 AND ended_at IS NULL",
+        operator,
+        attention_point,
+        request_type,
+    )
+    return found or ""

@@ -147,4 +147,4 @@ class PortabilityBase:
         )
 
     async def _load_request(self, txn: Txn, case_id: str, caller: Caller, *roles: str) -> Record:
-        return await store.REQUESTS.lock_for(txn, case_id, caller.operator, *roles)
+        return await store.REQUESTS.lock_for(txn, case_id, caller, *roles)

@@ -7,8 +7,9 @@ from typing import Any
 
 from asyncpg import Record
 
+from npc.core.cases import refusal
 from npc.core.deadlines import Deadline
-from npc.core.errors import FailedPrecondition, NotFound, PermissionDenied
+from npc.core.errors import FailedPrecondition, NotFound
 from npc.core.events import CLEARINGHOUSE
 from npc.core.identity import Caller
 from npc.core.validation import (
@@ -117,7 +118,13 @@ class PriorConsultations(PortabilityBase):
         if row is None:
             raise NotFound("prior_consultation", request.consultation_id)
         if row["donor"] != caller.operator:
-            raise PermissionDenied(f"only the donor of {row['id']} answers it")
+            raise refusal(
+                caller,
+                (row["recipient"], row["donor"]),
+                "prior_consultation",
+                request.consultation_id,
+                f"only the donor of {row['id']} answers it",
+            )
         if row["state"] != State.AWAITING_DONOR:
             raise FailedPrecondition(
                 f"{row['id']} was already answered ({row['state']})", subject=row["id"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
 from asyncpg import Record
 
 from npc.core.dates import check_date
@@ -146,16 +145,20 @@ class PortRequests(Scheduling):
             installation_date=form.installation_date,
             execution_limit=self.timeline.execution_limit(txn.now, count),
         )
-        try:
-            return await store.insert_request(txn.conn, values, form.entries)
-        except asyncpg.UniqueViolationError as exc:
-            detail = getattr(exc, "detail", "") or ""
-            number = (
-                detail.split("=(")[-1].split(")")[0] if "=(" in detail else "one of the numbers"
-            )
-            raise AlreadyExists(
-                "port_request", number, f"number {number} already has a live port request"
-            ) from None
+        row = await store.insert_request(txn.conn, values, form.entries)
+        if row is not None:
+            return row
+        entries = [e.number for e in form.entries]
+        holder = await store.live_holder(txn.conn, entries)
+        if holder is None:  # a number twice in the request: validation lets none through
+            raise AlreadyExists("port_request", "", "a number of the request appears twice")
+        number, live = holder["number"], holder["port_request_id"]
+        raise AlreadyExists(
+            "port_request",
+            live,
+            f"number {number} already has a live port request: {live}",
+            collided=number,
+        )
 
     async def answer_port_request(
         self, txn: Txn, caller: Caller, request: AnswerPortRequest

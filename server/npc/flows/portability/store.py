@@ -43,17 +43,22 @@ _REQUEST_COLUMNS = tuple(f.name for f in fields(NewPortRequest))
 _INSERT_CONSULTATION = "INSERT INTO prior_consultations ({}) VALUES ({}) RETURNING *".format(
     *_insert(_CONSULTATION_COLUMNS)
 )
+_NEW_ID = "'SP' || lpad(nextval('port_request_seq')::text, 10, '0')"
 _INSERT_REQUEST = """WITH request AS (
        INSERT INTO port_requests (id, {0})
-       VALUES ('SP' || lpad(nextval('port_request_seq')::text, 10, '0'), {1})
+       VALUES ({new_id}, {1})
        RETURNING *
    ), numbers AS (
        INSERT INTO port_request_numbers (port_request_id, number, modality)
        SELECT request.id, u.n, u.m
        FROM request, unnest(${n}::text[], ${m}::text[]) AS u(n, m)
+       ON CONFLICT (number) WHERE live DO NOTHING
+       RETURNING number
    )
-   SELECT * FROM request""".format(
+   SELECT * FROM request
+   WHERE (SELECT count(*) FROM numbers) = cardinality(${n}::text[])""".format(
     *_insert(_REQUEST_COLUMNS),
+    new_id=_NEW_ID,
     n=len(_REQUEST_COLUMNS) + 1,
     m=len(_REQUEST_COLUMNS) + 2,
 )
@@ -70,17 +75,30 @@ async def insert_consultation(conn: asyncpg.Connection, consultation: NewConsult
 
 async def insert_request(
     conn: asyncpg.Connection, request: NewPortRequest, numbers: Sequence[NumberEntry]
-) -> Record:
+) -> Record | None:
     """Insert a port request under a new case number (SP0000000001) and its numbers (each number
-    live), in one statement. Raises UniqueViolationError when a number already has a live
-    request."""
+    live), in one statement; None when a number already has a live request (the caller must roll
+    back: the request row was written). A conflict skips the number instead of failing the
+    statement, so that the transaction can still name the live request (`live_holder`)."""
     row: Record | None = await conn.fetchrow(
         _INSERT_REQUEST,
         *(getattr(request, c) for c in _REQUEST_COLUMNS),
         [n.number for n in numbers],
         [str(n.modality) for n in numbers],
     )
-    assert row is not None
+    return row
+
+
+async def live_holder(conn: asyncpg.Connection, numbers: Sequence[str]) -> Record | None:
+    """After `insert_request` returned None: the first of `numbers` that another live request
+    holds, and that request (the one just written, this session's last id, is left out)."""
+    row: Record | None = await conn.fetchrow(
+        "SELECT number, port_request_id FROM port_request_numbers"
+        " WHERE number = ANY($1::text[]) AND live"
+        f" AND port_request_id <> {_NEW_ID.replace('nextval', 'currval')}"
+        " ORDER BY number LIMIT 1",
+        list(numbers),
+    )
     return row
 
 

@@ -79,7 +79,7 @@ class Answering(PqrBase):
         check.check_cun(v, "cun", request.cun)
         check.check_text(v, "reason", request.reason, "the motivation told to the user", 2000)
         v.raise_if_any()
-        row = await CASES.lock_for(txn, request.cun, caller.operator, "provider")
+        row = await CASES.lock_for(txn, request.cun, caller, "provider")
         stage = self._stage(row)
         if row["state"] == stage.evidence:
             raise FailedPrecondition(
@@ -130,7 +130,7 @@ class Answering(PqrBase):
             v.add("notified_at", "not in the future")
         v.raise_if_any()
         assert request.outcome is not None
-        row = await CASES.lock_for(txn, request.cun, caller.operator, "provider")
+        row = await CASES.lock_for(txn, request.cun, caller, "provider")
         stage = self._stage(row)
         notified = notified or txn.now
         if notified < row[stage.filed]:
@@ -233,7 +233,7 @@ class Answering(PqrBase):
         check.check_cun(v, "cun", request.cun)
         check.check_text(v, "description", request.description, "what was done", 2000)
         v.raise_if_any()
-        row = await CASES.lock_for(txn, request.cun, caller.operator, "provider")
+        row = await CASES.lock_for(txn, request.cun, caller, "provider")
         if row["state"] != State.SILENCE_APPLIED:
             raise FailedPrecondition(
                 f"no positive silence awaits its effects on {row['id']} ({row['state']})",

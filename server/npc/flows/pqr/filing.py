@@ -42,14 +42,23 @@ class Filing(PqrBase):
         if not await is_operator(txn.conn, request.provider, country=caller.country):
             raise NotFound("provider", request.provider)
         try:
-            row = await store.insert_cun_range(
-                txn.conn, request.provider, request.first, request.last, txn.now, caller.operator
-            )
+            # A savepoint: the transaction must still read which range is in the way.
+            async with txn.conn.transaction():
+                row = await store.insert_cun_range(
+                    txn.conn,
+                    request.provider,
+                    request.first,
+                    request.last,
+                    txn.now,
+                    caller.operator,
+                )
         except asyncpg.ExclusionViolationError:
+            assigned = await store.overlapping_cun_range(txn.conn, request.first, request.last)
             raise AlreadyExists(
                 "cun_range",
-                f"{request.first}-{request.last}",
-                "the range overlaps a CUN range already assigned",
+                assigned,
+                f"the range overlaps the CUN range {assigned} already assigned",
+                collided=f"{request.first}-{request.last}",
             ) from None
         events.emit_range_assigned(
             txn, request.provider, request.first, request.last, caller.operator

@@ -37,7 +37,7 @@ class Recourses(PqrBase):
         check.check_cun(v, "cun", request.cun)
         check.check_text(v, "facts", request.facts, "the user's disagreement")
         v.raise_if_any()
-        row = await CASES.lock_for(txn, request.cun, caller.operator, "provider")
+        row = await CASES.lock_for(txn, request.cun, caller, "provider")
         if row["state"] != State.ANSWERED:
             raise FailedPrecondition(
                 f"{row['id']} has no answer open to reconsideration ({row['state']})",
@@ -95,7 +95,7 @@ class Recourses(PqrBase):
         v = Violations()
         check.check_cun(v, "cun", request.cun)
         v.raise_if_any()
-        row = await CASES.lock_for(txn, request.cun, caller.operator, "provider")
+        row = await CASES.lock_for(txn, request.cun, caller, "provider")
         if row["state"] != State.TRANSFER_DUE:
             raise FailedPrecondition(
                 f"{row['id']} has no appeal awaiting transfer ({row['state']})", subject=row["id"]

@@ -108,7 +108,7 @@ class SmsQueja(Filing):
         v = Violations()
         check.check_sms_request_id(v, "sms_request_id", request.sms_request_id)
         v.raise_if_any()
-        row = await SMS.lock_for(txn, request.sms_request_id, caller.operator, "provider")
+        row = await SMS.lock_for(txn, request.sms_request_id, caller, "provider")
         if row["acknowledged_at"] is not None:
             raise FailedPrecondition(f"{row['id']} was already acknowledged", subject=row["id"])
         if txn.now > row["ack_due"]:
@@ -123,7 +123,7 @@ class SmsQueja(Filing):
     ) -> SmsCase:
         """A call to the user: answered, it registers the complaint with its CUN."""
         complaint = _checked_call(request)
-        row = await SMS.lock_for(txn, request.sms_request_id, caller.operator, "provider")
+        row = await SMS.lock_for(txn, request.sms_request_id, caller, "provider")
         if row["state"] != SmsState.RECEIVED:
             raise FailedPrecondition(
                 f"{row['id']} is no longer awaiting a call ({row['state']})", subject=row["id"]

@@ -263,3 +263,17 @@ async def complaint_subjects(
     ):
         subjects.setdefault(r["provider"], []).append((r["subject"], r["n"]))
     return subjects
+
+
+async def overlapping_cun_range(conn: asyncpg.Connection, first: str, last: str) -> str:
+    """An assigned CUN range overlapping `first`..`last`, as "first-last" ('' if none)."""
+    row: Record | None = await conn.fetchrow(
+        "SELECT lower(numbers) AS first, upper(numbers) - 1 AS last, width FROM cun_ranges"
+        " WHERE numbers && int8range($1, $2, '[]') ORDER BY lower(numbers) LIMIT 1",
+        int(first),
+        int(last),
+    )
+    if row is None:
+        return ""
+    width = row["width"]
+    return f"{row['first']:0{width}d}-{row['last']:0{width}d}"

@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 from asyncpg import Record
 
+from npc.core.cases import refusal
 from npc.core.compliance import Rule, record_breach
 from npc.core.deadlines import Deadline
 from npc.core.errors import (
@@ -68,6 +69,7 @@ from npc.flows.registry.store import (
     deadline_due,
     insert_return,
     next_return_id,
+    open_return_of,
 )
 from npc.store.database import Txn
 
@@ -154,7 +156,7 @@ class ConsentReturns:
         v = Violations()
         check_case_id(v, "return_id", case_id, "RT")
         v.raise_if_any()
-        return await RETURNS.lock_for(txn, case_id, caller.operator, role)
+        return await RETURNS.lock_for(txn, case_id, caller, role)
 
     async def _breach(
         self, txn: Txn, rule: Rule, operator: str, row: Record, due: datetime
@@ -178,7 +180,13 @@ class ConsentReturns:
         if port is None:
             raise NotFound("port_request", command.port_request_id)
         if port.donor != caller.operator:
-            raise PermissionDenied("only the donor of the port asks for a return")
+            raise refusal(
+                caller,
+                (port.donor, port.recipient),
+                "port_request",
+                command.port_request_id,
+                "only the donor of the port asks for a return",
+            )
         of_port = await ports.numbers_of(txn.conn, port.id)
         numbers = list(command.numbers) or of_port
         # Only the port's own numbers are asked about: anything else fails here, unread.
@@ -209,10 +217,16 @@ class ConsentReturns:
             answer_deadline=deadline,
         )
         try:
-            row = await insert_return(txn.conn, new)
+            # A savepoint: the transaction must still read which return is under way.
+            async with txn.conn.transaction():
+                row = await insert_return(txn.conn, new)
         except asyncpg.UniqueViolationError:
+            live = await open_return_of(txn.conn, command.port_request_id)
             raise AlreadyExists(
-                "return", command.port_request_id, "this port already has a return under way"
+                "return",
+                live,
+                f"port {command.port_request_id} already has a return under way: {live}",
+                collided=command.port_request_id,
             ) from None
         txn.set_deadline(FLOW, DeadlineKind.ANSWER, case_id, deadline, ANSWER_NOTE)
         emit_return(txn, "requested", row, caller.operator, to=(row["recipient"],))
@@ -244,8 +258,9 @@ class ConsentReturns:
         return row
 
     def _checked_answer(self, command: AnswerReturn, now: datetime) -> datetime | None:
-        """The disabling instant given (None when unset), or the answer's faults."""
+        """The disabling instant given (None when unset), or the answer's faults (all of them)."""
         v = Violations()
+        check_case_id(v, "return_id", command.return_id, "RT")
         disable_at = check_instant(v, "disable_at", command.disable_at, required=command.accept)
         if command.accept and disable_at is not None and self.window.containing(disable_at) is None:
             v.add("disable_at", "must fall inside a change window")
@@ -288,8 +303,12 @@ class ConsentReturns:
         self, txn: Txn, caller: Caller, command: ConfirmReturnExecution
     ) -> Record:
         """The recipient disabled the numbers; the donor enabled them."""
+        v = Violations()
+        check_case_id(v, "return_id", command.return_id, "RT")
         if command.step is None:
-            raise InvalidArgument(FieldViolation("step", STEP_REQUIRED))
+            v.add("step", STEP_REQUIRED)
+        v.raise_if_any()
+        assert command.step is not None
         role, column, kind = _STEPS[command.step]
         row = await self._load(txn, command.return_id, caller, role)
         if row["state"] != State.EXECUTED or row[column] is not None:

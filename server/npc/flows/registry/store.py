@@ -365,3 +365,13 @@ async def write_ported(conn: asyncpg.Connection, now: datetime) -> tuple[int, in
         now,
     )
     return rows, changed
+
+
+async def open_return_of(conn: asyncpg.Connection, port_request_id: str) -> str:
+    """The id of the return under way for a port ('' if none)."""
+    found: str | None = await conn.fetchval(
+        "SELECT id FROM number_returns WHERE port_request_id = $1"
+        " AND state IN ('requested', 'scheduled')",
+        port_request_id,
+    )
+    return found or ""

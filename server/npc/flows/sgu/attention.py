@@ -57,7 +57,7 @@ class Attention(SguBase):
         if not printable(command.answer, limit=ANSWER_LIMIT):
             v.add("answer", f"required: up to {ANSWER_LIMIT} printable characters")
         v.raise_if_any()
-        row = await CASES.lock_for(txn, command.problem_id, caller.operator, "operator")
+        row = await CASES.lock_for(txn, command.problem_id, caller, "operator")
         if row["state"] not in (State.IN_TRAY, State.OVERDUE):
             raise FailedPrecondition(
                 f"{row['id']} is not awaiting an answer ({row['state']})", subject=row["id"]

@@ -12,7 +12,7 @@ from npc.core.errors import AlreadyExists, FailedPrecondition
 from npc.core.events import CLEARINGHOUSE
 from npc.core.identity import Caller
 from npc.core.validation import Violations, check_case_id, check_document
-from npc.flows.sgu import emails
+from npc.flows.sgu import emails, store
 from npc.flows.sgu.base import SguBase
 from npc.flows.sgu.events import emit_problem
 from npc.flows.sgu.model import AssignClaimCode, EscalateToClaim, RateAnswer
@@ -115,7 +115,7 @@ class Escalation(SguBase):
         if not CLAIM_CODE_FORMAT.fullmatch(command.claim_code):
             v.add("claim_code", "required: up to 40 letters, digits or . / _ -")
         v.raise_if_any()
-        row = await CASES.lock_for(txn, command.problem_id, caller.operator, "operator")
+        row = await CASES.lock_for(txn, command.problem_id, caller, "operator")
         if row["state"] != State.CLAIM_REQUESTED:
             raise FailedPrecondition(
                 f"{row['id']} is not awaiting a claim code ({row['state']})", subject=row["id"]
@@ -137,8 +137,14 @@ class Escalation(SguBase):
                     },
                 )
         except asyncpg.UniqueViolationError:
+            holder = await store.problem_with_claim_code(
+                txn.conn, caller.operator, command.claim_code
+            )
             raise AlreadyExists(
-                "claim", command.claim_code, f"claim code {command.claim_code} is already in use"
+                "problem",
+                holder,
+                f"claim code {command.claim_code} is already in use by problem {holder}",
+                collided=command.claim_code,
             ) from None
         txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.CLAIM_CODE)
         emit_problem(txn, "sgu.claim.code_assigned", row, caller.operator)

@@ -160,6 +160,7 @@ class Registration(SguBase):
                 "problem",
                 duplicate,
                 f"line {number} already has problem {duplicate} of this subcategory under way",
+                collided=f"{number}/{subcategory}",
             )
 
     async def _transfer(self, txn: Txn, row: Record) -> Record:

@@ -8,7 +8,7 @@ from dataclasses import astuple, dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from asyncpg import Record
+from asyncpg import Connection, Record
 
 from npc.core.cases import CaseTable
 from npc.flows.sgu.model import Subcategory
@@ -294,3 +294,11 @@ async def ratings(conn: Any, start: datetime, end: datetime, operator: str | Non
         operator,
     )
     return rows
+
+
+async def problem_with_claim_code(conn: Connection, operator: str, code: str) -> str:
+    """The id of the operator's problem holding a claim code ('' if none)."""
+    found: str | None = await conn.fetchval(
+        "SELECT id FROM sgu_problems WHERE operator = $1 AND claim_code = $2", operator, code
+    )
+    return found or ""

@@ -17,10 +17,11 @@ import asyncpg
 from asyncpg import Record
 
 from npc.core import numbers
+from npc.core.cases import refusal
 from npc.core.compliance import Rule, record_breach
 from npc.core.dates import check_date
 from npc.core.deadlines import Deadline
-from npc.core.errors import AlreadyExists, FailedPrecondition, NotFound, PermissionDenied
+from npc.core.errors import AlreadyExists, FailedPrecondition, NotFound
 from npc.core.events import CLEARINGHOUSE
 from npc.core.identity import Caller
 from npc.core.instants import check_instant, within
@@ -129,7 +130,13 @@ class SuspensionHandler:
         if port is None or not await ports.includes(txn.conn, port.id, request.number):
             raise NotFound("port_request", f"{request.port_request_id}/{request.number}")
         if port.donor != caller.operator:
-            raise PermissionDenied("only the donor of the port asks for a suspension")
+            raise refusal(
+                caller,
+                (port.donor, port.recipient),
+                "port_request",
+                f"{request.port_request_id}/{request.number}",
+                "only the donor of the port asks for a suspension",
+            )
         serving = await numbers.ported_to(txn.conn, request.number)
         if port.disabled_at is None or serving != port.recipient:
             raise FailedPrecondition(
@@ -161,12 +168,16 @@ class SuspensionHandler:
             suspend_deadline=deadline,
         )
         try:
-            row = await store.insert_suspension(txn.conn, suspension)
+            # A savepoint: the transaction must still read which suspension is under way.
+            async with txn.conn.transaction():
+                row = await store.insert_suspension(txn.conn, suspension)
         except asyncpg.UniqueViolationError:
+            live = await store.open_suspension_of(txn.conn, request.number)
             raise AlreadyExists(
                 "suspension",
-                request.number,
-                f"number {request.number} already has a suspension under way",
+                live,
+                f"number {request.number} already has a suspension under way: {live}",
+                collided=request.number,
             ) from None
         txn.set_deadline(FLOW, DeadlineKind.SUSPEND, case_id, deadline, SUSPEND_NOTE)
         self._emit(txn, "requested", row, caller.operator, (row["recipient"],))
@@ -175,7 +186,7 @@ class SuspensionHandler:
     async def confirm_suspension(self, txn: Txn, caller: Caller, request: SuspensionRef) -> Record:
         """The recipient suspended the number."""
         _check_suspension_id(request.suspension_id)
-        row = await CASES.lock_for(txn, request.suspension_id, caller.operator, "recipient")
+        row = await CASES.lock_for(txn, request.suspension_id, caller, "recipient")
         if row["state"] != State.REQUESTED:
             raise FailedPrecondition(
                 f"{row['id']} is not awaiting suspension ({row['state']})", subject=row["id"]
@@ -203,7 +214,7 @@ class SuspensionHandler:
         within(v, "paid_at", paid_at, txn.now, past=PAID_AT_PAST, future=CLOCK_SKEW)
         v.raise_if_any()
         assert paid_at is not None
-        row = await CASES.lock_for(txn, request.suspension_id, caller.operator, "donor")
+        row = await CASES.lock_for(txn, request.suspension_id, caller, "donor")
         if row["state"] not in (State.REQUESTED, State.SUSPENDED):
             raise FailedPrecondition(
                 f"{row['id']} is not suspended ({row['state']})", subject=row["id"]
@@ -253,7 +264,7 @@ class SuspensionHandler:
     ) -> Record:
         """The recipient reactivated the number."""
         _check_suspension_id(request.suspension_id)
-        row = await CASES.lock_for(txn, request.suspension_id, caller.operator, "recipient")
+        row = await CASES.lock_for(txn, request.suspension_id, caller, "recipient")
         if row["state"] not in (State.SUSPENDED, State.REACTIVATION_DUE):
             raise FailedPrecondition(
                 f"{row['id']} is not suspended ({row['state']})", subject=row["id"]

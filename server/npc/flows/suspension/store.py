@@ -30,3 +30,11 @@ async def insert_suspension(conn: Connection, suspension: NewSuspension) -> Reco
     )
     assert row is not None
     return row
+
+
+async def open_suspension_of(conn: Connection, number: str) -> str:
+    """The id of the suspension under way for a number ('' if none)."""
+    found: str | None = await conn.fetchval(
+        "SELECT id FROM suspensions WHERE number = $1 AND state <> 'reactivated'", number
+    )
+    return found or ""
