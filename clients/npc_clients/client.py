@@ -56,6 +56,7 @@ def jittered(delay: float) -> float:
     """The pause before the next attempt, for a backoff step of `delay` seconds."""
     return delay * (0.5 + random.random())
 
+
 Request = TypeVar("Request")
 Response = TypeVar("Response")
 # The trailer with which a stopping server ends an event stream: subscribe again from there.
