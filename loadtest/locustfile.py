@@ -1,15 +1,19 @@
-"""Locust load test of a running `npc serve` over gRPC.
+"""Locust load test of a running `npc serve` over gRPC, for any market.
 
-    locust -f loadtest/locustfile.py --headless -u 50 -r 10 -t 60s \\
+    locust -f loadtest/locustfile.py --headless -u 50 -r 10 -t 60s --rate 100 \\
         --host 127.0.0.1:50051 --csv loadtest/results/run
 
-Users identify as the demo market's operators: by their tokens (`dev-token-<operator>`) on a
-development server, or, with NPC_LOAD_PKI=DIR, by mutual TLS with the certificates in DIR
+Each process reads the numbering plan once, at start, from RegistryService.StreamSnapshot (as the
+operator `--plan-reader`, default `osiptel`): the operators holding mobile ranges are the market,
+numbers are drawn from their ranges, and a number the snapshot says is ported is filed against
+its serving operator. Users identify by token (`--token-template`, default
+`dev-token-{operator}`), or, with NPC_LOAD_PKI=DIR, by mutual TLS with the certificates in DIR
 (`<operator>.crt`, `<operator>.key` and `ca.crt`, as `npc admin make-ca` / `issue-cert` write them).
 
 * `RecipientUser` files port requests (SubmitPortRequest) for random mobile numbers of another
   operator and reads some back (GetPortRequest); operators and donors are drawn by the market
-  shares of the traffic profile (NPC_LOAD_PROFILE, default peru-2024);
+  shares of the traffic profile (NPC_LOAD_PROFILE, default peru-2024); an operator the profile
+  does not name gets the average share;
 * `DonorUser`, one per operator (times --donor-copies), follows EventService.Subscribe for its
   operator in a greenlet and answers each request addressed to it (AnswerPortRequest): it accepts
   most and objects some, at the profile's objection rate. Each answer's request id is derived from
@@ -18,8 +22,14 @@ development server, or, with NPC_LOAD_PKI=DIR, by mutual TLS with the certificat
   reported as "Subscribe (delivery)";
 * `LookupUser` asks routing data: one number (LookupNumber) or a batch (LookupNumbers, columnar).
 
-gRPC runs on gevent with the synchronous stubs (grpc.aio has its own event loop, which Locust's
-gevent workers would not drive); every call is reported as a Locust request of type "grpc".
+`--rate R` paces the recipients and lookups to R tasks (one call each) per second in all, split
+evenly over them (and over `--expect-workers` in a distributed run); the donors answer what is
+filed on top of it. Without it each user waits 0.1-1 s between tasks.
+
+gRPC runs on gevent through the SDK's blocking client (`npc_clients.SyncOperatorClient`: grpc.aio
+has its own event loop, which Locust's gevent workers would not drive), which retries UNAVAILABLE
+and DEADLINE_EXCEEDED with the same request id; every call is reported as a Locust request of type
+"grpc", retries included in its time.
 """
 
 from __future__ import annotations
@@ -27,44 +37,44 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import gevent
 import grpc
 import grpc.experimental.gevent as grpc_gevent
+from gevent.lock import Semaphore
 from gevent.queue import Empty, Queue
+from google.protobuf.message import Message
 from locust import User, between, constant, events, task
 from locust.env import Environment
+from locust.runners import WorkerRunner
 
 # Before any gRPC object exists: gRPC's I/O must yield to gevent (Locust has patched the stdlib).
 grpc_gevent.init_gevent()
 
-from npc.admin import DEMO_RANGES  # noqa: E402
-from npc.v1 import (  # noqa: E402
-    common_pb2,
-    events_pb2,
-    events_pb2_grpc,
-    portability_pb2,
-    portability_pb2_grpc,
-    registry_pb2,
-    registry_pb2_grpc,
-)
+from npc.v1 import common_pb2, events_pb2, portability_pb2, registry_pb2  # noqa: E402
+from npc_clients.client import RETRYABLE_UNARY  # noqa: E402
+from npc_clients.simulator import OperatorProfile  # noqa: E402
+from npc_clients.sync import SyncOperatorClient, UnaryRpc, status_of  # noqa: E402
 from npc_clients.traffic import profile_named  # noqa: E402
 
 PROFILE = profile_named(os.environ.get("NPC_LOAD_PROFILE", "peru-2024"))
-SHARES = PROFILE.shares()
-OPERATORS = list(SHARES)
-MOBILE = {
-    operator: (int(first), int(last))
-    for operator, service, first, last in DEMO_RANGES
-    if service == "mobile" and operator in SHARES
-}
 PKI = os.environ.get("NPC_LOAD_PKI", "")
 LOOKUP_BATCH = 500
 CALL_TIMEOUT = 10.0
+RETRY_FOR = 5.0  # a call still failing after this is a failure of the run, not a hiccup
+# Ported numbers kept to pick the right donor: a real registry has millions; past this many the
+# rest are skipped (a number among them is filed against its range holder and refused).
+MAX_PORTED = 500_000
+SNAPSHOT_WAIT = 30.0  # seconds to get the plan from a server still starting
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp", bound=Message)
 
 
 @events.init_command_line_parser.add_listener
@@ -75,45 +85,136 @@ def _options(parser: Any) -> None:
         default=1,
         help="donor users per operator; in distributed runs, the number of workers",
     )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="recipients' and lookups' calls per second in all (0: unpaced)",
+    )
+    parser.add_argument(
+        "--plan-reader",
+        default="osiptel",
+        env_var="NPC_LOAD_PLAN_READER",
+        help="operator (or regulator) whose identity reads the numbering plan",
+    )
+    parser.add_argument(
+        "--token-template",
+        default="dev-token-{operator}",
+        env_var="NPC_LOAD_TOKEN_TEMPLATE",
+        help="each operator's API token, {operator} standing for its id",
+    )
+
+
+@dataclass(frozen=True)
+class Market:
+    """What the registry snapshot says: who holds mobile ranges, and which numbers moved."""
+
+    position: int
+    operators: list[str]
+    shares: dict[str, float]
+    mobile: dict[str, list[tuple[int, int]]]
+    ported: dict[int, str]  # number -> serving operator
+
+    def random_number(self, holder: str) -> int:
+        """A random mobile number of one of `holder`'s ranges, weighed by the ranges' sizes."""
+        ranges = self.mobile[holder]
+        first, last = random.choices(ranges, [b - a + 1 for a, b in ranges])[0]
+        return random.randint(first, last)
+
+
+_market: Market | None = None
+_market_lock = Semaphore()
+
+
+def connect(environment: Environment, operator: str) -> SyncOperatorClient:
+    """A blocking SDK client identified as `operator` (certificate or token, see the options)."""
+    target = environment.host or "127.0.0.1:50051"
+    if PKI:
+        pki = Path(PKI)
+        return SyncOperatorClient.with_certificate(
+            target,
+            pki / f"{operator}.crt",
+            pki / f"{operator}.key",
+            pki / "ca.crt",
+            operator=operator,
+            retry_for=RETRY_FOR,
+        )
+    template = option(environment, "token_template", "dev-token-{operator}")
+    return SyncOperatorClient(
+        target, template.format(operator=operator), operator=operator, retry_for=RETRY_FOR
+    )
+
+
+def option(environment: Environment, name: str, default: Any) -> Any:
+    """A locustfile option (a worker gets them from the master with its first spawn)."""
+    return getattr(environment.parsed_options, name, default) or default
+
+
+def read_market(environment: Environment) -> Market:
+    """The market from one StreamSnapshot, read once per process."""
+    global _market
+    with _market_lock:
+        if _market is None:
+            _market = _snapshot(environment)
+        return _market
+
+
+def _snapshot(environment: Environment) -> Market:
+    reader = option(environment, "plan_reader", "osiptel")
+    client = connect(environment, reader)
+    give_up = time.monotonic() + SNAPSHOT_WAIT
+    try:
+        while True:
+            mobile: dict[str, list[tuple[int, int]]] = {}
+            ported: dict[int, str] = {}
+            position = 0
+            try:
+                stream = client.registry.StreamSnapshot(
+                    registry_pb2.StreamSnapshotRequest(), metadata=client.metadata, timeout=120
+                )
+                for chunk in stream:
+                    position = chunk.position
+                    for plan_range in chunk.ranges:
+                        if plan_range.service == common_pb2.SERVICE_TYPE_MOBILE:
+                            mobile.setdefault(plan_range.operator, []).append(
+                                (int(plan_range.first), int(plan_range.last))
+                            )
+                    for number in chunk.ported:
+                        if len(ported) < MAX_PORTED:
+                            ported[int(number.number)] = number.serving_operator
+                    if chunk.last or len(ported) >= MAX_PORTED:
+                        stream.cancel()
+                        break
+                break
+            except grpc.RpcError as error:
+                if status_of(error) not in RETRYABLE_UNARY or time.monotonic() > give_up:
+                    code = status_of(error)
+                    sys.exit(
+                        f"locustfile: cannot read the numbering plan from {client.target} as"
+                        f" {reader!r}: {code.name if code else error}"
+                    )
+                gevent.sleep(0.5)
+    finally:
+        client.close()
+    operators = sorted(mobile)
+    if len(operators) < 2:
+        sys.exit(f"locustfile: the numbering plan has {len(operators)} mobile operator(s); need 2")
+    known = PROFILE.shares()
+    average = sum(known.values()) / len(known)
+    weights = {o: known.get(o, average) for o in operators}
+    total = sum(weights.values())
+    shares = {o: w / total for o, w in weights.items()}
+    return Market(position, operators, shares, mobile, ported)
 
 
 @events.init.add_listener
 def _donors(environment: Environment, **_: Any) -> None:
-    copies = getattr(environment.parsed_options, "donor_copies", 1) or 1
-    DonorUser.fixed_count = len(OPERATORS) * max(1, copies)
-
-
-class GrpcClient:
-    """A stub whose calls are timed and reported to Locust as requests of type "grpc"."""
-
-    def __init__(
-        self, environment: Environment, stub: Any, metadata: tuple[tuple[str, str], ...]
-    ) -> None:
-        self._environment = environment
-        self._stub = stub
-        self._metadata = metadata
-
-    def __getattr__(self, method: str) -> Callable[..., Any]:
-        call = getattr(self._stub, method)
-
-        def timed(request: Any, name: str | None = None) -> Any:
-            """Call `method`; its response, or None when it failed."""
-            started = time.perf_counter()
-            response, exception = None, None
-            try:
-                response = call(request, metadata=self._metadata, timeout=CALL_TIMEOUT)
-            except grpc.RpcError as error:
-                exception = error
-            report(
-                self._environment,
-                name or method,
-                (time.perf_counter() - started) * 1000,
-                response.ByteSize() if response is not None else 0,
-                exception,
-            )
-            return response  # None when the call failed (reported as a failure)
-
-        return timed
+    """Size the donors by the market (on a worker, the master does and the plan comes later)."""
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    market = read_market(environment)
+    copies = option(environment, "donor_copies", 1)
+    DonorUser.fixed_count = len(market.operators) * max(1, copies)
 
 
 def report(
@@ -126,7 +227,9 @@ def report(
     """Record one gRPC request in Locust's statistics."""
     if isinstance(exception, grpc.RpcError):
         # The status code and message, not the whole debug string, name the failure.
-        exception = RuntimeError(f"{exception.code().name}: {exception.details()}")
+        code = status_of(exception)
+        details = exception.details() if isinstance(exception, grpc.Call) else ""
+        exception = RuntimeError(f"{code.name if code else 'UNKNOWN'}: {details}")
     environment.events.request.fire(
         request_type="grpc",
         name=name,
@@ -137,70 +240,105 @@ def report(
     )
 
 
+_paced_count = (0.0, 1)  # (when counted, paced users in this process)
+
+
+def paced_users(environment: Environment) -> int:
+    """Paced users running in this process, counted at most once a second (it walks them all)."""
+    global _paced_count
+    counted_at, count = _paced_count
+    now = time.monotonic()
+    runner = environment.runner
+    if now - counted_at > 1.0 and runner is not None:
+        counts = runner.user_classes_count
+        count = max(1, counts.get("RecipientUser", 0) + counts.get("LookupUser", 0))
+        _paced_count = (now, count)
+    return count
+
+
+def paced(unpaced: Callable[[User], float]) -> Callable[[GrpcUser], float]:
+    """A wait time keeping the paced users at --rate tasks per second in all, or `unpaced`."""
+
+    def wait(user: GrpcUser) -> float:
+        environment = user.environment
+        rate = float(option(environment, "rate", 0.0))
+        if rate <= 0:
+            return unpaced(user)
+        if isinstance(environment.runner, WorkerRunner):
+            # The master spreads users evenly over the workers: each paces its share.
+            rate /= max(1, int(option(environment, "expect_workers", 1)))
+        interval = paced_users(environment) / rate
+        now = time.monotonic()
+        # Each user keeps its own schedule; one that fell behind starts again from now rather
+        # than bursting to catch up.
+        user.due = max(now, user.due + interval)
+        return user.due - now
+
+    return wait
+
+
 class GrpcUser(User):
     """One operator's systems connected to the clearinghouse at --host (host:port)."""
 
     abstract = True
     operator = ""
+    due = 0.0  # when a paced user's next task is due (time.monotonic)
 
     def choose_operator(self) -> str:
         """This user's operator: by market share."""
-        return random.choices(OPERATORS, [SHARES[o] for o in OPERATORS])[0]
+        operators = self.market.operators
+        return random.choices(operators, [self.market.shares[o] for o in operators])[0]
 
     def on_start(self) -> None:
         """Connect as the chosen operator."""
+        self.market = read_market(self.environment)
         self.operator = self.choose_operator()
-        target = self.host or "127.0.0.1:50051"
-        if PKI:
-            self.metadata: tuple[tuple[str, str], ...] = ()
-            pki = Path(PKI)
-            self.channel = grpc.secure_channel(
-                target,
-                grpc.ssl_channel_credentials(
-                    root_certificates=(pki / "ca.crt").read_bytes(),
-                    private_key=(pki / f"{self.operator}.key").read_bytes(),
-                    certificate_chain=(pki / f"{self.operator}.crt").read_bytes(),
-                ),
-            )
-        else:
-            self.metadata = (("authorization", f"Bearer dev-token-{self.operator}"),)
-            self.channel = grpc.insecure_channel(target)
-        env = self.environment
-        self.portability = GrpcClient(
-            env, portability_pb2_grpc.PortabilityServiceStub(self.channel), self.metadata
-        )
-        self.registry = GrpcClient(
-            env, registry_pb2_grpc.RegistryServiceStub(self.channel), self.metadata
-        )
-        self.events = GrpcClient(env, events_pb2_grpc.EventServiceStub(self.channel), self.metadata)
+        self.client = connect(self.environment, self.operator)
 
     def on_stop(self) -> None:
         """Close the channel."""
-        self.channel.close()
+        self.client.close()
 
-
-def random_number(operator: str) -> str:
-    """A random mobile number of `operator`'s range."""
-    first, last = MOBILE[operator]
-    return str(random.randint(first, last))
+    def call(self, rpc: UnaryRpc[Req, Resp], request: Req, name: str) -> Resp | None:
+        """`rpc` through the SDK, timed and reported as `name`; None when it failed."""
+        started = time.perf_counter()
+        response: Resp | None = None
+        failure: grpc.RpcError | None = None
+        try:
+            response = self.client.call(rpc, request, timeout=CALL_TIMEOUT)
+        except grpc.RpcError as error:
+            failure = error
+        size = response.ByteSize() if response is not None else 0
+        report(self.environment, name, (time.perf_counter() - started) * 1000, size, failure)
+        return response
 
 
 class RecipientUser(GrpcUser):
     """Files port requests as recipient, for numbers of another operator (drawn by share)."""
 
     weight = 3
-    wait_time = between(0.2, 1.0)
+    wait_time = paced(between(0.2, 1.0))
 
     def on_start(self) -> None:
         """Connect; no request filed yet."""
         super().on_start()
         self.filed: list[str] = []
 
+    def choose_number(self) -> tuple[str, str]:
+        """A donor (by share) and one of the numbers it serves now, per the snapshot."""
+        others = [o for o in self.market.operators if o != self.operator]
+        for _ in range(10):  # a number already ported to this operator is drawn again
+            donor = random.choices(others, [self.market.shares[o] for o in others])[0]
+            number = self.market.random_number(donor)
+            serving = self.market.ported.get(number, donor)
+            if serving != self.operator:
+                break
+        return serving, str(number)
+
     @task(4)
     def submit_port_request(self) -> None:
         """SP: one number, a DNI holder, received just now."""
-        others = [o for o in OPERATORS if o != self.operator and o in MOBILE]
-        donor = random.choices(others, [SHARES[o] for o in others])[0]
+        donor, number = self.choose_number()
         received = time.time() - random.uniform(0, 30)
         request = portability_pb2.SubmitPortRequestRequest(
             request_id=f"load-{os.getpid()}-{next(_ids)}-{random.getrandbits(32):08x}",
@@ -215,7 +353,7 @@ class RecipientUser(GrpcUser):
             ),
             numbers=[
                 common_pb2.NumberBlock(
-                    first=random_number(donor),
+                    first=number,
                     modality=random.choice(
                         (common_pb2.MODALITY_PREPAID, common_pb2.MODALITY_POSTPAID)
                     ),
@@ -224,7 +362,7 @@ class RecipientUser(GrpcUser):
             form_number=f"F-LOAD-{random.randint(1, 10**7):07d}",
         )
         request.received_at.FromNanoseconds(int(received * 1e9))
-        filed = self.portability.SubmitPortRequest(request)
+        filed = self.call(self.client.portability.SubmitPortRequest, request, "SubmitPortRequest")
         if filed is None:
             return
         self.filed.append(filed.id)
@@ -234,8 +372,10 @@ class RecipientUser(GrpcUser):
     def get_port_request(self) -> None:
         """Read back one of its requests."""
         if self.filed:
-            self.portability.GetPortRequest(
-                portability_pb2.GetPortRequestRequest(port_request_id=random.choice(self.filed))
+            self.call(
+                self.client.portability.GetPortRequest,
+                portability_pb2.GetPortRequestRequest(port_request_id=random.choice(self.filed)),
+                "GetPortRequest",
             )
 
 
@@ -246,22 +386,25 @@ _donor_slots = itertools.count()
 class DonorUser(GrpcUser):
     """One operator's donor desk: follows its event stream and answers what is addressed to it."""
 
-    fixed_count = len(OPERATORS)  # one per operator (times --donor-copies; see _donors)
+    fixed_count = 1  # one per operator (times --donor-copies), set from the market at init
     wait_time = constant(0)
 
     def choose_operator(self) -> str:
         """Each donor user of this process takes the next operator, so all of them answer."""
-        return OPERATORS[next(_donor_slots) % len(OPERATORS)]
+        operators = self.market.operators
+        return operators[next(_donor_slots) % len(operators)]
 
     def on_start(self) -> None:
         """Start following the stream from its current head."""
         super().on_start()
-        behaviour = PROFILE.operator(self.operator).behaviour
-        self.objection_rate = behaviour.objection_rate
+        known = {o.operator: o.behaviour for o in PROFILE.operators}
+        self.objection_rate = known.get(self.operator, OperatorProfile()).objection_rate
         self.pending: Queue[str] = Queue()
         self.stopping = False
         self.stream: Any = None
-        head = self.events.GetStreamHead(events_pb2.GetStreamHeadRequest())
+        head = self.call(
+            self.client.events.GetStreamHead, events_pb2.GetStreamHeadRequest(), "GetStreamHead"
+        )
         self.position = head.position if head is not None else 0
         self.follower = gevent.spawn(self._follow)
 
@@ -275,11 +418,10 @@ class DonorUser(GrpcUser):
 
     def _follow(self) -> None:
         """Queue the requests sent to this donor (ESC), resubscribing after a lost stream."""
-        stub = events_pb2_grpc.EventServiceStub(self.channel)
         while not self.stopping:
-            self.stream = stub.Subscribe(
+            self.stream = self.client.events.Subscribe(
                 events_pb2.SubscribeRequest(from_position=self.position, flows=["portability"]),
-                metadata=self.metadata,
+                metadata=self.client.metadata,
             )
             try:
                 for event in self.stream:
@@ -297,7 +439,7 @@ class DonorUser(GrpcUser):
                     )
                     self.pending.put(event.case_id)
             except grpc.RpcError as error:
-                if self.stopping or error.code() == grpc.StatusCode.CANCELLED:
+                if self.stopping or status_of(error) == grpc.StatusCode.CANCELLED:
                     return
                 report(self.environment, "Subscribe", 0.0, 0, error)
                 gevent.sleep(1.0)
@@ -324,26 +466,34 @@ class DonorUser(GrpcUser):
                 )
             )
             request.objection.detail = "load test objection"
-        self.portability.AnswerPortRequest(request)
+        self.call(self.client.portability.AnswerPortRequest, request, "AnswerPortRequest")
 
 
 class LookupUser(GrpcUser):
     """A routing platform asking who serves numbers: one at a time, or a batch in columns."""
 
     weight = 2
-    wait_time = between(0.1, 0.5)
+    wait_time = paced(between(0.1, 0.5))
+
+    def random_number(self) -> str:
+        """A number of any mobile range."""
+        return str(self.market.random_number(random.choice(self.market.operators)))
 
     @task(3)
     def lookup_number(self) -> None:
         """Routing data of one number."""
-        self.registry.LookupNumber(
-            registry_pb2.LookupNumberRequest(number=random_number(random.choice(list(MOBILE))))
+        self.call(
+            self.client.registry.LookupNumber,
+            registry_pb2.LookupNumberRequest(number=self.random_number()),
+            "LookupNumber",
         )
 
     @task(1)
     def lookup_numbers(self) -> None:
         """Routing data of a batch of numbers, answered in columns."""
-        numbers = [random_number(random.choice(list(MOBILE))) for _ in range(LOOKUP_BATCH)]
-        self.registry.LookupNumbers(
-            registry_pb2.LookupNumbersRequest(numbers=numbers, columnar=True)
+        numbers = [self.random_number() for _ in range(LOOKUP_BATCH)]
+        self.call(
+            self.client.registry.LookupNumbers,
+            registry_pb2.LookupNumbersRequest(numbers=numbers, columnar=True),
+            "LookupNumbers",
         )

@@ -4,6 +4,7 @@ simulated operators."""
 from npc_clients.client import OperatorClient, Subscription
 from npc_clients.positions import FilePositionStore, PositionStore, SqlitePositionStore
 from npc_clients.session import CommandError, Session, SessionClosed
+from npc_clients.sync import SyncOperatorClient
 
 __all__ = [
     "CommandError",
@@ -14,4 +15,5 @@ __all__ = [
     "SessionClosed",
     "SqlitePositionStore",
     "Subscription",
+    "SyncOperatorClient",
 ]

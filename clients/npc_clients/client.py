@@ -36,6 +36,26 @@ RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED})
 # A unary call whose deadline passed may have run or not: the same request id makes sending it
 # again safe (the clearinghouse answers a retry with the first answer).
 RETRYABLE_UNARY = RETRYABLE | {grpc.StatusCode.DEADLINE_EXCEEDED}
+# Backoff between attempts: the first pause, doubled up to the longest, each drawn in 0.5-1.5x of
+# it so that clients cut off together do not come back together.
+RETRY_FIRST_DELAY = 0.05
+RETRY_MAX_DELAY = 1.0
+RETRY_FOR = 20.0  # seconds a call keeps retrying by default
+CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+    # A session or subscription stays open for hours: a ping unanswered within 20 s, every 60 s,
+    # finds a dead connection (the server accepts pings every 30 s).
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+)
+
+
+def jittered(delay: float) -> float:
+    """The pause before the next attempt, for a backoff step of `delay` seconds."""
+    return delay * (0.5 + random.random())
+
 
 Request = TypeVar("Request")
 Response = TypeVar("Response")
@@ -70,7 +90,7 @@ class OperatorClient:
         *,
         operator: str = "",
         credentials: grpc.ChannelCredentials | None = None,
-        retry_for: float = 20.0,
+        retry_for: float = RETRY_FOR,
         on_retry: Retried | None = None,
     ) -> None:
         """Connect to `target` with a bearer `token` (development) or TLS `credentials`.
@@ -86,15 +106,7 @@ class OperatorClient:
         self._metadata: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {token}"),) if token else ()
         )
-        options: list[tuple[str, int]] = [
-            ("grpc.max_receive_message_length", 8 * 1024 * 1024),
-            # A session or subscription stays open for hours: a ping unanswered within 20 s,
-            # every 60 s, finds a dead connection (the server accepts pings every 30 s).
-            ("grpc.keepalive_time_ms", 60_000),
-            ("grpc.keepalive_timeout_ms", 20_000),
-            ("grpc.keepalive_permit_without_calls", 1),
-            ("grpc.http2.max_pings_without_data", 0),
-        ]
+        options = list(CHANNEL_OPTIONS)
         self.channel = (
             grpc.aio.secure_channel(target, credentials, options=options)
             if credentials is not None
@@ -150,13 +162,13 @@ class OperatorClient:
         for up to `retry_for` seconds, `timeout` being each attempt's deadline."""
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self.retry_for
-        delay = 0.05
+        delay = RETRY_FIRST_DELAY
         while True:
             try:
                 response: Response = await rpc(request, metadata=self._metadata, timeout=timeout)
                 return response
             except grpc.aio.AioRpcError as error:
-                pause = delay * (0.5 + random.random())
+                pause = jittered(delay)
                 if (
                     self._closed
                     or error.code() not in RETRYABLE_UNARY
@@ -165,7 +177,7 @@ class OperatorClient:
                     raise
                 self._retrying(rpc, request, error)
             await asyncio.sleep(pause)
-            delay = min(delay * 2, 1.0)
+            delay = min(delay * 2, RETRY_MAX_DELAY)
 
     def _retrying(self, rpc: Any, request: Any, error: grpc.aio.AioRpcError) -> None:
         method = getattr(rpc, "_method", b"")
@@ -188,7 +200,7 @@ class OperatorClient:
         position = from_position
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self.retry_for
-        delay = 0.05
+        delay = RETRY_FIRST_DELAY
         while True:
             request = events_pb2.SubscribeRequest(
                 from_position=position,
@@ -199,11 +211,11 @@ class OperatorClient:
             try:
                 async for event in call:
                     position = event.position
-                    give_up, delay = loop.time() + self.retry_for, 0.05
+                    give_up, delay = loop.time() + self.retry_for, RETRY_FIRST_DELAY
                     yield event
                 return
             except grpc.aio.AioRpcError as error:
-                pause = delay * (0.5 + random.random())
+                pause = jittered(delay)
                 if self._closed or error.code() not in RETRYABLE or loop.time() + pause > give_up:
                     raise
                 # Every event up to the server's resume position was received: the same place.
@@ -212,7 +224,7 @@ class OperatorClient:
             finally:
                 call.cancel()
             await asyncio.sleep(pause)
-            delay = min(delay * 2, 1.0)
+            delay = min(delay * 2, RETRY_MAX_DELAY)
 
     def subscription(self, store: PositionStore, flows: list[str] | None = None) -> Subscription:
         """Events addressed to this operator after the last position `store` holds, resumed
