@@ -12,6 +12,7 @@ import pytest
 from google.rpc import code_pb2
 
 from npc.v1 import portability_pb2 as pb
+from npc_clients import OperatorClient
 from tests.helpers import block, port_request, rid, rpc_error_details, settle
 
 
@@ -103,7 +104,11 @@ async def test_a_retry_of_an_attempt_that_answered_nothing_runs(app, operators, 
     claro = operators["claro"]
     filed = await claro.call("SubmitPortRequest", port_request(clock))
     answer = pb.AnswerPortRequestRequest(request_id=rid(), port_request_id=filed.id, accept=True)
-    movistar = operators["movistar"]
+    # No SDK retries: the test reads what the first attempt left (the SDK would send a
+    # DEADLINE_EXCEEDED again, with the same request id, for `retry_for` seconds).
+    movistar = OperatorClient(
+        f"127.0.0.1:{app.grpc_port}", "dev-token-movistar", operator="movistar", retry_for=0
+    )
     async with app.core.db.pool.acquire() as conn, conn.transaction():
         # The case is locked here: the first attempt runs out of time waiting for it.
         await conn.execute(
@@ -115,5 +120,6 @@ async def test_a_retry_of_an_attempt_that_answered_nothing_runs(app, operators, 
         )
     assert await stored_code(app, "movistar", answer.request_id) is None
     accepted = await movistar.call("AnswerPortRequest", answer)
+    await movistar.close()
     assert accepted.state != filed.state
     assert await stored_code(app, "movistar", answer.request_id) == code_pb2.OK
