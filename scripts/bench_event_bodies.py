@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from google.protobuf import struct_pb2, timestamp_pb2
 
@@ -64,7 +65,6 @@ for name, build in (("struct", struct_message), ("typed", event_message)):
     for _ in range(n):
         m = build(event)
     us = (time.perf_counter() - t) / n * 1e6
-    size = m.ByteSize() if hasattr(m, "ByteSize") else m[1].ByteSize()
-    print(
-        f"{name}: {us:.1f} us per message, body {size if name == 'struct' else m.port_request.ByteSize()} bytes"
-    )
+    built: Any = m
+    body = built[1] if name == "struct" else built.port_request
+    print(f"{name}: {us:.1f} us per message, body {body.ByteSize()} bytes")

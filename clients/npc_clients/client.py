@@ -65,6 +65,23 @@ RESUME_POSITION_KEY = "npc-resume-position"
 Retried = Callable[[str, Any, grpc.aio.AioRpcError], None]
 
 
+def bearer(token: str) -> tuple[tuple[str, str], ...]:
+    """Call metadata carrying a bearer `token` (development); none with mutual TLS."""
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+def certificate_credentials(
+    cert: str | Path, key: str | Path, ca: str | Path
+) -> grpc.ChannelCredentials:
+    """TLS credentials identified by a client certificate (PEM files), trusting servers issued
+    by `ca`."""
+    return grpc.ssl_channel_credentials(
+        root_certificates=Path(ca).read_bytes(),
+        private_key=Path(key).read_bytes(),
+        certificate_chain=Path(cert).read_bytes(),
+    )
+
+
 def resume_position(error: grpc.aio.AioRpcError) -> int | None:
     """The position a stream ended by a stopping server says to resume from, if any."""
     for key, value in error.trailing_metadata() or ():
@@ -103,9 +120,7 @@ class OperatorClient:
         self.retry_for = retry_for
         self.on_retry = on_retry
         self._closed = False
-        self._metadata: tuple[tuple[str, str], ...] = (
-            (("authorization", f"Bearer {token}"),) if token else ()
-        )
+        self._metadata = bearer(token)
         options = list(CHANNEL_OPTIONS)
         self.channel = (
             grpc.aio.secure_channel(target, credentials, options=options)
@@ -127,12 +142,7 @@ class OperatorClient:
         cls, target: str, cert: str | Path, key: str | Path, ca: str | Path, *, operator: str = ""
     ) -> OperatorClient:
         """A client identified by its certificate (PEM files), trusting servers issued by `ca`."""
-        credentials = grpc.ssl_channel_credentials(
-            root_certificates=Path(ca).read_bytes(),
-            private_key=Path(key).read_bytes(),
-            certificate_chain=Path(cert).read_bytes(),
-        )
-        return cls(target, operator=operator, credentials=credentials)
+        return cls(target, operator=operator, credentials=certificate_credentials(cert, key, ca))
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:

@@ -32,6 +32,8 @@ from npc_clients.client import (
     RETRY_FOR,
     RETRY_MAX_DELAY,
     RETRYABLE_UNARY,
+    bearer,
+    certificate_credentials,
     jittered,
 )
 
@@ -85,9 +87,7 @@ class SyncOperatorClient:
         self.retry_for = retry_for
         self.on_retry = on_retry
         self._closed = False
-        self._metadata: tuple[tuple[str, str], ...] = (
-            (("authorization", f"Bearer {token}"),) if token else ()
-        )
+        self._metadata = bearer(token)
         options = list(CHANNEL_OPTIONS)
         self.channel = (
             grpc.secure_channel(target, credentials, options=options)
@@ -116,11 +116,7 @@ class SyncOperatorClient:
         retry_for: float = RETRY_FOR,
     ) -> SyncOperatorClient:
         """A client identified by its certificate (PEM files), trusting servers issued by `ca`."""
-        credentials = grpc.ssl_channel_credentials(
-            root_certificates=Path(ca).read_bytes(),
-            private_key=Path(key).read_bytes(),
-            certificate_chain=Path(cert).read_bytes(),
-        )
+        credentials = certificate_credentials(cert, key, ca)
         return cls(target, operator=operator, credentials=credentials, retry_for=retry_for)
 
     @property
