@@ -55,6 +55,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("NPC_CLOCK", "wall clock", "demos only: <start ISO>@<epoch>x<speed>"),
     Variable("NPC_CHANGE_WINDOW", "00:00-06:00", "nightly change window, HH:MM-HH:MM, Lima"),
     Variable("NPC_SPECIAL_CLIENT_BUSINESS_DAYS", "5", "execution limit, >10 numbers"),
+    Variable("NPC_FIXED_INSTALLATION_BUSINESS_DAYS", "15", "fixed: installed by then or cancelled"),
     Variable("NPC_DAILY_REPORT_DUE", "23:59", "time the daily report of D is due on D+1"),
     Variable("NPC_TLS_CERT", "unset", "server certificate (mutual TLS: all three or none)"),
     Variable("NPC_TLS_KEY", "unset", "server private key"),
