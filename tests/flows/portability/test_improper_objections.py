@@ -165,91 +165,94 @@ def _only(records: list[dict[str, Any]]) -> dict[str, Any]:
     return evidence
 
 
-@pytest.mark.parametrize(("offset", "improper"), [(-SECOND, True), (timedelta(0), False)])
-async def test_debt_objection_before_the_debt_is_exigible(handlers, offset, improper):
-    """Due 22 November: exigible from 23 November 00:00; presented one second before, or at it."""
-    received_at = lima(2026, 11, 23) + offset
-    filed = await _file(handlers, "940000801", received_at=received_at)
-    objected = await _object(handlers, filed["id"], _debt("2026-11-22"))
-    assert objected["state"] == R.State.OBJECTED_DEBT  # the objection still takes its course
+async def test_debt_objection_before_the_debt_is_exigible(handlers):
+    """Due 22 November: exigible from 23 November 00:00. Presented one second before: flagged;
+    presented at that instant: a proper objection."""
+    exigible_from = lima(2026, 11, 23)
+    early = await _file(handlers, "940000801", received_at=exigible_from - SECOND)
+    on_time = await _file(handlers, "940000802", received_at=exigible_from)
+    for filed in (early, on_time):
+        objected = await _object(handlers, filed["id"], _debt("2026-11-22"))
+        assert objected["state"] == R.State.OBJECTED_DEBT  # the objection takes its course
 
-    records = await _improper(handlers, filed["id"])
-    if not improper:
-        assert records == []
-        return
-    assert _only(records) == {
+    assert await _improper(handlers, on_time["id"]) == []
+    assert _only(await _improper(handlers, early["id"])) == {
         "findings": ["debt_not_exigible"],
         "objection_reason": "debt",
-        "received_at": received_at.isoformat(),
+        "received_at": (exigible_from - SECOND).isoformat(),
         "objected_at": handlers.clock.now().isoformat(),
         "due_date": "2026-11-22",
-        "exigible_from": lima(2026, 11, 23).isoformat(),
+        "exigible_from": exigible_from.isoformat(),
     }
 
 
 async def test_debt_objection_on_a_prepaid_line(handlers):
-    filed = await _file(handlers, "940000802", modality=common_pb2.MODALITY_PREPAID)
-    await _object(handlers, filed["id"], _debt("2026-11-10"))
-    evidence = _only(await _improper(handlers, filed["id"]))
+    prepaid = await _file(handlers, "940000803", modality=common_pb2.MODALITY_PREPAID)
+    postpaid = await _file(handlers, "940000804", modality=common_pb2.MODALITY_POSTPAID)
+    for filed in (prepaid, postpaid):
+        await _object(handlers, filed["id"], _debt("2026-11-10"))
+
+    assert await _improper(handlers, postpaid["id"]) == []
+    evidence = _only(await _improper(handlers, prepaid["id"]))
     assert evidence["findings"] == ["debt_on_prepaid_line"]
     assert evidence["modality"] == "prepaid"
     assert evidence["due_date"] == "2026-11-10"
 
 
-@pytest.mark.parametrize(
-    ("reason", "ported_away", "finding"),
-    [
-        (pb.OBJECTION_REASON_NUMBER_NOT_OWNED, False, "number_served_by_donor"),
-        (pb.OBJECTION_REASON_NUMBER_NOT_OWNED, True, None),
-        (pb.OBJECTION_REASON_WRONG_SERVICE_TYPE, False, "service_type_matches"),
-        (pb.OBJECTION_REASON_DOCUMENT_MISMATCH, False, None),
-    ],
-    ids=["not-owned-contradicted", "not-owned-true", "wrong-service-contradicted", "document"],
-)
-async def test_objection_the_registry_contradicts(handlers, reason, ported_away, finding):
-    number = "940000803"
-    filed = await _file(handlers, number)
-    if ported_away:
+# (number, objection reason, the number ported away before the answer, the finding expected)
+REGISTRY_CASES = [
+    ("940000805", pb.OBJECTION_REASON_NUMBER_NOT_OWNED, False, "number_served_by_donor"),
+    ("940000806", pb.OBJECTION_REASON_NUMBER_NOT_OWNED, True, None),
+    ("940000807", pb.OBJECTION_REASON_WRONG_SERVICE_TYPE, False, "service_type_matches"),
+    ("940000808", pb.OBJECTION_REASON_DOCUMENT_MISMATCH, False, None),
+]
+
+
+async def test_objections_the_registry_contradicts(handlers):
+    filed = {number: await _file(handlers, number) for number, *_ in REGISTRY_CASES}
+    away = [number for number, _, ported_away, _ in REGISTRY_CASES if ported_away]
+
+    async def port_away(txn: Txn) -> int:
         # The registry changed after the filing: the number is no longer the donor's.
-        async def port(txn: Txn) -> int:
-            return await numbers.move_numbers(
-                txn, [number], "entel", reason="port", case_id="SP9999999999"
-            )
+        return await numbers.move_numbers(txn, away, "entel", reason="port", case_id="SP9999999999")
 
-        assert await handlers.perform("test.port", port) == 1
-    rejected = await _object(handlers, filed["id"], pb.Objection(reason=reason))
-    assert rejected["state"] == R.State.REJECTED
+    assert await handlers.perform("test.port", port_away) == len(away)
+    for number, reason, _, finding in REGISTRY_CASES:
+        case_id = filed[number]["id"]
+        rejected = await _object(handlers, case_id, pb.Objection(reason=reason))
+        assert rejected["state"] == R.State.REJECTED
+        records = await _improper(handlers, case_id)
+        if finding is None:
+            assert records == [], number
+            continue
+        evidence = _only(records)
+        assert evidence["findings"] == [finding]
+        assert evidence["request_service"] == "mobile"
+        assert evidence["number_count"] == 1
+        assert evidence["registry"] == [
+            {"number": number, "serving": "movistar", "service": "mobile"}
+        ]
 
-    records = await _improper(handlers, filed["id"])
-    if finding is None:
-        assert records == []
-        return
-    evidence = _only(records)
-    assert evidence["findings"] == [finding]
-    assert evidence["request_service"] == "mobile"
-    assert evidence["number_count"] == 1
-    assert evidence["registry"] == [{"number": number, "serving": "movistar", "service": "mobile"}]
 
-
-@pytest.mark.parametrize(("offset", "improper"), [(-SECOND, True), (timedelta(0), False)])
-async def test_payment_proven_before_the_presentation(handlers, offset, improper):
-    filed = await _file(handlers, "940000804")
-    received_at = filed["received_at"]
+async def test_payment_proven_before_the_presentation(handlers):
+    """Paid one second before the presentation: flagged; paid at it: a proper objection."""
+    before = await _file(handlers, "940000809")
+    at = await _file(handlers, "940000810")
+    received_at = before["received_at"]
     handlers.clock.advance(timedelta(minutes=1))
-    await _object(handlers, filed["id"], _debt("2026-11-10"))
-    assert await _improper(handlers, filed["id"]) == []  # a proper debt objection
+    for filed in (before, at):
+        await _object(handlers, filed["id"], _debt("2026-11-10"))
+        assert await _improper(handlers, filed["id"]) == []  # a proper debt objection
 
-    lifted = await _prove(handlers, filed["id"], received_at + offset)
-    assert lifted["state"] == R.State.ADMISSIBLE
-    records = await _improper(handlers, filed["id"])
-    if not improper:
-        assert records == []
-        return
-    assert _only(records) == {
+    for filed, paid_at in ((before, received_at - SECOND), (at, received_at)):
+        lifted = await _prove(handlers, filed["id"], paid_at)
+        assert lifted["state"] == R.State.ADMISSIBLE
+    assert await _improper(handlers, at["id"]) == []
+    assert _only(await _improper(handlers, before["id"])) == {
         "findings": ["paid_before_presentation"],
         "objection_reason": "debt",
         "received_at": received_at.isoformat(),
         "objected_at": lima(2026, 11, 23, 10, 1).isoformat(),
-        "paid_at": (received_at + offset).isoformat(),
+        "paid_at": (received_at - SECOND).isoformat(),
         "receipt_number": "R-9/2026",
     }

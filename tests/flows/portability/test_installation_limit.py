@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
 from asyncpg import Record
 
 from npc.config import PortabilitySettings
@@ -100,43 +99,47 @@ async def _case(handlers: Handlers, case_id: str) -> dict[str, Any]:
     return {**dict(row), "live": live, "cancelled": [dict(e) for e in events], "records": records}
 
 
-@pytest.mark.parametrize(("offset", "cancelled"), [(-SECOND, False), (timedelta(0), True)])
-async def test_fixed_line_not_installed_by_the_limit_is_cancelled(handlers, offset, cancelled):
-    request = await _fixed_admissible(handlers, "12000011")
-    await handlers.advance(LIMIT + offset - handlers.clock.now())
+async def _report_installation(handlers: Handlers, case_id: str, installed: str) -> Record:
+    report = C.installation_report(
+        pb.ReportInstallationRequest(port_request_id=case_id, installation_date=day(installed))
+    )
 
-    case = await _case(handlers, request["id"])
+    async def install(txn: Txn) -> Record:
+        return await _portability(handlers).report_installation(
+            txn, handlers.caller("claro"), report
+        )
+
+    return await handlers.perform("test.install", install)
+
+
+async def _pending_limits(handlers: Handlers, case_id: str) -> int:
+    async with handlers.core.db.pool.acquire() as conn:
+        pending: int = await conn.fetchval(
+            "SELECT count(*) FROM deadlines WHERE case_id = $1 AND kind = $2"
+            " AND coalesce(fired_at, cancelled_at) IS NULL",
+            case_id,
+            R.DeadlineKind.INSTALLATION.value,
+        )
+    return pending
+
+
+async def test_fixed_line_not_installed_by_the_limit_is_cancelled(handlers):
+    waiting = await _fixed_admissible(handlers, "12000011")
+    installed = await _fixed_admissible(handlers, "12000012")
+    assert await _pending_limits(handlers, installed["id"]) == 1
+    await _report_installation(handlers, installed["id"], "2026-11-23")
+    assert await _pending_limits(handlers, installed["id"]) == 0  # reported: no limit left
+
+    await handlers.advance(LIMIT - SECOND - handlers.clock.now())
+    case = await _case(handlers, waiting["id"])
+    assert (case["state"], case["live"], case["cancelled"]) == ("admissible", 1, [])
+
+    await handlers.advance(SECOND)
+    case = await _case(handlers, waiting["id"])
     assert case["records"] == 0  # infraction 5 is not observable: never recorded
-    if not cancelled:
-        assert (case["state"], case["live"], case["cancelled"]) == ("admissible", 1, [])
-        return
     assert (case["state"], case["live"], case["closed_at"]) == ("cancelled", 0, LIMIT)
     assert LIMIT.isoformat() in case["rejection_reason"]
     [event] = case["cancelled"]
     assert event["code"] is None
     assert sorted(event["audience"]) == ["claro", "movistar"]
     assert event["payload"]["installation_limit"] == LIMIT.isoformat()
-
-
-async def test_an_installation_reported_in_time_lifts_the_limit(handlers):
-    request = await _fixed_admissible(handlers, "12000012")
-    await handlers.advance(timedelta(days=2))
-    portability = _portability(handlers)
-    report = C.installation_report(
-        pb.ReportInstallationRequest(
-            port_request_id=request["id"], installation_date=day("2026-11-25")
-        )
-    )
-
-    async def installed(txn: Txn) -> Record:
-        return await portability.report_installation(txn, handlers.caller("claro"), report)
-
-    await handlers.perform("test.install", installed)
-    async with handlers.core.db.pool.acquire() as conn:
-        pending = await conn.fetchval(
-            "SELECT count(*) FROM deadlines WHERE case_id = $1 AND kind = $2"
-            " AND coalesce(fired_at, cancelled_at) IS NULL",
-            request["id"],
-            R.DeadlineKind.INSTALLATION.value,
-        )
-    assert pending == 0
