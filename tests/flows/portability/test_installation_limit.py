@@ -52,8 +52,11 @@ def _portability(handlers: Handlers) -> PortabilityHandler:
     return flow.handler
 
 
-async def _fixed_admissible(handlers: Handlers, number: str) -> Record:
-    """A fixed request filed now without its installation date, accepted a minute later."""
+async def _fixed_answered(
+    handlers: Handlers, number: str, objection: pb.Objection | None = None
+) -> Record:
+    """A fixed request filed now without its installation date, answered a minute later:
+    accepted, or objected with `objection`."""
     portability = _portability(handlers)
     message = port_request(
         handlers.clock, numbers=[block(number)], service=common_pb2.SERVICE_TYPE_FIXED
@@ -66,13 +69,19 @@ async def _fixed_admissible(handlers: Handlers, number: str) -> Record:
     filed = await handlers.perform("test.submit", submit)
     await handlers.advance(timedelta(minutes=1))
     answer = C.port_request_answer(
-        pb.AnswerPortRequestRequest(port_request_id=filed["id"], accept=True)
+        pb.AnswerPortRequestRequest(
+            port_request_id=filed["id"], accept=objection is None, objection=objection
+        )
     )
 
-    async def accept(txn: Txn) -> Record:
+    async def respond(txn: Txn) -> Record:
         return await portability.answer_port_request(txn, handlers.caller("movistar"), answer)
 
-    accepted = await handlers.perform("test.accept", accept)
+    return await handlers.perform("test.answer", respond)
+
+
+async def _fixed_admissible(handlers: Handlers, number: str) -> Record:
+    accepted = await _fixed_answered(handlers, number)
     assert accepted["state"] == R.State.ADMISSIBLE and accepted["schedule_deadline"] is None
     return accepted
 
@@ -129,6 +138,10 @@ async def test_fixed_line_not_installed_by_the_limit_is_cancelled(handlers):
     assert await _pending_limits(handlers, installed["id"]) == 1
     await _report_installation(handlers, installed["id"], "2026-11-23")
     assert await _pending_limits(handlers, installed["id"]) == 0  # reported: no limit left
+    mismatch = pb.Objection(reason=pb.OBJECTION_REASON_DOCUMENT_MISMATCH)
+    rejected = await _fixed_answered(handlers, "12000013", mismatch)
+    assert rejected["state"] == R.State.REJECTED
+    assert await _pending_limits(handlers, rejected["id"]) == 0  # rejected: no limit left
 
     await handlers.advance(LIMIT - SECOND - handlers.clock.now())
     case = await _case(handlers, waiting["id"])

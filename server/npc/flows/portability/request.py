@@ -224,6 +224,7 @@ class PortRequests(Scheduling, ObjectionReview, InstallationLimit):
             },
         )
         await store.release_numbers(txn.conn, row["id"])
+        txn.cancel_deadlines(FLOW, row["id"], INSTALLATION)
         self._emit(txn, "objected", "OCC", row, sender=caller.operator)
         self._emit(txn, "rejected", "RABDCP", row, to=(row["recipient"], row["donor"]))
         self._count_outcome(txn, "rejected")
@@ -295,6 +296,7 @@ class PortRequests(Scheduling, ObjectionReview, InstallationLimit):
             },
         )
         await store.release_numbers(txn.conn, row["id"])
+        txn.cancel_deadlines(FLOW, row["id"], INSTALLATION)
         self._emit(txn, "rejected", "RABDCP", row, to=(row["recipient"], row["donor"]))
         self._count_outcome(txn, "rejected")
 
