@@ -16,7 +16,7 @@ from datetime import time, timedelta
 from pathlib import Path
 
 from npc.core.clock import SharedClock
-from npc.flows.portability.rules import DONOR_ANSWER_TERM
+from npc.flows.portability.rules import DONOR_ANSWER_TERM, FIXED_INSTALLATION_BUSINESS_DAYS
 
 
 class ConfigError(ValueError):
@@ -55,6 +55,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("NPC_CLOCK", "wall clock", "demos only: <start ISO>@<epoch>x<speed>"),
     Variable("NPC_CHANGE_WINDOW", "00:00-06:00", "nightly change window, HH:MM-HH:MM, Lima"),
     Variable("NPC_SPECIAL_CLIENT_BUSINESS_DAYS", "5", "execution limit, >10 numbers"),
+    Variable("NPC_FIXED_INSTALLATION_BUSINESS_DAYS", "15", "fixed: installed by then or cancelled"),
     Variable("NPC_DAILY_REPORT_DUE", "23:59", "time the daily report of D is due on D+1"),
     Variable("NPC_TLS_CERT", "unset", "server certificate (mutual TLS: all three or none)"),
     Variable("NPC_TLS_KEY", "unset", "server private key"),
@@ -223,6 +224,7 @@ class PortabilitySettings:
     debt_proof_window: timedelta = timedelta(hours=24)  # time to present APD
     registration_grace: timedelta = timedelta(minutes=15)  # infraction 20, "inmediata"
     max_numbers_per_request: int = 10000
+    fixed_installation_business_days: int = FIXED_INSTALLATION_BUSINESS_DAYS  # then cancelled
 
     @classmethod
     def from_env(cls) -> PortabilitySettings:
@@ -240,7 +242,18 @@ class PortabilitySettings:
             minimum=1,
             maximum=60,
         )
-        return replace(settings, special_client_business_days=days)
+        installation = env_int(
+            env,
+            "NPC_FIXED_INSTALLATION_BUSINESS_DAYS",
+            settings.fixed_installation_business_days,
+            minimum=1,
+            maximum=60,
+        )
+        return replace(
+            settings,
+            special_client_business_days=days,
+            fixed_installation_business_days=installation,
+        )
 
 
 _TRUE = ("1", "true", "yes", "on")

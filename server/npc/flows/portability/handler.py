@@ -9,9 +9,11 @@ States of a port request::
           |                         \\--no proof in time--> rejected (RABDCP)
           \\--OCC (other reason)--> rejected (RABDCP)
     admissible --no PP by the limit--> cancelled (CNPF)
+    fixed, not installed by the installation limit --> cancelled
 
 - `consultation`: CP and the donor's answer or silence;
 - `request`: SP, the donor's answer or silence, the debt objection and its proof, the installation;
+- `objections`: improper objections (infraction 23); `installation`: a fixed line's limit;
 - `scheduling`: admissibility (SPR), PP / PEP, FLEP and CNPF;
 - `execution`: the port in the change window and the parties' confirmations;
 - `reads`: the queries, the subscriber's public status and the regulator's counts.
@@ -46,3 +48,4 @@ class PortabilityHandler(PriorConsultations, PortRequests, Execution, Reads):
         register(FLOW, kind.EXECUTE, self._execute)
         register(FLOW, kind.DONOR_DISABLE, self._confirmation_missed)
         register(FLOW, kind.RECIPIENT_ENABLE, self._confirmation_missed)
+        register(FLOW, kind.INSTALLATION, self._not_installed)

@@ -22,6 +22,7 @@ from npc.flows.portability import metrics, store
 from npc.flows.portability import rules as R
 from npc.flows.portability.base import FLOW
 from npc.flows.portability.events import blocks_json, objection_json
+from npc.flows.portability.installation import INSTALLATION, InstallationLimit
 from npc.flows.portability.model import (
     AnswerPortRequest,
     NewPortRequest,
@@ -30,6 +31,7 @@ from npc.flows.portability.model import (
     SubmitDebtPaymentProof,
     SubmitPortRequest,
 )
+from npc.flows.portability.objections import ObjectionReview
 from npc.flows.portability.scheduling import Scheduling
 from npc.flows.portability.validation import (
     PAID_AT_FUTURE,
@@ -45,7 +47,7 @@ DEBT_PROOF = R.DeadlineKind.DEBT_PROOF
 State = R.State
 
 
-class PortRequests(Scheduling):
+class PortRequests(Scheduling, ObjectionReview, InstallationLimit):
     """SP, the donor's answer (SAC / OCC) or silence, APD and the installation report."""
 
     async def submit_port_request(
@@ -77,6 +79,7 @@ class PortRequests(Scheduling):
             f"donor answers the port request within {R.DONOR_ANSWER_MINUTES} minutes"
             " (art. 22, infraction 21)",
         )
+        self._set_installation_limit(txn, row)
         received_at = form.received_at
         if txn.now - received_at > self.settings.registration_grace:
             await self._breach(
@@ -192,6 +195,7 @@ class PortRequests(Scheduling):
     ) -> Record:
         """OCC: a debt awaits its proof of payment; any other reason rejects the request."""
         stored = objection_json(objection)
+        await self._review_objection(txn, row, objection)
         if objection.reason == R.ObjectionReason.DEBT:
             row = await store.REQUESTS.update(
                 txn,
@@ -220,6 +224,7 @@ class PortRequests(Scheduling):
             },
         )
         await store.release_numbers(txn.conn, row["id"])
+        txn.cancel_deadlines(FLOW, row["id"], INSTALLATION)
         self._emit(txn, "objected", "OCC", row, sender=caller.operator)
         self._emit(txn, "rejected", "RABDCP", row, to=(row["recipient"], row["donor"]))
         self._count_outcome(txn, "rejected")
@@ -274,21 +279,7 @@ class PortRequests(Scheduling):
         extra = {"debt_proof": proof}
         self._emit(txn, "debt_proof_submitted", "APD", row, sender=caller.operator, extra=extra)
         self._emit(txn, "debt_proof_forwarded", "APDC", row, to=(row["donor"],), extra=extra)
-        if row["answered_at"] is not None and paid_at < row["answered_at"]:
-            # The donor objected a debt that was already paid: improper objection, for review.
-            await self._breach(
-                txn,
-                R.IMPROPER_OBJECTION,
-                row["donor"],
-                row["id"],
-                None,
-                {
-                    "objected_at": row["answered_at"].isoformat(),
-                    "paid_at": paid_at.isoformat(),
-                    "receipt_number": request.receipt_number,
-                    "review": True,
-                },
-            )
+        await self._review_payment(txn, row, paid_at, request.receipt_number)
         return await self._declare_admissible(txn, row)
 
     async def _debt_not_proven(self, txn: Txn, deadline: Deadline) -> None:
@@ -305,6 +296,7 @@ class PortRequests(Scheduling):
             },
         )
         await store.release_numbers(txn.conn, row["id"])
+        txn.cancel_deadlines(FLOW, row["id"], INSTALLATION)
         self._emit(txn, "rejected", "RABDCP", row, to=(row["recipient"], row["donor"]))
         self._count_outcome(txn, "rejected")
 
@@ -331,6 +323,7 @@ class PortRequests(Scheduling):
             raise FailedPrecondition(
                 f"the installation of {row['id']} was already reported", subject=row["id"]
             )
+        txn.cancel_deadlines(FLOW, row["id"], INSTALLATION)
         changes: dict[str, Any] = {"installation_date": installed}
         if row["state"] == State.ADMISSIBLE:
             changes.update(self._scheduling_terms(row, row["admissible_at"], installed))

@@ -7,6 +7,7 @@ local time and returned in UTC.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
@@ -27,6 +28,14 @@ FLOW = "portability"
 DONOR_ANSWER_TERM = timedelta(minutes=5)
 DONOR_ANSWER_MINUTES = int(DONOR_ANSWER_TERM.total_seconds()) // 60
 
+# The clearinghouse's own limit (003 is silent): a fixed request whose line is not installed within
+# this many business days of its presentation is cancelled. The longest term art. 6 gives the
+# recipient to tell the subscriber whether it has the technical facilities (infraction 4).
+FIXED_INSTALLATION_BUSINESS_DAYS = 15
+
+# Numbers named in an improper objection's evidence (the count says how many the request has).
+EVIDENCE_NUMBERS = 10
+
 
 class DeadlineKind(StrEnum):
     """Kinds of the portability flow's deadlines (stored as their values)."""
@@ -38,6 +47,7 @@ class DeadlineKind(StrEnum):
     EXECUTE = "request.execute"
     DONOR_DISABLE = "request.donor_disable"
     RECIPIENT_ENABLE = "request.recipient_enable"
+    INSTALLATION = "request.installation"
 
 
 class Service(StrEnum):
@@ -139,7 +149,8 @@ IMPROPER_OBJECTION = Rule(
     "art. 22",
     "muy_grave",
     "donor",
-    "Do not object a port request improperly (flagged for review: the debt was already paid).",
+    "Do not object a port request improperly: a debt not yet due or paid when the request was"
+    " presented, a debt on a prepaid line, a number or service the registry shows as the donor's.",
 )
 MOBILE_SCHEDULE = Rule(
     "mobile_schedule",
@@ -189,6 +200,44 @@ RULES = {
 }
 
 
+class ObjectionFinding(StrEnum):
+    """Why the clearinghouse holds an objection improper (infraction 23), as the evidence names it."""
+
+    DEBT_NOT_EXIGIBLE = "debt_not_exigible"
+    DEBT_ON_PREPAID_LINE = "debt_on_prepaid_line"
+    NUMBER_SERVED_BY_DONOR = "number_served_by_donor"
+    SERVICE_TYPE_MATCHES = "service_type_matches"
+    PAID_BEFORE_PRESENTATION = "paid_before_presentation"
+
+
+def debt_not_exigible(exigible_from: datetime, received_at: datetime) -> bool:
+    """The objected debt could not be claimed when the subscriber presented the request
+    (003 art. 18 (vi): "a la fecha de presentación ... deuda exigible")."""
+    return received_at < exigible_from
+
+
+def debt_on_prepaid_line(modalities: Sequence[str]) -> bool:
+    """Every number of the request is prepaid, which has no bill ("Prepago (sin recibo)"), so no
+    debt "respecto al último recibo emitido" can be objected."""
+    return bool(modalities) and all(m == Modality.PREPAID for m in modalities)
+
+
+def ownership_contradicted(donor: str, serving: Sequence[str | None]) -> bool:
+    """The registry shows the donor serving every number it says is not its own."""
+    return bool(serving) and all(s == donor for s in serving)
+
+
+def service_contradicted(service: str, services: Sequence[str | None]) -> bool:
+    """The registry shows every number in a range of the service the request names."""
+    return bool(services) and all(s == service for s in services)
+
+
+def paid_before_presentation(paid_at: datetime, received_at: datetime) -> bool:
+    """The proven payment of the objected debt is dated before the request's presentation: no
+    debt was owed when the subscriber presented it."""
+    return paid_at < received_at
+
+
 @dataclass(frozen=True)
 class Timeline:
     """Computes the process's instants for one jurisdiction and its settings."""
@@ -223,6 +272,19 @@ class Timeline:
         """22:00 local of the calendar day after the installation."""
         return self.calendar.at(
             installation_date + timedelta(days=1), self.settings.scheduling_limit
+        )
+
+    def debt_exigible_from(self, due_date: date) -> datetime:
+        """A bill may be paid through its local due date; its debt is exigible from the next
+        local midnight (the clearinghouse's reading: 003 does not say the hour)."""
+        return self.calendar.at(due_date + timedelta(days=1), time(0, 0))
+
+    def installation_limit(self, received_at: datetime) -> datetime:
+        """The end (local midnight) of the configured business day
+        (`FIXED_INSTALLATION_BUSINESS_DAYS` unless configured) after the request's presentation,
+        by which a fixed line must be installed."""
+        return self.calendar.end_of_business_days(
+            received_at, self.settings.fixed_installation_business_days
         )
 
     def is_exception_day(self, day: date) -> bool:

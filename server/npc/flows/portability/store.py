@@ -126,6 +126,15 @@ async def request_numbers(conn: asyncpg.Connection, case_id: str) -> list[str]:
     return [r["number"] for r in rows]
 
 
+async def request_modalities(conn: asyncpg.Connection, case_id: str) -> list[str]:
+    """The modality the form gives each number of a request, in the numbers' order."""
+    rows = await conn.fetch(
+        "SELECT modality FROM port_request_numbers WHERE port_request_id = $1 ORDER BY number",
+        case_id,
+    )
+    return [r["modality"] for r in rows]
+
+
 async def public_status_row(
     conn: asyncpg.Connection, case_id: str, document: str, first_numbers: int
 ) -> Record | None:
