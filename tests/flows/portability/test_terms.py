@@ -220,8 +220,23 @@ async def test_late_evening_admissibility_can_be_scheduled_until_its_deadline(
 ) -> None:
     """One second before the scheduling limit, a schedule beyond the execution limit is refused
     (FLEP, OUT_OF_RANGE) and one inside it accepted; an unscheduled request is cancelled (CNPF)
-    at the limit, the recipient booked for infraction 24, not a second earlier."""
+    at the limit, the recipient booked for infraction 24, not a second earlier. SPR carries the
+    donor's answer (item 8)."""
     scheduled, unscheduled = await _late_admissible(port, case, "940000801", "940000802")
+    # Item 8: SPR says whether the donor was silent and when it answered (OCC for a debt).
+    spr = (await port.change(scheduled["id"], "SPR")).port_request
+    assert spr.donor_silent == (case.how == "silent")
+    answered = spr.answered_at.ToDatetime(tzinfo=UTC) if spr.HasField("answered_at") else None
+    assert answered == scheduled["answered_at"]
+    assert (
+        answered
+        == {
+            "accepted": case.admissible,
+            "silent": None,
+            "debt": case.received + timedelta(minutes=1),
+        }[case.how]
+    )
+    assert spr.received_at.ToDatetime(tzinfo=UTC) == case.received
 
     await port.at(case.deadline - SECOND)
     with pytest.raises(OutOfRange):
@@ -244,51 +259,33 @@ async def test_late_evening_admissibility_can_be_scheduled_until_its_deadline(
         await port.schedule(unscheduled["id"], case.limit - SECOND)
 
 
-# ------------------------------------------------------------------ item 8: SPR says what happened
-
-
-async def test_spr_says_whether_the_donor_was_silent_and_when_it_answered(port: Port) -> None:
-    [silent] = await _late_admissible(port, LATE["friday-silent"], "940000811")
-    spr = (await port.change(silent["id"], "SPR")).port_request
-    assert spr.donor_silent and not spr.HasField("answered_at")
-    assert spr.received_at.ToDatetime(tzinfo=UTC) == LATE["friday-silent"].received
-
-    received = lima(2026, 11, 30, 10)
-    await port.at(received)
-    filed = await port.file("940000812", received)
-    await port.at(received + timedelta(minutes=2))
-    await port.answer(filed["id"])
-    spr = (await port.change(filed["id"], "SPR")).port_request
-    assert not spr.donor_silent
-    assert spr.answered_at.ToDatetime(tzinfo=UTC) == received + timedelta(minutes=2)
-
-
 # ------------------------------------------------------------------ item 2: from the presentation
 
 
-@pytest.mark.parametrize(
-    ("late", "recorded"), [(timedelta(minutes=15) - SECOND, False), (timedelta(minutes=15), True)]
-)
 async def test_late_registration_is_infraction_20_from_the_instant_its_grace_ends(
-    port: Port, late: timedelta, recorded: bool
+    port: Port,
 ) -> None:
+    """Registered 15 minutes (the clearinghouse's grace for "inmediata") after the presentation
+    less one second: no record; at 15 minutes: infraction 20 with its evidence."""
     received = lima(2026, 11, 23, 10)
-    await port.at(received + late)
-    filed = await port.file("940000821", received)
-    records = await port.records(filed["id"], "registration")
-    assert bool(records) == recorded
-    if recorded:
-        [record] = records
-        assert (record["operator_id"], record["infraction"], record["severity"]) == (
-            "claro",
-            20,
-            "leve",
-        )
-        assert record["due_at"] == received + timedelta(minutes=15)
-        assert record["evidence"] == {
-            "received_at": received.isoformat(),
-            "registered_at": (received + late).isoformat(),
-        }
+    due = received + timedelta(minutes=15)
+    await port.at(due - SECOND)
+    in_time = await port.file("940000821", received)
+    assert await port.records(in_time["id"], "registration") == []
+
+    await port.at(due)
+    late = await port.file("940000822", received)
+    [record] = await port.records(late["id"], "registration")
+    assert (record["operator_id"], record["infraction"], record["severity"]) == (
+        "claro",
+        20,
+        "leve",
+    )
+    assert record["due_at"] == due
+    assert record["evidence"] == {
+        "received_at": received.isoformat(),
+        "registered_at": due.isoformat(),
+    }
 
 
 PRESENTED = {
