@@ -290,12 +290,12 @@ class Timeline:
         execution limit never earlier than its end never refuses (FLEP) a schedule the
         recipient was still in time to make.
         """
-        day = self.calendar.local_date(schedule_deadline) - timedelta(days=1)
-        while True:
-            closes = self.window_end_for(self.window_start_on(day))
+        first = self.calendar.local_date(schedule_deadline) - timedelta(days=1)
+        for offset in range(3):
+            closes = self.window_end_for(self.window_start_on(first + timedelta(days=offset)))
             if closes > schedule_deadline:
                 return closes
-            day += timedelta(days=1)
+        raise AssertionError("a change window opens every day")
 
     def scheduling_terms(
         self,
