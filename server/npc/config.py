@@ -56,6 +56,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("NPC_CHANGE_WINDOW", "00:00-06:00", "nightly change window, HH:MM-HH:MM, Lima"),
     Variable("NPC_SPECIAL_CLIENT_BUSINESS_DAYS", "5", "execution limit, >10 numbers"),
     Variable("NPC_FIXED_INSTALLATION_BUSINESS_DAYS", "15", "fixed: installed by then or cancelled"),
+    Variable("NPC_DONOR_DISABLE_TOLERANCE_MINUTES", "15", "donor disables within, infraction 27"),
     Variable("NPC_DAILY_REPORT_DUE", "23:59", "time the daily report of D is due on D+1"),
     Variable("NPC_TLS_CERT", "unset", "server certificate (mutual TLS: all three or none)"),
     Variable("NPC_TLS_KEY", "unset", "server private key"),
@@ -217,6 +218,8 @@ class PortabilitySettings:
     change_window_start: time = time(0, 0)  # Peru moved to 00:00-03:00 in 2025
     change_window_end: time = time(6, 0)
     max_outage: timedelta = timedelta(hours=3)  # infractions 28 and 33
+    # Infraction 27: "en la fecha y hora establecida"; the seed gives no tolerance, this is ours.
+    donor_disable_tolerance: timedelta = timedelta(minutes=15)
     scheduling_limit: time = time(22, 0)  # infractions 24 and 25
     standard_process: timedelta = timedelta(hours=24)  # "demora 24 horas"
     special_client_business_days: int = 5  # more than 10 numbers
@@ -249,10 +252,18 @@ class PortabilitySettings:
             minimum=1,
             maximum=60,
         )
+        tolerance = env_int(
+            env,
+            "NPC_DONOR_DISABLE_TOLERANCE_MINUTES",
+            int(settings.donor_disable_tolerance.total_seconds()) // 60,
+            minimum=0,
+            maximum=360,
+        )
         return replace(
             settings,
             special_client_business_days=days,
             fixed_installation_business_days=installation,
+            donor_disable_tolerance=timedelta(minutes=tolerance),
         )
 
 

@@ -667,22 +667,23 @@ async def _executed(app, operators, clock, number: str) -> pb.PortRequest:
     return executed
 
 
-async def test_donor_not_disabling_by_the_end_of_the_window(app, operators, clock):
+async def test_donor_not_disabling_at_the_scheduled_instant(app, operators, clock):
     request = await _executed(app, operators, clock, "940000601")
-    await advance_to(app, clock, lima(2026, 11, 24, 1, 30))
+    await advance_to(app, clock, lima(2026, 11, 24, 1, 10))
     enabled = await _confirm(operators, request.id, "claro", pb.EXECUTION_STEP_RECIPIENT_ENABLED)
     assert enabled.state == pb.PORT_REQUEST_STATE_EXECUTED
 
-    await advance_to(app, clock, lima(2026, 11, 24, 5, 59, 59))
+    # Scheduled at 01:00, with the default tolerance of 15 minutes (infraction 27).
+    await advance_to(app, clock, lima(2026, 11, 24, 1, 14, 59))
     assert await _records(app, request.id) == []
 
-    await advance_to(app, clock, lima(2026, 11, 24, 6, 0))
+    await advance_to(app, clock, lima(2026, 11, 24, 1, 15))
     [record] = await _records(app, request.id)
     assert record["operator_id"] == "movistar"
     assert record["rule"] == "donor_disable"
     assert record["infraction"] == 27
     assert record["severity"] == "grave"
-    assert record["due_at"] == lima(2026, 11, 24, 6, 0)
+    assert record["due_at"] == lima(2026, 11, 24, 1, 15)
     assert (await _get(operators, request.id)).state == pb.PORT_REQUEST_STATE_EXECUTED
     assert await _compliance_event(operators["movistar"], request.id, "donor_disable")
 
@@ -696,7 +697,7 @@ async def test_donor_not_disabling_by_the_end_of_the_window(app, operators, cloc
 
 async def test_recipient_not_enabling_within_three_hours(app, operators, clock):
     request = await _executed(app, operators, clock, "940000602")
-    await advance_to(app, clock, lima(2026, 11, 24, 1, 20))
+    await advance_to(app, clock, lima(2026, 11, 24, 1, 10))
     disabled = await _confirm(operators, request.id, "movistar", pb.EXECUTION_STEP_DONOR_DISABLED)
     assert disabled.state == pb.PORT_REQUEST_STATE_EXECUTED
 
@@ -718,12 +719,12 @@ async def test_recipient_not_enabling_within_three_hours(app, operators, clock):
 async def test_confirmations_in_time_complete_the_port_without_records(app, operators, clock):
     claro = operators["claro"]
     request = await _executed(app, operators, clock, "940000603")
-    await advance_to(app, clock, lima(2026, 11, 24, 1, 15))
+    await advance_to(app, clock, lima(2026, 11, 24, 1, 14))
     await _confirm(operators, request.id, "movistar", pb.EXECUTION_STEP_DONOR_DISABLED)
     await advance_to(app, clock, lima(2026, 11, 24, 1, 45))
     done = await _confirm(operators, request.id, "claro", pb.EXECUTION_STEP_RECIPIENT_ENABLED)
     assert done.state == pb.PORT_REQUEST_STATE_COMPLETED
-    assert when(done.donor_disabled_at) == lima(2026, 11, 24, 1, 15)
+    assert when(done.donor_disabled_at) == lima(2026, 11, 24, 1, 14)
     assert when(done.recipient_enabled_at) == lima(2026, 11, 24, 1, 45)
 
     await advance_to(app, clock, lima(2026, 11, 24, 12, 0))  # past both deadlines

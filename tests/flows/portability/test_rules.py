@@ -276,16 +276,164 @@ def test_execution_limit_of_a_special_client_uses_the_setting():
 # ----------------------------------------------------------------------------- confirmations
 
 
-def test_donor_disables_by_the_end_of_the_window(timeline):
+def test_donor_disables_at_the_scheduled_instant_within_its_tolerance(timeline):
+    # Infraction 27: "en la fecha y hora establecida", with the configured tolerance (15 min).
     scheduled = lima(2026, 11, 24, 1, 0)
-    assert timeline.donor_disable_deadline(scheduled) == lima(2026, 11, 24, 6, 0)
-    assert short_window().donor_disable_deadline(scheduled) == lima(2026, 11, 24, 3, 0)
+    assert timeline.donor_disable_deadline(scheduled) == lima(2026, 11, 24, 1, 15)
+    strict = R.Timeline(PERU, replace(PortabilitySettings(), donor_disable_tolerance=timedelta()))
+    assert strict.donor_disable_deadline(scheduled) == scheduled
+    # Never past the end of the window: 02:55 in the 00:00-03:00 window is due at 03:00.
+    assert short_window().donor_disable_deadline(lima(2026, 11, 24, 2, 55)) == lima(
+        2026, 11, 24, 3, 0
+    )
 
 
-def test_recipient_enables_within_three_hours(timeline):
-    scheduled = lima(2026, 11, 24, 1, 0)
-    assert timeline.recipient_enable_deadline(scheduled) == lima(2026, 11, 24, 4, 0)
-    assert timeline.recipient_enable_deadline(lima(2026, 11, 24, 5, 0)) == lima(2026, 11, 24, 8)
+@pytest.mark.parametrize(
+    ("scheduled", "due"),
+    [
+        (lima(2026, 11, 24, 1, 0), lima(2026, 11, 24, 4, 0)),  # 3 hours
+        (lima(2026, 11, 24, 3, 0), lima(2026, 11, 24, 6, 0)),  # 3 hours, to the window's end
+        (lima(2026, 11, 24, 3, 0, 1), lima(2026, 11, 24, 6, 0)),  # the window ends first
+        (lima(2026, 11, 24, 5, 0), lima(2026, 11, 24, 6, 0)),  # not 08:00
+    ],
+)
+def test_recipient_enables_within_three_hours_inside_the_window(timeline, scheduled, due):
+    assert timeline.recipient_enable_deadline(scheduled) == due
+
+
+def test_recipient_outage_ends_with_the_short_window():
+    timeline = short_window()
+    assert timeline.recipient_enable_deadline(lima(2026, 11, 24, 0, 0)) == lima(2026, 11, 24, 3)
+    assert timeline.recipient_enable_deadline(lima(2026, 11, 24, 1, 0)) == lima(2026, 11, 24, 3)
+
+
+# ----------------------------------------------------------------------------- terms of admissibility
+
+
+def mobile_terms(timeline: R.Timeline, received: datetime, admissible: datetime):
+    """The limits of a one-number mobile request presented at `received`."""
+    terms = timeline.scheduling_terms(
+        R.Service.MOBILE, admissible, None, timeline.execution_limit(received, 1), 1
+    )
+    assert terms is not None
+    return terms
+
+
+@pytest.mark.parametrize(
+    ("received", "admissible", "deadline", "limit"),
+    [
+        # Ordinary Monday, admissible by day: 22:00 today, Tuesday's window.
+        (
+            lima(2026, 11, 23, 10),
+            lima(2026, 11, 23, 10, 5),
+            lima(2026, 11, 23, 22),
+            lima(2026, 11, 24, 6),
+        ),
+        # One second before 22:00: still today's 22:00, still Tuesday's window.
+        (
+            lima(2026, 11, 23, 21, 50),
+            lima(2026, 11, 23, 21, 59, 59),
+            lima(2026, 11, 23, 22),
+            lima(2026, 11, 24, 6),
+        ),
+        # At 22:00: 22:00 of Tuesday, so the limit is Wednesday's window (was Tuesday 06:00).
+        (
+            lima(2026, 11, 23, 21, 55),
+            lima(2026, 11, 23, 22),
+            lima(2026, 11, 24, 22),
+            lima(2026, 11, 25, 6),
+        ),
+        # Weekend: an ordinary Friday presentation, admissible at 23:00; schedule by Saturday
+        # 22:00, so Sunday's window must be executable (the 24 hours alone end Saturday 06:00).
+        (
+            lima(2026, 11, 27, 21, 58),
+            lima(2026, 11, 27, 23),
+            lima(2026, 11, 28, 22),
+            lima(2026, 11, 29, 6),
+        ),
+        # Holiday: a debt objection on Monday 26 July 2027 lifted at 22:30; schedule by Tuesday
+        # 22:00, executable in the window of Wednesday 28 (Independence Day).
+        (
+            lima(2027, 7, 26, 10),
+            lima(2027, 7, 26, 22, 30),
+            lima(2027, 7, 27, 22),
+            lima(2027, 7, 28, 6),
+        ),
+        # Presented on a Saturday: the 24 hours start Monday, later than what scheduling needs.
+        (
+            lima(2026, 11, 28, 21, 50),
+            lima(2026, 11, 28, 22),
+            lima(2026, 11, 29, 22),
+            lima(2026, 12, 1, 6),
+        ),
+    ],
+)
+def test_late_evening_admissibility_keeps_both_limits_consistent(
+    timeline, received, admissible, deadline, limit
+):
+    terms = mobile_terms(timeline, received, admissible)
+    assert (terms.schedule_deadline, terms.execution_limit) == (deadline, limit)
+
+
+def test_schedulable_until_is_the_end_of_the_first_window_closing_after(timeline):
+    assert timeline.schedulable_until(lima(2026, 11, 23, 22)) == lima(2026, 11, 24, 6)
+    assert timeline.schedulable_until(lima(2026, 11, 24, 5, 59, 59)) == lima(2026, 11, 24, 6)
+    assert timeline.schedulable_until(lima(2026, 11, 24, 6)) == lima(2026, 11, 25, 6)
+    assert short_window().schedulable_until(lima(2026, 11, 24, 22)) == lima(2026, 11, 25, 3)
+
+
+def _windows() -> list[R.Timeline]:
+    """Today's window, Peru's 2025 window and one crossing midnight."""
+    late = replace(
+        PortabilitySettings(), change_window_start=time(21, 0), change_window_end=time(2, 0)
+    )
+    return [R.Timeline(PERU, PortabilitySettings()), short_window(), R.Timeline(PERU, late)]
+
+
+@pytest.mark.parametrize("timeline", _windows(), ids=["00-06", "00-03", "21-02"])
+def test_what_may_be_scheduled_by_the_deadline_is_executable(timeline):
+    """Whatever the recipient may still schedule by its deadline must be executable: one second
+    before the scheduling limit some instant of a change window is still ahead and within the
+    execution limit. Swept every 47 minutes over ten days with a weekend and two holidays (8 and 9
+    December 2026), presented at admissibility or 20 hours before."""
+    admissible = lima(2026, 12, 3, 0, 0)
+    while admissible < lima(2026, 12, 13):
+        for received in (admissible, admissible - timedelta(hours=20)):
+            terms = mobile_terms(timeline, received, admissible)
+            last_chance = terms.schedule_deadline - timedelta(seconds=1)
+            window = timeline.window_containing(terms.execution_limit - timedelta(seconds=1))
+            assert window is not None and window[1] == terms.execution_limit
+            assert max(window[0], last_chance + timedelta(seconds=1)) < terms.execution_limit
+        admissible += timedelta(minutes=47)
+
+
+def test_fixed_terms_wait_for_the_installation(timeline):
+    received = lima(2026, 11, 23, 10)
+    registered = timeline.execution_limit(received, 1)
+    assert timeline.scheduling_terms(R.Service.FIXED, received, None, registered, 1) is None
+    terms = timeline.scheduling_terms(
+        R.Service.FIXED, lima(2026, 11, 23, 10, 5), date(2026, 11, 25), registered, 1
+    )
+    assert terms == R.SchedulingTerms(lima(2026, 11, 26, 22), lima(2026, 11, 27, 6))
+
+
+# ----------------------------------------------------------------------------- presentation
+
+
+@pytest.mark.parametrize(
+    ("received", "registered", "limit"),
+    [
+        # Weekend: presented Friday 23:50 (an ordinary day), registered Saturday 00:10 (the day
+        # before a Sunday). From the presentation: Saturday 06:00, not Tuesday 06:00.
+        (lima(2026, 11, 27, 23, 50), lima(2026, 11, 28, 0, 10), lima(2026, 11, 28, 6)),
+        # Holiday: presented Monday 26 July 2027 23:55, registered Tuesday 00:20 (the day before
+        # Independence Day): Tuesday 06:00, not Saturday 31 July 06:00.
+        (lima(2027, 7, 26, 23, 55), lima(2027, 7, 27, 0, 20), lima(2027, 7, 27, 6)),
+    ],
+)
+def test_the_24_hours_run_from_the_presentation(timeline, received, registered, limit):
+    assert timeline.execution_limit(received, 1) == limit
+    assert timeline.execution_limit(registered, 1) > limit  # what counting from registration gave
 
 
 # ----------------------------------------------------------------------------- rule catalogue

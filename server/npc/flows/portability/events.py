@@ -60,8 +60,13 @@ def request_payload(row: Mapping[str, Any], *, private: bool = True) -> dict[str
     if private:
         payload.update(
             {
+                "received_at": _iso(row["received_at"]),
                 "submitted_at": _iso(row["submitted_at"]),
                 "donor_deadline": _iso(row["donor_deadline"]),
+                # The donor's answer: SPR and RABDCP say whether it stayed silent and when it
+                # answered (accepted or objected).
+                "answered_at": _iso(row["answered_at"]),
+                "donor_silent": row["donor_silent"],
                 "admissible_at": _iso(row["admissible_at"]),
                 "schedule_deadline": _iso(row["schedule_deadline"]),
                 "execution_limit": _iso(row["execution_limit"]),

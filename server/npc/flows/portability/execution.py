@@ -82,14 +82,15 @@ class Execution(PortabilityBase):
             DONOR_DISABLE,
             row["id"],
             self.timeline.donor_disable_deadline(scheduled_at),
-            "donor disables the numbers inside the change window (art. 23, infraction 27)",
+            "donor disables the numbers at the scheduled instant (art. 23, infraction 27)",
         )
         txn.set_deadline(
             FLOW,
             RECIPIENT_ENABLE,
             row["id"],
             self.timeline.recipient_enable_deadline(scheduled_at),
-            "recipient enables the numbers within 3 hours (art. 23, infraction 28)",
+            "recipient enables the numbers within 3 hours, inside the change window"
+            " (art. 23, infraction 28)",
         )
         code = str(await operators.routing_code(txn.conn, row["recipient"]))
         self._emit(txn, "executed", None, row, broadcast=True, extra={"routing_code": code})
@@ -147,6 +148,7 @@ class Execution(PortabilityBase):
                 deadline,
                 {
                     "scheduled_at": row["scheduled_at"].isoformat(),
+                    "deadline": deadline.isoformat(),
                     "done_at": done_at.isoformat(),
                     "confirmed_at": txn.now.isoformat(),
                 },
@@ -173,5 +175,9 @@ class Execution(PortabilityBase):
                 row[step.role],
                 row["id"],
                 deadline.due_at,
-                {"scheduled_at": row["scheduled_at"].isoformat(), "confirmed_at": None},
+                {
+                    "scheduled_at": row["scheduled_at"].isoformat(),
+                    "deadline": deadline.due_at.isoformat(),
+                    "confirmed_at": None,
+                },
             )

@@ -81,7 +81,8 @@ class PortRequests(Scheduling, ObjectionReview, InstallationLimit):
         )
         self._set_installation_limit(txn, row)
         received_at = form.received_at
-        if txn.now - received_at > self.settings.registration_grace:
+        # Late from the instant the grace ends, as every deadline of the process is.
+        if txn.now - received_at >= self.settings.registration_grace:
             await self._breach(
                 txn,
                 R.REGISTRATION,
@@ -146,7 +147,7 @@ class PortRequests(Scheduling, ObjectionReview, InstallationLimit):
             submitted_at=txn.now,
             donor_deadline=self.timeline.donor_deadline(txn.now),
             installation_date=form.installation_date,
-            execution_limit=self.timeline.execution_limit(txn.now, count),
+            execution_limit=self.timeline.execution_limit(form.received_at, count),
         )
         row = await store.insert_request(txn.conn, values, form.entries)
         if row is not None:

@@ -312,22 +312,25 @@ class Timeline:
         """The change window (start, end) that contains `instant`, if any."""
         return self.window.containing(instant)
 
-    def execution_limit(self, submitted_at: datetime, number_count: int) -> datetime:
+    def execution_limit(self, received_at: datetime, number_count: int) -> datetime:
         """The latest instant a port may be scheduled for (later schedules are refused: FLEP).
 
-        Standard requests: 24 hours from submission, counted from the first day that is not a
-        Sunday, a holiday or the day before one when submitted on such a day; the limit is the end
-        of the last change window opening at or before that instant. Special clients (more than 10
-        numbers): the end of the change window that opens after the configured number of business
-        days.
+        Standard requests: 24 hours from the subscriber's presentation of the request
+        (`received_at`: "24 horas desde la presentación de esta solicitud", 003, Anexo 1), not
+        from its registration at the clearinghouse, so a late registration (infraction 20) never
+        lengthens the subscriber's wait. Presented on a Sunday, a holiday or the day before one,
+        the 24 hours run from the first day that is none of these. The limit is the end of the
+        last change window opening at or before that instant. Special clients (more than 10
+        numbers): the end of the change window that opens after the configured number of
+        business days.
         """
-        local_day = self.calendar.local_date(submitted_at)
+        local_day = self.calendar.local_date(received_at)
         if self.is_special_client(number_count):
             last_day = self.calendar.add_business_days(
                 local_day, self.settings.special_client_business_days
             )
             return self.window_end_for(self.window_start_on(last_day + timedelta(days=1)))
-        start = submitted_at
+        start = received_at
         if self.is_exception_day(local_day):
             day = local_day + timedelta(days=1)
             while self.is_exception_day(day):
@@ -341,11 +344,69 @@ class Timeline:
                 return self.window_end_for(opens)
         raise AssertionError("a change window opens every day")
 
+    def schedulable_until(self, schedule_deadline: datetime) -> datetime:
+        """The end of the first change window that closes after `schedule_deadline`.
+
+        Whatever the recipient may still schedule by its scheduling limit must be executable: at
+        any instant before the limit this window still has instants to schedule, so an
+        execution limit never earlier than its end never refuses (FLEP) a schedule the
+        recipient was still in time to make.
+        """
+        first = self.calendar.local_date(schedule_deadline) - timedelta(days=1)
+        for offset in range(3):
+            closes = self.window_end_for(self.window_start_on(first + timedelta(days=offset)))
+            if closes > schedule_deadline:
+                return closes
+        raise AssertionError("a change window opens every day")
+
+    def scheduling_terms(
+        self,
+        service: Service,
+        admissible_at: datetime,
+        installation_date: date | None,
+        registered_limit: datetime,
+        number_count: int,
+    ) -> SchedulingTerms | None:
+        """The recipient's scheduling limit and the execution limit once a request is admissible;
+        None for a fixed line not yet installed (no limit runs before the installation).
+
+        Mobile: 22:00 of the day of admissibility (22:00 of the next day when declared admissible
+        at or after 22:00, or when its debt objection was lifted then). Fixed: 22:00 of the day
+        after installation, never before the mobile limit, and the 24 hours counted from that
+        limit (the port "is subject to the prior installation"). The execution limit is the one
+        the request carries since its registration (`registered_limit`, from the subscriber's
+        presentation), extended only as far as `schedulable_until` requires: the two limits
+        never contradict each other.
+        """
+        deadline = self.mobile_schedule_deadline(admissible_at)
+        limit = registered_limit
+        if service == Service.FIXED:
+            if installation_date is None:
+                return None
+            deadline = max(deadline, self.fixed_schedule_deadline(installation_date))
+            limit = max(limit, self.execution_limit(deadline, number_count))
+        return SchedulingTerms(deadline, max(limit, self.schedulable_until(deadline)))
+
     def donor_disable_deadline(self, scheduled_at: datetime) -> datetime:
-        """The donor must have disabled the numbers by the end of the change window."""
-        window = self.window_containing(scheduled_at)
-        return window[1] if window else scheduled_at + self.settings.max_outage
+        """The donor disables the numbers at the scheduled instant (infraction 27): late once the
+        configured tolerance has passed, and never later than the end of the change window."""
+        due = scheduled_at + self.settings.donor_disable_tolerance
+        return self._within_window(scheduled_at, due)
 
     def recipient_enable_deadline(self, scheduled_at: datetime) -> datetime:
-        """The recipient must have enabled the numbers within the maximum outage (3 hours)."""
-        return scheduled_at + self.settings.max_outage
+        """The recipient enables the numbers within the maximum outage (3 hours, infraction 28),
+        which never runs past the end of the change window ("entre las 0:00 am y 6:00 am")."""
+        return self._within_window(scheduled_at, scheduled_at + self.settings.max_outage)
+
+    def _within_window(self, scheduled_at: datetime, due: datetime) -> datetime:
+        window = self.window_containing(scheduled_at)
+        return min(due, window[1]) if window else due
+
+
+@dataclass(frozen=True)
+class SchedulingTerms:
+    """An admissible request's two limits: schedule (PP) by `schedule_deadline`, for an instant
+    no later than `execution_limit`."""
+
+    schedule_deadline: datetime
+    execution_limit: datetime

@@ -52,23 +52,21 @@ class Scheduling(PortabilityBase):
     def _scheduling_terms(
         self, row: Record, admissible_at: datetime, installation_date: date | None
     ) -> dict[str, datetime]:
-        """The recipient's scheduling limit and the execution limit once a request is admissible.
-
-        Mobile: 22:00 of the day of admissibility. Fixed: 22:00 of the day after installation, and
-        never before 22:00 of the day of admissibility (a line installed before the request could
-        not be scheduled earlier). A request that became admissible late (a debt objection lifted)
-        or was installed late keeps its 24 hours counted from then, never less than from filing.
-        """
-        deadline = self.timeline.mobile_schedule_deadline(admissible_at)
-        if row["service"] == R.Service.FIXED:
-            if installation_date is None:
-                return {}
-            deadline = max(deadline, self.timeline.fixed_schedule_deadline(installation_date))
-        reference = admissible_at if row["service"] == R.Service.MOBILE else deadline
-        limit = max(
-            row["execution_limit"], self.timeline.execution_limit(reference, row["number_count"])
+        """The columns of the two limits an admissible request gets (`Timeline.scheduling_terms`);
+        none for a fixed line not yet installed."""
+        terms = self.timeline.scheduling_terms(
+            R.Service(row["service"]),
+            admissible_at,
+            installation_date,
+            row["execution_limit"],
+            row["number_count"],
         )
-        return {"schedule_deadline": deadline, "execution_limit": limit}
+        if terms is None:
+            return {}
+        return {
+            "schedule_deadline": terms.schedule_deadline,
+            "execution_limit": terms.execution_limit,
+        }
 
     def _set_schedule_deadline(self, txn: Txn, row: Record) -> None:
         if row["schedule_deadline"] is None:
