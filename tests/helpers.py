@@ -359,3 +359,46 @@ async def stream_head(client: OperatorClient) -> int:
         events_pb2.GetStreamHeadRequest(), metadata=client.metadata, timeout=5
     )
     return int(reply.position)
+
+
+async def port_through_handlers(
+    handlers: Handlers, recipient: str, donor: str, numbers: list[common_pb2.NumberBlock]
+) -> str:
+    """File, accept and schedule a port through the portability handler (no gRPC), move the
+    clock to its execution at the opening of the change window, and return its id."""
+    from npc.flows.portability import convert
+
+    handler = handlers.flow("portability").handler  # type: ignore[attr-defined]
+    request = port_request(handlers.clock, donor=donor, numbers=numbers)
+    filed = await handlers.perform(
+        "test.submit",
+        lambda txn: handler.submit_port_request(
+            txn, handlers.caller(recipient), convert.port_request_submission(request)
+        ),
+    )
+    answer = portability_pb2.AnswerPortRequestRequest(
+        request_id=rid(), port_request_id=filed["id"], accept=True
+    )
+    await handlers.perform(
+        "test.answer",
+        lambda txn: handler.answer_port_request(
+            txn, handlers.caller(donor), convert.port_request_answer(answer)
+        ),
+    )
+    async with handlers.core.db.pool.acquire() as conn:
+        limit = await conn.fetchval(
+            "SELECT execution_limit FROM port_requests WHERE id = $1", filed["id"]
+        )
+    window_opens = limit - timedelta(hours=6)  # the default window is 00:00-06:00
+    schedule = portability_pb2.SchedulePortRequest(
+        request_id=rid(), port_request_id=filed["id"], scheduled_at=ts(window_opens)
+    )
+    await handlers.perform(
+        "test.schedule",
+        lambda txn: handler.schedule_port(
+            txn, handlers.caller(recipient), convert.port_schedule(schedule)
+        ),
+    )
+    handlers.clock.set(window_opens)
+    await handlers.core.settle()
+    return str(filed["id"])
