@@ -364,8 +364,8 @@ async def stream_head(client: OperatorClient) -> int:
 async def port_through_handlers(
     handlers: Handlers, recipient: str, donor: str, numbers: list[common_pb2.NumberBlock]
 ) -> str:
-    """File, accept and schedule a port through the portability handler (no gRPC), move the
-    clock to its execution at the opening of the change window, and return its id."""
+    """File, accept and schedule a port through the portability handler (no gRPC) at the opening
+    of the next change window, move the clock there (it executes), and return its id."""
     from npc.flows.portability import convert
 
     handler = handlers.flow("portability").handler  # type: ignore[attr-defined]
@@ -385,11 +385,12 @@ async def port_through_handlers(
             txn, handlers.caller(donor), convert.port_request_answer(answer)
         ),
     )
-    async with handlers.core.db.pool.acquire() as conn:
-        limit = await conn.fetchval(
-            "SELECT execution_limit FROM port_requests WHERE id = $1", filed["id"]
-        )
-    window_opens = limit - timedelta(hours=6)  # the default window is 00:00-06:00
+    # The first change window to open, whatever the settings make it.
+    window = handlers.flow("registry").consent.window  # type: ignore[attr-defined]
+    today = window.calendar.local_date(handlers.clock.now())
+    window_opens = window.start_on(today)
+    if window_opens <= handlers.clock.now():
+        window_opens = window.start_on(today + timedelta(days=1))
     schedule = portability_pb2.SchedulePortRequest(
         request_id=rid(), port_request_id=filed["id"], scheduled_at=ts(window_opens)
     )
