@@ -17,7 +17,7 @@ from datetime import date, datetime
 
 import asyncpg
 
-from npc.core.calendar import CALENDARS, calendar_for
+from npc.core.calendar import CALENDARS, BusinessCalendar, calendar_for
 from npc.core.events import CLEARINGHOUSE, LoggedEvent
 from npc.store.database import Database, Txn
 
@@ -52,7 +52,9 @@ async def decree(
 ) -> str | None:
     """Make `day` a holiday of `country` called `name`, or (None) not a holiday; return the
     holiday's name before the change. Raises DecreeRefused when nothing would change."""
-    calendar = calendar_for(country)
+    shared = calendar_for(country)
+    # A copy: what this process's calendars say changes only when the log says so.
+    calendar = BusinessCalendar(shared.country, shared.timezone)
     async with db.transaction("admin.decree_holiday", now) as txn:
         # One decree at a time per country: the check below reads what the last one left.
         await txn.conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"holidays:{country}")
