@@ -104,8 +104,10 @@ class Core:
             self.deadlines.declare(flow.name, flow.deadline_kinds or ())
             self.sampler.declare(flow.name, flow.deadline_kinds or ())
         await self.db.migrate()
-        await self.holidays.load()
         await self.hub.start()
+        # After the hub took its position: a decree logged past it reaches the hook, one before
+        # it is in the table already.
+        await self.holidays.load()
         for flow in self.flows.values():
             await flow.start(background=background)
         await self.health.probe()  # the first verdict before anything asks
