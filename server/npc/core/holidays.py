@@ -109,6 +109,8 @@ class HolidayDecrees:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        # A reload that failed (PostgreSQL away) is tried again with the next batch of the log.
+        self._stale = False
 
     async def load(self) -> None:
         """Apply the stored decrees (at start, before anything computes a deadline)."""
@@ -116,5 +118,7 @@ class HolidayDecrees:
 
     async def on_events(self, events: Sequence[LoggedEvent]) -> None:
         """Reload the decrees when a batch of the log holds one (an event hub hook)."""
-        if any(event.type == HOLIDAY_DECREED for event in events):
-            await load(self.db)
+        if self._stale or any(event.type == HOLIDAY_DECREED for event in events):
+            self._stale = True
+            await load(self.db)  # a failure is logged by the hub, which goes on delivering
+            self._stale = False
