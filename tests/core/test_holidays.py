@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from npc.api.event_bodies.holidays import holiday_decreed
 from npc.cli import main
 from npc.core import holidays
 from npc.core.calendar import PERU, BusinessCalendar
@@ -129,3 +130,10 @@ async def test_admin_decrees_a_holiday_that_running_servers_apply_to_new_deadlin
         (False, "2026-12-10"),
     ]
     assert stored == 0
+    body = holiday_decreed(audit[0]["payload"])  # what operators read on their streams
+    assert (body.country, body.date.day, body.holiday, body.name) == (
+        "PE",
+        10,
+        True,
+        "Feriado decretado",
+    )
