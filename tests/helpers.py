@@ -359,3 +359,47 @@ async def stream_head(client: OperatorClient) -> int:
         events_pb2.GetStreamHeadRequest(), metadata=client.metadata, timeout=5
     )
     return int(reply.position)
+
+
+async def port_through_handlers(
+    handlers: Handlers, recipient: str, donor: str, numbers: list[common_pb2.NumberBlock]
+) -> str:
+    """File, accept and schedule a port through the portability handler (no gRPC) at the opening
+    of the next change window, move the clock there (it executes), and return its id."""
+    from npc.flows.portability import convert
+
+    handler = handlers.flow("portability").handler  # type: ignore[attr-defined]
+    request = port_request(handlers.clock, donor=donor, numbers=numbers)
+    filed = await handlers.perform(
+        "test.submit",
+        lambda txn: handler.submit_port_request(
+            txn, handlers.caller(recipient), convert.port_request_submission(request)
+        ),
+    )
+    answer = portability_pb2.AnswerPortRequestRequest(
+        request_id=rid(), port_request_id=filed["id"], accept=True
+    )
+    await handlers.perform(
+        "test.answer",
+        lambda txn: handler.answer_port_request(
+            txn, handlers.caller(donor), convert.port_request_answer(answer)
+        ),
+    )
+    # The first change window to open, whatever the settings make it.
+    window = handlers.flow("registry").consent.window  # type: ignore[attr-defined]
+    today = window.calendar.local_date(handlers.clock.now())
+    window_opens = window.start_on(today)
+    if window_opens <= handlers.clock.now():
+        window_opens = window.start_on(today + timedelta(days=1))
+    schedule = portability_pb2.SchedulePortRequest(
+        request_id=rid(), port_request_id=filed["id"], scheduled_at=ts(window_opens)
+    )
+    await handlers.perform(
+        "test.schedule",
+        lambda txn: handler.schedule_port(
+            txn, handlers.caller(recipient), convert.port_schedule(schedule)
+        ),
+    )
+    handlers.clock.set(window_opens)
+    await handlers.core.settle()
+    return str(filed["id"])

@@ -39,7 +39,11 @@ OPTIONAL: dict[str, dict[str, str]] = {
     "PqrService/AnswerPqr": {"notified_at": "optional: the call's instant"},
     "PqrService/FileReconsideration": {"appeal_in_subsidy": "a boolean"},
     "PqrService/RecordCallAttempt": {"answered": "a boolean", "complaint": "answered calls only"},
-    "ReturnsService/AnswerReturn": {"accept": _ACCEPT, "disable_at": "when accepting only"},
+    "ReturnsService/AnswerReturn": {
+        "accept": _ACCEPT,
+        "disable_at": "when accepting only",
+        "denial_reason": "optional, but with RETURN_DENIAL_REASON_OTHER",
+    },
     "ReturnsService/RequestReturn": {"numbers": "optional: all of the port's"},
     "SguService/AnswerProblem": {"solved": "a boolean"},
     "SguService/RateAnswer": {"satisfied": "a boolean"},

@@ -595,7 +595,6 @@ async def test_every_streamed_event_carries_its_typed_body(app, operators, clock
             request_id=rid(),
             port_request_id=returned.id,
             resolution="RES-123-2026",
-            notified_at=ts(notified),
         ),
         metadata=movistar.metadata,
     )

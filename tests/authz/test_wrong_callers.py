@@ -302,7 +302,6 @@ async def test_returns(prober, app, clock, operators) -> None:
             port_request_id=filed.id,
             numbers=["940000001"],
             resolution="RES-123-2026",
-            notified_at=ts(NOTIFIED),
         ),
         right="movistar",
     )

@@ -34,6 +34,7 @@ class Reason(StrEnum):
     STORAGE_UNAVAILABLE = "STORAGE_UNAVAILABLE"  # UNAVAILABLE: retry with the same request_id
     SERVER_SHUTTING_DOWN = "SERVER_SHUTTING_DOWN"  # UNAVAILABLE: retry, elsewhere or later
     INTERNAL = "INTERNAL"  # a defect of the clearinghouse, logged on its side
+    BEYOND_TERM = "BEYOND_TERM"  # OUT_OF_RANGE: an instant after the term the rules allow
 
 
 @dataclass(frozen=True)

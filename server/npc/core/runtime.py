@@ -15,6 +15,7 @@ from npc.core.deadlines import DeadlineScheduler
 from npc.core.fanout import EventHub, Sequencer
 from npc.core.flow import Flow
 from npc.core.health import HealthMonitor
+from npc.core.holidays import HolidayDecrees
 from npc.core.notify import Notifier
 from npc.core.ports import NoPortRecords, PortRecords
 from npc.core.sampler import Sampler
@@ -44,6 +45,9 @@ class Core:
         self.notifier = Notifier(redis, redis_prefix)
         self.hub = EventHub(db)
         self.sequencer = Sequencer(db, on_sequenced=self._sequenced, on_batch=self.hub.accept)
+        # The regulator's decreed holidays reach this process's calendars through the log.
+        self.holidays = HolidayDecrees(db)
+        self.hub.add_hook(self.holidays.on_events)
         self.deadlines = DeadlineScheduler(db, clock)
         self.sampler = Sampler(db, redis, clock)
         # Without a key the log is not anchored (a warning says so at start).
@@ -101,6 +105,9 @@ class Core:
             self.sampler.declare(flow.name, flow.deadline_kinds or ())
         await self.db.migrate()
         await self.hub.start()
+        # After the hub took its position: a decree logged past it reaches the hook, one before
+        # it is in the table already.
+        await self.holidays.load()
         for flow in self.flows.values():
             await flow.start(background=background)
         await self.health.probe()  # the first verdict before anything asks

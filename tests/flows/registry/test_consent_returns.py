@@ -16,6 +16,7 @@ from tests.helpers import (
     advance_to,
     block,
     collect,
+    error_info,
     field_violations,
     head,
     live_case,
@@ -41,12 +42,9 @@ async def ported(app, operators, clock):
 
 
 async def _ask(client, port_id, **fields):
+    # Asked at NOTIFIED: the clearinghouse notifies the recipient then, and its term starts.
     request = pb.RequestReturnRequest(
-        request_id=rid(),
-        port_request_id=port_id,
-        resolution="RES-123-2026",
-        notified_at=ts(NOTIFIED),
-        **fields,
+        request_id=rid(), port_request_id=port_id, resolution="RES-123-2026", **fields
     )
     return await client.returns.RequestReturn(request, metadata=client.metadata)
 
@@ -82,6 +80,7 @@ async def test_return_in_time_moves_the_numbers_back_and_everyone_is_told(
     assert asked.state == pb.RETURN_STATE_REQUESTED
     assert list(asked.numbers) == ["940000001", "940000002"]
     assert asked.answer_deadline.ToDatetime(tzinfo=UTC) == ANSWER_LIMIT
+    assert asked.notified_at.ToDatetime(tzinfo=UTC) == NOTIFIED
     accepted = await _answer(
         claro, asked.id, accept=True, disable_at=ts(WINDOW + timedelta(hours=1))
     )
@@ -131,14 +130,23 @@ async def test_denied_return_tells_the_donor(app, operators, clock, ported):
     await settle(app)
     start = head(app)
     denied = await _answer(
-        operators["claro"], asked.id, accept=False, denial_reason="the resolution is not final"
+        operators["claro"],
+        asked.id,
+        accept=False,
+        denial=pb.RETURN_DENIAL_REASON_RESOLUTION_NOT_FINAL,
+        denial_reason="an appeal is pending",
     )
-    assert denied.state == pb.RETURN_STATE_DENIED
+    assert (denied.state, denied.denial) == (
+        pb.RETURN_STATE_DENIED,
+        pb.RETURN_DENIAL_REASON_RESOLUTION_NOT_FINAL,
+    )
     await settle(app)
     events = [
         e for e in await collect(movistar, start, head(app)) if e.type == "registry.return.denied"
     ]
-    assert len(events) == 1
+    assert [(e.number_return.denial, e.number_return.denial_reason) for e in events] == [
+        (pb.RETURN_DENIAL_REASON_RESOLUTION_NOT_FINAL, "an appeal is pending")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -169,6 +177,18 @@ async def test_disabling_instant_must_be_in_a_change_window(app, operators, cloc
             operators["claro"], asked.id, accept=True, disable_at=ts(WINDOW + timedelta(hours=8))
         )
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    # A window after the end of the recipient's 5 business days: on the wire, OUT_OF_RANGE with
+    # its stable reason and the field's path.
+    with pytest.raises(grpc.aio.AioRpcError) as beyond:
+        await _answer(
+            operators["claro"],
+            asked.id,
+            accept=True,
+            disable_at=ts(ANSWER_LIMIT + timedelta(hours=1)),
+        )
+    assert beyond.value.code() == grpc.StatusCode.OUT_OF_RANGE
+    assert error_info(beyond.value).reason == "BEYOND_TERM"
+    assert list(field_violations(beyond.value)) == ["disable_at"]
 
 
 async def test_an_unreadable_instant_is_refused_with_the_request_s_other_faults(operators):
@@ -177,23 +197,20 @@ async def test_an_unreadable_instant_is_refused_with_the_request_s_other_faults(
     unreadable = Timestamp(seconds=10**12)  # year 33658
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await operators["movistar"].returns.RequestReturn(
-            pb.RequestReturnRequest(
-                request_id=rid(), port_request_id="SP1", resolution="", notified_at=unreadable
-            ),
+            pb.RequestReturnRequest(request_id=rid(), port_request_id="SP1", resolution=""),
             metadata=operators["movistar"].metadata,
         )
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field_violations(refused.value) == {
         "port_request_id": "required: a SP number issued by the clearinghouse (SP0000000001)",
         "resolution": "required: the resolution that upheld the claim",
-        "notified_at": "not a valid instant",
     }
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await _answer(operators["claro"], "RT0000000001", accept=False, disable_at=unreadable)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field_violations(refused.value) == {
         "disable_at": "not a valid instant",
-        "denial_reason": "required when denying: up to 500 printable characters",
+        "denial": "required when denying: a RETURN_DENIAL_REASON_* value",
     }
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await _answer(operators["claro"], "RT0000000001", accept=True)

@@ -18,10 +18,8 @@ from tests.helpers import (
     block,
     day,
     field_violations,
-    live_case,
     port_end_to_end,
     rid,
-    settle,
     ts,
 )
 
@@ -198,32 +196,6 @@ async def test_late_reactivation_request_and_late_reactivation_are_recorded(
     await advance(app, clock, timedelta(seconds=1))
     assert await _records(app, asked.id) == [("movistar", 14), ("claro", 15)]
     assert due.reactivation_deadline.ToDatetime(tzinfo=UTC) == clock.now()
-
-
-async def test_a_suspension_ends_after_30_days_and_reactivation_is_then_due(
-    app, operators, clock, ported
-):
-    movistar, claro = operators["movistar"], operators["claro"]
-    await advance_to(app, clock, EXECUTED + timedelta(days=30))
-    asked = await _call(movistar, "RequestSuspension", _ask(ported))
-    suspended = await _call(
-        claro,
-        "ConfirmSuspension",
-        suspension_pb2.ConfirmSuspensionRequest(request_id=rid(), suspension_id=asked.id),
-    )
-    ends = suspended.suspension_ends_at.ToDatetime(tzinfo=UTC)
-    assert ends == clock.now() + timedelta(days=30)
-    await advance_to(app, clock, ends)
-    state = await _call(
-        claro, "GetSuspension", suspension_pb2.GetSuspensionRequest(suspension_id=asked.id)
-    )
-    assert state.state == suspension_pb2.SUSPENSION_STATE_REACTIVATION_DUE
-    await advance(app, clock, timedelta(hours=24))
-    assert await _records(app, asked.id) == [("claro", 15)]
-    with pytest.raises(grpc.aio.AioRpcError) as twice:
-        await _call(movistar, "RequestSuspension", _ask(ported))
-    assert live_case(twice.value) == (asked.id, "940000001")
-    await settle(app)
 
 
 async def _deadline_rules(app, case_id):

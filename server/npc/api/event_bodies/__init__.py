@@ -18,6 +18,7 @@ from npc.api.event_bodies import (
     audit,
     cancellations,
     compliance,
+    holidays,
     inoperability,
     numbers,
     portability,
@@ -43,6 +44,7 @@ _MODULES = (
     numbers,
     compliance,
     audit,
+    holidays,
 )
 
 

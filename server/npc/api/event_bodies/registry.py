@@ -18,6 +18,11 @@ def number_return(payload: Payload) -> registry_pb2.NumberReturn:
         numbers=list(payload.get("numbers") or ()),
         state=enum(registry_pb2.ReturnState, payload.get("state")),
         disable_at=instant(payload.get("disable_at")),
+        # Events logged before these were carried leave them unset.
+        notified_at=instant(payload.get("notified_at")),
+        answer_deadline=instant(payload.get("answer_deadline")),
+        denial=enum(registry_pb2.ReturnDenialReason, payload.get("denial")),
+        denial_reason=payload.get("denial_reason") or "",
     )
 
 

@@ -14,7 +14,7 @@ import sys
 
 import asyncpg
 
-from npc.cli.admin import imports, ledger, pki, reference, reporting
+from npc.cli.admin import holidays, imports, ledger, pki, reference, reporting
 from npc.cli.common import Subcommands, migrate
 from npc.cli.record import read_record
 from npc.store.database import Database
@@ -39,6 +39,7 @@ def add_parser(commands: Subcommands) -> None:
     reference.add_actions(actions)
     imports.add_actions(actions)
     reporting.add_actions(actions)
+    holidays.add_actions(actions)
     admin.set_defaults(func=cmd_admin)
 
 

@@ -13,6 +13,7 @@ from npc.core.instants import read_instant, to_timestamp
 from npc.flows.registry import model
 from npc.flows.registry.rules import (
     SERVICE_SLOTS,
+    DenialReason,
     ReturnStep,
     Service,
     State,
@@ -23,6 +24,7 @@ from npc.v1 import registry_pb2 as pb
 SERVICES = WireEnum(common_pb2.ServiceType, Service)
 RETURN_STATES = WireEnum(pb.ReturnState, State)
 RETURN_STEPS = WireEnum(pb.ReturnStep, ReturnStep)
+DENIAL_REASONS = WireEnum(pb.ReturnDenialReason, DenialReason)
 _SERVICE_NUMBERS: dict[Service | None, int] = {None: 0} | {s: SERVICES.to_wire(s) for s in Service}
 # The wire number of each of SERVICE_SLOTS, for answer columns.
 _SLOT_NUMBERS = [_SERVICE_NUMBERS[s] for s in SERVICE_SLOTS]
@@ -145,7 +147,6 @@ def request_return(request: pb.RequestReturnRequest) -> model.RequestReturn:
         port_request_id=request.port_request_id,
         numbers=tuple(request.numbers),
         resolution=request.resolution,
-        notified_at=read_instant(request, "notified_at"),
     )
 
 
@@ -157,6 +158,7 @@ def answer_return(request: pb.AnswerReturnRequest) -> model.AnswerReturn:
         accept=request.accept,
         disable_at=read_instant(request, "disable_at"),
         denial_reason=request.denial_reason,
+        denial=DENIAL_REASONS.to_domain(request.denial),
     )
 
 
@@ -191,4 +193,5 @@ def return_message(row: Record) -> pb.NumberReturn:
         executed_at=to_timestamp(row["executed_at"]),
         recipient_disabled_at=to_timestamp(row["recipient_disabled_at"]),
         donor_enabled_at=to_timestamp(row["donor_enabled_at"]),
+        denial=DENIAL_REASONS.to_wire(row["denial"]),  # type: ignore[arg-type]
     )

@@ -24,6 +24,10 @@ def return_payload(row: Record) -> dict[str, Any]:
         "numbers": list(row["numbers"]),
         "state": row["state"],
         "disable_at": row["disable_at"].isoformat() if row["disable_at"] else None,
+        "notified_at": row["notified_at"].isoformat(),
+        "answer_deadline": row["answer_deadline"].isoformat(),
+        "denial": row["denial"],
+        "denial_reason": row["denial_reason"],
     }
 
 

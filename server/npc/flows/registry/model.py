@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from npc.core.instants import Instant
-from npc.flows.registry.rules import ReturnStep, Service, State
+from npc.flows.registry.rules import DenialReason, ReturnStep, Service, State
 
 # --------------------------------------------------------------------------------- lookups
 
@@ -125,18 +125,18 @@ class RequestReturn:
     port_request_id: str
     numbers: tuple[str, ...]
     resolution: str
-    notified_at: Instant
 
 
 @dataclass(frozen=True)
 class AnswerReturn:
-    """AR (`accept`, with the disabling instant) or DR (with a reason)."""
+    """AR (`accept`, with the disabling instant) or DR (with a typed reason, `denial`)."""
 
     request_id: str
     return_id: str
     accept: bool
     disable_at: Instant
     denial_reason: str
+    denial: DenialReason | None = None
 
 
 @dataclass(frozen=True)

@@ -2,16 +2,17 @@
 
 Disconnection: a ported number whose service ended goes back to the holder of its range at once,
 and every operator learns it from the registry broadcast. Lack of consent (article 30): the donor
-asks the numbers back (SR); the recipient gives the disabling instant within 5 business days of
-the notification of the resolution (AR, infraction 30) or denies (DR); the numbers go back at that
-instant inside a change window, broadcast to all; then the recipient's disabling (32) and the
-donor's enabling within 3 hours (33) are confirmed against their deadlines. The terms are in
-`rules`.
+asks the numbers back (SR) and the clearinghouse notifies the recipient of the resolution at once
+(`registry.return.requested`); from that instant, which it knows rather than being told, the
+recipient gives a disabling instant inside its 5 business days (AR, infraction 30) or denies with
+a typed reason (DR); the numbers go back at that instant inside a change window, broadcast to all;
+then the recipient's disabling (32) and the donor's enabling within 3 hours (33) are confirmed
+against their deadlines. The terms are in `rules`.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -26,11 +27,13 @@ from npc.core.errors import (
     FieldViolation,
     InvalidArgument,
     NotFound,
+    OutOfRange,
     PermissionDenied,
+    Reason,
 )
 from npc.core.events import CLEARINGHOUSE
 from npc.core.identity import Caller
-from npc.core.instants import ChangeWindow, check_instant, within
+from npc.core.instants import ChangeWindow, check_instant
 from npc.core.numbers import Serving, move_numbers, who_serves
 from npc.core.runtime import Core
 from npc.core.validation import Violations, check_case_id, printable
@@ -52,16 +55,17 @@ from npc.flows.registry.rules import (
     DISABLE_NOTE,
     ENABLE_NOTE,
     EXECUTE_NOTE,
-    NOTIFIED_FUTURE,
-    NOTIFIED_PAST,
     RESOLUTION_LIMIT,
     RETURN_ANSWER,
     RETURN_DISABLE,
     RETURN_ENABLE,
     DeadlineKind,
+    DenialReason,
     ReturnStep,
     State,
+    answered_late,
     check_numbers,
+    disabling_limit,
 )
 from npc.flows.registry.store import (
     FLOW,
@@ -173,8 +177,10 @@ class ConsentReturns:
         )
 
     async def request_return(self, txn: Txn, caller: Caller, command: RequestReturn) -> Record:
-        """SR: the donor of a port found to lack consent asks its numbers back."""
-        notified_at = _checked_request(command, txn.now)
+        """SR: the donor of a port found to lack consent asks its numbers back; the recipient is
+        notified of the resolution now, by the `registry.return.requested` event."""
+        _check_request(command)
+        notified_at = txn.now
         ports = self.core.ports
         port = await ports.port(txn.conn, command.port_request_id)
         if port is None:
@@ -240,22 +246,56 @@ class ConsentReturns:
             raise FailedPrecondition(
                 f"{row['id']} was already answered ({row['state']})", subject=row["id"]
             )
-        if txn.now > row["answer_deadline"]:
+        if command.accept:
+            assert disable_at is not None  # required when accepting
+            self._check_in_term(disable_at, txn.now, row["answer_deadline"])
+        if answered_late(txn.now, row["answer_deadline"]):
             await self._breach(txn, RETURN_ANSWER, row["recipient"], row, row["answer_deadline"])
         txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.ANSWER)
         if not command.accept:
-            row = await RETURNS.update(
-                txn, row["id"], {"state": State.DENIED, "denial_reason": command.denial_reason}
-            )
+            denied = {
+                "state": State.DENIED,
+                "denial": command.denial,
+                "denial_reason": command.denial_reason,
+            }
+            row = await RETURNS.update(txn, row["id"], denied)
             emit_return(txn, "denied", row, caller.operator, to=(row["donor"],))
             return row
-        assert disable_at is not None  # required when accepting
+        assert disable_at is not None
         row = await RETURNS.update(
             txn, row["id"], {"state": State.SCHEDULED, "disable_at": disable_at}
         )
         txn.set_deadline(FLOW, DeadlineKind.EXECUTE, row["id"], disable_at, EXECUTE_NOTE)
         emit_return(txn, "accepted", row, caller.operator, to=(row["donor"],))
         return row
+
+    def _check_in_term(
+        self, disable_at: datetime, now: datetime, answer_deadline: datetime
+    ) -> None:
+        """The disabling instant falls before the end of the recipient's term (or of the next
+        change window when none opens before that end); OUT_OF_RANGE on `disable_at` otherwise."""
+        limit = disabling_limit(answer_deadline, self._next_window_end(now))
+        if disable_at >= limit:
+            raise OutOfRange(
+                "disable_at",
+                f"must come before {limit.isoformat()}: the end of the recipient's"
+                f" {ANSWER_BUSINESS_DAYS} business days"
+                if limit == answer_deadline
+                else f"must come before {limit.isoformat()}: no change window opens before the"
+                f" end of the term ({answer_deadline.isoformat()}), so the next one",
+                reason=Reason.BEYOND_TERM,
+            )
+
+    def _next_window_end(self, now: datetime) -> datetime:
+        """The end of the change window open now, or else of the next one to open."""
+        window = self.window.containing(now)
+        if window is not None:
+            return window[1]
+        day = self.window.calendar.local_date(now)
+        start = self.window.start_on(day)
+        if start <= now:
+            start = self.window.start_on(day + timedelta(days=1))
+        return self.window.end_for(start)
 
     def _checked_answer(self, command: AnswerReturn, now: datetime) -> datetime | None:
         """The disabling instant given (None when unset), or the answer's faults (all of them)."""
@@ -266,11 +306,8 @@ class ConsentReturns:
             v.add("disable_at", "must fall inside a change window")
         if command.accept and disable_at is not None and disable_at <= now:
             v.add("disable_at", "must be in the future")
-        if not command.accept and not printable(command.denial_reason, limit=DENIAL_REASON_LIMIT):
-            v.add(
-                "denial_reason",
-                f"required when denying: up to {DENIAL_REASON_LIMIT} printable characters",
-            )
+        if not command.accept:
+            _check_denial(v, command)
         v.raise_if_any()
         return disable_at
 
@@ -354,14 +391,21 @@ class ConsentReturns:
         )
 
 
-def _checked_request(command: RequestReturn, now: datetime) -> datetime:
-    """The notification instant of an SR, or the request's faults."""
+def _check_request(command: RequestReturn) -> None:
+    """Every fault of an SR."""
     v = Violations()
     check_case_id(v, "port_request_id", command.port_request_id, "SP")
     if not printable(command.resolution, limit=RESOLUTION_LIMIT):
         v.add("resolution", "required: the resolution that upheld the claim")
-    notified_at = check_instant(v, "notified_at", command.notified_at)
-    within(v, "notified_at", notified_at, now, past=NOTIFIED_PAST, future=NOTIFIED_FUTURE)
     v.raise_if_any()
-    assert notified_at is not None
-    return notified_at
+
+
+def _check_denial(v: Violations, command: AnswerReturn) -> None:
+    """A DR names its typed reason; the explanation is optional but for OTHER."""
+    if command.denial is None:
+        v.add("denial", "required when denying: a RETURN_DENIAL_REASON_* value")
+    text = command.denial_reason
+    if command.denial == DenialReason.OTHER and not text:
+        v.add("denial_reason", "required with RETURN_DENIAL_REASON_OTHER: the reason")
+    elif text and not printable(text, limit=DENIAL_REASON_LIMIT):
+        v.add("denial_reason", f"up to {DENIAL_REASON_LIMIT} printable characters")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from npc.config import PortabilitySettings
@@ -51,6 +51,16 @@ def service_of(stored: str | None) -> Service | None:
 # operators: mapping ten thousand small ints costs a fraction of hashing as many enum members.
 SERVICE_SLOTS: tuple[Service | None, ...] = (None, *Service)
 SERVICE_SLOT: dict[Service | None, int] = {s: i for i, s in enumerate(SERVICE_SLOTS)}
+
+
+class DenialReason(StrEnum):
+    """Why a recipient denies a return (stored as its value). Art. 30 lists none: a recipient
+    bound by a final resolution has little to contest, and these are what it can."""
+
+    RESOLUTION_NOT_FINAL = "resolution_not_final"
+    RESOLUTION_UNKNOWN = "resolution_unknown"
+    OTHER_NUMBERS = "other_numbers"
+    OTHER = "other"
 
 
 class ReturnStep(StrEnum):
@@ -105,12 +115,24 @@ ANSWER_BUSINESS_DAYS = 5
 REGULATORY_MAX_OUTAGE = PortabilitySettings.max_outage
 _OUTAGE_HOURS = REGULATORY_MAX_OUTAGE // timedelta(hours=1)
 
-# How far from now the notification of a resolution may lie (a typo, not a regulatory term).
-NOTIFIED_PAST = timedelta(days=60)
-NOTIFIED_FUTURE = timedelta(minutes=5)
 # Longest resolution reference and denial reason accepted, in characters.
 RESOLUTION_LIMIT = 100
 DENIAL_REASON_LIMIT = 500
+
+
+def answered_late(answered_at: datetime, answer_deadline: datetime) -> bool:
+    """True when the recipient's answer comes at or after the end of its 5 business days (the
+    instant its deadline fires)."""
+    return answered_at >= answer_deadline
+
+
+def disabling_limit(answer_deadline: datetime, next_window_end: datetime) -> datetime:
+    """The instant the disabling must come before: the end of the recipient's term, or, when no
+    change window opens before it any more (an answer on the last day after the night's window,
+    or a late one, infraction 30 then recorded), the end of the next change window, so that the
+    numbers still go back as soon as they can."""
+    return max(answer_deadline, next_window_end)
+
 
 RETURN_ANSWER = Rule(
     "return_schedule",

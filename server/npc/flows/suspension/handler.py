@@ -1,12 +1,13 @@
 """Suspension for debt and reactivation of ported numbers (article 13).
 
     requested --recipient confirms--> suspended --donor: paid--> reactivation_due --> reactivated
-                                          \\--30 calendar days--/
+                                          \\--30th calendar day--/
 
 Deadlines: the recipient suspends within 2 business days of the request (infraction 13); the donor
 asks reactivation within 1 business day of the payment (14); the recipient reactivates within 24
-hours of the request (15). A suspension lasts at most 30 calendar days: then reactivation is due
-as if the donor had asked it. The terms are defined in `rules`.
+hours of the request (15). A suspension lasts at most 30 calendar days of Lima: when its 30th day
+begins, reactivation is due as if the donor had asked it, by the end of that day. The terms are
+defined in `rules`.
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ from npc.flows.suspension.rules import (
     CLOCK_SKEW,
     FLOW,
     MAX_DURATION_NOTE,
-    MAX_SUSPENSION,
     PAID_AT_PAST,
     REACTIVATE,
     REACTIVATE_NOTE,
@@ -49,9 +49,12 @@ from npc.flows.suspension.rules import (
     SUSPEND,
     SUSPEND_NOTE,
     SUSPEND_WITHIN_BUSINESS_DAYS,
-    WAIT_AFTER_DISABLING,
+    WAIT_AFTER_DISABLING_DAYS,
     DeadlineKind,
     State,
+    reactivation_due_from,
+    suspension_allowed_from,
+    suspension_ends_at,
 )
 from npc.flows.suspension.store import CASES
 from npc.store.database import Txn
@@ -144,10 +147,10 @@ class SuspensionHandler:
                 violation_type="NOT_PORTED",
                 subject="number",
             )
-        allowed_from = port.disabled_at + WAIT_AFTER_DISABLING
+        allowed_from = suspension_allowed_from(self.calendar, port.disabled_at)
         if txn.now < allowed_from:
             raise FailedPrecondition(
-                f"a suspension may be asked only {WAIT_AFTER_DISABLING.days} calendar days after"
+                f"a suspension may be asked only {WAIT_AFTER_DISABLING_DAYS} calendar days after"
                 f" disabling, from {allowed_from.isoformat()}",
                 violation_type="TOO_EARLY",
                 subject="number",
@@ -193,14 +196,20 @@ class SuspensionHandler:
             )
         if txn.now > row["suspend_deadline"]:
             await self._breach(txn, SUSPEND, row["recipient"], row, row["suspend_deadline"])
-        ends = txn.now + MAX_SUSPENSION
+        ends = suspension_ends_at(self.calendar, txn.now)
         row = await CASES.update(
             txn,
             row["id"],
             {"state": State.SUSPENDED, "suspended_at": txn.now, "suspension_ends_at": ends},
         )
         txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.SUSPEND)
-        txn.set_deadline(FLOW, DeadlineKind.MAX_DURATION, row["id"], ends, MAX_DURATION_NOTE)
+        txn.set_deadline(
+            FLOW,
+            DeadlineKind.MAX_DURATION,
+            row["id"],
+            reactivation_due_from(ends),
+            MAX_DURATION_NOTE,
+        )
         self._emit(txn, "suspended", row, caller.operator, (row["donor"],))
         return row
 
@@ -245,6 +254,9 @@ class SuspensionHandler:
         self, txn: Txn, row: Record, *, paid_at: datetime | None = None
     ) -> Record:
         deadline = txn.now + REACTIVATE_WITHIN
+        if row["suspension_ends_at"] is not None:
+            # Never past the 30th day: the 24 hours end with the suspension's maximum.
+            deadline = min(deadline, row["suspension_ends_at"])
         row = await CASES.update(
             txn,
             row["id"],

@@ -5,16 +5,17 @@ The handler, the deadlines' notes and the obligations' texts all read the terms 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
+from npc.core.calendar import BusinessCalendar
 from npc.core.compliance import Rule
 
 FLOW = "suspension"
 
-# Art. 13: the donor may ask a suspension only 30 calendar days after the number was disabled
-# in its network.
-WAIT_AFTER_DISABLING = timedelta(days=30)
+# Art. 13: the donor may ask a suspension only once "treinta (30) días calendario a partir de la
+# fecha de deshabilitación" have passed: calendar days of Lima, the disabling date the first.
+WAIT_AFTER_DISABLING_DAYS = 30
 # Art. 13 (iii), infraction 13: the recipient suspends within 2 business days of the request.
 SUSPEND_WITHIN_BUSINESS_DAYS = 2
 # Art. 13 (iv), infraction 14: the donor asks reactivation within 1 business day of the payment
@@ -22,8 +23,9 @@ SUSPEND_WITHIN_BUSINESS_DAYS = 2
 ASK_REACTIVATION_WITHIN_BUSINESS_DAYS = 1
 # Art. 13 (v), infraction 15: the recipient reactivates within 24 hours of the donor's request.
 REACTIVATE_WITHIN = timedelta(hours=24)
-# Art. 13: a suspension lasts at most 30 calendar days; then reactivation is due.
-MAX_SUSPENSION = timedelta(days=30)
+# Art. 13 (and Annex 1, "suspensión por 30 días"): a suspension lasts at most 30 calendar days of
+# Lima, the day it began the first; the number must be back in service by the end of the 30th.
+MAX_SUSPENSION_DAYS = 30
 
 # Not regulatory: how far from now a payment instant is believable.
 PAID_AT_PAST = timedelta(days=365)
@@ -62,11 +64,30 @@ SUSPEND_NOTE = (
     f"recipient suspends within {SUSPEND_WITHIN_BUSINESS_DAYS} business days"
     " (art. 13 (iii), infraction 13)"
 )
-MAX_DURATION_NOTE = f"a suspension lasts at most {MAX_SUSPENSION.days} calendar days"
+MAX_DURATION_NOTE = f"a suspension lasts at most {MAX_SUSPENSION_DAYS} calendar days"
 REACTIVATE_NOTE = (
     f"recipient reactivates within {REACTIVATE_WITHIN // timedelta(hours=1)} hours"
     " (art. 13 (v), infraction 15)"
 )
+
+
+def suspension_allowed_from(calendar: BusinessCalendar, disabled_at: datetime) -> datetime:
+    """The first instant the donor may ask a suspension: local midnight after the 30th calendar
+    day counted from the disabling date (art. 13 (i))."""
+    return calendar.end_of_calendar_days(disabled_at, WAIT_AFTER_DISABLING_DAYS)
+
+
+def suspension_ends_at(calendar: BusinessCalendar, suspended_at: datetime) -> datetime:
+    """When a suspension reaches its maximum: the end (local midnight) of its 30th calendar day,
+    the day it began the first, so that it never lasts longer than 30 days."""
+    return calendar.end_of_calendar_days(suspended_at, MAX_SUSPENSION_DAYS)
+
+
+def reactivation_due_from(ends_at: datetime) -> datetime:
+    """When the clearinghouse asks the recipient to reactivate a suspension reaching its
+    maximum: the recipient's 24 hours (art. 13 (v)) end exactly when the 30 days do, instead of
+    starting then and stretching the suspension into a 31st day."""
+    return ends_at - REACTIVATE_WITHIN
 
 
 class DeadlineKind(StrEnum):
