@@ -18,8 +18,10 @@ from npc.api.session import SessionServicer
 from npc.api.tls import TlsFiles
 from npc.config import Settings
 from npc.core.anchor import load_key
+from npc.core.calendar import CALENDARS
 from npc.core.clock import Clock, SystemClock
 from npc.core.flow import FlowContext, GrpcService
+from npc.core.holidays import calendar_flow
 from npc.core.runtime import Core
 from npc.flows.enabled import FLOWS
 from npc.flows.portability.flow import PortabilityFlow
@@ -122,6 +124,8 @@ class Clearinghouse:
             exposed = flow.grpc_services()
             services.extend(exposed)
             events.add_flow(flow.name, {s.country for s in exposed if s.country})
+        for country in CALENDARS:
+            events.add_flow(calendar_flow(country), {country})
         # Every flow's commands on one stream: beside the event stream, over the same servicers.
         session = SessionServicer(services, events, heartbeat=settings.session_heartbeat)
         services.append(

@@ -21,8 +21,15 @@ from npc.core.calendar import CALENDARS, BusinessCalendar, calendar_for
 from npc.core.events import CLEARINGHOUSE, LoggedEvent
 from npc.store.database import Database, Txn
 
-CALENDAR_FLOW = "calendar"
 HOLIDAY_DECREED = "calendar.holiday_decreed"
+
+
+def calendar_flow(country: str) -> str:
+    """The log's flow for one jurisdiction's calendar (`calendar_pe`): a flow per country, so a
+    decree reaches only the operators and the regulator of its country, as every other flow."""
+    return f"calendar_{country.lower()}"
+
+
 # Longest holiday name accepted, in characters.
 NAME_LIMIT = 100
 
@@ -90,7 +97,7 @@ async def _store(txn: Txn, country: str, day: date, name: str | None, by_package
 def emit_decreed(txn: Txn, country: str, day: date, name: str | None, before: str | None) -> None:
     """Tell everyone, and the audit trail, that a date's holiday changed."""
     txn.emit(
-        CALENDAR_FLOW,
+        calendar_flow(country),
         HOLIDAY_DECREED,
         case_id=None,
         sender=CLEARINGHOUSE,
