@@ -116,15 +116,9 @@ class Source:
         return self.severity.value if self.severity is not None else NO_SEVERITY
 
     def as_payload(self) -> dict[str, Any]:
-        """The source as the ledger's event carries it."""
-        return {
-            "kind": self.kind.value,
-            "document": self.document,
-            "article": self.article,
-            "infraction": self.infraction,
-            "severity": self.severity.value if self.severity else None,
-            "note": self.note,
-        }
+        """The source as the ledger's event carries it, beside the record's own infraction,
+        article and severity."""
+        return {"kind": self.kind.value, "document": self.document, "note": self.note}
 
 
 @dataclass(frozen=True)
