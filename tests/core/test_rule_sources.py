@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import importlib
 import re
+from typing import Any
 
 import pytest
 
+from npc.api.enums import WireEnum
 from npc.core.compliance import (
     PORTABILITY_REGULATION,
     Rule,
@@ -21,6 +23,7 @@ from npc.core.compliance import (
     series,
 )
 from npc.flows.enabled import FLOWS
+from npc.v1 import events_pb2
 
 L, G, MG = Severity.LEVE, Severity.GRAVE, Severity.MUY_GRAVE
 
@@ -161,3 +164,15 @@ def test_zero_series_cover_every_rule_for_every_operator_of_its_country() -> Non
     assert len(labels) == 2 + len(flows["pqr"])
     portability = set(series([("portability", flows["portability"], ["bitel"])]))
     assert ("portability", "improper_objection", "muy_grave", "bitel") in portability
+
+
+@pytest.mark.parametrize(
+    ("wire", "domain"),
+    [(events_pb2.RuleSourceKind, SourceKind), (events_pb2.InfractionSeverity, Severity)],
+)
+def test_source_kinds_and_severities_travel_by_name(wire: Any, domain: Any) -> None:
+    mapped = WireEnum(wire, domain)
+    for member in domain:
+        assert mapped.to_wire(member) != 0
+        assert mapped.to_domain(mapped.to_wire(member)) is member
+    assert len(wire.keys()) == len(domain) + 1  # and the unspecified value
