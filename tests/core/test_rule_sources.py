@@ -127,8 +127,10 @@ def test_a_rule_built_the_older_way_is_an_infraction_of_the_portability_table() 
         PORTABILITY_REGULATION, article="art. 6", infraction=5, severity=Severity.GRAVE
     )
     assert (numbered.infraction, numbered.severity) == (5, "grave")
-    plain = Rule("other", None, "art. 2.1.5.2", None, "provider", "Answer in time.")
+    plain = Rule("other", None, "art. 2.1.5.2", "leve", "provider", "Answer in time.")
     assert (plain.source.kind, plain.source.severity) == (SourceKind.REGULATION, None)
+    with pytest.raises(ValueError, match="its severity"):
+        Rule("unrated", 5, "art. 6", None, "recipient", "Have the technical facilities.")
 
 
 @pytest.mark.parametrize(

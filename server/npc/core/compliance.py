@@ -127,9 +127,10 @@ class Rule:
 
     Built with its `source` (``Rule("key", party=..., description=..., source=Source...)``), or
     the older way, ``Rule(key, infraction, article, severity, party, description)``: a numbered
-    infraction is then one of the portability regulation's table, and a rule without one a
-    regulation text without severity. `infraction`, `article` and `severity` always read the
-    source's.
+    infraction is then one of the portability regulation's table (its severity required), and a
+    rule without one a regulation text without severity (`tests/core/test_rule_sources.py` makes
+    every catalogued rule's source explicit). `infraction`, `article` and `severity` always read
+    the source's.
 
     Attributes:
         key: stable identifier used in the ledger (``donor_answer_request``).
@@ -163,12 +164,14 @@ class Rule:
 
 
 def _legacy_source(infraction: int | None, article: str | None, severity: str | None) -> Source:
+    """The source of a rule built the older way. A severity without an infraction number is not
+    kept: only the portability regulation's table gives severities, each with its number."""
     if infraction is not None:
         return Source.regulation(
             PORTABILITY_REGULATION,
             article=article,
             infraction=infraction,
-            severity=Severity(severity or Severity.LEVE),
+            severity=Severity(severity) if severity else None,
         )
     return Source.regulation(article or "unspecified")
 
