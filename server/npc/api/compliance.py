@@ -123,10 +123,11 @@ class ComplianceServicer(pb_grpc.ComplianceServiceServicer):
         """
         catalogue = self._catalogues.get(caller.country, _Catalogue(set(), set()))
         operator: str | None = wire.operator or None
-        if operator is not None and not OPERATOR_ID.fullmatch(operator):
+        malformed = operator is not None and not OPERATOR_ID.fullmatch(operator)
+        if malformed:
             v.add("filter.operator", "an operator id such as 'claro'")
         if not caller.is_regulator:
-            if operator not in (None, caller.operator):
+            if not malformed and operator not in (None, caller.operator):
                 raise PermissionDenied(
                     f"{caller.operator} reads only its own compliance records, not {operator}'s"
                 )
@@ -142,7 +143,9 @@ class ComplianceServicer(pb_grpc.ComplianceServiceServicer):
             if key not in catalogue.rules:
                 v.add(f"filter.rules[{index}]", "not a rule of the ledger's catalogue")
         severities = []
-        for index, value in enumerate(wire.severities):
+        if len(wire.severities) > len(_SEVERITIES):
+            v.add("filter.severities", f"at most {len(_SEVERITIES)} severities")
+        for index, value in enumerate(wire.severities[: len(_SEVERITIES)]):
             if value not in _SEVERITIES:
                 v.add(f"filter.severities[{index}]", "unknown severity")
             else:
