@@ -18,6 +18,7 @@ import grpc
 
 from npc.v1 import (
     cancellations_pb2_grpc,
+    compliance_pb2_grpc,
     events_pb2_grpc,
     inoperability_pb2_grpc,
     portability_pb2_grpc,
@@ -103,6 +104,7 @@ class SyncOperatorClient:
         self.sgu = sgu_pb2_grpc.SguServiceStub(self.channel)
         self.cancellations = cancellations_pb2_grpc.CancellationsServiceStub(self.channel)
         self.pqr = pqr_pb2_grpc.PqrServiceStub(self.channel)
+        self.compliance = compliance_pb2_grpc.ComplianceServiceStub(self.channel)
 
     @classmethod
     def with_certificate(

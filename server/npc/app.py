@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from npc.api.commands import IdempotentCommandRunner
+from npc.api.compliance import ComplianceServicer
 from npc.api.events import EventServicer
 from npc.api.identity import TokenAuthenticator
 from npc.api.limits import RateLimiter
@@ -17,6 +18,7 @@ from npc.api.server import GrpcServer
 from npc.api.session import SessionServicer
 from npc.api.tls import TlsFiles
 from npc.config import Settings
+from npc.core import compliance
 from npc.core.anchor import load_key
 from npc.core.calendar import CALENDARS
 from npc.core.clock import Clock, SystemClock
@@ -29,7 +31,7 @@ from npc.notifications.dispatcher import NotificationDispatcher
 from npc.store import operators
 from npc.store.database import Database, migrate_as_owner, role_can_bypass_audit
 from npc.telemetry import initialise_series
-from npc.v1 import events_pb2_grpc, session_pb2_grpc
+from npc.v1 import compliance_pb2_grpc, events_pb2_grpc, session_pb2_grpc
 from npc.web.http import bounded_runner, build_app, metrics_app
 
 log = logging.getLogger(__name__)
@@ -120,10 +122,19 @@ class Clearinghouse:
                 "npc.v1.EventService", events, events_pb2_grpc.add_EventServiceServicer_to_server
             )
         ]
+        ledger = ComplianceServicer(core.db)
         for flow in core.flows.values():
             exposed = flow.grpc_services()
             services.extend(exposed)
             events.add_flow(flow.name, {s.country for s in exposed if s.country})
+            ledger.add_flow(flow.name, {s.country for s in exposed if s.country}, flow.rules)
+        services.append(
+            GrpcService(
+                "npc.v1.ComplianceService",
+                ledger,
+                compliance_pb2_grpc.add_ComplianceServiceServicer_to_server,
+            )
+        )
         for country in CALENDARS:
             events.add_flow(calendar_flow(country), {country})
         # Every flow's commands on one stream: beside the event stream, over the same servicers.
@@ -183,6 +194,16 @@ class Clearinghouse:
             [i.id for i in identities],
             [i.id for i in identities if i.role == "operator" and i.country == jurisdiction],
         )
+        assert self.core is not None
+        # Every catalogued rule of a flow, for every operator of the flow's countries.
+        catalogue = []
+        for flow in self.core.flows.values():
+            countries = flow.countries()
+            concerned = [
+                i.id for i in identities if i.role == "operator" and i.country in countries
+            ]
+            catalogue.append((flow.name, flow.rules, concerned))
+        compliance.initialise_series(catalogue)
 
     async def _audit_setup(self, db: Database) -> None:
         """Migrate as the tables' owner when one is configured, and say what leaves the audit

@@ -118,7 +118,12 @@ FORMER_DATE_STRINGS = {
     ("npc.v1.OperatorReportCompliance", "late_dates"): 8,
 }
 # Dates added since, never strings.
-NEW_DATES = {("npc.v1.HolidayDecreed", "date")}
+# Dates added since, Dates from the start: a decreed holiday, a compliance filter's period.
+NEW_DATES = {
+    ("npc.v1.HolidayDecreed", "date"),
+    ("npc.v1.RecordFilter", "from_date"),
+    ("npc.v1.RecordFilter", "to_date"),
+}
 
 
 def _messages(

@@ -120,6 +120,10 @@ AUTHZ: dict[str, Access] = {
     "EventService/GetStreamHead": Access("anyone identified", EVERYONE),
     # Identified once for the stream; each command then as its own RPC's row (tests/api/test_session)
     "SessionService/Session": Access("anyone identified (each command: its RPC's rules)", EVERYONE),
+    # An operator reads its own records (naming another is PERMISSION_DENIED), a regulator those
+    # of its country's flows: every identified caller may call.
+    "ComplianceService/ListRecords": Access("anyone identified (its own records)", EVERYONE),
+    "ComplianceService/Summarize": Access("anyone identified (its own records)", EVERYONE),
     # --- returns (Peru)
     "ReturnsService/ReportDisconnection": Access(
         "the operator serving the numbers", frozenset({"claro"})

@@ -23,6 +23,7 @@ from npc.flows.pqr.seed import seed_colombia
 from npc.v1 import (
     cancellations_pb2,
     common_pb2,
+    compliance_pb2,
     events_pb2,
     inoperability_pb2,
     portability_pb2,
@@ -221,6 +222,13 @@ async def test_portability_registry_and_events(prober, app, clock) -> None:
         "EventService/GetStreamHead", lambda: events_pb2.GetStreamHeadRequest(), right="sic"
     )
     p.assert_covered("EventService")
+    await p.check(
+        "ComplianceService/ListRecords", lambda: compliance_pb2.ListRecordsRequest(), right="sic"
+    )
+    await p.check(
+        "ComplianceService/Summarize", lambda: compliance_pb2.SummarizeRequest(), right="claro"
+    )
+    p.assert_covered("ComplianceService")
 
 
 def accept(port_request_id: str) -> portability_pb2.AnswerPortRequestRequest:

@@ -145,6 +145,11 @@ async def test_a_forged_append_and_a_changed_compliance_record_are_caught(
     result = await verify_log(app.core.db, anchor=anchor)
     assert result.first_broken == anchor.position and "rewritten" in (result.reason or "")
 
+    # The rule's source is covered too: an infraction passed off as the clearinghouse's choice.
+    await _as_owner(
+        app, ("UPDATE compliance_records SET source_kind = 'clearinghouse' WHERE id = $1", record)
+    )
+    assert (await verify_log(app.core.db)).ledger_broken == record
     await _as_owner(
         app, ("UPDATE compliance_records SET description = 'changed' WHERE id = $1", record)
     )

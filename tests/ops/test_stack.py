@@ -115,6 +115,25 @@ async def test_metrics_are_present_at_start_with_zero_values(
         ("npc_notifications_abandoned_total", {"channel": "sms"}),
         ("npc_loop_failures_total", {"loop": "deadlines"}),
         ("npc_deadline_oldest_overdue_seconds", {}),
+        # Every catalogued rule, for every operator of its flow's country (Compliance ledger).
+        (
+            "npc_compliance_records_total",
+            {
+                "flow": "portability",
+                "rule": "improper_objection",
+                "severity": "muy_grave",
+                "operator": "bitel",
+            },
+        ),
+        (
+            "npc_compliance_records_total",
+            {
+                "flow": "inoperability",
+                "rule": "report_inoperability",
+                "severity": "none",
+                "operator": "entel",
+            },
+        ),
     ]
     missing = [
         (name, labels) for name, labels in zero if (name, frozenset(labels.items())) not in samples

@@ -179,9 +179,9 @@ async def test_regulator_reads_and_downloads_the_compliance_ledger(app, operator
         "portability",
         filed.id,
         "request_donor_answer",
-        "21",
+        "norma del regulador",
     ]
-    assert table[0][7] == "grave"
+    assert (table[0][6], table[0][8]) == ("21", "grave")
     await run(lambda: screenshot(driver, "reporte-cumplimiento"))
 
     downloads: Path = driver.downloads
@@ -200,7 +200,7 @@ async def test_regulator_reads_and_downloads_the_compliance_ledger(app, operator
     done = await run(download_csv)
     assert [p.name for p in done] == ["cumplimiento_todos_2026-11-01_2026-11-23.csv"]
     rows = list(csv.DictReader(io.StringIO(done[0].read_text(encoding="utf-8-sig"))))
-    assert [(r["operador"], r["caso"], r["regla"], r["infraccion"]) for r in rows] == [
+    assert [(r["operator"], r["case_id"], r["rule"], r["infraction"]) for r in rows] == [
         ("movistar", filed.id, "request_donor_answer", "21")
     ]
     await run(lambda: driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {}}))

@@ -275,7 +275,10 @@ async def test_compliance_report_as_html_csv_and_json(app, operators, clock, htt
         body = await response.text()
     page = text_of(body)
     assert "1 registro" in page
-    assert f"23/11/2026 10:05:00 movistar portability {filed.id} request_donor_answer 21" in page
+    assert (
+        f"23/11/2026 10:05:00 movistar portability {filed.id} request_donor_answer norma del regulador 21"
+        in page
+    )
     assert "grave" in page
     assert '<th scope="col">Infracción</th>' in body
     assert 'id="descargar-csv"' in body
@@ -288,20 +291,21 @@ async def test_compliance_report_as_html_csv_and_json(app, operators, clock, htt
         assert "attachment" in response.headers["Content-Disposition"]
         rows = list(csv.DictReader(io.StringIO((await response.text()).lstrip("\ufeff"))))
     assert len(rows) == 1
-    assert rows[0]["operador"] == "movistar"
-    assert rows[0]["caso"] == filed.id
-    assert rows[0]["infraccion"] == "21"
-    assert rows[0]["observado_en"] == "2026-11-23T15:05:00+00:00"
-    assert json.loads(rows[0]["evidencia"])
+    assert rows[0]["operator"] == "movistar"
+    assert rows[0]["case_id"] == filed.id
+    assert rows[0]["infraction"] == "21"
+    assert rows[0]["observed_at"] == "2026-11-23T15:05:00+00:00"
+    assert json.loads(rows[0]["evidence"])
 
     async with http.get(
         "/reportes/cumplimiento", params={**query, "formato": "json"}, headers=REGULATOR
     ) as response:
         document = await response.json()
     assert document["reporte"] == "cumplimiento"
-    assert [c["clave"] for c in document["columnas"]][:3] == ["observado_en", "operador", "flujo"]
-    assert document["filas"][0]["regla"] == "request_donor_answer"
-    assert document["filas"][0]["gravedad"] == "grave"
+    assert [c["clave"] for c in document["columnas"]][:3] == ["observed_at", "operator", "flow"]
+    assert document["filas"][0]["rule"] == "request_donor_answer"
+    assert document["filas"][0]["severity"] == "grave"
+    assert document["filas"][0]["source"] == "regulation"
 
     # The period is in Lima's calendar: a period that ends the day before finds nothing.
     async with http.get(
@@ -319,7 +323,7 @@ async def test_summary_and_operator_filter(app, operators, clock, http):
         "/reportes/cumplimiento-resumen", params=params, headers=REGULATOR
     ) as response:
         rows = (await response.json())["filas"]
-    assert [(r["operador"], r["regla"], r["registros"]) for r in rows] == [
+    assert [(r["operator"], r["rule"], r["records"]) for r in rows] == [
         ("movistar", "request_donor_answer", 1)
     ]
     async with http.get(
@@ -386,7 +390,7 @@ async def test_report_cells_are_escaped(app, operators, clock, http):
         "/reportes/cumplimiento", params={**params, "formato": "csv"}, headers=REGULATOR
     ) as response:
         row = next(csv.DictReader(io.StringIO((await response.text()).lstrip("\ufeff"))))
-    assert row["caso"] == "'=HYPERLINK(1)"  # a spreadsheet shows it, never runs it
+    assert row["case_id"] == "'=HYPERLINK(1)"  # a spreadsheet shows it, never runs it
 
 
 async def test_portability_requests_report(app, operators, clock, http):

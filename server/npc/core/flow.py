@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
+from npc.core.compliance import Rule
 from npc.core.identity import Caller
 from npc.store.database import Txn
 
@@ -164,6 +165,9 @@ class Flow:
     # Every web route the flow serves; the web application refuses to start when what the flow
     # serves differs, or when two flows claim one path.
     web: ClassVar[tuple[WebRoute, ...]] = ()
+    # Every rule whose breach the flow records in the compliance ledger: the regulator's
+    # catalogue, and the series of `npc_compliance_records_total` created at zero at start.
+    rules: ClassVar[tuple[Rule, ...]] = ()
 
     def __init__(self, context: FlowContext[FlowSettings]) -> None:
         self.context = context
@@ -175,6 +179,10 @@ class Flow:
     def grpc_services(self) -> list[GrpcService]:
         """The gRPC services of this flow."""
         return []
+
+    def countries(self) -> set[str]:
+        """The countries whose callers the flow's services serve (none: every country)."""
+        return {service.country for service in self.grpc_services() if service.country}
 
     async def start(self, *, background: bool) -> None:
         """Start the flow's own work (a cache, a delivery loop); nothing by default."""

@@ -53,8 +53,11 @@ def _instant(value: datetime | str | None) -> str | None:
     return value.astimezone(UTC).isoformat()
 
 
-def _record_digest(flow: str, case_id: str | None, fields: Mapping[str, Any]) -> bytes:
-    """What a compliance record says, from its row or from its event's payload."""
+def _record_digest(
+    flow: str, case_id: str | None, fields: Mapping[str, Any], source: list[Any] | None
+) -> bytes:
+    """What a compliance record says, from its row or from its event's payload; `source` is
+    its rule's source (kind, document, note), None for records written before sources."""
     body = [
         flow,
         case_id,
@@ -68,6 +71,8 @@ def _record_digest(flow: str, case_id: str | None, fields: Mapping[str, Any]) ->
         _instant(fields["observed_at"]),
         fields["evidence"],
     ]
+    if source is not None:
+        body.append(source)
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).digest()
 
 
@@ -76,8 +81,10 @@ def _logged_record(
 ) -> None:
     payload = row["payload"]
     if isinstance(payload, dict) and isinstance(payload.get("record_id"), int):
+        logged = payload.get("source")
+        source = None if logged is None else [logged["kind"], logged["document"], logged["note"]]
         ledger[payload["record_id"]] = (
-            _record_digest(row["flow"], row["case_id"], payload),
+            _record_digest(row["flow"], row["case_id"], payload, source),
             position,
         )
 
@@ -93,14 +100,20 @@ async def _check_ledger(
         _logged_record(ledger, row, None)  # committed, not sequenced yet
     async for row in conn.cursor(
         "SELECT id, operator_id AS operator, flow, case_id, rule, infraction, article, severity,"
-        " description, due_at, observed_at, evidence FROM compliance_records ORDER BY id",
+        " description, due_at, observed_at, evidence, source_kind, source_document, source_note"
+        " FROM compliance_records ORDER BY id",
         prefetch=batch,
     ):
         record = int(row["id"])
         logged = ledger.pop(record, None)
         if logged is None:
             return record, f"compliance record {record} has no compliance.recorded event"
-        if logged[0] != _record_digest(row["flow"], row["case_id"], row):
+        source = (
+            None
+            if row["source_kind"] is None
+            else [row["source_kind"], row["source_document"], row["source_note"]]
+        )
+        if logged[0] != _record_digest(row["flow"], row["case_id"], row, source):
             return record, (
                 f"compliance record {record} differs from its event at position {logged[1]}"
             )

@@ -1,4 +1,11 @@
-"""The compliance ledger as regulator reports: every record, and counts per operator and rule."""
+"""The compliance ledger as regulator reports: every record, and counts per operator and rule.
+
+Keys (CSV and JSON) are English; the Spanish labels are the page's. Each record names its rule's
+source: `regulation` (the regulator's text, with the infraction and severity where its table gives
+them), `operator_procedure` (an operator's own procedure, never an infraction of the regulator's
+table) or `clearinghouse` (a term the clearinghouse chose); empty for records written before
+rules named their source.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +16,30 @@ from npc.store.database import Database
 from npc.web.site import Column, Report, ReportQuery
 
 RECORD_COLUMNS = (
-    Column("observado_en", "Observado", "instant"),
-    Column("operador", "Operador"),
-    Column("flujo", "Proceso"),
-    Column("caso", "Caso"),
-    Column("regla", "Regla"),
-    Column("infraccion", "Infracción", "number"),
-    Column("articulo", "Artículo"),
-    Column("gravedad", "Gravedad"),
-    Column("descripcion", "Obligación", "prose"),
-    Column("vencia_en", "Plazo", "instant"),
-    Column("evidencia", "Evidencia", "json"),
+    Column("observed_at", "Observado", "instant"),
+    Column("operator", "Operador"),
+    Column("flow", "Proceso"),
+    Column("case_id", "Caso"),
+    Column("rule", "Regla"),
+    Column("source", "Fuente"),
+    Column("infraction", "Infracción", "number"),
+    Column("article", "Artículo"),
+    Column("severity", "Gravedad"),
+    Column("obligation", "Obligación", "prose"),
+    Column("source_document", "Norma o documento", "prose"),
+    Column("source_note", "Nota sobre la fuente", "prose"),
+    Column("due_at", "Plazo", "instant"),
+    Column("evidence", "Evidencia", "json"),
 )
 SUMMARY_COLUMNS = (
-    Column("operador", "Operador"),
-    Column("flujo", "Proceso"),
-    Column("regla", "Regla"),
-    Column("infraccion", "Infracción", "number"),
-    Column("articulo", "Artículo"),
-    Column("gravedad", "Gravedad"),
-    Column("registros", "Registros", "number"),
+    Column("operator", "Operador"),
+    Column("flow", "Proceso"),
+    Column("rule", "Regla"),
+    Column("source", "Fuente"),
+    Column("infraction", "Infracción", "number"),
+    Column("article", "Artículo"),
+    Column("severity", "Gravedad"),
+    Column("records", "Registros", "number"),
 )
 
 
@@ -38,10 +49,10 @@ def compliance_reports(db: Database) -> list[Report]:
     async def records(query: ReportQuery) -> Sequence[Mapping[str, Any]]:
         async with db.pool.acquire() as conn:
             rows: Sequence[Mapping[str, Any]] = await conn.fetch(
-                """SELECT observed_at AS observado_en, operator_id AS operador, flow AS flujo,
-                          case_id AS caso, rule AS regla, infraction AS infraccion,
-                          article AS articulo, severity AS gravedad, description AS descripcion,
-                          due_at AS vencia_en, evidence AS evidencia
+                """SELECT observed_at, operator_id AS operator, flow, case_id, rule,
+                          source_kind AS source, infraction, article, severity,
+                          description AS obligation, source_document, source_note, due_at,
+                          evidence
                    FROM compliance_records
                    WHERE observed_at >= $1 AND observed_at < $2
                      AND ($3::text IS NULL OR operator_id = $3)
@@ -55,14 +66,13 @@ def compliance_reports(db: Database) -> list[Report]:
     async def summary(query: ReportQuery) -> Sequence[Mapping[str, Any]]:
         async with db.pool.acquire() as conn:
             rows: Sequence[Mapping[str, Any]] = await conn.fetch(
-                """SELECT operator_id AS operador, flow AS flujo, rule AS regla,
-                          infraction AS infraccion, article AS articulo, severity AS gravedad,
-                          count(*) AS registros
+                """SELECT operator_id AS operator, flow, rule, source_kind AS source, infraction,
+                          article, severity, count(*) AS records
                    FROM compliance_records
                    WHERE observed_at >= $1 AND observed_at < $2
                      AND ($3::text IS NULL OR operator_id = $3)
-                   GROUP BY 1, 2, 3, 4, 5, 6
-                   ORDER BY 1, 2, 3""",
+                   GROUP BY 1, 2, 3, 4, 5, 6, 7
+                   ORDER BY 1, 2, 3, 4 NULLS FIRST""",
                 query.start,
                 query.end,
                 query.operator,
@@ -74,9 +84,12 @@ def compliance_reports(db: Database) -> list[Report]:
             slug="cumplimiento",
             title="Registro de incumplimientos",
             description=(
-                "Cada plazo u obligación incumplida que el administrador observó, con la infracción "
-                "del régimen de infracciones que corresponde, su gravedad y la evidencia (los "
-                "instantes involucrados)."
+                "Cada plazo u obligación incumplida que el administrador observó, con la fuente "
+                "de la regla: el reglamento (con la infracción y su gravedad cuando su régimen "
+                "de infracciones las da), un procedimiento propio del operador (no es una "
+                "infracción del régimen del regulador) o una elección del administrador donde "
+                "la norma no fija un plazo observable; y la evidencia (los instantes "
+                "involucrados)."
             ),
             columns=RECORD_COLUMNS,
             rows=records,
@@ -85,7 +98,10 @@ def compliance_reports(db: Database) -> list[Report]:
         Report(
             slug="cumplimiento-resumen",
             title="Resumen de incumplimientos por operador",
-            description="Número de incumplimientos por operador, proceso y regla en el periodo.",
+            description=(
+                "Número de incumplimientos por operador, proceso y regla en el periodo, con la "
+                "fuente de cada regla."
+            ),
             columns=SUMMARY_COLUMNS,
             rows=summary,
             operators_see_own=True,

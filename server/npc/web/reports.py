@@ -34,6 +34,12 @@ HTML_ROW_LIMIT = 2000
 REALM = 'Basic realm="npc reportes", charset="UTF-8"'
 PRIVATE = {"Cache-Control": "private, no-store"}
 SEVERITY_LABELS = {"leve": "leve", "grave": "grave", "muy_grave": "muy grave"}
+# Who set a compliance rule (npc.core.compliance.SourceKind), as the page names it.
+SOURCE_LABELS = {
+    "regulation": "norma del regulador",
+    "operator_procedure": "procedimiento del operador",
+    "clearinghouse": "elección del administrador",
+}
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -106,8 +112,10 @@ def cell_html(value: Any, column: Column, core: Core, jurisdiction: str) -> str:
         return f"{value:%d/%m/%Y}"
     if column.kind == "json":
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    if column.key == "gravedad":
+    if column.key in ("gravedad", "severity"):
         return SEVERITY_LABELS.get(str(value), str(value))
+    if column.key == "source":
+        return SOURCE_LABELS.get(str(value), str(value))
     return str(value)
 
 

@@ -479,6 +479,14 @@ async def test_missed_report_is_recorded_at_the_boundary_across_december_holiday
     assert await _records(app) == []
     await advance(app, clock, timedelta(seconds=1))
     assert await _records(app) == [(opened.id, "report_inoperability", DUE_AFTER_DEC_4)]
+    # The term is the operator's own procedure (seed 002: the report goes to its regulatory
+    # department), never an infraction of the regulator's table.
+    async with app.core.db.pool.acquire() as conn:
+        source = await conn.fetchrow(
+            "SELECT infraction, severity, source_kind FROM compliance_records WHERE case_id = $1",
+            opened.id,
+        )
+    assert tuple(source) == (None, None, "operator_procedure")
     # Reporting late is still accepted; the breach is recorded once.
     report = await _call(claro, "SubmitInoperabilityReport", _report(opened.number))
     assert report.events[0].report_id == report.id

@@ -7,7 +7,18 @@ from npc.v1 import events_pb2
 
 
 def recorded(payload: Payload) -> events_pb2.ComplianceRecorded:
-    """A missed deadline as the ledger recorded it; its evidence as text facts."""
+    """A missed deadline as the ledger recorded it; its evidence as text facts, and its rule's
+    source (unset on records written before rules named theirs)."""
+    logged = payload.get("source")
+    source = (
+        events_pb2.RuleSource(
+            kind=enum(events_pb2.RuleSourceKind, logged.get("kind")),
+            document=logged.get("document") or "",
+            note=logged.get("note") or "",
+        )
+        if logged
+        else None
+    )
     return events_pb2.ComplianceRecorded(
         record_id=int(payload["record_id"]),
         operator=payload["operator"],
@@ -23,6 +34,7 @@ def recorded(payload: Payload) -> events_pb2.ComplianceRecorded:
             for name, value in (payload.get("evidence") or {}).items()
             if value is not None
         },
+        source=source,
     )
 
 

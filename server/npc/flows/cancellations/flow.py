@@ -7,7 +7,7 @@ from npc.core.flow import Flow, FlowContext, GrpcService, WebRoute
 from npc.core.runtime import Core
 from npc.flows.cancellations.api import CancellationsServicer
 from npc.flows.cancellations.handler import FLOW, CancellationsHandler
-from npc.flows.cancellations.rules import DeadlineKind
+from npc.flows.cancellations.rules import DAILY_REPORT, SCHEDULED, DeadlineKind
 from npc.flows.cancellations.web import cancellations_web
 from npc.v1 import cancellations_pb2_grpc
 from npc.web.site import WebRoutes
@@ -18,6 +18,7 @@ class CancellationsFlow(Flow):
 
     name = FLOW
     deadline_kinds = DeadlineKind
+    rules = (DAILY_REPORT, SCHEDULED)
     web = (
         WebRoute.page("/bajas-migraciones/consulta"),
         WebRoute.report("bajas-reporte-diario", operators_see_own=True),

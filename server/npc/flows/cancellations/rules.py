@@ -11,7 +11,7 @@ import re
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
-from npc.core.compliance import Rule
+from npc.core.compliance import Rule, Source
 
 FLOW = "cancellations"
 
@@ -34,21 +34,33 @@ SERVICE_NUMBER = re.compile(r"(?a)^[A-Za-z0-9-]{1,30}$")
 LOOKUP_DOCUMENT = re.compile(r"[A-Za-z0-9-]{4,20}")
 LOOKUP_OPERATOR = re.compile(r"(?a)[a-z][a-z0-9_-]{1,31}")
 
+# Seed 000: OSIPTEL's proposed rule, presented at a workshop; it sets no hour, term or sanction.
+TRACKING_PROPOSAL = (
+    "OSIPTEL, Sistema de Seguimiento de Bajas y Migraciones (propuesta normativa, taller del"
+    " 22.06.21)"
+)
 DAILY_REPORT = Rule(
     "daily_report_missing",
-    None,
-    "Sistema de Seguimiento de Bajas y Migraciones: reporte diario (7 días a la semana)",
-    "leve",
-    "reporting operator",
-    "Report every day, 7 days a week, every cancellation and plan migration request of the day.",
+    party="reporting operator",
+    description="Report every day, 7 days a week, every cancellation and plan migration request"
+    " of the day.",
+    source=Source.clearinghouse(
+        "the proposal has operators report daily, 7 days a week, without an hour: the report of"
+        " day D is due on D+1 at NPC_DAILY_REPORT_DUE (23:59 by default), the clearinghouse's"
+        " choice; no infraction or severity is given",
+        basis=TRACKING_PROPOSAL,
+    ),
 )
 SCHEDULED = Rule(
     "scheduled_date_not_executed",
-    None,
-    "Sistema de Seguimiento de Bajas y Migraciones: fecha programada de baja o migración",
-    "leve",
-    "reporting operator",
-    "Execute the cancellation or plan migration on its scheduled date.",
+    party="reporting operator",
+    description="Execute the cancellation or plan migration on its scheduled date.",
+    source=Source.clearinghouse(
+        "the proposal has the regulator follow each request's execution against its scheduled"
+        " date, without a term: the clearinghouse records a scheduled date that passed without"
+        " execution; no infraction or severity is given",
+        basis=TRACKING_PROPOSAL,
+    ),
 )
 # The notes of the deadlines, as stored with them.
 DAILY_REPORT_NOTE = "daily cancellations and plan migrations report, 7 days a week"

@@ -7,7 +7,7 @@ from npc.core.flow import Flow, FlowContext, GrpcService, WebRoute
 from npc.core.runtime import Core
 from npc.flows.inoperability.api import InoperabilityServicer
 from npc.flows.inoperability.handler import FLOW, InoperabilityHandler
-from npc.flows.inoperability.rules import DeadlineKind
+from npc.flows.inoperability.rules import REPORT, DeadlineKind
 from npc.flows.inoperability.web import inoperability_web
 from npc.v1 import inoperability_pb2_grpc
 from npc.web.site import WebRoutes
@@ -18,6 +18,7 @@ class InoperabilityFlow(Flow):
 
     name = FLOW
     deadline_kinds = DeadlineKind
+    rules = (REPORT,)
     web = (
         WebRoute.report("inoperatividad-eventos", operators_see_own=True),
         WebRoute.report("inoperatividad-resumen", operators_see_own=True),

@@ -11,12 +11,14 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from npc.core.compliance import Rule
+from npc.core.compliance import Rule, Source
 
 FLOW = "inoperability"
 
-# Seed 002: the consolidated report is "remitido como máximo a los 3 días hábiles posteriores al
-# evento" (Peruvian business days); missing it is a compliance record.
+# Seed 002: the consolidated report, sent to the operator's regulatory department
+# ("regulatorio"), is "remitido como máximo a los 3 días hábiles posteriores al evento" (Peruvian
+# business days). The term is the operator's own procedure, not the regulator's: missing it is a
+# compliance record of that procedure, never an infraction of the regulator's table.
 REPORT_WITHIN_BUSINESS_DAYS = 3
 # Seed 002: "Informar si el rango es mayor a 1 hora": events over one hour are highlighted.
 HIGHLIGHT_OVER = timedelta(hours=1)
@@ -34,14 +36,20 @@ MAX_LOCATION = 120
 POINT_CODE = re.compile(r"(?a)^[A-Za-z0-9_-]{1,20}$")
 REFERENCE = re.compile(r"(?a)^[A-Za-z0-9./_-]{1,40}$")
 
+INOPERABILITY_PROCEDURE = (
+    "Inoperatividad de Aplicativos de Venta y Postventa (procedimiento interno del operador,"
+    " 08/03/2023)"
+)
 REPORT = Rule(
     "report_inoperability",
-    None,
-    "seed 002: Reporte de Eventos de Inoperatividad de los Sistemas de Atención",
-    "leve",
-    "operator",
-    f"Report each inoperability event to the regulator at most {REPORT_WITHIN_BUSINESS_DAYS}"
-    " business days after it ended.",
+    party="operator",
+    description="Send the report of each inoperability event to the operator's regulatory"
+    f" department at most {REPORT_WITHIN_BUSINESS_DAYS} business days after it ended (the"
+    " operator's own procedure).",
+    source=Source.operator_procedure(
+        INOPERABILITY_PROCEDURE,
+        article="Reporte de Eventos de Inoperatividad de los Sistemas de Atención",
+    ),
 )
 # The note of the report deadline, as stored with it.
 REPORT_NOTE = (

@@ -7,7 +7,7 @@ from npc.core.flow import Flow, FlowContext, GrpcService, WebRoute
 from npc.core.runtime import Core
 from npc.flows.portability.api import PortabilityServicer
 from npc.flows.portability.handler import FLOW, PortabilityHandler
-from npc.flows.portability.rules import DeadlineKind
+from npc.flows.portability.rules import RULES, DeadlineKind
 from npc.flows.portability.web import portability_web
 from npc.v1 import portability_pb2_grpc
 from npc.web.site import WebRoutes
@@ -18,6 +18,7 @@ class PortabilityFlow(Flow):
 
     name = FLOW
     deadline_kinds = DeadlineKind
+    rules = tuple(RULES.values())
     web = (
         WebRoute.page("/portabilidad/consulta"),
         WebRoute.report("portabilidad-solicitudes", operators_see_own=True),

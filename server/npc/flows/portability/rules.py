@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from npc.core.calendar import BusinessCalendar
-from npc.core.compliance import Rule
+from npc.core.compliance import PORTABILITY_REGULATION, Rule, Severity, Source
 from npc.core.instants import ChangeWindow
 
 if TYPE_CHECKING:
@@ -121,11 +121,16 @@ class State(StrEnum):
 
 REGISTRATION = Rule(
     "registration",
-    20,
-    "art. 21",
-    "leve",
-    "recipient",
-    "Register the port request in the clearinghouse immediately after receiving it.",
+    party="recipient",
+    description="Register the port request in the clearinghouse immediately after receiving it.",
+    source=Source.regulation(
+        PORTABILITY_REGULATION,
+        article="art. 21",
+        infraction=20,
+        severity=Severity.LEVE,
+        measured="'en forma inmediata': registered later than the registration grace (a setting,"
+        " the clearinghouse's choice) after the subscriber's presentation (received_at)",
+    ),
 )
 CONSULTATION_ANSWER = Rule(
     "consultation_donor_answer",

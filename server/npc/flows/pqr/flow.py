@@ -7,7 +7,16 @@ from npc.core.flow import Flow, FlowContext, GrpcService, WebRoute
 from npc.core.runtime import Core
 from npc.flows.pqr.api import PqrServicer
 from npc.flows.pqr.handler import PqrHandler
-from npc.flows.pqr.rules import FLOW, DeadlineKind
+from npc.flows.pqr.rules import (
+    ANSWER,
+    ANSWER_RECONSIDERATION,
+    FLOW,
+    SILENCE_EFFECTS,
+    SMS_ACKNOWLEDGE,
+    SMS_CALL,
+    TRANSFER,
+    DeadlineKind,
+)
 from npc.flows.pqr.web import pqr_web
 from npc.v1 import pqr_pb2_grpc
 from npc.web.site import WebRoutes
@@ -18,6 +27,14 @@ class PqrFlow(Flow):
 
     name = FLOW
     deadline_kinds = DeadlineKind
+    rules = (
+        ANSWER,
+        ANSWER_RECONSIDERATION,
+        SILENCE_EFFECTS,
+        TRANSFER,
+        SMS_ACKNOWLEDGE,
+        SMS_CALL,
+    )
     web = (
         WebRoute.page("/pqr/consulta"),
         WebRoute.report("pqr-indicadores", operators_see_own=True),

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-from npc.core.compliance import Rule
+from npc.core.compliance import Rule, Source
 
 FLOW = "pqr"
 JURISDICTION = "CO"
@@ -118,61 +118,65 @@ APPEALABLE = frozenset(
     }
 )
 
-# The seed's regime has no infraction table: every breach is recorded as "leve", with its article.
+# Seed 004: Colombia's user-protection regime; it sets terms but no infraction table or severities.
+CRC_REGIME = (
+    "CRC, régimen de protección de los derechos de los usuarios de servicios de comunicaciones"
+    " (título II; Res. CRC 3066 de 2011)"
+)
 ANSWER = Rule(
     "provider_answer_pqr",
-    None,
-    "art. 2.1.5.2",
-    "leve",
-    "provider",
-    f"Answer the petition or complaint within {ANSWER_DAYS} business days from the day after "
-    f"filing ({ANSWER_DAYS + EXTENSION_DAYS} with the evidence extension); otherwise positive "
-    "administrative silence applies.",
+    party="provider",
+    description=(
+        f"Answer the petition or complaint within {ANSWER_DAYS} business days from the day after "
+        f"filing ({ANSWER_DAYS + EXTENSION_DAYS} with the evidence extension); otherwise positive "
+        "administrative silence applies."
+    ),
+    source=Source.regulation(CRC_REGIME, article="art. 2.1.5.2"),
 )
 ANSWER_RECONSIDERATION = Rule(
     "provider_answer_reconsideration",
-    None,
-    "art. 2.1.5.2",
-    "leve",
-    "provider",
-    f"Answer the reconsideration within {ANSWER_DAYS} business days from the day after filing "
-    f"({ANSWER_DAYS + EXTENSION_DAYS} with the evidence extension); otherwise positive "
-    "administrative silence applies.",
+    party="provider",
+    description=(
+        f"Answer the reconsideration within {ANSWER_DAYS} business days from the day after filing "
+        f"({ANSWER_DAYS + EXTENSION_DAYS} with the evidence extension); otherwise positive "
+        "administrative silence applies."
+    ),
+    source=Source.regulation(CRC_REGIME, article="art. 2.1.5.2"),
 )
 SILENCE_EFFECTS = Rule(
     "provider_silence_effects",
-    None,
-    "art. 2.1.5.2",
-    "leve",
-    "provider",
-    "Carry out the effects of the positive administrative silence within "
-    f"{SILENCE_EFFECTS_WITHIN // timedelta(hours=1)} hours.",
+    party="provider",
+    description=(
+        "Carry out the effects of the positive administrative silence within "
+        f"{SILENCE_EFFECTS_WITHIN // timedelta(hours=1)} hours."
+    ),
+    source=Source.regulation(CRC_REGIME, article="art. 2.1.5.2"),
 )
 TRANSFER = Rule(
     "provider_transfer_to_sic",
-    None,
-    "art. 2.1.5.9.3 c",
-    "leve",
-    "provider",
-    f"Send the complete file to the SIC within {TRANSFER_DAYS} business days of notifying the "
-    "decision on the reconsideration.",
+    party="provider",
+    description=(
+        f"Send the complete file to the SIC within {TRANSFER_DAYS} business days of notifying the "
+        "decision on the reconsideration."
+    ),
+    source=Source.regulation(CRC_REGIME, article="art. 2.1.5.9.3 c"),
 )
 SMS_ACKNOWLEDGE = Rule(
     "provider_acknowledge_queja_sms",
-    None,
-    "art. 2.1.5.1 par. 1 a",
-    "leve",
-    "provider",
-    f"Answer an SMS QUEJA to {SHORT_CODE} with the acknowledgement SMS within "
-    f"{ACKNOWLEDGE_WITHIN // timedelta(minutes=1)} minutes.",
+    party="provider",
+    description=(
+        f"Answer an SMS QUEJA to {SHORT_CODE} with the acknowledgement SMS within "
+        f"{ACKNOWLEDGE_WITHIN // timedelta(minutes=1)} minutes."
+    ),
+    source=Source.regulation(CRC_REGIME, article="art. 2.1.5.1 par. 1 a"),
 )
 SMS_CALL = Rule(
     "provider_call_queja_sms",
-    None,
-    "art. 2.1.5.1 par. 1 b",
-    "leve",
-    "provider",
-    f"Call the user by the end of the calendar day after the SMS QUEJA to {SHORT_CODE}.",
+    party="provider",
+    description=(
+        f"Call the user by the end of the calendar day after the SMS QUEJA to {SHORT_CODE}."
+    ),
+    source=Source.regulation(CRC_REGIME, article="art. 2.1.5.1 par. 1 b"),
 )
 
 

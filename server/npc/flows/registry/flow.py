@@ -10,7 +10,12 @@ from npc.flows.registry.api import RegistryServicer, ReturnsServicer
 from npc.flows.registry.cache import RegistryCache
 from npc.flows.registry.handler import RegistryHandler
 from npc.flows.registry.returns import ConsentReturns, ReturnsHandler
-from npc.flows.registry.rules import DeadlineKind
+from npc.flows.registry.rules import (
+    RETURN_ANSWER,
+    RETURN_DISABLE,
+    RETURN_ENABLE,
+    DeadlineKind,
+)
 from npc.flows.registry.store import FLOW
 from npc.v1 import registry_pb2_grpc
 
@@ -20,6 +25,7 @@ class RegistryFlow(Flow):
 
     name = FLOW
     deadline_kinds = DeadlineKind
+    rules = (RETURN_ANSWER, RETURN_DISABLE, RETURN_ENABLE)
 
     def __init__(self, context: FlowContext[Settings]) -> None:
         super().__init__(context)

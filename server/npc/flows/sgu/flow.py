@@ -7,7 +7,7 @@ from npc.core.flow import Flow, FlowContext, GrpcService, WebRoute
 from npc.core.runtime import Core
 from npc.flows.sgu.api import SguServicer
 from npc.flows.sgu.handler import DEFAULT_CLAIM_CODE_GRACE, FLOW, SguHandler
-from npc.flows.sgu.rules import DeadlineKind
+from npc.flows.sgu.rules import ANSWER, CLAIM_CODE, DeadlineKind
 from npc.flows.sgu.web import sgu_web
 from npc.v1 import sgu_pb2_grpc
 from npc.web.site import WebRoutes
@@ -18,6 +18,7 @@ class SguFlow(Flow):
 
     name = FLOW
     deadline_kinds = DeadlineKind
+    rules = (ANSWER, CLAIM_CODE)
     web = (
         WebRoute.page("/sgu/consulta"),
         # The link in the confirmation e-mail opens it; its form confirms.

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from npc.core.compliance import Rule
+from npc.core.compliance import Rule, Source
 
 FLOW = "sgu"
 
@@ -105,21 +105,29 @@ TOKEN = re.compile(r"(?a)^[A-Za-z0-9_-]{16,100}$")
 PROBLEM_CODE = re.compile(r"(?a)SG\d{10}")
 PROBLEM_PREFIX = "SG"
 
+# Seed 001: the SGU's technical instruction; it gives no infraction numbers or severities.
+SGU_INSTRUCTION = (
+    "Res. 00170-2020-CD/OSIPTEL; Instructivo Técnico del Sistema de Gestión de Usuarios"
+)
 ANSWER = Rule(
     "sgu_answer_in_time",
-    None,
-    "Res. 00170-2020-CD/OSIPTEL; Instructivo Técnico SGU, registro y atención del problema",
-    "leve",
-    "operator",
-    "Record the answer or solution of a problem within the deadline of its subcategory.",
+    party="operator",
+    description="Record the answer or solution of a problem within the deadline of its"
+    " subcategory.",
+    source=Source.regulation(
+        SGU_INSTRUCTION, article="procedimiento para el registro y atención del problema"
+    ),
 )
 CLAIM_CODE = Rule(
     "sgu_claim_code_at_once",
-    None,
-    "Res. 00170-2020-CD/OSIPTEL; Instructivo Técnico SGU, generación del reclamo",
-    "leve",
-    "operator",
-    "Assign the claim code at once when a problem is escalated to a formal claim.",
+    party="operator",
+    description="Assign the claim code at once when a problem is escalated to a formal claim.",
+    source=Source.regulation(
+        SGU_INSTRUCTION,
+        article="generación del reclamo: el código, de manera inmediata",
+        measured="'de manera inmediata': assigned later than the claim-code grace"
+        " (DEFAULT_CLAIM_CODE_GRACE, the clearinghouse's choice) after the escalation",
+    ),
 )
 
 

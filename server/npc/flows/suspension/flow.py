@@ -7,7 +7,12 @@ from npc.core.flow import Flow, FlowContext, GrpcService
 from npc.core.runtime import Core
 from npc.flows.suspension.api import SuspensionServicer
 from npc.flows.suspension.handler import FLOW, SuspensionHandler
-from npc.flows.suspension.rules import DeadlineKind
+from npc.flows.suspension.rules import (
+    ASK_REACTIVATION,
+    REACTIVATE,
+    SUSPEND,
+    DeadlineKind,
+)
 from npc.v1 import suspension_pb2_grpc
 
 
@@ -16,6 +21,7 @@ class SuspensionFlow(Flow):
 
     name = FLOW
     deadline_kinds = DeadlineKind
+    rules = (SUSPEND, ASK_REACTIVATION, REACTIVATE)
 
     def __init__(self, context: FlowContext[Settings]) -> None:
         super().__init__(context)
