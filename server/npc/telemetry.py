@@ -70,7 +70,9 @@ def initialise_series(operators: Iterable[str], donors: Iterable[str]) -> None:
         ABANDONED.labels(channel)
 
 
-def initialise_rpc_series(services: Iterable[GrpcService], callers: Iterable[tuple[str, str]]) -> None:
+def initialise_rpc_series(
+    services: Iterable[GrpcService], callers: Iterable[tuple[str, str]]
+) -> None:
     """Create at zero the started and OK-handled RPC series of every method of `services` for
     each caller (operator id, country) whose country the service serves, and for the
     unidentified caller: an operator's error ratio is defined before its first call."""
