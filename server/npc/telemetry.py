@@ -22,8 +22,8 @@ from prometheus_client import Info, disable_created_metrics
 from npc import __version__
 from npc.api.interceptors import RPC_HANDLED, RPC_STARTED, UNIDENTIFIED
 from npc.api.limits import THROTTLED
-from npc.core.flow import GrpcService
 from npc.core.fanout import CATCHUP_READS, DELIVERED
+from npc.core.flow import GrpcService
 from npc.flows.portability import metrics as portability
 from npc.flows.registry.cache import LOOKUPS
 from npc.notifications.dispatcher import ABANDONED, FAILED, SENT

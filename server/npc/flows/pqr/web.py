@@ -194,6 +194,7 @@ def pqr_web(handler: PqrHandler) -> WebRoutes:
                 fields=(CUN,),
                 lookup=lookup,
                 not_found=NOT_FOUND,
+                jurisdiction=JURISDICTION,
             )
         ],
         reports=[
