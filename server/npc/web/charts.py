@@ -73,6 +73,7 @@ class BarChart:
         unit: the vertical axis's label (``segundos``).
         stacked: stack the series in one bar per category instead of side by side.
         reference: an optional horizontal line.
+        counts: the values are counts: the axis ticks are whole numbers.
         format_value: how a value reads in tooltips and the axis (``%g`` by default).
     """
 
@@ -83,18 +84,21 @@ class BarChart:
     unit: str
     stacked: bool = False
     reference: Reference | None = None
+    counts: bool = False
     format_value: Callable[[float], str] = field(default=lambda v: f"{v:g}")
 
 
-def nice_ceiling(value: float) -> tuple[float, float]:
+def nice_ceiling(value: float, *, counts: bool = False) -> tuple[float, float]:
     """(top of the axis, tick step): the smallest 1-2-5 step times 10^k giving at most 5 ticks
-    whose top reaches `value`."""
+    whose top reaches `value`; with `counts`, whole steps only (no half a port)."""
     if value <= 0:
-        return 1.0, 0.25
+        return (1.0, 1.0) if counts else (1.0, 0.25)
     raw = value / 5
     magnitude = 10 ** math.floor(math.log10(raw))
     for multiple in (1, 2, 2.5, 5, 10):
         step = multiple * magnitude
+        if counts and step != math.floor(step):
+            continue
         if step * 5 >= value:
             return step * math.ceil(value / step), step
     return value, value / 5  # not reached: 10 x magnitude always suffices
@@ -124,10 +128,11 @@ def render_bar_chart(chart: BarChart) -> Markup:
     """The chart as an inline <svg> element, safe to place in a template."""
     count = len(chart.categories)
     plot_width = WIDTH - PLOT_LEFT - PLOT_RIGHT
-    legend_rows = math.ceil(len(chart.series) / 3)
+    per_row = _legend_columns(chart)
+    legend_rows = math.ceil(len(chart.series) / per_row)
     axis_y = PLOT_TOP + PLOT_HEIGHT
     height = axis_y + 44 + legend_rows * LEGEND_ROW
-    top, step = nice_ceiling(_top(chart))
+    top, step = nice_ceiling(_top(chart), counts=chart.counts)
     slug = "".join(c if c.isalnum() else "-" for c in chart.title.lower())[:40]
 
     def y_of(value: float) -> float:
@@ -168,13 +173,15 @@ def render_bar_chart(chart: BarChart) -> Markup:
             f' y2="{y:.1f}" stroke="{REFERENCE}" stroke-width="2" stroke-dasharray="8 5"'
             f' data-value="{chart.reference.value:g}"/>'
         )
+        # Above the line at its left end, on a white halo: legible over a bar it crosses.
         parts.append(
-            f'<text x="{WIDTH - PLOT_RIGHT - 4}" y="{y - 6:.1f}" text-anchor="end" font-size="13"'
-            f' font-weight="bold" fill="{REFERENCE}">{escape(chart.reference.label)}</text>'
+            f'<text x="{PLOT_LEFT + 6}" y="{y - 6:.1f}" text-anchor="start" font-size="13"'
+            f' font-weight="bold" fill="{REFERENCE}" stroke="#ffffff" stroke-width="4"'
+            f' paint-order="stroke">{escape(chart.reference.label)}</text>'
         )
     if not count:
         parts.append(_text(PLOT_LEFT + plot_width / 2, axis_y - PLOT_HEIGHT / 2, "Sin datos"))
-    parts.extend(_legend(chart, axis_y + 40))
+    parts.extend(_legend(chart, axis_y + 40, per_row))
     parts.append("</svg>")
     return Markup("".join(parts))
 
@@ -213,12 +220,19 @@ def _bars(chart: BarChart, plot_width: float, y_of: Callable[[float], float]) ->
     return parts
 
 
-def _legend(chart: BarChart, top: float) -> list[str]:
-    """A swatch and the name of each series, three per row."""
+def _legend_columns(chart: BarChart) -> int:
+    """How many legend entries fit a row: up to three, fewer for long names (about 7.5 px a
+    character at the legend's 13 px)."""
+    longest = max((len(s.name) for s in chart.series), default=0)
+    return max(1, min(3, int((WIDTH - PLOT_LEFT - PLOT_RIGHT) // (longest * 7.5 + 40))))
+
+
+def _legend(chart: BarChart, top: float, per_row: int) -> list[str]:
+    """A swatch and the name of each series, `per_row` to a row."""
     parts = []
-    column_width = (WIDTH - PLOT_LEFT - PLOT_RIGHT) / 3
+    column_width = (WIDTH - PLOT_LEFT - PLOT_RIGHT) / per_row
     for number, series in enumerate(chart.series):
-        row, column = divmod(number, 3)
+        row, column = divmod(number, per_row)
         x = PLOT_LEFT + column * column_width
         y = top + row * LEGEND_ROW
         colour = PALETTE[number % len(PALETTE)]

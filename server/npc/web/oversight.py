@@ -59,6 +59,7 @@ def weekly_chart(
         ),
         unit="incumplimientos",
         stacked=True,
+        counts=True,
     )
 
 

@@ -212,6 +212,7 @@ def daily_chart(
         ),
         unit="portabilidades",
         stacked=True,
+        counts=True,
     )
 
 
