@@ -43,8 +43,10 @@ def test_a_chart_is_accessible_escaped_and_carries_its_figures() -> None:
     svg = ET.fromstring(str(render_bar_chart(chart)))  # well-formed XML: names are escaped
     assert svg.get("role") == "img"
     ids = (svg.get("aria-labelledby") or "").split()
-    assert [svg.find(f"{SVG}title").get("id"), svg.find(f"{SVG}desc").get("id")] == ids
-    assert svg.find(f"{SVG}title").text == "Tiempo <de> respuesta"
+    title, desc = svg.find(f"{SVG}title"), svg.find(f"{SVG}desc")
+    assert title is not None and desc is not None
+    assert [title.get("id"), desc.get("id")] == ids
+    assert (title.text, desc.text) == ("Tiempo <de> respuesta", "Mediana & máximo")
     bars = {
         (r.get("data-category"), r.get("data-series")): float(r.get("data-value") or "nan")
         for r in svg.iter(f"{SVG}rect")
