@@ -10,6 +10,7 @@ from typing import Any
 
 from npc.core.calendar import calendar_for
 from npc.store.database import Database
+from npc.store.operators import operator_list
 from npc.web.charts import BarChart, Reference, Series
 from npc.web.site import Column, Report, ReportQuery, days_between
 
@@ -91,21 +92,24 @@ def oversight_reports(db: Database, jurisdiction: str, flows: Collection[str]) -
 
     async def weekly(query: ReportQuery) -> Sequence[Mapping[str, Any]]:
         async with db.pool.acquire() as conn:
+            # The jurisdiction's operators only: another country's are its regulator's.
+            own = [o for o, _ in await operator_list(conn, country=jurisdiction)]
             rows = await conn.fetch(
                 """SELECT date_trunc('week', c.observed_at AT TIME ZONE $4)::date AS week,
                           c.operator_id AS operator, count(*) AS infractions,
                           count(*) FILTER (WHERE c.severity = 'leve') AS minor,
                           count(*) FILTER (WHERE c.severity = 'grave') AS serious,
                           count(*) FILTER (WHERE c.severity = 'muy_grave') AS very_serious
-                   FROM compliance_records c JOIN operators o ON o.id = c.operator_id
+                   FROM compliance_records c
                    WHERE c.observed_at >= $1 AND c.observed_at < $2
-                     AND ($3::text IS NULL OR c.operator_id = $3) AND o.country = $5
+                     AND ($3::text IS NULL OR c.operator_id = $3)
+                     AND c.operator_id = ANY($5::text[])
                    GROUP BY 1, 2 ORDER BY 1, 2""",
                 query.start,
                 query.end,
                 query.operator,
                 zone,
-                jurisdiction,
+                own,
             )
         return [dict(r) for r in rows]
 
