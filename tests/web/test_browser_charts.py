@@ -145,6 +145,7 @@ async def test_the_regulators_charts_home_pages_and_layout_in_the_browser(
         return {
             "links": [a.text for a in driver.find_elements(By.CSS_SELECTOR, "main .cards a")],
             "nav": [a.text for a in driver.find_elements(By.CSS_SELECTOR, "nav a")],
+            "brand": driver.find_element(By.CSS_SELECTOR, "a.brand").get_attribute("href"),
             "padding": main.value_of_css_property("padding-top"),
             "gap": heading.rect["y"] - (header.rect["y"] + header.rect["height"]),
         }
@@ -161,6 +162,7 @@ async def test_the_regulators_charts_home_pages_and_layout_in_the_browser(
     colombia = await run(lambda: home("/co"))
     assert colombia["links"] == ["Consulte el estado de su PQR"]
     assert "Estado de mi portabilidad" not in colombia["nav"]
+    assert (peru["brand"], colombia["brand"]) == (f"{base}/", f"{base}/co")
 
     credentials = base64.b64encode(b"osiptel:dev-token-osiptel").decode()
     await run(lambda: driver.execute_cdp_cmd("Network.enable", {}))

@@ -62,7 +62,9 @@ class Renderer:
             context.get("jurisdiction") or getattr(page, "jurisdiction", None) or self.jurisdiction
         )
         nav = [item for item in self.nav if item.jurisdiction in (None, country)]
-        return self.env.get_template(template).render(nav=nav, **context)
+        # The brand links to the jurisdiction's own home page (/co for Colombia's pages).
+        home = "/" if country == self.jurisdiction else f"/{country.lower()}"
+        return self.env.get_template(template).render(nav=nav, home=home, **context)
 
 
 RENDERER = web.AppKey("npc_renderer", Renderer)
