@@ -30,7 +30,7 @@ from npc.flows.portability.flow import PortabilityFlow
 from npc.notifications.dispatcher import NotificationDispatcher
 from npc.store import operators
 from npc.store.database import Database, migrate_as_owner, role_can_bypass_audit
-from npc.telemetry import initialise_series
+from npc.telemetry import initialise_rpc_series, initialise_series
 from npc.v1 import compliance_pb2_grpc, events_pb2_grpc, session_pb2_grpc
 from npc.web.http import bounded_runner, build_app, metrics_app
 
@@ -160,6 +160,9 @@ class Clearinghouse:
             connections=settings.connections,
         )
         session.attach(self.grpc.interceptor)
+        async with core.db.pool.acquire() as conn:
+            callers = [(i.id, i.country) for i in await operators.registered(conn)]
+        initialise_rpc_series(services, callers)
         self.grpc_port = await self.grpc.start(settings.grpc_host, settings.grpc_port)
         core.health.on_change(self.grpc.set_serving)
 

@@ -16,11 +16,14 @@ import platform
 from collections.abc import Iterable
 
 import grpc
+from google.protobuf import descriptor_pool
 from prometheus_client import Info, disable_created_metrics
 
 from npc import __version__
+from npc.api.interceptors import RPC_HANDLED, RPC_STARTED, UNIDENTIFIED
 from npc.api.limits import THROTTLED
 from npc.core.fanout import CATCHUP_READS, DELIVERED
+from npc.core.flow import GrpcService
 from npc.flows.portability import metrics as portability
 from npc.flows.registry.cache import LOOKUPS
 from npc.notifications.dispatcher import ABANDONED, FAILED, SENT
@@ -65,3 +68,20 @@ def initialise_series(operators: Iterable[str], donors: Iterable[str]) -> None:
         SENT.labels(channel)
         FAILED.labels(channel)
         ABANDONED.labels(channel)
+
+
+def initialise_rpc_series(
+    services: Iterable[GrpcService], callers: Iterable[tuple[str, str]]
+) -> None:
+    """Create at zero the started and OK-handled RPC series of every method of `services` for
+    each caller (operator id, country) whose country the service serves, and for the
+    unidentified caller: an operator's error ratio is defined before its first call."""
+    pool = descriptor_pool.Default()
+    callers = list(callers)
+    for service in services:
+        descriptor = pool.FindServiceByName(service.full_name)
+        operators = [o for o, country in callers if service.country in (None, country)]
+        for method in descriptor.methods:
+            for operator in (*operators, UNIDENTIFIED):
+                RPC_STARTED.labels(descriptor.name, method.name, operator)
+                RPC_HANDLED.labels(descriptor.name, method.name, operator, "OK")

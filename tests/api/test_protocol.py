@@ -51,10 +51,10 @@ async def closed_after(port: int, send: bytes) -> float:
 
 
 def handled(method: str, code: str) -> float:
-    """npc_rpc_handled_total of `method` answered with `code`."""
+    """npc_rpc_handled_total of claro's calls of `method` answered with `code`."""
     value = REGISTRY.get_sample_value(
         "npc_rpc_handled_total",
-        {"service": "PortabilityService", "method": method, "code": code},
+        {"service": "PortabilityService", "method": method, "operator": "claro", "code": code},
     )
     return value or 0.0
 

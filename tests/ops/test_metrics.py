@@ -5,13 +5,16 @@ from __future__ import annotations
 from dataclasses import replace
 
 import aiohttp
+import grpc
+import pytest
 
 from npc.app import Clearinghouse
 from npc.config import Settings
 from npc.core.clock import FakeClock
 from npc.core.fanout import SUBSCRIBER_LAG
 from npc.embedded import free_port
-from tests.ops.conftest import Traffic
+from npc.v1 import events_pb2, events_pb2_grpc
+from tests.ops.conftest import Traffic, scrape, select
 
 
 async def test_rpcs_are_counted_by_method_and_code_and_timed(traffic: Traffic) -> None:
@@ -22,6 +25,31 @@ async def test_rpcs_are_counted_by_method_and_code_and_timed(traffic: Traffic) -
     )
     assert invalid == 1
     assert traffic.delta("npc_rpc_duration_seconds_count", method="AnswerPortRequest") == 1
+    # By caller: claro filed, movistar answered; nothing of theirs counted under another name.
+    assert traffic.delta("npc_rpc_started_total", method="SubmitPortRequest", operator="claro") == 3
+    answered = {"method": "AnswerPortRequest", "operator": "movistar", "code": "OK"}
+    assert traffic.delta("npc_rpc_handled_total", **answered) == 1
+    assert traffic.delta("npc_rpc_started_total", operator="unidentified") == 0
+
+
+async def test_an_unidentified_caller_is_counted_under_one_fixed_operator_value(
+    app: Clearinghouse,
+) -> None:
+    before, _ = await scrape(app)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc_port}") as channel:
+        stub = events_pb2_grpc.EventServiceStub(channel)
+        for token in ("", "Bearer no-such-token"):
+            metadata = (("authorization", token),) if token else ()
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.GetStreamHead(events_pb2.GetStreamHeadRequest(), metadata=metadata)
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    after, _ = await scrape(app)
+    labels = {"method": "GetStreamHead", "operator": "unidentified", "code": "UNAUTHENTICATED"}
+    assert (
+        sum(select(after, "npc_rpc_handled_total", labels))
+        - sum(select(before, "npc_rpc_handled_total", labels))
+        == 2
+    )
 
 
 async def test_donor_answers_are_timed_against_the_five_minutes_and_silences_counted(

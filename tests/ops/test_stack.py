@@ -134,12 +134,38 @@ async def test_metrics_are_present_at_start_with_zero_values(
                 "operator": "entel",
             },
         ),
+        (
+            "npc_rpc_handled_total",
+            {
+                "service": "PortabilityService",
+                "method": "AnswerPortRequest",
+                "operator": "entel",
+                "code": "OK",
+            },
+        ),
+        (
+            "npc_rpc_started_total",
+            {"service": "SessionService", "method": "Session", "operator": "osiptel"},
+        ),
+        (
+            "npc_rpc_started_total",
+            {"service": "EventService", "method": "Subscribe", "operator": "unidentified"},
+        ),
     ]
     missing = [
         (name, labels) for name, labels in zero if (name, frozenset(labels.items())) not in samples
     ]
     assert not missing, missing
     assert [value(samples, name, **labels) for name, labels in zero] == [0.0] * len(zero)
+    # The operator label is bounded: registered operators and the unidentified caller only.
+    callers = {
+        v
+        for (name, labels) in samples
+        if name == "npc_rpc_started_total"
+        for k, v in labels
+        if k == "operator"
+    }
+    assert callers == {"claro", "movistar", "entel", "bitel", "osiptel", "unidentified"}
     # Sampled before serving, not on the first pass 15 s later.
     assert value(samples, "npc_db_up") == 1.0
     assert value(samples, "npc_db_pool_connections", state="max") == 20.0

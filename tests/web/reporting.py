@@ -26,10 +26,21 @@ def html_rows(body: str) -> list[list[str]]:
     return rows
 
 
-def as_shown(value: str, kind: str) -> str:
-    """A CSV cell as the HTML table shows it: instants in Lima time, empty as a dash."""
+def operator_names(body: str) -> dict[str, str]:
+    """The operators' names by id, as the regulator's filter lists them (or, for an operator,
+    its own name above the filter)."""
+    found = re.findall(r'<option value="([^"]+)"[^>]*>([^<]*)</option>', body)
+    found += re.findall(r'<strong data-operator="([^"]+)">([^<]*)</strong>', body)
+    return {value: html.unescape(name) for value, name in found}
+
+
+def as_shown(value: str, kind: str, names: dict[str, str] | None = None) -> str:
+    """A CSV cell as the HTML table shows it: instants in Lima time, operators by name, empty
+    as a dash."""
     if value == "":
         return "—"
+    if kind == "operator":
+        return (names or {}).get(value, value)
     if kind == "instant":
         return f"{datetime.fromisoformat(value).astimezone(LIMA):%d/%m/%Y %H:%M:%S}"
     return value
@@ -42,7 +53,8 @@ async def report_in_three_formats(
     column keys and the JSON rows."""
     async with http.get(f"/reportes/{slug}", params=params, headers=headers) as response:
         assert response.status == 200, await response.text()
-        shown = html_rows(await response.text())
+        body = await response.text()
+        shown = html_rows(body)
     async with http.get(
         f"/reportes/{slug}", params={**params, "formato": "json"}, headers=headers
     ) as response:
@@ -54,13 +66,16 @@ async def report_in_three_formats(
         assert response.status == 200
         assert response.content_type == "text/csv"
         table = list(csv.reader(io.StringIO((await response.text()).lstrip("\ufeff"))))
-    keys = [c["clave"] for c in document["columnas"]]
-    kinds = [c["tipo"] for c in document["columnas"]]
+    keys = [c["key"] for c in document["columns"]]
+    kinds = [c["type"] for c in document["columns"]]
     header, *lines = table
     assert header == keys
-    assert [[as_shown(v, k) for v, k in zip(line, kinds, strict=True)] for line in lines] == shown
+    names = operator_names(body)
+    assert [
+        [as_shown(v, k, names) for v, k in zip(line, kinds, strict=True)] for line in lines
+    ] == shown
     from_json = [
-        ["" if row[key] is None else str(row[key]) for key in keys] for row in document["filas"]
+        ["" if row[key] is None else str(row[key]) for key in keys] for row in document["rows"]
     ]
     assert from_json == lines
-    return keys, document["filas"]
+    return keys, document["rows"]

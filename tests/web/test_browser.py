@@ -175,7 +175,7 @@ async def test_regulator_reads_and_downloads_the_compliance_ledger(app, operator
     assert len(table) == 1
     assert table[0][:6] == [
         "23/11/2026 10:05:00",
-        "movistar",
+        "Telefónica del Perú (Movistar)",  # the page names operators; CSV and JSON give the id
         "portability",
         filed.id,
         "request_donor_answer",

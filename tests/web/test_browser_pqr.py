@@ -33,7 +33,7 @@ async def test_a_user_checks_their_pqr_by_cun_in_the_browser(app, co, chrome):
     filed = await co["claro-co"]("FilePqr", filing())
 
     def open_form() -> str:
-        driver.get(base + "/")
+        driver.get(base + "/co")  # the Colombian home page: Peru's does not list it
         click_and_wait(driver, driver.find_element(By.LINK_TEXT, "Estado de mi PQR"))
         return driver.find_element(By.CSS_SELECTOR, "label[for=campo-cun]").text
 

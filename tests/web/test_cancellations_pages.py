@@ -175,24 +175,24 @@ async def test_the_regulator_reads_daily_report_compliance_in_three_formats(
     rows = await three_formats(http, REPORT, params, basic("osiptel"))
     assert rows == [
         {
-            "operador": "claro",
-            "dias_exigibles": 2,
-            "recibidos": 2,
-            "a_tiempo": 1,
-            "tardios": 1,
-            "faltantes": 0,
-            "fechas_tardias": "2026-11-23",
-            "fechas_faltantes": "",
+            "operator": "claro",
+            "days_due": 2,
+            "received": 2,
+            "on_time": 1,
+            "late": 1,
+            "missing": 0,
+            "late_dates": "2026-11-23",
+            "missing_dates": "",
         },
         {
-            "operador": "movistar",
-            "dias_exigibles": 2,
-            "recibidos": 0,
-            "a_tiempo": 0,
-            "tardios": 0,
-            "faltantes": 2,
-            "fechas_tardias": "",
-            "fechas_faltantes": "2026-11-22, 2026-11-23",
+            "operator": "movistar",
+            "days_due": 2,
+            "received": 0,
+            "on_time": 0,
+            "late": 0,
+            "missing": 2,
+            "late_dates": "",
+            "missing_dates": "2026-11-22, 2026-11-23",
         },
     ]
     # The same figures as the flow's own query.
@@ -202,15 +202,15 @@ async def test_the_regulator_reads_daily_report_compliance_in_three_formats(
     only_movistar = await three_formats(
         http, REPORT, {**params, "operador": "movistar"}, basic("osiptel")
     )
-    assert [r["operador"] for r in only_movistar] == ["movistar"]
+    assert [r["operator"] for r in only_movistar] == ["movistar"]
 
 
 async def test_an_operator_reads_only_its_own_compliance(app, operators, clock, reporting, http):
     await _a_week_of_reports(app, operators, clock)
     params = {"desde": "2026-11-22", "hasta": "2026-11-30", "operador": "movistar"}
     rows = await three_formats(http, REPORT, params, basic("claro"))
-    assert [(r["operador"], r["faltantes"]) for r in rows] == [("claro", 0)]
+    assert [(r["operator"], r["missing"]) for r in rows] == [("claro", 0)]
     rows = await three_formats(http, REPORT, params, basic("movistar"))
-    assert [(r["operador"], r["faltantes"]) for r in rows] == [("movistar", 2)]
+    assert [(r["operator"], r["missing"]) for r in rows] == [("movistar", 2)]
     async with http.get(f"/reportes/{REPORT}") as response:
         assert response.status == 401

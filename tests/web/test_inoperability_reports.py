@@ -133,16 +133,16 @@ async def test_events_report_leaves_out_tests_and_flags_events_over_one_hour(
 ):
     await registry(operators, clock)
     keys, rows = await report_in_three_formats(http, EVENTS, PERIOD, REGULATOR)
-    assert "mas_de_una_hora" in keys
+    assert "over_one_hour" in keys
     assert [
         (
-            r["operador"],
-            r["numero"],
-            r["tramite"],
-            r["escenario"],
-            r["duracion_minutos"],
-            r["mas_de_una_hora"],
-            r["motivo_cierre"],
+            r["operator"],
+            r["number"],
+            r["request_type"],
+            r["scenario"],
+            r["duration_minutes"],
+            r["over_one_hour"],
+            r["closing_reason"],
         )
         for r in rows
     ] == [
@@ -160,12 +160,12 @@ async def test_events_report_leaves_out_tests_and_flags_events_over_one_hour(
         ("movistar", 1, "Reclamos", "Falla masiva", 61, "Sí", "Inconveniente de conectividad"),
     ]
     first = rows[0]
-    assert first["punto_tipo"] == "Centro de atención (CAC)"
-    assert first["inicio"] == "2026-11-23T12:00:00+00:00"
-    assert first["fin"] == "2026-11-23T13:30:00+00:00"
+    assert first["attention_point_type"] == "Centro de atención (CAC)"
+    assert first["started_at"] == "2026-11-23T12:00:00+00:00"
+    assert first["ended_at"] == "2026-11-23T13:30:00+00:00"
     # Reported at most 3 business days after it ended: Thursday 26 November ends at midnight.
-    assert first["reporte_vence"] == "2026-11-27T05:00:00+00:00"
-    assert rows[2]["punto_tipo"] == "Atención telefónica (123/135)"
+    assert first["report_due_at"] == "2026-11-27T05:00:00+00:00"
+    assert rows[2]["attention_point_type"] == "Atención telefónica (123/135)"
 
     async with http.get(f"/reportes/{EVENTS}", params=PERIOD, headers=REGULATOR) as response:
         table = html_rows(await response.text())
@@ -175,7 +175,7 @@ async def test_events_report_leaves_out_tests_and_flags_events_over_one_hour(
     _, rows = await report_in_three_formats(
         http, EVENTS, {**PERIOD, "operador": "movistar"}, REGULATOR
     )
-    assert [(r["operador"], r["numero"]) for r in rows] == [("movistar", 1)]
+    assert [(r["operator"], r["number"]) for r in rows] == [("movistar", 1)]
     _, rows = await report_in_three_formats(
         http, EVENTS, {"desde": "2026-11-22", "hasta": "2026-11-22"}, REGULATOR
     )
@@ -185,30 +185,30 @@ async def test_events_report_leaves_out_tests_and_flags_events_over_one_hour(
 async def test_summary_totals_per_operator(app, operators, clock, http):
     await registry(operators, clock)
     _, rows = await report_in_three_formats(http, SUMMARY, PERIOD, REGULATOR)
-    by_operator = {r["operador"]: r for r in rows}
+    by_operator = {r["operator"]: r for r in rows}
     assert set(by_operator) == {"bitel", "claro", "entel", "movistar"}
     assert by_operator["claro"] == {
-        "operador": "claro",
-        "eventos": 3,
-        "cerrados": 2,
-        "abiertos": 1,
-        "minutos_totales": 120,
-        "mas_de_una_hora": 1,
-        "escenario_mass_failure": 2,
-        "escenario_unforeseen_event": 1,
-        "tramite_claims": 1,
-        "tramite_activations": 1,
-        "tramite_cancellations": 0,
-        "tramite_inquiries": 1,
-        "motivos_cierre": (
+        "operator": "claro",
+        "events": 3,
+        "closed": 2,
+        "open": 1,
+        "total_minutes": 120,
+        "over_one_hour": 1,
+        "scenario_mass_failure": 2,
+        "scenario_unforeseen_event": 1,
+        "request_type_claims": 1,
+        "request_type_activations": 1,
+        "request_type_cancellations": 0,
+        "request_type_inquiries": 1,
+        "closing_reasons": (
             "Falla masiva de aplicativo: 1; Sin fluido eléctrico en el punto de atención: 1"
         ),
     }
-    assert (by_operator["movistar"]["eventos"], by_operator["movistar"]["mas_de_una_hora"]) == (
+    assert (by_operator["movistar"]["events"], by_operator["movistar"]["over_one_hour"]) == (
         1,
         1,
     )
-    assert by_operator["entel"]["eventos"] == 0 and by_operator["entel"]["motivos_cierre"] is None
+    assert by_operator["entel"]["events"] == 0 and by_operator["entel"]["closing_reasons"] is None
 
 
 async def test_an_operator_reads_only_its_own_events(app, operators, clock, http):
@@ -219,7 +219,7 @@ async def test_an_operator_reads_only_its_own_events(app, operators, clock, http
         _, rows = await report_in_three_formats(
             http, slug, {**PERIOD, "operador": "claro"}, movistar
         )
-        assert rows and {r["operador"] for r in rows} == {"movistar"}
+        assert rows and {r["operator"] for r in rows} == {"movistar"}
     async with http.get("/reportes", headers=movistar) as response:
         listing = await response.text()
     assert f"/reportes/{EVENTS}" in listing and f"/reportes/{SUMMARY}" in listing

@@ -301,11 +301,11 @@ async def test_compliance_report_as_html_csv_and_json(app, operators, clock, htt
         "/reportes/cumplimiento", params={**query, "formato": "json"}, headers=REGULATOR
     ) as response:
         document = await response.json()
-    assert document["reporte"] == "cumplimiento"
-    assert [c["clave"] for c in document["columnas"]][:3] == ["observed_at", "operator", "flow"]
-    assert document["filas"][0]["rule"] == "request_donor_answer"
-    assert document["filas"][0]["severity"] == "grave"
-    assert document["filas"][0]["source"] == "regulation"
+    assert document["report"] == "cumplimiento"
+    assert [c["key"] for c in document["columns"]][:3] == ["observed_at", "operator", "flow"]
+    assert document["rows"][0]["rule"] == "request_donor_answer"
+    assert document["rows"][0]["severity"] == "grave"
+    assert document["rows"][0]["source"] == "regulation"
 
     # The period is in Lima's calendar: a period that ends the day before finds nothing.
     async with http.get(
@@ -313,7 +313,7 @@ async def test_compliance_report_as_html_csv_and_json(app, operators, clock, htt
         params={"desde": "2026-11-01", "hasta": "2026-11-22", "formato": "json"},
         headers={"Authorization": "Bearer dev-token-osiptel"},
     ) as response:
-        assert (await response.json())["filas"] == []
+        assert (await response.json())["rows"] == []
 
 
 async def test_summary_and_operator_filter(app, operators, clock, http):
@@ -322,14 +322,14 @@ async def test_summary_and_operator_filter(app, operators, clock, http):
     async with http.get(
         "/reportes/cumplimiento-resumen", params=params, headers=REGULATOR
     ) as response:
-        rows = (await response.json())["filas"]
+        rows = (await response.json())["rows"]
     assert [(r["operator"], r["rule"], r["records"]) for r in rows] == [
         ("movistar", "request_donor_answer", 1)
     ]
     async with http.get(
         "/reportes/cumplimiento", params={**params, "operador": "claro"}, headers=REGULATOR
     ) as response:
-        assert (await response.json())["filas"] == []
+        assert (await response.json())["rows"] == []
 
 
 async def test_an_operator_reads_only_its_own_records(app, operators, clock, http):
@@ -341,14 +341,14 @@ async def test_an_operator_reads_only_its_own_records(app, operators, clock, htt
         "/reportes/cumplimiento", params={**params, "operador": "movistar"}, headers=claro
     ) as response:
         document = await response.json()
-    assert document["operador"] == "claro"
-    assert document["filas"] == []
+    assert document["operator"] == "claro"
+    assert document["rows"] == []
     async with http.get(
         "/reportes/cumplimiento",
         params=params,
         headers={"Authorization": "Bearer dev-token-movistar"},
     ) as response:
-        assert len((await response.json())["filas"]) == 1
+        assert len((await response.json())["rows"]) == 1
 
 
 async def test_report_filter_errors_are_explained(app, http):
@@ -401,23 +401,23 @@ async def test_portability_requests_report(app, operators, clock, http):
         params={"desde": "2026-11-23", "hasta": "2026-11-23", "formato": "json"},
         headers=REGULATOR,
     ) as response:
-        rows = (await response.json())["filas"]
+        rows = (await response.json())["rows"]
     assert rows == [
         {
-            "receptor": "claro",
-            "cedente": "movistar",
-            "servicio": "Telefonía móvil",
-            "estado": "Procedente",
-            "solicitudes": 1,
-            "cedente_sin_respuesta": 1,
+            "recipient": "claro",
+            "donor": "movistar",
+            "service": "Telefonía móvil",
+            "state": "Procedente",
+            "requests": 1,
+            "donor_silent": 1,
         },
         {
-            "receptor": "claro",
-            "cedente": "movistar",
-            "servicio": "Telefonía móvil",
-            "estado": "En evaluación",
-            "solicitudes": 1,
-            "cedente_sin_respuesta": 0,
+            "recipient": "claro",
+            "donor": "movistar",
+            "service": "Telefonía móvil",
+            "state": "En evaluación",
+            "requests": 1,
+            "donor_silent": 0,
         },
     ]
     async with http.get("/reportes", headers={"Authorization": "Bearer dev-token-bitel"}) as r:

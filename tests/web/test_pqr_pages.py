@@ -177,18 +177,18 @@ async def _november(app, co, clock) -> str:
 async def test_the_sic_reads_the_monthly_indicators_in_three_formats(app, co, clock, http):
     await _november(app, co, clock)
     rows = await three_formats(http, REPORT, {"desde": "2026-11", "hasta": "2026-11"}, basic("sic"))
-    by_provider = {row["proveedor"]: row for row in rows}
+    by_provider = {row["provider"]: row for row in rows}
     assert set(by_provider) == {"claro-co", "movistar-co", "tigo"}
     claro = by_provider["claro-co"]
-    assert claro["mes"] == "2026-11"
-    assert (claro["sms_recibidos"], claro["sms_acuse_a_tiempo"]) == (1, 0)
-    assert claro["sms_acuse_a_tiempo_pct"] == 0.0
-    assert claro["pqr_radicadas"] == 4
-    assert (claro["respuestas"], claro["respuestas_a_tiempo"]) == (1, 1)
-    assert claro["respuestas_a_tiempo_pct"] == 100.0
-    assert claro["quejas_frecuentes"] == "facturación: 2; calidad del servicio: 1"
-    assert by_provider["tigo"]["pqr_radicadas"] == 1
-    assert by_provider["tigo"]["quejas_frecuentes"] == ""
+    assert claro["month"] == "2026-11"
+    assert (claro["sms_requests"], claro["sms_acknowledged_in_time"]) == (1, 0)
+    assert claro["sms_acknowledged_in_time_pct"] == 0.0
+    assert claro["pqrs_filed"] == 4
+    assert (claro["answers"], claro["answers_in_time"]) == (1, 1)
+    assert claro["answers_in_time_pct"] == 100.0
+    assert claro["frequent_complaints"] == "facturación: 2; calidad del servicio: 1"
+    assert by_provider["tigo"]["pqrs_filed"] == 1
+    assert by_provider["tigo"]["frequent_complaints"] == ""
     # The same figures as the gRPC indicators of the flow.
     grpc_view = await co["sic"](
         "GetMonthlyIndicators",
@@ -204,7 +204,7 @@ async def test_the_report_picks_whole_months_and_lists_each(app, co, clock, http
     await advance_to(app, clock, datetime(2026, 12, 31, 12, 0, tzinfo=UTC))
     params = {"desde": "2026-11", "hasta": "2026-12", "operador": "claro-co"}
     rows = await three_formats(http, REPORT, params, basic("sic"))
-    assert [(r["mes"], r["pqr_radicadas"], r["silencios_positivos"]) for r in rows] == [
+    assert [(r["month"], r["pqrs_filed"], r["silences_applied"]) for r in rows] == [
         ("2026-11", 4, 0),
         ("2026-12", 0, 3),
     ]
@@ -215,8 +215,8 @@ async def test_the_report_picks_whole_months_and_lists_each(app, co, clock, http
         headers=basic("sic"),
     ) as response:
         document = await response.json()
-    assert (document["desde"], document["hasta"]) == ("2026-12-01", "2026-12-31")
-    assert {r["mes"] for r in document["filas"]} == {"2026-12"}
+    assert (document["from"], document["to"]) == ("2026-12-01", "2026-12-31")
+    assert {r["month"] for r in document["rows"]} == {"2026-12"}
     # The page offers month pickers, defaulting to the current Bogotá month.
     async with http.get(f"/reportes/{REPORT}", headers=basic("sic")) as response:
         page = await response.text()
@@ -235,6 +235,6 @@ async def test_a_provider_reads_only_its_own_indicators(app, co, clock, http):
     await _november(app, co, clock)
     params = {"desde": "2026-11", "hasta": "2026-11", "operador": "tigo"}
     rows = await three_formats(http, REPORT, params, basic("claro-co"))
-    assert [r["proveedor"] for r in rows] == ["claro-co"]  # the operator filter is its own
+    assert [r["provider"] for r in rows] == ["claro-co"]  # the operator filter is its own
     async with http.get(f"/reportes/{REPORT}", headers={}) as response:
         assert response.status == 401

@@ -315,53 +315,53 @@ async def test_sgu_statistics_in_html_csv_and_json(app, operators, clock, http):
 
     _, rows = await report_in_three_formats(http, "sgu-problemas-frecuentes", PERIOD, REGULATOR)
     assert rows == [
-        {"subcategoria": "REC-01", "problema": "Recarga no acreditada", "problemas": 3},
-        {"subcategoria": "SUS-01", "problema": "Línea suspendida sin motivo", "problemas": 1},
+        {"subcategory": "REC-01", "problem": "Recarga no acreditada", "problems": 3},
+        {"subcategory": "SUS-01", "problem": "Línea suspendida sin motivo", "problems": 1},
     ]
     _, rows = await report_in_three_formats(http, "sgu-tiempos-respuesta", PERIOD, REGULATOR)
     assert rows == [
         {
-            "subcategoria": "REC-01",
-            "problema": "Recarga no acreditada",
-            "respondidos": 3,
-            "horas_promedio": round((2 + 6 + 6) / 3, 1),
-            "horas_maximo": 6.0,
+            "subcategory": "REC-01",
+            "problem": "Recarga no acreditada",
+            "answered": 3,
+            "average_hours": round((2 + 6 + 6) / 3, 1),
+            "max_hours": 6.0,
         }
     ]
     _, rows = await report_in_three_formats(http, "sgu-operadores", PERIOD, REGULATOR)
     assert rows == [
         {
-            "operador": "movistar",
-            "problemas": 3,
-            "respondidos_a_tiempo": 2,
-            "respondidos_tarde": 0,
-            "vencidos_sin_respuesta": 1,
-            "reclamos": 0,
+            "operator": "movistar",
+            "problems": 3,
+            "answered_in_time": 2,
+            "answered_late": 0,
+            "unanswered_overdue": 1,
+            "claims": 0,
         },
         {
-            "operador": "claro",
-            "problemas": 1,
-            "respondidos_a_tiempo": 1,
-            "respondidos_tarde": 0,
-            "vencidos_sin_respuesta": 0,
-            "reclamos": 0,
+            "operator": "claro",
+            "problems": 1,
+            "answered_in_time": 1,
+            "answered_late": 0,
+            "unanswered_overdue": 0,
+            "claims": 0,
         },
     ]
     _, rows = await report_in_three_formats(http, "sgu-satisfaccion", PERIOD, REGULATOR)
     assert rows == [
         {
-            "operador": "claro",
-            "calificados": 1,
-            "satisfechos": 1,
-            "porcentaje_satisfechos": 100.0,
-            "puntaje_promedio": 4.0,
+            "operator": "claro",
+            "rated": 1,
+            "satisfied": 1,
+            "satisfied_pct": 100.0,
+            "average_score": 4.0,
         },
         {
-            "operador": "movistar",
-            "calificados": 2,
-            "satisfechos": 1,
-            "porcentaje_satisfechos": 50.0,
-            "puntaje_promedio": 3.5,
+            "operator": "movistar",
+            "rated": 2,
+            "satisfied": 1,
+            "satisfied_pct": 50.0,
+            "average_score": 3.5,
         },
     ]
 
@@ -376,13 +376,13 @@ async def test_the_regulator_filters_the_statistics_by_operator(app, operators, 
     await statistics(app, operators, clock)
     claro = {**PERIOD, "operador": "claro"}
     _, rows = await report_in_three_formats(http, "sgu-problemas-frecuentes", claro, REGULATOR)
-    assert rows == [{"subcategoria": "REC-01", "problema": "Recarga no acreditada", "problemas": 1}]
+    assert rows == [{"subcategory": "REC-01", "problem": "Recarga no acreditada", "problems": 1}]
     _, rows = await report_in_three_formats(http, "sgu-tiempos-respuesta", claro, REGULATOR)
-    assert [(r["respondidos"], r["horas_maximo"]) for r in rows] == [(1, 6.0)]
+    assert [(r["answered"], r["max_hours"]) for r in rows] == [(1, 6.0)]
     _, rows = await report_in_three_formats(http, "sgu-operadores", claro, REGULATOR)
-    assert [r["operador"] for r in rows] == ["claro"]
+    assert [r["operator"] for r in rows] == ["claro"]
     _, rows = await report_in_three_formats(http, "sgu-satisfaccion", claro, REGULATOR)
-    assert [r["operador"] for r in rows] == ["claro"]
+    assert [r["operator"] for r in rows] == ["claro"]
 
 
 @pytest.mark.parametrize(

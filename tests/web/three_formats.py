@@ -9,6 +9,8 @@ import re
 
 import aiohttp
 
+from tests.web.reporting import operator_names
+
 
 def table_rows(body: str) -> list[list[str]]:
     """The cells of the report table's body, unescaped ("Sin registros" gives no row)."""
@@ -30,7 +32,8 @@ async def three_formats(
     JSON rows."""
     async with http.get(f"/reportes/{slug}", params=params, headers=headers) as response:
         assert response.status == 200, await response.text()
-        shown = table_rows(await response.text())
+        body = await response.text()
+        shown = table_rows(body)
     async with http.get(
         f"/reportes/{slug}", params={**params, "formato": "json"}, headers=headers
     ) as response:
@@ -42,8 +45,14 @@ async def three_formats(
         assert response.status == 200
         assert response.content_type == "text/csv"
         header, *lines = list(csv.reader(io.StringIO((await response.text()).lstrip("\ufeff"))))
-    keys = [c["clave"] for c in document["columnas"]]
+    keys = [c["key"] for c in document["columns"]]
+    operators = [c["type"] == "operator" for c in document["columns"]]
     assert header == keys
-    assert lines == shown
-    assert [[str(row[k]) for k in keys] for row in document["filas"]] == lines
-    return list(document["filas"])
+    # The page names operators; CSV and JSON give their ids.
+    names = operator_names(body)
+    assert [
+        [names.get(v, v) if named else v for v, named in zip(line, operators, strict=True)]
+        for line in lines
+    ] == shown
+    assert [[str(row[k]) for k in keys] for row in document["rows"]] == lines
+    return list(document["rows"])

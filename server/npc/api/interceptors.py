@@ -43,14 +43,21 @@ from npc.core.errors import (
 
 log = logging.getLogger(__name__)
 
-RPC_STARTED = Counter("npc_rpc_started_total", "RPCs started.", ["service", "method"])
+# `operator` is the identified caller: bounded, since only registered operators authenticate;
+# every call no operator could be identified for shares one value.
+UNIDENTIFIED = "unidentified"
+RPC_STARTED = Counter(
+    "npc_rpc_started_total", "RPCs started, by caller operator.", ["service", "method", "operator"]
+)
 RPC_HANDLED = Counter(
-    "npc_rpc_handled_total", "RPCs completed, by status code.", ["service", "method", "code"]
+    "npc_rpc_handled_total",
+    "RPCs completed, by caller operator and status code.",
+    ["service", "method", "operator", "code"],
 )
 RPC_SECONDS = Histogram(
     "npc_rpc_duration_seconds",
-    "Time to answer a unary RPC (or to end a stream).",
-    ["service", "method"],
+    "Time to answer a unary RPC (or to end a stream), by caller operator.",
+    ["service", "method", "operator"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 
@@ -266,8 +273,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # gr
         """Identify the caller, admit the request, then count, time and map the failure of one
         call. Yields whether the call was admitted: if not, the body must not run (its status is
         set). `kind`: the operator's streams or uploads, of which this call is one."""
-        RPC_STARTED.labels(service, method).inc()
         started = time.perf_counter()
+        operator = UNIDENTIFIED
         failure: status_pb2.Status | None = None
         trailers: tuple[tuple[str, str], ...] = ()
         entered: str | None = None
@@ -282,6 +289,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # gr
                     )
                 else:
                     caller = await self.authenticator.authenticate(metadata)
+                operator = caller.operator
                 if country is not None and caller.country != country:
                     raise PermissionDenied(
                         f"{service} serves the operators of {country}; {caller.operator} is"
@@ -297,6 +305,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # gr
                 failure = _failure_status(exc, method_path)
                 trailers = getattr(exc, "trailers", ())
                 _forget(exc)
+            finally:
+                RPC_STARTED.labels(service, method, operator).inc()
             if failure is not None:
                 yield False
             else:
@@ -310,8 +320,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # gr
             if entered is not None and kind is not None:
                 kind.leave(entered)
             code = code_pb2.OK if failure is None else failure.code
-            RPC_HANDLED.labels(service, method, _code_name(code)).inc()
-            RPC_SECONDS.labels(service, method).observe(time.perf_counter() - started)
+            RPC_HANDLED.labels(service, method, operator, _code_name(code)).inc()
+            RPC_SECONDS.labels(service, method, operator).observe(time.perf_counter() - started)
         if failure is not None:
             # A large request refused leaves megabytes the allocator would keep: give them back,
             # once the call has let go of the request.

@@ -377,11 +377,12 @@ class _Session:
         result = session_pb2.CommandResult(
             request_id=getattr(request, "request_id", ""), method=route.method
         )
-        RPC_STARTED.labels(route.service, route.method).inc()
+        # The session's caller, identified once when the stream opened.
+        caller = current_caller()
+        RPC_STARTED.labels(route.service, route.method, caller.operator).inc()
         started = time.perf_counter()
         code = code_pb2.OK
         try:
-            caller = current_caller()
             country = service.countries.get(route.full_service)
             if country is not None and caller.country != country:
                 raise PermissionDenied(
@@ -403,6 +404,7 @@ class _Session:
             result.error.CopyFrom(status)
             code = status.code
         finally:
-            RPC_HANDLED.labels(route.service, route.method, _code_name(code)).inc()
-            RPC_SECONDS.labels(route.service, route.method).observe(time.perf_counter() - started)
+            labels = (route.service, route.method, caller.operator)
+            RPC_HANDLED.labels(*labels, _code_name(code)).inc()
+            RPC_SECONDS.labels(*labels).observe(time.perf_counter() - started)
         self._answer(result)

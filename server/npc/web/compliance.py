@@ -17,7 +17,7 @@ from npc.web.site import Column, Report, ReportQuery
 
 RECORD_COLUMNS = (
     Column("observed_at", "Observado", "instant"),
-    Column("operator", "Operador"),
+    Column("operator", "Operador", "operator"),
     Column("flow", "Proceso"),
     Column("case_id", "Caso"),
     Column("rule", "Regla"),
@@ -32,7 +32,7 @@ RECORD_COLUMNS = (
     Column("evidence", "Evidencia", "json"),
 )
 SUMMARY_COLUMNS = (
-    Column("operator", "Operador"),
+    Column("operator", "Operador", "operator"),
     Column("flow", "Proceso"),
     Column("rule", "Regla"),
     Column("source", "Fuente"),

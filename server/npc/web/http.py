@@ -24,12 +24,29 @@ from npc.config import ConnectionSettings, WebSettings
 from npc.core.runtime import Core
 from npc.web.compliance import compliance_reports
 from npc.web.lookup import add_lookup_page
+from npc.web.oversight import oversight_reports
 from npc.web.ratelimit import RateLimiter
 from npc.web.render import RENDERER, STATIC, NavItem, Renderer, add_security_headers, render
 from npc.web.reports import ReportSite
 from npc.web.site import ServesWeb, WebRoutes, check_web_routes
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Each jurisdiction's home page: its heading and first paragraph.
+HOMES = {
+    "": (
+        "Portabilidad numérica",
+        "Conserve su número al cambiar de operador. Aquí puede consultar en qué estado está su "
+        "trámite.",
+    ),
+    "CO": (
+        "Peticiones, quejas y recursos",
+        "Consulte en qué estado está la petición, queja o recurso (PQR) que presentó ante su "
+        "proveedor de servicios de comunicaciones.",
+    ),
+}
+HOMES["PE"] = HOMES[""]
+COUNTRY_NAMES = {"PE": "Perú", "CO": "Colombia"}
 
 
 def flow_web_routes(core: Core) -> list[WebRoutes]:
@@ -44,6 +61,17 @@ def flow_web_routes(core: Core) -> list[WebRoutes]:
             found.append(routes)
         manifests[flow.name] = (flow.web, routes.served() if routes is not None else ())
     check_web_routes(manifests)
+    return found
+
+
+def _flows_of(core: Core, jurisdiction: str) -> list[str]:
+    """The flows the regulator of `jurisdiction` oversees: those with a gRPC service for its
+    operators (or for every country), and those without services."""
+    found = []
+    for flow in core.flows.values():
+        countries = {service.country for service in flow.grpc_services()}
+        if not countries or countries & {None, jurisdiction}:
+            found.append(flow.name)
     return found
 
 
@@ -170,13 +198,34 @@ def build_app(
         return web.json_response(report, status=200 if report["serving"] else 503)
 
     pages = [page for c in contributions for page in c.pages]
+    renderer.jurisdiction = jurisdiction
+    # One home page per jurisdiction with pages: the site's own at /, another's at /<country>
+    # (Colombia's PQR page is not a Peruvian subscriber's business, nor in Peru's navigation).
+    countries = sorted({page.jurisdiction or jurisdiction for page in pages} | {jurisdiction})
+    homes = {c: "/" if c == jurisdiction else f"/{c.lower()}" for c in countries}
 
-    async def home(request: web.Request) -> web.Response:
-        return render(request, "index.html", title="Inicio", pages=pages)
+    def home_of(country: str) -> Handler:
+        async def home(request: web.Request) -> web.Response:
+            heading, lead = HOMES.get(country, HOMES[""])
+            return render(
+                request,
+                "index.html",
+                title=heading,
+                heading=heading,
+                lead=lead,
+                jurisdiction=country,
+                pages=[p for p in pages if (p.jurisdiction or jurisdiction) == country],
+                elsewhere=[
+                    (COUNTRY_NAMES.get(c, c), path) for c, path in homes.items() if c != country
+                ],
+            )
+
+        return home
 
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/", home)
+    for country, path in homes.items():
+        app.router.add_get(path, home_of(country))
     app.router.add_static("/static", STATIC)
 
     limiter = RateLimiter(
@@ -188,13 +237,19 @@ def build_app(
     )
     for page in pages:
         add_lookup_page(app, page, limiter, settings.trusted_proxies)
-        renderer.nav.append(NavItem(page.path, page.nav_label or page.title))
+        renderer.nav.append(
+            NavItem(page.path, page.nav_label or page.title, page.jurisdiction or jurisdiction)
+        )
     renderer.nav.append(NavItem("/reportes", "Reportes"))
 
     reports = ReportSite(
         core,
         TokenAuthenticator(core.db),
-        [*compliance_reports(core.db), *(r for c in contributions for r in c.reports)],
+        [
+            *compliance_reports(core.db),
+            *oversight_reports(core.db, jurisdiction, _flows_of(core, jurisdiction)),
+            *(r for c in contributions for r in c.reports),
+        ],
         jurisdiction,
     )
     reports.add_routes(app)

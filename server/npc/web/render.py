@@ -35,6 +35,8 @@ class NavItem:
 
     path: str
     label: str
+    # The jurisdiction whose pages show it; None: every page (the reports).
+    jurisdiction: str | None = None
 
 
 class Renderer:
@@ -50,10 +52,19 @@ class Renderer:
             lstrip_blocks=True,
         )
         self.nav: list[NavItem] = []
+        self.jurisdiction = ""
 
     def html(self, template: str, **context: Any) -> str:
-        """Render `template` with the site's navigation."""
-        return self.env.get_template(template).render(nav=self.nav, **context)
+        """Render `template` with the navigation of its jurisdiction: the context's
+        `jurisdiction`, else its lookup `page`'s, else the site's."""
+        page = context.get("page")
+        country = (
+            context.get("jurisdiction") or getattr(page, "jurisdiction", None) or self.jurisdiction
+        )
+        nav = [item for item in self.nav if item.jurisdiction in (None, country)]
+        # The brand links to the jurisdiction's own home page (/co for Colombia's pages).
+        home = "/" if country == self.jurisdiction else f"/{country.lower()}"
+        return self.env.get_template(template).render(nav=nav, home=home, **context)
 
 
 RENDERER = web.AppKey("npc_renderer", Renderer)

@@ -25,6 +25,7 @@ from npc.core.errors import Unauthenticated
 from npc.core.identity import Caller
 from npc.core.runtime import Core
 from npc.store.operators import operator_list
+from npc.web.charts import render_bar_chart
 from npc.web.render import render
 from npc.web.site import Column, Report, ReportQuery
 
@@ -101,10 +102,19 @@ def cell_csv(value: Any, column: Column) -> str:
     return text
 
 
-def cell_html(value: Any, column: Column, core: Core, jurisdiction: str) -> str:
-    """A value as the HTML table shows it (escaped by the template): local times, labels."""
+def cell_html(
+    value: Any,
+    column: Column,
+    core: Core,
+    jurisdiction: str,
+    names: Mapping[str, str] | None = None,
+) -> str:
+    """A value as the HTML table shows it (escaped by the template): local times, labels,
+    operators by the `names` the public pages give them."""
     if value is None:
         return "—"
+    if column.kind == "operator":
+        return (names or {}).get(str(value), str(value))
     if column.kind == "instant" and isinstance(value, datetime):
         local = core.calendar(jurisdiction).local(value)
         return f"{local:%d/%m/%Y %H:%M:%S}"
@@ -133,15 +143,16 @@ def to_csv(columns: Sequence[Column], rows: Sequence[Mapping[str, Any]]) -> str:
 def to_json(
     report: Report, query: ReportQuery, rows: Sequence[Mapping[str, Any]]
 ) -> dict[str, Any]:
-    """The rows as a JSON document with the report's identity, filter and columns."""
+    """The rows as a JSON document with the report's identity, filter and columns: English
+    keys; the Spanish title and column labels are values, for whoever shows them."""
     return {
-        "reporte": report.slug,
-        "titulo": report.title,
-        "operador": query.operator,
-        "desde": query.first_day.isoformat(),
-        "hasta": query.last_day.isoformat(),
-        "columnas": [{"clave": c.key, "titulo": c.label, "tipo": c.kind} for c in report.columns],
-        "filas": [{c.key: cell_json(row.get(c.key), c) for c in report.columns} for row in rows],
+        "report": report.slug,
+        "title": report.title,
+        "operator": query.operator,
+        "from": query.first_day.isoformat(),
+        "to": query.last_day.isoformat(),
+        "columns": [{"key": c.key, "label": c.label, "type": c.kind} for c in report.columns],
+        "rows": [{c.key: cell_json(row.get(c.key), c) for c in report.columns} for row in rows],
     }
 
 
@@ -234,7 +245,9 @@ class ReportSite:
             errors["formato"] = "Formato desconocido: use html, csv o json."
             fmt = "html"
         operator: str | None = params.get("operador", "") or None
-        if caller.is_regulator:
+        if not report.by_operator:
+            operator = None
+        elif caller.is_regulator:
             if operator is not None and operator not in {o for o, _ in operators}:
                 errors["operador"] = "Operador desconocido."
         else:
@@ -281,10 +294,16 @@ class ReportSite:
                 dumps=lambda d: json.dumps(d, ensure_ascii=False),
             )
         jurisdiction = report.jurisdiction or self.jurisdiction
+        names = dict(operators)
         table = [
-            [cell_html(row.get(c.key), c, self.core, jurisdiction) for c in report.columns]
+            [cell_html(row.get(c.key), c, self.core, jurisdiction, names) for c in report.columns]
             for row in rows[:HTML_ROW_LIMIT]
         ]
+        chart = (
+            render_bar_chart(report.chart(query, rows, names))
+            if report.chart is not None and not errors
+            else None
+        )
         shown_format = "%Y-%m" if monthly else "%Y-%m-%d"
         base = {
             "desde": first_day.strftime(shown_format),
@@ -301,6 +320,9 @@ class ReportSite:
             caller=caller,
             operators=operators,
             operator=operator,
+            operator_name=names.get(operator or "", operator),
+            caller_name=names.get(caller.operator, caller.operator),
+            chart=chart,
             first_day=params.get("desde", first_default.strftime(shown_format)),
             last_day=params.get("hasta", last_default.strftime(shown_format)),
             errors=errors,

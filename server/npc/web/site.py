@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from npc.core.flow import REPORTS_PATH, Audience, WebRoute
+from npc.web.charts import BarChart
 
 NOT_FOUND = (
     "No encontramos una solicitud con esos datos. Revise el código y el número de documento e "
@@ -115,6 +116,8 @@ class LookupPage:
         submit_label: the button's text.
         not_found: the single message for every miss.
         nav_label: its short name in the site's navigation (the title when empty).
+        jurisdiction: the country whose subscribers it serves (its home page and navigation);
+            None: the site's own.
     """
 
     path: str
@@ -125,13 +128,15 @@ class LookupPage:
     submit_label: str = "Consultar"
     not_found: str = NOT_FOUND
     nav_label: str = ""
+    jurisdiction: str | None = None
 
 
 @dataclass(frozen=True)
 class Column:
-    """A report column: its key in CSV and JSON, its Spanish header, and the kind of its values:
-    ``text`` (short, kept on one line), ``prose`` (long text that wraps), ``number``,
-    ``instant`` (an aware datetime, shown in local time), ``date`` or ``json``."""
+    """A report column: its key in CSV and JSON (English), its Spanish header, and the kind of
+    its values: ``text`` (short, kept on one line), ``prose`` (long text that wraps), ``number``,
+    ``instant`` (an aware datetime, shown in local time), ``date``, ``json`` or ``operator`` (an
+    operator's id: the page shows its name, CSV and JSON the id)."""
 
     key: str
     label: str
@@ -168,6 +173,10 @@ class Report:
         period: ``day`` (the filter picks dates) or ``month`` (it picks whole months, AAAA-MM,
             for figures defined per calendar month; the query then runs from the first day of
             the first month to the last day of the last).
+        chart: draws the rows as a chart above the table (``npc.web.charts``), given the
+            query and the operators' names by id.
+        by_operator: the regulator may filter by operator (False: figures of the
+            clearinghouse itself, such as its deadlines' lateness).
     """
 
     slug: str
@@ -178,6 +187,10 @@ class Report:
     operators_see_own: bool = False
     jurisdiction: str | None = None
     period: str = "day"
+    chart: (
+        Callable[[ReportQuery, Sequence[Mapping[str, Any]], Mapping[str, str]], BarChart] | None
+    ) = None
+    by_operator: bool = True
 
 
 @dataclass(frozen=True)
@@ -299,6 +312,11 @@ def spanish_instant(instant: datetime, zone: ZoneInfo) -> str:
     """``lunes 23 de noviembre de 2026, 10:00`` in the jurisdiction's local time."""
     local = instant.astimezone(zone)
     return f"{spanish_date(local.date())}, {local:%H:%M}"
+
+
+def days_between(first: date, last: date) -> list[date]:
+    """Every date from `first` to `last`, both included."""
+    return [date.fromordinal(n) for n in range(first.toordinal(), last.toordinal() + 1)]
 
 
 def mask_number(number: str, visible: int = 3) -> str:

@@ -87,12 +87,12 @@ async def test_metrics_expose_rpc_counts_and_donor_answer_times(app, operators, 
     )
     assert (
         samples[
-            'npc_rpc_handled_total{code="OK",method="SubmitPortRequest",service="PortabilityService"}'
+            'npc_rpc_handled_total{code="OK",method="SubmitPortRequest",operator="claro",service="PortabilityService"}'
         ]
         >= 1
     )
     assert (
-        'npc_rpc_duration_seconds_bucket{le="0.5",method="AnswerPortRequest",service="PortabilityService"}'
+        'npc_rpc_duration_seconds_bucket{le="0.5",method="AnswerPortRequest",operator="movistar",service="PortabilityService"}'
         in samples
     )
     async with (

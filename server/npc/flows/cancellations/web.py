@@ -94,14 +94,14 @@ DOCUMENT = Field(
 )
 
 COMPLIANCE_COLUMNS = (
-    Column("operador", "Operador"),
-    Column("dias_exigibles", "Días exigibles", "number"),
-    Column("recibidos", "Reportes recibidos", "number"),
-    Column("a_tiempo", "A tiempo", "number"),
-    Column("tardios", "Fuera de plazo", "number"),
-    Column("faltantes", "Faltantes", "number"),
-    Column("fechas_tardias", "Fechas reportadas fuera de plazo", "prose"),
-    Column("fechas_faltantes", "Fechas sin reporte", "prose"),
+    Column("operator", "Operador", "operator"),
+    Column("days_due", "Días exigibles", "number"),
+    Column("received", "Reportes recibidos", "number"),
+    Column("on_time", "A tiempo", "number"),
+    Column("late", "Fuera de plazo", "number"),
+    Column("missing", "Faltantes", "number"),
+    Column("late_dates", "Fechas reportadas fuera de plazo", "prose"),
+    Column("missing_dates", "Fechas sin reporte", "prose"),
 )
 
 
@@ -203,14 +203,14 @@ def dates_text(days: Sequence[date]) -> str:
 def _compliance_row(item: Mapping[str, Any]) -> dict[str, Any]:
     """One operator's line of the daily-report compliance report."""
     return {
-        "operador": item["operator"],
-        "dias_exigibles": item["days_due"],
-        "recibidos": item["received"],
-        "a_tiempo": item["on_time"],
-        "tardios": item["late"],
-        "faltantes": item["missing"],
-        "fechas_tardias": dates_text(item["late_dates"]),
-        "fechas_faltantes": dates_text(item["missing_dates"]),
+        "operator": item["operator"],
+        "days_due": item["days_due"],
+        "received": item["received"],
+        "on_time": item["on_time"],
+        "late": item["late"],
+        "missing": item["missing"],
+        "late_dates": dates_text(item["late_dates"]),
+        "missing_dates": dates_text(item["missing_dates"]),
     }
 
 

@@ -41,38 +41,38 @@ CLOSING_REASONS = {
 YES_NO = {True: "Sí", False: "No"}
 
 EVENT_COLUMNS = (
-    Column("operador", "Operador"),
-    Column("numero", "N.º", "number"),
-    Column("punto_codigo", "Punto de atención"),
-    Column("punto_nombre", "Nombre del punto", "prose"),
-    Column("punto_tipo", "Canal"),
-    Column("tramite", "Trámite"),
-    Column("escenario", "Escenario"),
-    Column("detalle", "Detalle", "prose"),
-    Column("inicio", "Inicio", "instant"),
-    Column("fin", "Fin", "instant"),
-    Column("duracion_minutos", "Duración (min)", "number"),
-    Column("mas_de_una_hora", "Más de 1 hora"),
-    Column("motivo_cierre", "Motivo de ocurrencia", "prose"),
-    Column("reporte_vence", "Plazo para reportar", "instant"),
-    Column("reportado_en", "Reportado", "instant"),
-    Column("bloqueos_robo_perdida", "Bloqueos por robo o pérdida", "number"),
-    Column("reclamos_presentados", "Reclamos presentados", "number"),
+    Column("operator", "Operador", "operator"),
+    Column("number", "N.º", "number"),
+    Column("attention_point_code", "Punto de atención"),
+    Column("attention_point_name", "Nombre del punto", "prose"),
+    Column("attention_point_type", "Canal"),
+    Column("request_type", "Trámite"),
+    Column("scenario", "Escenario"),
+    Column("detail", "Detalle", "prose"),
+    Column("started_at", "Inicio", "instant"),
+    Column("ended_at", "Fin", "instant"),
+    Column("duration_minutes", "Duración (min)", "number"),
+    Column("over_one_hour", "Más de 1 hora"),
+    Column("closing_reason", "Motivo de ocurrencia", "prose"),
+    Column("report_due_at", "Plazo para reportar", "instant"),
+    Column("reported_at", "Reportado", "instant"),
+    Column("blocks_stolen_or_lost", "Bloqueos por robo o pérdida", "number"),
+    Column("claims_filed", "Reclamos presentados", "number"),
 )
 SUMMARY_COLUMNS = (
-    Column("operador", "Operador"),
-    Column("eventos", "Eventos", "number"),
-    Column("cerrados", "Cerrados", "number"),
-    Column("abiertos", "Abiertos", "number"),
-    Column("minutos_totales", "Minutos de inoperatividad", "number"),
-    Column("mas_de_una_hora", "Eventos de más de 1 hora", "number"),
+    Column("operator", "Operador", "operator"),
+    Column("events", "Eventos", "number"),
+    Column("closed", "Cerrados", "number"),
+    Column("open", "Abiertos", "number"),
+    Column("total_minutes", "Minutos de inoperatividad", "number"),
+    Column("over_one_hour", "Eventos de más de 1 hora", "number"),
     *(
-        Column(f"escenario_{key}", label, "number")
+        Column(f"scenario_{key}", label, "number")
         for key, label in SCENARIOS.items()
         if key != Scenario.ERROR_OR_TEST
     ),
-    *(Column(f"tramite_{key}", label, "number") for key, label in REQUEST_TYPES.items()),
-    Column("motivos_cierre", "Motivos de ocurrencia", "prose"),
+    *(Column(f"request_type_{key}", label, "number") for key, label in REQUEST_TYPES.items()),
+    Column("closing_reasons", "Motivos de ocurrencia", "prose"),
 )
 
 
@@ -83,23 +83,23 @@ def _label(labels: Mapping[str, str], value: str | None) -> str | None:
 def _event_row(e: ReportRow) -> dict[str, Any]:
     """One event's line of the events report."""
     return {
-        "operador": e.operator,
-        "numero": e.number,
-        "punto_codigo": e.attention_point_code,
-        "punto_nombre": e.attention_point_name,
-        "punto_tipo": _label(POINT_TYPES, e.attention_point_type),
-        "tramite": _label(REQUEST_TYPES, e.request_type),
-        "escenario": _label(SCENARIOS, e.scenario),
-        "detalle": e.detail,
-        "inicio": e.started_at,
-        "fin": e.ended_at,
-        "duracion_minutos": e.duration_minutes,
-        "mas_de_una_hora": YES_NO[e.over_one_hour],
-        "motivo_cierre": _label(CLOSING_REASONS, e.closing_reason),
-        "reporte_vence": e.report_due_at,
-        "reportado_en": e.reported_at,
-        "bloqueos_robo_perdida": e.critical_block_stolen_or_lost,
-        "reclamos_presentados": e.critical_claim_filing,
+        "operator": e.operator,
+        "number": e.number,
+        "attention_point_code": e.attention_point_code,
+        "attention_point_name": e.attention_point_name,
+        "attention_point_type": _label(POINT_TYPES, e.attention_point_type),
+        "request_type": _label(REQUEST_TYPES, e.request_type),
+        "scenario": _label(SCENARIOS, e.scenario),
+        "detail": e.detail,
+        "started_at": e.started_at,
+        "ended_at": e.ended_at,
+        "duration_minutes": e.duration_minutes,
+        "over_one_hour": YES_NO[e.over_one_hour],
+        "closing_reason": _label(CLOSING_REASONS, e.closing_reason),
+        "report_due_at": e.report_due_at,
+        "reported_at": e.reported_at,
+        "blocks_stolen_or_lost": e.critical_block_stolen_or_lost,
+        "claims_filed": e.critical_claim_filing,
     }
 
 
@@ -107,19 +107,19 @@ def _summary_row(s: Mapping[str, Any]) -> dict[str, Any]:
     """One operator's line of the summary (`InoperabilityHandler.summary`)."""
     reasons = sorted(s["by_closing_reason"].items())
     return {
-        "operador": s["operator"],
-        "eventos": s["events"],
-        "cerrados": s["closed"],
-        "abiertos": s["open"],
-        "minutos_totales": s["total_minutes"],
-        "mas_de_una_hora": s["over_one_hour"],
+        "operator": s["operator"],
+        "events": s["events"],
+        "closed": s["closed"],
+        "open": s["open"],
+        "total_minutes": s["total_minutes"],
+        "over_one_hour": s["over_one_hour"],
         **{
-            f"escenario_{key}": s["by_scenario"].get(key, 0)
+            f"scenario_{key}": s["by_scenario"].get(key, 0)
             for key in SCENARIOS
             if key != Scenario.ERROR_OR_TEST
         },
-        **{f"tramite_{key}": s["by_request_type"].get(key, 0) for key in REQUEST_TYPES},
-        "motivos_cierre": "; ".join(
+        **{f"request_type_{key}": s["by_request_type"].get(key, 0) for key in REQUEST_TYPES},
+        "closing_reasons": "; ".join(
             f"{CLOSING_REASONS.get(reason, reason)}: {count}" for reason, count in reasons
         )
         or None,

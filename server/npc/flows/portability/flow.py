@@ -22,6 +22,8 @@ class PortabilityFlow(Flow):
     web = (
         WebRoute.page("/portabilidad/consulta"),
         WebRoute.report("portabilidad-solicitudes", operators_see_own=True),
+        WebRoute.report("portabilidad-respuestas-cedente", operators_see_own=True),
+        WebRoute.report("portabilidad-ejecuciones-diarias", operators_see_own=True),
     )
 
     def __init__(self, context: FlowContext[Settings]) -> None:

@@ -130,3 +130,20 @@ class Reads(PortabilityBase):
         state; with `operator`, only those where it is the recipient or the donor."""
         async with self.core.db.pool.acquire() as conn:
             return await store.request_counts(conn, start, end, operator)
+
+    async def donor_answer_times(
+        self, start: datetime, end: datetime, operator: str | None
+    ) -> list[dict[str, Any]]:
+        """Per donor, its answers to the CP and SP submitted in [start, end) against its term
+        (`rules.DONOR_ANSWER_TERM`, or the configured one), in the clock's seconds."""
+        term = self.settings.donor_answer.total_seconds()
+        async with self.core.db.pool.acquire() as conn:
+            return await store.donor_answer_times(conn, start, end, operator, term)
+
+    async def daily_ports(
+        self, start: datetime, end: datetime, operator: str | None
+    ) -> list[dict[str, Any]]:
+        """Ports executed in [start, end) per local day, donor and recipient."""
+        zone = self.timeline.calendar.timezone
+        async with self.core.db.pool.acquire() as conn:
+            return await store.daily_ports(conn, start, end, operator, zone)

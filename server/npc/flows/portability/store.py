@@ -173,6 +173,67 @@ async def request_counts(
     return [dict(r) for r in rows]
 
 
+# The donor's answer time of each message it owed in a period (CP and SP), answered or not.
+_OWED = """
+    SELECT donor, donor_silent, submitted_at, answered_at FROM prior_consultations
+    WHERE submitted_at >= $1 AND submitted_at < $2 AND ($3::text IS NULL OR donor = $3)
+    UNION ALL
+    SELECT donor, donor_silent, submitted_at, answered_at FROM port_requests
+    WHERE submitted_at >= $1 AND submitted_at < $2 AND ($3::text IS NULL OR donor = $3)
+"""
+
+
+async def donor_answer_times(
+    conn: asyncpg.Connection, start: datetime, end: datetime, operator: str | None, term: float
+) -> list[dict[str, Any]]:
+    """Per donor, the prior consultations and port requests submitted in [start, end): answers,
+    those within `term` seconds, silences, and the median, 95th percentile and longest answer
+    time in seconds (None without answers); with `operator`, only it as donor."""
+    rows = await conn.fetch(
+        f"""WITH owed AS ({_OWED}),
+                answered AS (
+                    SELECT donor, extract(epoch FROM answered_at - submitted_at)::float8 AS s
+                    FROM owed WHERE answered_at IS NOT NULL AND NOT donor_silent)
+            SELECT o.donor,
+                   count(*) AS owed,
+                   count(*) FILTER (WHERE o.donor_silent) AS silences,
+                   (SELECT count(*) FROM answered a WHERE a.donor = o.donor) AS answers,
+                   (SELECT count(*) FROM answered a WHERE a.donor = o.donor AND a.s <= $4)
+                       AS in_time,
+                   (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY a.s)
+                    FROM answered a WHERE a.donor = o.donor) AS median_seconds,
+                   (SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY a.s)
+                    FROM answered a WHERE a.donor = o.donor) AS p95_seconds,
+                   (SELECT max(a.s) FROM answered a WHERE a.donor = o.donor) AS max_seconds
+            FROM owed o GROUP BY o.donor ORDER BY o.donor""",
+        start,
+        end,
+        operator,
+        term,
+    )
+    return [dict(r) for r in rows]
+
+
+async def daily_ports(
+    conn: asyncpg.Connection, start: datetime, end: datetime, operator: str | None, zone: str
+) -> list[dict[str, Any]]:
+    """Ports executed in [start, end) per local day (`zone`), donor and recipient, with their
+    numbers; with `operator`, only those where it is a party."""
+    rows = await conn.fetch(
+        """SELECT (executed_at AT TIME ZONE $4)::date AS day, donor, recipient,
+                  count(*) AS ports, sum(number_count)::bigint AS numbers
+           FROM port_requests
+           WHERE executed_at >= $1 AND executed_at < $2
+             AND ($3::text IS NULL OR recipient = $3 OR donor = $3)
+           GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""",
+        start,
+        end,
+        operator,
+        zone,
+    )
+    return [dict(r) for r in rows]
+
+
 async def list_requests(
     conn: asyncpg.Connection,
     party: str | None,

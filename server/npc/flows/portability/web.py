@@ -8,6 +8,8 @@ from typing import Any
 
 from npc.flows.portability.handler import PortabilityHandler
 from npc.flows.portability.model import PublicStatus
+from npc.flows.portability.rules import DONOR_ANSWER_MINUTES, DONOR_ANSWER_TERM
+from npc.web.charts import BarChart, Reference, Series
 from npc.web.site import (
     Column,
     Field,
@@ -16,6 +18,7 @@ from npc.web.site import (
     ReportQuery,
     StatusView,
     WebRoutes,
+    days_between,
     mask_number,
     spanish_instant,
 )
@@ -112,13 +115,105 @@ DOCUMENT = Field(
 )
 
 REQUEST_COLUMNS = (
-    Column("receptor", "Operador receptor"),
-    Column("cedente", "Operador cedente"),
-    Column("servicio", "Servicio"),
-    Column("estado", "Estado"),
-    Column("solicitudes", "Solicitudes", "number"),
-    Column("cedente_sin_respuesta", "Sin respuesta del cedente", "number"),
+    Column("recipient", "Operador receptor", "operator"),
+    Column("donor", "Operador cedente", "operator"),
+    Column("service", "Servicio"),
+    Column("state", "Estado"),
+    Column("requests", "Solicitudes", "number"),
+    Column("donor_silent", "Sin respuesta del cedente", "number"),
 )
+ANSWER_COLUMNS = (
+    Column("donor", "Operador cedente", "operator"),
+    Column("owed", "Mensajes recibidos (CP y SP)", "number"),
+    Column("answers", "Respondidos", "number"),
+    Column("in_time", f"Respondidos en {DONOR_ANSWER_MINUTES} minutos", "number"),
+    Column("silences", "Sin respuesta", "number"),
+    Column("median_seconds", "Mediana (s)", "number"),
+    Column("p95_seconds", "Percentil 95 (s)", "number"),
+    Column("max_seconds", "Máximo (s)", "number"),
+)
+DAILY_COLUMNS = (
+    Column("day", "Día", "date"),
+    Column("donor", "Operador cedente", "operator"),
+    Column("recipient", "Operador receptor", "operator"),
+    Column("ports", "Portabilidades ejecutadas", "number"),
+    Column("numbers", "Números portados", "number"),
+)
+# The ports chart draws this many operator pairs, the busiest; the rest share one series.
+CHART_PAIRS = 7
+
+
+def seconds(value: float | None) -> float | None:
+    """A duration in seconds as the report shows it: to a tenth of a second."""
+    return None if value is None else round(value, 1)
+
+
+def answer_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One donor's answer times, under the report's column keys."""
+    return {
+        **{key: row[key] for key in ("donor", "owed", "answers", "in_time", "silences")},
+        **{key: seconds(row[key]) for key in ("median_seconds", "p95_seconds", "max_seconds")},
+    }
+
+
+def answer_chart(
+    query: ReportQuery, rows: Sequence[Mapping[str, Any]], names: Mapping[str, str]
+) -> BarChart:
+    """Each donor's median, 95th percentile and longest answer against its 5 minutes."""
+    figures = [
+        ("Mediana", "median_seconds"),
+        ("Percentil 95", "p95_seconds"),
+        ("Máximo", "max_seconds"),
+    ]
+    return BarChart(
+        title="Tiempo de respuesta del operador cedente",
+        description=(
+            "Mediana, percentil 95 y máximo, en segundos, del tiempo que cada operador cedente "
+            f"tardó en responder consultas previas y solicitudes, frente al plazo de "
+            f"{DONOR_ANSWER_MINUTES} minutos (artículos 20 y 22)."
+        ),
+        categories=tuple(names.get(r["donor"], r["donor"]) for r in rows),
+        series=tuple(Series(label, tuple(r[key] for r in rows)) for label, key in figures),
+        unit="segundos",
+        reference=Reference(
+            DONOR_ANSWER_TERM.total_seconds(), f"Plazo: {DONOR_ANSWER_MINUTES} minutos"
+        ),
+    )
+
+
+def daily_chart(
+    query: ReportQuery, rows: Sequence[Mapping[str, Any]], names: Mapping[str, str]
+) -> BarChart:
+    """Ports executed per day, stacked by operator pair (donor to recipient)."""
+
+    def pair(row: Mapping[str, Any]) -> str:
+        return f"{names.get(row['donor'], row['donor'])} → {names.get(row['recipient'], row['recipient'])}"
+
+    totals: dict[str, int] = {}
+    for row in rows:
+        totals[pair(row)] = totals.get(pair(row), 0) + row["ports"]
+    busiest = sorted(totals, key=lambda p: (-totals[p], p))[:CHART_PAIRS]
+    others = "Otros pares" if len(totals) > CHART_PAIRS else None
+    days = days_between(query.first_day, query.last_day)
+    cells: dict[tuple[str, object], float] = {}
+    for row in rows:
+        name = pair(row) if pair(row) in busiest else str(others)
+        cells[(name, row["day"])] = cells.get((name, row["day"]), 0) + row["ports"]
+    return BarChart(
+        title="Portabilidades ejecutadas por día y par de operadores",
+        description=(
+            "Portabilidades ejecutadas cada día del periodo (hora local), apiladas por par de "
+            "operadores, del cedente al receptor."
+        ),
+        categories=tuple(f"{d:%d/%m}" for d in days),
+        series=tuple(
+            Series(name, tuple(cells.get((name, d)) for d in days))
+            for name in [*busiest, *([others] if others else [])]
+        ),
+        unit="portabilidades",
+        stacked=True,
+        counts=True,
+    )
 
 
 def status_view(status: PublicStatus, handler: PortabilityHandler) -> StatusView:
@@ -181,15 +276,22 @@ def portability_web(handler: PortabilityHandler) -> WebRoutes:
         rows = await handler.request_counts(query.start, query.end, query.operator)
         return [
             {
-                "receptor": r["recipient"],
-                "cedente": r["donor"],
-                "servicio": SERVICES.get(r["service"], r["service"]),
-                "estado": STATES[r["state"]][0],
-                "solicitudes": r["requests"],
-                "cedente_sin_respuesta": r["donor_silent"],
+                "recipient": r["recipient"],
+                "donor": r["donor"],
+                "service": SERVICES.get(r["service"], r["service"]),
+                "state": STATES[r["state"]][0],
+                "requests": r["requests"],
+                "donor_silent": r["donor_silent"],
             }
             for r in rows
         ]
+
+    async def answers(query: ReportQuery) -> Sequence[Mapping[str, Any]]:
+        rows = await handler.donor_answer_times(query.start, query.end, query.operator)
+        return [answer_row(r) for r in rows]
+
+    async def daily(query: ReportQuery) -> Sequence[Mapping[str, Any]]:
+        return await handler.daily_ports(query.start, query.end, query.operator)
 
     return WebRoutes(
         pages=[
@@ -217,6 +319,34 @@ def portability_web(handler: PortabilityHandler) -> WebRoutes:
                 columns=REQUEST_COLUMNS,
                 rows=requests,
                 operators_see_own=True,
-            )
+            ),
+            Report(
+                slug="portabilidad-respuestas-cedente",
+                title="Tiempo de respuesta del operador cedente",
+                description=(
+                    "Por operador cedente, las consultas previas y solicitudes que recibió en el "
+                    "periodo, cuántas respondió, cuántas dentro de los "
+                    f"{DONOR_ANSWER_MINUTES} minutos (artículos 20 y 22) y cuántas quedaron sin "
+                    "respuesta (infracciones 18 y 21), con la mediana, el percentil 95 y el "
+                    "máximo del tiempo de respuesta."
+                ),
+                columns=ANSWER_COLUMNS,
+                rows=answers,
+                operators_see_own=True,
+                chart=answer_chart,
+            ),
+            Report(
+                slug="portabilidad-ejecuciones-diarias",
+                title="Portabilidades ejecutadas por día",
+                description=(
+                    "Portabilidades ejecutadas cada día (hora local) por operador cedente y "
+                    "receptor, con los números portados; con un operador, aquellas en que es "
+                    "parte."
+                ),
+                columns=DAILY_COLUMNS,
+                rows=daily,
+                operators_see_own=True,
+                chart=daily_chart,
+            ),
         ],
     )

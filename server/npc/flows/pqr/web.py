@@ -79,23 +79,23 @@ CUN = Field(
 )
 
 INDICATOR_COLUMNS = (
-    Column("mes", "Mes"),
-    Column("proveedor", "Proveedor"),
-    Column("sms_recibidos", f"Solicitudes SMS QUEJA al {SHORT_CODE}", "number"),
-    Column("sms_acuse_a_tiempo", f"Acuse en {ACK_MINUTES} minutos", "number"),
-    Column("sms_acuse_a_tiempo_pct", f"Acuse en {ACK_MINUTES} minutos (%)", "number"),
-    Column("sms_llamada_a_tiempo", "Llamada a tiempo", "number"),
-    Column("sms_llamada_a_tiempo_pct", "Llamada a tiempo (%)", "number"),
-    Column("sms_cerrados_sin_contacto", "Cerradas sin contacto", "number"),
-    Column("pqr_radicadas", "PQR radicadas", "number"),
-    Column("respuestas", "Respuestas", "number"),
-    Column("respuestas_a_tiempo", "Respuestas a tiempo", "number"),
-    Column("respuestas_a_tiempo_pct", "Respuestas a tiempo (%)", "number"),
-    Column("silencios_positivos", "Silencios administrativos positivos", "number"),
-    Column("efectos_silencio_tardios", "Efectos del silencio fuera de plazo", "number"),
-    Column("traslados_sic", "Expedientes enviados a la SIC", "number"),
-    Column("traslados_sic_tardios", "Envíos a la SIC fuera de plazo", "number"),
-    Column("quejas_frecuentes", "Quejas más frecuentes", "prose"),
+    Column("month", "Mes"),
+    Column("provider", "Proveedor", "operator"),
+    Column("sms_requests", f"Solicitudes SMS QUEJA al {SHORT_CODE}", "number"),
+    Column("sms_acknowledged_in_time", f"Acuse en {ACK_MINUTES} minutos", "number"),
+    Column("sms_acknowledged_in_time_pct", f"Acuse en {ACK_MINUTES} minutos (%)", "number"),
+    Column("sms_contacted_in_time", "Llamada a tiempo", "number"),
+    Column("sms_contacted_in_time_pct", "Llamada a tiempo (%)", "number"),
+    Column("sms_closed_unreachable", "Cerradas sin contacto", "number"),
+    Column("pqrs_filed", "PQR radicadas", "number"),
+    Column("answers", "Respuestas", "number"),
+    Column("answers_in_time", "Respuestas a tiempo", "number"),
+    Column("answers_in_time_pct", "Respuestas a tiempo (%)", "number"),
+    Column("silences_applied", "Silencios administrativos positivos", "number"),
+    Column("silence_effects_late", "Efectos del silencio fuera de plazo", "number"),
+    Column("transfers_to_sic", "Expedientes enviados a la SIC", "number"),
+    Column("transfers_to_sic_late", "Envíos a la SIC fuera de plazo", "number"),
+    Column("frequent_complaints", "Quejas más frecuentes", "prose"),
 )
 
 
@@ -142,25 +142,25 @@ def status_view(status: PublicStatus, handler: PqrHandler) -> StatusView:
 
 
 def indicator_row(row: ProviderIndicators) -> dict[str, Any]:
-    """One provider's month of `PqrHandler.report`, under the report's Spanish column keys."""
+    """One provider's month of `PqrHandler.report`, under the report's column keys."""
     return {
-        "mes": row["month"],
-        "proveedor": row["provider"],
-        "sms_recibidos": row["sms_requests"],
-        "sms_acuse_a_tiempo": row["sms_acknowledged_in_time"],
-        "sms_acuse_a_tiempo_pct": row["sms_acknowledged_in_time_pct"],
-        "sms_llamada_a_tiempo": row["sms_contacted_in_time"],
-        "sms_llamada_a_tiempo_pct": row["sms_contacted_in_time_pct"],
-        "sms_cerrados_sin_contacto": row["sms_closed_unreachable"],
-        "pqr_radicadas": row["pqrs_filed"],
-        "respuestas": row["answers"],
-        "respuestas_a_tiempo": row["answers_in_time"],
-        "respuestas_a_tiempo_pct": row["answers_in_time_pct"],
-        "silencios_positivos": row["silences_applied"],
-        "efectos_silencio_tardios": row["silence_effects_late"],
-        "traslados_sic": row["transfers_to_sic"],
-        "traslados_sic_tardios": row["transfers_to_sic_late"],
-        "quejas_frecuentes": "; ".join(
+        "month": row["month"],
+        "provider": row["provider"],
+        "sms_requests": row["sms_requests"],
+        "sms_acknowledged_in_time": row["sms_acknowledged_in_time"],
+        "sms_acknowledged_in_time_pct": row["sms_acknowledged_in_time_pct"],
+        "sms_contacted_in_time": row["sms_contacted_in_time"],
+        "sms_contacted_in_time_pct": row["sms_contacted_in_time_pct"],
+        "sms_closed_unreachable": row["sms_closed_unreachable"],
+        "pqrs_filed": row["pqrs_filed"],
+        "answers": row["answers"],
+        "answers_in_time": row["answers_in_time"],
+        "answers_in_time_pct": row["answers_in_time_pct"],
+        "silences_applied": row["silences_applied"],
+        "silence_effects_late": row["silence_effects_late"],
+        "transfers_to_sic": row["transfers_to_sic"],
+        "transfers_to_sic_late": row["transfers_to_sic_late"],
+        "frequent_complaints": "; ".join(
             f"{SUBJECTS.get(subject, subject)}: {count}"
             for subject, count in row["frequent_complaints"]
         ),
@@ -194,6 +194,7 @@ def pqr_web(handler: PqrHandler) -> WebRoutes:
                 fields=(CUN,),
                 lookup=lookup,
                 not_found=NOT_FOUND,
+                jurisdiction=JURISDICTION,
             )
         ],
         reports=[

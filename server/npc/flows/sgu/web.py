@@ -124,31 +124,31 @@ TOKEN = Field(
 )
 
 FREQUENT_COLUMNS = (
-    Column("subcategoria", "Subcategoría"),
-    Column("problema", "Problema", "prose"),
-    Column("problemas", "Problemas", "number"),
+    Column("subcategory", "Subcategoría"),
+    Column("problem", "Problema", "prose"),
+    Column("problems", "Problemas", "number"),
 )
 TIME_COLUMNS = (
-    Column("subcategoria", "Subcategoría"),
-    Column("problema", "Problema", "prose"),
-    Column("respondidos", "Respondidos", "number"),
-    Column("horas_promedio", "Horas en responder (promedio)", "number"),
-    Column("horas_maximo", "Horas en responder (máximo)", "number"),
+    Column("subcategory", "Subcategoría"),
+    Column("problem", "Problema", "prose"),
+    Column("answered", "Respondidos", "number"),
+    Column("average_hours", "Horas en responder (promedio)", "number"),
+    Column("max_hours", "Horas en responder (máximo)", "number"),
 )
 OPERATOR_COLUMNS = (
-    Column("operador", "Operador"),
-    Column("problemas", "Problemas", "number"),
-    Column("respondidos_a_tiempo", "Respondidos a tiempo", "number"),
-    Column("respondidos_tarde", "Respondidos tarde", "number"),
-    Column("vencidos_sin_respuesta", "Vencidos sin respuesta", "number"),
-    Column("reclamos", "Convertidos en reclamo", "number"),
+    Column("operator", "Operador", "operator"),
+    Column("problems", "Problemas", "number"),
+    Column("answered_in_time", "Respondidos a tiempo", "number"),
+    Column("answered_late", "Respondidos tarde", "number"),
+    Column("unanswered_overdue", "Vencidos sin respuesta", "number"),
+    Column("claims", "Convertidos en reclamo", "number"),
 )
 SATISFACTION_COLUMNS = (
-    Column("operador", "Operador"),
-    Column("calificados", "Respuestas calificadas", "number"),
-    Column("satisfechos", "Usuarios satisfechos", "number"),
-    Column("porcentaje_satisfechos", "Satisfechos (%)", "number"),
-    Column("puntaje_promedio", "Puntaje promedio (1 a 5)", "number"),
+    Column("operator", "Operador", "operator"),
+    Column("rated", "Respuestas calificadas", "number"),
+    Column("satisfied", "Usuarios satisfechos", "number"),
+    Column("satisfied_pct", "Satisfechos (%)", "number"),
+    Column("average_score", "Puntaje promedio (1 a 5)", "number"),
 )
 SOURCE = (
     "Instructivo Técnico del SGU (Res. 00170-2020-CD/OSIPTEL), reportes estadísticos; problemas "
@@ -313,7 +313,7 @@ class _Statistics:
     async def most_frequent(self, query: ReportQuery) -> Sequence[Mapping[str, Any]]:
         report = await self.handler.report(query.start, query.end, operator=query.operator)
         return [
-            {"subcategoria": p.subcategory, "problema": p.name, "problemas": p.problems}
+            {"subcategory": p.subcategory, "problem": p.name, "problems": p.problems}
             for p in report.most_frequent
         ]
 
@@ -324,11 +324,11 @@ class _Statistics:
         }
         return [
             {
-                "subcategoria": t.subcategory,
-                "problema": subcategories.get(t.subcategory, ""),
-                "respondidos": t.answered,
-                "horas_promedio": round(t.average_hours, 1),
-                "horas_maximo": round(t.max_hours, 1),
+                "subcategory": t.subcategory,
+                "problem": subcategories.get(t.subcategory, ""),
+                "answered": t.answered,
+                "average_hours": round(t.average_hours, 1),
+                "max_hours": round(t.max_hours, 1),
             }
             for t in report.resolution_times
         ]
@@ -337,12 +337,12 @@ class _Statistics:
         report = await self.handler.report(query.start, query.end, operator=query.operator)
         return [
             {
-                "operador": o.operator,
-                "problemas": o.problems,
-                "respondidos_a_tiempo": o.answered_in_time,
-                "respondidos_tarde": o.answered_late,
-                "vencidos_sin_respuesta": o.unanswered_overdue,
-                "reclamos": o.claims,
+                "operator": o.operator,
+                "problems": o.problems,
+                "answered_in_time": o.answered_in_time,
+                "answered_late": o.answered_late,
+                "unanswered_overdue": o.unanswered_overdue,
+                "claims": o.claims,
             }
             for o in report.operators
         ]
@@ -351,11 +351,11 @@ class _Statistics:
         report = await self.handler.report(query.start, query.end, operator=query.operator)
         return [
             {
-                "operador": s.operator,
-                "calificados": s.rated,
-                "satisfechos": s.satisfied,
-                "porcentaje_satisfechos": round(100 * s.satisfied / s.rated, 1),
-                "puntaje_promedio": round(s.average_score, 2),
+                "operator": s.operator,
+                "rated": s.rated,
+                "satisfied": s.satisfied,
+                "satisfied_pct": round(100 * s.satisfied / s.rated, 1),
+                "average_score": round(s.average_score, 2),
             }
             for s in report.satisfaction
         ]
