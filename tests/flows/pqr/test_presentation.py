@@ -116,7 +116,6 @@ async def test_a_presentation_instant_is_neither_in_the_future_nor_absurdly_old(
 
 async def answered(handlers: Handlers) -> tuple[str, datetime]:
     """A complaint answered (unfavorably) and notified now; its CUN and reposición limit."""
-    await colombia(handlers)
     cun = (await file(handlers, filing())).row["id"]
     decision = pqr_pb2.AnswerPqrRequest(
         cun=cun, outcome=pqr_pb2.PQR_OUTCOME_UNFAVORABLE, summary="No procede."
@@ -125,69 +124,63 @@ async def answered(handlers: Handlers) -> tuple[str, datetime]:
     return cun, case.row["reconsideration_until"]
 
 
-@pytest.mark.parametrize(("before_limit", "accepted"), [(SECOND, True), (timedelta(0), False)])
-async def test_a_reposition_presented_in_time_counts_even_registered_after_the_window(
-    handlers: Handlers, before_limit: timedelta, accepted: bool
-):
-    cun, until = await answered(handlers)
-    # The window closes the PQR at its end; the provider registers the reposición a day later.
-    await handlers.advance(until + timedelta(days=1) - handlers.clock.now())
-    assert (await state(handlers, cun))["state"] == "closed"
-    presented = until - before_limit
+def reposition(cun: str, presented: datetime) -> Any:
     request = pqr_pb2.FileReconsiderationRequest(
         cun=cun, appeal_in_subsidy=True, facts="No estoy de acuerdo.", presented_at=ts(presented)
     )
-    model = convert.file_reconsideration(request)
-    if not accepted:
-        with pytest.raises(FailedPrecondition, match="to file reconsideration ended"):
-            await run(handlers, "FileReconsideration", "file_reconsideration", model)
-        return
-    case = await run(handlers, "FileReconsideration", "file_reconsideration", model)
-    assert case.row["state"] == "reconsideration"
-    assert case.row["rec_filed_at"] == presented
-    assert case.row["rec_answer_due"] == COLOMBIA.end_of_business_days(presented, 15)
+    return convert.file_reconsideration(request)
 
 
-async def test_a_reposition_cannot_be_presented_before_the_decision_was_notified(
+async def test_a_reposition_counts_from_its_presentation_even_registered_after_the_window(
     handlers: Handlers,
 ):
-    cun, _ = await answered(handlers)
-    request = pqr_pb2.FileReconsiderationRequest(
-        cun=cun, facts="No estoy de acuerdo.", presented_at=ts(handlers.clock.now() - SECOND)
-    )
-    with pytest.raises(InvalidArgument) as refused:
-        await run(
-            handlers,
-            "FileReconsideration",
-            "file_reconsideration",
-            convert.file_reconsideration(request),
-        )
-    assert [v.field for v in refused.value.violations] == ["presented_at"]
-
-
-@pytest.mark.parametrize(
-    ("channel", "verbal", "refused"),
-    [
-        (pqr_pb2.PQR_CHANNEL_OFFICE, True, None),
-        (pqr_pb2.PQR_CHANNEL_PHONE_LINE, False, None),  # the line is always spoken
-        (pqr_pb2.PQR_CHANNEL_OFFICE, False, "user.email"),  # written: an address is needed
-        (pqr_pb2.PQR_CHANNEL_WEBSITE, True, "verbal"),
-    ],
-)
-async def test_a_verbal_pqr_needs_only_name_identification_and_reason(
-    handlers: Handlers, channel: int, verbal: bool, refused: str | None
-):
     await colombia(handlers)
-    request = filing(
-        channel=channel, verbal=verbal, user=user(email="", address="", phone=""), facts="Cobro."
-    )
-    if refused is None:
-        filed = await file(handlers, request)
-        assert filed.row["email"] is None and filed.row["address"] is None
-        return
-    with pytest.raises(InvalidArgument) as error:
-        await file(handlers, request)
-    assert [v.field for v in error.value.violations] == [refused]
+    in_time, until = await answered(handlers)
+    too_late, _ = await answered(handlers)
+    with pytest.raises(InvalidArgument) as early:
+        model = reposition(in_time, handlers.clock.now() - SECOND)
+        await run(handlers, "FileReconsideration", "file_reconsideration", model)
+    assert [v.field for v in early.value.violations] == ["presented_at"]  # before the notice
+    # The window closes both PQRs at its end; the provider registers the reposiciones a day later.
+    await handlers.advance(until + timedelta(days=1) - handlers.clock.now())
+    assert (await state(handlers, in_time))["state"] == "closed"
+
+    model = reposition(in_time, until - SECOND)
+    case = await run(handlers, "FileReconsideration", "file_reconsideration", model)
+    assert case.row["state"] == "reconsideration"
+    assert case.row["rec_filed_at"] == until - SECOND
+    assert case.row["rec_answer_due"] == COLOMBIA.end_of_business_days(until - SECOND, 15)
+    with pytest.raises(FailedPrecondition, match="to file reconsideration ended"):
+        model = reposition(too_late, until)
+        await run(handlers, "FileReconsideration", "file_reconsideration", model)
+    assert (await state(handlers, too_late))["state"] == "closed"
+
+
+# Channel, verbal flag -> the field refused (None: filed without any notification address).
+FORMS = [
+    (pqr_pb2.PQR_CHANNEL_OFFICE, True, None),
+    (pqr_pb2.PQR_CHANNEL_PHONE_LINE, False, None),  # the line is always spoken
+    (pqr_pb2.PQR_CHANNEL_OFFICE, False, "user.email"),  # written: an address is needed
+    (pqr_pb2.PQR_CHANNEL_WEBSITE, True, "verbal"),
+]
+
+
+async def test_a_verbal_pqr_needs_only_name_identification_and_reason(handlers: Handlers):
+    await colombia(handlers)
+    for channel, verbal, refused in FORMS:
+        request = filing(
+            channel=channel,
+            verbal=verbal,
+            user=user(email="", address="", phone=""),
+            facts="Cobro.",
+        )
+        if refused is None:
+            filed = await file(handlers, request)
+            assert filed.row["email"] is None and filed.row["address"] is None
+            continue
+        with pytest.raises(InvalidArgument) as error:
+            await file(handlers, request)
+        assert [v.field for v in error.value.violations] == [refused]
 
 
 async def test_the_presentation_and_the_verbal_form_travel_on_the_wire(app, co, clock):
