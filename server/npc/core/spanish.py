@@ -1,5 +1,6 @@
-"""Spanish for subscribers: dates, instants and masked numbers, independent of the machine's locale.
-The public pages and the notices a flow sends share them, so both say the same."""
+"""Spanish for subscribers: dates, instants and masked numbers, independent of the machine's locale,
+for what a flow's handler sends (the notices), which may not import the web layer. They are the
+public pages' own (`npc.web.site`): the pages and the notices say the same."""
 
 from __future__ import annotations
 

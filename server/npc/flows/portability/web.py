@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from npc.flows.portability import notices
 from npc.flows.portability.handler import PortabilityHandler
 from npc.flows.portability.model import PublicStatus
-from npc.flows.portability.notices import SECOND_SOURCE, outcome_sentence
 from npc.web.site import (
     Column,
     Field,
@@ -105,7 +105,7 @@ def status_view(status: PublicStatus, handler: PortabilityHandler) -> StatusView
 
     label, tone, text = STATES[status.state]
     # Rejections and cancellations say why in the words of the subscriber's notices.
-    explanation = outcome_sentence(
+    explanation = notices.outcome_sentence(
         status.state, status.donor, status.recipient, status.objection_reason, status.schedulable
     ) or text.format(donor=status.donor, recipient=status.recipient)
     numbers = ", ".join(mask_number(n) for n in status.numbers)
@@ -134,8 +134,8 @@ def status_view(status: PublicStatus, handler: PortabilityHandler) -> StatusView
         details.append(("Trámite cerrado", when(status.closed_at)))
     details.append(("Zona horaria", f"hora de {COUNTRIES.get(calendar.country, calendar.country)}"))
     if status.notified_to:
-        notices = f"por {status.notified_to}. {SECOND_SOURCE.format(recipient=status.recipient)}"
-        details.append(("Avisos del administrador", notices))
+        second = notices.SECOND_SOURCE.format(recipient=status.recipient)
+        details.append(("Avisos del administrador", f"por {status.notified_to}. {second}"))
     return StatusView(
         heading=f"Solicitud de portabilidad {status.id}",
         state=label,
