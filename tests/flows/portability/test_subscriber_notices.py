@@ -234,3 +234,14 @@ def test_the_notice_names_the_first_numbers_and_counts_the_rest():
     assert spanish_instant(SCHEDULED, ZoneInfo("America/Lima")) == (
         "martes 24 de noviembre de 2026, 00:30"
     )
+
+
+def test_a_request_cancelled_before_it_could_be_scheduled_says_so():
+    # Never schedulable: a fixed line that was never installed (issue 15, item 4).
+    assert notices.outcome_sentence("cancelled", MOVISTAR, CLARO, None, False) == (
+        notices.NOT_INSTALLED.format(recipient=CLARO)
+    )
+    assert notices.outcome_sentence("cancelled", MOVISTAR, CLARO, None, True).startswith(
+        f"{CLARO} no programó el cambio dentro del plazo"
+    )
+    assert notices.outcome_sentence("admissible", MOVISTAR, CLARO, None, True) == ""
