@@ -37,7 +37,11 @@ OPTIONAL: dict[str, dict[str, str]] = {
         "prior_consultation_id": "optional",
     },
     "PqrService/AnswerPqr": {"notified_at": "optional: the call's instant"},
-    "PqrService/FileReconsideration": {"appeal_in_subsidy": "a boolean"},
+    "PqrService/FilePqr": {"presented_at": "optional: the call's instant", "verbal": "a boolean"},
+    "PqrService/FileReconsideration": {
+        "appeal_in_subsidy": "a boolean",
+        "presented_at": "optional: the call's instant",
+    },
     "PqrService/RecordCallAttempt": {"answered": "a boolean", "complaint": "answered calls only"},
     "ReturnsService/AnswerReturn": {
         "accept": _ACCEPT,

@@ -479,6 +479,7 @@ async def test_every_streamed_event_carries_its_typed_body(app, operators, clock
                 document=common_pb2.IdentityDocument(
                     type=common_pb2.DOCUMENT_TYPE_DNI, number="44556677"
                 ),
+                email="rosa@example.pe",
             ),
             number="940000001",
             subcategory="REC-01",

@@ -276,8 +276,8 @@ async def test_compliance_report_as_html_csv_and_json(app, operators, clock, htt
     page = text_of(body)
     assert "1 registro" in page
     assert (
-        f"23/11/2026 10:05:00 movistar portability {filed.id} request_donor_answer norma del regulador 21"
-        in page
+        f"23/11/2026 10:05:00 Telefónica del Perú (Movistar) portability {filed.id}"
+        " request_donor_answer norma del regulador 21" in page
     )
     assert "grave" in page
     assert '<th scope="col">Infracción</th>' in body

@@ -97,7 +97,10 @@ class NotificationDispatcher:
 
     def wake(self) -> None:
         """Look for due notifications now (a transaction queued some)."""
-        self._wake.set()
+        # Without a server for any channel a pass sends nothing: the poll keeps the gauge fresh,
+        # and commits that queue notices (every port's) do not each cost a count of the backlog.
+        if self.channels:
+            self._wake.set()
 
     def start(self, supervisor: Supervisor | None = None) -> None:
         """Start the background loop under `supervisor` (the process's; one of its own if None)."""

@@ -68,6 +68,18 @@ class DeadlineDraft:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class NotificationDraft:
+    """A subscriber notification a transaction queues (`npc.notifications.outbox`)."""
+
+    channel: str
+    recipient: str
+    subject: str | None
+    body: str
+    flow: str
+    case_id: str | None
+
+
 @dataclass(frozen=True)
 class CommandAnswer:
     """The first answer to an idempotent command (`command_results`), written with its effects
@@ -106,6 +118,7 @@ class Txn:
     deadlines: list[DeadlineDraft] = field(default_factory=list)
     cancelled: list[tuple[str, str, str | None]] = field(default_factory=list)
     answer: CommandAnswer | None = None
+    notifications: list[NotificationDraft] = field(default_factory=list)
     _after_commit: list[Callable[[], None]] = field(default_factory=list)
 
     def emit(
@@ -165,16 +178,17 @@ class Txn:
         self.answer = answer
 
     async def flush(self) -> None:
-        """Write the buffered cancellations, deadlines, events and answer; called just before
-        commit. Deadlines, events and answer go in one statement: each write of its own would
-        be one more round trip, and round trips are much of a command's cost."""
+        """Write the buffered cancellations, deadlines, events, notifications and answer; called
+        just before commit. Deadlines, events, notifications and answer go in one statement: each
+        write of its own would be one more round trip, and round trips are much of a command's
+        cost."""
         # Cancellations first, then settings, as the flows expect: a deadline cancelled and set
         # again in one transaction ends up set. The last cancellation rides in the statement
         # below (commands usually cancel one deadline); any others go before it.
         last = self.cancelled[-1] if self.cancelled else None
         for flow, case_id, kind in self.cancelled[:-1]:
             await self.conn.execute(_CANCEL, flow, case_id, kind, self.now)
-        if not (self.deadlines or self.events or self.answer or last):
+        if not (self.deadlines or self.events or self.answer or last or self.notifications):
             return
         # The last setting of a deadline wins, as it would written one after the other.
         armed = {(d.flow, d.case_id, d.kind): d for d in self.deadlines}
@@ -215,6 +229,17 @@ class Txn:
             ],
             *(astuple(answer) if answer else (None,) * len(fields(CommandAnswer))),
             *cancel,
+            [
+                {
+                    "channel": n.channel,
+                    "recipient": n.recipient,
+                    "subject": n.subject,
+                    "body": n.body,
+                    "flow": n.flow,
+                    "case_id": n.case_id,
+                }
+                for n in self.notifications
+            ],
         )
 
 
@@ -258,6 +283,13 @@ WITH cancelled AS (
     INSERT INTO command_results (caller, request_id, method, request_digest, status_code,
                                  response, error_message, error_details, created_at)
     SELECT $4, $5, $6, $7, $8, $9, $10, $11, $1 WHERE $4::text IS NOT NULL
+    RETURNING 1
+), notified AS (
+    INSERT INTO notifications (channel, recipient, subject, body, flow, case_id, created_at,
+                               next_attempt_at)
+    SELECT n.channel, n.recipient, n.subject, n.body, n.flow, n.case_id, $1, $1
+    FROM jsonb_to_recordset($16::jsonb) AS n(channel text, recipient text, subject text,
+         body text, flow text, case_id text)
     RETURNING 1
 )
 SELECT 1  -- each data-modifying WITH runs to completion, read or not

@@ -47,7 +47,8 @@ def _register(**overrides) -> sgu_pb2.RegisterProblemRequest:
 def _at_office(**overrides) -> sgu_pb2.RegisterProblemRequest:
     fields = {
         "channel": sgu_pb2.CHANNEL_OFFICE,
-        "subscriber": _subscriber(email=""),
+        # REC-01 may become a claim: its code goes by e-mail, so the office asks for the address.
+        "subscriber": _subscriber(),
         "office": sgu_pb2.Office(
             code="CUS-01",
             name="Oficina Desconcentrada Cusco",
@@ -226,7 +227,9 @@ async def test_office_registration_records_the_office_and_skips_email_confirmati
     )
     assert problem.registered_by == "Orientadora Ana Huamán"
     assert _due(problem) == clock.now() + timedelta(hours=24)
-    assert await _emails(app, problem.id) == []  # no address given, nothing to confirm
+    # Staff verified the subscriber: no confirmation, only the notice of the transfer.
+    [(_, subject, _)] = await _emails(app, problem.id)
+    assert subject == f"SGU: su problema {problem.id} fue trasladado a movistar"
     seen = await _call(
         operators["movistar"], "GetProblem", sgu_pb2.GetProblemRequest(problem_id=problem.id)
     )

@@ -21,6 +21,7 @@ from npc.core.validation import Violations
 from npc.flows.portability import metrics, store
 from npc.flows.portability import rules as R
 from npc.flows.portability.events import request_payload
+from npc.flows.portability.notices import STATUS_PATH, NoticeTexts, OperatorNames, tell_subscriber
 from npc.store import operators
 from npc.store.database import Txn
 
@@ -33,10 +34,23 @@ _SILENT_MESSAGE = {R.CONSULTATION_ANSWER.key: "CP", R.REQUEST_ANSWER.key: "SP"}
 class PortabilityBase:
     """The handler's state and the helpers its steps share."""
 
-    def __init__(self, core: Core, settings: PortabilitySettings) -> None:
+    def __init__(
+        self,
+        core: Core,
+        settings: PortabilitySettings,
+        public_base_url: str = "http://localhost:8080",
+    ) -> None:
         self.core = core
         self.settings = settings
         self.timeline = R.Timeline(core.calendar(settings.jurisdiction), settings)
+        # What the clearinghouse itself tells the subscriber (`notices`), with the names of the
+        # operators the flow reads when it starts.
+        self.operator_names = OperatorNames()
+        self.notice_texts = NoticeTexts(
+            self.timeline.calendar,
+            settings.max_outage,
+            f"{public_base_url.rstrip('/')}{STATUS_PATH}",
+        )
         # Returns and suspensions ask about ports through the core, never with our SQL.
         core.ports = store.PortTables()
 
@@ -76,6 +90,19 @@ class PortabilityBase:
         v.raise_if_any()
         if not await operators.is_operator(txn.conn, donor):
             raise InvalidArgument(FieldViolation("donor", f"unknown operator {donor!r}"))
+        await self._learn_names(txn, (caller.operator, donor))
+
+    async def load_operator_names(self) -> None:
+        """Read every operator's registered name, for the subscriber notices."""
+        async with self.core.db.pool.acquire() as conn:
+            self.operator_names.names.update(await operators.operator_list(conn))
+
+    async def _learn_names(self, txn: Txn, ids: tuple[str, ...]) -> None:
+        """Read the names of parties registered since the flow started (every request is filed
+        before any notice names its parties; known names cost nothing)."""
+        missing = [i for i in ids if i not in self.operator_names.names]
+        if missing:
+            self.operator_names.names.update(await operators.names(txn.conn, missing))
 
     @staticmethod
     def _answer_too_late(row: Record) -> FailedPrecondition:
@@ -147,6 +174,7 @@ class PortabilityBase:
             broadcast=broadcast,
             payload=payload,
         )
+        tell_subscriber(txn, type_, row, self.notice_texts, self.operator_names)
 
     async def _load_request(self, txn: Txn, case_id: str, caller: Caller, *roles: str) -> Record:
         return await store.REQUESTS.lock_for(txn, case_id, caller, *roles)

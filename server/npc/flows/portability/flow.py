@@ -29,12 +29,18 @@ class PortabilityFlow(Flow):
     def __init__(self, context: FlowContext[Settings]) -> None:
         super().__init__(context)
         self.settings = context.settings.portability
+        self.public_base_url = context.public_base_url
         self.handler: PortabilityHandler | None = None
 
     def setup(self, core: Core) -> None:
         """Create the handler and register its deadlines."""
-        self.handler = PortabilityHandler(core, self.settings)
+        self.handler = PortabilityHandler(core, self.settings, self.public_base_url)
         self.handler.register_deadlines()
+
+    async def start(self, *, background: bool) -> None:
+        """Read the operators' names the subscriber notices use."""
+        assert self.handler is not None
+        await self.handler.load_operator_names()
 
     def grpc_services(self) -> list[GrpcService]:
         """PortabilityService."""

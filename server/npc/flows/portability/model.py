@@ -236,6 +236,10 @@ class PublicStatus:
     executed_at: datetime | None
     closed_at: datetime | None
     objection_reason: str | None
+    # Whether the request ever had a scheduling limit (a cancelled one was then not scheduled).
+    schedulable: bool = True
+    # Where the clearinghouse's own notices go, masked ("" without a contact on the form).
+    notified_to: str = ""
 
 
 @dataclass(frozen=True)

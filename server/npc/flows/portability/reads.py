@@ -12,7 +12,7 @@ from asyncpg import Record
 from npc.core.identity import Caller
 from npc.core.instants import UNREADABLE
 from npc.core.validation import Violations, check_case_id
-from npc.flows.portability import store
+from npc.flows.portability import notices, store
 from npc.flows.portability.base import PortabilityBase
 from npc.flows.portability.model import (
     GetPortRequest,
@@ -121,6 +121,8 @@ class Reads(PortabilityBase):
             executed_at=row["executed_at"],
             closed_at=row["closed_at"],
             objection_reason=(row["objection"] or {}).get("reason"),
+            schedulable=row["schedule_deadline"] is not None,
+            notified_to=notices.masked_contact(row["subscriber"] or {}),
         )
 
     async def request_counts(

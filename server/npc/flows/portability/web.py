@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from npc.flows.portability import notices
 from npc.flows.portability.handler import PortabilityHandler
 from npc.flows.portability.model import PublicStatus
 from npc.flows.portability.rules import DONOR_ANSWER_MINUTES, DONOR_ANSWER_TERM
@@ -61,37 +62,10 @@ STATES: dict[str, tuple[str, str, str]] = {
         "ok",
         "Su número ya funciona con {recipient}. El trámite terminó.",
     ),
-    "rejected": (
-        "Rechazada",
-        "error",
-        "{donor} observó la solicitud porque {reason}. Si cree que es un error, consulte a "
-        "{recipient}; puede presentar una nueva solicitud.",
-    ),
-    "cancelled": (
-        "Cancelada",
-        "error",
-        "{recipient} no programó el cambio dentro del plazo y la solicitud se canceló. Puede "
-        "presentar una nueva solicitud.",
-    ),
+    # Why a request was rejected or cancelled is `notices.outcome_sentence`, as the notices say.
+    "rejected": ("Rechazada", "error", ""),
+    "cancelled": ("Cancelada", "error", ""),
 }
-# The donor's objection reasons, as the end of "... observó la solicitud porque ...".
-OBJECTIONS: dict[str, str] = {
-    "service_suspended": "el servicio está suspendido",
-    "number_not_owned": "el número no está registrado a su nombre en ese operador",
-    "wrong_service_type": "el tipo de servicio indicado (fijo o móvil) no corresponde",
-    "document_mismatch": "el documento de identidad no coincide con el del titular de la línea",
-    "wrong_modality": "la modalidad indicada (prepago o postpago) no corresponde",
-    "debt": "hay una deuda pendiente",
-    "contract_terminated": "el contrato terminó hace más de 30 días",
-    "judicial_suspension": "el servicio está suspendido por orden judicial",
-    "insolvency": "el servicio está suspendido por insolvencia",
-    "misuse": "el servicio está suspendido por uso indebido",
-}
-DEBT_NOT_PROVEN = (
-    "La solicitud fue rechazada porque {donor} informó una deuda pendiente y no se presentó la "
-    "constancia de pago dentro de las 24 horas. Si ya pagó, puede presentar una nueva solicitud "
-    "con {recipient}."
-)
 SERVICES = {"mobile": "Telefonía móvil", "fixed": "Telefonía fija"}
 COUNTRIES = {"PE": "Perú", "CO": "Colombia"}
 
@@ -225,12 +199,10 @@ def status_view(status: PublicStatus, handler: PortabilityHandler) -> StatusView
         return spanish_instant(instant, zone)
 
     label, tone, text = STATES[status.state]
-    names = {"donor": status.donor, "recipient": status.recipient}
-    if status.state == "rejected" and status.objection_reason == "debt":
-        explanation = DEBT_NOT_PROVEN.format(**names)
-    else:
-        reason = OBJECTIONS.get(status.objection_reason or "", "no cumple los requisitos")
-        explanation = text.format(reason=reason, **names)
+    # Rejections and cancellations say why in the words of the subscriber's notices.
+    explanation = notices.outcome_sentence(
+        status.state, status.donor, status.recipient, status.objection_reason, status.schedulable
+    ) or text.format(donor=status.donor, recipient=status.recipient)
     numbers = ", ".join(mask_number(n) for n in status.numbers)
     if status.number_count > len(status.numbers):
         numbers += f" y {status.number_count - len(status.numbers)} más"
@@ -256,6 +228,9 @@ def status_view(status: PublicStatus, handler: PortabilityHandler) -> StatusView
     if status.closed_at and status.state in ("rejected", "cancelled", "completed"):
         details.append(("Trámite cerrado", when(status.closed_at)))
     details.append(("Zona horaria", f"hora de {COUNTRIES.get(calendar.country, calendar.country)}"))
+    if status.notified_to:
+        second = notices.SECOND_SOURCE.format(recipient=status.recipient)
+        details.append(("Avisos del administrador", f"por {status.notified_to}. {second}"))
     return StatusView(
         heading=f"Solicitud de portabilidad {status.id}",
         state=label,

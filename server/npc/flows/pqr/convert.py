@@ -49,6 +49,8 @@ def file_pqr(request: pb.FilePqrRequest) -> model.FilePqr:
         subject=SUBJECTS.to_domain(request.subject),
         user=_user(request.user),
         facts=request.facts,
+        presented_at=read_instant(request, "presented_at"),
+        verbal=request.verbal,
     )
 
 
@@ -77,7 +79,10 @@ def confirm_silence_effects(
 def file_reconsideration(request: pb.FileReconsiderationRequest) -> model.FileReconsideration:
     """FileReconsideration's request."""
     return model.FileReconsideration(
-        cun=request.cun, appeal_in_subsidy=request.appeal_in_subsidy, facts=request.facts
+        cun=request.cun,
+        appeal_in_subsidy=request.appeal_in_subsidy,
+        facts=request.facts,
+        presented_at=read_instant(request, "presented_at"),
     )
 
 

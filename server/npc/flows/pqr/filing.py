@@ -3,6 +3,8 @@ the user receives the filing's receipt (art. 2.1.5.3)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import asyncpg
 from asyncpg import Record
 
@@ -13,7 +15,17 @@ from npc.flows.pqr import events, store, texts
 from npc.flows.pqr import validation as check
 from npc.flows.pqr.base import PqrBase
 from npc.flows.pqr.model import AssignCunRange, FilePqr, PqrCase, UserData
-from npc.flows.pqr.rules import ANSWER_DAYS, FLOW, Channel, DeadlineKind, Kind, State, Subject
+from npc.flows.pqr.rules import (
+    ALWAYS_VERBAL,
+    ANSWER_DAYS,
+    FLOW,
+    NEVER_VERBAL,
+    Channel,
+    DeadlineKind,
+    Kind,
+    State,
+    Subject,
+)
 from npc.store.database import Txn
 from npc.store.operators import is_operator
 
@@ -92,8 +104,12 @@ class Filing(PqrBase):
             )
         if request.subject is None:
             v.add("subject", "required: what the PQR is about")
-        check.check_user(v, "user", request.user)
+        verbal = request.verbal or request.channel in ALWAYS_VERBAL
+        if request.verbal and request.channel in NEVER_VERBAL:
+            v.add("verbal", "a PQR through the website or a social network is written")
+        check.check_user(v, "user", request.user, verbal=verbal)
         check.check_text(v, "facts", request.facts, "the facts the PQR rests on")
+        presented = check.check_presented(v, "presented_at", request.presented_at, txn.now)
         v.raise_if_any()
         assert request.kind is not None and request.channel is not None
         assert request.subject is not None
@@ -108,6 +124,7 @@ class Filing(PqrBase):
             user=request.user,
             facts=request.facts,
             sms_request_id=None,
+            presented_at=presented,
         )
         return self.case(row)
 
@@ -122,11 +139,13 @@ class Filing(PqrBase):
         user: UserData,
         facts: str,
         sms_request_id: str | None,
+        presented_at: datetime,
     ) -> Record:
-        """Store the PQR under the provider's next CUN, start its answer term, tell the user."""
+        """Store the PQR under the provider's next CUN, start its answer term from the day after
+        the user presented it (art. 2.1.5.2), tell the user."""
         assert user.document_type is not None  # checked with the user
         cun = await self._allocate_cun(txn, provider)
-        due = self.calendar.end_of_business_days(txn.now, ANSWER_DAYS)
+        due = self.calendar.end_of_business_days(presented_at, ANSWER_DAYS)
         await txn.lock_case(FLOW, cun)
         row = await store.insert_pqr(
             txn.conn,
@@ -145,7 +164,7 @@ class Filing(PqrBase):
                 phone=user.phone or None,
                 facts=facts,
                 sms_request_id=sms_request_id,
-                filed_at=txn.now,
+                filed_at=presented_at,
                 answer_due=due,
             ),
         )
@@ -157,13 +176,14 @@ class Filing(PqrBase):
             f"answer within {ANSWER_DAYS} business days from the day after filing; else positive"
             " silence (art. 2.1.5.2)",
         )
+        # The event's own instant is the registration; the row's filed_at the presentation.
         events.emit_pqr(txn, "filed", row, provider, answer_due=due.isoformat())
         word = texts.KIND_WORDS[kind]
         await self._notify_user(
             txn,
             row,
             f"Constancia de presentación de su {word} - CUN {cun}",
-            f"Su {word} fue radicada el {texts.moment(self.calendar, txn.now)} bajo el Código "
+            f"Su {word} fue radicada el {texts.moment(self.calendar, presented_at)} bajo el Código "
             f"Único Numérico -CUN- {cun}. Con este código puede consultar su estado en cualquier "
             f"momento. Será respondida a más tardar el día {texts.last_day(self.calendar, due)}.",
         )

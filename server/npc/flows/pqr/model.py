@@ -47,6 +47,10 @@ class FilePqr:
     subject: Subject | None
     user: UserData
     facts: str
+    # When the user presented it; None (unset) when presented at the filing itself.
+    presented_at: Instant = None
+    # Presented by word of mouth: no notification address is needed (art. 2.1.5.3).
+    verbal: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,8 @@ class FileReconsideration:
     cun: str
     appeal_in_subsidy: bool
     facts: str
+    # When the user presented it; None (unset) when presented at the filing itself.
+    presented_at: Instant = None
 
 
 @dataclass(frozen=True)

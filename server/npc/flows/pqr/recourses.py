@@ -4,7 +4,15 @@ the file within 5 business days (art. 2.1.5.9.3 c) and the SIC decides under the
 
 from __future__ import annotations
 
-from npc.core.errors import FailedPrecondition, NotFound, PermissionDenied
+from asyncpg import Record
+
+from npc.core.errors import (
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
 from npc.core.identity import Caller
 from npc.core.validation import Violations
 from npc.flows.pqr import events, texts
@@ -26,6 +34,19 @@ from npc.flows.pqr.store import CASES
 from npc.store.database import Txn
 
 
+def _open_to_reconsideration(row: Record) -> bool:
+    """Answered, or closed only because its window ran out while a reconsideration presented in
+    time had not been filed here yet (the presentation decides, checked by the caller)."""
+    if row["state"] == State.ANSWERED:
+        return True
+    return (
+        row["state"] == State.CLOSED
+        and row["reconsideration_until"] is not None
+        and row["rec_filed_at"] is None
+        and row["closed_at"] >= row["reconsideration_until"]
+    )
+
+
 class Recourses(PqrBase):
     """Reconsideration, the transfer of the file to the SIC and its decision on the appeal."""
 
@@ -36,14 +57,20 @@ class Recourses(PqrBase):
         v = Violations()
         check.check_cun(v, "cun", request.cun)
         check.check_text(v, "facts", request.facts, "the user's disagreement")
+        presented = check.check_presented(v, "presented_at", request.presented_at, txn.now)
         v.raise_if_any()
         row = await CASES.lock_for(txn, request.cun, caller, "provider")
-        if row["state"] != State.ANSWERED:
+        if not _open_to_reconsideration(row):
             raise FailedPrecondition(
                 f"{row['id']} has no answer open to reconsideration ({row['state']})",
                 subject=row["id"],
             )
-        if txn.now >= row["reconsideration_until"]:
+        if presented < row["notified_at"]:
+            raise InvalidArgument(
+                FieldViolation("presented_at", "before the decision was notified to the user")
+            )
+        # The user's presentation counts, not its registration here (art. 2.1.5.9.1).
+        if presented >= row["reconsideration_until"]:
             raise FailedPrecondition(
                 f"the {RECONSIDERATION_DAYS} business days to file reconsideration ended on "
                 f"{row['reconsideration_until'].isoformat()}",
@@ -57,13 +84,14 @@ class Recourses(PqrBase):
                 violation_type="NOT_APPEALABLE",
                 subject=row["id"],
             )
-        due = self.calendar.end_of_business_days(txn.now, ANSWER_DAYS)
+        due = self.calendar.end_of_business_days(presented, ANSWER_DAYS)
         row = await CASES.update(
             txn,
             row["id"],
             {
                 "state": State.RECONSIDERATION,
-                "rec_filed_at": txn.now,
+                "closed_at": None,
+                "rec_filed_at": presented,
                 "appeal_in_subsidy": request.appeal_in_subsidy,
                 "rec_facts": request.facts,
                 "rec_answer_due": due,

@@ -21,6 +21,11 @@ RECONSIDERATION_DAYS = 10
 TRANSFER_DAYS = 5
 SIC_DAYS = 15
 SILENCE_EFFECTS_WITHIN = timedelta(hours=72)
+# The presentation instant a provider states for a PQR or its reconsideration is accepted this far
+# from the clearinghouse's clock: the clearinghouse's choice, as for a port request's received_at
+# (the seed asks for the CUN by the next business day, art. 2.1.5.7), and clocks a little ahead.
+PRESENTED_AT_PAST = timedelta(days=30)
+PRESENTED_AT_FUTURE = timedelta(minutes=5)
 # SMS QUEJA to the short code (art. 2.1.5.1, parágrafo 1).
 SHORT_CODE = "85432"
 ACKNOWLEDGE_WITHIN = timedelta(minutes=5)
@@ -76,6 +81,12 @@ class Channel(StrEnum):
     WEBSITE = "website"
     SOCIAL_NETWORK = "social_network"
     SMS_85432 = "sms_85432"
+
+
+# A PQR on the phone line is spoken; through the website or a social network it is written (the
+# provider's electronic form, art. 2.1.5.7); at an office it may be either.
+ALWAYS_VERBAL = frozenset({Channel.PHONE_LINE})
+NEVER_VERBAL = frozenset({Channel.WEBSITE, Channel.SOCIAL_NETWORK})
 
 
 class Subject(StrEnum):

@@ -180,6 +180,7 @@ class SmsQueja(Filing):
             user=complaint.user,
             facts=complaint.facts,
             sms_request_id=row["id"],
+            presented_at=txn.now,  # told during the call
         )
         changes |= {"state": SmsState.REGISTERED, "contacted_at": txn.now, "cun": pqr["id"]}
         txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.SMS_CALL)
@@ -210,7 +211,8 @@ def _checked_call(request: RecordCallAttempt) -> CallComplaint | None:
         complaint = request.complaint or NO_COMPLAINT
         if complaint.subject is None:
             v.add("complaint.subject", "required: what the complaint is about")
-        check.check_user(v, "complaint.user", complaint.user)
+        # Told on the phone: a verbal complaint (art. 2.1.5.3).
+        check.check_user(v, "complaint.user", complaint.user, verbal=True)
         check.check_text(v, "complaint.facts", complaint.facts, "the facts of the complaint")
     elif request.complaint is not None:
         v.add("complaint", "only an answered call registers a complaint")

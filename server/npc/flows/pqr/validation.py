@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
+from npc.core.instants import Instant, check_instant, within
 from npc.core.validation import EMAIL, OPERATOR_ID, Violations, printable
 from npc.flows.pqr.model import UserData
-from npc.flows.pqr.rules import DocumentType
+from npc.flows.pqr.rules import PRESENTED_AT_FUTURE, PRESENTED_AT_PAST, DocumentType
 from npc.notifications.outbox import MAX_SMS_TEXT
 
 CUN = re.compile(r"(?a)^\d{6,18}$")
@@ -61,8 +63,9 @@ def check_document(v: Violations, field: str, kind: DocumentType | None, number:
         v.add(f"{field}.document_number", DOCUMENT_NUMBERS[kind][1])
 
 
-def check_user(v: Violations, field: str, user: UserData) -> None:
-    """Name, identification and notification address of the user (art. 2.1.5.3)."""
+def check_user(v: Violations, field: str, user: UserData, *, verbal: bool = False) -> None:
+    """Name and identification of the user, and for a written PQR its notification address: a
+    verbal one needs only name, identification and reason (art. 2.1.5.3)."""
     if not printable(user.name, limit=MAX_NAME):
         v.add(f"{field}.name", f"required: the user's full name, up to {MAX_NAME} characters")
     check_document(v, field, user.document_type, user.document_number)
@@ -70,10 +73,18 @@ def check_user(v: Violations, field: str, user: UserData) -> None:
         v.add(f"{field}.email", "not an e-mail address")
     if user.address and not printable(user.address, limit=MAX_ADDRESS):
         v.add(f"{field}.address", f"up to {MAX_ADDRESS} printable characters")
-    if not user.email and not user.address:
+    if not verbal and not user.email and not user.address:
         v.add(f"{field}.email", "required: a notification address (e-mail or physical address)")
     if user.phone and not CO_MOBILE.fullmatch(user.phone):
         v.add(f"{field}.phone", "a Colombian mobile line: 10 digits starting with 3")
+
+
+def check_presented(v: Violations, field: str, value: Instant, now: datetime) -> datetime:
+    """When the user presented a PQR or recourse: not in the future, not absurdly old; `now`
+    (presented at the filing itself) when unset."""
+    presented = check_instant(v, field, value, required=False)
+    within(v, field, presented, now, past=PRESENTED_AT_PAST, future=PRESENTED_AT_FUTURE)
+    return presented or now
 
 
 def check_text(v: Violations, field: str, value: str, what: str, limit: int = MAX_TEXT) -> None:

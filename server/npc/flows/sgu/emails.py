@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from npc.core.calendar import BusinessCalendar
+from npc.core.validation import MOBILE_NUMBER
 from npc.flows.sgu.rules import CONFIRMATION_HOURS
 
 
@@ -75,12 +76,17 @@ def claim_registered(row: Mapping[str, Any], calendar: BusinessCalendar) -> Emai
         "Formulario de reclamo\n"
         f"  Nombre: {row['subscriber_name']}\n"
         f"  Documento: {row['document_type'].upper()} {row['document_number']}\n"
-        f"  Servicio: móvil, línea {row['number']}\n"
+        f"  Servicio: {service_word(row['number'])}, línea {row['number']}\n"
         f"  Materia: {row['subcategory']}\n"
         f"  Descripción: {row['description']}\n"
         f"  Respuesta de la empresa: {row['answer'] or '(sin respuesta en el plazo)'}\n"
         f"  Código de reclamo: {row['claim_code']}\n",
     )
+
+
+def service_word(number: str) -> str:
+    """The service of a line as the claim form names it: mobile lines have 9 digits."""
+    return "móvil" if MOBILE_NUMBER.fullmatch(number) else "fijo"
 
 
 _SECOND = timedelta(seconds=1)

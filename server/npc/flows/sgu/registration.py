@@ -22,6 +22,7 @@ from npc.core.identity import Caller
 from npc.core.numbers import who_serves
 from npc.core.validation import (
     DOCUMENT_TYPES,
+    FIXED_NUMBER,
     MOBILE_NUMBER,
     Violations,
     check_subscriber,
@@ -33,6 +34,7 @@ from npc.flows.sgu.events import emit_problem
 from npc.flows.sgu.model import ConfirmEmail, Office, RegisterProblem
 from npc.flows.sgu.rules import (
     CHANNEL_REQUIRED,
+    CLAIM_EMAIL_REQUIRED,
     CONFIRMATION_HOURS,
     CONFIRMATION_WINDOW,
     DESCRIPTION_LIMIT,
@@ -64,8 +66,11 @@ def check_registration(command: RegisterProblem) -> Channel:
     check_subscriber(v, "subscriber", command.subscriber)
     if channel in (Channel.WEB, Channel.APP) and not command.subscriber.email:
         v.add("subscriber.email", "required from the web or app: the address to confirm")
-    if not MOBILE_NUMBER.fullmatch(command.number):
-        v.add("number", "required: a mobile number of the numbering plan (9 digits)")
+    if not (MOBILE_NUMBER.fullmatch(command.number) or FIXED_NUMBER.fullmatch(command.number)):
+        v.add(
+            "number",
+            "required: a number of the numbering plan (mobile 9 digits, fixed 8 digits)",
+        )
     if not SUBCATEGORY.fullmatch(command.subcategory):
         v.add("subcategory", "required: a catalogue code such as REC-01")
     if not printable(command.description, limit=DESCRIPTION_LIMIT):
@@ -110,6 +115,9 @@ class Registration(SguBase):
             raise InvalidArgument(
                 FieldViolation("subcategory", "not an active subcategory of the catalogue")
             )
+        if sub["claimable"] and not command.subscriber.email:
+            # The claim code, the form and the deadline reach the subscriber by e-mail only.
+            raise InvalidArgument(FieldViolation("subscriber.email", CLAIM_EMAIL_REQUIRED))
         (line,) = await who_serves(conn, [command.number])
         operator = line.serving if line.service == sub["service"] else None
         if operator is None:

@@ -55,6 +55,10 @@ class DeadlineUnit(StrEnum):
 # these texts).
 CHANNEL_REQUIRED = "required: CHANNEL_WEB, CHANNEL_APP or CHANNEL_OFFICE"
 DEADLINE_UNIT_REQUIRED = "required: BUSINESS_DAYS or HOURS"
+# A problem that may become a claim needs the address its claim code will necessarily go to.
+CLAIM_EMAIL_REQUIRED = (
+    "required for a claimable subcategory: the claim code goes to the subscriber by e-mail"
+)
 
 # States in which a problem waits for its operator.
 TRAY_STATES = (State.IN_TRAY, State.OVERDUE, State.CLAIM_REQUESTED)
