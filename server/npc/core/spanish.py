@@ -1,6 +1,6 @@
 """Spanish for subscribers: dates, instants and masked numbers, independent of the machine's locale,
-for what a flow's handler sends (the notices), which may not import the web layer. They are the
-public pages' own (`npc.web.site`): the pages and the notices say the same."""
+for what a flow's handler sends (the notices), which may not import the web layer. The public
+pages (`npc.web.site`) use the same functions: the pages and the notices say the same."""
 
 from __future__ import annotations
 

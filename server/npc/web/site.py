@@ -30,11 +30,15 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
 from npc.core.flow import REPORTS_PATH, Audience, WebRoute
+
+# The pages and the notices a flow sends say dates the same way: one definition, re-exported.
+from npc.core.spanish import mask_number as mask_number
+from npc.core.spanish import spanish_date as spanish_date
+from npc.core.spanish import spanish_instant as spanish_instant
 from npc.web.charts import BarChart
 
 NOT_FOUND = (
@@ -286,39 +290,6 @@ def check_web_routes(flows: Mapping[str, tuple[Iterable[WebRoute], Iterable[WebR
         )
 
 
-_WEEKDAYS = ("lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo")
-_MONTHS = (
-    "enero",
-    "febrero",
-    "marzo",
-    "abril",
-    "mayo",
-    "junio",
-    "julio",
-    "agosto",
-    "septiembre",
-    "octubre",
-    "noviembre",
-    "diciembre",
-)
-
-
-def spanish_date(day: date) -> str:
-    """``lunes 23 de noviembre de 2026``, independent of the machine's locale."""
-    return f"{_WEEKDAYS[day.weekday()]} {day.day} de {_MONTHS[day.month - 1]} de {day.year}"
-
-
-def spanish_instant(instant: datetime, zone: ZoneInfo) -> str:
-    """``lunes 23 de noviembre de 2026, 10:00`` in the jurisdiction's local time."""
-    local = instant.astimezone(zone)
-    return f"{spanish_date(local.date())}, {local:%H:%M}"
-
-
 def days_between(first: date, last: date) -> list[date]:
     """Every date from `first` to `last`, both included."""
     return [date.fromordinal(n) for n in range(first.toordinal(), last.toordinal() + 1)]
-
-
-def mask_number(number: str, visible: int = 3) -> str:
-    """A phone number with all but its last digits hidden: ``******001``."""
-    return "*" * max(len(number) - visible, 0) + number[-visible:]
