@@ -203,5 +203,6 @@ async def test_the_regulators_charts_home_pages_and_layout_in_the_browser(
     assert [(r[0], r[1], r[2]) for r in weekly] == [("23/11/2026", "Entel Perú", "1")]
     lateness = {(row[0], row[1]): row for row in seen["plazos-retraso"]["rows"]}
     # entel's silence was handled a minute late (the clock jumped past it); the ports on time.
-    assert float(lateness[("23/11/2026", "portability")][6]) == 60.0
-    assert float(lateness[("24/11/2026", "portability")][6]) == 0.0
+    # The page names processes in Spanish (the chart's series too: compared above).
+    assert float(lateness[("23/11/2026", "Portabilidad numérica")][6]) == 60.0
+    assert float(lateness[("24/11/2026", "Portabilidad numérica")][6]) == 0.0

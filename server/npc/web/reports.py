@@ -108,13 +108,16 @@ def cell_html(
     core: Core,
     jurisdiction: str,
     names: Mapping[str, str] | None = None,
+    processes: Mapping[str, str] | None = None,
 ) -> str:
     """A value as the HTML table shows it (escaped by the template): local times, labels,
-    operators by the `names` the public pages give them."""
+    operators by the `names` the public pages give them, flows by their `processes` labels."""
     if value is None:
         return "—"
     if column.kind == "operator":
         return (names or {}).get(str(value), str(value))
+    if column.kind == "flow":
+        return (processes or {}).get(str(value), str(value))
     if column.kind == "instant" and isinstance(value, datetime):
         local = core.calendar(jurisdiction).local(value)
         return f"{local:%d/%m/%Y %H:%M:%S}"
@@ -295,8 +298,12 @@ class ReportSite:
             )
         jurisdiction = report.jurisdiction or self.jurisdiction
         names = dict(operators)
+        processes = {f.name: f.label or f.name for f in self.core.flows.values()}
         table = [
-            [cell_html(row.get(c.key), c, self.core, jurisdiction, names) for c in report.columns]
+            [
+                cell_html(row.get(c.key), c, self.core, jurisdiction, names, processes)
+                for c in report.columns
+            ]
             for row in rows[:HTML_ROW_LIMIT]
         ]
         chart = (
