@@ -270,3 +270,8 @@ def test_compose_mounts_files_that_exist() -> None:
     assert len(mounts) == 4
     missing = [m for m in mounts if not (OPS / m).exists()]
     assert not missing, missing
+    # Grafana finds the provisioning where it looks, and the dashboards where the provider says.
+    grafana = dict(v.split(":")[:2] for v in compose["services"]["grafana"]["volumes"])
+    providers = yaml.safe_load((OPS / "grafana/provisioning/dashboards/npc.yaml").read_text())
+    assert grafana["./grafana/provisioning"] == "/etc/grafana/provisioning"
+    assert grafana["./grafana/dashboards"] == providers["providers"][0]["options"]["path"]
