@@ -241,6 +241,10 @@ async def test_the_report_picks_whole_months_and_lists_each(app, co, clock, http
     async with http.get(f"/reportes/{REPORT}", headers=basic("sic")) as response:
         page = await response.text()
     assert '<input type="month" id="desde" name="desde" value="2026-12"' in page
+    # The SIC's report pages are Colombia's: the PQR service's header, not portability's.
+    assert '<a class="brand" href="/co">Consulta de PQR</a>' in page
+    async with http.get("/reportes", headers=basic("sic")) as response:
+        assert '<a class="brand" href="/co">Consulta de PQR</a>' in await response.text()
     for bad, message in (
         ({"desde": "2026-13"}, "Mes no válido: use el formato AAAA-MM."),
         ({"desde": "2026-12", "hasta": "2026-11"}, "El mes final no puede ser anterior"),

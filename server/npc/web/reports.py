@@ -220,6 +220,8 @@ class ReportSite:
             title="Reportes",
             reports=self._visible(caller),
             caller=caller,
+            # The caller's country's header and footer: the SIC's pages are Colombia's.
+            jurisdiction=caller.country or self.jurisdiction,
         )
 
     async def _operators(self, country: str) -> list[tuple[str, str]]:
@@ -324,6 +326,7 @@ class ReportSite:
             headers=PRIVATE,
             title=report.title,
             report=report,
+            jurisdiction=jurisdiction,
             caller=caller,
             operators=operators,
             operator=operator,
