@@ -275,6 +275,7 @@ async def test_compliance_report_as_html_csv_and_json(app, operators, clock, htt
         body = await response.text()
     page = text_of(body)
     assert "1 registro" in page
+    assert "Registro de incumplimientos, del 01/11/2026 al 30/11/2026" in page  # as cells say dates
     assert (
         f"23/11/2026 10:05:00 Telefónica del Perú (Movistar) Portabilidad numérica {filed.id}"
         " request_donor_answer norma del regulador 21" in page

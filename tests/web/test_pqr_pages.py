@@ -243,6 +243,7 @@ async def test_the_report_picks_whole_months_and_lists_each(app, co, clock, http
     assert '<input type="month" id="desde" name="desde" value="2026-12"' in page
     # The SIC's report pages are Colombia's: the PQR service's header, not portability's.
     assert '<a class="brand" href="/co">Consulta de PQR</a>' in page
+    assert ", de 12/2026 a 12/2026</caption>" in page
     async with http.get("/reportes", headers=basic("sic")) as response:
         assert '<a class="brand" href="/co">Consulta de PQR</a>' in await response.text()
     for bad, message in (

@@ -314,6 +314,12 @@ class ReportSite:
             else None
         )
         shown_format = "%Y-%m" if monthly else "%Y-%m-%d"
+        # The caption says the period as the table says dates; the fields keep ISO (HTML inputs).
+        period = (
+            f"de {first_day:%m/%Y} a {last_day:%m/%Y}"
+            if monthly
+            else f"del {first_day:%d/%m/%Y} al {last_day:%d/%m/%Y}"
+        )
         base = {
             "desde": first_day.strftime(shown_format),
             "hasta": last_day.strftime(shown_format),
@@ -333,6 +339,7 @@ class ReportSite:
             operator_name=names.get(operator or "", operator),
             caller_name=names.get(caller.operator, caller.operator),
             chart=chart,
+            period=period,
             first_day=params.get("desde", first_default.strftime(shown_format)),
             last_day=params.get("hasta", last_default.strftime(shown_format)),
             errors=errors,
