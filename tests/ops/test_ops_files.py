@@ -11,7 +11,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -270,3 +270,22 @@ def test_compose_mounts_files_that_exist() -> None:
     assert len(mounts) == 4
     missing = [m for m in mounts if not (OPS / m).exists()]
     assert not missing, missing
+    # Grafana finds the provisioning where it looks, and the dashboards where the provider says.
+    grafana = dict(v.split(":")[:2] for v in compose["services"]["grafana"]["volumes"])
+    providers = yaml.safe_load((OPS / "grafana/provisioning/dashboards/npc.yaml").read_text())
+    assert grafana["./grafana/provisioning"] == "/etc/grafana/provisioning"
+    assert grafana["./grafana/dashboards"] == providers["providers"][0]["options"]["path"]
+    # Prometheus reads rule files relative to its configuration: the rules are mounted there.
+    prometheus = dict(v.split(":")[:2] for v in compose["services"]["prometheus"]["volumes"])
+    config = PurePosixPath(prometheus["./prometheus.yml"])
+    assert f"--config.file={config}" in compose["services"]["prometheus"]["command"]
+    for rule_file in yaml.safe_load((OPS / "prometheus.yml").read_text())["rule_files"]:
+        assert (config.parent / rule_file).parent == PurePosixPath(prometheus["./rules"])
+    # Grafana's datasource is the Prometheus the compose file runs.
+    sources = yaml.safe_load((OPS / "grafana/provisioning/datasources/prometheus.yaml").read_text())
+    listen = [
+        arg.split("=", 1)[1]
+        for arg in compose["services"]["prometheus"]["command"]
+        if arg.startswith("--web.listen-address=")
+    ]
+    assert [s["url"] for s in sources["datasources"]] == [f"http://{a}" for a in listen]

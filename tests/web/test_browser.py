@@ -176,7 +176,7 @@ async def test_regulator_reads_and_downloads_the_compliance_ledger(app, operator
     assert table[0][:6] == [
         "23/11/2026 10:05:00",
         "Telefónica del Perú (Movistar)",  # the page names operators; CSV and JSON give the id
-        "portability",
+        "Portabilidad numérica",  # the process's name; CSV and JSON give the flow's key
         filed.id,
         "request_donor_answer",
         "norma del regulador",

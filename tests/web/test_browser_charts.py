@@ -146,6 +146,8 @@ async def test_the_regulators_charts_home_pages_and_layout_in_the_browser(
             "links": [a.text for a in driver.find_elements(By.CSS_SELECTOR, "main .cards a")],
             "nav": [a.text for a in driver.find_elements(By.CSS_SELECTOR, "nav a")],
             "brand": driver.find_element(By.CSS_SELECTOR, "a.brand").get_attribute("href"),
+            "masthead": driver.find_element(By.CSS_SELECTOR, "a.brand").text,
+            "footer": driver.find_element(By.CSS_SELECTOR, "footer.site").text,
             "padding": main.value_of_css_property("padding-top"),
             "gap": heading.rect["y"] - (header.rect["y"] + header.rect["height"]),
         }
@@ -163,6 +165,9 @@ async def test_the_regulators_charts_home_pages_and_layout_in_the_browser(
     assert colombia["links"] == ["Consulte el estado de su PQR"]
     assert "Estado de mi portabilidad" not in colombia["nav"]
     assert (peru["brand"], colombia["brand"]) == (f"{base}/", f"{base}/co")
+    # Colombia's pages are the PQR service: no portability in its header or footer.
+    assert (peru["masthead"], colombia["masthead"]) == ("Portabilidad numérica", "Consulta de PQR")
+    assert "portabilidad" not in colombia["footer"].lower() and "(PQR)" in colombia["footer"]
 
     credentials = base64.b64encode(b"osiptel:dev-token-osiptel").decode()
     await run(lambda: driver.execute_cdp_cmd("Network.enable", {}))
@@ -203,5 +208,6 @@ async def test_the_regulators_charts_home_pages_and_layout_in_the_browser(
     assert [(r[0], r[1], r[2]) for r in weekly] == [("23/11/2026", "Entel Perú", "1")]
     lateness = {(row[0], row[1]): row for row in seen["plazos-retraso"]["rows"]}
     # entel's silence was handled a minute late (the clock jumped past it); the ports on time.
-    assert float(lateness[("23/11/2026", "portability")][6]) == 60.0
-    assert float(lateness[("24/11/2026", "portability")][6]) == 0.0
+    # The page names processes in Spanish (the chart's series too: compared above).
+    assert float(lateness[("23/11/2026", "Portabilidad numérica")][6]) == 60.0
+    assert float(lateness[("24/11/2026", "Portabilidad numérica")][6]) == 0.0

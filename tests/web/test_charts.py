@@ -95,3 +95,18 @@ def test_stacked_series_share_one_bar_per_category() -> None:
     assert float(second.get("y") or 0) + float(second.get("height") or 0) == pytest.approx(
         float(first.get("y") or 0)
     )
+
+
+def test_thinned_labels_keep_the_latest_category() -> None:
+    days = tuple(f"{d:02}/11" for d in range(1, 25))  # 24 days: every other label
+    chart = BarChart(
+        title="Portabilidades",
+        description="Por día",
+        categories=days,
+        series=(Series("a → b", (None,) * 23 + (1.0,)),),
+        unit="portabilidades",
+        counts=True,
+    )
+    svg = ET.fromstring(str(render_bar_chart(chart)))
+    labels = [t.text for t in svg.iter(f"{SVG}text") if t.text in days]
+    assert labels == list(days[1::2])  # 02/11 ... 24/11: the bar's day is named

@@ -275,8 +275,9 @@ async def test_compliance_report_as_html_csv_and_json(app, operators, clock, htt
         body = await response.text()
     page = text_of(body)
     assert "1 registro" in page
+    assert "Registro de incumplimientos, del 01/11/2026 al 30/11/2026" in page  # as cells say dates
     assert (
-        f"23/11/2026 10:05:00 Telefónica del Perú (Movistar) portability {filed.id}"
+        f"23/11/2026 10:05:00 Telefónica del Perú (Movistar) Portabilidad numérica {filed.id}"
         " request_donor_answer norma del regulador 21" in page
     )
     assert "grave" in page
@@ -291,7 +292,7 @@ async def test_compliance_report_as_html_csv_and_json(app, operators, clock, htt
         assert "attachment" in response.headers["Content-Disposition"]
         rows = list(csv.DictReader(io.StringIO((await response.text()).lstrip("\ufeff"))))
     assert len(rows) == 1
-    assert rows[0]["operator"] == "movistar"
+    assert (rows[0]["operator"], rows[0]["flow"]) == ("movistar", "portability")  # keys, not labels
     assert rows[0]["case_id"] == filed.id
     assert rows[0]["infraction"] == "21"
     assert rows[0]["observed_at"] == "2026-11-23T15:05:00+00:00"

@@ -128,6 +128,26 @@ async def test_an_unknown_or_wrong_cun_gets_the_generic_message(app, co, http):
     assert "Claro Colombia" not in body
 
 
+async def test_colombian_pages_are_the_pqr_service_and_claim_nothing_of_portability(app, http):
+    pages = []
+    for path in ("/co", PAGE):
+        async with http.get(path) as response:
+            assert response.status == 200
+            pages.append(await response.text())
+    pages.append((await lookup(http, "2000000000"))[1])  # an answer, rendered by the page too
+    for body in pages:
+        brand = re.search(r'<a class="brand" href="/co">(.*?)</a>', body)
+        assert brand is not None and brand.group(1) == "Consulta de PQR"
+        footer = re.search(r'<footer class="site">(.*?)</footer>', body, re.S)
+        assert footer is not None and "(PQR)" in footer.group(1)
+        assert "gratuita" not in footer.group(1)  # that promise is portability's, in Peru
+        assert "portabilidad" not in text_of(body).lower(), text_of(body)
+    # Peru's home keeps its own masthead.
+    async with http.get("/") as response:
+        peru = text_of(await response.text())
+    assert "Portabilidad numérica" in peru and "La portabilidad es gratuita." in peru
+
+
 async def test_the_lookups_are_rate_limited_with_the_other_pages(app, co, http):
     from tests.web.conftest import LOOKUPS_PER_MINUTE
 
@@ -221,6 +241,11 @@ async def test_the_report_picks_whole_months_and_lists_each(app, co, clock, http
     async with http.get(f"/reportes/{REPORT}", headers=basic("sic")) as response:
         page = await response.text()
     assert '<input type="month" id="desde" name="desde" value="2026-12"' in page
+    # The SIC's report pages are Colombia's: the PQR service's header, not portability's.
+    assert '<a class="brand" href="/co">Consulta de PQR</a>' in page
+    assert ", de 12/2026 a 12/2026</caption>" in page
+    async with http.get("/reportes", headers=basic("sic")) as response:
+        assert '<a class="brand" href="/co">Consulta de PQR</a>' in await response.text()
     for bad, message in (
         ({"desde": "2026-13"}, "Mes no válido: use el formato AAAA-MM."),
         ({"desde": "2026-12", "hasta": "2026-11"}, "El mes final no puede ser anterior"),

@@ -159,6 +159,9 @@ class Flow:
     """
 
     name: ClassVar[str]
+    # The process's name as the regulator's pages say it (Spanish); keys, CSV and JSON keep
+    # `name`. Empty: the pages show `name`.
+    label: ClassVar[str] = ""
     # Every kind of deadline the flow sets; each needs a handler registered in `setup`, and no
     # handler may be registered for a kind not declared here (checked when the core starts).
     deadline_kinds: ClassVar[type[StrEnum] | None] = None

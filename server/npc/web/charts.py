@@ -215,7 +215,8 @@ def _bars(chart: BarChart, plot_width: float, y_of: Callable[[float], float]) ->
             )
             if chart.stacked:
                 base += value
-        if index % every == 0:
+        # Counted from the last: the latest day, where a report's news is, keeps its label.
+        if (count - 1 - index) % every == 0:
             parts.append(_text(PLOT_LEFT + slot * (index + 0.5), axis_y + 18, category, size=12))
     return parts
 

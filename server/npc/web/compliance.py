@@ -18,7 +18,7 @@ from npc.web.site import Column, Report, ReportQuery
 RECORD_COLUMNS = (
     Column("observed_at", "Observado", "instant"),
     Column("operator", "Operador", "operator"),
-    Column("flow", "Proceso"),
+    Column("flow", "Proceso", "flow"),
     Column("case_id", "Caso"),
     Column("rule", "Regla"),
     Column("source", "Fuente"),
@@ -33,7 +33,7 @@ RECORD_COLUMNS = (
 )
 SUMMARY_COLUMNS = (
     Column("operator", "Operador", "operator"),
-    Column("flow", "Proceso"),
+    Column("flow", "Proceso", "flow"),
     Column("rule", "Regla"),
     Column("source", "Fuente"),
     Column("infraction", "Infracción", "number"),

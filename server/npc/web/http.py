@@ -64,14 +64,15 @@ def flow_web_routes(core: Core) -> list[WebRoutes]:
     return found
 
 
-def _flows_of(core: Core, jurisdiction: str) -> list[str]:
-    """The flows the regulator of `jurisdiction` oversees: those with a gRPC service for its
-    operators (or for every country), and those without services."""
-    found = []
+def _flows_of(core: Core, jurisdiction: str) -> dict[str, str]:
+    """The flows the regulator of `jurisdiction` oversees, by name, with the Spanish label of
+    their process: those with a gRPC service for its operators (or for every country), and
+    those without services."""
+    found = {}
     for flow in core.flows.values():
         countries = {service.country for service in flow.grpc_services()}
         if not countries or countries & {None, jurisdiction}:
-            found.append(flow.name)
+            found[flow.name] = flow.label or flow.name
     return found
 
 

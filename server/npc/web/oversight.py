@@ -4,7 +4,7 @@ table, in HTML, CSV and JSON) with its chart drawn from the same rows."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -24,7 +24,7 @@ WEEKLY_COLUMNS = (
 )
 LATENESS_COLUMNS = (
     Column("day", "Día", "date"),
-    Column("flow", "Proceso"),
+    Column("flow", "Proceso", "flow"),
     Column("fired", "Plazos vencidos", "number"),
     Column("late", "Atendidos con más de 1 s de retraso", "number"),
     Column("median_seconds", "Mediana del retraso (s)", "number"),
@@ -65,11 +65,12 @@ def weekly_chart(
 
 
 def lateness_chart(
-    query: ReportQuery, rows: Sequence[Mapping[str, Any]], names: Mapping[str, str]
+    query: ReportQuery, rows: Sequence[Mapping[str, Any]], processes: Mapping[str, str]
 ) -> BarChart:
-    """The 95th percentile of each day's lateness per process, against the 1-second target."""
+    """The 95th percentile of each day's lateness per process (named by its `processes`
+    label), against the 1-second target."""
     days = days_between(query.first_day, query.last_day)
-    flows = sorted({row["flow"] for row in rows})
+    flows = sorted({row["flow"] for row in rows}, key=lambda f: processes.get(f, f))
     cells = {(row["flow"], row["day"]): row["p95_seconds"] for row in rows}
     return BarChart(
         title="Retraso en la atención de los plazos",
@@ -79,15 +80,19 @@ def lateness_chart(
             "de 1 segundo."
         ),
         categories=tuple(f"{d:%d/%m}" for d in days),
-        series=tuple(Series(flow, tuple(cells.get((flow, d)) for d in days)) for flow in flows),
+        series=tuple(
+            Series(processes.get(flow, flow), tuple(cells.get((flow, d)) for d in days))
+            for flow in flows
+        ),
         unit="segundos",
         reference=Reference(LATENESS_TARGET_SECONDS, "Objetivo: 1 segundo"),
     )
 
 
-def oversight_reports(db: Database, jurisdiction: str, flows: Collection[str]) -> list[Report]:
+def oversight_reports(db: Database, jurisdiction: str, flows: Mapping[str, str]) -> list[Report]:
     """The weekly infractions of `jurisdiction`'s operators, and the lateness of the deadlines
-    of `flows` (the processes of that jurisdiction), in its local time."""
+    of `flows` (the processes of that jurisdiction, by name, with their Spanish labels), in its
+    local time."""
     zone = calendar_for(jurisdiction).timezone
 
     async def weekly(query: ReportQuery) -> Sequence[Mapping[str, Any]]:
@@ -160,7 +165,8 @@ def oversight_reports(db: Database, jurisdiction: str, flows: Collection[str]) -
             columns=LATENESS_COLUMNS,
             rows=lateness,
             jurisdiction=jurisdiction,
-            chart=lateness_chart,
+            # The chart names processes, not operators: their labels, known at start.
+            chart=lambda query, rows, _names: lateness_chart(query, rows, flows),
             by_operator=False,
         ),
     ]

@@ -30,6 +30,31 @@ SECURITY_HEADERS = {
 
 
 @dataclass(frozen=True)
+class Masthead:
+    """What the header and footer of a jurisdiction's pages say the site is."""
+
+    brand: str
+    footer: str
+
+
+# Colombia's pages are the PQR service (CRC regime, seed 004, section 2.1.5): nothing there
+# offers portability, so they neither name it nor promise it is free.
+MASTHEADS = {
+    "": Masthead(
+        "Portabilidad numérica",
+        "Administrador de la base de datos centralizada de portabilidad numérica. "
+        "La portabilidad es gratuita.",
+    ),
+    "CO": Masthead(
+        "Consulta de PQR",
+        "Servicio de consulta de peticiones, quejas y recursos (PQR) del administrador de la "
+        "base de datos, según el régimen de protección de los usuarios de servicios de "
+        "comunicaciones de la CRC (sección 2.1.5).",
+    ),
+}
+
+
+@dataclass(frozen=True)
 class NavItem:
     """An entry of the site's navigation."""
 
@@ -64,7 +89,10 @@ class Renderer:
         nav = [item for item in self.nav if item.jurisdiction in (None, country)]
         # The brand links to the jurisdiction's own home page (/co for Colombia's pages).
         home = "/" if country == self.jurisdiction else f"/{country.lower()}"
-        return self.env.get_template(template).render(nav=nav, home=home, **context)
+        masthead = MASTHEADS.get(country, MASTHEADS[""])
+        return self.env.get_template(template).render(
+            nav=nav, home=home, masthead=masthead, **context
+        )
 
 
 RENDERER = web.AppKey("npc_renderer", Renderer)

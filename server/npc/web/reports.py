@@ -108,13 +108,16 @@ def cell_html(
     core: Core,
     jurisdiction: str,
     names: Mapping[str, str] | None = None,
+    processes: Mapping[str, str] | None = None,
 ) -> str:
     """A value as the HTML table shows it (escaped by the template): local times, labels,
-    operators by the `names` the public pages give them."""
+    operators by the `names` the public pages give them, flows by their `processes` labels."""
     if value is None:
         return "—"
     if column.kind == "operator":
         return (names or {}).get(str(value), str(value))
+    if column.kind == "flow":
+        return (processes or {}).get(str(value), str(value))
     if column.kind == "instant" and isinstance(value, datetime):
         local = core.calendar(jurisdiction).local(value)
         return f"{local:%d/%m/%Y %H:%M:%S}"
@@ -217,6 +220,8 @@ class ReportSite:
             title="Reportes",
             reports=self._visible(caller),
             caller=caller,
+            # The caller's country's header and footer: the SIC's pages are Colombia's.
+            jurisdiction=caller.country or self.jurisdiction,
         )
 
     async def _operators(self, country: str) -> list[tuple[str, str]]:
@@ -295,8 +300,12 @@ class ReportSite:
             )
         jurisdiction = report.jurisdiction or self.jurisdiction
         names = dict(operators)
+        processes = {f.name: f.label or f.name for f in self.core.flows.values()}
         table = [
-            [cell_html(row.get(c.key), c, self.core, jurisdiction, names) for c in report.columns]
+            [
+                cell_html(row.get(c.key), c, self.core, jurisdiction, names, processes)
+                for c in report.columns
+            ]
             for row in rows[:HTML_ROW_LIMIT]
         ]
         chart = (
@@ -305,6 +314,12 @@ class ReportSite:
             else None
         )
         shown_format = "%Y-%m" if monthly else "%Y-%m-%d"
+        # The caption says the period as the table says dates; the fields keep ISO (HTML inputs).
+        period = (
+            f"de {first_day:%m/%Y} a {last_day:%m/%Y}"
+            if monthly
+            else f"del {first_day:%d/%m/%Y} al {last_day:%d/%m/%Y}"
+        )
         base = {
             "desde": first_day.strftime(shown_format),
             "hasta": last_day.strftime(shown_format),
@@ -317,12 +332,14 @@ class ReportSite:
             headers=PRIVATE,
             title=report.title,
             report=report,
+            jurisdiction=jurisdiction,
             caller=caller,
             operators=operators,
             operator=operator,
             operator_name=names.get(operator or "", operator),
             caller_name=names.get(caller.operator, caller.operator),
             chart=chart,
+            period=period,
             first_day=params.get("desde", first_default.strftime(shown_format)),
             last_day=params.get("hasta", last_default.strftime(shown_format)),
             errors=errors,

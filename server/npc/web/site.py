@@ -139,8 +139,9 @@ class LookupPage:
 class Column:
     """A report column: its key in CSV and JSON (English), its Spanish header, and the kind of
     its values: ``text`` (short, kept on one line), ``prose`` (long text that wraps), ``number``,
-    ``instant`` (an aware datetime, shown in local time), ``date``, ``json`` or ``operator`` (an
-    operator's id: the page shows its name, CSV and JSON the id)."""
+    ``instant`` (an aware datetime, shown in local time), ``date``, ``json``, ``operator`` (an
+    operator's id: the page shows its name, CSV and JSON the id) or ``flow`` (a flow's name: the
+    page shows its process's Spanish label, ``npc.core.flow.Flow.label``)."""
 
     key: str
     label: str

@@ -17,6 +17,7 @@ class CancellationsFlow(Flow):
     """Daily reports of cancellations (bajas) and plan migrations, and their status page."""
 
     name = FLOW
+    label = "Bajas y migraciones de plan"
     deadline_kinds = DeadlineKind
     rules = (DAILY_REPORT, SCHEDULED)
     web = (

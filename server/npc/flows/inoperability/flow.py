@@ -17,6 +17,7 @@ class InoperabilityFlow(Flow):
     """Registry of inoperability of the sales and after-sales applications (seed 002, Peru)."""
 
     name = FLOW
+    label = "Inoperatividad de aplicativos"
     deadline_kinds = DeadlineKind
     rules = (REPORT,)
     web = (

@@ -17,6 +17,7 @@ class PortabilityFlow(Flow):
     """Prior consultation, port request, scheduling and execution (Peru's ABDCP process)."""
 
     name = FLOW
+    label = "Portabilidad numérica"
     deadline_kinds = DeadlineKind
     rules = tuple(RULES.values())
     web = (

@@ -26,6 +26,7 @@ class PqrFlow(Flow):
     """Petitions, complaints and appeals with CUN, Colombia (CRC regime, section 2.1.5)."""
 
     name = FLOW
+    label = "PQR"
     deadline_kinds = DeadlineKind
     rules = (
         ANSWER,

@@ -24,6 +24,7 @@ class RegistryFlow(Flow):
     """The central number registry: lookups, snapshots and returns of numbers to range holders."""
 
     name = FLOW
+    label = "Registro de numeración y retornos"
     deadline_kinds = DeadlineKind
     rules = (RETURN_ANSWER, RETURN_DISABLE, RETURN_ENABLE)
 

@@ -17,6 +17,7 @@ class SguFlow(Flow):
     """User management system, SGU (Res. 00170-2020-CD/OSIPTEL): problems, answers, claims."""
 
     name = FLOW
+    label = "Gestión de usuarios (SGU)"
     deadline_kinds = DeadlineKind
     rules = (ANSWER, CLAIM_CODE)
     web = (

@@ -20,6 +20,7 @@ class SuspensionFlow(Flow):
     """Suspension of ported numbers for debt, and their reactivation (article 13)."""
 
     name = FLOW
+    label = "Suspensión por deuda"
     deadline_kinds = DeadlineKind
     rules = (SUSPEND, ASK_REACTIVATION, REACTIVATE)
 
