@@ -266,6 +266,9 @@ async def _bench_lookups(
         await _wait_serving(target, process)
         await _wait_cache(redis, db, timeout=max(120.0, n / 20_000))
         loaded = time.perf_counter()
+        # Memory once the cache is loaded, before the measurements: a regression shows here.
+        memory = await redis.info("memory")
+        rss = _rss_mb(process.pid)
         figures = await _measure(options, target, redis)
         figures = {
             "numbers": n,
@@ -273,6 +276,8 @@ async def _bench_lookups(
             "load_seconds": round(loaded - started, 1),
             "import_seconds": round(imported - started, 1),
             "cache_load_seconds": round(loaded - imported, 1),
+            "server_rss_mb_after_load": rss,
+            "redis_used_memory_mb_after_load": round(memory["used_memory"] / 2**20, 1),
             **figures,
             "processes": 1,
             "cpus": os.cpu_count(),
@@ -284,6 +289,18 @@ async def _bench_lookups(
             await process.wait()
         await redis.aclose()
         await db.close()
+
+
+def _rss_mb(pid: int) -> float | None:
+    """Resident memory of process `pid` in MiB (Linux /proc), None where there is none."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
 
 
 async def _measure(
