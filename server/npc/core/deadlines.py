@@ -125,8 +125,10 @@ _CASE_BUSY = -1  # what `_fire` answers when the case is locked by a command or 
 class DeadlineScheduler:
     """Fires due deadlines through the handlers flows register."""
 
-    # Deadlines firing at once (each a transaction on a connection of its own).
-    CONCURRENCY = 8
+    # Deadlines firing at once, each a transaction on a connection of its own. A firing is
+    # mostly waiting (8 round trips, each a turn of a busy event loop at saturation), so the
+    # change window's executions fire on time only when many wait at once.
+    CONCURRENCY = 16
 
     def __init__(
         self,
