@@ -117,7 +117,7 @@ async def move_numbers(
     """
     # One statement, one round trip: the move, its history and the recipient's routing code.
     rows = await txn.conn.fetch(
-        """WITH n AS (
+        f"""WITH n AS (
                SELECT x.number, r.operator_id AS holder, r.service,
                       COALESCE(p.serving_operator, r.operator_id) AS serving
                FROM unnest($1::text[]) AS x(number)
@@ -140,8 +140,7 @@ async def move_numbers(
                SELECT n.number, n.serving, $2, $3, $5, $4 FROM n
                WHERE n.serving <> $2 ORDER BY n.number
                RETURNING 1)
-           SELECT n.number, n.serving,
-                  (SELECT routing_code FROM operators WHERE id = $2) AS routing_code
+           SELECT n.number, n.serving, {operators.routing_code_sql("$2")} AS routing_code
            FROM n WHERE n.serving <> $2 ORDER BY n.number""",
         list(numbers),
         to_operator,

@@ -15,6 +15,7 @@ from npc.core.ports import PortRecord
 from npc.flows.portability.model import NewConsultation, NewPortRequest
 from npc.flows.portability.rules import FLOW
 from npc.flows.portability.validation import NumberEntry
+from npc.store.operators import routing_code_sql
 
 REQUESTS = CaseTable(FLOW, "port_requests", "port_request", ("recipient", "donor"))
 CONSULTATIONS = CaseTable(FLOW, "prior_consultations", "prior_consultation", ("recipient", "donor"))
@@ -124,10 +125,10 @@ async def execute_numbers(
     does, and the recipient's routing code; one round trip instead of three (the execution's
     cost bounds how late the change window's deadlines fire)."""
     rows = await conn.fetch(
-        """WITH released AS (
+        f"""WITH released AS (
                UPDATE port_request_numbers SET live = false WHERE port_request_id = $1 AND live)
-           SELECT n.number, o.routing_code
-           FROM port_request_numbers n LEFT JOIN operators o ON o.id = $2
+           SELECT n.number, {routing_code_sql("$2")} AS routing_code
+           FROM port_request_numbers n
            WHERE n.port_request_id = $1 ORDER BY n.number""",
         case_id,
         recipient,
