@@ -49,6 +49,8 @@ from npc.v1 import (
     portability_pb2_grpc,
     registry_pb2,
     registry_pb2_grpc,
+    session_pb2,
+    session_pb2_grpc,
 )
 from npc_clients.client import OperatorClient
 from npc_clients.positions import PositionStore
@@ -264,6 +266,9 @@ async def _bench_lookups(
         await _wait_serving(target, process)
         await _wait_cache(redis, db, timeout=max(120.0, n / 20_000))
         loaded = time.perf_counter()
+        # Memory once the cache is loaded, before the measurements: a regression shows here.
+        memory = await redis.info("memory")
+        rss = _rss_mb(process.pid)
         figures = await _measure(options, target, redis)
         figures = {
             "numbers": n,
@@ -271,6 +276,8 @@ async def _bench_lookups(
             "load_seconds": round(loaded - started, 1),
             "import_seconds": round(imported - started, 1),
             "cache_load_seconds": round(loaded - imported, 1),
+            "server_rss_mb_after_load": rss,
+            "redis_used_memory_mb_after_load": round(memory["used_memory"] / 2**20, 1),
             **figures,
             "processes": 1,
             "cpus": os.cpu_count(),
@@ -282,6 +289,18 @@ async def _bench_lookups(
             await process.wait()
         await redis.aclose()
         await db.close()
+
+
+def _rss_mb(pid: int) -> float | None:
+    """Resident memory of process `pid` in MiB (Linux /proc), None where there is none."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
 
 
 async def _measure(
@@ -555,6 +574,14 @@ class _SpreadSession:
         return self.sessions[0].events()
 
 
+async def _subscription(
+    subscribe: events_pb2.SubscribeRequest,
+) -> AsyncIterator[session_pb2.SessionRequest]:
+    """A session's requests that only subscribe: open until the observer stops."""
+    yield session_pb2.SessionRequest(subscribe=subscribe)
+    await asyncio.Event().wait()
+
+
 def _children(pid: int) -> list[int]:
     """The live child processes of `pid` (Linux /proc), oldest first."""
     found = []
@@ -735,37 +762,50 @@ class _Observers:
         self.tasks: list[asyncio.Task[None]] = []
         self.channels: list[grpc.aio.Channel] = []
 
-    def start(self, target: str, operators: list[str], from_position: int) -> None:
-        """Open one Subscribe stream per operator, from `from_position`."""
+    def start(
+        self, target: str, operators: list[str], from_position: int, api: str = "unary"
+    ) -> None:
+        """Open one stream per operator, from `from_position`: a session stream's subscription
+        with `api` "session" (events ready together come in one message), else Subscribe."""
         for index, operator in enumerate(operators):
             channel = _channel(target)
             self.channels.append(channel)
             self.tasks.append(
                 asyncio.get_running_loop().create_task(
-                    self._follow(channel, operator, from_position, first=index == 0)
+                    self._follow(channel, operator, from_position, api, first=index == 0)
                 )
             )
 
+    def _arrived(self, event: events_pb2.Event, first: bool) -> None:
+        if event.type != NUMBERS_CHANGED:
+            return
+        arrived = self.clock.now()
+        occurred = event.occurred_at.ToDatetime(tzinfo=UTC)
+        self.latencies.append(self.clock.to_wall(arrived - occurred))
+        if first:
+            self.arrivals.append(time.monotonic())
+
     async def _follow(
-        self, channel: grpc.aio.Channel, operator: str, position: int, *, first: bool
+        self, channel: grpc.aio.Channel, operator: str, position: int, api: str, *, first: bool
     ) -> None:
-        stub = events_pb2_grpc.EventServiceStub(channel)
         metadata = (("authorization", f"Bearer {OBSERVER_TOKEN}{operator}"),)
         while True:
-            call = stub.Subscribe(
-                events_pb2.SubscribeRequest(from_position=position, flows=["registry"]),
-                metadata=metadata,
+            subscribe = events_pb2.SubscribeRequest(from_position=position, flows=["registry"])
+            session = api == "session"
+            call: Any = (
+                session_pb2_grpc.SessionServiceStub(channel).Session(
+                    _subscription(subscribe), metadata=metadata
+                )
+                if session
+                else events_pb2_grpc.EventServiceStub(channel).Subscribe(
+                    subscribe, metadata=metadata
+                )
             )
             try:
-                async for event in call:
-                    position = event.position
-                    if event.type != NUMBERS_CHANGED:
-                        continue
-                    arrived = self.clock.now()
-                    occurred = event.occurred_at.ToDatetime(tzinfo=UTC)
-                    self.latencies.append(self.clock.to_wall(arrived - occurred))
-                    if first:
-                        self.arrivals.append(time.monotonic())
+                async for message in call:
+                    for event in message.events if session else (message,):
+                        position = event.position
+                        self._arrived(event, first)
             except grpc.aio.AioRpcError as error:
                 _log(f"observer {operator}: stream lost ({error.code().name}); resubscribing")
             finally:
@@ -970,7 +1010,7 @@ async def _ports_phase(
     head = await clients[0].events.GetStreamHead(
         events_pb2.GetStreamHeadRequest(), metadata=clients[0].metadata
     )
-    watchers.start(target, observer_names, head.position)
+    watchers.start(target, observer_names, head.position, options.api)
     simulated_start = clock.now()
     _log(
         f"ports ({options.api}): 4 simulated operators filing for {options.seconds:g} s from"

@@ -24,7 +24,7 @@ from npc.core.calendar import CALENDARS
 from npc.core.clock import Clock, SystemClock
 from npc.core.flow import FlowContext, GrpcService
 from npc.core.holidays import calendar_flow
-from npc.core.runtime import Core
+from npc.core.runtime import BACKGROUND_CONNECTIONS, Core
 from npc.flows.enabled import FLOWS
 from npc.flows.portability.flow import PortabilityFlow
 from npc.notifications.dispatcher import NotificationDispatcher
@@ -68,7 +68,11 @@ class Clearinghouse:
         settings = self.settings
         if not settings.database_url or not settings.redis_url:
             raise ValueError("database_url and redis_url are required")
-        db = await Database.connect(settings.database_url, max_size=settings.db_pool_size)
+        db = await Database.connect(
+            settings.database_url,
+            max_size=settings.db_pool_size,
+            background=BACKGROUND_CONNECTIONS,
+        )
         await self._audit_setup(db)
         redis = aioredis.Redis.from_url(
             settings.redis_url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=10

@@ -125,6 +125,11 @@ _CASE_BUSY = -1  # what `_fire` answers when the case is locked by a command or 
 class DeadlineScheduler:
     """Fires due deadlines through the handlers flows register."""
 
+    # Deadlines firing at once, each a transaction on a connection of its own. A firing is
+    # mostly waiting (8 round trips, each a turn of a busy event loop at saturation), so the
+    # change window's executions fire on time only when many wait at once.
+    CONCURRENCY = 16
+
     def __init__(
         self,
         db: Database,
@@ -132,7 +137,7 @@ class DeadlineScheduler:
         *,
         poll_seconds: float = 5.0,
         batch_size: int = 500,
-        concurrency: int = 8,
+        concurrency: int = CONCURRENCY,
     ) -> None:
         self.db = db
         self.clock = clock

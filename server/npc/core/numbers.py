@@ -115,8 +115,9 @@ async def move_numbers(
     Numbers outside the numbering plan are ignored: requests are checked against the plan before
     they get here.
     """
+    # One statement, one round trip: the move, its history and the recipient's routing code.
     rows = await txn.conn.fetch(
-        """WITH n AS (
+        f"""WITH n AS (
                SELECT x.number, r.operator_id AS holder, r.service,
                       COALESCE(p.serving_operator, r.operator_id) AS serving
                FROM unnest($1::text[]) AS x(number)
@@ -132,26 +133,23 @@ async def move_numbers(
                WHERE n.holder <> $2 AND n.serving <> $2
                ON CONFLICT (number) DO UPDATE SET serving_operator = EXCLUDED.serving_operator,
                    ported_at = EXCLUDED.ported_at, case_id = EXCLUDED.case_id
-               RETURNING number)
-           SELECT n.number, n.serving FROM n WHERE n.serving <> $2 ORDER BY n.number""",
+               RETURNING number),
+           history AS (
+               INSERT INTO number_history (number, from_operator, to_operator, changed_at,
+                                           reason, case_id)
+               SELECT n.number, n.serving, $2, $3, $5, $4 FROM n
+               WHERE n.serving <> $2 ORDER BY n.number
+               RETURNING 1)
+           SELECT n.number, n.serving, {operators.routing_code_sql("$2")} AS routing_code
+           FROM n WHERE n.serving <> $2 ORDER BY n.number""",
         list(numbers),
         to_operator,
         txn.now,
         case_id,
+        reason,
     )
     if not rows:
         return 0
-    await txn.conn.execute(
-        """INSERT INTO number_history (number, from_operator, to_operator, changed_at, reason, case_id)
-           SELECT u.number, u.serving, $3, $4, $5, $6
-           FROM unnest($1::text[], $2::text[]) AS u(number, serving)""",
-        [r["number"] for r in rows],
-        [r["serving"] for r in rows],
-        to_operator,
-        txn.now,
-        reason,
-        case_id,
-    )
     by_origin: dict[str, list[str]] = defaultdict(list)
     for row in rows:
         by_origin[row["serving"]].append(row["number"])
@@ -163,7 +161,7 @@ async def move_numbers(
         broadcast=True,
         payload={
             "to_operator": to_operator,
-            "routing_code": await operators.routing_code(txn.conn, to_operator),
+            "routing_code": rows[0]["routing_code"],
             "reason": reason,
             "changed_at": txn.now.isoformat(),
             "moves": [{"from_operator": k, "numbers": v} for k, v in sorted(by_origin.items())],

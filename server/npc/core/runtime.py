@@ -24,6 +24,10 @@ from npc.store.database import Database, Txn
 
 log = logging.getLogger(__name__)
 
+# Connections of the background loops (`Database.background`), besides NPC_DB_POOL_SIZE: one per
+# deadline firing at once, the scheduler's own reads, the sequencer and the hub's reads.
+BACKGROUND_CONNECTIONS = DeadlineScheduler.CONCURRENCY + 4
+
 
 class Core:
     """Owns the clock, the database, the deadline scheduler and the event fan-out."""
@@ -43,12 +47,14 @@ class Core:
         self.redis_prefix = redis_prefix
         self.clock = clock
         self.notifier = Notifier(redis, redis_prefix)
-        self.hub = EventHub(db)
-        self.sequencer = Sequencer(db, on_sequenced=self._sequenced, on_batch=self.hub.accept)
+        # What delivers committed work runs on connections of its own (`Database.background`).
+        delivery = db.background()
+        self.hub = EventHub(delivery)
+        self.sequencer = Sequencer(delivery, on_sequenced=self._sequenced, on_batch=self.hub.accept)
         # The regulator's decreed holidays reach this process's calendars through the log.
-        self.holidays = HolidayDecrees(db)
+        self.holidays = HolidayDecrees(delivery)
         self.hub.add_hook(self.holidays.on_events)
-        self.deadlines = DeadlineScheduler(db, clock)
+        self.deadlines = DeadlineScheduler(delivery, clock)
         self.sampler = Sampler(db, redis, clock)
         # Without a key the log is not anchored (a warning says so at start).
         self.anchors = (

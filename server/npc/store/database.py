@@ -359,34 +359,35 @@ class Database:
         self._listeners: list[TxnListener] = []
         # The pool's `init` gives each new connection these (see `add_query_logger`).
         self._query_loggers = query_loggers if query_loggers is not None else []
+        # See `background`; None: the background loops share `pool`.
+        self._background: Database | None = None
 
     @classmethod
-    async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 20) -> Database:
-        """Open a pool on `dsn`."""
+    async def connect(
+        cls, dsn: str, *, min_size: int = 2, max_size: int = 20, background: int = 0
+    ) -> Database:
+        """Open a pool on `dsn`, and one of `background` connections for `background()`."""
         loggers: list[QueryLogger] = []
+        db = cls(await _open_pool(dsn, min_size, max_size, loggers), dsn, loggers)
+        if background:
+            reserved = cls(await _open_pool(dsn, 1, background, loggers), dsn, loggers)
+            # Their commits wake the same sequencer and scheduler as the commands' do.
+            reserved._listeners = db._listeners
+            db._background = reserved
+        return db
 
-        async def init(conn: asyncpg.Connection) -> None:
-            await _init_connection(conn)
-            for logger in loggers:
-                conn.add_query_logger(logger)
-
-        pool = _Pool(
-            dsn,
-            connection_class=asyncpg.Connection,
-            record_class=asyncpg.Record,
-            min_size=min_size,
-            max_size=max_size,
-            max_queries=50_000,  # asyncpg.create_pool's defaults
-            max_inactive_connection_lifetime=300.0,
-            init=init,
-            reset=keep_session,
-            loop=None,
-        )
-        await pool
-        return cls(pool, dsn, loggers)
+    def background(self) -> Database:
+        """The database of the background loops that deliver what commands committed (the
+        sequencer, the event hub, the deadline scheduler): connections of their own, so that
+        a deadline or a broadcast never waits in the pool's queue behind hundreds of commands
+        (at saturation that queue was most of the deadlines' lateness). Transactions and
+        listeners are the same as this one's."""
+        return self._background if self._background is not None else self
 
     async def close(self) -> None:
-        """Close the pool."""
+        """Close the pool (and the background loops' own)."""
+        if self._background is not None:
+            await self._background.pool.close()
         await self.pool.close()
 
     async def add_query_logger(self, callback: QueryLogger) -> None:
@@ -395,6 +396,8 @@ class Database:
         self._query_loggers.append(callback)
         # Connections open now get it on their next acquire: the pool replaces them.
         await self.pool.expire_connections()
+        if self._background is not None:
+            await self._background.pool.expire_connections()
 
     def on_commit(self, listener: TxnListener) -> None:
         """Call `listener(txn)` after every committed transaction (fan-out and deadline wake-ups)."""
@@ -460,6 +463,30 @@ class Database:
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
         return applied
+
+
+async def _open_pool(
+    dsn: str, min_size: int, max_size: int, loggers: list[QueryLogger]
+) -> asyncpg.Pool:
+    async def init(conn: asyncpg.Connection) -> None:
+        await _init_connection(conn)
+        for logger in loggers:
+            conn.add_query_logger(logger)
+
+    pool = _Pool(
+        dsn,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
+        min_size=min_size,
+        max_size=max_size,
+        max_queries=50_000,  # asyncpg.create_pool's defaults
+        max_inactive_connection_lifetime=300.0,
+        init=init,
+        reset=keep_session,
+        loop=None,
+    )
+    await pool
+    return pool
 
 
 async def _up_to_date(conn: asyncpg.Connection) -> bool:

@@ -76,6 +76,12 @@ async def count(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM operators"))
 
 
+def routing_code_sql(operator: str) -> str:
+    """The scalar subquery of the routing code of the operator named by the parameter `operator`
+    ("$2"), for a statement that reads it along with more: one round trip less."""
+    return f"(SELECT routing_code FROM operators WHERE id = {operator})"
+
+
 async def routing_code(conn: asyncpg.Connection, operator: str) -> str | None:
     """The network routing code of `operator`, or None when it is not registered."""
     code = await conn.fetchval("SELECT routing_code FROM operators WHERE id = $1", operator)

@@ -67,11 +67,10 @@ class Execution(PortabilityBase):
 
     async def _execute_now(self, txn: Txn, row: Record) -> Record:
         """Move the numbers to the recipient in the central registry and tell every operator."""
-        numbers = await store.request_numbers(txn.conn, row["id"])
+        numbers, code = await store.execute_numbers(txn.conn, row["id"], row["recipient"])
         moved = await registry.move_numbers(
             txn, numbers, row["recipient"], reason="port", case_id=row["id"]
         )
-        await store.release_numbers(txn.conn, row["id"])
         row = await store.REQUESTS.update(
             txn, row["id"], {"state": State.EXECUTED, "executed_at": txn.now}
         )
@@ -92,8 +91,9 @@ class Execution(PortabilityBase):
             "recipient enables the numbers within 3 hours, inside the change window"
             " (art. 23, infraction 28)",
         )
-        code = str(await operators.routing_code(txn.conn, row["recipient"]))
-        self._emit(txn, "executed", None, row, broadcast=True, extra={"routing_code": code})
+        if code is None:  # a request without numbers: nothing above read the code
+            code = await operators.routing_code(txn.conn, row["recipient"])
+        self._emit(txn, "executed", None, row, broadcast=True, extra={"routing_code": str(code)})
         service = row["service"]
         txn.after_commit(lambda: metrics.PORTS_EXECUTED.labels(service).inc())
         txn.after_commit(lambda: metrics.NUMBERS_PORTED.labels(service).inc(moved))

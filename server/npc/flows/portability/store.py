@@ -15,6 +15,7 @@ from npc.core.ports import PortRecord
 from npc.flows.portability.model import NewConsultation, NewPortRequest
 from npc.flows.portability.rules import FLOW
 from npc.flows.portability.validation import NumberEntry
+from npc.store.operators import routing_code_sql
 
 REQUESTS = CaseTable(FLOW, "port_requests", "port_request", ("recipient", "donor"))
 CONSULTATIONS = CaseTable(FLOW, "prior_consultations", "prior_consultation", ("recipient", "donor"))
@@ -117,13 +118,23 @@ async def release_numbers(conn: asyncpg.Connection, case_id: str) -> None:
     )
 
 
-async def request_numbers(conn: asyncpg.Connection, case_id: str) -> list[str]:
-    """The numbers of a request."""
+async def execute_numbers(
+    conn: asyncpg.Connection, case_id: str, recipient: str
+) -> tuple[list[str], str | None]:
+    """At the execution: the request's numbers, released for new requests as `release_numbers`
+    does, and the recipient's routing code; one round trip instead of three (the execution's
+    cost bounds how late the change window's deadlines fire)."""
     rows = await conn.fetch(
-        "SELECT number FROM port_request_numbers WHERE port_request_id = $1 ORDER BY number",
+        f"""WITH released AS (
+               UPDATE port_request_numbers SET live = false WHERE port_request_id = $1 AND live)
+           SELECT n.number, {routing_code_sql("$2")} AS routing_code
+           FROM port_request_numbers n
+           WHERE n.port_request_id = $1 ORDER BY n.number""",
         case_id,
+        recipient,
     )
-    return [r["number"] for r in rows]
+    code = rows[0]["routing_code"] if rows else None
+    return [r["number"] for r in rows], code
 
 
 async def request_modalities(conn: asyncpg.Connection, case_id: str) -> list[str]:
