@@ -137,6 +137,15 @@ async def execute_numbers(
     return [r["number"] for r in rows], code
 
 
+async def request_numbers(conn: asyncpg.Connection, case_id: str) -> list[str]:
+    """The numbers of a request."""
+    rows = await conn.fetch(
+        "SELECT number FROM port_request_numbers WHERE port_request_id = $1 ORDER BY number",
+        case_id,
+    )
+    return [r["number"] for r in rows]
+
+
 async def request_modalities(conn: asyncpg.Connection, case_id: str) -> list[str]:
     """The modality the form gives each number of a request, in the numbers' order."""
     rows = await conn.fetch(
