@@ -93,7 +93,7 @@ async def _answer_due(handlers: Handlers, case_id: str) -> datetime:
 
 
 async def test_admin_decrees_a_holiday_that_running_servers_apply_to_new_deadlines(
-    handlers: Handlers, capsys: pytest.CaptureFixture[str]
+    handlers: Handlers, capsys: pytest.CaptureFixture[str], restored_calendars: None
 ):
     first = await port_through_handlers(handlers, "claro", "movistar", [block("940000001")])
     second = await port_through_handlers(handlers, "claro", "movistar", [block("940000002")])

@@ -392,3 +392,35 @@ async def test_recipient_outage_never_runs_past_the_end_of_the_window(port: Port
     assert record["due_at"] == lima(2026, 11, 24, 6)
     assert record["evidence"]["deadline"] == lima(2026, 11, 24, 6).isoformat()
     assert await port.records(case, "donor_disable") == []
+
+
+async def test_a_confirmation_at_the_deadline_is_late_like_the_deadline_firing(port: Port) -> None:
+    """A confirmation one second before its deadline is in time; one received at the deadline's
+    instant, before its timer fires, is as late as the timer says (infractions 27 and 28)."""
+    scheduled_at = lima(2026, 11, 24, 1)
+    cases = [await _executed(port, f"94000086{i}", scheduled_at) for i in range(4)]
+    disable_due = scheduled_at + timedelta(minutes=15)
+    enable_due = scheduled_at + timedelta(hours=3)
+    await port.at(disable_due - SECOND)
+    for case in (cases[0], cases[2], cases[3]):
+        await port.confirm(case, ExecutionStep.DONOR_DISABLED)
+    port.handlers.clock.set(disable_due)  # the timer has not fired yet
+    await port.confirm(cases[1], ExecutionStep.DONOR_DISABLED)
+    await port.at(enable_due - SECOND)
+    await port.confirm(cases[2], ExecutionStep.RECIPIENT_ENABLED)
+    port.handlers.clock.set(enable_due)
+    await port.confirm(cases[3], ExecutionStep.RECIPIENT_ENABLED)
+
+    assert await port.records(cases[0], "donor_disable") == []
+    assert await port.records(cases[2], "recipient_enable") == []
+    for case, rule, operator, infraction, due in (
+        (cases[1], "donor_disable", "movistar", 27, disable_due),
+        (cases[3], "recipient_enable", "claro", 28, enable_due),
+    ):
+        [record] = await port.records(case, rule)
+        assert (record["operator_id"], record["infraction"], record["due_at"]) == (
+            operator,
+            infraction,
+            due,
+        )
+        assert record["evidence"]["confirmed_at"] == due.isoformat()
