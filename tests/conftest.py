@@ -19,6 +19,7 @@ import pytest
 from npc.admin import seed_demo
 from npc.app import Clearinghouse
 from npc.config import Settings
+from npc.core.calendar import CALENDARS
 from npc.core.clock import FakeClock
 from npc.embedded import PG_APP_USER, EmbeddedPostgres, EmbeddedRedis, free_port
 from npc.store.database import Database
@@ -192,6 +193,18 @@ def market_database_url(market_supply: DatabaseSupply) -> Iterator[str]:
     name, dsn = market_supply.take()
     yield dsn
     market_supply.drop(name)
+
+
+@pytest.fixture
+def restored_calendars() -> Iterator[None]:
+    """The process-wide calendars' decrees as they were before the test, whatever it decreed and
+    however it ended (a failing test must not leave a holiday for the next ones)."""
+    before = {country: calendar.decrees for country, calendar in CALENDARS.items()}
+    try:
+        yield
+    finally:
+        for country, calendar in CALENDARS.items():
+            calendar.apply_decrees(before[country])
 
 
 @pytest.fixture

@@ -104,10 +104,12 @@ PERUVIAN_FLOWS = {
 }
 
 
-async def test_each_stream_holds_only_its_countrys_flows(app, clock, channel, operators) -> None:
+async def test_each_stream_holds_only_its_countrys_flows(
+    app, clock, channel, operators, restored_calendars
+) -> None:
     await invoke(channel, "PortabilityService/SubmitPortRequest", port_request(clock), "claro")
     await invoke(channel, "PqrService/FilePqr", filing(), "claro-co")
-    # A Peruvian decree, taken back at once so the process's calendars stay as they were.
+    # A Peruvian decree, taken back at once (and `restored_calendars` if the test stops between).
     decreed = date(2031, 3, 3)
     await holidays.decree(app.core.db, "PE", decreed, "Feriado decretado", now=clock.now())
     await holidays.decree(app.core.db, "PE", decreed, None, now=clock.now())

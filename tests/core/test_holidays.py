@@ -5,8 +5,11 @@ deadline computed after the decree uses it, one set before keeps its instant).""
 from __future__ import annotations
 
 import asyncio
+import tomllib
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
+import holidays as holidays_package
 import pytest
 
 from npc.api.event_bodies.holidays import holiday_decreed
@@ -48,6 +51,13 @@ def test_a_decreed_holiday_is_skipped_and_a_removed_one_counted():
     ]
     calendar.apply_decrees({})
     assert not calendar.is_holiday(DECREED) and calendar.is_holiday(date(2026, 12, 9))
+
+
+def test_the_calendars_read_the_pinned_holidays_package():
+    """The package's data changes between versions: the tests assert the pinned version's."""
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    pins = [d for d in project["project"]["dependencies"] if d.startswith("holidays")]
+    assert pins == [f"holidays=={holidays_package.__version__}"]
 
 
 @pytest.mark.parametrize(
@@ -93,7 +103,7 @@ async def _answer_due(handlers: Handlers, case_id: str) -> datetime:
 
 
 async def test_admin_decrees_a_holiday_that_running_servers_apply_to_new_deadlines(
-    handlers: Handlers, capsys: pytest.CaptureFixture[str]
+    handlers: Handlers, capsys: pytest.CaptureFixture[str], restored_calendars: None
 ):
     first = await port_through_handlers(handlers, "claro", "movistar", [block("940000001")])
     second = await port_through_handlers(handlers, "claro", "movistar", [block("940000002")])

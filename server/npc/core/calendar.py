@@ -40,6 +40,11 @@ class BusinessCalendar:
             self._cache[year] = holidays.country_holidays(self.country, years=year)
         return self._cache[year]
 
+    @property
+    def decrees(self) -> dict[date, str | None]:
+        """A copy of the decrees applied (`apply_decrees` takes it back)."""
+        return dict(self._decrees)
+
     def apply_decrees(self, decrees: Mapping[date, str | None]) -> None:
         """Replace the decreed changes to the package's holidays: a name adds a holiday on its
         date, None removes the package's holiday of that date."""

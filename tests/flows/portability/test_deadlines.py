@@ -804,7 +804,7 @@ async def test_debt_paid_after_the_objection_lifts_it(app, operators, clock):
     assert await _records(app, request.id) == []
 
 
-async def test_debt_paid_before_the_objection_is_an_improper_objection(app, operators, clock):
+async def test_debt_paid_before_the_presentation_is_an_improper_objection(app, operators, clock):
     request = await _objected(app, operators, clock, "940000703")
     await advance_to(app, clock, lima(2026, 11, 23, 11, 0))
     lifted = await _prove(operators, request.id, lima(2026, 11, 20, 16, 0))

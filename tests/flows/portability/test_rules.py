@@ -436,6 +436,25 @@ def test_the_24_hours_run_from_the_presentation(timeline, received, registered, 
     assert timeline.execution_limit(registered, 1) > limit  # what counting from registration gave
 
 
+@pytest.mark.parametrize(
+    ("received", "limit"),
+    [
+        # Weekend: Friday 23:59:59 is an ordinary day, its 24 hours end in Saturday's window. At
+        # Saturday 00:00 (the day before a Sunday) they start on Monday 00:00: Tuesday's window.
+        (lima(2026, 11, 27, 23, 59, 59), lima(2026, 11, 28, 6)),
+        (lima(2026, 11, 28), lima(2026, 12, 1, 6)),
+        # Holiday: Monday 26 July 2027 23:59:59 ends in Tuesday's window. At Tuesday 00:00 (the
+        # day before Independence Day and the Military Parade) they start on Friday 30 00:00.
+        (lima(2027, 7, 26, 23, 59, 59), lima(2027, 7, 27, 6)),
+        (lima(2027, 7, 27), lima(2027, 7, 31, 6)),
+    ],
+)
+def test_the_24_hours_of_a_presentation_at_the_first_instant_of_an_exception_day(
+    timeline, received, limit
+):
+    assert timeline.execution_limit(received, 1) == limit
+
+
 # ----------------------------------------------------------------------------- rule catalogue
 
 

@@ -99,10 +99,12 @@ class Port:
             "SchedulePort", lambda txn: self.handler.schedule_port(txn, self.claro, command)
         )
 
-    async def confirm(self, case_id: str, step: ExecutionStep) -> Record:
-        """A party confirms its step now."""
+    async def confirm(
+        self, case_id: str, step: ExecutionStep, done_at: datetime | None = None
+    ) -> Record:
+        """A party confirms now its step, done at `done_at` (now when None)."""
         caller = self.movistar if step == ExecutionStep.DONOR_DISABLED else self.claro
-        command = M.ConfirmPortExecution(case_id, step, None)
+        command = M.ConfirmPortExecution(case_id, step, done_at)
         return await self.handlers.perform(
             "ConfirmPortExecution",
             lambda txn: self.handler.confirm_port_execution(txn, caller, command),
@@ -392,3 +394,39 @@ async def test_recipient_outage_never_runs_past_the_end_of_the_window(port: Port
     assert record["due_at"] == lima(2026, 11, 24, 6)
     assert record["evidence"]["deadline"] == lima(2026, 11, 24, 6).isoformat()
     assert await port.records(case, "donor_disable") == []
+
+
+async def test_a_step_done_or_confirmed_at_its_deadline_is_late(port: Port) -> None:
+    """A step done and confirmed one second before its deadline is in time; one the party says
+    it did at the deadline's instant is late (infraction 27), and so is one confirmed at that
+    instant, whether its timer fired first or not (infraction 28): one record each."""
+    scheduled_at = lima(2026, 11, 24, 1)
+    cases = [await _executed(port, f"94000086{i}", scheduled_at) for i in range(4)]
+    disable_due = scheduled_at + timedelta(minutes=15)
+    enable_due = scheduled_at + timedelta(hours=3)
+    await port.at(disable_due - SECOND)
+    for case in (cases[0], cases[2], cases[3]):
+        await port.confirm(case, ExecutionStep.DONOR_DISABLED)
+    await port.confirm(cases[1], ExecutionStep.DONOR_DISABLED, done_at=disable_due)
+    await port.at(enable_due - SECOND)
+    await port.confirm(cases[2], ExecutionStep.RECIPIENT_ENABLED)
+    port.handlers.clock.set(enable_due)  # the confirmation races the deadline's timer
+    await port.confirm(cases[3], ExecutionStep.RECIPIENT_ENABLED)
+    await port.at(lima(2026, 11, 24, 7))
+
+    assert await port.records(cases[0], "donor_disable") == []
+    assert await port.records(cases[2], "recipient_enable") == []
+    [disabled] = await port.records(cases[1], "donor_disable")
+    assert (disabled["operator_id"], disabled["infraction"], disabled["due_at"]) == (
+        "movistar",
+        27,
+        disable_due,
+    )
+    assert disabled["evidence"]["done_at"] == disable_due.isoformat()
+    assert disabled["evidence"]["confirmed_at"] == (disable_due - SECOND).isoformat()
+    [enabled] = await port.records(cases[3], "recipient_enable")
+    assert (enabled["operator_id"], enabled["infraction"], enabled["due_at"]) == (
+        "claro",
+        28,
+        enable_due,
+    )

@@ -6,6 +6,7 @@ at each boundary across the December-January month end (Lima keeps UTC-5 all yea
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,7 @@ from npc.v1 import common_pb2, portability_pb2, suspension_pb2
 from tests.helpers import Handlers, block, day, port_through_handlers, rid, ts
 
 LIMA = timedelta(hours=5)  # UTC-5, no daylight saving time
+SECOND = timedelta(seconds=1)
 
 
 def lima(year: int, month: int, dom: int, hour: int = 0, minute: int = 0, second: int = 0):
@@ -56,12 +58,12 @@ def test_a_suspension_ends_with_its_30th_calendar_day_and_never_lasts_31(suspend
     assert reactivation_due_from(ends) == ends - timedelta(hours=24)
 
 
-async def _request(handlers: Handlers, port_id: str):
+async def _request(handlers: Handlers, port_id: str, number: str = "940000001"):
     handler = handlers.flow("suspension").handler  # type: ignore[attr-defined]
     request = suspension_pb2.RequestSuspensionRequest(
         request_id=rid(),
         port_request_id=port_id,
-        number="940000001",
+        number=number,
         bill_number="B001-000123",
         due_date=day("2026-11-15"),
         owed=common_pb2.Money(amount="89.90", currency="PEN"),
@@ -133,3 +135,78 @@ async def test_the_30_days_are_lima_dates_and_the_30th_day_ends_the_suspension(
     assert (await _state(handlers, asked["id"]))[1] == [("claro", 15)]
     with pytest.raises(AlreadyExists):
         await _request(handlers, port_id)
+
+
+async def _disabled(handlers: Handlers, number: str) -> str:
+    """A port of `number` whose donor confirmed the disabling at its execution."""
+    port_id = await port_through_handlers(handlers, "claro", "movistar", [block(number)])
+    portability = handlers.flow("portability").handler  # type: ignore[attr-defined]
+    disabled = portability_pb2.ConfirmPortExecutionRequest(
+        request_id=rid(),
+        port_request_id=port_id,
+        step=portability_pb2.EXECUTION_STEP_DONOR_DISABLED,
+    )
+    await handlers.perform(
+        "test.disabled",
+        lambda txn: portability.confirm_port_execution(
+            txn, handlers.caller("movistar"), port_convert.execution_confirmation(disabled)
+        ),
+    )
+    return port_id
+
+
+async def _step(handlers: Handlers, method: str, operator: str, request: Any) -> Any:
+    """A suspension handler's `method` called by `operator` at the clock's instant, before any
+    deadline falling due at that instant fires."""
+    handler = handlers.flow("suspension").handler  # type: ignore[attr-defined]
+    return await handlers.perform(
+        method, lambda txn: getattr(handler, method)(txn, handlers.caller(operator), request)
+    )
+
+
+async def test_each_step_at_its_deadline_is_late_and_one_second_before_in_time(
+    handlers: Handlers,
+):
+    """Infractions 13, 14 and 15: the suspension, the reactivation request and the reactivation
+    one second before their limits leave no record (`early`); at the limit's instant, before its
+    timer fires, each is recorded once (`late`)."""
+    port_early = await _disabled(handlers, "940000001")
+    port_late = await _disabled(handlers, "940000002")
+    handlers.clock.set(lima(2026, 12, 28, 10))  # both may be suspended from Christmas on
+    early = await _request(handlers, port_early)
+    late = await _request(handlers, port_late, number="940000002")
+    limit = early["suspend_deadline"]
+    assert late["suspend_deadline"] == limit == lima(2026, 12, 31)
+
+    for row, instant in ((early, limit - SECOND), (late, limit)):
+        handlers.clock.set(instant)
+        ref = convert.suspension_ref(
+            suspension_pb2.ConfirmSuspensionRequest(suspension_id=row["id"])
+        )
+        await _step(handlers, "confirm_suspension", "claro", ref)
+    paid = handlers.clock.now()
+    limit = PERU.end_of_business_days(paid, 1)
+    due = {}
+    for row, instant in ((early, limit - SECOND), (late, limit)):
+        handlers.clock.set(instant)
+        ask = suspension_pb2.RequestReactivationRequest(suspension_id=row["id"], paid_at=ts(paid))
+        asked = await _step(
+            handlers, "request_reactivation", "movistar", convert.reactivation_request(ask)
+        )
+        due[row["id"]] = asked["reactivation_deadline"]
+    assert due[late["id"]] == limit + timedelta(hours=24)
+    for row, instant in ((early, due[early["id"]] - SECOND), (late, due[late["id"]])):
+        handlers.clock.set(instant)
+        ref = convert.suspension_ref(
+            suspension_pb2.ConfirmReactivationRequest(suspension_id=row["id"])
+        )
+        assert (await _step(handlers, "confirm_reactivation", "claro", ref))["state"] == (
+            "reactivated"
+        )
+
+    assert (await _state(handlers, early["id"]))[1] == []
+    assert (await _state(handlers, late["id"]))[1] == [
+        ("claro", 13),
+        ("movistar", 14),
+        ("claro", 15),
+    ]

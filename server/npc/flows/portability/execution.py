@@ -137,9 +137,10 @@ class Execution(PortabilityBase):
             changes.update(state=State.COMPLETED, closed_at=txn.now)
         row = await store.REQUESTS.update(txn, row["id"], changes)
         txn.cancel_deadlines(FLOW, row["id"], step.kind)
-        if done_at > deadline or txn.now > deadline:
+        if done_at >= deadline or txn.now >= deadline:
             # A confirmation received after the deadline cannot prove the step was done in time,
-            # whatever instant it claims.
+            # whatever instant it claims. At the deadline's instant the step is late, as when its
+            # timer fires then: the outcome must not depend on which comes first.
             await self._breach(
                 txn,
                 step.rule,

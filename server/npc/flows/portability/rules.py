@@ -134,60 +134,68 @@ REGISTRATION = Rule(
 )
 CONSULTATION_ANSWER = Rule(
     "consultation_donor_answer",
-    18,
-    "art. 20",
-    "grave",
-    "donor",
-    f"Answer the prior consultation within {DONOR_ANSWER_MINUTES} minutes.",
+    party="donor",
+    description=f"Answer the prior consultation within {DONOR_ANSWER_MINUTES} minutes.",
+    source=Source.regulation(
+        PORTABILITY_REGULATION, article="art. 20", infraction=18, severity=Severity.GRAVE
+    ),
 )
 REQUEST_ANSWER = Rule(
     "request_donor_answer",
-    21,
-    "art. 22",
-    "grave",
-    "donor",
-    f"Answer the port request within {DONOR_ANSWER_MINUTES} minutes.",
+    party="donor",
+    description=f"Answer the port request within {DONOR_ANSWER_MINUTES} minutes.",
+    source=Source.regulation(
+        PORTABILITY_REGULATION, article="art. 22", infraction=21, severity=Severity.GRAVE
+    ),
 )
 IMPROPER_OBJECTION = Rule(
     "improper_objection",
-    23,
-    "art. 22",
-    "muy_grave",
-    "donor",
-    "Do not object a port request improperly: a debt not yet due or paid when the request was"
-    " presented, a debt on a prepaid line, a number or service the registry shows as the donor's.",
+    party="donor",
+    description=(
+        "Do not object a port request improperly: a debt not yet due or paid when the request"
+        " was presented, a debt on a prepaid line, a number or service the registry shows as"
+        " the donor's."
+    ),
+    source=Source.regulation(
+        PORTABILITY_REGULATION, article="art. 22", infraction=23, severity=Severity.MUY_GRAVE
+    ),
 )
 MOBILE_SCHEDULE = Rule(
     "mobile_schedule",
-    24,
-    "art. 23",
-    "leve",
-    "recipient",
-    "Mobile: schedule the port by 22:00 of the day the request is declared admissible.",
+    party="recipient",
+    description="Mobile: schedule the port by 22:00 of the day the request is declared admissible.",
+    source=Source.regulation(
+        PORTABILITY_REGULATION, article="art. 23", infraction=24, severity=Severity.LEVE
+    ),
 )
 FIXED_SCHEDULE = Rule(
     "fixed_schedule",
-    25,
-    "art. 23",
-    "leve",
-    "recipient",
-    "Fixed: schedule the port by 22:00 of the calendar day after the installation.",
+    party="recipient",
+    description="Fixed: schedule the port by 22:00 of the calendar day after the installation.",
+    source=Source.regulation(
+        PORTABILITY_REGULATION, article="art. 23", infraction=25, severity=Severity.LEVE
+    ),
 )
 DONOR_DISABLE = Rule(
     "donor_disable",
-    27,
-    "art. 23",
-    "grave",
-    "donor",
-    "Disable the numbers in the donor's network at the scheduled time, inside the change window.",
+    party="donor",
+    description=(
+        "Disable the numbers in the donor's network at the scheduled time, inside the change"
+        " window."
+    ),
+    source=Source.regulation(
+        PORTABILITY_REGULATION, article="art. 23", infraction=27, severity=Severity.GRAVE
+    ),
 )
 RECIPIENT_ENABLE = Rule(
     "recipient_enable",
-    28,
-    "art. 23",
-    "grave",
-    "recipient",
-    "Enable the numbers at the scheduled time; the service may be interrupted at most 3 hours.",
+    party="recipient",
+    description=(
+        "Enable the numbers at the scheduled time; the service may be interrupted at most 3 hours."
+    ),
+    source=Source.regulation(
+        PORTABILITY_REGULATION, article="art. 23", infraction=28, severity=Severity.GRAVE
+    ),
 )
 
 RULES = {

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from npc.config import PortabilitySettings
-from npc.core.compliance import Rule
+from npc.core.compliance import PORTABILITY_REGULATION, Rule, Severity, Source
 from npc.core.errors import FieldViolation, InvalidArgument
 
 
@@ -136,28 +136,30 @@ def disabling_limit(answer_deadline: datetime, next_window_end: datetime) -> dat
 
 RETURN_ANSWER = Rule(
     "return_schedule",
-    30,
-    "art. 30",
-    "leve",
-    "recipient",
-    f"Give the date and time of disabling within {ANSWER_BUSINESS_DAYS} business days of the "
-    "notification of the resolution that upheld the lack-of-consent claim.",
+    party="recipient",
+    description=(
+        f"Give the date and time of disabling within {ANSWER_BUSINESS_DAYS} business days of the "
+        "notification of the resolution that upheld the lack-of-consent claim."
+    ),
+    source=Source.regulation(
+        PORTABILITY_REGULATION, article="art. 30", infraction=30, severity=Severity.LEVE
+    ),
 )
 RETURN_DISABLE = Rule(
     "return_recipient_disable",
-    32,
-    "art. 30",
-    "grave",
-    "recipient",
-    "Disable the numbers at the date and time given to the clearinghouse.",
+    party="recipient",
+    description="Disable the numbers at the date and time given to the clearinghouse.",
+    source=Source.regulation(
+        PORTABILITY_REGULATION, article="art. 30", infraction=32, severity=Severity.GRAVE
+    ),
 )
 RETURN_ENABLE = Rule(
     "return_donor_enable",
-    33,
-    "art. 30",
-    "grave",
-    "donor",
-    f"Enable the numbers again with at most {_OUTAGE_HOURS} hours without service.",
+    party="donor",
+    description=f"Enable the numbers again with at most {_OUTAGE_HOURS} hours without service.",
+    source=Source.regulation(
+        PORTABILITY_REGULATION, article="art. 30", infraction=33, severity=Severity.GRAVE
+    ),
 )
 
 # What each deadline of a return is for, as stored with it.

@@ -194,7 +194,8 @@ class SuspensionHandler:
             raise FailedPrecondition(
                 f"{row['id']} is not awaiting suspension ({row['state']})", subject=row["id"]
             )
-        if txn.now > row["suspend_deadline"]:
+        # At a deadline's instant the step is late, as when its timer fires then.
+        if txn.now >= row["suspend_deadline"]:
             await self._breach(txn, SUSPEND, row["recipient"], row, row["suspend_deadline"])
         ends = suspension_ends_at(self.calendar, txn.now)
         row = await CASES.update(
@@ -229,7 +230,7 @@ class SuspensionHandler:
                 f"{row['id']} is not suspended ({row['state']})", subject=row["id"]
             )
         limit = self.calendar.end_of_business_days(paid_at, ASK_REACTIVATION_WITHIN_BUSINESS_DAYS)
-        if txn.now > limit:
+        if txn.now >= limit:  # the instant the business day ends belongs to the next day
             await self._breach(txn, ASK_REACTIVATION, row["donor"], row, limit)
         if row["state"] == State.REQUESTED:
             # Paid before the recipient suspended: nothing to suspend any more.
@@ -281,7 +282,7 @@ class SuspensionHandler:
             raise FailedPrecondition(
                 f"{row['id']} is not suspended ({row['state']})", subject=row["id"]
             )
-        if row["reactivation_deadline"] is not None and txn.now > row["reactivation_deadline"]:
+        if row["reactivation_deadline"] is not None and txn.now >= row["reactivation_deadline"]:
             await self._breach(txn, REACTIVATE, row["recipient"], row, row["reactivation_deadline"])
         row = await CASES.update(
             txn, row["id"], {"state": State.REACTIVATED, "reactivated_at": txn.now}

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from npc.core.calendar import BusinessCalendar
-from npc.core.compliance import Rule
+from npc.core.compliance import PORTABILITY_REGULATION, Rule, Severity, Source
 
 FLOW = "suspension"
 
@@ -33,30 +33,36 @@ CLOCK_SKEW = timedelta(minutes=5)
 
 SUSPEND = Rule(
     "recipient_suspend",
-    13,
-    "art. 13 (iii)",
-    "leve",
-    "recipient",
-    f"Suspend the number within {SUSPEND_WITHIN_BUSINESS_DAYS} business days of the donor's"
-    " request.",
+    party="recipient",
+    description=(
+        f"Suspend the number within {SUSPEND_WITHIN_BUSINESS_DAYS} business days of the donor's"
+        " request."
+    ),
+    source=Source.regulation(
+        PORTABILITY_REGULATION, article="art. 13 (iii)", infraction=13, severity=Severity.LEVE
+    ),
 )
 ASK_REACTIVATION = Rule(
     "donor_request_reactivation",
-    14,
-    "art. 13 (iv)",
-    "leve",
-    "donor",
-    f"Ask reactivation within {ASK_REACTIVATION_WITHIN_BUSINESS_DAYS} business day of receiving"
-    " the payment or claim.",
+    party="donor",
+    description=(
+        f"Ask reactivation within {ASK_REACTIVATION_WITHIN_BUSINESS_DAYS} business day of receiving"
+        " the payment or claim."
+    ),
+    source=Source.regulation(
+        PORTABILITY_REGULATION, article="art. 13 (iv)", infraction=14, severity=Severity.LEVE
+    ),
 )
 REACTIVATE = Rule(
     "recipient_reactivate",
-    15,
-    "art. 13 (v)",
-    "leve",
-    "recipient",
-    f"Reactivate the number within {REACTIVATE_WITHIN // timedelta(hours=1)} hours of the donor's"
-    " request.",
+    party="recipient",
+    description=(
+        f"Reactivate the number within {REACTIVATE_WITHIN // timedelta(hours=1)} hours of the"
+        " donor's request."
+    ),
+    source=Source.regulation(
+        PORTABILITY_REGULATION, article="art. 13 (v)", infraction=15, severity=Severity.LEVE
+    ),
 )
 
 # The notes of the deadlines, as stored with them.
