@@ -11,10 +11,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from asyncpg import Record
 
 from npc.config import PortabilitySettings
 from npc.core.calendar import PERU
+from npc.core.errors import FailedPrecondition
 from npc.flows.portability import convert as C
 from npc.flows.portability import rules as R
 from npc.flows.portability.flow import PortabilityFlow
@@ -156,3 +158,25 @@ async def test_fixed_line_not_installed_by_the_limit_is_cancelled(handlers):
     assert event["code"] is None
     assert sorted(event["audience"]) == ["claro", "movistar"]
     assert event["payload"]["installation_limit"] == LIMIT.isoformat()
+
+
+async def test_an_installation_reported_at_the_limit_is_late(handlers):
+    """At the limit's instant the report is late, even when it comes before the deadline fires;
+    one second earlier it is in time."""
+    in_time = await _fixed_admissible(handlers, "12000021")
+    late = await _fixed_admissible(handlers, "12000022")
+    handlers.clock.set(LIMIT - SECOND)
+    reported = await _report_installation(handlers, in_time["id"], "2026-12-16")
+    assert reported["installation_date"] is not None and reported["state"] == "admissible"
+
+    # The report races the limit's timer: whichever comes first, the report is refused and the
+    # request cancelled once at the limit (before, a report that won the race kept the request).
+    handlers.clock.set(LIMIT)
+    with pytest.raises(FailedPrecondition):
+        await _report_installation(handlers, late["id"], "2026-12-16")
+    case = await _case(handlers, late["id"])
+    assert (case["state"], case["live"], case["closed_at"]) == ("cancelled", 0, LIMIT)
+    [event] = case["cancelled"]  # once: the deadline, firing after, finds it cancelled
+    assert sorted(event["audience"]) == ["claro", "movistar"]
+    assert await _pending_limits(handlers, late["id"]) == 0
+    assert (await _case(handlers, in_time["id"]))["state"] == "admissible"

@@ -9,6 +9,8 @@ subscriber's doing), so the case stays on the request and on both operators' str
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from asyncpg import Record
 
 from npc.core.deadlines import Deadline
@@ -48,6 +50,17 @@ class InstallationLimit(PortabilityBase):
         row = await store.REQUESTS.lock(txn, deadline.case_id)
         if row is None or row["state"] not in _WAITING or row["installation_date"] is not None:
             return
+        await self._cancel_not_installed(txn, row, deadline.due_at)
+
+    def _installation_limit_passed(self, txn: Txn, row: Record) -> datetime | None:
+        """The limit of a request that waited for its installation, when it has passed: a report
+        arriving at the limit's instant, before its deadline fired, is as late as one after."""
+        if row["service"] != R.Service.FIXED or row["installation_date"] is not None:
+            return None
+        limit = self.timeline.installation_limit(row["received_at"])
+        return limit if txn.now >= limit else None
+
+    async def _cancel_not_installed(self, txn: Txn, row: Record, limit: datetime) -> None:
         row = await store.REQUESTS.update(
             txn,
             row["id"],
@@ -55,7 +68,7 @@ class InstallationLimit(PortabilityBase):
                 "state": State.CANCELLED,
                 "closed_at": txn.now,
                 "rejection_reason": "fixed line not installed by the installation limit"
-                f" {deadline.due_at.isoformat()}",
+                f" {limit.isoformat()}",
             },
         )
         await store.release_numbers(txn.conn, row["id"])
@@ -66,6 +79,6 @@ class InstallationLimit(PortabilityBase):
             None,
             row,
             to=(row["recipient"], row["donor"]),
-            extra={"installation_limit": deadline.due_at.isoformat()},
+            extra={"installation_limit": limit.isoformat()},
         )
         self._count_outcome(txn, "cancelled")

@@ -324,6 +324,14 @@ class PortRequests(Scheduling, ObjectionReview, InstallationLimit):
             raise FailedPrecondition(
                 f"the installation of {row['id']} was already reported", subject=row["id"]
             )
+        limit = self._installation_limit_passed(txn, row)
+        if limit is not None:
+            await self._cancel_not_installed(txn, row, limit)
+            raise FailedPrecondition(
+                f"{row['id']} passed its installation limit {limit.isoformat()} and is cancelled",
+                subject=row["id"],
+                keep_effects=True,
+            )
         txn.cancel_deadlines(FLOW, row["id"], INSTALLATION)
         changes: dict[str, Any] = {"installation_date": installed}
         if row["state"] == State.ADMISSIBLE:
