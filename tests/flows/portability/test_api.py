@@ -861,13 +861,18 @@ REFUSALS = {
 }
 
 
+# The refusals store nothing and never move the clock: they share one clearinghouse, each case on
+# a number of its own.
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize(("name"), list(REFUSALS))
-async def test_callers_act_only_in_their_role(app, operators, clock, name):
+async def test_callers_act_only_in_their_role(module_app, module_operators, module_clock, name):
+    app, operators, clock = module_app, module_operators, module_clock
     state, caller, method, build = REFUSALS[name]
+    number = str(940_000_300 + list(REFUSALS).index(name))
     if state == "awaiting":
-        request = await file(operators, clock, ["940000001"])
+        request = await file(operators, clock, [number])
     else:
-        request = await _admissible(app, operators, clock)
+        request = await _admissible(app, operators, clock, number)
     await settle(app)
     before = await row_counts(app)
     snapshot = await get(operators, "claro", request.id)
