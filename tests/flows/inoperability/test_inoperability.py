@@ -145,9 +145,11 @@ async def test_operator_registers_and_updates_its_attention_points(app, operator
         ({"location": "Lima\n"}, "location"),
     ],
 )
+@pytest.mark.asyncio(loop_scope="module")  # refusals: one clearinghouse for every case
 async def test_attention_point_needs_code_name_type_address_location(
-    app, operators, overrides, field
+    module_app, module_operators, overrides, field
 ):
+    app, operators = module_app, module_operators
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await _point(operators["claro"], **overrides)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -262,9 +262,11 @@ def consultation_request(numbers: list[str], donor: str = "movistar", **kw: Any)
         ),
     ],
 )
+@pytest.mark.asyncio(loop_scope="module")  # refusals: one clearinghouse for every case
 async def test_number_must_be_served_by_the_donor(
-    app, operators, clock, donor, numbers, violation, subject
+    module_app, module_operators, module_clock, donor, numbers, violation, subject
 ):
+    app, operators, clock = module_app, module_operators, module_clock
     before = await row_counts(app)
     error = await rejected(
         file(operators, clock, numbers, donor=donor), grpc.StatusCode.FAILED_PRECONDITION
@@ -310,9 +312,11 @@ async def test_prior_consultation_number_must_be_served_by_the_donor(app, operat
     ],
 )
 @pytest.mark.parametrize("method", ["SubmitPortRequest", "SubmitPriorConsultation"])
+@pytest.mark.asyncio(loop_scope="module")  # refusals: one clearinghouse for every case
 async def test_donor_must_be_another_registered_operator(
-    app, operators, clock, method, donor, number, text
+    module_app, module_operators, module_clock, method, donor, number, text
 ):
+    app, operators, clock = module_app, module_operators, module_clock
     before = await row_counts(app)
     request = (
         port_request(clock, donor=donor, numbers=[block(number)])

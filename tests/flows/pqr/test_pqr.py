@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
+import pytest_asyncio
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from npc.api.commands import IdempotentCommandRunner
@@ -20,9 +21,18 @@ from npc.core.clock import FakeClock
 from npc.core.errors import FailedPrecondition
 from npc.core.identity import Caller
 from npc.flows.pqr import convert
+from npc.flows.pqr.seed import seed_colombia
 from npc.notifications.outbox import MAX_SMS_TEXT
 from npc.v1 import pqr_pb2
-from tests.flows.pqr.conftest import events, filing, new_provider, notifications, records, user
+from tests.flows.pqr.conftest import (
+    Colombia,
+    events,
+    filing,
+    new_provider,
+    notifications,
+    records,
+    user,
+)
 from tests.helpers import advance, advance_to, field_violations, live_case, rid, ts
 
 # 15 business days from Tuesday 24 November: 8 December is a holiday, so the 15th is Tuesday
@@ -94,11 +104,21 @@ async def test_ranges_never_overlap_and_only_the_regulator_assigns_them(co):
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def module_co(module_app, module_operators, module_clock) -> Colombia:
+    """`co` on the module's shared clearinghouse (for the refusals, which store nothing)."""
+    await seed_colombia(module_app.core.db, module_clock.now())
+    await module_app.authenticator.load()
+    return Colombia(module_operators)
+
+
 @pytest.mark.parametrize(
     ("first", "last", "field"),
     [("12ab56", "123457", "first"), ("123456", "12345", "last"), ("200000", "100000", "last")],
 )
-async def test_a_range_is_two_numbers_of_the_same_width_in_order(co, first, last, field):
+@pytest.mark.asyncio(loop_scope="module")  # refusals: one clearinghouse for every case
+async def test_a_range_is_two_numbers_of_the_same_width_in_order(module_co, first, last, field):
+    co = module_co
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await co["sic"](
             "AssignCunRange",
@@ -142,7 +162,11 @@ async def test_a_provider_without_cun_range_cannot_file(app, co):
         ({"user": user(phone="6011234567")}, "user.phone"),
     ],
 )
-async def test_filing_validates_every_field_and_stores_nothing(app, co, overrides, field):
+@pytest.mark.asyncio(loop_scope="module")  # refusals: one clearinghouse for every case
+async def test_filing_validates_every_field_and_stores_nothing(
+    module_app, module_co, overrides, field
+):
+    app, co = module_app, module_co
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await co["claro-co"]("FilePqr", filing(**overrides))
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -286,7 +286,11 @@ async def test_office_registration_needs_the_office_and_the_staff_member(app, op
         ({"registered_by": "someone"}, "office"),
     ],
 )
-async def test_registration_validates_identity_line_and_catalogue(app, operators, overrides, field):
+@pytest.mark.asyncio(loop_scope="module")  # refusals: one clearinghouse for every case
+async def test_registration_validates_identity_line_and_catalogue(
+    module_app, module_operators, overrides, field
+):
+    app, operators = module_app, module_operators
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await _call(operators["osiptel"], "RegisterProblem", _register(**overrides))
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
