@@ -4,6 +4,7 @@ data, objections, authorization, idempotency, concurrency, many numbers and pagi
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,6 +32,10 @@ from tests.helpers import (
 )
 
 OPERATORS = ("claro", "movistar", "entel", "bitel")
+# Numbers no other case of the module files: cases on the shared clearinghouse (`module_app`) each
+# take one, as a fresh database would give them 940000001.
+_unused_numbers = itertools.count(940_000_500)
+
 TABLES = (
     "port_requests",
     "port_request_numbers",
@@ -478,10 +483,12 @@ def debt(**kw: Any) -> pb.Debt:
         ("due_date", "objection.debt.due_date"),
     ],
 )
+@pytest.mark.asyncio(loop_scope="module")  # refusals: one clearinghouse for every case
 async def test_debt_objection_needs_amount_currency_and_due_date(
-    app, operators, clock, missing, path
+    module_app, module_operators, module_clock, missing, path
 ):
-    filed = await file(operators, clock, ["940000001"])
+    app, operators, clock = module_app, module_operators, module_clock
+    filed = await file(operators, clock, [str(next(_unused_numbers))])
     await settle(app)
     before = await row_counts(app)
 
@@ -683,10 +690,14 @@ async def raw_client(app):
         pytest.param((("x-api-key", "dev-token-claro"),), id="other header"),
     ],
 )
-async def test_unidentified_callers_are_refused(app, operators, clock, metadata):
+@pytest.mark.asyncio(loop_scope="module")  # refusals: one clearinghouse for every case
+async def test_unidentified_callers_are_refused(
+    module_app, module_operators, module_clock, metadata
+):
+    app, operators, clock = module_app, module_operators, module_clock
     stub = operators["claro"].portability
     events = operators["claro"].events
-    filed = await file(operators, clock, ["940000001"])
+    filed = await file(operators, clock, [str(next(_unused_numbers))])
     await settle(app)
     before = await row_counts(app)
 
@@ -865,14 +876,13 @@ REFUSALS = {
 }
 
 
-# The refusals store nothing and never move the clock: they share one clearinghouse, each case on
-# a number of its own.
+# The refusals store nothing and never move the clock: they share one clearinghouse.
 @pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize(("name"), list(REFUSALS))
 async def test_callers_act_only_in_their_role(module_app, module_operators, module_clock, name):
     app, operators, clock = module_app, module_operators, module_clock
     state, caller, method, build = REFUSALS[name]
-    number = str(940_000_300 + list(REFUSALS).index(name))
+    number = str(next(_unused_numbers))
     if state == "awaiting":
         request = await file(operators, clock, [number])
     else:

@@ -649,7 +649,9 @@ async def test_an_sgu_outage_moves_every_running_deadline_and_planned_ones_count
         ({"swap": True}, "ends_at"),
     ],
 )
-async def test_outage_validation(app, operators, clock, overrides, field):
+@pytest.mark.asyncio(loop_scope="module")  # refusals: one clearinghouse for every case
+async def test_outage_validation(module_operators, module_clock, overrides, field):
+    operators, clock = module_operators, module_clock
     fields: dict[str, Any] = {
         "request_id": rid(),
         "operator": "movistar",
