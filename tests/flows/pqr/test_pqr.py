@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
-import pytest_asyncio
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from npc.api.commands import IdempotentCommandRunner
@@ -21,11 +20,9 @@ from npc.core.clock import FakeClock
 from npc.core.errors import FailedPrecondition
 from npc.core.identity import Caller
 from npc.flows.pqr import convert
-from npc.flows.pqr.seed import seed_colombia
 from npc.notifications.outbox import MAX_SMS_TEXT
 from npc.v1 import pqr_pb2
 from tests.flows.pqr.conftest import (
-    Colombia,
     events,
     filing,
     new_provider,
@@ -102,14 +99,6 @@ async def test_ranges_never_overlap_and_only_the_regulator_assigns_them(co):
             ),
         )
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def module_co(module_app, module_operators, module_clock) -> Colombia:
-    """`co` on the module's shared clearinghouse (for the refusals, which store nothing)."""
-    await seed_colombia(module_app.core.db, module_clock.now())
-    await module_app.authenticator.load()
-    return Colombia(module_operators)
 
 
 @pytest.mark.parametrize(
