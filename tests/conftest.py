@@ -7,6 +7,7 @@ Section 2 is for application fixtures (fresh databases, app instances, clients).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 from collections.abc import AsyncIterator, Iterator
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from npc.admin import seed_demo
 from npc.app import Clearinghouse
@@ -234,10 +236,9 @@ async def app(settings: Settings, clock: FakeClock) -> AsyncIterator[Clearinghou
         yield house
 
 
-@pytest.fixture
-async def handlers(settings: Settings, clock: FakeClock) -> AsyncIterator[Handlers]:
-    """The core and every flow with the demo market, no gRPC or HTTP: for tests of a flow's
-    rules as its handler applies them (`Handlers`)."""
+@contextlib.asynccontextmanager
+async def started_handlers(settings: Settings, clock: FakeClock) -> AsyncIterator[Handlers]:
+    """The core and every flow started on `settings`, listening nowhere (`Handlers`)."""
     house = Clearinghouse(settings, clock)
     await house.start(listen=False)
     try:
@@ -246,6 +247,14 @@ async def handlers(settings: Settings, clock: FakeClock) -> AsyncIterator[Handle
         yield Handlers(house.core, clock)
     finally:
         await house.stop()
+
+
+@pytest.fixture
+async def handlers(settings: Settings, clock: FakeClock) -> AsyncIterator[Handlers]:
+    """The core and every flow with the demo market, no gRPC or HTTP: for tests of a flow's
+    rules as its handler applies them (`Handlers`)."""
+    async with started_handlers(settings, clock) as started:
+        yield started
 
 
 class Operators:
@@ -271,6 +280,63 @@ class Operators:
 async def operators(app: Clearinghouse) -> AsyncIterator[Operators]:
     """gRPC clients of the demo operators (claro, movistar, entel, bitel, osiptel)."""
     ops = Operators(f"127.0.0.1:{app.grpc_port}")
+    try:
+        yield ops
+    finally:
+        await ops.close()
+
+
+# One clearinghouse for the cases of a module that leave no trace (refusals store nothing, each
+# case compares what it reads before and after): one database clone and one start per module and
+# xdist worker instead of one per case. Their tests are marked
+# `@pytest.mark.asyncio(loop_scope="module")`; nothing they do may move `module_clock`.
+
+
+@pytest.fixture(scope="module")
+def module_clock() -> FakeClock:
+    """The fake clock of the module's shared clearinghouse, at `DEFAULT_START`."""
+    return FakeClock(DEFAULT_START)
+
+
+@pytest.fixture(scope="module")
+def module_settings(
+    market_supply: DatabaseSupply, redis_server: EmbeddedRedis
+) -> Iterator[Settings]:
+    """Like `settings`, for the whole module: a fresh database with the demo market."""
+    name, dsn = market_supply.take()
+    yield Settings(
+        database_url=dsn,
+        redis_url=redis_server.url,
+        redis_prefix=f"module{next(_db_counter)}",
+        grpc_port=0,
+        http_port=0,
+        db_pool_size=10,
+    )
+    market_supply.drop(name)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def module_handlers(
+    module_settings: Settings, module_clock: FakeClock
+) -> AsyncIterator[Handlers]:
+    """`handlers` shared by the module's traceless cases."""
+    async with started_handlers(module_settings, module_clock) as started:
+        yield started
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def module_app(
+    module_settings: Settings, module_clock: FakeClock
+) -> AsyncIterator[Clearinghouse]:
+    """`app` shared by the module's traceless cases that need the wire."""
+    async with running(module_settings, module_clock) as house:
+        yield house
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def module_operators(module_app: Clearinghouse) -> AsyncIterator[Operators]:
+    """`operators` of `module_app`."""
+    ops = Operators(f"127.0.0.1:{module_app.grpc_port}")
     try:
         yield ops
     finally:

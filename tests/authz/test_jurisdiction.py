@@ -11,6 +11,7 @@ from datetime import date
 import aiohttp
 import grpc
 import pytest
+import pytest_asyncio
 
 from npc.core import holidays
 from npc.flows.pqr.seed import seed_colombia
@@ -33,6 +34,18 @@ async def channel(app, clock) -> AsyncIterator[grpc.aio.Channel]:
 async def http(app) -> AsyncIterator[aiohttp.ClientSession]:
     """An HTTP session on the clearinghouse's web port."""
     async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{app.http_port}") as session:
+        yield session
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def module_http(module_app, module_clock) -> AsyncIterator[aiohttp.ClientSession]:
+    """`http` on the module's shared clearinghouse, the Colombian identities registered (as
+    `channel` does), for the cases that only read."""
+    await seed_colombia(module_app.core.db, module_clock.now())
+    await module_app.authenticator.load()
+    async with aiohttp.ClientSession(
+        base_url=f"http://127.0.0.1:{module_app.http_port}"
+    ) as session:
         yield session
 
 
@@ -78,9 +91,9 @@ async def test_a_regulator_names_only_operators_of_its_own_country(app, clock, c
     ("identity", "status"),
     [("osiptel", 200), ("claro", 200), ("sic", 404), ("claro-co", 404)],
 )
-async def test_peruvian_reports_are_for_peruvian_identities(
-    app, channel, http, identity, status
-) -> None:
+@pytest.mark.asyncio(loop_scope="module")  # reads only: one clearinghouse for every identity
+async def test_peruvian_reports_are_for_peruvian_identities(module_http, identity, status) -> None:
+    http = module_http
     async with http.get(
         "/reportes/inoperatividad-eventos",
         params={"desde": "2026-11-23", "hasta": "2026-11-23"},

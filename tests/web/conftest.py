@@ -12,6 +12,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import pytest_asyncio
 
 from npc.app import Clearinghouse
 from npc.config import Settings, WebSettings
@@ -33,6 +34,15 @@ def settings(settings: Settings) -> Settings:
 async def http(app: Clearinghouse) -> AsyncIterator[aiohttp.ClientSession]:
     """An HTTP session whose relative URLs go to the app's HTTP port."""
     async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{app.http_port}") as session:
+        yield session
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def module_http(module_app: Clearinghouse) -> AsyncIterator[aiohttp.ClientSession]:
+    """`http` on the module's shared clearinghouse (`module_app`), for cases that only read."""
+    async with aiohttp.ClientSession(
+        base_url=f"http://127.0.0.1:{module_app.http_port}"
+    ) as session:
         yield session
 
 

@@ -389,7 +389,9 @@ async def test_the_regulator_filters_the_statistics_by_operator(app, operators, 
     "slug",
     ["sgu-problemas-frecuentes", "sgu-tiempos-respuesta", "sgu-operadores", "sgu-satisfaccion"],
 )
-async def test_sgu_statistics_are_the_regulators(app, http, slug):
+@pytest.mark.asyncio(loop_scope="module")  # reads only: one clearinghouse for every page
+async def test_sgu_statistics_are_the_regulators(module_http, slug):
+    http = module_http
     movistar = {"Authorization": "Bearer dev-token-movistar"}
     async with http.get(f"/reportes/{slug}", headers=movistar) as response:
         assert response.status == 404

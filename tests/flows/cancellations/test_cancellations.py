@@ -9,17 +9,20 @@ from typing import Any
 
 import grpc
 import pytest
+import pytest_asyncio
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.type.date_pb2 import Date
 
 from npc.api.errors import MAX_VIOLATIONS
+from npc.core.errors import InvalidArgument
+from npc.flows.cancellations import convert
 from npc.flows.cancellations.handler import (
     end_reporting_operator,
     register_reporting_operator,
 )
 from npc.v1 import cancellations_pb2 as pb
 from npc.v1 import common_pb2
-from tests.helpers import advance, advance_to, day, field_violations, rid, settle, ts
+from tests.helpers import Handlers, advance, advance_to, day, field_violations, rid, settle, ts
 
 # Sunday 22 November 2026 is the first report date; its report is due on Monday 23 at 23:59 Lima
 # (Tuesday 24, 04:59 UTC). The clock starts on Monday 23, 10:00 Lima.
@@ -118,6 +121,21 @@ async def reporting(app, clock):
             subscribers=12_000_000,
             now=clock.now(),
         )
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def module_reporting(module_handlers: Handlers) -> Handlers:
+    """`reporting` on the module's shared clearinghouse (for the refusals, which store nothing)."""
+    for operator in ("claro", "movistar"):
+        await register_reporting_operator(
+            module_handlers.core.db,
+            module_handlers.flow("cancellations").settings,  # type: ignore[attr-defined]
+            operator=operator,
+            since=FIRST,
+            subscribers=12_000_000,
+            now=module_handlers.clock.now(),
+        )
+    return module_handlers
 
 
 async def test_a_report_is_stored_and_each_request_can_be_looked_up(
@@ -300,21 +318,27 @@ async def test_a_streamed_report_in_chunks(app, operators, clock, reporting):
         ),
     ],
 )
+@pytest.mark.asyncio(loop_scope="module")
 async def test_malformed_reports_are_refused_and_store_nothing(
-    app, operators, clock, reporting, report_date, records, field
+    module_reporting: Handlers, report_date, records, field
 ):
-    with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await operators["claro"].cancellations.SubmitDailyReport(
-            pb.SubmitDailyReportRequest(
-                request_id=rid(),
-                report_date=day(report_date) if isinstance(report_date, str) else report_date,
-                records=records,
-            ),
-            metadata=operators["claro"].metadata,
+    # The handler as SubmitDailyReport runs it; the wire's INVALID_ARGUMENT and field paths are
+    # shown by test_unreadable_instants_are_refused_with_the_other_violations_in_order.
+    handlers = module_reporting
+    request = pb.SubmitDailyReportRequest(
+        request_id=rid(),
+        report_date=day(report_date) if isinstance(report_date, str) else report_date,
+        records=records,
+    )
+    reports = handlers.flow("cancellations").handler  # type: ignore[attr-defined]
+    report = convert.daily_report(request, reports.settings.max_records)
+    with pytest.raises(InvalidArgument) as refused:
+        await handlers.perform(
+            "SubmitDailyReport",
+            lambda txn: reports.submit_report(txn, handlers.caller("claro"), report),
         )
-    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert field in field_violations(refused.value)
-    async with app.core.db.pool.acquire() as conn:
+    assert field in {violation.field for violation in refused.value.violations}
+    async with handlers.core.db.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM cancellation_reports") == 0
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import grpc
 import pytest
+import pytest_asyncio
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from npc.v1 import inoperability_pb2 as pb
@@ -109,6 +110,16 @@ async def claro(operators):
     return client
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def module_claro(module_operators):
+    """`claro` on the module's shared clearinghouse (`module_app`), for cases that store
+    nothing."""
+    client = module_operators["claro"]
+    for code in POINTS:
+        await _point(client, code)
+    return client
+
+
 # -- Attention points ---------------------------------------------------------------------------
 
 
@@ -145,14 +156,18 @@ async def test_operator_registers_and_updates_its_attention_points(app, operator
         ({"location": "Lima\n"}, "location"),
     ],
 )
+@pytest.mark.asyncio(loop_scope="module")  # refusals: one clearinghouse for every case
 async def test_attention_point_needs_code_name_type_address_location(
-    app, operators, overrides, field
+    module_app, module_operators, overrides, field
 ):
+    app, operators = module_app, module_operators
+    # The shared clearinghouse may hold claro's points already (`module_claro`): none is added.
+    before = await _handler(app).attention_points("claro")
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await _point(operators["claro"], **overrides)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in field_violations(refused.value)
-    assert await _handler(app).attention_points("claro") == []
+    assert await _handler(app).attention_points("claro") == before
 
 
 async def test_the_regulator_keeps_no_registry(app, operators, clock, claro):
@@ -201,7 +216,11 @@ async def test_unknown_attention_point_is_not_found(app, operators, clock, claro
         ({"detail": "x" * 501}, "detail"),
     ],
 )
-async def test_registration_input_is_checked(app, clock, claro, overrides, field):
+@pytest.mark.asyncio(loop_scope="module")  # refusals: one clearinghouse for every case
+async def test_registration_input_is_checked(
+    module_app, module_clock, module_claro, overrides, field
+):
+    app, clock, claro = module_app, module_clock, module_claro
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await _call(claro, "RegisterInoperability", _open(clock, **overrides))
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -4,6 +4,7 @@ data, objections, authorization, idempotency, concurrency, many numbers and pagi
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,6 +32,10 @@ from tests.helpers import (
 )
 
 OPERATORS = ("claro", "movistar", "entel", "bitel")
+# Numbers no other case of the module files: cases on the shared clearinghouse (`module_app`) each
+# take one, as a fresh database would give them 940000001.
+_unused_numbers = itertools.count(940_000_500)
+
 TABLES = (
     "port_requests",
     "port_request_numbers",
@@ -262,9 +267,11 @@ def consultation_request(numbers: list[str], donor: str = "movistar", **kw: Any)
         ),
     ],
 )
+@pytest.mark.asyncio(loop_scope="module")  # refusals: one clearinghouse for every case
 async def test_number_must_be_served_by_the_donor(
-    app, operators, clock, donor, numbers, violation, subject
+    module_app, module_operators, module_clock, donor, numbers, violation, subject
 ):
+    app, operators, clock = module_app, module_operators, module_clock
     before = await row_counts(app)
     error = await rejected(
         file(operators, clock, numbers, donor=donor), grpc.StatusCode.FAILED_PRECONDITION
@@ -310,9 +317,11 @@ async def test_prior_consultation_number_must_be_served_by_the_donor(app, operat
     ],
 )
 @pytest.mark.parametrize("method", ["SubmitPortRequest", "SubmitPriorConsultation"])
+@pytest.mark.asyncio(loop_scope="module")  # refusals: one clearinghouse for every case
 async def test_donor_must_be_another_registered_operator(
-    app, operators, clock, method, donor, number, text
+    module_app, module_operators, module_clock, method, donor, number, text
 ):
+    app, operators, clock = module_app, module_operators, module_clock
     before = await row_counts(app)
     request = (
         port_request(clock, donor=donor, numbers=[block(number)])
@@ -474,10 +483,12 @@ def debt(**kw: Any) -> pb.Debt:
         ("due_date", "objection.debt.due_date"),
     ],
 )
+@pytest.mark.asyncio(loop_scope="module")  # refusals: one clearinghouse for every case
 async def test_debt_objection_needs_amount_currency_and_due_date(
-    app, operators, clock, missing, path
+    module_app, module_operators, module_clock, missing, path
 ):
-    filed = await file(operators, clock, ["940000001"])
+    app, operators, clock = module_app, module_operators, module_clock
+    filed = await file(operators, clock, [str(next(_unused_numbers))])
     await settle(app)
     before = await row_counts(app)
 
@@ -679,10 +690,14 @@ async def raw_client(app):
         pytest.param((("x-api-key", "dev-token-claro"),), id="other header"),
     ],
 )
-async def test_unidentified_callers_are_refused(app, operators, clock, metadata):
+@pytest.mark.asyncio(loop_scope="module")  # refusals: one clearinghouse for every case
+async def test_unidentified_callers_are_refused(
+    module_app, module_operators, module_clock, metadata
+):
+    app, operators, clock = module_app, module_operators, module_clock
     stub = operators["claro"].portability
     events = operators["claro"].events
-    filed = await file(operators, clock, ["940000001"])
+    filed = await file(operators, clock, [str(next(_unused_numbers))])
     await settle(app)
     before = await row_counts(app)
 
@@ -861,13 +876,17 @@ REFUSALS = {
 }
 
 
+# The refusals store nothing and never move the clock: they share one clearinghouse.
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize(("name"), list(REFUSALS))
-async def test_callers_act_only_in_their_role(app, operators, clock, name):
+async def test_callers_act_only_in_their_role(module_app, module_operators, module_clock, name):
+    app, operators, clock = module_app, module_operators, module_clock
     state, caller, method, build = REFUSALS[name]
+    number = str(next(_unused_numbers))
     if state == "awaiting":
-        request = await file(operators, clock, ["940000001"])
+        request = await file(operators, clock, [number])
     else:
-        request = await _admissible(app, operators, clock)
+        request = await _admissible(app, operators, clock, number)
     await settle(app)
     before = await row_counts(app)
     snapshot = await get(operators, "claro", request.id)

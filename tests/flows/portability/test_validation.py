@@ -9,6 +9,7 @@ request, no prior consultation, no event, no command result, no deadline.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -40,6 +41,9 @@ from tests.helpers import (
     subscriber,
     ts,
 )
+
+# Numbers no case of the module names: the accepted controls on `shared_app` each take one.
+_unused_numbers = itertools.count(940_000_800)
 
 # Tables whose row counts must not move when a request is refused.
 TABLES = (
@@ -856,9 +860,12 @@ async def test_malformed_request_is_refused_and_nothing_is_stored(
     "name",
     ["José Ñúñez Ávila", "Jose\u0301 Quispe", "O'Brien-Mamani", "Empresa S.A.C.", "李小龍"],
 )
-async def test_ordinary_unicode_names_are_accepted(app, operators, clock, name):
-    filed = await operators["claro"].call(
-        "SubmitPortRequest", port_request(clock, subscriber=person(name=name))
+@pytest.mark.asyncio(loop_scope="module")  # one accepted request each, on a number of its own
+async def test_ordinary_unicode_names_are_accepted(shared_operators, shared_clock, name):
+    number = str(next(_unused_numbers))
+    filed = await shared_operators["claro"].call(
+        "SubmitPortRequest",
+        port_request(shared_clock, subscriber=person(name=name), numbers=[block(number)]),
     )
     assert filed.subscriber.name == name
 

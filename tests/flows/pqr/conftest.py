@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from npc.admin import OperatorSpec, upsert_operator
 from npc.flows.pqr.seed import seed_colombia
@@ -42,6 +43,14 @@ async def co(app, operators, clock) -> Colombia:
     await seed_colombia(app.core.db, clock.now())
     await app.authenticator.load()
     return Colombia(operators)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def module_co(module_app: Any, module_operators: Any, module_clock: Any) -> Colombia:
+    """`co` on the module's shared clearinghouse (`module_app`), for cases that store nothing."""
+    await seed_colombia(module_app.core.db, module_clock.now())
+    await module_app.authenticator.load()
+    return Colombia(module_operators)
 
 
 async def new_provider(app, operator: str, routing_code: str) -> None:

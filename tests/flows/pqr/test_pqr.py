@@ -22,7 +22,14 @@ from npc.core.identity import Caller
 from npc.flows.pqr import convert
 from npc.notifications.outbox import MAX_SMS_TEXT
 from npc.v1 import pqr_pb2
-from tests.flows.pqr.conftest import events, filing, new_provider, notifications, records, user
+from tests.flows.pqr.conftest import (
+    events,
+    filing,
+    new_provider,
+    notifications,
+    records,
+    user,
+)
 from tests.helpers import advance, advance_to, field_violations, live_case, rid, ts
 
 # 15 business days from Tuesday 24 November: 8 December is a holiday, so the 15th is Tuesday
@@ -98,7 +105,9 @@ async def test_ranges_never_overlap_and_only_the_regulator_assigns_them(co):
     ("first", "last", "field"),
     [("12ab56", "123457", "first"), ("123456", "12345", "last"), ("200000", "100000", "last")],
 )
-async def test_a_range_is_two_numbers_of_the_same_width_in_order(co, first, last, field):
+@pytest.mark.asyncio(loop_scope="module")  # refusals: one clearinghouse for every case
+async def test_a_range_is_two_numbers_of_the_same_width_in_order(module_co, first, last, field):
+    co = module_co
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await co["sic"](
             "AssignCunRange",
@@ -142,7 +151,11 @@ async def test_a_provider_without_cun_range_cannot_file(app, co):
         ({"user": user(phone="6011234567")}, "user.phone"),
     ],
 )
-async def test_filing_validates_every_field_and_stores_nothing(app, co, overrides, field):
+@pytest.mark.asyncio(loop_scope="module")  # refusals: one clearinghouse for every case
+async def test_filing_validates_every_field_and_stores_nothing(
+    module_app, module_co, overrides, field
+):
+    app, co = module_app, module_co
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await co["claro-co"]("FilePqr", filing(**overrides))
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT

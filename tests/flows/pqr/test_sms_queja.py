@@ -67,9 +67,11 @@ async def test_an_sms_queja_opens_a_request_with_the_regulated_acknowledgement(c
         ({"text": "hola"}, "text"),
     ],
 )
+@pytest.mark.asyncio(loop_scope="module")  # refusals: one clearinghouse for every case
 async def test_only_the_word_queja_to_85432_from_a_colombian_line_opens_a_request(
-    app, co, overrides, field
+    module_app, module_co, overrides, field
 ):
+    app, co = module_app, module_co
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await co["claro-co"]("ReceiveQuejaSms", sms(**overrides))
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT

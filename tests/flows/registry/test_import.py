@@ -4,14 +4,16 @@ end."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from npc.admin import OperatorSpec, seed_demo, upsert_operator
 from npc.flows.registry.importer import (
@@ -21,14 +23,15 @@ from npc.flows.registry.importer import (
     import_ported,
 )
 from npc.store.database import Database
+from tests.conftest import DatabaseSupply
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 PLAN = "operator,service,first,last\n"
 PORTED = "number,serving_operator,ported_at\n"
 
 
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
+@contextlib.asynccontextmanager
+async def _market_with_wom(database_url: str) -> AsyncIterator[Database]:
     """The demo market plus operator `wom`, which holds no range yet."""
     database = await Database.connect(database_url, min_size=1, max_size=4)
     try:
@@ -37,6 +40,28 @@ async def db(database_url: str) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.close()
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """The demo market plus operator `wom`, which holds no range yet."""
+    async with _market_with_wom(database_url) as database:
+        yield database
+
+
+@pytest.fixture(scope="module")
+def module_database_url(database_supply: DatabaseSupply) -> Iterator[str]:
+    """A fresh migrated database for the module's failing imports."""
+    name, dsn = database_supply.take()
+    yield dsn
+    database_supply.drop(name)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def module_db(module_database_url: str) -> AsyncIterator[Database]:
+    """`db` shared by the failing imports, which load nothing (each compares the counts)."""
+    async with _market_with_wom(module_database_url) as database:
+        yield database
 
 
 def _write(tmp_path: Path, name: str, text: str) -> Path:
@@ -170,7 +195,11 @@ GOOD_PORTED = "910000001,movistar,2024-03-01T10:15:00-05:00\n"
         ),
     ],
 )
-async def test_a_bad_plan_row_fails_the_import_and_loads_nothing(db, tmp_path, body, line, reason):
+@pytest.mark.asyncio(loop_scope="module")  # loads nothing: one database for every case
+async def test_a_bad_plan_row_fails_the_import_and_loads_nothing(
+    module_db, tmp_path, body, line, reason
+):
+    db = module_db
     path = _write(tmp_path, "plan.csv", PLAN + GOOD_PLAN + body + GOOD_PLAN.replace("970", "973"))
     before = await _counts(db)
     with pytest.raises(RegistryImportError) as caught:
@@ -207,9 +236,11 @@ async def test_a_bad_plan_row_fails_the_import_and_loads_nothing(db, tmp_path, b
         ),
     ],
 )
+@pytest.mark.asyncio(loop_scope="module")  # loads nothing: one database for every case
 async def test_a_bad_ported_row_fails_the_import_and_loads_nothing(
-    db, tmp_path, body, line, reason
+    module_db, tmp_path, body, line, reason
 ):
+    db = module_db
     path = _write(
         tmp_path, "ported.csv", PORTED + GOOD_PORTED + body + "940000009,bitel,2024-03-01T10:15Z\n"
     )

@@ -91,8 +91,9 @@ async def test_lookups_follow_a_port_in_two_server_processes(
         (["9" * 8] * 10_001, "numbers"),
     ],
 )
-async def test_malformed_lookups_are_refused(operators, numbers, field):
-    client = operators["entel"]
+@pytest.mark.asyncio(loop_scope="module")  # refusals: one clearinghouse for every case
+async def test_malformed_lookups_are_refused(module_operators, numbers, field):
+    client = module_operators["entel"]
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await client.registry.LookupNumbers(
             registry_pb2.LookupNumbersRequest(numbers=numbers), metadata=client.metadata

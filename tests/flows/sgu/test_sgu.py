@@ -289,7 +289,11 @@ async def test_office_registration_needs_the_office_and_the_staff_member(app, op
         ({"registered_by": "someone"}, "office"),
     ],
 )
-async def test_registration_validates_identity_line_and_catalogue(app, operators, overrides, field):
+@pytest.mark.asyncio(loop_scope="module")  # refusals: one clearinghouse for every case
+async def test_registration_validates_identity_line_and_catalogue(
+    module_app, module_operators, overrides, field
+):
+    app, operators = module_app, module_operators
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await _call(operators["osiptel"], "RegisterProblem", _register(**overrides))
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -648,7 +652,9 @@ async def test_an_sgu_outage_moves_every_running_deadline_and_planned_ones_count
         ({"swap": True}, "ends_at"),
     ],
 )
-async def test_outage_validation(app, operators, clock, overrides, field):
+@pytest.mark.asyncio(loop_scope="module")  # refusals: one clearinghouse for every case
+async def test_outage_validation(module_operators, module_clock, overrides, field):
+    operators, clock = module_operators, module_clock
     fields: dict[str, Any] = {
         "request_id": rid(),
         "operator": "movistar",
