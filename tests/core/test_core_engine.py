@@ -437,7 +437,7 @@ async def test_the_flush_cancels_by_the_deadline_key_even_with_stale_statistics(
     core = await cores(clock)
     answer = [None] * 8  # no command answer
     plan = await _generic_plan_on_stale_statistics(
-        core, _FLUSH, clock.now(), [], [], *answer, "bulk", "c17", "k", []
+        core, _FLUSH, clock.now(), [], [], *answer, "bulk", "c17", "k", [], []
     )
     assert "Update on deadlines" in plan, plan
     assert "deadlines_flow_case_id_kind_key" in plan, plan
