@@ -622,3 +622,47 @@ async def test_a_report_with_thousands_of_bad_records_is_refused_readably(
         r"and \d+ more violations", violations[f"records[{MAX_VIOLATIONS}].channel"]
     )
     assert len(refused.value.details().encode()) <= 400
+
+
+async def test_a_daily_report_at_its_due_instant_is_late_whoever_comes_first(handlers: Handlers):
+    """A first version one second before the due instant is on time; one at the instant is late
+    and recorded once, whether it was stored before the deadline fired (claro) or after
+    (movistar): the ledger agrees with the compliance query's count."""
+    reports = handlers.flow("cancellations").handler  # type: ignore[attr-defined]
+    for operator in ("claro", "movistar", "entel"):
+        await register_reporting_operator(
+            handlers.core.db,
+            reports.settings,
+            operator=operator,
+            since=FIRST,
+            subscribers=12_000_000,
+            now=handlers.clock.now(),
+        )
+
+    async def send(operator: str) -> bool:
+        request = pb.SubmitDailyReportRequest(report_date=day(FIRST))
+        report = convert.daily_report(request, reports.settings.max_records)
+        receipt = await handlers.perform(
+            "SubmitDailyReport",
+            lambda txn: reports.submit_report(txn, handlers.caller(operator), report),
+        )
+        return bool(receipt.on_time)
+
+    handlers.clock.set(DUE_FIRST - timedelta(seconds=1))
+    assert await send("entel")
+    handlers.clock.set(DUE_FIRST)
+    assert not await send("claro")  # before its deadline fires; the settle fires movistar's
+    assert not await send("movistar")
+    async with handlers.core.db.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT operator_id, due_at, evidence FROM compliance_records"
+            " WHERE flow = 'cancellations' ORDER BY operator_id"
+        )
+    assert [(r["operator_id"], r["due_at"]) for r in rows] == [
+        ("claro", DUE_FIRST),
+        ("movistar", DUE_FIRST),
+    ]
+    assert rows[0]["evidence"]["received_at"] == DUE_FIRST.isoformat()
+    assert "received_at" not in rows[1]["evidence"]
+    [compliance] = await reports.daily_report_compliance(FIRST, FIRST, "entel")
+    assert (compliance["on_time"], compliance["late"]) == (1, 0)
