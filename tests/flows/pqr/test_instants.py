@@ -1,8 +1,7 @@
 """A PQR step at its deadline's instant is late (issue 15; seed 004 art. 2.1.5.1 par. 1,
 2.1.5.2, 2.1.5.9.3 c, 2.1.5.15.4): one second before it leaves no record; at the instant it is
 recorded once, whether the step reaches the handler before its deadline fires or after. Through
-the `handlers` fixture: `clock.set` puts the command first, the settle after it fires the timers
-of the same instant, and the third case comes after them."""
+the `handlers` fixture, in that fixed order (`tests.helpers.around_instant`)."""
 
 from __future__ import annotations
 
@@ -15,7 +14,7 @@ from npc.flows.pqr.seed import seed_colombia
 from npc.store.database import Txn
 from npc.v1 import pqr_pb2
 from tests.flows.pqr.conftest import filing, user
-from tests.helpers import Handlers
+from tests.helpers import Handlers, around_instant
 
 SECOND = timedelta(seconds=1)
 UNFAVORABLE = pqr_pb2.PQR_OUTCOME_UNFAVORABLE
@@ -64,17 +63,11 @@ async def test_a_transfer_or_silence_effects_at_their_deadlines_instant_are_late
     transfers = [await transfer_due(handlers) for _ in "abc"]
     [due] = {d for _, d in transfers}
 
-    async def send(cun: str) -> None:
-        request = pqr_pb2.RecordTransferToSicRequest(cun=cun)
-        assert (await act(handlers, "record_transfer", convert.record_transfer(request))).row[
-            "state"
-        ] == "appeal"
+    async def send(by: Handlers, cun: str) -> None:
+        model = convert.record_transfer(pqr_pb2.RecordTransferToSicRequest(cun=cun))
+        assert (await act(by, "record_transfer", model)).row["state"] == "appeal"
 
-    handlers.clock.set(due - SECOND)
-    await send(transfers[0][0])
-    handlers.clock.set(due)
-    await send(transfers[1][0])  # before its deadline fires; the settle fires the third's
-    await send(transfers[2][0])
+    await around_instant(handlers, due, send, (transfers[0][0], transfers[1][0], transfers[2][0]))
     assert [await ledger(handlers, cun) for cun, _ in transfers] == [
         [],
         [("provider_transfer_to_sic", due)],
@@ -84,17 +77,17 @@ async def test_a_transfer_or_silence_effects_at_their_deadlines_instant_are_late
     answer_due = silenced[0]["answer_due"]
     await handlers.advance(answer_due - handlers.clock.now())
     effects_due = answer_due + timedelta(hours=72)
+    flow = handlers.flow("pqr").handler  # type: ignore[attr-defined]
+    read = convert.get_pqr(pqr_pb2.GetPqrRequest(cun=silenced[0]["id"]))
+    case = await flow.get_pqr(handlers.caller("claro-co", country="CO"), read)
+    assert "materializar sus efectos antes del" in case.status_sentence  # the limit is late
 
-    async def confirm(cun: str) -> None:
+    async def confirm(by: Handlers, cun: str) -> None:
         request = pqr_pb2.ConfirmSilenceEffectsRequest(cun=cun, description="Se reversó el cobro.")
         model = convert.confirm_silence_effects(request)
-        assert (await act(handlers, "confirm_silence_effects", model)).row["state"] == "closed"
+        assert (await act(by, "confirm_silence_effects", model)).row["state"] == "closed"
 
-    handlers.clock.set(effects_due - SECOND)
-    await confirm(silenced[0]["id"])
-    handlers.clock.set(effects_due)
-    await confirm(silenced[1]["id"])
-    await confirm(silenced[2]["id"])
+    await around_instant(handlers, effects_due, confirm, tuple(row["id"] for row in silenced))
     silence = ("provider_answer_pqr", answer_due)
     assert [await ledger(handlers, row["id"]) for row in silenced] == [
         [silence],
@@ -113,29 +106,27 @@ async def test_an_sms_queja_acknowledged_or_called_at_its_deadlines_instant_is_l
     requests = []
     for msisdn in ("3101111111", "3102222222", "3103333333"):
         sms = pqr_pb2.ReceiveQuejaSmsRequest(msisdn=msisdn, short_code="85432", text="QUEJA")
-        requests.append((await act(handlers, "receive_queja_sms", convert.receive_queja_sms(sms))).row)
+        case = await act(handlers, "receive_queja_sms", convert.receive_queja_sms(sms))
+        requests.append(case.row)
+    ids = (requests[0]["id"], requests[1]["id"], requests[2]["id"])
     ack_due, call_due = requests[0]["ack_due"], requests[0]["call_due"]
 
-    async def acknowledge(sms_id: str) -> None:
+    async def acknowledge(by: Handlers, sms_id: str) -> None:
         request = pqr_pb2.AcknowledgeQuejaSmsRequest(sms_request_id=sms_id)
-        await act(handlers, "acknowledge_queja_sms", convert.acknowledge_queja_sms(request))
+        await act(by, "acknowledge_queja_sms", convert.acknowledge_queja_sms(request))
 
-    async def call(sms_id: str) -> None:
+    async def call(by: Handlers, sms_id: str) -> None:
         complaint = pqr_pb2.CallComplaint(
             subject=pqr_pb2.PQR_SUBJECT_SERVICE_QUALITY, user=user(), facts="Sin señal."
         )
         request = pqr_pb2.RecordCallAttemptRequest(
             sms_request_id=sms_id, answered=True, complaint=complaint
         )
-        case = await act(handlers, "record_call_attempt", convert.record_call_attempt(request))
+        case = await act(by, "record_call_attempt", convert.record_call_attempt(request))
         assert case.row["state"] == "registered"
 
-    for due, step in ((ack_due, acknowledge), (call_due, call)):
-        handlers.clock.set(due - SECOND)
-        await step(requests[0]["id"])
-        handlers.clock.set(due)
-        await step(requests[1]["id"])  # before its deadline fires; the settle fires the third's
-        await step(requests[2]["id"])
+    await around_instant(handlers, ack_due, acknowledge, ids)
+    await around_instant(handlers, call_due, call, ids)
     late = [("provider_acknowledge_queja_sms", ack_due), ("provider_call_queja_sms", call_due)]
     assert [await ledger(handlers, row["id"]) for row in requests] == [[], late, late]
     flow = handlers.flow("pqr").handler  # type: ignore[attr-defined]

@@ -32,7 +32,10 @@ class ReportObligations(CancellationsBase):
         # A first version at or after the due instant is late, as the compliance query counts it,
         # even when it was stored before this deadline fired (a busy or restarted scheduler).
         if received is None or received >= deadline.due_at:
-            evidence = {"report_date": report_date.isoformat(), "due_at": deadline.due_at.isoformat()}
+            evidence = {
+                "report_date": report_date.isoformat(),
+                "due_at": deadline.due_at.isoformat(),
+            }
             if received is not None:
                 evidence["received_at"] = received.isoformat()
             await record_breach(
