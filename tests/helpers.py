@@ -78,6 +78,22 @@ class Handlers:
         await self.core.settle()
 
 
+async def around_instant(
+    handlers: Handlers,
+    due: datetime,
+    step: Callable[[Handlers, str], Awaitable[object]],
+    cases: tuple[str, str, str],
+) -> None:
+    """`step` on the first case one second before `due`; on the second at `due`, in a transaction
+    begun before the deadline could fire (the clock still shows the second before); on the third
+    at `due`, after the deadlines of that instant fired. The order is fixed, not raced."""
+    handlers.clock.set(due - timedelta(seconds=1))
+    await step(handlers, cases[0])
+    await step(Handlers(handlers.core, FakeClock(due)), cases[1])
+    await handlers.advance(timedelta(seconds=1))
+    await step(handlers, cases[2])
+
+
 def rid() -> str:
     """A fresh request id."""
     return f"req-{next(_ids)}"

@@ -22,7 +22,17 @@ from npc.flows.cancellations.handler import (
 )
 from npc.v1 import cancellations_pb2 as pb
 from npc.v1 import common_pb2
-from tests.helpers import Handlers, advance, advance_to, day, field_violations, rid, settle, ts
+from tests.helpers import (
+    Handlers,
+    advance,
+    advance_to,
+    around_instant,
+    day,
+    field_violations,
+    rid,
+    settle,
+    ts,
+)
 
 # Sunday 22 November 2026 is the first report date; its report is due on Monday 23 at 23:59 Lima
 # (Tuesday 24, 04:59 UTC). The clock starts on Monday 23, 10:00 Lima.
@@ -622,3 +632,44 @@ async def test_a_report_with_thousands_of_bad_records_is_refused_readably(
         r"and \d+ more violations", violations[f"records[{MAX_VIOLATIONS}].channel"]
     )
     assert len(refused.value.details().encode()) <= 400
+
+
+async def test_a_daily_report_at_its_due_instant_is_late_whoever_comes_first(handlers: Handlers):
+    """A first version one second before the due instant is on time; one at the instant is late
+    and recorded once, whether it was stored before the deadline fired (claro) or after
+    (movistar): the ledger agrees with the compliance query's count."""
+    reports = handlers.flow("cancellations").handler  # type: ignore[attr-defined]
+    operators = ("entel", "claro", "movistar")
+    for operator in operators:
+        await register_reporting_operator(
+            handlers.core.db,
+            reports.settings,
+            operator=operator,
+            since=FIRST,
+            subscribers=12_000_000,
+            now=handlers.clock.now(),
+        )
+    on_time: list[bool] = []
+
+    async def send(by: Handlers, operator: str) -> None:
+        request = pb.SubmitDailyReportRequest(report_date=day(FIRST))
+        report = convert.daily_report(request, reports.settings.max_records)
+        receipt = await by.perform(
+            "SubmitDailyReport",
+            lambda txn: reports.submit_report(txn, by.caller(operator), report),
+        )
+        on_time.append(receipt.on_time)
+
+    await around_instant(handlers, DUE_FIRST, send, operators)
+    assert on_time == [True, False, False]
+    async with handlers.core.db.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT operator_id, due_at, evidence FROM compliance_records"
+            " WHERE flow = 'cancellations' ORDER BY operator_id"
+        )
+    assert [(r["operator_id"], r["due_at"]) for r in rows] == [
+        ("claro", DUE_FIRST),
+        ("movistar", DUE_FIRST),
+    ]
+    assert rows[0]["evidence"]["received_at"] == DUE_FIRST.isoformat()
+    assert "received_at" not in rows[1]["evidence"]

@@ -11,8 +11,22 @@ from typing import Any
 import grpc
 import pytest
 
+from npc.core.errors import FailedPrecondition
+from npc.core.identity import Caller
+from npc.flows.sgu import convert
+from npc.store.database import Txn
 from npc.v1 import common_pb2, sgu_pb2
-from tests.helpers import advance, advance_to, field_violations, live_case, rid, settle, ts
+from tests.helpers import (
+    Handlers,
+    advance,
+    advance_to,
+    around_instant,
+    field_violations,
+    live_case,
+    rid,
+    settle,
+    ts,
+)
 
 # Monday 7 December 2026, 10:00 Lima: Tuesday 8 (Immaculate Conception) and Wednesday 9 (Battle
 # of Ayacucho) are holidays in Peru.
@@ -356,6 +370,51 @@ async def test_an_unconfirmed_registration_expires_after_72_hours(app, operators
     status = await app.core.flows["sgu"].handler.confirm_email_token(token)
     assert status["state"] == "expired"
     assert await _records(app, problem.id) == []
+
+
+async def test_a_confirmation_at_the_72nd_hour_finds_the_registration_expired(
+    handlers: Handlers,
+):
+    """One second before the 72 hours the problem reaches the tray; at their instant the
+    registration has expired, whether the confirmation reaches the handler before the deadline
+    fires (the second) or after (the third)."""
+    sgu = handlers.flow("sgu").handler  # type: ignore[attr-defined]
+    osiptel = Caller("osiptel", role="regulator")
+    ids = []
+    for number in ("940000001", "940000002", "940000003"):
+        model = convert.register_problem(_register(number=number))
+
+        async def register(txn: Txn, m: Any = model) -> Any:
+            return await sgu.register_problem(txn, osiptel, m)
+
+        ids.append((await handlers.perform("RegisterProblem", register))["id"])
+    states: list[str] = []
+
+    async def confirm(by: Handlers, problem_id: str) -> None:
+        async with handlers.core.db.pool.acquire() as conn:
+            body = await conn.fetchval(
+                "SELECT body FROM notifications WHERE case_id = $1 AND channel = 'email'",
+                problem_id,
+            )
+        found = re.search(r"token=([A-Za-z0-9_-]+)", body)
+        assert found
+        model = convert.confirm_email(sgu_pb2.ConfirmEmailRequest(token=found.group(1)))
+
+        async def command(txn: Txn) -> Any:
+            return await sgu.confirm_email(txn, osiptel, model)
+
+        try:
+            states.append(str((await by.perform("ConfirmEmail", command))["state"]))
+            return
+        except FailedPrecondition as refused:
+            assert "expired" in str(refused)
+        async with handlers.core.db.pool.acquire() as conn:
+            state = await conn.fetchval("SELECT state FROM sgu_problems WHERE id = $1", problem_id)
+        states.append(f"refused, {state}")
+
+    expires = handlers.clock.now() + timedelta(hours=72)
+    await around_instant(handlers, expires, confirm, (ids[0], ids[1], ids[2]))
+    assert states == ["in_tray", "refused, expired", "refused, expired"]
 
 
 async def test_a_confirmed_registration_does_not_expire(app, operators, clock):

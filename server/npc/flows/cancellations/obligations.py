@@ -28,7 +28,16 @@ class ReportObligations(CancellationsBase):
         obligation = await store.reporting_operator(txn.conn, operator)
         if obligation is None or not obligation.covers(report_date):
             return  # no longer bound to report: the chain ends here
-        if await store.first_received_at(txn.conn, operator, report_date) is None:
+        received = await store.first_received_at(txn.conn, operator, report_date)
+        # A first version at or after the due instant is late, as the compliance query counts it,
+        # even when it was stored before this deadline fired (a busy or restarted scheduler).
+        if received is None or received >= deadline.due_at:
+            evidence = {
+                "report_date": report_date.isoformat(),
+                "due_at": deadline.due_at.isoformat(),
+            }
+            if received is not None:
+                evidence["received_at"] = received.isoformat()
             await record_breach(
                 txn,
                 flow=FLOW,
@@ -37,10 +46,7 @@ class ReportObligations(CancellationsBase):
                 case_id=deadline.case_id,
                 due_at=deadline.due_at,
                 observed_at=txn.now,
-                evidence={
-                    "report_date": report_date.isoformat(),
-                    "due_at": deadline.due_at.isoformat(),
-                },
+                evidence=evidence,
             )
         following = report_date + timedelta(days=1)
         if obligation.covers(following):

@@ -220,7 +220,7 @@ class Answering(PqrBase):
             f"Silencio administrativo positivo - CUN {row['id']}",
             f"Vencido el término sin respuesta, su PQR radicada bajo el CUN {row['id']} se "
             "entiende resuelta a su favor por silencio administrativo positivo. El proveedor "
-            "debe materializar sus efectos a más tardar el "
+            "debe materializar sus efectos antes del "
             f"{texts.moment(self.calendar, effects_due)}; usted puede exigirlos de inmediato.",
         )
         return row
@@ -239,7 +239,8 @@ class Answering(PqrBase):
                 f"no positive silence awaits its effects on {row['id']} ({row['state']})",
                 subject=row["id"],
             )
-        if txn.now > row["silence_effects_due"]:
+        # The 72nd hour is late, as its deadline judges it (art. 2.1.5.2: "dentro de ... 72 horas").
+        if txn.now >= row["silence_effects_due"]:
             await self._breach(txn, SILENCE_EFFECTS, row, row["silence_effects_due"])
         row = await CASES.update(
             txn,

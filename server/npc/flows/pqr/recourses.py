@@ -128,7 +128,8 @@ class Recourses(PqrBase):
             raise FailedPrecondition(
                 f"{row['id']} has no appeal awaiting transfer ({row['state']})", subject=row["id"]
             )
-        if txn.now > row["transfer_due"]:
+        # The end of the 5th business day is late, as its deadline judges it.
+        if txn.now >= row["transfer_due"]:
             await self._breach(txn, TRANSFER, row, row["transfer_due"])
         row = await CASES.update(
             txn,

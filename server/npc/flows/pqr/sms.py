@@ -111,7 +111,8 @@ class SmsQueja(Filing):
         row = await SMS.lock_for(txn, request.sms_request_id, caller, "provider")
         if row["acknowledged_at"] is not None:
             raise FailedPrecondition(f"{row['id']} was already acknowledged", subject=row["id"])
-        if txn.now > row["ack_due"]:
+        # "Antes de transcurridos cinco (5) minutos" (art. 2.1.5.15.4 b): the 5th minute is late.
+        if txn.now >= row["ack_due"]:
             await self._sms_breach(txn, SMS_ACKNOWLEDGE, row, row["ack_due"])
         row = await SMS.update(txn, row["id"], {"acknowledged_at": txn.now})
         txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.SMS_ACKNOWLEDGE)
@@ -136,7 +137,8 @@ class SmsQueja(Filing):
                 violation_type="TOO_EARLY",
                 subject=row["id"],
             )
-        if row["first_attempt_at"] is None and txn.now > row["call_due"]:
+        # "Antes de finalizado el día calendario siguiente" (art. 2.1.5.15.4 a): its end is late.
+        if row["first_attempt_at"] is None and txn.now >= row["call_due"]:
             await self._sms_breach(txn, SMS_CALL, row, row["call_due"])
         changes: dict[str, Any] = {
             "first_attempt_at": row["first_attempt_at"] or txn.now,

@@ -197,8 +197,8 @@ async def sms_counts(conn: asyncpg.Connection, start: datetime, end: datetime) -
     and closed unreachable."""
     rows = await conn.fetch(
         """SELECT provider, count(*) AS n,
-                  count(*) FILTER (WHERE acknowledged_at <= ack_due) AS ack,
-                  count(*) FILTER (WHERE contacted_at <= call_due) AS contacted,
+                  count(*) FILTER (WHERE acknowledged_at < ack_due) AS ack,
+                  count(*) FILTER (WHERE contacted_at < call_due) AS contacted,
                   count(*) FILTER (WHERE state = $3) AS unreachable
            FROM pqr_sms_requests WHERE received_at >= $1 AND received_at < $2
            GROUP BY provider""",

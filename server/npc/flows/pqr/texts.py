@@ -126,7 +126,7 @@ def status_sentence(calendar: BusinessCalendar, row: Any) -> str:
         return (
             f"{opening}, se entiende resuelta a su favor por silencio administrativo positivo "
             f"desde el {moment(calendar, row['silence_at'])}; el proveedor debe materializar sus "
-            f"efectos a más tardar el {moment(calendar, row['silence_effects_due'])}."
+            f"efectos antes del {moment(calendar, row['silence_effects_due'])}."
         )
     if state == "transfer_due":
         return (

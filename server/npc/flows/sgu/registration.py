@@ -219,6 +219,7 @@ class Registration(SguBase):
                 f"the confirmation of {row['id']} expired; register the problem again",
                 violation_type="EXPIRED",
                 subject=row["id"],
+                keep_effects=True,
             )
         return row
 
@@ -230,6 +231,10 @@ class Registration(SguBase):
         assert row is not None
         if row["state"] != State.AWAITING_CONFIRMATION:
             return row
+        if txn.now >= row["registered_at"] + CONFIRMATION_WINDOW:
+            # The window's instant expires the registration, whether or not its deadline fired.
+            txn.cancel_deadlines(FLOW, row["id"], DeadlineKind.CONFIRMATION)
+            return await CASES.update(txn, row["id"], {"state": State.EXPIRED})
         return await self._transfer(txn, row)
 
     async def confirm_email_token(self, token: str) -> dict[str, Any] | None:
