@@ -2,10 +2,6 @@
 
 Fault tests start it as a separate process (so it can be SIGKILLed) when they need deadlines set
 by an earlier server generation to be due now. Settings come from the NPC_* environment.
-
-With `--standby` it imports the clearinghouse, then waits for a line on stdin (the offset) before
-it starts: a test that restarts the server again and again has the next generation's imports
-done while the current one runs, and only the start itself after each kill.
 """
 
 from __future__ import annotations
@@ -13,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import sys
 from datetime import datetime, timedelta
 
 from npc.app import Clearinghouse
@@ -49,12 +44,4 @@ async def serve(offset: float) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--offset", type=float, default=0.0)
-    parser.add_argument("--standby", action="store_true", help="start on a line on stdin")
-    args = parser.parse_args()
-    offset = args.offset
-    if args.standby:
-        line = sys.stdin.readline()
-        if not line:
-            raise SystemExit(0)  # the test ended without needing this generation
-        offset = float(line)
-    asyncio.run(serve(offset))
+    asyncio.run(serve(parser.parse_args().offset))

@@ -36,8 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class Server:
-    """One generation of the server process at a time, on fixed ports; the next generation's
-    process waits on standby (its imports done) while the current one runs."""
+    """One generation of the server process at a time, on fixed ports."""
 
     def __init__(self, database_url: str, redis_url: str, log_dir: Path) -> None:
         self.port = free_port()
@@ -50,41 +49,30 @@ class Server:
             "NPC_GRPC_PORT": str(self.port),
             "NPC_HTTP_PORT": str(free_port()),
             "NPC_RATE_LIMIT": "0",
-            "PYTHONPATH": str(ROOT),
+            # The tests' own package, before what the environment puts on the path (a worktree's
+            # sources rather than the installed checkout's).
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }
         self.log_dir = log_dir
         self.generation = 0
         self.process: asyncio.subprocess.Process | None = None
-        self.standby: asyncio.subprocess.Process | None = None
 
-    async def _spawn(self, generation: int) -> asyncio.subprocess.Process:
-        log = (self.log_dir / f"server-{generation}.log").open("wb")
-        process = await asyncio.create_subprocess_exec(
+    async def start(self, offset: float = 0.0) -> None:
+        self.generation += 1
+        log = (self.log_dir / f"server-{self.generation}.log").open("wb")
+        self.process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "tests.faults.serve_offset",
-            "--standby",
+            "--offset",
+            str(offset),
             env=self.env,
             cwd=ROOT,
-            stdin=asyncio.subprocess.PIPE,
             stdout=log,
             stderr=log,
         )
         log.close()
-        return process
-
-    async def start(self, offset: float = 0.0) -> None:
-        """Start the next generation (a fresh process, never one that served) and wait until it
-        serves."""
-        self.generation += 1
-        process = self.standby or await self._spawn(self.generation)
-        self.standby = None
-        assert process.stdin is not None
-        process.stdin.write(f"{offset}\n".encode())
-        await process.stdin.drain()
-        self.process = process
-        await wait_serving(self.target, process)
-        self.standby = await self._spawn(self.generation + 1)
+        await wait_serving(self.target, self.process)
 
     async def kill(self) -> None:
         assert self.process is not None
@@ -93,11 +81,6 @@ class Server:
         assert self.process.returncode == -signal.SIGKILL
 
     async def stop(self) -> None:
-        if self.standby is not None:
-            assert self.standby.stdin is not None
-            self.standby.stdin.close()  # it ends without starting
-            await asyncio.wait_for(self.standby.wait(), 30)
-            self.standby = None
         if self.process is not None and self.process.returncode is None:
             self.process.send_signal(signal.SIGTERM)
             await asyncio.wait_for(self.process.wait(), 30)
