@@ -63,6 +63,7 @@ from npc_clients.simulator import (
     SimulatedOperator,
 )
 from npc_tools.demo import demo_start, scaled_profile
+from npc_tools.empty_server import EMPTY_METHOD
 
 CALLS_PER_PORT = 5  # SubmitPortRequest, AnswerPortRequest, SchedulePort, 2 x ConfirmPortExecution
 OPERATORS = [("claro", "21"), ("movistar", "22"), ("entel", "23"), ("bitel", "24")]
@@ -105,21 +106,21 @@ def write_registry(directory: Path, numbers: int, share: float) -> tuple[Path, P
             first = FIRST_NUMBER + k * RANGE_SIZE
             last = FIRST_NUMBER + min((k + 1) * RANGE_SIZE, numbers) - 1
             out.write(f"{OPERATORS[k % 4][0]},mobile,{first},{last}\n")
+    # `_is_ported` depends on the index modulo 1000 only: the ported offsets of one block of a
+    # thousand numbers, computed once, repeat in every block (ten million numbers in seconds).
+    offsets = [r for r in range(1000) if _is_ported(r, share)]
     count = 0
     with ported.open("w", encoding="utf-8") as out:
         out.write("number,serving_operator,ported_at\n")
-        lines: list[str] = []
-        for index in range(numbers):
-            if not _is_ported(index, share):
-                continue
-            holder = (index // RANGE_SIZE) % 4
-            serving = OPERATORS[(holder + 1 + index % 3) % 4][0]
-            lines.append(f"{FIRST_NUMBER + index},{serving},{PORTED_AT}\n")
-            count += 1
-            if len(lines) >= 100_000:
-                out.writelines(lines)
-                lines.clear()
-        out.writelines(lines)
+        for k in range(ranges):
+            holder = k % 4
+            serving = [OPERATORS[(holder + 1 + m) % 4][0] for m in range(3)]
+            for base in range(k * RANGE_SIZE, min((k + 1) * RANGE_SIZE, numbers), 1000):
+                indices = [base + r for r in offsets if base + r < numbers]
+                out.writelines(
+                    f"{FIRST_NUMBER + i},{serving[i % 3]},{PORTED_AT}\n" for i in indices
+                )
+                count += len(indices)
     return plan, ported, count
 
 
@@ -391,8 +392,6 @@ def run_lookups(options: LookupBenchOptions, as_json: bool) -> int:
 
 # ------------------------------------------------------------------------------ npc bench all
 
-EMPTY_SERVICE = "npc.bench.Empty"
-EMPTY_METHOD = f"/{EMPTY_SERVICE}/Call"
 OBSERVER_TOKEN = "bench-observer-token-"
 BACKLOG_DUE = datetime(2100, 1, 1, tzinfo=UTC)  # far beyond any run: the backlog never fires
 
@@ -417,33 +416,6 @@ class AllBenchOptions:
     # How the simulated operators send commands: "session" (SessionService) or "unary". The
     # figures are this mode's; `by_api` compares both, the other one measured after it.
     api: str = "session"
-
-
-def serve_empty(port: int) -> None:
-    """A bare grpc.aio server answering `/npc.bench.Empty/Call` with empty bytes, until killed.
-
-    It shares `port` with its siblings (SO_REUSEPORT, grpc's default on Linux) as `npc serve
-    --workers N` does, and prints `ready` once it listens.
-    """
-
-    async def call(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        return b""
-
-    async def main() -> None:
-        server = grpc.aio.server()
-        server.add_generic_rpc_handlers(
-            (
-                grpc.method_handlers_generic_handler(
-                    EMPTY_SERVICE, {"Call": grpc.unary_unary_rpc_method_handler(call)}
-                ),
-            )
-        )
-        server.add_insecure_port(f"127.0.0.1:{port}")
-        await server.start()
-        print("ready", flush=True)
-        await server.wait_for_termination()
-
-    asyncio.run(main())
 
 
 def _channel(target: str) -> grpc.aio.Channel:
@@ -649,8 +621,9 @@ async def _rpc_ceiling(options: AllBenchOptions, root: Path) -> dict[str, Any]:
     servers = [
         await asyncio.create_subprocess_exec(
             sys.executable,
-            "-c",
-            f"from npc_tools.bench import serve_empty; serve_empty({port})",
+            "-m",
+            "npc_tools.empty_server",
+            str(port),
             stdout=asyncio.subprocess.PIPE,
             stderr=log_file,
         )

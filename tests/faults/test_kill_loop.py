@@ -49,7 +49,9 @@ class Server:
             "NPC_GRPC_PORT": str(self.port),
             "NPC_HTTP_PORT": str(free_port()),
             "NPC_RATE_LIMIT": "0",
-            "PYTHONPATH": str(ROOT),
+            # The tests' own package, before what the environment puts on the path (a worktree's
+            # sources rather than the installed checkout's).
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }
         self.log_dir = log_dir
         self.generation = 0

@@ -33,6 +33,12 @@ def add_parser(commands: Subcommands) -> None:
     lookups.add_argument(
         "--seconds", type=_positive, default=5.0, help="seconds per measurement (default 5)"
     )
+    lookups.add_argument(
+        "--samples",
+        type=int,
+        default=3000,
+        help="single lookups made one at a time for the latency percentiles (default 3,000)",
+    )
     lookups.add_argument("--json", action="store_true", help="print one JSON object")
     lookups.set_defaults(func=cmd_bench_lookups)
     everything = benches.add_parser(
@@ -83,6 +89,13 @@ def add_parser(commands: Subcommands) -> None:
         "--speed", type=_positive, default=60.0, help="simulated seconds per wall second (60)"
     )
     everything.add_argument(
+        "--drain",
+        type=float,
+        default=20.0,
+        help="wall seconds each ports phase waits, once filing stops, for the ports under way"
+        " (default 20; 0: none)",
+    )
+    everything.add_argument(
         "--api",
         choices=("session", "unary"),
         default="session",
@@ -97,10 +110,16 @@ def cmd_bench_all(args: argparse.Namespace) -> int:
     """`npc bench all`."""
     from npc_tools.bench import AllBenchOptions, run_all
 
-    if args.workers < 1 or args.pending_deadlines < 0 or args.numbers < 0 or args.in_flight < 1:
+    if (
+        args.workers < 1
+        or args.pending_deadlines < 0
+        or args.numbers < 0
+        or args.in_flight < 1
+        or not 0 <= args.drain <= 3600
+    ):
         print(
             "npc bench: --workers and --in-flight must be positive, --pending-deadlines and"
-            " --numbers not negative",
+            " --numbers not negative, --drain from 0 to 3600",
             file=sys.stderr,
         )
         return 2
@@ -113,6 +132,7 @@ def cmd_bench_all(args: argparse.Namespace) -> int:
         in_flight=args.in_flight,
         rate=args.rate,
         speed=args.speed,
+        drain=args.drain,
         api=args.api,
     )
     return run_all(options, args.json)
@@ -122,10 +142,16 @@ def cmd_bench_lookups(args: argparse.Namespace) -> int:
     """`npc bench lookups`."""
     from npc_tools.bench import LookupBenchOptions, run_lookups
 
-    if args.numbers < 1 or not 0 <= args.ported_share <= 1:
-        print("npc bench: --numbers must be positive and --ported-share in [0, 1]", file=sys.stderr)
+    if args.numbers < 1 or args.samples < 1 or not 0 <= args.ported_share <= 1:
+        print(
+            "npc bench: --numbers and --samples must be positive and --ported-share in [0, 1]",
+            file=sys.stderr,
+        )
         return 2
     options = LookupBenchOptions(
-        numbers=args.numbers, ported_share=args.ported_share, seconds=args.seconds
+        numbers=args.numbers,
+        ported_share=args.ported_share,
+        seconds=args.seconds,
+        single_samples=args.samples,
     )
     return run_lookups(options, args.json)
