@@ -142,7 +142,7 @@ def test_every_rpc_is_discovered() -> None:
 
 @pytest.mark.slow
 @long_run_timeout(240)
-@fuzz_settings(examples=800)
+@fuzz_settings(examples=500)
 @given(data=st.data())
 async def test_unary_rpcs_keep_the_clearinghouse_sound(
     fuzzing: Fuzzing, data: st.DataObject
@@ -153,7 +153,7 @@ async def test_unary_rpcs_keep_the_clearinghouse_sound(
 
 @pytest.mark.slow
 @long_run_timeout(180)
-@fuzz_settings(examples=100)
+@fuzz_settings(examples=60)
 @given(data=st.data())
 async def test_streaming_rpcs_keep_the_clearinghouse_sound(
     fuzzing: Fuzzing, data: st.DataObject
