@@ -312,11 +312,9 @@ class EmbeddedPostgres:
             asyncpg.ObjectInUseError: if the template has other connections.
         """
         _check_ident(name)
-        sql = f"CREATE DATABASE {_quote_ident(name)}"
         if template is not None:
             _check_ident(template)
-            sql += f" TEMPLATE {_quote_ident(template)}"
-        _run_async(self._execute("postgres", sql))
+        _run_async(self._create_database(name, template))
         return self.dsn_for(name)
 
     def drop_database(self, name: str) -> None:
@@ -506,6 +504,21 @@ class EmbeddedPostgres:
     async def _execute(self, database: str, sql: str) -> None:
         conn = await self._connect(database)
         try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    async def _create_database(self, name: str, template: str | None) -> None:
+        conn = await self._connect("postgres")
+        try:
+            sql = f"CREATE DATABASE {_quote_ident(name)}"
+            if template is not None:
+                sql += f" TEMPLATE {_quote_ident(template)}"
+                if conn.get_server_version().major >= 15:
+                    # FILE_COPY copies the template's files and checkpoints; the default since
+                    # 15, WAL_LOG, writes every block through the WAL: 0.3-0.4 s of kernel CPU
+                    # per clone against 0.06 s measured here, and tests clone one per test.
+                    sql += " STRATEGY FILE_COPY"
             await conn.execute(sql)
         finally:
             await conn.close()
