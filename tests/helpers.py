@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import itertools
+import logging
 import os
+import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -311,6 +314,73 @@ async def wait_serving(
             if loop.time() > deadline:
                 raise AssertionError("server did not become SERVING")
             await asyncio.sleep(0.2)
+
+
+@contextlib.contextmanager
+def _npc_environment(env: Mapping[str, str]) -> Iterator[None]:
+    """Exactly `env`'s NPC_* variables in os.environ (the others removed), as a process started
+    with them would see; os.environ restored afterwards."""
+    saved = {key: value for key, value in os.environ.items() if key.startswith("NPC_")}
+    for key in saved:
+        del os.environ[key]
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key in [key for key in os.environ if key.startswith("NPC_")]:
+            del os.environ[key]
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def _own_logging() -> Iterator[None]:
+    """Logging as a fresh process has it while `npc.cli.main` runs: no root handlers, so its
+    `logging.basicConfig` installs its handler on the captured stderr; afterwards that handler
+    is removed (repeated calls never stack) and pytest's handlers and levels come back."""
+    root = logging.getLogger()
+    asyncio_logger = logging.getLogger("asyncio")
+    handlers, level, asyncio_level = root.handlers[:], root.level, asyncio_logger.level
+    root.handlers = []
+    try:
+        yield
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.handlers = handlers
+        root.setLevel(level)
+        asyncio_logger.setLevel(asyncio_level)
+
+
+def _npc_main(argv: list[str], env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    from npc.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        _npc_environment(env),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+        _own_logging(),
+    ):
+        try:
+            code: int | str | None = main(argv)
+        except SystemExit as exit_:  # argparse's refusals and --help
+            code = exit_.code
+    if not isinstance(code, int):
+        # What the interpreter makes of sys.exit(None) and sys.exit("message").
+        err.write("" if code is None else f"{code}\n")
+        code = 0 if code is None else 1
+    return subprocess.CompletedProcess(["npc", *argv], code, out.getvalue(), err.getvalue())
+
+
+async def run_npc(
+    *argv: str, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`npc ARGV` as `python -m npc` runs it, without the process (whose imports alone cost more
+    than a second of CPU): the command's own parsing, code and exit status, on its own event
+    loop in a thread, with exactly the NPC_* variables of `env` set during the call, its stdout
+    and stderr (log lines included) captured. Tests about the process itself (the exit status
+    the entry point gives the shell, signals) start one instead."""
+    return await asyncio.to_thread(_npc_main, list(argv), env or {})
 
 
 @contextlib.asynccontextmanager

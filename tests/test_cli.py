@@ -1,5 +1,6 @@
-"""The `npc` command end to end, as subprocesses: `npc demo` completes ports, `npc serve` serves
-gRPC health and HTTP and stops cleanly on SIGTERM, `npc admin` edits the reference data."""
+"""The `npc` command end to end: as subprocesses, `npc demo` completes ports, `npc serve` serves
+gRPC health and HTTP and stops cleanly on SIGTERM, and `npc admin` without a database exits 2 (the
+status the shell sees); in-process (`run_npc`), `npc admin` edits the reference data."""
 
 from __future__ import annotations
 
@@ -18,9 +19,7 @@ import asyncpg
 import pytest
 
 from npc.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
-from tests.helpers import wait_serving
-
-pytestmark = pytest.mark.slow  # starts processes
+from tests.helpers import run_npc, wait_serving
 
 _names = itertools.count()
 
@@ -55,6 +54,7 @@ async def _fetchval(dsn: str, query: str, *args: object) -> object:
         await conn.close()
 
 
+@pytest.mark.slow  # starts processes
 @pytest.mark.timeout(180)
 async def test_demo_completes_the_requested_ports(
     cli_database: str, redis_server: EmbeddedRedis, tmp_path: Path
@@ -102,6 +102,7 @@ async def test_demo_completes_the_requested_ports(
     assert not (tmp_path / "var").exists()  # configured databases: nothing embedded started
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_serve_answers_health_and_metrics_and_stops_on_sigterm(
     cli_database: str, redis_server: EmbeddedRedis, tmp_path: Path
@@ -161,47 +162,69 @@ def _npc(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.timeout(120)
-def test_admin_commands(cli_database: str, redis_server: EmbeddedRedis, tmp_path: Path) -> None:
-    env = _env(cli_database, redis_server, tmp_path)
+def _npc_variables(env: dict[str, str]) -> dict[str, str]:
+    return {key: value for key, value in env.items() if key.startswith("NPC_")}
 
-    done = _npc(env, "admin", "migrate")
+
+@pytest.mark.timeout(120)
+async def test_admin_commands(
+    cli_database: str, redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    env = _npc_variables(_env(cli_database, redis_server, tmp_path))
+
+    done = await run_npc("admin", "migrate", env=env)
     assert done.returncode == 0, done.stderr
     assert "schema up to date" in done.stdout
 
-    done = _npc(env, "admin", "add-operator", "acme", "Acme Telecom", "31", "--token", "tok-acme")
+    done = await run_npc(
+        "admin", "add-operator", "acme", "Acme Telecom", "31", "--token", "tok-acme", env=env
+    )
     assert done.returncode == 0, done.stderr
     assert "added operator acme" in done.stdout
 
-    done = _npc(env, "admin", "add-operator", "nova", "Nova Móvil", "32", "--country", "CO")
+    done = await run_npc(
+        "admin", "add-operator", "nova", "Nova Móvil", "32", "--country", "CO", env=env
+    )
     assert done.returncode == 0, done.stderr
     assert "API token (shown once" in done.stdout  # generated for a new operator
     country = "SELECT country FROM operators WHERE id = $1"
-    assert asyncio.run(_fetchval(cli_database, country, "nova")) == "CO"
-    assert asyncio.run(_fetchval(cli_database, country, "acme")) == "PE"
+    assert await _fetchval(cli_database, country, "nova") == "CO"
+    assert await _fetchval(cli_database, country, "acme") == "PE"
 
-    done = _npc(env, "admin", "add-range", "acme", "mobile", "970000000", "970000999")
+    done = await run_npc("admin", "add-range", "acme", "mobile", "970000000", "970000999", env=env)
     assert done.returncode == 0, done.stderr
-    overlapping = _npc(env, "admin", "add-range", "nova", "mobile", "970000500", "970001500")
+    overlapping = await run_npc(
+        "admin", "add-range", "nova", "mobile", "970000500", "970001500", env=env
+    )
     assert overlapping.returncode == 1
     assert "overlaps" in overlapping.stderr
-    unknown = _npc(env, "admin", "add-range", "nobody", "mobile", "971000000", "971000999")
+    unknown = await run_npc(
+        "admin", "add-range", "nobody", "mobile", "971000000", "971000999", env=env
+    )
     assert unknown.returncode == 1
     assert "unknown operator" in unknown.stderr
 
-    done = _npc(env, "admin", "seed-demo")
+    done = await run_npc("admin", "seed-demo", env=env)
     assert done.returncode == 0, done.stderr
     assert "nothing loaded" in done.stdout  # operators exist already
 
-    assert asyncio.run(_fetchval(cli_database, "SELECT count(*) FROM operators")) == 2
+    assert await _fetchval(cli_database, "SELECT count(*) FROM operators") == 2
     assert (
-        asyncio.run(
-            _fetchval(cli_database, "SELECT count(*) FROM number_ranges WHERE operator_id = 'acme'")
+        await _fetchval(
+            cli_database, "SELECT count(*) FROM number_ranges WHERE operator_id = 'acme'"
         )
         == 1
     )
 
-    no_database = {k: v for k, v in env.items() if k != "NPC_DATABASE_URL"}
-    refused = _npc(no_database, "admin", "migrate")
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_admin_without_a_database_exits_2_naming_npc_database_url(
+    redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    """The exit status the shell sees: the entry point's, so a real process."""
+    env = _env("", redis_server, tmp_path)
+    del env["NPC_DATABASE_URL"]
+    refused = _npc(env, "admin", "migrate")
     assert refused.returncode == 2
     assert "NPC_DATABASE_URL" in refused.stderr

@@ -1,11 +1,11 @@
-"""`npc admin sgu-catalogue FILE`: the regulator loads the SGU catalogue from a CSV file."""
+"""`npc admin sgu-catalogue FILE`: the regulator loads the SGU catalogue from a CSV
+file; the command runs in-process (`run_npc`)."""
 
 from __future__ import annotations
 
 import itertools
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +13,7 @@ import asyncpg
 import pytest
 
 from npc.embedded import EmbeddedPostgres
-
-pytestmark = pytest.mark.slow  # starts processes
+from tests.helpers import run_npc
 
 _names = itertools.count()
 HEADER = (
@@ -32,17 +31,8 @@ def catalogue_database(pg_server: EmbeddedPostgres, template_database: str) -> I
     pg_server.drop_database(name)
 
 
-def _admin(dsn: str, path: Path) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("NPC_")}
-    env["NPC_DATABASE_URL"] = dsn
-    return subprocess.run(
-        [sys.executable, "-m", "npc", "admin", "sgu-catalogue", str(path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+async def _admin(dsn: str, path: Path) -> subprocess.CompletedProcess[str]:
+    return await run_npc("admin", "sgu-catalogue", str(path), env={"NPC_DATABASE_URL": dsn})
 
 
 async def _rows(dsn: str) -> dict[str, tuple]:
@@ -71,7 +61,7 @@ async def test_a_catalogue_file_adds_and_changes_subcategories(
         "false,15,false\n",
         encoding="utf-8",
     )
-    done = _admin(catalogue_database, path)
+    done = await _admin(catalogue_database, path)
     assert done.returncode == 0, done.stderr
     assert "loaded 3 SGU subcategories" in done.stdout
     after = await _rows(catalogue_database)
@@ -100,7 +90,7 @@ async def test_a_bad_line_loads_nothing_and_names_the_line(
         HEADER + "REC-01,Recarga no acreditada,REC,Recargas,mobile,hours,6,true,3,true\n" + line,
         encoding="utf-8",
     )
-    failed = _admin(catalogue_database, path)
+    failed = await _admin(catalogue_database, path)
     assert failed.returncode == 1
     assert "line 3" in failed.stderr and reason in failed.stderr
     assert "nothing loaded" in failed.stderr
