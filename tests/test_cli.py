@@ -11,26 +11,16 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import asyncpg
 import pytest
 
-from npc.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from npc.embedded import EmbeddedRedis, free_port
 from tests.helpers import run_npc, wait_serving
 
 _names = itertools.count()
-
-
-@pytest.fixture
-def cli_database(pg_server: EmbeddedPostgres, template_database: str) -> Iterator[str]:
-    """A fresh migrated database (no operators) for one command."""
-    name = f"cli_{os.getpid()}_{next(_names)}"
-    dsn = pg_server.create_database(name, template=template_database)
-    yield dsn
-    pg_server.drop_database(name)
 
 
 def _env(database_url: str, redis: EmbeddedRedis, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -57,10 +47,10 @@ async def _fetchval(dsn: str, query: str, *args: object) -> object:
 @pytest.mark.slow  # starts processes
 @pytest.mark.timeout(180)
 async def test_demo_completes_the_requested_ports(
-    cli_database: str, redis_server: EmbeddedRedis, tmp_path: Path
+    database_url: str, redis_server: EmbeddedRedis, tmp_path: Path
 ) -> None:
     env = _env(
-        cli_database,
+        database_url,
         redis_server,
         tmp_path,
         NPC_GRPC_PORT=str(free_port()),
@@ -94,9 +84,9 @@ async def test_demo_completes_the_requested_ports(
     assert float(summary.group(2)) > 0, text
     assert re.search(r"^\[ *[\d.]+s\] .* completed \d+", text, re.M), text  # progress lines
     # The demo seeded the empty database and really ported: five requests are completed.
-    assert await _fetchval(cli_database, "SELECT count(*) FROM operators") == 5
+    assert await _fetchval(database_url, "SELECT count(*) FROM operators") == 5
     completed = await _fetchval(
-        cli_database, "SELECT count(*) FROM port_requests WHERE state = 'completed'"
+        database_url, "SELECT count(*) FROM port_requests WHERE state = 'completed'"
     )
     assert completed == 5, text
     assert not (tmp_path / "var").exists()  # configured databases: nothing embedded started
@@ -105,7 +95,7 @@ async def test_demo_completes_the_requested_ports(
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_serve_answers_health_and_metrics_and_stops_on_sigterm(
-    cli_database: str, redis_server: EmbeddedRedis, tmp_path: Path
+    database_url: str, redis_server: EmbeddedRedis, tmp_path: Path
 ) -> None:
     grpc_port, http_port = free_port(), free_port()
     log_path = tmp_path / "serve.log"
@@ -119,7 +109,7 @@ async def test_serve_answers_health_and_metrics_and_stops_on_sigterm(
             str(grpc_port),
             "--http-port",
             str(http_port),
-            env=_env(cli_database, redis_server, tmp_path),
+            env=_env(database_url, redis_server, tmp_path),
             cwd=tmp_path,
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
@@ -148,7 +138,7 @@ async def test_serve_answers_health_and_metrics_and_stops_on_sigterm(
     assert f"gRPC 127.0.0.1:{grpc_port}, HTTP http://127.0.0.1:{http_port}" in text, text
     assert "Traceback" not in text, text
     # A configured database is never seeded with the demo market.
-    assert await _fetchval(cli_database, "SELECT count(*) FROM operators") == 0
+    assert await _fetchval(database_url, "SELECT count(*) FROM operators") == 0
 
 
 def _npc(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -168,9 +158,9 @@ def _npc_variables(env: dict[str, str]) -> dict[str, str]:
 
 @pytest.mark.timeout(120)
 async def test_admin_commands(
-    cli_database: str, redis_server: EmbeddedRedis, tmp_path: Path
+    database_url: str, redis_server: EmbeddedRedis, tmp_path: Path
 ) -> None:
-    env = _npc_variables(_env(cli_database, redis_server, tmp_path))
+    env = _npc_variables(_env(database_url, redis_server, tmp_path))
 
     done = await run_npc("admin", "migrate", env=env)
     assert done.returncode == 0, done.stderr
@@ -188,8 +178,8 @@ async def test_admin_commands(
     assert done.returncode == 0, done.stderr
     assert "API token (shown once" in done.stdout  # generated for a new operator
     country = "SELECT country FROM operators WHERE id = $1"
-    assert await _fetchval(cli_database, country, "nova") == "CO"
-    assert await _fetchval(cli_database, country, "acme") == "PE"
+    assert await _fetchval(database_url, country, "nova") == "CO"
+    assert await _fetchval(database_url, country, "acme") == "PE"
 
     done = await run_npc("admin", "add-range", "acme", "mobile", "970000000", "970000999", env=env)
     assert done.returncode == 0, done.stderr
@@ -208,10 +198,10 @@ async def test_admin_commands(
     assert done.returncode == 0, done.stderr
     assert "nothing loaded" in done.stdout  # operators exist already
 
-    assert await _fetchval(cli_database, "SELECT count(*) FROM operators") == 2
+    assert await _fetchval(database_url, "SELECT count(*) FROM operators") == 2
     assert (
         await _fetchval(
-            cli_database, "SELECT count(*) FROM number_ranges WHERE operator_id = 'acme'"
+            database_url, "SELECT count(*) FROM number_ranges WHERE operator_id = 'acme'"
         )
         == 1
     )
