@@ -292,28 +292,62 @@ async def port_end_to_end(
     return filed
 
 
+# The channel of `wait_serving` tries to connect every 200 ms (gRPC's default backoff, 1 s growing
+# to 120 s, could leave a started server unnoticed for seconds); refused connections cost the
+# kernel, not Python.
+_WAIT_CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 200),
+]
+
+
 async def wait_serving(
-    target: str, process: asyncio.subprocess.Process, limit: float = 30.0
+    target: str,
+    process: asyncio.subprocess.Process,
+    limit: float = 30.0,
+    credentials: grpc.ChannelCredentials | None = None,
 ) -> None:
-    """Wait until the server process at `target` reports SERVING on grpc.health.v1."""
+    """Wait until the server process at `target` reports SERVING on grpc.health.v1, or exits
+    (over TLS with `credentials`).
+
+    One health Watch that waits for the connection (`wait_for_ready`) and for the server to
+    push SERVING: no polling from Python while the server starts."""
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    async with grpc.aio.insecure_channel(target) as channel:
+    channel = (
+        grpc.aio.insecure_channel(target, options=_WAIT_CHANNEL_OPTIONS)
+        if credentials is None
+        else grpc.aio.secure_channel(target, credentials, options=_WAIT_CHANNEL_OPTIONS)
+    )
+    async with channel:
         stub = health_pb2_grpc.HealthStub(channel)
-        while True:
-            if process.returncode is not None:
-                raise AssertionError(f"server exited with {process.returncode}")
-            try:
-                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.aio.AioRpcError:
-                pass
-            if loop.time() > deadline:
-                raise AssertionError("server did not become SERVING")
-            await asyncio.sleep(0.2)
+
+        async def serving() -> None:
+            while True:
+                call = stub.Watch(health_pb2.HealthCheckRequest(), wait_for_ready=True)
+                try:
+                    async for reply in call:
+                        if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                            return
+                except grpc.aio.AioRpcError:
+                    # The connection broke before SERVING (a listener starting over): watch again.
+                    await asyncio.sleep(0.1)
+
+        watch = asyncio.ensure_future(serving())
+        exited = asyncio.ensure_future(process.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {watch, exited}, timeout=limit, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            watch.cancel()
+            exited.cancel()
+        if watch in done:
+            return
+        if exited in done:
+            raise AssertionError(f"server exited with {process.returncode}")
+        raise AssertionError("server did not become SERVING")
 
 
 @contextlib.contextmanager
