@@ -411,9 +411,10 @@ async def run_npc(
 ) -> subprocess.CompletedProcess[str]:
     """`npc ARGV` as `python -m npc` runs it, without the process (whose imports alone cost more
     than a second of CPU): the command's own parsing, code and exit status, on its own event
-    loop in a thread, with exactly the NPC_* variables of `env` set during the call, its stdout
-    and stderr (log lines included) captured. Tests about the process itself (the exit status
-    the entry point gives the shell, signals) start one instead."""
+    loop in a thread, with exactly the NPC_* variables of `env` set during the call (one call at
+    a time: they are the process's), its stdout and stderr (log lines included) captured.
+    Tests about the process itself (the exit status the entry point gives the shell, signals)
+    start one instead."""
     return await asyncio.to_thread(_npc_main, list(argv), env or {})
 
 
