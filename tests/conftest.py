@@ -10,11 +10,12 @@ import asyncio
 import contextlib
 import itertools
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 import pytest
 import pytest_asyncio
 
@@ -23,7 +24,14 @@ from npc.app import Clearinghouse
 from npc.config import Settings
 from npc.core.calendar import CALENDARS
 from npc.core.clock import FakeClock
-from npc.embedded import PG_APP_USER, EmbeddedPostgres, EmbeddedRedis, free_port
+from npc.embedded import (
+    PG_APP_USER,
+    EmbeddedPostgres,
+    EmbeddedRedis,
+    create_database_sql,
+    drop_database_sql,
+    free_port,
+)
 from npc.store.database import Database
 from npc_clients import OperatorClient
 from tests.helpers import Handlers, running
@@ -127,7 +135,9 @@ class DatabaseSupply:
 
     A clone costs PostgreSQL a few hundred milliseconds for every test that touches the database;
     made while the previous test runs (mostly waiting on its server), it is ready when asked for.
-    Drops go through the same thread, after the test.
+    Drops go through the same thread, after the test. The thread keeps one connection open for
+    all of them (on its own event loop): a fresh one per clone and per drop cost ~15 ms of CPU
+    each, between the client and the server's new backend.
     """
 
     def __init__(self, pg: EmbeddedPostgres, template: str) -> None:
@@ -135,10 +145,35 @@ class DatabaseSupply:
         self.template = template
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="test-databases")
         self._spare: Future[tuple[str, str]] | None = None
+        # Both used only in the thread.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._admin: asyncpg.Connection | None = None
+
+    def _execute(self, statement: Callable[[int], str]) -> None:
+        """Run `statement(server major version)` on the thread's connection."""
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        self._loop.run_until_complete(self._execute_async(statement))
+
+    async def _execute_async(self, statement: Callable[[int], str]) -> None:
+        if self._admin is None or self._admin.is_closed():
+            self._admin = await asyncpg.connect(self.pg.dsn_for("postgres"))
+        await self._admin.execute(statement(self._admin.get_server_version().major))
 
     def _clone(self) -> tuple[str, str]:
         name = f"t{next(_db_counter)}"
-        return name, self.pg.create_database(name, template=self.template)
+        self._execute(lambda major: create_database_sql(name, self.template, major))
+        return name, self.pg.dsn_for(name)
+
+    def _drop(self, name: str) -> None:
+        self._execute(lambda _: drop_database_sql(name))
+
+    def _close_connection(self) -> None:
+        if self._loop is None:
+            return
+        if self._admin is not None:
+            self._loop.run_until_complete(self._admin.close())
+        self._loop.close()
 
     def take(self) -> tuple[str, str]:
         """(name, DSN) of a fresh database no one else has used; the next one starts now."""
@@ -148,14 +183,15 @@ class DatabaseSupply:
 
     def drop(self, name: str) -> None:
         """Drop `name` in the background (its test is over)."""
-        self._thread.submit(self.pg.drop_database, name)
+        self._thread.submit(self._drop, name)
 
     def close(self) -> None:
         """Finish the pending work; drop the spare clone."""
         if self._spare is not None:
             name, _ = self._spare.result()
-            self._thread.submit(self.pg.drop_database, name)
+            self._thread.submit(self._drop, name)
             self._spare = None
+        self._thread.submit(self._close_connection)
         self._thread.shutdown(wait=True)
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import itertools
+import logging
 import os
+import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -289,28 +292,130 @@ async def port_end_to_end(
     return filed
 
 
+# The channel of `wait_serving` tries to connect every 200 ms (gRPC's default backoff, 1 s growing
+# to 120 s, could leave a started server unnoticed for seconds); refused connections cost the
+# kernel, not Python.
+_WAIT_CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 200),
+]
+
+
 async def wait_serving(
-    target: str, process: asyncio.subprocess.Process, limit: float = 30.0
+    target: str,
+    process: asyncio.subprocess.Process,
+    limit: float = 30.0,
+    credentials: grpc.ChannelCredentials | None = None,
 ) -> None:
-    """Wait until the server process at `target` reports SERVING on grpc.health.v1."""
+    """Wait until the server process at `target` reports SERVING on grpc.health.v1, or exits
+    (over TLS with `credentials`).
+
+    One health Watch that waits for the connection (`wait_for_ready`) and for the server to
+    push SERVING: no polling from Python while the server starts."""
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    async with grpc.aio.insecure_channel(target) as channel:
+    channel = (
+        grpc.aio.insecure_channel(target, options=_WAIT_CHANNEL_OPTIONS)
+        if credentials is None
+        else grpc.aio.secure_channel(target, credentials, options=_WAIT_CHANNEL_OPTIONS)
+    )
+    async with channel:
         stub = health_pb2_grpc.HealthStub(channel)
-        while True:
-            if process.returncode is not None:
-                raise AssertionError(f"server exited with {process.returncode}")
-            try:
-                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.aio.AioRpcError:
-                pass
-            if loop.time() > deadline:
-                raise AssertionError("server did not become SERVING")
-            await asyncio.sleep(0.2)
+
+        async def serving() -> None:
+            while True:
+                call = stub.Watch(health_pb2.HealthCheckRequest(), wait_for_ready=True)
+                try:
+                    async for reply in call:
+                        if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                            return
+                except grpc.aio.AioRpcError:
+                    # The connection broke before SERVING (a listener starting over): watch again.
+                    await asyncio.sleep(0.1)
+
+        watch = asyncio.ensure_future(serving())
+        exited = asyncio.ensure_future(process.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {watch, exited}, timeout=limit, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            watch.cancel()
+            exited.cancel()
+        if watch in done:
+            return
+        if exited in done:
+            raise AssertionError(f"server exited with {process.returncode}")
+        raise AssertionError("server did not become SERVING")
+
+
+@contextlib.contextmanager
+def _npc_environment(env: Mapping[str, str]) -> Iterator[None]:
+    """Exactly `env`'s NPC_* variables in os.environ (the others removed), as a process started
+    with them would see; os.environ restored afterwards."""
+    saved = {key: value for key, value in os.environ.items() if key.startswith("NPC_")}
+    for key in saved:
+        del os.environ[key]
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key in [key for key in os.environ if key.startswith("NPC_")]:
+            del os.environ[key]
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def _own_logging() -> Iterator[None]:
+    """Logging as a fresh process has it while `npc.cli.main` runs: no root handlers, so its
+    `logging.basicConfig` installs its handler on the captured stderr; afterwards that handler
+    is removed (repeated calls never stack) and pytest's handlers and levels come back."""
+    root = logging.getLogger()
+    asyncio_logger = logging.getLogger("asyncio")
+    handlers, level, asyncio_level = root.handlers[:], root.level, asyncio_logger.level
+    root.handlers = []
+    try:
+        yield
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.handlers = handlers
+        root.setLevel(level)
+        asyncio_logger.setLevel(asyncio_level)
+
+
+def _npc_main(argv: list[str], env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    from npc.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        _npc_environment(env),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+        _own_logging(),
+    ):
+        try:
+            code: int | str | None = main(argv)
+        except SystemExit as exit_:  # argparse's refusals and --help
+            code = exit_.code
+    if not isinstance(code, int):
+        # What the interpreter makes of sys.exit(None) and sys.exit("message").
+        err.write("" if code is None else f"{code}\n")
+        code = 0 if code is None else 1
+    return subprocess.CompletedProcess(["npc", *argv], code, out.getvalue(), err.getvalue())
+
+
+async def run_npc(
+    *argv: str, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`npc ARGV` as `python -m npc` runs it, without the process (whose imports alone cost more
+    than a second of CPU): the command's own parsing, code and exit status, on its own event
+    loop in a thread, with exactly the NPC_* variables of `env` set during the call (one call at
+    a time: they are the process's), its stdout and stderr (log lines included) captured.
+    Tests about the process itself (the exit status the entry point gives the shell, signals)
+    start one instead."""
+    return await asyncio.to_thread(_npc_main, list(argv), env or {})
 
 
 @contextlib.asynccontextmanager

@@ -7,7 +7,6 @@ Only the shape and the arithmetic are checked: speed is measured by the benchmar
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pytest
 from npc.config import Settings
 from npc.core.clock import SharedClock
 from npc_tools.bench import write_registry
+from tests.helpers import run_npc
 
 
 def test_the_synthetic_registry_has_the_share_of_ported_numbers_asked(tmp_path):
@@ -113,16 +113,8 @@ def test_a_shared_clock_keeps_an_offset_start_in_utc_and_refuses_a_malformed_spe
             SharedClock.parse(spec)
 
 
-@pytest.mark.slow
-def test_npc_serve_refuses_a_malformed_npc_clock_before_serving():
-    done = subprocess.run(
-        [sys.executable, "-m", "npc", "serve"],
-        env={**os.environ, "NPC_CLOCK": "2026-11-23T23:59:00-05:00@soon"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+async def test_npc_serve_refuses_a_malformed_npc_clock_before_serving():
+    done = await run_npc("serve", env={"NPC_CLOCK": "2026-11-23T23:59:00-05:00@soon"})
     assert done.returncode == 2
     assert "NPC_CLOCK" in done.stderr
 

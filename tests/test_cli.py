@@ -1,5 +1,6 @@
-"""The `npc` command end to end, as subprocesses: `npc demo` completes ports, `npc serve` serves
-gRPC health and HTTP and stops cleanly on SIGTERM, `npc admin` edits the reference data."""
+"""The `npc` command end to end: as subprocesses, `npc demo` completes ports, `npc serve` serves
+gRPC health and HTTP and stops cleanly on SIGTERM, and `npc admin` without a database exits 2 (the
+status the shell sees); in-process (`run_npc`), `npc admin` edits the reference data."""
 
 from __future__ import annotations
 
@@ -10,28 +11,16 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import asyncpg
 import pytest
 
-from npc.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
-from tests.helpers import wait_serving
-
-pytestmark = pytest.mark.slow  # starts processes
+from npc.embedded import EmbeddedRedis, free_port
+from tests.helpers import run_npc, wait_serving
 
 _names = itertools.count()
-
-
-@pytest.fixture
-def cli_database(pg_server: EmbeddedPostgres, template_database: str) -> Iterator[str]:
-    """A fresh migrated database (no operators) for one command."""
-    name = f"cli_{os.getpid()}_{next(_names)}"
-    dsn = pg_server.create_database(name, template=template_database)
-    yield dsn
-    pg_server.drop_database(name)
 
 
 def _env(database_url: str, redis: EmbeddedRedis, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -55,12 +44,13 @@ async def _fetchval(dsn: str, query: str, *args: object) -> object:
         await conn.close()
 
 
+@pytest.mark.slow  # starts processes
 @pytest.mark.timeout(180)
 async def test_demo_completes_the_requested_ports(
-    cli_database: str, redis_server: EmbeddedRedis, tmp_path: Path
+    database_url: str, redis_server: EmbeddedRedis, tmp_path: Path
 ) -> None:
     env = _env(
-        cli_database,
+        database_url,
         redis_server,
         tmp_path,
         NPC_GRPC_PORT=str(free_port()),
@@ -94,17 +84,18 @@ async def test_demo_completes_the_requested_ports(
     assert float(summary.group(2)) > 0, text
     assert re.search(r"^\[ *[\d.]+s\] .* completed \d+", text, re.M), text  # progress lines
     # The demo seeded the empty database and really ported: five requests are completed.
-    assert await _fetchval(cli_database, "SELECT count(*) FROM operators") == 5
+    assert await _fetchval(database_url, "SELECT count(*) FROM operators") == 5
     completed = await _fetchval(
-        cli_database, "SELECT count(*) FROM port_requests WHERE state = 'completed'"
+        database_url, "SELECT count(*) FROM port_requests WHERE state = 'completed'"
     )
     assert completed == 5, text
     assert not (tmp_path / "var").exists()  # configured databases: nothing embedded started
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_serve_answers_health_and_metrics_and_stops_on_sigterm(
-    cli_database: str, redis_server: EmbeddedRedis, tmp_path: Path
+    database_url: str, redis_server: EmbeddedRedis, tmp_path: Path
 ) -> None:
     grpc_port, http_port = free_port(), free_port()
     log_path = tmp_path / "serve.log"
@@ -118,7 +109,7 @@ async def test_serve_answers_health_and_metrics_and_stops_on_sigterm(
             str(grpc_port),
             "--http-port",
             str(http_port),
-            env=_env(cli_database, redis_server, tmp_path),
+            env=_env(database_url, redis_server, tmp_path),
             cwd=tmp_path,
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
@@ -147,7 +138,7 @@ async def test_serve_answers_health_and_metrics_and_stops_on_sigterm(
     assert f"gRPC 127.0.0.1:{grpc_port}, HTTP http://127.0.0.1:{http_port}" in text, text
     assert "Traceback" not in text, text
     # A configured database is never seeded with the demo market.
-    assert await _fetchval(cli_database, "SELECT count(*) FROM operators") == 0
+    assert await _fetchval(database_url, "SELECT count(*) FROM operators") == 0
 
 
 def _npc(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -161,47 +152,69 @@ def _npc(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.timeout(120)
-def test_admin_commands(cli_database: str, redis_server: EmbeddedRedis, tmp_path: Path) -> None:
-    env = _env(cli_database, redis_server, tmp_path)
+def _npc_variables(env: dict[str, str]) -> dict[str, str]:
+    return {key: value for key, value in env.items() if key.startswith("NPC_")}
 
-    done = _npc(env, "admin", "migrate")
+
+@pytest.mark.timeout(120)
+async def test_admin_commands(
+    database_url: str, redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    env = _npc_variables(_env(database_url, redis_server, tmp_path))
+
+    done = await run_npc("admin", "migrate", env=env)
     assert done.returncode == 0, done.stderr
     assert "schema up to date" in done.stdout
 
-    done = _npc(env, "admin", "add-operator", "acme", "Acme Telecom", "31", "--token", "tok-acme")
+    done = await run_npc(
+        "admin", "add-operator", "acme", "Acme Telecom", "31", "--token", "tok-acme", env=env
+    )
     assert done.returncode == 0, done.stderr
     assert "added operator acme" in done.stdout
 
-    done = _npc(env, "admin", "add-operator", "nova", "Nova Móvil", "32", "--country", "CO")
+    done = await run_npc(
+        "admin", "add-operator", "nova", "Nova Móvil", "32", "--country", "CO", env=env
+    )
     assert done.returncode == 0, done.stderr
     assert "API token (shown once" in done.stdout  # generated for a new operator
     country = "SELECT country FROM operators WHERE id = $1"
-    assert asyncio.run(_fetchval(cli_database, country, "nova")) == "CO"
-    assert asyncio.run(_fetchval(cli_database, country, "acme")) == "PE"
+    assert await _fetchval(database_url, country, "nova") == "CO"
+    assert await _fetchval(database_url, country, "acme") == "PE"
 
-    done = _npc(env, "admin", "add-range", "acme", "mobile", "970000000", "970000999")
+    done = await run_npc("admin", "add-range", "acme", "mobile", "970000000", "970000999", env=env)
     assert done.returncode == 0, done.stderr
-    overlapping = _npc(env, "admin", "add-range", "nova", "mobile", "970000500", "970001500")
+    overlapping = await run_npc(
+        "admin", "add-range", "nova", "mobile", "970000500", "970001500", env=env
+    )
     assert overlapping.returncode == 1
     assert "overlaps" in overlapping.stderr
-    unknown = _npc(env, "admin", "add-range", "nobody", "mobile", "971000000", "971000999")
+    unknown = await run_npc(
+        "admin", "add-range", "nobody", "mobile", "971000000", "971000999", env=env
+    )
     assert unknown.returncode == 1
     assert "unknown operator" in unknown.stderr
 
-    done = _npc(env, "admin", "seed-demo")
+    done = await run_npc("admin", "seed-demo", env=env)
     assert done.returncode == 0, done.stderr
     assert "nothing loaded" in done.stdout  # operators exist already
 
-    assert asyncio.run(_fetchval(cli_database, "SELECT count(*) FROM operators")) == 2
+    assert await _fetchval(database_url, "SELECT count(*) FROM operators") == 2
     assert (
-        asyncio.run(
-            _fetchval(cli_database, "SELECT count(*) FROM number_ranges WHERE operator_id = 'acme'")
+        await _fetchval(
+            database_url, "SELECT count(*) FROM number_ranges WHERE operator_id = 'acme'"
         )
         == 1
     )
 
-    no_database = {k: v for k, v in env.items() if k != "NPC_DATABASE_URL"}
-    refused = _npc(no_database, "admin", "migrate")
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_admin_without_a_database_exits_2_naming_npc_database_url(
+    redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    """The exit status the shell sees: the entry point's, so a real process."""
+    env = _env("", redis_server, tmp_path)
+    del env["NPC_DATABASE_URL"]
+    refused = _npc(env, "admin", "migrate")
     assert refused.returncode == 2
     assert "NPC_DATABASE_URL" in refused.stderr

@@ -3,10 +3,7 @@ the operators' CA gets in, and bearer tokens mean nothing on a TLS server."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -22,7 +19,7 @@ from npc.api.tls import CA_CERT, issue_certificate, make_ca
 from npc.app import Clearinghouse
 from npc.v1 import portability_pb2 as pb
 from npc_clients import OperatorClient
-from tests.helpers import port_request, rid, running, stream_head
+from tests.helpers import port_request, rid, run_npc, running, stream_head
 
 
 @pytest.fixture(scope="module")
@@ -185,22 +182,12 @@ async def _count_requests(app: Clearinghouse) -> int:
         return int(await conn.fetchval("SELECT count(*) FROM port_requests"))
 
 
-@pytest.mark.slow
 async def test_npc_admin_makes_a_ca_and_certificates(tmp_path):
-    def admin(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "npc", "admin", *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-
-    made = await asyncio.to_thread(admin, "make-ca", str(tmp_path / "ca"))
+    made = await run_npc("admin", "make-ca", str(tmp_path / "ca"))
     assert made.returncode == 0, made.stderr
-    again = await asyncio.to_thread(admin, "make-ca", str(tmp_path / "ca"))
+    again = await run_npc("admin", "make-ca", str(tmp_path / "ca"))
     assert again.returncode == 1  # never replaces a CA
-    issued = await asyncio.to_thread(admin, "issue-cert", str(tmp_path / "ca"), "entel")
+    issued = await run_npc("admin", "issue-cert", str(tmp_path / "ca"), "entel")
     assert issued.returncode == 0, issued.stderr
     from cryptography import x509
     from cryptography.x509.oid import NameOID
@@ -209,20 +196,8 @@ async def test_npc_admin_makes_a_ca_and_certificates(tmp_path):
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "entel"
 
 
-@pytest.mark.slow
 async def test_npc_serve_refuses_plain_tokens_outside_dev_mode(database_url, redis_server):
-    import os
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NPC_")}
-    env.update(NPC_DATABASE_URL=database_url, NPC_REDIS_URL=redis_server.url)
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "npc", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    env = {"NPC_DATABASE_URL": database_url, "NPC_REDIS_URL": redis_server.url}
+    done = await run_npc("serve", env=env)
     assert done.returncode == 2
     assert "NPC_TLS_CERT" in done.stderr and "NPC_DEV_MODE" in done.stderr

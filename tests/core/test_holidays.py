@@ -4,7 +4,6 @@ deadline computed after the decree uses it, one set before keeps its instant).""
 
 from __future__ import annotations
 
-import asyncio
 import tomllib
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -13,12 +12,11 @@ import holidays as holidays_package
 import pytest
 
 from npc.api.event_bodies.holidays import holiday_decreed
-from npc.cli import main
 from npc.core import holidays
 from npc.core.calendar import PERU, BusinessCalendar
 from npc.flows.registry import convert
 from npc.v1 import registry_pb2 as pb
-from tests.helpers import Handlers, block, port_through_handlers, rid
+from tests.helpers import Handlers, block, port_through_handlers, rid, run_npc
 
 DECREED = date(2026, 12, 10)  # a Thursday
 # Wednesday 2 December 2026, 10:00 Lima.
@@ -73,14 +71,13 @@ def test_calendar_days_count_lima_dates(instant, end):
     assert _lima().end_of_calendar_days(instant, 30) == end
 
 
-async def _npc(handlers: Handlers, capsys: pytest.CaptureFixture[str], *args: str):
-    """`npc admin holidays ARGS` as the command runs it (its own connection and event loop, in a
-    thread: a process of its own would cost a second of imports), then the server settles."""
+async def _npc(handlers: Handlers, *args: str):
+    """`npc admin holidays ARGS` as the command runs it (`run_npc`: its own connection and event
+    loop, in a thread), then the server settles."""
     assert handlers.core.db.dsn is not None
-    argv = ["admin", "--database-url", handlers.core.db.dsn, "holidays", *args]
-    code = await asyncio.to_thread(main, argv)
+    done = await run_npc("admin", "--database-url", handlers.core.db.dsn, "holidays", *args)
     await handlers.core.settle()  # the log reaches the hub, which reloads the decrees
-    return code, capsys.readouterr().out
+    return done.returncode, done.stdout
 
 
 async def _ask_return(handlers: Handlers, port_id: str):
@@ -103,7 +100,7 @@ async def _answer_due(handlers: Handlers, case_id: str) -> datetime:
 
 
 async def test_admin_decrees_a_holiday_that_running_servers_apply_to_new_deadlines(
-    handlers: Handlers, capsys: pytest.CaptureFixture[str], restored_calendars: None
+    handlers: Handlers, restored_calendars: None
 ):
     first = await port_through_handlers(handlers, "claro", "movistar", [block("940000001")])
     second = await port_through_handlers(handlers, "claro", "movistar", [block("940000002")])
@@ -112,10 +109,10 @@ async def test_admin_decrees_a_holiday_that_running_servers_apply_to_new_deadlin
     end_of_friday = datetime(2026, 12, 12, 5, 0, tzinfo=UTC)
     assert before["answer_deadline"] == end_of_friday
 
-    code, out = await _npc(handlers, capsys, "add", "PE", DECREED.isoformat(), "Feriado decretado")
+    code, out = await _npc(handlers, "add", "PE", DECREED.isoformat(), "Feriado decretado")
     assert (code, out.strip()) == (0, "PE 2026-12-10: holiday Feriado decretado")
     assert PERU.holiday_name(DECREED) == "Feriado decretado"  # this process follows the log
-    code, out = await _npc(handlers, capsys, "list", "PE", "--year", "2026")
+    code, out = await _npc(handlers, "list", "PE", "--year", "2026")
     assert code == 0
     assert "2026-12-10  Feriado decretado  (decreed)" in out.splitlines()
     assert "2026-12-08  Immaculate Conception" in out.splitlines()
@@ -125,7 +122,7 @@ async def test_admin_decrees_a_holiday_that_running_servers_apply_to_new_deadlin
     assert await _answer_due(handlers, before["id"]) == end_of_friday  # set before: kept
     assert await _answer_due(handlers, after["id"]) == end_of_friday + timedelta(days=3)
 
-    code, out = await _npc(handlers, capsys, "remove", "PE", DECREED.isoformat())
+    code, out = await _npc(handlers, "remove", "PE", DECREED.isoformat())
     assert (code, out.strip()) == (0, "PE 2026-12-10: no longer a holiday (was Feriado decretado)")
     assert not PERU.is_holiday(DECREED)
     with pytest.raises(holidays.DecreeRefused):

@@ -3,14 +3,8 @@ first position whose content, order or presence was changed behind the clearingh
 
 from __future__ import annotations
 
-import asyncio
-import subprocess
-import sys
-
-import pytest
-
 from npc.core.verify import verify_log
-from tests.helpers import block, port_end_to_end, settle
+from tests.helpers import block, port_end_to_end, run_npc, settle
 
 
 async def _traffic(app, operators, clock) -> int:
@@ -72,23 +66,12 @@ async def test_a_deleted_event_and_a_swapped_pair_are_caught(app, operators, clo
     assert result.first_broken == 3 and "hash" in (result.reason or "")
 
 
-@pytest.mark.slow
 async def test_npc_admin_verify_log_exits_1_and_names_the_position(
     app, operators, clock, market_database_url
 ):
     head = await _traffic(app, operators, clock)
-    command = [
-        sys.executable,
-        "-m",
-        "npc",
-        "admin",
-        "--database-url",
-        market_database_url,
-        "verify-log",
-    ]
-    ok = await asyncio.to_thread(
-        subprocess.run, command, capture_output=True, text=True, timeout=60, check=False
-    )
+    command = ("admin", "--database-url", market_database_url, "verify-log")
+    ok = await run_npc(*command)
     assert ok.returncode == 0, ok.stderr
     assert f"log intact: {head:,} events" in ok.stdout
     await _tamper(
@@ -96,8 +79,6 @@ async def test_npc_admin_verify_log_exits_1_and_names_the_position(
         "UPDATE events SET occurred_at = occurred_at - interval '1 hour' WHERE position = $1",
         5,
     )
-    broken = await asyncio.to_thread(
-        subprocess.run, command, capture_output=True, text=True, timeout=60, check=False
-    )
+    broken = await run_npc(*command)
     assert broken.returncode == 1
     assert "log broken at position 5" in broken.stdout

@@ -22,7 +22,7 @@ from npc.api.tls import CA_CERT, issue_certificate, make_ca
 from npc.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from npc.flows.registry.importer import import_plan, import_ported
 from npc.store.database import Database
-from tests.helpers import server_process
+from tests.helpers import server_process, wait_serving
 
 pytestmark = pytest.mark.slow  # starts processes
 
@@ -61,25 +61,12 @@ async def seed(dsn: str) -> None:
 
 async def wait_tls_serving(target: str, pki: Path, process: asyncio.subprocess.Process) -> None:
     """Wait until the TLS server at `target` reports SERVING (as operator claro)."""
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
     credentials = grpc.ssl_channel_credentials(
         (pki / CA_CERT).read_bytes(),
         (pki / "claro.key").read_bytes(),
         (pki / "claro.crt").read_bytes(),
     )
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 30
-    async with grpc.aio.secure_channel(target, credentials) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while True:
-            assert process.returncode is None, f"server exited with {process.returncode}"
-            with contextlib.suppress(grpc.aio.AioRpcError):
-                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            assert loop.time() < deadline, "server did not become SERVING"
-            await asyncio.sleep(0.2)
+    await wait_serving(target, process, credentials=credentials)
 
 
 @contextlib.asynccontextmanager

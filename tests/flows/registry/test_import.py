@@ -1,13 +1,11 @@
 """Bulk import of the numbering plan and of ported numbers: good files load in one transaction,
 the first bad row fails the whole import with its line number, and `npc admin import` works end to
-end."""
+end (in-process: `run_npc`)."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +22,7 @@ from npc.flows.registry.importer import (
 )
 from npc.store.database import Database
 from tests.conftest import DatabaseSupply
+from tests.helpers import run_npc
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 PLAN = "operator,service,first,last\n"
@@ -285,23 +284,13 @@ async def test_a_hundred_thousand_ported_numbers(db, tmp_path):
         )
 
 
-def _run(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("NPC_")}
-    env["NPC_DATABASE_URL"] = database_url
-    return subprocess.run(
-        [sys.executable, "-m", "npc", "admin", "import", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+async def _run(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return await run_npc("admin", "import", *args, env={"NPC_DATABASE_URL": database_url})
 
 
-@pytest.mark.slow
 async def test_npc_admin_import_end_to_end(db, database_url, tmp_path):
     plan = _write(tmp_path, "plan.csv", PLAN + "wom,mobile,970000000,970999999\n")
-    done = _run(database_url, "plan", str(plan))
+    done = await _run(database_url, "plan", str(plan))
     assert done.returncode == 0, done.stderr
     assert "imported 1 ranges added to the plan" in done.stdout
     assert "100.0%" in done.stderr
@@ -312,16 +301,16 @@ async def test_npc_admin_import_end_to_end(db, database_url, tmp_path):
         PORTED + "970000001,claro,2024-03-01T10:15:00-05:00\n970000002,wom,2024-03-01T10:15Z\n",
     )
     before = await _counts(db)
-    failed = _run(database_url, "ported", str(ported))
+    failed = await _run(database_url, "ported", str(ported))
     assert failed.returncode == 1
     assert "line 3: number 970000002: its range holder wom is the serving operator" in failed.stderr
     assert await _counts(db) == before
 
     _write(tmp_path, "ported.csv", PORTED + "970000001,claro,2024-03-01T10:15:00-05:00\n")
-    done = _run(database_url, "ported", str(ported))
+    done = await _run(database_url, "ported", str(ported))
     assert done.returncode == 0, done.stderr
     assert "imported 1 ported numbers recorded" in done.stdout
     assert await _serving(db, "970000001") == "claro"
 
-    missing = _run(database_url, "ported", str(tmp_path / "nope.csv"))
+    missing = await _run(database_url, "ported", str(tmp_path / "nope.csv"))
     assert missing.returncode == 2

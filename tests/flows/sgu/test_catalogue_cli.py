@@ -1,48 +1,24 @@
-"""`npc admin sgu-catalogue FILE`: the regulator loads the SGU catalogue from a CSV file."""
+"""`npc admin sgu-catalogue FILE`: the regulator loads the SGU catalogue from a CSV
+file; the command runs in-process (`run_npc`)."""
 
 from __future__ import annotations
 
-import itertools
-import os
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from npc.embedded import EmbeddedPostgres
+from tests.helpers import run_npc
 
-pytestmark = pytest.mark.slow  # starts processes
-
-_names = itertools.count()
 HEADER = (
     "code,name,category,category_name,service,deadline_unit,deadline_amount,claimable,"
     "claim_business_days,active\n"
 )
 
 
-@pytest.fixture
-def catalogue_database(pg_server: EmbeddedPostgres, template_database: str) -> Iterator[str]:
-    """A fresh migrated database for one command."""
-    name = f"sgu_cli_{os.getpid()}_{next(_names)}"
-    dsn = pg_server.create_database(name, template=template_database)
-    yield dsn
-    pg_server.drop_database(name)
-
-
-def _admin(dsn: str, path: Path) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("NPC_")}
-    env["NPC_DATABASE_URL"] = dsn
-    return subprocess.run(
-        [sys.executable, "-m", "npc", "admin", "sgu-catalogue", str(path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+async def _admin(dsn: str, path: Path) -> subprocess.CompletedProcess[str]:
+    return await run_npc("admin", "sgu-catalogue", str(path), env={"NPC_DATABASE_URL": dsn})
 
 
 async def _rows(dsn: str) -> dict[str, tuple]:
@@ -57,9 +33,9 @@ async def _rows(dsn: str) -> dict[str, tuple]:
 
 
 async def test_a_catalogue_file_adds_and_changes_subcategories(
-    catalogue_database: str, tmp_path: Path
+    database_url: str, tmp_path: Path
 ) -> None:
-    before = await _rows(catalogue_database)
+    before = await _rows(database_url)
     assert before["REC-01"] == ("hours", 24, True, True)
     path = tmp_path / "catalogo.csv"
     path.write_text(
@@ -71,10 +47,10 @@ async def test_a_catalogue_file_adds_and_changes_subcategories(
         "false,15,false\n",
         encoding="utf-8",
     )
-    done = _admin(catalogue_database, path)
+    done = await _admin(database_url, path)
     assert done.returncode == 0, done.stderr
     assert "loaded 3 SGU subcategories" in done.stdout
-    after = await _rows(catalogue_database)
+    after = await _rows(database_url)
     assert after["REC-01"] == ("hours", 12, True, True)
     assert after["DAT-01"] == ("business_days", 1, True, True)
     assert after["INF-01"] == ("business_days", 2, False, False)
@@ -92,16 +68,16 @@ async def test_a_catalogue_file_adds_and_changes_subcategories(
     ],
 )
 async def test_a_bad_line_loads_nothing_and_names_the_line(
-    catalogue_database: str, tmp_path: Path, line: str, reason: str
+    database_url: str, tmp_path: Path, line: str, reason: str
 ) -> None:
-    before = await _rows(catalogue_database)
+    before = await _rows(database_url)
     path = tmp_path / "catalogo.csv"
     path.write_text(
         HEADER + "REC-01,Recarga no acreditada,REC,Recargas,mobile,hours,6,true,3,true\n" + line,
         encoding="utf-8",
     )
-    failed = _admin(catalogue_database, path)
+    failed = await _admin(database_url, path)
     assert failed.returncode == 1
     assert "line 3" in failed.stderr and reason in failed.stderr
     assert "nothing loaded" in failed.stderr
-    assert await _rows(catalogue_database) == before
+    assert await _rows(database_url) == before
