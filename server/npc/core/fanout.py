@@ -16,7 +16,9 @@ import logging
 import weakref
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
 
+import asyncpg
 from prometheus_client import REGISTRY, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -95,9 +97,13 @@ LEFT JOIN LATERAL (
 ORDER BY e.id
 """
 
-# Moves the head from $4 to ($5, $6) and positions the events, or does nothing when the head is
-# no longer at $4: the EXISTS is a one-time filter over the head's UPDATE, which waits for
-# another writer's lock and then sees its committed position. Returns whether it moved.
+# Moves the head from $4 to ($5, $6) and positions the events ($1, $2, $3), or does nothing when
+# the head is no longer at $4: the EXISTS is a one-time filter over the head's UPDATE, which waits
+# for another writer's lock and then sees its committed position. In the same round trip, the
+# next events waiting (up to $7; the statement's snapshot still shows the batch unsequenced, so
+# it is left out): they count only when the head moved, and then no other sequencer can have
+# positioned any of them, for it would have had to move the head from $4 first. Always one row
+# at least: `moved`, and the waiting events' columns (NULL when none waits).
 _POSITION = """
 WITH head AS (
     UPDATE event_head SET position = $5, hash = $6 WHERE position = $4 RETURNING 1
@@ -107,12 +113,66 @@ WITH head AS (
     WHERE events.id = u.id AND EXISTS (SELECT FROM head)
     RETURNING 1
 )
-SELECT EXISTS (SELECT FROM head)
+SELECT (SELECT EXISTS (SELECT FROM head)) AS moved, e.*
+FROM (SELECT) AS one
+LEFT JOIN LATERAL (
+    SELECT id, occurred_at, flow, type, code, case_id, sender, audience, broadcast, payload
+    FROM events
+    WHERE position IS NULL AND id NOT IN (SELECT unnest($1::bigint[]))
+    ORDER BY id LIMIT $7
+) e ON true
+ORDER BY e.id
 """
 
 # Another process moving the head between a pass's read and write makes the pass read again;
 # this many in a row means something else is wrong.
 _SEQUENCE_ATTEMPTS = 50
+
+
+@dataclass(frozen=True)
+class _Chained:
+    """A batch given its positions and hashes, to be written if the head is still `read_at`."""
+
+    read_at: int
+    rows: list[asyncpg.Record]
+    ids: list[int]
+    positions: list[int]
+    hashes: list[bytes]
+
+    @property
+    def head(self) -> int:
+        return self.positions[-1]
+
+    @property
+    def head_hash(self) -> bytes:
+        return self.hashes[-1]
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """The head as read (or as the last batch left it) and the events waiting after it."""
+
+    position: int
+    hash: bytes
+    rows: list[asyncpg.Record]
+
+    @classmethod
+    def first(cls, rows: list[asyncpg.Record]) -> _Batch:
+        """From `_WAITING`'s rows: the head, and the events (none when the head came alone)."""
+        head = rows[0]
+        waiting = rows if head["id"] is not None else []
+        return cls(head["head_position"], head["head_hash"], waiting)
+
+    def chained(self) -> _Chained:
+        """The events' positions after the head, each hash chained to the previous one's."""
+        position, previous = self.position, self.hash
+        positions, hashes = [], []
+        for row in self.rows:
+            position += 1
+            previous = chain_hash(previous, position, row)
+            positions.append(position)
+            hashes.append(previous)
+        return _Chained(self.position, self.rows, [r["id"] for r in self.rows], positions, hashes)
 
 
 class Sequencer:
@@ -141,13 +201,14 @@ class Sequencer:
         self._wake.set()
 
     async def sequence_once(self, *, probe: bool = False) -> int:
-        """Sequence one batch; return how many events got a position.
+        """Sequence what waits; return how many events got a position.
 
-        Two round trips and no explicit transaction: one statement reads the head with the
-        waiting events (one snapshot, so they agree), and one moves the head from the position
-        read to the new one and positions the events, only if the head was still where it was
-        read (a compare-and-set: a sequencer of another process that moved it first wins, and
-        this one reads again). The head's row lock serialises the writers of that statement.
+        One statement reads the head with the waiting events (one snapshot, so they agree);
+        then each round trip moves the head from the position read to the new one and positions
+        a batch, only if the head was still where it was read (a compare-and-set: a sequencer
+        of another process that moved it first wins, and this one reads again), and reads the
+        next batch: while events keep coming, a batch costs one round trip, not two. The head's
+        row lock serialises the writers of that statement.
 
         With `probe`, first look (one cheap indexed read) whether anything waits: a polling
         pass usually finds nothing.
@@ -157,39 +218,43 @@ class Sequencer:
                 waiting = await conn.fetchval(_ANY_WAITING)
             if not waiting:
                 return 0
+        sequenced = 0
         for _ in range(_SEQUENCE_ATTEMPTS):
             async with self.db.pool.acquire() as conn:
                 rows = await conn.fetch(_WAITING, self.batch_size)
-                head_row = rows[0]
-                if head_row["id"] is None:  # the head alone: nothing waits
-                    return 0
-                position: int = head_row["head_position"]
-                previous: bytes = head_row["head_hash"]
-                read_at = position
-                ids, positions, hashes = [], [], []
-                for row in rows:
-                    position += 1
-                    previous = chain_hash(previous, position, row)
-                    ids.append(row["id"])
-                    positions.append(position)
-                    hashes.append(previous)
-                start = read_at + 1
-                moved = await conn.fetchval(
-                    _POSITION, ids, positions, hashes, read_at, position, previous
-                )
-            if moved:
-                break
-        else:
-            raise RuntimeError(
-                f"the event head moved under {_SEQUENCE_ATTEMPTS} sequencing passes in a row"
-            )
-        SEQUENCED.inc(len(rows))
-        HEAD_POSITION.set(position)
+                head = _Batch.first(rows)
+                while head.rows:
+                    batch = head.chained()
+                    rows = await conn.fetch(
+                        _POSITION,
+                        batch.ids,
+                        batch.positions,
+                        batch.hashes,
+                        batch.read_at,
+                        batch.head,
+                        batch.head_hash,
+                        self.batch_size,
+                    )
+                    if not rows[0]["moved"]:
+                        break  # another process moved the head: read it again
+                    await self._positioned(batch)
+                    sequenced += len(batch.rows)
+                    passed()
+                    head = _Batch(batch.head, batch.head_hash, [r for r in rows if r["id"]])
+                else:
+                    return sequenced
+        raise RuntimeError(
+            f"the event head moved under {_SEQUENCE_ATTEMPTS} sequencing passes in a row"
+        )
+
+    async def _positioned(self, batch: _Chained) -> None:
+        SEQUENCED.inc(len(batch.rows))
+        HEAD_POSITION.set(batch.head)
         if self.on_batch is not None:
             await self.on_batch(
                 [
                     LoggedEvent(
-                        position=start + k,
+                        position=position,
                         occurred_at=row["occurred_at"],
                         flow=row["flow"],
                         type=row["type"],
@@ -199,14 +264,15 @@ class Sequencer:
                         audience=tuple(row["audience"] or ()),
                         broadcast=row["broadcast"],
                         payload=row["payload"],
-                        hash=hashes[k],
+                        hash=hashed,
                     )
-                    for k, row in enumerate(rows)
+                    for row, position, hashed in zip(
+                        batch.rows, batch.positions, batch.hashes, strict=True
+                    )
                 ]
             )
         if self.on_sequenced is not None:
-            self.on_sequenced(position)
-        return len(rows)
+            self.on_sequenced(batch.head)
 
     async def catch_up(self) -> None:
         """Sequence until nothing committed is left without a position."""
