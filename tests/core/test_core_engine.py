@@ -85,6 +85,25 @@ async def test_positions_gap_free_and_chained_under_concurrent_writers(cores):
         assert mine == [(i, part) for i in range(25) for part in (1, 2)]
 
 
+async def test_sequencing_a_flow_of_events_costs_one_round_trip_per_batch(cores):
+    """While events keep waiting, each round trip positions one batch and reads the next: three
+    batches cost the first read, three positionings and the read that finds nothing left."""
+    core = await cores(FakeClock(DEFAULT_START))
+    await _write_events(core, 0, 15)  # 30 events
+    statements: list[str] = []
+    await core.db.add_query_logger(lambda query: statements.append(query.query))
+    core.sequencer.batch_size = 10
+    await core.sequencer.catch_up()
+    await asyncio.sleep(0)  # the loggers run in call_soon callbacks
+    # The sequencer's own statements (asyncpg's one-off type introspection left out).
+    kinds = [s.split()[0] for s in statements if "event_head" in s]
+    assert kinds == ["SELECT"] + ["WITH"] * 3 + ["SELECT"], kinds
+    async with core.db.pool.acquire() as conn:
+        head = await conn.fetchval("SELECT position FROM event_head")
+        waiting = await conn.fetchval("SELECT count(*) FROM events WHERE position IS NULL")
+    assert (head, waiting) == (30, 0)
+
+
 async def test_event_log_is_append_only(cores):
     core = await cores(FakeClock(DEFAULT_START))
     await _write_events(core, 0, 1)
