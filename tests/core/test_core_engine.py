@@ -370,6 +370,38 @@ async def test_a_busy_case_does_not_hold_up_other_cases_deadlines(cores):
     assert fired == ["free/1", "busy/1", "busy/2"]
 
 
+async def test_a_cancelled_pass_takes_its_firings_along_and_the_deadline_stays_due(cores):
+    """Stopping the scheduler mid-pass leaves no firing running behind it, and what it was firing
+    fires once, on the next pass."""
+    clock = FakeClock(DEFAULT_START)
+    core = await cores(clock)
+    started, cancelled = asyncio.Event(), asyncio.Event()
+    fired: list[str] = []
+
+    async def handler(txn: Txn, deadline: Deadline) -> None:
+        if not started.is_set():
+            started.set()
+            try:
+                await asyncio.Event().wait()  # a firing still under way when the pass stops
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+        fired.append(deadline.case_id)
+
+    core.deadlines.register("test", "slow", handler)
+    async with core.db.transaction("test", clock.now()) as txn:
+        txn.set_deadline("test", "slow", "c1", clock.now() + timedelta(minutes=1), "r")
+    clock.advance(timedelta(minutes=2))
+    firing = asyncio.ensure_future(core.deadlines.fire_due())
+    await started.wait()
+    firing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await firing
+    assert cancelled.is_set()
+    assert await core.deadlines.fire_due() == 1
+    assert fired == ["c1"]
+
+
 async def test_case_row_is_locked_only_after_the_case_lock(cores):
     """`CaseTable.lock` takes the case lock and the row lock in one statement, in that order:
     while another transaction holds the case, the waiting statement holds no row lock."""

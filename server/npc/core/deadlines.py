@@ -325,6 +325,17 @@ class _Pass:
 
     async def run(self) -> int:
         """Fire until nothing due is left but what is held elsewhere; return how many fired."""
+        try:
+            return await self._fire_all()
+        finally:
+            # A pass that fails (the storage) or is cancelled (the server stops) takes its
+            # firings with it: none outlives it, and each one not committed stays due.
+            for task in self.firing:
+                task.cancel()
+            if self.firing:
+                await asyncio.gather(*self.firing, return_exceptions=True)
+
+    async def _fire_all(self) -> int:
         scheduler = self.scheduler
         loop = asyncio.get_running_loop()
         while True:
