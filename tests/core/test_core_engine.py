@@ -85,6 +85,25 @@ async def test_positions_gap_free_and_chained_under_concurrent_writers(cores):
         assert mine == [(i, part) for i in range(25) for part in (1, 2)]
 
 
+async def test_sequencing_a_flow_of_events_costs_one_round_trip_per_batch(cores):
+    """While events keep waiting, each round trip positions one batch and reads the next: three
+    batches cost the first read, three positionings and the read that finds nothing left."""
+    core = await cores(FakeClock(DEFAULT_START))
+    await _write_events(core, 0, 15)  # 30 events
+    statements: list[str] = []
+    await core.db.add_query_logger(lambda query: statements.append(query.query))
+    core.sequencer.batch_size = 10
+    await core.sequencer.catch_up()
+    await asyncio.sleep(0)  # the loggers run in call_soon callbacks
+    # The sequencer's own statements (asyncpg's one-off type introspection left out).
+    kinds = [s.split()[0] for s in statements if "event_head" in s]
+    assert kinds == ["SELECT"] + ["WITH"] * 3 + ["SELECT"], kinds
+    async with core.db.pool.acquire() as conn:
+        head = await conn.fetchval("SELECT position FROM event_head")
+        waiting = await conn.fetchval("SELECT count(*) FROM events WHERE position IS NULL")
+    assert (head, waiting) == (30, 0)
+
+
 async def test_event_log_is_append_only(cores):
     core = await cores(FakeClock(DEFAULT_START))
     await _write_events(core, 0, 1)
@@ -349,6 +368,38 @@ async def test_a_busy_case_does_not_hold_up_other_cases_deadlines(cores):
     await command
     assert await core.deadlines.fire_due() == 2
     assert fired == ["free/1", "busy/1", "busy/2"]
+
+
+async def test_a_cancelled_pass_takes_its_firings_along_and_the_deadline_stays_due(cores):
+    """Stopping the scheduler mid-pass leaves no firing running behind it, and what it was firing
+    fires once, on the next pass."""
+    clock = FakeClock(DEFAULT_START)
+    core = await cores(clock)
+    started, cancelled = asyncio.Event(), asyncio.Event()
+    fired: list[str] = []
+
+    async def handler(txn: Txn, deadline: Deadline) -> None:
+        if not started.is_set():
+            started.set()
+            try:
+                await asyncio.Event().wait()  # a firing still under way when the pass stops
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+        fired.append(deadline.case_id)
+
+    core.deadlines.register("test", "slow", handler)
+    async with core.db.transaction("test", clock.now()) as txn:
+        txn.set_deadline("test", "slow", "c1", clock.now() + timedelta(minutes=1), "r")
+    clock.advance(timedelta(minutes=2))
+    firing = asyncio.ensure_future(core.deadlines.fire_due())
+    await started.wait()
+    firing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await firing
+    assert cancelled.is_set()
+    assert await core.deadlines.fire_due() == 1
+    assert fired == ["c1"]
 
 
 async def test_case_row_is_locked_only_after_the_case_lock(cores):

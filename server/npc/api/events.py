@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import grpc
@@ -60,6 +61,31 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         self, request: events_pb2.SubscribeRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[events_pb2.Event]:
         """Every event after `from_position` addressed to the caller, then live ones."""
+        operator, flows, foreign = await self._scope(request)
+        async for event in self.hub.subscribe(operator, request.from_position, flows, foreign):
+            yield self._message(event, request.with_canonical_content)
+
+    async def push(
+        self,
+        request: events_pb2.SubscribeRequest,
+        sink: Callable[[list[events_pb2.Event]], bool],
+        room: asyncio.Event,
+    ) -> None:
+        """`Subscribe`'s messages, checked alike, handed to `sink` in batches until cancelled
+        (a session's stream: see `EventHub.push` for `sink` and `room`)."""
+        operator, flows, foreign = await self._scope(request)
+        content = request.with_canonical_content
+
+        def messages(events: list[LoggedEvent]) -> bool:
+            return sink([self._message(event, content) for event in events])
+
+        await self.hub.push(operator, request.from_position, flows, foreign, messages, room)
+
+    async def _scope(
+        self, request: events_pb2.SubscribeRequest
+    ) -> tuple[str | None, list[str], list[str]]:
+        """Check a subscription; return whose events it reads (None: all, the regulator's),
+        the flows asked and the other countries' flows it never reads."""
         if request.from_position < 0:
             raise InvalidArgument(
                 FieldViolation("from_position", "must be 0 or a position already received")
@@ -81,10 +107,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         asked = sorted(foreign & set(request.flows))
         if asked:
             raise PermissionDenied(f"the events of {asked} are not {caller.country}'s")
-        async for event in self.hub.subscribe(
-            operator, request.from_position, list(request.flows), sorted(foreign)
-        ):
-            yield self._message(event, request.with_canonical_content)
+        return operator, list(request.flows), sorted(foreign)
 
     async def GetStreamHead(  # noqa: N802
         self, request: events_pb2.GetStreamHeadRequest, context: grpc.aio.ServicerContext

@@ -67,7 +67,8 @@ CASE_FIELDS = (
 # Commands read and not yet answered, per session: while full the session stops reading, so a
 # client sending faster than the server decides waits in HTTP/2 flow control, not in memory.
 MAX_IN_FLIGHT = 128
-# Events waiting for the writer, per session; the subscription waits while full.
+# Events waiting for the writer, per session; the subscription waits while full (it may go over
+# by one batch of the hub's).
 MAX_EVENTS_BUFFERED = 1024
 # Events packed into one response (each is at most a few KB).
 MAX_EVENTS_PER_RESPONSE = 256
@@ -199,7 +200,8 @@ class _Session:
         self.results: list[session_pb2.CommandResult] = []
         self.events: deque[events_pb2.Event] = deque()
         self.ready = asyncio.Event()  # something to send, or a state change to look at
-        self.room = asyncio.Event()  # the event buffer has room again
+        self.room = asyncio.Event()  # the event buffer has room (again)
+        self.room.set()
         self.slots = asyncio.Semaphore(service.max_in_flight)
         self.commands: set[asyncio.Task[None]] = set()
         # The last command of each case: the next one on that case waits for it.
@@ -318,18 +320,23 @@ class _Session:
 
     async def _follow(self, request: events_pb2.SubscribeRequest) -> None:
         try:
-            # EventService.Subscribe itself: the same checks, flows and messages.
-            async for event in self.service.events.Subscribe(request, self.context):
-                while len(self.events) >= MAX_EVENTS_BUFFERED:
-                    self.room.clear()
-                    await self.room.wait()
-                self.events.append(event)
-                self._wake()
+            # EventService.Subscribe's checks, flows and messages; the hub hands them to `_take`.
+            await self.service.events.push(request, self._take, self.room)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self.failure = exc
             self._wake()
+
+    def _take(self, events: list[events_pb2.Event]) -> bool:
+        """Buffer the subscription's events for the writer (the hub calls this as they arrive);
+        False once the buffer is full: the subscription then waits for `room`."""
+        self.events.extend(events)
+        self._wake()
+        if len(self.events) >= MAX_EVENTS_BUFFERED:
+            self.room.clear()
+            return False
+        return True
 
     def _dispatch(self, command: session_pb2.SessionCommand) -> None:
         field = command.WhichOneof("request")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -128,7 +128,7 @@ class DeadlineScheduler:
     # Deadlines firing at once, each a transaction on a connection of its own. A firing is
     # mostly waiting (8 round trips, each a turn of a busy event loop at saturation), so the
     # change window's executions fire on time only when many wait at once.
-    CONCURRENCY = 16
+    CONCURRENCY = 32
 
     def __init__(
         self,
@@ -148,7 +148,6 @@ class DeadlineScheduler:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._next_wake: datetime | None = None
-        self._busy = False
         # A pass that found only busy cases tries again after this pause (wall seconds), up to
         # this many times before it gives way to the run loop's wait.
         self.busy_pause = 0.01
@@ -194,52 +193,42 @@ class DeadlineScheduler:
             self._wake.set()
 
     async def fire_due(self) -> int:
-        """Fire every deadline due at the clock's current instant; return how many fired."""
-        fired = 0
-        busy_passes = 0
+        """Fire every deadline due at the clock's current instant; return how many fired.
+
+        Up to `concurrency` firings run at once, and a slot that frees takes the next due
+        deadline at once: no firing waits for a whole batch to finish (at saturation a batch of
+        hundreds, each firing a dozen turns of a busy event loop, held the later ones back by
+        seconds).
+        """
         async with self._lock:
-            while True:
-                now = self.clock.now()
-                async with self.db.pool.acquire() as conn:
-                    rows = await conn.fetch(
-                        "SELECT id, flow, case_id FROM deadlines WHERE fired_at IS NULL"
-                        " AND cancelled_at IS NULL AND next_attempt_at <= $1"
-                        " ORDER BY next_attempt_at, id LIMIT $2",
-                        now,
-                        self.batch_size,
-                    )
-                if not rows:
-                    return fired
-                # Deadlines of one case fire in order; different cases fire concurrently.
-                by_case: dict[tuple[str, str], list[int]] = defaultdict(list)
-                for row in rows:
-                    by_case[(row["flow"], row["case_id"])].append(row["id"])
-                semaphore = asyncio.Semaphore(self.concurrency)
-                self._busy = False
-                results = await asyncio.gather(
-                    *(self._fire_in_order(case, ids, semaphore) for case, ids in by_case.items())
-                )
-                fired += sum(results)
-                if sum(results) == 0:
-                    if not self._busy or busy_passes >= self.busy_retries:
-                        return fired  # what is left is postponed, or held for long elsewhere
-                    # Only cases busy with a command (or another process) are left: they are
-                    # free again within a transaction's time.
-                    busy_passes += 1
-                    await asyncio.sleep(self.busy_pause)
+            return await _Pass(self).run()
+
+    async def fetch_due(self, now: datetime) -> list[asyncpg.Record]:
+        """The first `batch_size` deadlines due at `now`, in their order."""
+        async with self.db.pool.acquire() as conn:
+            rows: list[asyncpg.Record] = await conn.fetch(
+                "SELECT id, flow, case_id FROM deadlines WHERE fired_at IS NULL"
+                " AND cancelled_at IS NULL AND next_attempt_at <= $1"
+                " ORDER BY next_attempt_at, id LIMIT $2",
+                now,
+                self.batch_size,
+            )
+        return rows
 
     async def _fire_in_order(
-        self, case: tuple[str, str], ids: list[int], semaphore: asyncio.Semaphore
-    ) -> int:
-        async with semaphore:
-            count = 0
-            for deadline_id in ids:
-                fired = await self._fire(case, deadline_id)
-                if fired == _CASE_BUSY:
-                    self._busy = True
-                    break  # the case's later deadlines must not fire before this one
-                count += fired
-            return count
+        self, case: tuple[str, str], ids: list[int], passed_over: set[int]
+    ) -> tuple[int, bool]:
+        """Fire `case`'s deadlines in order; return how many fired and whether the case was busy.
+        Those found taken or already done elsewhere go to `passed_over`."""
+        count = 0
+        for deadline_id in ids:
+            fired = await self._fire(case, deadline_id)
+            if fired == _CASE_BUSY:
+                return count, True  # the case's later deadlines must not fire before this one
+            if not fired:
+                passed_over.add(deadline_id)
+            count += fired
+        return count, False
 
     async def _fire(self, case: tuple[str, str], deadline_id: int) -> int:
         now = self.clock.now()
@@ -314,3 +303,75 @@ class DeadlineScheduler:
             target = cap if due is None or due > cap else due
             self._next_wake = target
             await self.clock.sleep_until(target, self._wake)
+
+
+class _Pass:
+    """One `fire_due`: the cases queued and firing, those busy elsewhere, and what fired.
+
+    A case is queued or firing at most once at a time, so its deadlines fire in their order.
+    """
+
+    def __init__(self, scheduler: DeadlineScheduler) -> None:
+        self.scheduler = scheduler
+        self.queued: deque[tuple[tuple[str, str], list[int]]] = deque()
+        self.firing: dict[asyncio.Task[tuple[int, bool]], tuple[str, str]] = {}
+        self.cases: set[tuple[str, str]] = set()  # queued or firing
+        # Cases a command (or another process) held, and when to try them again.
+        self.busy: dict[tuple[str, str], float] = {}
+        # Deadlines another process took, or that are done already: not again in this pass.
+        self.passed_over: set[int] = set()
+        self.fired = 0
+        self.busy_waits = 0
+
+    async def run(self) -> int:
+        """Fire until nothing due is left but what is held elsewhere; return how many fired."""
+        try:
+            return await self._fire_all()
+        finally:
+            # A pass that fails (the storage) or is cancelled (the server stops) takes its
+            # firings with it: none outlives it, and each one not committed stays due.
+            for task in self.firing:
+                task.cancel()
+            if self.firing:
+                await asyncio.gather(*self.firing, return_exceptions=True)
+
+    async def _fire_all(self) -> int:
+        scheduler = self.scheduler
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self.queued:
+                await self._fetch(loop.time())
+            while self.queued and len(self.firing) < scheduler.concurrency:
+                case, ids = self.queued.popleft()
+                task = loop.create_task(scheduler._fire_in_order(case, ids, self.passed_over))
+                self.firing[task] = case
+            if not self.firing:
+                # Only cases busy with a command (or another process) are left, if any: they
+                # are free again within a transaction's time.
+                if not self.busy or self.busy_waits >= scheduler.busy_retries:
+                    return self.fired  # what is left is postponed, or held for long elsewhere
+                self.busy_waits += 1
+                await asyncio.sleep(max(0.0, min(self.busy.values()) - loop.time()))
+                continue
+            done, _ = await asyncio.wait(self.firing, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                case = self.firing.pop(task)
+                self.cases.discard(case)
+                fired, busy = task.result()
+                self.fired += fired
+                if busy:
+                    self.busy[case] = loop.time() + scheduler.busy_pause
+
+    async def _fetch(self, now: float) -> None:
+        rows = await self.scheduler.fetch_due(self.scheduler.clock.now())
+        for case, until in list(self.busy.items()):
+            if until <= now:
+                del self.busy[case]
+        by_case: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for row in rows:
+            case = (row["flow"], row["case_id"])
+            free = case not in self.cases and case not in self.busy
+            if free and row["id"] not in self.passed_over:
+                by_case[case].append(row["id"])
+        self.cases.update(by_case)
+        self.queued.extend(by_case.items())

@@ -1,7 +1,7 @@
 """Ordered fan-out of the event log.
 
 Writers insert events without a position. The `Sequencer` gives committed events the next gap-free
-positions (and their chained hashes) in one short transaction per batch; any number of server
+positions (and their chained hashes; `npc.core.sequencer`); any number of server
 processes may run one, they serialise on the `event_head` row. Each process has one `EventHub` that
 follows the head, keeps a window of recent events in memory, and serves subscribers from it; a
 subscriber that is behind the window catches up from PostgreSQL. Redis pub/sub carries the wake-ups
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import weakref
 from collections import deque
@@ -21,14 +22,14 @@ from prometheus_client import REGISTRY, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from npc.core.events import LoggedEvent, chain_hash
+from npc.core.events import LoggedEvent
+from npc.core.sequencer import HEAD_POSITION
+from npc.core.sequencer import Sequencer as Sequencer  # where it was before it moved
 from npc.core.supervision import passed
 from npc.store.database import Database
 
 log = logging.getLogger(__name__)
 
-HEAD_POSITION = Gauge("npc_event_log_head_position", "Highest position assigned in the event log.")
-SEQUENCED = Counter("npc_events_sequenced_total", "Events given a position by this process.")
 SUBSCRIBERS = Gauge("npc_event_subscribers", "Open event stream subscriptions in this process.")
 DELIVERED = Counter(
     "npc_events_delivered_total", "Events sent on operators' streams, by operator.", ["operator"]
@@ -40,14 +41,40 @@ CATCHUP_READS = Counter(
 )
 
 
+# A push subscription's receiver: takes a batch of events, in order, and says whether it has room
+# for more (False: it is full, and the subscription waits for its `room` before reading on).
+Sink = Callable[[list[LoggedEvent]], bool]
+
+
 class _Subscription:
-    """One open stream: whom it serves and the last position it went past."""
+    """One open stream: whom it serves, what it wants and the last position it went past."""
 
-    __slots__ = ("label", "cursor")
+    __slots__ = ("label", "cursor", "operator", "wanted", "unwanted", "sink", "paused")
 
-    def __init__(self, label: str, cursor: int) -> None:
+    def __init__(
+        self,
+        label: str,
+        cursor: int,
+        operator: str | None = None,
+        flows: Sequence[str] = (),
+        excluded: Sequence[str] = (),
+        sink: Sink | None = None,
+    ) -> None:
         self.label = label
         self.cursor = cursor
+        self.operator = operator
+        self.wanted = frozenset(flows)
+        self.unwanted = frozenset(excluded)
+        self.sink = sink
+        self.paused = asyncio.Event()  # a push subscription left the head (its sink was full)
+
+    def wants(self, event: LoggedEvent) -> bool:
+        """Whether the stream receives `event`."""
+        return (
+            (self.operator is None or event.addressed_to(self.operator))
+            and (not self.wanted or event.flow in self.wanted)
+            and event.flow not in self.unwanted
+        )
 
 
 class _SubscriberLag(Collector):
@@ -81,156 +108,6 @@ _EVENT_COLUMNS = (
 )
 
 
-_ANY_WAITING = "SELECT EXISTS (SELECT 1 FROM events WHERE position IS NULL)"
-
-# The head and the first waiting events, in one snapshot; the head alone (event columns NULL)
-# when nothing waits.
-_WAITING = """
-SELECT h.position AS head_position, h.hash AS head_hash, e.*
-FROM event_head h
-LEFT JOIN LATERAL (
-    SELECT id, occurred_at, flow, type, code, case_id, sender, audience, broadcast, payload
-    FROM events WHERE position IS NULL ORDER BY id LIMIT $1
-) e ON true
-ORDER BY e.id
-"""
-
-# Moves the head from $4 to ($5, $6) and positions the events, or does nothing when the head is
-# no longer at $4: the EXISTS is a one-time filter over the head's UPDATE, which waits for
-# another writer's lock and then sees its committed position. Returns whether it moved.
-_POSITION = """
-WITH head AS (
-    UPDATE event_head SET position = $5, hash = $6 WHERE position = $4 RETURNING 1
-), positioned AS (
-    UPDATE events SET position = u.position, hash = u.hash
-    FROM unnest($1::bigint[], $2::bigint[], $3::bytea[]) AS u(id, position, hash)
-    WHERE events.id = u.id AND EXISTS (SELECT FROM head)
-    RETURNING 1
-)
-SELECT EXISTS (SELECT FROM head)
-"""
-
-# Another process moving the head between a pass's read and write makes the pass read again;
-# this many in a row means something else is wrong.
-_SEQUENCE_ATTEMPTS = 50
-
-
-class Sequencer:
-    """Assigns gap-free positions and hash-chain links to committed events."""
-
-    def __init__(
-        self,
-        db: Database,
-        *,
-        batch_size: int = 2000,
-        poll_seconds: float = 0.1,
-        on_sequenced: Callable[[int], None] | None = None,
-        on_batch: Callable[[list[LoggedEvent]], Awaitable[None]] | None = None,
-    ) -> None:
-        self.db = db
-        self.batch_size = batch_size
-        self.poll_seconds = poll_seconds
-        self.on_sequenced = on_sequenced
-        # This process's hub takes the batch as sequenced (`EventHub.accept`) instead of reading
-        # it back from PostgreSQL: one round trip less per batch.
-        self.on_batch = on_batch
-        self._wake = asyncio.Event()
-
-    def wake(self) -> None:
-        """Ask for a sequencing pass soon (events were committed)."""
-        self._wake.set()
-
-    async def sequence_once(self, *, probe: bool = False) -> int:
-        """Sequence one batch; return how many events got a position.
-
-        Two round trips and no explicit transaction: one statement reads the head with the
-        waiting events (one snapshot, so they agree), and one moves the head from the position
-        read to the new one and positions the events, only if the head was still where it was
-        read (a compare-and-set: a sequencer of another process that moved it first wins, and
-        this one reads again). The head's row lock serialises the writers of that statement.
-
-        With `probe`, first look (one cheap indexed read) whether anything waits: a polling
-        pass usually finds nothing.
-        """
-        if probe:
-            async with self.db.pool.acquire() as conn:
-                waiting = await conn.fetchval(_ANY_WAITING)
-            if not waiting:
-                return 0
-        for _ in range(_SEQUENCE_ATTEMPTS):
-            async with self.db.pool.acquire() as conn:
-                rows = await conn.fetch(_WAITING, self.batch_size)
-                head_row = rows[0]
-                if head_row["id"] is None:  # the head alone: nothing waits
-                    return 0
-                position: int = head_row["head_position"]
-                previous: bytes = head_row["head_hash"]
-                read_at = position
-                ids, positions, hashes = [], [], []
-                for row in rows:
-                    position += 1
-                    previous = chain_hash(previous, position, row)
-                    ids.append(row["id"])
-                    positions.append(position)
-                    hashes.append(previous)
-                start = read_at + 1
-                moved = await conn.fetchval(
-                    _POSITION, ids, positions, hashes, read_at, position, previous
-                )
-            if moved:
-                break
-        else:
-            raise RuntimeError(
-                f"the event head moved under {_SEQUENCE_ATTEMPTS} sequencing passes in a row"
-            )
-        SEQUENCED.inc(len(rows))
-        HEAD_POSITION.set(position)
-        if self.on_batch is not None:
-            await self.on_batch(
-                [
-                    LoggedEvent(
-                        position=start + k,
-                        occurred_at=row["occurred_at"],
-                        flow=row["flow"],
-                        type=row["type"],
-                        code=row["code"],
-                        case_id=row["case_id"],
-                        sender=row["sender"],
-                        audience=tuple(row["audience"] or ()),
-                        broadcast=row["broadcast"],
-                        payload=row["payload"],
-                        hash=hashes[k],
-                    )
-                    for k, row in enumerate(rows)
-                ]
-            )
-        if self.on_sequenced is not None:
-            self.on_sequenced(position)
-        return len(rows)
-
-    async def catch_up(self) -> None:
-        """Sequence until nothing committed is left without a position."""
-        while await self.sequence_once():
-            pass
-
-    async def run(self) -> None:
-        """Background loop: sequence whenever woken, and poll as a fallback. A failed pass
-        raises: the supervisor (`npc.core.supervision`) logs it, backs off and runs it again."""
-        woken = True
-        while True:
-            self._wake.clear()
-            count = await self.sequence_once(probe=not woken)
-            passed()
-            if count >= self.batch_size:
-                continue
-            # asyncio.timeout, unlike wait_for on 3.11, never swallows a cancellation.
-            woken = False
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.poll_seconds):
-                    await self._wake.wait()
-                    woken = True
-
-
 EventsHook = Callable[[Sequence[LoggedEvent]], Awaitable[None]]
 
 
@@ -251,6 +128,8 @@ class EventHub:
         self._refresh_lock = asyncio.Lock()
         self._hooks: list[EventsHook] = []
         self.subscriptions: set[_Subscription] = set()
+        # Push subscriptions at the head: `_push` hands them new events as they arrive.
+        self._live: set[_Subscription] = set()
         SUBSCRIBER_LAG.hubs.add(self)
 
     def add_hook(self, hook: EventsHook) -> None:
@@ -291,6 +170,7 @@ class EventHub:
             self.window.extend(events)
             self.head = events[-1].position
             HEAD_POSITION.set(self.head)
+            self._push(events)
             async with self._changed:
                 self._changed.notify_all()
 
@@ -320,6 +200,7 @@ class EventHub:
                     await self._run_hooks(fresh)
                     self.window.extend(fresh)
                     self.head = fresh[-1].position
+                    self._push(fresh)
                     moved = True
                 if len(fresh) == len(rows) == 2000:
                     continue
@@ -328,6 +209,88 @@ class EventHub:
                 HEAD_POSITION.set(self.head)
                 async with self._changed:
                     self._changed.notify_all()
+
+    def _push(self, events: Sequence[LoggedEvent]) -> None:
+        """Hand new events to the push subscriptions at the head, in the task that brought them
+        (the sequencer's, usually): no subscriber task to wake before a stream has them."""
+        for sub in list(self._live):
+            if events[0].position != sub.cursor + 1:
+                self._leave_head(sub)  # not contiguous (never expected): it reads on its own
+                continue
+            fresh = [event for event in events if sub.wants(event)]
+            sub.cursor = events[-1].position
+            if not fresh:
+                continue
+            DELIVERED.labels(sub.label).inc(len(fresh))
+            try:
+                more = sub.sink(fresh) if sub.sink is not None else False
+            except Exception:
+                log.exception("an event stream's sink failed")
+                more = False
+            if not more:
+                self._leave_head(sub)
+
+    def _leave_head(self, sub: _Subscription) -> None:
+        self._live.discard(sub)
+        sub.paused.set()
+
+    async def push(
+        self,
+        operator: str | None,
+        from_position: int,
+        flows: Sequence[str],
+        excluded: Sequence[str],
+        sink: Sink,
+        room: asyncio.Event,
+    ) -> None:
+        """Give `sink`, in batches, every event after `from_position` that `subscribe` would
+        yield, until cancelled.
+
+        At the head the hub calls `sink` itself as events arrive. Behind it, and whenever `sink`
+        answered it was full, this task reads on from the window (or PostgreSQL) once `room` is
+        set: a full stream holds only its own cursor back, never the hub or the other streams.
+        """
+        sub = _Subscription(operator or "*", from_position, operator, flows, excluded, sink)
+        self.subscriptions.add(sub)
+        SUBSCRIBERS.inc()
+        try:
+            while True:
+                await room.wait()
+                if sub.cursor >= self.head:
+                    sub.paused.clear()
+                    self._live.add(sub)
+                    await sub.paused.wait()
+                    continue
+                batch = await self._pull(sub)
+                if batch:
+                    DELIVERED.labels(sub.label).inc(len(batch))
+                    sink(batch)  # a full sink clears `room`: the next turn waits for it
+        finally:
+            self._live.discard(sub)
+            self.subscriptions.discard(sub)
+            SUBSCRIBERS.dec()
+
+    async def _pull(self, sub: _Subscription, limit: int = 500) -> list[LoggedEvent]:
+        """Up to `limit` events `sub` wants after its cursor, from the window or, behind it,
+        from PostgreSQL; the cursor moves past what was read."""
+        head = self.head
+        oldest = self.window[0].position if self.window else head + 1
+        if sub.cursor + 1 < oldest:
+            upto = min(head, oldest - 1)
+            CATCHUP_READS.labels(sub.label).inc()
+            flows, excluded = sorted(sub.wanted), sorted(sub.unwanted)
+            batch = await self.read(sub.operator, sub.cursor, upto, flows, excluded, limit)
+            sub.cursor = batch[-1].position if len(batch) == limit else upto
+            return batch
+        batch = []
+        # The window holds contiguous positions: the cursor's successor is at this index.
+        for event in itertools.islice(self.window, sub.cursor + 1 - oldest, None):
+            sub.cursor = event.position
+            if sub.wants(event):
+                batch.append(event)
+                if len(batch) == limit:
+                    break
+        return batch
 
     async def run(self) -> None:
         """Background loop: refresh when woken, and poll as a fallback. A failed refresh raises

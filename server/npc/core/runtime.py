@@ -12,13 +12,14 @@ from npc.core.anchor import AnchorPublisher
 from npc.core.calendar import BusinessCalendar, calendar_for
 from npc.core.clock import Clock
 from npc.core.deadlines import DeadlineScheduler
-from npc.core.fanout import EventHub, Sequencer
+from npc.core.fanout import EventHub
 from npc.core.flow import Flow
 from npc.core.health import HealthMonitor
 from npc.core.holidays import HolidayDecrees
 from npc.core.notify import Notifier
 from npc.core.ports import NoPortRecords, PortRecords
 from npc.core.sampler import Sampler
+from npc.core.sequencer import Sequencer
 from npc.core.supervision import Supervisor
 from npc.store.database import Database, Txn
 

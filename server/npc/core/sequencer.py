@@ -1,0 +1,235 @@
+"""The sequencer: gap-free positions and hash-chain links for committed events.
+
+Writers insert events without a position; any number of server processes may run a `Sequencer`,
+they serialise on the `event_head` row (see `npc.core.fanout` for the hub that follows it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import asyncpg
+from prometheus_client import Counter, Gauge
+
+from npc.core.events import LoggedEvent, chain_hash
+from npc.core.supervision import passed
+from npc.store.database import Database
+
+HEAD_POSITION = Gauge("npc_event_log_head_position", "Highest position assigned in the event log.")
+SEQUENCED = Counter("npc_events_sequenced_total", "Events given a position by this process.")
+
+_ANY_WAITING = "SELECT EXISTS (SELECT 1 FROM events WHERE position IS NULL)"
+
+# The head and the first waiting events, in one snapshot; the head alone (event columns NULL)
+# when nothing waits.
+_WAITING = """
+SELECT h.position AS head_position, h.hash AS head_hash, e.*
+FROM event_head h
+LEFT JOIN LATERAL (
+    SELECT id, occurred_at, flow, type, code, case_id, sender, audience, broadcast, payload
+    FROM events WHERE position IS NULL ORDER BY id LIMIT $1
+) e ON true
+ORDER BY e.id
+"""
+
+# Moves the head from $4 to ($5, $6) and positions the events ($1, $2, $3), or does nothing when
+# the head is no longer at $4: the EXISTS is a one-time filter over the head's UPDATE, which waits
+# for another writer's lock and then sees its committed position. In the same round trip, the
+# next events waiting (up to $7; the statement's snapshot still shows the batch unsequenced, so
+# it is left out): they count only when the head moved, and then no other sequencer can have
+# positioned any of them, for it would have had to move the head from $4 first. Always one row
+# at least: `moved`, and the waiting events' columns (NULL when none waits).
+_POSITION = """
+WITH head AS (
+    UPDATE event_head SET position = $5, hash = $6 WHERE position = $4 RETURNING 1
+), positioned AS (
+    UPDATE events SET position = u.position, hash = u.hash
+    FROM unnest($1::bigint[], $2::bigint[], $3::bytea[]) AS u(id, position, hash)
+    WHERE events.id = u.id AND EXISTS (SELECT FROM head)
+    RETURNING 1
+)
+SELECT (SELECT EXISTS (SELECT FROM head)) AS moved, e.*
+FROM (SELECT) AS one
+LEFT JOIN LATERAL (
+    SELECT id, occurred_at, flow, type, code, case_id, sender, audience, broadcast, payload
+    FROM events
+    WHERE position IS NULL AND id NOT IN (SELECT unnest($1::bigint[]))
+    ORDER BY id LIMIT $7
+) e ON true
+ORDER BY e.id
+"""
+
+# Another process moving the head between a pass's read and write makes the pass read again;
+# this many in a row means something else is wrong.
+_SEQUENCE_ATTEMPTS = 50
+
+
+@dataclass(frozen=True)
+class _Chained:
+    """A batch given its positions and hashes, to be written if the head is still `read_at`."""
+
+    read_at: int
+    rows: list[asyncpg.Record]
+    ids: list[int]
+    positions: list[int]
+    hashes: list[bytes]
+
+    @property
+    def head(self) -> int:
+        return self.positions[-1]
+
+    @property
+    def head_hash(self) -> bytes:
+        return self.hashes[-1]
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """The head as read (or as the last batch left it) and the events waiting after it."""
+
+    position: int
+    hash: bytes
+    rows: list[asyncpg.Record]
+
+    @classmethod
+    def first(cls, rows: list[asyncpg.Record]) -> _Batch:
+        """From `_WAITING`'s rows: the head, and the events (none when the head came alone)."""
+        head = rows[0]
+        waiting = rows if head["id"] is not None else []
+        return cls(head["head_position"], head["head_hash"], waiting)
+
+    def chained(self) -> _Chained:
+        """The events' positions after the head, each hash chained to the previous one's."""
+        position, previous = self.position, self.hash
+        positions, hashes = [], []
+        for row in self.rows:
+            position += 1
+            previous = chain_hash(previous, position, row)
+            positions.append(position)
+            hashes.append(previous)
+        return _Chained(self.position, self.rows, [r["id"] for r in self.rows], positions, hashes)
+
+
+class Sequencer:
+    """Assigns gap-free positions and hash-chain links to committed events."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        batch_size: int = 2000,
+        poll_seconds: float = 0.1,
+        on_sequenced: Callable[[int], None] | None = None,
+        on_batch: Callable[[list[LoggedEvent]], Awaitable[None]] | None = None,
+    ) -> None:
+        self.db = db
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self.on_sequenced = on_sequenced
+        # This process's hub takes the batch as sequenced (`EventHub.accept`) instead of reading
+        # it back from PostgreSQL: one round trip less per batch.
+        self.on_batch = on_batch
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Ask for a sequencing pass soon (events were committed)."""
+        self._wake.set()
+
+    async def sequence_once(self, *, probe: bool = False) -> int:
+        """Sequence what waits; return how many events got a position.
+
+        One statement reads the head with the waiting events (one snapshot, so they agree);
+        then each round trip moves the head from the position read to the new one and positions
+        a batch, only if the head was still where it was read (a compare-and-set: a sequencer
+        of another process that moved it first wins, and this one reads again), and reads the
+        next batch: while events keep coming, a batch costs one round trip, not two. The head's
+        row lock serialises the writers of that statement.
+
+        With `probe`, first look (one cheap indexed read) whether anything waits: a polling
+        pass usually finds nothing.
+        """
+        if probe:
+            async with self.db.pool.acquire() as conn:
+                waiting = await conn.fetchval(_ANY_WAITING)
+            if not waiting:
+                return 0
+        sequenced = 0
+        for _ in range(_SEQUENCE_ATTEMPTS):
+            async with self.db.pool.acquire() as conn:
+                rows = await conn.fetch(_WAITING, self.batch_size)
+                head = _Batch.first(rows)
+                while head.rows:
+                    batch = head.chained()
+                    rows = await conn.fetch(
+                        _POSITION,
+                        batch.ids,
+                        batch.positions,
+                        batch.hashes,
+                        batch.read_at,
+                        batch.head,
+                        batch.head_hash,
+                        self.batch_size,
+                    )
+                    if not rows[0]["moved"]:
+                        break  # another process moved the head: read it again
+                    await self._positioned(batch)
+                    sequenced += len(batch.rows)
+                    passed()
+                    head = _Batch(batch.head, batch.head_hash, [r for r in rows if r["id"]])
+                else:
+                    return sequenced
+        raise RuntimeError(
+            f"the event head moved under {_SEQUENCE_ATTEMPTS} sequencing passes in a row"
+        )
+
+    async def _positioned(self, batch: _Chained) -> None:
+        SEQUENCED.inc(len(batch.rows))
+        HEAD_POSITION.set(batch.head)
+        if self.on_batch is not None:
+            await self.on_batch(
+                [
+                    LoggedEvent(
+                        position=position,
+                        occurred_at=row["occurred_at"],
+                        flow=row["flow"],
+                        type=row["type"],
+                        code=row["code"],
+                        case_id=row["case_id"],
+                        sender=row["sender"],
+                        audience=tuple(row["audience"] or ()),
+                        broadcast=row["broadcast"],
+                        payload=row["payload"],
+                        hash=hashed,
+                    )
+                    for row, position, hashed in zip(
+                        batch.rows, batch.positions, batch.hashes, strict=True
+                    )
+                ]
+            )
+        if self.on_sequenced is not None:
+            self.on_sequenced(batch.head)
+
+    async def catch_up(self) -> None:
+        """Sequence until nothing committed is left without a position."""
+        while await self.sequence_once():
+            pass
+
+    async def run(self) -> None:
+        """Background loop: sequence whenever woken, and poll as a fallback. A failed pass
+        raises: the supervisor (`npc.core.supervision`) logs it, backs off and runs it again."""
+        woken = True
+        while True:
+            self._wake.clear()
+            count = await self.sequence_once(probe=not woken)
+            passed()
+            if count >= self.batch_size:
+                continue
+            # asyncio.timeout, unlike wait_for on 3.11, never swallows a cancellation.
+            woken = False
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll_seconds):
+                    await self._wake.wait()
+                    woken = True
