@@ -64,6 +64,9 @@ CASE_FIELDS = (
 # Commands read and not yet answered, per session: while full the session stops reading, so a
 # client sending faster than the server decides waits in HTTP/2 flow control, not in memory.
 MAX_IN_FLIGHT = 128
+# Commands in one `CommandBatch`: what a client has ready at once, never more than it may have in
+# flight.
+MAX_COMMANDS_PER_REQUEST = 128
 # Events waiting for the writer, per session; the subscription waits while full.
 MAX_EVENTS_BUFFERED = 1024
 # Events packed into one response (each is at most a few KB).
@@ -295,10 +298,14 @@ class _Session:
                     self._dispatch(request.command)
                     continue
                 self.slots.release()
-                if kind == "subscribe":
+                if kind == "commands":
+                    await self._dispatch_all(request.commands.commands)
+                elif kind == "subscribe":
                     self._subscribe(request.subscribe)
                 else:
-                    raise InvalidArgument(FieldViolation("kind", "a subscribe or a command"))
+                    raise InvalidArgument(
+                        FieldViolation("kind", "a subscribe, a command or commands")
+                    )
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # unreadable input or a misuse ends the stream with its status
@@ -306,6 +313,16 @@ class _Session:
         finally:
             self.reading_done = True
             self._wake()
+
+    async def _dispatch_all(self, commands: Sequence[session_pb2.SessionCommand]) -> None:
+        """A batch's commands, in order, each taking its in-flight slot as one sent alone."""
+        if len(commands) > MAX_COMMANDS_PER_REQUEST:
+            raise InvalidArgument(
+                FieldViolation("commands.commands", f"at most {MAX_COMMANDS_PER_REQUEST} items")
+            )
+        for command in commands:
+            await self.slots.acquire()
+            self._dispatch(command)
 
     def _subscribe(self, request: events_pb2.SubscribeRequest) -> None:
         if self.subscription is not None:
