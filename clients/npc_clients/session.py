@@ -53,6 +53,8 @@ _CODES = {code.value[0]: code for code in grpc.StatusCode}
 _RETRIED = frozenset({code_pb2.UNAVAILABLE, code_pb2.DEADLINE_EXCEEDED})
 _RECONNECT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED})
 _RESUME_POSITION_KEY = "npc-resume-position"
+# Commands packed into one message at most (the server's bound).
+MAX_BATCH = 128
 
 
 def _broken(error: grpc.aio.AioRpcError) -> bool:
@@ -64,6 +66,25 @@ def _broken(error: grpc.aio.AioRpcError) -> bool:
     return error.code() == grpc.StatusCode.INTERNAL and not any(
         key == "grpc-status-details-bin" for key, _ in error.trailing_metadata() or ()
     )
+
+
+def _packed(
+    first: session_pb2.SessionRequest, queue: asyncio.Queue[session_pb2.SessionRequest]
+) -> list[session_pb2.SessionRequest]:
+    """The messages to write for `first` and the commands queued behind it, in order: those
+    commands packed into one `CommandBatch`, since a message costs both ends far more than a
+    command's bytes, and commands queue while a write is under way."""
+    if queue.empty() or first.WhichOneof("kind") != "command":
+        return [first]
+    packed = session_pb2.SessionRequest()
+    commands = packed.commands.commands
+    commands.append(first.command)
+    while len(commands) < MAX_BATCH and not queue.empty():
+        following = queue.get_nowait()
+        if following.WhichOneof("kind") != "command":
+            return [packed, following]
+        commands.append(following.command)
+    return [packed]
 
 
 class CommandError(grpc.aio.AioRpcError):
@@ -283,7 +304,8 @@ class Session:
     async def _write(call: Any, queue: asyncio.Queue[session_pb2.SessionRequest]) -> None:
         try:
             while True:
-                await call.write(await queue.get())
+                for message in _packed(await queue.get(), queue):
+                    await call.write(message)
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError, grpc.aio.UsageError):
             # The call ended: its reader reports why, and the next call sends the rest.
             return

@@ -245,6 +245,31 @@ async def test_commands_on_one_case_run_in_the_order_sent(app, operators, clock)
         assert isinstance(lost, CommandError) and lost.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
+async def test_a_command_batch_is_answered_command_by_command_and_bounded(app, operators, clock):
+    claro = operators["claro"]
+    call = session_pb2_grpc.SessionServiceStub(claro.channel).Session(metadata=claro.metadata)
+    good = port_request(clock, numbers=[block("940000701")])
+    own_number = port_request(clock, donor="claro", numbers=[block("940000702")])
+    commands = [session_pb2.SessionCommand(submit_port_request=r) for r in (good, own_number)]
+    await call.write(
+        session_pb2.SessionRequest(commands=session_pb2.CommandBatch(commands=commands))
+    )
+    results: dict[str, session_pb2.CommandResult] = {}
+    while len(results) < 2:
+        response = await call.read()
+        results.update((r.request_id, r) for r in response.results)
+    assert results[good.request_id].port_request.recipient == "claro"
+    assert results[own_number.request_id].error.code == code_pb2.INVALID_ARGUMENT
+    over = session_module.MAX_COMMANDS_PER_REQUEST + 1
+    await call.write(
+        session_pb2.SessionRequest(commands=session_pb2.CommandBatch(commands=commands[:1] * over))
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as ended:
+        await call.read()
+    assert ended.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "commands.commands" in str(rpc_error_details(ended.value))
+
+
 class Relay:
     """A TCP relay between a client and the server whose connections the test cuts, as a network
     failure would (the client sees the connection reset)."""

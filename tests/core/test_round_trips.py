@@ -9,11 +9,12 @@ from collections import Counter, defaultdict
 from typing import Any
 
 import asyncpg
+import grpc
 import pytest
 
 from npc.store.database import TRANSACTION_LABEL
 from npc.v1 import portability_pb2 as pb
-from tests.helpers import block, port_end_to_end, rid, settle
+from tests.helpers import block, port_end_to_end, port_request, rid, settle
 
 # Round trips per transaction, BEGIN and COMMIT included, of the commands of a port and of the
 # execution deadline: the case lock rides with the case's read, deadlines, events and answer go
@@ -89,3 +90,25 @@ async def test_an_unsequenced_event_only_ever_gets_its_position(app):
             == 1_000_000_000
         )
         await transaction.rollback()  # a made-up position must not reach the log
+
+
+async def test_a_refusal_is_stored_in_one_round_trip(app, operators, clock):
+    """A refused command's answer is stored with one INSERT ... RETURNING after its rollback: no
+    read before it (a conflict says an answer exists) and none after it (it is the answer)."""
+    claro, entel = operators["claro"], operators["entel"]
+    await claro.call("SubmitPortRequest", port_request(clock, numbers=[block("940000032")]))
+    answers: list[str] = []
+
+    def logged(query: Any) -> None:
+        if "command_results" in query.query and TRANSACTION_LABEL.get() is None:
+            answers.append(query.query)
+
+    assert app.core is not None
+    await app.core.db.add_query_logger(logged)
+    late = port_request(clock, numbers=[block("940000032")])
+    for _ in range(2):  # the retry is answered by the stored refusal
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await entel.call("SubmitPortRequest", late)
+        assert refused.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    await asyncio.sleep(0)  # the loggers run in call_soon callbacks
+    assert [q.split()[0] for q in answers] == ["INSERT", "INSERT", "SELECT"]

@@ -47,6 +47,7 @@ INSERT INTO command_results (caller, request_id, method, request_digest, status_
                              response, error_message, error_details, created_at)
 VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, $8)
 ON CONFLICT (caller, request_id) DO NOTHING
+RETURNING true
 """
 
 
@@ -97,17 +98,19 @@ class IdempotentCommandRunner:
                 else:
                     self._store(txn, caller, request_id, method, digest, response=response)
         except (DomainError, asyncpg.UniqueViolationError) as failure:
-            # Maybe this is a retry whose first attempt committed meanwhile: answer as it did.
+            status = to_status(failure) if isinstance(failure, DomainError) else None
+            if (
+                status is not None
+                and status.code not in NOT_ANSWERS
+                and await self._store_refusal(caller, request_id, method, digest, status)
+            ):
+                # Stored as the answer: a retry gets this very status.
+                raise RpcFailure(status) from failure
+            # An answer stored first (a retry whose first attempt committed meanwhile, or
+            # another attempt racing this one): everyone answers with that.
             stored = await self._stored(caller, request_id, method, digest, response_type)
             if stored is not None:
                 return stored
-            if isinstance(failure, DomainError) and await self._store_refusal(
-                caller, request_id, method, digest, failure
-            ):
-                # Another attempt may have stored its answer first: everyone answers with that.
-                stored = await self._stored(caller, request_id, method, digest, response_type)
-                if stored is not None:
-                    return stored
             raise
         if kept is not None:
             raise kept
@@ -153,16 +156,17 @@ class IdempotentCommandRunner:
         )
 
     async def _store_refusal(
-        self, caller: Caller, request_id: str, method: str, digest: bytes, error: DomainError
+        self,
+        caller: Caller,
+        request_id: str,
+        method: str,
+        digest: bytes,
+        status: status_pb2.Status,
     ) -> bool:
-        """Store `error` as the answer unless one is stored already; False when it is not an
-        answer to keep (`NOT_ANSWERS`)."""
-        status = to_status(error)
-        if status.code in NOT_ANSWERS:
-            return False
+        """Store `status` as the answer; False when an answer was stored already (a retry's first
+        attempt, or two attempts racing: the loser reads the winner's)."""
         async with self.db.pool.acquire() as conn:
-            # ON CONFLICT: two attempts racing store one answer; the loser reads the winner's.
-            await conn.execute(
+            stored = await conn.fetchval(
                 _STORE_REFUSAL,
                 caller.operator,
                 request_id,
@@ -173,7 +177,7 @@ class IdempotentCommandRunner:
                 status.SerializeToString(),
                 self.clock.now(),
             )
-        return True
+        return stored is not None
 
     async def _stored(
         self, caller: Caller, request_id: str, method: str, digest: bytes, response_type: type[M]

@@ -156,8 +156,45 @@ class _Upload:
         self.chunks = 0
 
 
+_CODE_NAMES = {number: name for name, number in code_pb2.Code.items()}
+
+
 def _code_name(code: int) -> str:
-    return code_pb2.Code.Name(code) if code in code_pb2.Code.values() else str(code)
+    return _CODE_NAMES.get(code) or str(code)
+
+
+class CallMetrics:
+    """The metric children of one (service, method, operator): `labels()` hashes and locks on
+    every lookup, which per command cost more than the counting itself."""
+
+    __slots__ = ("_handled", "_labels", "seconds", "started")
+
+    def __init__(self, service: str, method: str, operator: str) -> None:
+        self._labels = (service, method, operator)
+        self.started = RPC_STARTED.labels(service, method, operator)
+        self.seconds = RPC_SECONDS.labels(service, method, operator)
+        self._handled: dict[int, Any] = {}
+
+    def handled(self, code: int) -> Any:
+        """The `npc_rpc_handled_total` child of status `code`."""
+        child = self._handled.get(code)
+        if child is None:
+            child = self._handled[code] = RPC_HANDLED.labels(*self._labels, _code_name(code))
+        return child
+
+
+# Bounded: services and methods are the server's, operators the registered ones (and
+# UNIDENTIFIED), as the metrics' own label sets are.
+_CALL_METRICS: dict[tuple[str, str, str], CallMetrics] = {}
+
+
+def call_metrics(service: str, method: str, operator: str) -> CallMetrics:
+    """The (cached) metric children of calls of `method` by `operator`."""
+    key = (service, method, operator)
+    metrics = _CALL_METRICS.get(key)
+    if metrics is None:
+        metrics = _CALL_METRICS[key] = CallMetrics(service, method, operator)
+    return metrics
 
 
 @dataclass(frozen=True)
@@ -306,7 +343,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # gr
                 trailers = getattr(exc, "trailers", ())
                 _forget(exc)
             finally:
-                RPC_STARTED.labels(service, method, operator).inc()
+                metrics = call_metrics(service, method, operator)
+                metrics.started.inc()
             if failure is not None:
                 yield False
             else:
@@ -320,8 +358,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # gr
             if entered is not None and kind is not None:
                 kind.leave(entered)
             code = code_pb2.OK if failure is None else failure.code
-            RPC_HANDLED.labels(service, method, operator, _code_name(code)).inc()
-            RPC_SECONDS.labels(service, method, operator).observe(time.perf_counter() - started)
+            metrics = call_metrics(service, method, operator)
+            metrics.handled(code).inc()
+            metrics.seconds.observe(time.perf_counter() - started)
         if failure is not None:
             # A large request refused leaves megabytes the allocator would keep: give them back,
             # once the call has let go of the request.

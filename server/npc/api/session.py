@@ -32,13 +32,10 @@ from npc.api.drain import Drain, ShuttingDown
 from npc.api.events import EventServicer
 from npc.api.identity import current_caller
 from npc.api.interceptors import (
-    RPC_HANDLED,
-    RPC_SECONDS,
-    RPC_STARTED,
     ServerInterceptor,
-    _code_name,
     _failure_status,
     _forget,
+    call_metrics,
 )
 from npc.api.limits import RateLimiter
 from npc.api.messages import Command
@@ -67,6 +64,9 @@ CASE_FIELDS = (
 # Commands read and not yet answered, per session: while full the session stops reading, so a
 # client sending faster than the server decides waits in HTTP/2 flow control, not in memory.
 MAX_IN_FLIGHT = 128
+# Commands in one `CommandBatch`: what a client has ready at once, never more than it may have in
+# flight.
+MAX_COMMANDS_PER_REQUEST = 128
 # Events waiting for the writer, per session; the subscription waits while full (it may go over
 # by one batch of the hub's).
 MAX_EVENTS_BUFFERED = 1024
@@ -197,7 +197,8 @@ class _Session:
         self.service = service
         self.requests = requests
         self.context = context
-        self.results: list[session_pb2.CommandResult] = []
+        # The next response, its results added as commands end (each copied once, into it).
+        self.pending = session_pb2.SessionResponse()
         self.events: deque[events_pb2.Event] = deque()
         self.ready = asyncio.Event()  # something to send, or a state change to look at
         self.room = asyncio.Event()  # the event buffer has room (again)
@@ -265,10 +266,9 @@ class _Session:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     def _pack(self) -> session_pb2.SessionResponse | None:
-        if not self.results and not self.events:
+        if not self.pending.results and not self.events:
             return None
-        response = session_pb2.SessionResponse(results=self.results)
-        self.results = []
+        response, self.pending = self.pending, session_pb2.SessionResponse()
         count = min(len(self.events), MAX_EVENTS_PER_RESPONSE)
         response.events.extend(self.events.popleft() for _ in range(count))
         if len(self.events) < MAX_EVENTS_BUFFERED:
@@ -300,10 +300,14 @@ class _Session:
                     self._dispatch(request.command)
                     continue
                 self.slots.release()
-                if kind == "subscribe":
+                if kind == "commands":
+                    await self._dispatch_all(request.commands.commands)
+                elif kind == "subscribe":
                     self._subscribe(request.subscribe)
                 else:
-                    raise InvalidArgument(FieldViolation("kind", "a subscribe or a command"))
+                    raise InvalidArgument(
+                        FieldViolation("kind", "a subscribe, a command or commands")
+                    )
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # unreadable input or a misuse ends the stream with its status
@@ -311,6 +315,16 @@ class _Session:
         finally:
             self.reading_done = True
             self._wake()
+
+    async def _dispatch_all(self, commands: Sequence[session_pb2.SessionCommand]) -> None:
+        """A batch's commands, in order, each taking its in-flight slot as one sent alone."""
+        if len(commands) > MAX_COMMANDS_PER_REQUEST:
+            raise InvalidArgument(
+                FieldViolation("commands.commands", f"at most {MAX_COMMANDS_PER_REQUEST} items")
+            )
+        for command in commands:
+            await self.slots.acquire()
+            self._dispatch(command)
 
     def _subscribe(self, request: events_pb2.SubscribeRequest) -> None:
         if self.subscription is not None:
@@ -341,13 +355,10 @@ class _Session:
     def _dispatch(self, command: session_pb2.SessionCommand) -> None:
         field = command.WhichOneof("request")
         if field is None:
-            result = session_pb2.CommandResult()
-            result.error.CopyFrom(
-                _failure_status(
-                    InvalidArgument(FieldViolation("command", "names no request")), "Session"
-                )
+            status = _failure_status(
+                InvalidArgument(FieldViolation("command", "names no request")), "Session"
             )
-            self._answer(result)
+            self._answer("", "", "error", status)
             return
         route = self.service.routes[field]
         request = getattr(command, field)
@@ -370,8 +381,9 @@ class _Session:
             del self.last_of_case[key]
         self._wake()
 
-    def _answer(self, result: session_pb2.CommandResult) -> None:
-        self.results.append(result)
+    def _answer(self, request_id: str, method: str, outcome: str, answer: Message) -> None:
+        result = self.pending.results.add(request_id=request_id, method=method)
+        getattr(result, outcome).CopyFrom(answer)
         self._wake()
 
     async def _run(
@@ -381,12 +393,10 @@ class _Session:
             # In the order sent on one case; the previous one never raises but when cancelled.
             await asyncio.wait({previous})
         service = self.service
-        result = session_pb2.CommandResult(
-            request_id=getattr(request, "request_id", ""), method=route.method
-        )
         # The session's caller, identified once when the stream opened.
         caller = current_caller()
-        RPC_STARTED.labels(route.service, route.method, caller.operator).inc()
+        metrics = call_metrics(route.service, route.method, caller.operator)
+        metrics.started.inc()
         started = time.perf_counter()
         code = code_pb2.OK
         try:
@@ -401,17 +411,15 @@ class _Session:
             with service.drain.admitted():
                 async with asyncio.timeout(service.call_timeout):
                     response = await route.call(request, self.context)
-            getattr(result, route.outcome).CopyFrom(response)
+            outcome: str = route.outcome
         except asyncio.CancelledError:
             code = code_pb2.CANCELLED  # the session ended first: the client sends it again
             raise
         except Exception as exc:  # every failure is the command's result, never the stream's
-            status = _failure_status(exc, route.path)
+            response = _failure_status(exc, route.path)
             _forget(exc)
-            result.error.CopyFrom(status)
-            code = status.code
+            outcome, code = "error", response.code
         finally:
-            labels = (route.service, route.method, caller.operator)
-            RPC_HANDLED.labels(*labels, _code_name(code)).inc()
-            RPC_SECONDS.labels(*labels).observe(time.perf_counter() - started)
-        self._answer(result)
+            metrics.handled(code).inc()
+            metrics.seconds.observe(time.perf_counter() - started)
+        self._answer(getattr(request, "request_id", ""), route.method, outcome, response)

@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 
 from npc.admin import seed_demo
@@ -31,7 +32,7 @@ from npc.cli.record import (
     scrape_address,
     write_record,
 )
-from npc.config import VARIABLES, ConfigError, Settings, env_int
+from npc.config import VARIABLES, ConfigError, Settings, env_int, env_text
 from npc.core.clock import Clock, SharedClock, SystemClock
 from npc.embedded import free_port
 from npc.store.database import Database
@@ -168,6 +169,32 @@ def _settle_garbage_collector() -> None:
     gc.set_threshold(20_000, second, third)
 
 
+EVENT_LOOPS = ("asyncio", "uvloop")
+
+
+def event_loop_factory(env: Mapping[str, str]) -> Callable[[], asyncio.AbstractEventLoop]:
+    """The event loop NPC_EVENT_LOOP names: asyncio's own, or uvloop when installed (the
+    `uvloop` extra). ConfigError for another name, or for uvloop when it is missing."""
+    name = env_text(env, "NPC_EVENT_LOOP", "asyncio").lower()
+    if name not in EVENT_LOOPS:
+        raise ConfigError("NPC_EVENT_LOOP", f"{name!r} is not one of {', '.join(EVENT_LOOPS)}")
+    if name == "asyncio":
+        return asyncio.new_event_loop
+    try:
+        import uvloop
+    except ImportError:
+        raise ConfigError(
+            "NPC_EVENT_LOOP", "uvloop is not installed (pip install 'npc[uvloop]')"
+        ) from None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def _run(factory: Callable[[], asyncio.AbstractEventLoop], main: Awaitable[int]) -> int:
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)  # type: ignore[arg-type]  # a coroutine
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """`npc serve`. Every setting is checked before anything starts (ConfigError: one line,
     status 2), the ports free and a configured database reachable included."""
@@ -191,6 +218,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    loop_factory = event_loop_factory(os.environ)
     supervised = "NPC_WORKER" in os.environ
     if not supervised:
         # A supervised worker shares the ports its supervisor checked (SO_REUSEPORT).
@@ -209,15 +237,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
             check_database("NPC_MIGRATION_DATABASE_URL", settings.migration_database_url)
     with storage(settings) as store:
         if workers == 1:
-            return asyncio.run(
+            return _run(
+                loop_factory,
                 _serve(
                     store.settings,
                     seed=store.embedded_database,
                     description=store.describe(),
                     store=None if supervised else store,
-                )
+                ),
             )
-        return asyncio.run(_supervise(store, workers))
+        return _run(loop_factory, _supervise(store, workers))
 
 
 def _free_port_run(host: str, count: int, attempts: int = 50) -> int:

@@ -32,7 +32,7 @@ def spanish_date(day: date) -> str:
 def spanish_instant(instant: datetime, zone: ZoneInfo) -> str:
     """``lunes 23 de noviembre de 2026, 10:00`` in the jurisdiction's local time."""
     local = instant.astimezone(zone)
-    return f"{spanish_date(local.date())}, {local:%H:%M}"
+    return f"{spanish_date(local.date())}, {local.hour:02d}:{local.minute:02d}"
 
 
 def mask_number(number: str, visible: int = 3) -> str:
