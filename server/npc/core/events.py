@@ -31,10 +31,17 @@ class LoggedEvent:
     hash: bytes | None = None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> LoggedEvent:
-        """Build from an `events` row."""
+    def from_row(
+        cls, row: Mapping[str, Any], *, position: int | None = None, hash: bytes | None = None
+    ) -> LoggedEvent:
+        """Build from an `events` row; with `position` and `hash` when the row was read before
+        the sequencer gave it them."""
+        if position is None:
+            position = row["position"]
+            stored = row.get("hash")
+            hash = bytes(stored) if stored is not None else None
         return cls(
-            position=row["position"],
+            position=position,
             occurred_at=row["occurred_at"],
             flow=row["flow"],
             type=row["type"],
@@ -44,7 +51,7 @@ class LoggedEvent:
             audience=tuple(row["audience"] or ()),
             broadcast=row["broadcast"],
             payload=row["payload"],
-            hash=bytes(row["hash"]) if row.get("hash") is not None else None,
+            hash=hash,
         )
 
     def addressed_to(self, operator: str) -> bool:

@@ -191,19 +191,7 @@ class Sequencer:
         if self.on_batch is not None:
             await self.on_batch(
                 [
-                    LoggedEvent(
-                        position=position,
-                        occurred_at=row["occurred_at"],
-                        flow=row["flow"],
-                        type=row["type"],
-                        code=row["code"],
-                        case_id=row["case_id"],
-                        sender=row["sender"],
-                        audience=tuple(row["audience"] or ()),
-                        broadcast=row["broadcast"],
-                        payload=row["payload"],
-                        hash=hashed,
-                    )
+                    LoggedEvent.from_row(row, position=position, hash=hashed)
                     for row, position, hashed in zip(
                         batch.rows, batch.positions, batch.hashes, strict=True
                     )
