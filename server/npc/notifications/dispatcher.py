@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -64,6 +66,7 @@ class NotificationDispatcher:
         sms: SmsGateway | None = None,
         batch_size: int = 50,
         concurrency: int = 8,
+        gauge_period: float = 15.0,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -72,6 +75,10 @@ class NotificationDispatcher:
         self.sms = sms
         self.batch_size = batch_size
         self.concurrency = concurrency
+        # Wall seconds between counts of the backlog when nothing is delivered (the sampler's
+        # period: what a scrape sees).
+        self.gauge_period = gauge_period
+        self._counted_at = -math.inf
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -146,14 +153,20 @@ class NotificationDispatcher:
         """Send every notification due at the clock's instant; return how many were delivered."""
         delivered = 0
         async with self._lock:
+            claimed_any = False
             while self.channels:
                 claimed = await self._claim()
                 if not claimed:
                     break
+                claimed_any = True
                 semaphore = asyncio.Semaphore(self.concurrency)
                 results = await asyncio.gather(*(self._deliver(row, semaphore) for row in claimed))
                 delivered += sum(results)
-            await self._count_pending()
+            # The count reads the whole backlog: after a pass that sent or failed something, and
+            # otherwise once per gauge period (with no server for a channel the backlog only
+            # grows, and a pass runs on every poll and every commit that queues a notice).
+            if claimed_any or time.monotonic() >= self._counted_at + self.gauge_period:
+                await self._count_pending()
         return delivered
 
     async def _claim(self) -> list[Any]:
@@ -246,6 +259,8 @@ class NotificationDispatcher:
             )
 
     async def _next_due(self) -> datetime | None:
+        if not self.channels:
+            return None  # nothing to deliver: the index holds no row this could stop at
         async with self.db.pool.acquire() as conn:
             due: datetime | None = await conn.fetchval(
                 """SELECT min(next_attempt_at) FROM notifications
@@ -260,6 +275,7 @@ class NotificationDispatcher:
                 """SELECT channel, count(*) AS pending FROM notifications
                    WHERE sent_at IS NULL AND abandoned_at IS NULL GROUP BY channel"""
             )
+        self._counted_at = time.monotonic()
         counts = {r["channel"]: r["pending"] for r in rows}
         for channel in CHANNELS:
             PENDING.labels(channel).set(counts.get(channel, 0))
