@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import pytest
 
-from npc.store.database import TRANSACTION_LABEL
+from npc.store.database import TRANSACTION_LABEL, CommandAnswer
 from npc.v1 import portability_pb2 as pb
 from tests.helpers import block, port_end_to_end, rid, settle
 
@@ -90,3 +91,34 @@ async def test_an_unsequenced_event_only_ever_gets_its_position(app):
             == 1_000_000_000
         )
         await transaction.rollback()  # a made-up position must not reach the log
+
+
+async def test_the_flush_sent_with_commit_keeps_its_arguments_and_a_failure_leaves_nothing(app):
+    """`Txn.commit` writes its arguments as SQL literals: quotes, backslashes and bytes arrive
+    as sent. A flush that fails (a request id answered twice) commits nothing of its
+    transaction, and the connection serves the next one."""
+    assert app.core is not None
+    db = app.core.db
+    tricky = {"text": "it's \\' ); COMMIT; DROP TABLE events; --", "n": 1}
+    answer = CommandAnswer("claro", "flush-literal", "Test", b"\x00'\\", 0, b"\x27\x00", None, None)
+    now = datetime.now(UTC)
+    async with db.transaction("test", now) as txn:
+        txn.emit("test", "test.literal", case_id="c1", sender="claro", payload=tricky)
+        txn.record_answer(answer)
+    with pytest.raises(asyncpg.UniqueViolationError):
+        async with db.transaction("test", now) as txn:
+            txn.emit("test", "test.literal", case_id="c2", sender="claro", payload=tricky)
+            txn.set_deadline("test", "k", "c2", now, "rule")
+            txn.record_answer(answer)
+    async with db.transaction("test", now) as txn:
+        txn.emit("test", "test.after", case_id="c3", sender="claro", payload={})
+    async with db.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT case_id, payload FROM events WHERE flow = 'test'")
+        stored = await conn.fetchrow(
+            "SELECT request_digest, response FROM command_results WHERE request_id = $1",
+            "flush-literal",
+        )
+        deadlines = await conn.fetchval("SELECT count(*) FROM deadlines WHERE case_id = 'c2'")
+    assert sorted((r["case_id"], r["payload"]) for r in rows) == [("c1", tricky), ("c3", {})]
+    assert (stored["request_digest"], stored["response"]) == (b"\x00'\\", b"\x27\x00")
+    assert deadlines == 0
