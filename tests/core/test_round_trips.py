@@ -19,9 +19,8 @@ from tests.helpers import block, port_end_to_end, rid, settle
 # Round trips per transaction, BEGIN and COMMIT included, of the commands of a port and of the
 # execution deadline: the case lock rides with the case's read, deadlines, events and answer go
 # in one flush sent with COMMIT, and the deadline's case lock, row lock and firing are one
-# statement; the execution
-# reads and releases its numbers with the routing code in one, and moves them with their history
-# in another.
+# statement; the execution reads and releases its numbers with the routing code in one, and moves
+# them with their history in another.
 MOST_ROUND_TRIPS = {
     "SubmitPortRequest": 5,
     "AnswerPortRequest": 4,
