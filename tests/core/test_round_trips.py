@@ -6,27 +6,28 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import grpc
 import pytest
 
-from npc.store.database import TRANSACTION_LABEL
+from npc.store.database import TRANSACTION_LABEL, CommandAnswer
 from npc.v1 import portability_pb2 as pb
 from tests.helpers import block, port_end_to_end, port_request, rid, settle
 
 # Round trips per transaction, BEGIN and COMMIT included, of the commands of a port and of the
 # execution deadline: the case lock rides with the case's read, deadlines, events and answer go
-# in one flush, and the deadline's case lock, row lock and firing are one statement; the execution
-# reads and releases its numbers with the routing code in one, and moves them with their history
-# in another.
+# in one flush sent with COMMIT, and the deadline's case lock, row lock and firing are one
+# statement; the execution reads and releases its numbers with the routing code in one, and moves
+# them with their history in another.
 MOST_ROUND_TRIPS = {
-    "SubmitPortRequest": 6,
-    "AnswerPortRequest": 5,
-    "SchedulePort": 5,
-    "ConfirmPortExecution": 5,
-    "deadline": 8,
+    "SubmitPortRequest": 5,
+    "AnswerPortRequest": 4,
+    "SchedulePort": 4,
+    "ConfirmPortExecution": 4,
+    "deadline": 7,
 }
 
 
@@ -112,3 +113,34 @@ async def test_a_refusal_is_stored_in_one_round_trip(app, operators, clock):
         assert refused.value.code() == grpc.StatusCode.ALREADY_EXISTS
     await asyncio.sleep(0)  # the loggers run in call_soon callbacks
     assert [q.split()[0] for q in answers] == ["INSERT", "INSERT", "SELECT"]
+
+
+async def test_the_flush_sent_with_commit_keeps_its_arguments_and_a_failure_leaves_nothing(app):
+    """`Txn.commit` writes its arguments as SQL literals: quotes, backslashes and bytes arrive
+    as sent. A flush that fails (a request id answered twice) commits nothing of its
+    transaction, and the connection serves the next one."""
+    assert app.core is not None
+    db = app.core.db
+    tricky = {"text": "it's \\' ); COMMIT; DROP TABLE events; --", "n": 1}
+    answer = CommandAnswer("claro", "flush-literal", "Test", b"\x00'\\", 0, b"\x27\x00", None, None)
+    now = datetime.now(UTC)
+    async with db.transaction("test", now) as txn:
+        txn.emit("test", "test.literal", case_id="c1", sender="claro", payload=tricky)
+        txn.record_answer(answer)
+    with pytest.raises(asyncpg.UniqueViolationError):
+        async with db.transaction("test", now) as txn:
+            txn.emit("test", "test.literal", case_id="c2", sender="claro", payload=tricky)
+            txn.set_deadline("test", "k", "c2", now, "rule")
+            txn.record_answer(answer)
+    async with db.transaction("test", now) as txn:
+        txn.emit("test", "test.after", case_id="c3", sender="claro", payload={})
+    async with db.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT case_id, payload FROM events WHERE flow = 'test'")
+        stored = await conn.fetchrow(
+            "SELECT request_digest, response FROM command_results WHERE request_id = $1",
+            "flush-literal",
+        )
+        deadlines = await conn.fetchval("SELECT count(*) FROM deadlines WHERE case_id = 'c2'")
+    assert sorted((r["case_id"], r["payload"]) for r in rows) == [("c1", tricky), ("c3", {})]
+    assert (stored["request_digest"], stored["response"]) == (b"\x00'\\", b"\x27\x00")
+    assert deadlines == 0

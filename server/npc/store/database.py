@@ -7,6 +7,7 @@ state they describe, and the core is told about them only after the commit succe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -22,6 +23,7 @@ from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolAcquireContext
+from asyncpg.transaction import Transaction, TransactionState
 from prometheus_client import Histogram
 
 log = logging.getLogger(__name__)
@@ -177,11 +179,16 @@ class Txn:
         """Store a command's answer with this transaction's effects (see `CommandAnswer`)."""
         self.answer = answer
 
-    async def flush(self) -> None:
-        """Write the buffered cancellations, deadlines, events, notifications and answer; called
-        just before commit. Deadlines, events, notifications and answer go in one statement: each
-        write of its own would be one more round trip, and round trips are much of a command's
-        cost."""
+    async def commit(self) -> None:
+        """Write the buffered cancellations, deadlines, events, notifications and answer, and
+        commit: the flush's statement and COMMIT travel in one simple-protocol query.
+
+        Deadlines, events, notifications and answer go in one statement: each write of its own
+        would be one more round trip, and round trips are much of a command's cost. asyncpg sends
+        a statement with parameters alone (extended protocol, no pipelining), so the flush is a
+        statement prepared once per connection (`npc_flush`) that the query EXECUTEs with its
+        arguments written as literals, followed by COMMIT. An error in either ends the query
+        there: nothing is committed and the caller rolls back."""
         # Cancellations first, then settings, as the flows expect: a deadline cancelled and set
         # again in one transaction ends up set. The last cancellation rides in the statement
         # below (commands usually cancel one deadline); any others go before it.
@@ -189,6 +196,7 @@ class Txn:
         for flow, case_id, kind in self.cancelled[:-1]:
             await self.conn.execute(_CANCEL, flow, case_id, kind, self.now)
         if not (self.deadlines or self.events or self.answer or last or self.notifications):
+            await self.conn.execute("COMMIT")
             return
         # The last setting of a deadline wins, as it would written one after the other.
         armed = {(d.flow, d.case_id, d.kind): d for d in self.deadlines}
@@ -200,47 +208,81 @@ class Txn:
             flow, case_id, kind = last
             again = [k for f, c, k in armed if (f, c) == (flow, case_id)]
             cancel = (flow, case_id, kind, again)
-        await self.conn.execute(
-            _FLUSH,
+        arguments = (
             self.now,
-            [
-                {
-                    "flow": d.flow,
-                    "kind": d.kind,
-                    "case_id": d.case_id,
-                    "due_at": d.due_at.isoformat(),
-                    "rule": d.rule,
-                    "payload": d.payload,
-                }
-                for d in armed.values()
-            ],
-            [
-                {
-                    "flow": e.flow,
-                    "type": e.type,
-                    "code": e.code,
-                    "case_id": e.case_id,
-                    "sender": e.sender,
-                    "audience": list(e.audience),
-                    "broadcast": e.broadcast,
-                    "payload": e.payload,
-                }
-                for e in self.events
-            ],
+            json.dumps(
+                [
+                    {
+                        "flow": d.flow,
+                        "kind": d.kind,
+                        "case_id": d.case_id,
+                        "due_at": d.due_at.isoformat(),
+                        "rule": d.rule,
+                        "payload": d.payload,
+                    }
+                    for d in armed.values()
+                ]
+            ),
+            json.dumps(
+                [
+                    {
+                        "flow": e.flow,
+                        "type": e.type,
+                        "code": e.code,
+                        "case_id": e.case_id,
+                        "sender": e.sender,
+                        "audience": list(e.audience),
+                        "broadcast": e.broadcast,
+                        "payload": e.payload,
+                    }
+                    for e in self.events
+                ]
+            ),
             *(astuple(answer) if answer else (None,) * len(fields(CommandAnswer))),
             *cancel,
-            [
-                {
-                    "channel": n.channel,
-                    "recipient": n.recipient,
-                    "subject": n.subject,
-                    "body": n.body,
-                    "flow": n.flow,
-                    "case_id": n.case_id,
-                }
-                for n in self.notifications
-            ],
+            json.dumps(
+                [
+                    {
+                        "channel": n.channel,
+                        "recipient": n.recipient,
+                        "subject": n.subject,
+                        "body": n.body,
+                        "flow": n.flow,
+                        "case_id": n.case_id,
+                    }
+                    for n in self.notifications
+                ]
+            ),
         )
+        await self.conn.prepare_flush()
+        literals = ", ".join(sql_literal(a) for a in arguments)
+        await self.conn.execute(f"EXECUTE {_FLUSH_NAME}({literals}); COMMIT")
+
+
+def sql_literal(value: Any) -> str:
+    """`value` as an SQL literal, for a query sent without parameters (`Txn.commit`).
+
+    Only for connections with standard_conforming_strings on (`_Connection.prepare_flush`
+    checks): a quote is then the only character a string literal escapes.
+    """
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, bytes):
+        return f"'\\x{value.hex()}'"
+    if isinstance(value, list):
+        return f"ARRAY[{', '.join(sql_literal(v) for v in value)}]::text[]" if value else "'{}'"
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    if not isinstance(value, str):
+        raise TypeError(f"no SQL literal for {type(value).__name__}")
+    if "\0" in value:
+        # PostgreSQL's text cannot hold it; sent as a parameter it is refused too.
+        raise ValueError("a string with a NUL character")
+    return "'" + value.replace("'", "''") + "'"
 
 
 # `coalesce(...) IS NULL` rather than `fired_at IS NULL AND cancelled_at IS NULL`: the latter is the
@@ -294,6 +336,33 @@ WITH cancelled AS (
 )
 SELECT 1  -- each data-modifying WITH runs to completion, read or not
 """
+
+# `_FLUSH` prepared on each connection, with its parameters' types, for `Txn.commit`; a prepared
+# statement belongs to the session and outlives a transaction that rolls back.
+_FLUSH_NAME = "npc_flush"
+_PREPARE_FLUSH = f"""
+PREPARE {_FLUSH_NAME} (timestamptz, jsonb, jsonb, text, text, text, bytea, integer, bytea, text,
+                       bytea, text, text, text, text[], jsonb) AS {_FLUSH}"""
+
+
+class _Connection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is untyped
+    """An asyncpg connection that knows whether its session prepared the flush."""
+
+    __slots__ = ("_flush_prepared",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._flush_prepared = False
+
+    async def prepare_flush(self) -> None:
+        """PREPARE the flush on this session, once (see `Txn.commit`)."""
+        if self._flush_prepared:
+            return
+        # `sql_literal` escapes for standard strings only; a backslash must not escape anything.
+        if self.get_settings().standard_conforming_strings != "on":
+            raise RuntimeError("the flush needs standard_conforming_strings on")
+        await self.execute(_PREPARE_FLUSH)
+        self._flush_prepared = True
 
 
 TxnListener = Callable[[Txn], None]
@@ -412,9 +481,17 @@ class Database:
         async with self.pool.acquire() as conn:
             txn = Txn(conn=conn, now=now, label=label)
             try:
-                async with conn.transaction():
+                # asyncpg's transaction object, so that the flows' nested `conn.transaction()`
+                # blocks are savepoints; its COMMIT is `Txn.commit`'s, sent with the flush.
+                block = conn.transaction()
+                await block.start()
+                try:
                     yield txn
-                    await txn.flush()
+                    await txn.commit()
+                except BaseException:
+                    await block.rollback()
+                    raise
+                _committed(conn, block)
                 outcome = "commit"
             finally:
                 TRANSACTION_LABEL.reset(token)
@@ -476,15 +553,19 @@ SESSION_SETTINGS = {"jit": "off"}
 async def _open_pool(
     dsn: str, min_size: int, max_size: int, loggers: list[QueryLogger]
 ) -> asyncpg.Pool:
-    async def init(conn: asyncpg.Connection) -> None:
+    async def init(conn: _Connection) -> None:
         await _init_connection(conn)
+        # Here rather than in a command's transaction, one round trip less on its first use;
+        # before the first migration there is nothing to prepare yet.
+        with contextlib.suppress(asyncpg.UndefinedTableError):
+            await conn.prepare_flush()
         for logger in loggers:
             conn.add_query_logger(logger)
 
     pool = _Pool(
         dsn,
         server_settings=SESSION_SETTINGS,
-        connection_class=asyncpg.Connection,
+        connection_class=_Connection,
         record_class=asyncpg.Record,
         min_size=min_size,
         max_size=max_size,
@@ -496,6 +577,15 @@ async def _open_pool(
     )
     await pool
     return pool
+
+
+def _committed(conn: asyncpg.Connection, block: Transaction) -> None:
+    """Tell asyncpg that `block` ended with the COMMIT `Txn.commit` sent (it has no public way:
+    its own commit would send another)."""
+    # The query ended idle, so PostgreSQL committed; asyncpg's bookkeeping is all that is left.
+    assert not conn.is_in_transaction()
+    block._state = TransactionState.COMMITTED
+    block._connection._top_xact = None  # the connection itself, not the pool's proxy
 
 
 async def _up_to_date(conn: asyncpg.Connection) -> bool:
