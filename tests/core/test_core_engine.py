@@ -4,7 +4,8 @@ deadlines that fire once, the append-only guarantee and migrations."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import date, timedelta
+from typing import Any
 
 import asyncpg
 import pytest
@@ -494,3 +495,58 @@ async def test_the_flush_cancels_by_the_deadline_key_even_with_stale_statistics(
     assert "deadlines_flow_case_id_kind_key" in plan, plan
     assert "Seq Scan on deadlines" not in plan, plan
     assert "deadlines_pending" not in plan, plan
+
+
+async def test_a_deferred_case_update_is_written_with_the_commit_in_order_and_only_then(cores):
+    """A table that defers its updates writes them with the flush: the returned row is the row
+    as it will be; an update that cannot wait (an array) writes the deferred one first, so the
+    later value of a column wins; a transaction that rolls back writes nothing; and a row the
+    transaction did not lock is updated at once."""
+    from npc.core.cases import CaseTable
+
+    clock = FakeClock(DEFAULT_START)
+    core = await cores(clock)
+    table = CaseTable("test", "test_deferred_cases", "test case", ("party",), deferred_updates=True)
+    async with core.db.pool.acquire() as conn:
+        await conn.execute(
+            "CREATE TABLE test_deferred_cases (id text PRIMARY KEY, party text, state text,"
+            " due date, facts jsonb, seen_at timestamptz, tags text[], n int)"
+        )
+        await conn.execute(
+            "INSERT INTO test_deferred_cases (id, party, state) VALUES ('c1', 'p', 'open')"
+        )
+        await conn.execute(
+            "INSERT INTO test_deferred_cases (id, party, state) VALUES ('c2', 'p', 'open')"
+        )
+
+    async def stored(case_id: str) -> dict[str, Any]:
+        async with core.db.pool.acquire() as conn:
+            row = await conn.fetchrow("SELECT * FROM test_deferred_cases WHERE id = $1", case_id)
+        return dict(row.items())
+
+    quoted = "it's \\ done; DROP TABLE events; --"
+    async with core.db.transaction("deferred", clock.now()) as txn:
+        await table.lock(txn, "c1")
+        row = await table.update(txn, "c1", {"state": quoted, "due": date(2026, 12, 4), "n": 1})
+        assert (await stored("c1"))["state"] == "open"  # not written before the commit
+        row = await table.update(txn, "c1", {"tags": ["a", "b"], "n": 2})  # cannot wait
+        row = await table.update(txn, "c1", {"facts": {"k": "v'"}, "seen_at": clock.now(), "n": 3})
+        txn.emit("test", "test.deferred", case_id="c1", sender="p", payload={})
+    after = await stored("c1")
+    assert after == row
+    assert after["state"] == quoted and after["tags"] == ["a", "b"] and after["n"] == 3
+    assert after["due"] == date(2026, 12, 4) and after["facts"] == {"k": "v'"}
+
+    with pytest.raises(RuntimeError):
+        async with core.db.transaction("deferred", clock.now()) as txn:
+            await table.lock(txn, "c2")
+            await table.update(txn, "c2", {"state": "closed"})
+            raise RuntimeError("the command fails")
+    assert (await stored("c2"))["state"] == "open"
+
+    async with core.db.transaction("not locked", clock.now()) as txn:
+        row = await table.update(txn, "c2", {"state": "moved"})
+        assert (await stored("c2"))["state"] == "open"  # another connection: not committed
+        assert row["state"] == "moved"
+        assert txn.row_updates == {}  # written at once: this transaction did not lock the row
+    assert (await stored("c2"))["state"] == "moved"

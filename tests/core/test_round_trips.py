@@ -18,16 +18,16 @@ from npc.v1 import portability_pb2 as pb
 from tests.helpers import block, port_end_to_end, port_request, rid, settle
 
 # Round trips per transaction, BEGIN and COMMIT included, of the commands of a port and of the
-# execution deadline: the case lock rides with the case's read, deadlines, events and answer go
-# in one flush sent with COMMIT, and the deadline's case lock, row lock and firing are one
-# statement; the execution reads and releases its numbers with the routing code in one, and moves
-# them with their history in another.
+# execution deadline: the case lock rides with the case's read; the case row's update, deadlines,
+# events and answer go with COMMIT in one query; the deadline's case lock, row lock and firing
+# are one statement; the execution reads and releases its numbers with the routing code in one,
+# and moves them with their history in another.
 MOST_ROUND_TRIPS = {
     "SubmitPortRequest": 5,
-    "AnswerPortRequest": 4,
-    "SchedulePort": 4,
-    "ConfirmPortExecution": 4,
-    "deadline": 7,
+    "AnswerPortRequest": 3,
+    "SchedulePort": 3,
+    "ConfirmPortExecution": 3,
+    "deadline": 6,
 }
 
 

@@ -31,11 +31,23 @@ def refusal(
 class CaseTable:
     """One table of cases (`id` primary key) whose parties are operator columns."""
 
-    def __init__(self, flow: str, table: str, kind: str, parties: Sequence[str]) -> None:
+    def __init__(
+        self,
+        flow: str,
+        table: str,
+        kind: str,
+        parties: Sequence[str],
+        *,
+        deferred_updates: bool = False,
+    ) -> None:
         self.flow = flow
         self.table = table
         self.kind = kind
         self.parties = tuple(parties)
+        # Updates of a locked row wait for the commit and travel with the flush (one round trip
+        # less per command; see `Txn.defer_update`): only for tables whose commands never read
+        # the row back by SQL after changing it.
+        self.deferred_updates = deferred_updates
 
     async def lock(self, txn: Txn, case_id: str) -> Record | None:
         """The case row, locked for the rest of the transaction (None if there is no such case).
@@ -51,6 +63,8 @@ class CaseTable:
             case_id,
             case_lock_key(self.flow, case_id),
         )
+        if row is not None and self.deferred_updates:
+            txn.case_rows[(self.table, case_id)] = dict(row.items())
         return row
 
     async def lock_for(self, txn: Txn, case_id: str, caller: Caller, *roles: str) -> Record:
@@ -69,7 +83,13 @@ class CaseTable:
         return row
 
     async def update(self, txn: Txn, case_id: str, changes: dict[str, Any]) -> Record:
-        """Apply `changes` to the case row and return the new row."""
+        """Apply `changes` to the case row and return the new row (with the commit, when the
+        table defers its updates and this transaction locked the row: `Txn.defer_update`)."""
+        if self.deferred_updates:
+            deferred = txn.defer_update(self.table, case_id, changes)
+            if deferred is not None:
+                return deferred
+            await txn.write_deferred(self.table, case_id)  # in order, before this one
         columns = list(changes)
         assignments = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(columns))
         row: Record | None = await txn.conn.fetchrow(
@@ -78,6 +98,8 @@ class CaseTable:
             *(changes[c] for c in columns),
         )
         assert row is not None
+        if (self.table, case_id) in txn.case_rows:
+            txn.case_rows[(self.table, case_id)] = dict(row.items())
         return row
 
     async def read_for(

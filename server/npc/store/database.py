@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import astuple, dataclass, field, fields
-from datetime import datetime
+from datetime import date, datetime
 from importlib import resources
 from types import TracebackType
 from typing import Any
@@ -123,6 +123,10 @@ class Txn:
     answer: CommandAnswer | None = None
     notifications: list[NotificationDraft] = field(default_factory=list)
     _after_commit: list[Callable[[], None]] = field(default_factory=list)
+    # Case rows locked by a `CaseTable` whose updates wait for the commit, as those updates
+    # leave them, and the updates themselves ((table, id) -> column -> SQL literal).
+    case_rows: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    row_updates: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
 
     def emit(
         self,
@@ -156,6 +160,36 @@ class Txn:
     def cancel_deadlines(self, flow: str, case_id: str, kind: str | None = None) -> None:
         """Cancel a pending deadline of a case (all of its pending deadlines when kind is None)."""
         self.cancelled.append((flow, case_id, kind))
+
+    def defer_update(
+        self, table: str, case_id: str, changes: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Write `changes` to the locked case row with the commit, in the flush's round trip, and
+        return the row as they leave it; None (nothing deferred) when this transaction did not
+        lock the row through its `CaseTable` or a value has no literal here (`update_literal`).
+
+        The row is locked, so nothing but this transaction changes it before the commit. Reads
+        of the table by this transaction would not see the change yet: the tables that defer
+        (`CaseTable(deferred_updates=True)`) are read by their commands only through the row
+        returned here.
+        """
+        row = self.case_rows.get((table, case_id))
+        if row is None:
+            return None
+        try:
+            literals = {column: update_literal(value) for column, value in changes.items()}
+        except (TypeError, ValueError):
+            return None
+        self.row_updates.setdefault((table, case_id), {}).update(literals)
+        row = {**row, **changes}
+        self.case_rows[(table, case_id)] = row
+        return row
+
+    async def write_deferred(self, table: str, case_id: str) -> None:
+        """Write the deferred update of a row now (before one that cannot wait)."""
+        literals = self.row_updates.pop((table, case_id), None)
+        if literals:
+            await self.conn.execute(_update_sql(table, case_id, literals))
 
     async def lock_case(self, flow: str, case_id: str) -> None:
         """Serialise work on one case until commit.
@@ -196,8 +230,14 @@ class Txn:
         last = self.cancelled[-1] if self.cancelled else None
         for flow, case_id, kind in self.cancelled[:-1]:
             await self.conn.execute(_CANCEL, flow, case_id, kind, self.now)
+        # Deferred case-row updates go first, in the same query.
+        updates = "".join(
+            _update_sql(table, case_id, literals) + "; "
+            for (table, case_id), literals in self.row_updates.items()
+        )
+        self.row_updates.clear()
         if not (self.deadlines or self.events or self.answer or last or self.notifications):
-            await self.conn.execute("COMMIT")
+            await self.conn.execute(f"{updates}COMMIT")
             return
         # The last setting of a deadline wins, as it would written one after the other.
         armed = {(d.flow, d.case_id, d.kind): d for d in self.deadlines}
@@ -257,7 +297,26 @@ class Txn:
         )
         await self.conn.prepare_flush()
         literals = ", ".join(sql_literal(a) for a in arguments)
-        await self.conn.execute(f"EXECUTE {_FLUSH_NAME}({literals}); COMMIT")
+        await self.conn.execute(f"{updates}EXECUTE {_FLUSH_NAME}({literals}); COMMIT")
+
+
+def _update_sql(table: str, case_id: str, literals: dict[str, str]) -> str:
+    # Table and column names are the flows' own identifiers, never a caller's input.
+    assignments = ", ".join(f"{column} = {value}" for column, value in literals.items())
+    return f"UPDATE {table} SET {assignments} WHERE id = {sql_literal(case_id)}"
+
+
+def update_literal(value: Any) -> str:
+    """`value` as the literal of a deferred update (`Txn.defer_update`): an untyped literal
+    takes its column's type, so a date or a JSON object is written as text. Arrays are not
+    (their element type would have to be known): TypeError, and the update is not deferred."""
+    if isinstance(value, list | tuple):
+        raise TypeError("an array")
+    if isinstance(value, dict):
+        return sql_literal(_json(value))
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return sql_literal(value.isoformat())
+    return sql_literal(value)
 
 
 def _json(value: Any) -> str:

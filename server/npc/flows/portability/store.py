@@ -17,7 +17,9 @@ from npc.flows.portability.rules import FLOW
 from npc.flows.portability.validation import NumberEntry
 from npc.store.operators import routing_code_sql
 
-REQUESTS = CaseTable(FLOW, "port_requests", "port_request", ("recipient", "donor"))
+REQUESTS = CaseTable(
+    FLOW, "port_requests", "port_request", ("recipient", "donor"), deferred_updates=True
+)
 CONSULTATIONS = CaseTable(FLOW, "prior_consultations", "prior_consultation", ("recipient", "donor"))
 
 
