@@ -33,7 +33,7 @@ import grpc
 import redis.asyncio as aioredis
 
 from npc.admin import DEMO_OPERATORS, DEMO_RANGES, OperatorSpec, seed_demo, upsert_operator
-from npc.config import PortabilitySettings
+from npc.config import DEFAULT_DB_POOL_SIZE, PortabilitySettings
 from npc.core.calendar import calendar_for
 from npc.core.clock import SharedClock
 from npc.core.deadlines import NEXT_DUE_SQL
@@ -411,7 +411,7 @@ class AllBenchOptions:
     channels: int = 0  # client channels per simulated operator (0: two per worker)
     rate: float = 0.0  # filings per second, all operators together; 0: as fast as they can
     drain: float = 20.0  # wall seconds to let ports under way finish after filing stops
-    db_pool_size: int = 20  # the server pool size (NPC_DB_POOL_SIZE), per server process
+    db_pool_size: int = DEFAULT_DB_POOL_SIZE  # NPC_DB_POOL_SIZE, per server process
     seed: int = 7
     # How the simulated operators send commands: "session" (SessionService) or "unary". The
     # figures are this mode's; `by_api` compares both, the other one measured after it.

@@ -37,6 +37,9 @@ class Variable:
     meaning: str
 
 
+# NPC_DB_POOL_SIZE's default (see `Settings.db_pool_size`).
+DEFAULT_DB_POOL_SIZE = 40
+
 # Every NPC_* variable the server reads (tests/test_config.py checks the sources against it).
 VARIABLES: tuple[Variable, ...] = (
     Variable("NPC_DATABASE_URL", "embedded in var/postgres", "PostgreSQL DSN"),
@@ -51,7 +54,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("NPC_WORKERS", "1", "server processes sharing the ports (--workers)"),
     Variable("NPC_WORKER", "0", "set by `npc serve --workers` for each worker"),
     Variable("NPC_VAR_DIR", "var", "embedded servers' data and serve.json"),
-    Variable("NPC_DB_POOL_SIZE", "20", "PostgreSQL connections per process"),
+    Variable("NPC_DB_POOL_SIZE", str(DEFAULT_DB_POOL_SIZE), "PostgreSQL connections per process"),
     Variable("NPC_EVENT_LOOP", "asyncio", "asyncio or uvloop (the uvloop extra)"),
     Variable("NPC_CLOCK", "wall clock", "demos only: <start ISO>@<epoch>x<speed>"),
     Variable("NPC_CHANGE_WINDOW", "00:00-06:00", "nightly change window, HH:MM-HH:MM, Lima"),
@@ -430,7 +433,10 @@ class Settings:
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     var_dir: str = "var"
-    db_pool_size: int = 20
+    # Commands hold a connection for their round trips and for the event loop's turns between
+    # them: at saturation on 2 cores a command held one ~45 ms, and with 20 the commands waited
+    # ~175 ms for one (the pool, not the CPU, bounded the throughput).
+    db_pool_size: int = DEFAULT_DB_POOL_SIZE
     # NPC_CLOCK: an accelerated shared clock (`npc.core.clock.SharedClock`) for demos and
     # benchmarks only; None, the default, is the wall clock.
     clock: str | None = None
@@ -489,7 +495,9 @@ class Settings:
             http_host=env_text(env, "NPC_HTTP_HOST", "127.0.0.1"),
             http_port=env_port(env, "NPC_HTTP_PORT", 8080),
             var_dir=env_text(env, "NPC_VAR_DIR", "var"),
-            db_pool_size=env_int(env, "NPC_DB_POOL_SIZE", 20, minimum=1, maximum=1000),
+            db_pool_size=env_int(
+                env, "NPC_DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE, minimum=1, maximum=1000
+            ),
             clock=_shared_clock(env.get("NPC_CLOCK")),
             portability=PortabilitySettings.from_env(),
             web=WebSettings.from_env(),
