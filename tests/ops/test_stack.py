@@ -18,6 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from npc.cli.record import ServeRecord, read_record
+from npc.config import DEFAULT_DB_POOL_SIZE
 from npc.embedded import EmbeddedRedis, free_port
 from tests.helpers import wait_serving
 
@@ -168,7 +169,7 @@ async def test_metrics_are_present_at_start_with_zero_values(
     assert callers == {"claro", "movistar", "entel", "bitel", "osiptel", "unidentified"}
     # Sampled before serving, not on the first pass 15 s later.
     assert value(samples, "npc_db_up") == 1.0
-    assert value(samples, "npc_db_pool_connections", state="max") == 20.0
+    assert value(samples, "npc_db_pool_connections", state="max") == DEFAULT_DB_POOL_SIZE
 
 
 async def prometheus_get(session: aiohttp.ClientSession, url: str, **params: str) -> Any:
