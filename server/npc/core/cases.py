@@ -46,7 +46,8 @@ class CaseTable:
         self.parties = tuple(parties)
         # Updates of a locked row wait for the commit and travel with the flush (one round trip
         # less per command; see `Txn.defer_update`): only for tables whose commands never read
-        # the row back by SQL after changing it.
+        # the row back by SQL after changing it, nor change it inside a savepoint they may roll
+        # back (the waiting update is the transaction's, not the savepoint's).
         self.deferred_updates = deferred_updates
 
     async def lock(self, txn: Txn, case_id: str) -> Record | None:
