@@ -191,6 +191,10 @@ def test_npc_bench_all_prints_one_json_object_with_every_figure():
     assert by_method["ConfirmPortExecution"] >= 2 * closed
     assert by_method["SchedulePort"] >= figures["ports_completed"]
     assert figures["broadcasts_received"] >= figures["ports_completed"]
+    # Every execution seen on the streams was its deadline firing; the kinds add up.
+    by_kind = figures["deadline_lateness_by_kind"]
+    assert by_kind["request.execute"]["fired"] >= figures["ports_completed"]
+    assert sum(kind["fired"] for kind in by_kind.values()) == figures["deadlines_fired"]
     assert (
         abs(
             figures["ratio_messages_vs_rpc_ceiling"]

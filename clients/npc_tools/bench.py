@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -416,6 +417,7 @@ class AllBenchOptions:
     # How the simulated operators send commands: "session" (SessionService) or "unary". The
     # figures are this mode's; `by_api` compares both, the other one measured after it.
     api: str = "session"
+    compare: bool = True  # also measure the other mode, for `by_api`
 
 
 def _channel(target: str) -> grpc.aio.Channel:
@@ -883,10 +885,11 @@ async def _bench_all(
         }
         figures["api"] = options.api
         phases = {options.api: await _ports_phase(options, target, clock, db, observers, roots)}
-        other = "unary" if options.api == "session" else "session"
-        phases[other] = await _ports_phase(
-            replace(options, api=other), target, clock, db, observers, roots
-        )
+        if options.compare:
+            other = "unary" if options.api == "session" else "session"
+            phases[other] = await _ports_phase(
+                replace(options, api=other), target, clock, db, observers, roots
+            )
         figures.update(phases[options.api])
         figures["ratio_messages_vs_rpc_ceiling"] = (
             round(figures["messages_per_s"] / figures["rpc_ceiling_per_s"], 3)
@@ -1057,9 +1060,10 @@ async def _ports_phase(
             "SELECT count(*) FROM deadlines WHERE fired_at IS NULL AND cancelled_at IS NULL"
         )
     lateness = [clock.to_wall(timedelta(seconds=row["late"])) for row in rows]
-    silent = [
-        clock.to_wall(timedelta(seconds=r["late"])) for r in rows if r["kind"] == REQUEST_ANSWER
-    ]
+    by_kind: dict[str, list[float]] = defaultdict(list)
+    for row, late in zip(rows, lateness, strict=True):
+        by_kind[row["kind"]].append(late)
+    silent = by_kind.get(REQUEST_ANSWER, [])
     return {
         "ports_per_s": round(ports / span, 1),
         "ports_completed": len(arrivals),
@@ -1079,6 +1083,15 @@ async def _ports_phase(
         "deadline_lateness_p99_ms": _ms(_percentile(lateness, 0.99)),
         "donor_answer_deadlines_fired": len(silent),
         "donor_answer_lateness_p99_ms": _ms(_percentile(silent, 0.99)) if silent else None,
+        # Which deadlines were late: the change window's executions fall due together.
+        "deadline_lateness_by_kind": {
+            kind: {
+                "fired": len(values),
+                "p50_ms": _ms(_percentile(values, 0.5)),
+                "p99_ms": _ms(_percentile(values, 0.99)),
+            }
+            for kind, values in sorted(by_kind.items())
+        },
         "broadcast_streams": len(observer_names),
         "broadcasts_received": len(watchers.latencies),
         "broadcast_p50_ms": _ms(_percentile(watchers.latencies, 0.5)),

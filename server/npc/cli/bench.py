@@ -102,6 +102,13 @@ def add_parser(commands: Subcommands) -> None:
         help="how the simulated operators send commands: one session stream each (default) or"
         " one unary call per command; the other mode is measured after it for `by_api`",
     )
+    everything.add_argument(
+        "--no-compare",
+        dest="compare",
+        action="store_false",
+        help="measure the --api mode only (`by_api` then holds it alone): a shorter run when"
+        " comparing two builds",
+    )
     everything.add_argument("--json", action="store_true", help="print one JSON object")
     everything.set_defaults(func=cmd_bench_all)
 
@@ -134,6 +141,7 @@ def cmd_bench_all(args: argparse.Namespace) -> int:
         speed=args.speed,
         drain=args.drain,
         api=args.api,
+        compare=args.compare,
     )
     return run_all(options, args.json)
 
