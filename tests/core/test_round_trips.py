@@ -19,15 +19,15 @@ from tests.helpers import block, port_end_to_end, port_request, rid, settle
 
 # Round trips per transaction, BEGIN and COMMIT included, of the commands of a port and of the
 # execution deadline: the case lock rides with the case's read; the case row's update, deadlines,
-# events and answer go with COMMIT in one query; the deadline's case lock, row lock and firing
-# are one statement; the execution reads and releases its numbers with the routing code in one,
-# and moves them with their history in another.
+# events and answer go with COMMIT in one query; a request's donor is checked with its numbers;
+# the deadline's case lock, row lock and firing are one statement; the execution releases its
+# numbers and moves them, with their history and the routing code, in another.
 MOST_ROUND_TRIPS = {
-    "SubmitPortRequest": 5,
+    "SubmitPortRequest": 4,
     "AnswerPortRequest": 3,
     "SchedulePort": 3,
     "ConfirmPortExecution": 3,
-    "deadline": 6,
+    "deadline": 5,
 }
 
 

@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 
@@ -42,20 +43,41 @@ class Serving:
     ported: bool
 
 
+_WHO_SERVES = """
+SELECT n.i, n.number, r.operator_id AS holder, r.service,
+       COALESCE(p.serving_operator, r.operator_id) AS serving,
+       p.serving_operator IS NOT NULL AS ported
+FROM unnest($1::text[]) WITH ORDINALITY AS n(number, i)
+LEFT JOIN number_ranges r ON r.numbers @> n.number::bigint
+LEFT JOIN ported_numbers p ON p.number = n.number
+"""
+
+
 async def who_serves(conn: asyncpg.Connection, numbers: Sequence[str]) -> list[Serving]:
     """For each of `numbers`, in order: its range holder, service and serving operator."""
-    rows = await conn.fetch(
-        """SELECT n.number, r.operator_id AS holder, r.service,
-                  COALESCE(p.serving_operator, r.operator_id) AS serving,
-                  p.serving_operator IS NOT NULL AS ported
-           FROM unnest($1::text[]) WITH ORDINALITY AS n(number, i)
-           LEFT JOIN number_ranges r ON r.numbers @> n.number::bigint
-           LEFT JOIN ported_numbers p ON p.number = n.number
-           ORDER BY n.i""",
-        list(numbers),
-    )
+    rows = await conn.fetch(f"{_WHO_SERVES} ORDER BY n.i", list(numbers))
     return [
         Serving(r["number"], r["holder"], r["service"], r["serving"], r["ported"]) for r in rows
+    ]
+
+
+async def who_serves_with_party(
+    conn: asyncpg.Connection, numbers: Sequence[str], party: str
+) -> tuple[bool, list[Serving]]:
+    """Whether `party` is a registered operator (`operators.is_operator`), and `who_serves`
+    of `numbers`: one round trip where a request checks its donor and its numbers."""
+    rows = await conn.fetch(
+        f"""SELECT {operators.is_operator_sql("$2")} AS party_known, s.*
+            FROM (SELECT 1) AS one LEFT JOIN ({_WHO_SERVES}) AS s ON true
+            ORDER BY s.i""",
+        list(numbers),
+        party,
+    )
+    known = bool(rows[0]["party_known"])  # one row at least, with no numbers
+    return known, [
+        Serving(r["number"], r["holder"], r["service"], r["serving"], r["ported"])
+        for r in rows
+        if r["i"] is not None
     ]
 
 
@@ -104,6 +126,18 @@ def emit_imported(txn: Txn, kind: str, rows: int) -> None:
     )
 
 
+@dataclass(frozen=True)
+class NumberSource:
+    """Where `move_numbers_from` reads the numbers it moves: `relation`, an SQL expression of
+    one text column read `AS x(number)`, after the common table expressions `ctes` (each ending
+    with a comma, or ""), both naming their one argument `$1`. A flow's statement that reads
+    (and changes) its own tables rides with the move: one round trip less."""
+
+    ctes: str
+    relation: str
+    argument: Any
+
+
 async def move_numbers(
     txn: Txn, numbers: Sequence[str], to_operator: str, *, reason: str, case_id: str
 ) -> int:
@@ -115,12 +149,28 @@ async def move_numbers(
     Numbers outside the numbering plan are ignored: requests are checked against the plan before
     they get here.
     """
+    moved, _ = await move_numbers_from(
+        txn,
+        NumberSource("", "unnest($1::text[])", list(numbers)),
+        to_operator,
+        reason=reason,
+        case_id=case_id,
+    )
+    return moved
+
+
+async def move_numbers_from(
+    txn: Txn, source: NumberSource, to_operator: str, *, reason: str, case_id: str
+) -> tuple[int, str | None]:
+    """`move_numbers` of the numbers `source` reads; return how many changed and the routing
+    code of `to_operator` (None when none changed: the statement read it with the moves)."""
     # One statement, one round trip: the move, its history and the recipient's routing code.
     rows = await txn.conn.fetch(
-        f"""WITH n AS (
+        f"""WITH {source.ctes}
+           n AS (
                SELECT x.number, r.operator_id AS holder, r.service,
                       COALESCE(p.serving_operator, r.operator_id) AS serving
-               FROM unnest($1::text[]) AS x(number)
+               FROM {source.relation} AS x(number)
                JOIN number_ranges r ON r.numbers @> x.number::bigint
                LEFT JOIN ported_numbers p ON p.number = x.number),
            home AS (
@@ -142,17 +192,18 @@ async def move_numbers(
                RETURNING 1)
            SELECT n.number, n.serving, {operators.routing_code_sql("$2")} AS routing_code
            FROM n WHERE n.serving <> $2 ORDER BY n.number""",
-        list(numbers),
+        source.argument,
         to_operator,
         txn.now,
         case_id,
         reason,
     )
     if not rows:
-        return 0
+        return 0, None
     by_origin: dict[str, list[str]] = defaultdict(list)
     for row in rows:
         by_origin[row["serving"]].append(row["number"])
+    code = rows[0]["routing_code"]
     txn.emit(
         REGISTRY,
         NUMBERS_CHANGED,
@@ -161,13 +212,13 @@ async def move_numbers(
         broadcast=True,
         payload={
             "to_operator": to_operator,
-            "routing_code": rows[0]["routing_code"],
+            "routing_code": code,
             "reason": reason,
             "changed_at": txn.now.isoformat(),
             "moves": [{"from_operator": k, "numbers": v} for k, v in sorted(by_origin.items())],
         },
     )
-    return len(rows)
+    return len(rows), None if code is None else str(code)
 
 
 async def register_operator(

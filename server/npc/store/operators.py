@@ -45,6 +45,12 @@ def token_digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
+def is_operator_sql(operator: str) -> str:
+    """The boolean subquery of `is_operator` (any country) for the operator named by the
+    parameter `operator` ("$2"), for a statement that reads it along with more."""
+    return f"EXISTS (SELECT 1 FROM operators WHERE id = {operator} AND role = 'operator')"
+
+
 async def is_operator(
     conn: asyncpg.Connection, operator: str, *, country: str | None = None
 ) -> bool:

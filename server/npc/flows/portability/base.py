@@ -59,11 +59,27 @@ class PortabilityBase:
         if caller.is_regulator:
             raise PermissionDenied("the regulator's identity is read-only")
 
-    async def _check_numbers(
-        self, txn: Txn, donor: str, service: str, numbers: list[str], field: str
+    async def _check_parties_and_numbers(
+        self,
+        txn: Txn,
+        v: Violations,
+        caller: Caller,
+        donor: str,
+        service: str,
+        numbers: list[str],
+        field: str,
     ) -> None:
-        """Each number is in the numbering plan, of the right service, and served by the donor."""
-        for row in await registry.who_serves(txn.conn, numbers):
+        """The donor is another registered operator, and each number is in the numbering plan,
+        of the right service, and served by the donor: one read for both (the donor's refusal
+        comes first, as it would checked alone)."""
+        if donor == caller.operator:
+            v.add("donor", "the donor must differ from the recipient (the caller)")
+        v.raise_if_any()
+        known, served = await registry.who_serves_with_party(txn.conn, numbers, donor)
+        if not known:
+            raise InvalidArgument(FieldViolation("donor", f"unknown operator {donor!r}"))
+        await self._learn_names(txn, (caller.operator, donor))
+        for row in served:
             number = row.number
             if row.holder is None:
                 raise FailedPrecondition(
@@ -83,14 +99,6 @@ class PortabilityBase:
                     violation_type="NUMBER_NOT_SERVED_BY_DONOR",
                     subject=f"{field}:{number}",
                 )
-
-    async def _check_parties(self, txn: Txn, v: Violations, caller: Caller, donor: str) -> None:
-        if donor == caller.operator:
-            v.add("donor", "the donor must differ from the recipient (the caller)")
-        v.raise_if_any()
-        if not await operators.is_operator(txn.conn, donor):
-            raise InvalidArgument(FieldViolation("donor", f"unknown operator {donor!r}"))
-        await self._learn_names(txn, (caller.operator, donor))
 
     async def load_operator_names(self) -> None:
         """Read every operator's registered name, for the subscriber notices."""

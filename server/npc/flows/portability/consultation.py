@@ -53,9 +53,8 @@ class PriorConsultations(PortabilityBase):
         )
         v.raise_if_any()
         assert service is not None
-        await self._check_parties(txn, v, caller, request.donor)
-        await self._check_numbers(
-            txn, request.donor, service, [e.number for e in entries], "numbers"
+        await self._check_parties_and_numbers(
+            txn, v, caller, request.donor, service, [e.number for e in entries], "numbers"
         )
         case_id = await store.next_id(txn.conn, "CP")
         row = await store.insert_consultation(

@@ -67,9 +67,12 @@ class Execution(PortabilityBase):
 
     async def _execute_now(self, txn: Txn, row: Record) -> Record:
         """Move the numbers to the recipient in the central registry and tell every operator."""
-        numbers, code = await store.execute_numbers(txn.conn, row["id"], row["recipient"])
-        moved = await registry.move_numbers(
-            txn, numbers, row["recipient"], reason="port", case_id=row["id"]
+        moved, code = await registry.move_numbers_from(
+            txn,
+            store.executed_numbers(row["id"]),
+            row["recipient"],
+            reason="port",
+            case_id=row["id"],
         )
         row = await store.REQUESTS.update(
             txn, row["id"], {"state": State.EXECUTED, "executed_at": txn.now}
@@ -91,7 +94,7 @@ class Execution(PortabilityBase):
             "recipient enables the numbers within 3 hours, inside the change window"
             " (art. 23, infraction 28)",
         )
-        if code is None:  # a request without numbers: nothing above read the code
+        if code is None:  # no number changed hands: nothing above read the code
             code = await operators.routing_code(txn.conn, row["recipient"])
         self._emit(txn, "executed", None, row, broadcast=True, extra={"routing_code": str(code)})
         service = row["service"]

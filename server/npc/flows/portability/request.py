@@ -64,9 +64,10 @@ class PortRequests(Scheduling, ObjectionReview, InstallationLimit):
             self.timeline.calendar.local_date(txn.now),
             self.settings.max_numbers_per_request,
         )
-        await self._check_parties(txn, v, caller, request.donor)
         numbers = [e.number for e in form.entries]
-        await self._check_numbers(txn, request.donor, form.service, numbers, "numbers")
+        await self._check_parties_and_numbers(
+            txn, v, caller, request.donor, form.service, numbers, "numbers"
+        )
         if request.prior_consultation_id:
             await self._check_prior_consultation(txn, caller, request)
         row = await self._register(txn, caller, request, form)

@@ -11,11 +11,11 @@ import asyncpg
 from asyncpg import Record
 
 from npc.core.cases import CaseTable
+from npc.core.numbers import NumberSource
 from npc.core.ports import PortRecord
 from npc.flows.portability.model import NewConsultation, NewPortRequest
 from npc.flows.portability.rules import FLOW
 from npc.flows.portability.validation import NumberEntry
-from npc.store.operators import routing_code_sql
 
 REQUESTS = CaseTable(
     FLOW, "port_requests", "port_request", ("recipient", "donor"), deferred_updates=True
@@ -120,23 +120,18 @@ async def release_numbers(conn: asyncpg.Connection, case_id: str) -> None:
     )
 
 
-async def execute_numbers(
-    conn: asyncpg.Connection, case_id: str, recipient: str
-) -> tuple[list[str], str | None]:
+def executed_numbers(case_id: str) -> NumberSource:
     """At the execution: the request's numbers, released for new requests as `release_numbers`
-    does, and the recipient's routing code; one round trip instead of three (the execution's
-    cost bounds how late the change window's deadlines fire)."""
-    rows = await conn.fetch(
-        f"""WITH released AS (
-               UPDATE port_request_numbers SET live = false WHERE port_request_id = $1 AND live)
-           SELECT n.number, {routing_code_sql("$2")} AS routing_code
-           FROM port_request_numbers n
-           WHERE n.port_request_id = $1 ORDER BY n.number""",
+    does, read by the move itself (`numbers.move_numbers_from`): one round trip for the
+    release, the move, its history and the routing code (the execution's cost bounds how late
+    the change window's deadlines fire)."""
+    return NumberSource(
+        """released AS (
+               UPDATE port_request_numbers SET live = false
+               WHERE port_request_id = $1::text AND live),""",
+        "(SELECT number FROM port_request_numbers WHERE port_request_id = $1::text)",
         case_id,
-        recipient,
     )
-    code = rows[0]["routing_code"] if rows else None
-    return [r["number"] for r in rows], code
 
 
 async def request_numbers(conn: asyncpg.Connection, case_id: str) -> list[str]:
