@@ -34,3 +34,22 @@ async def test_perform_keeps_what_a_refusal_keeps_and_undoes_the_rest(handlers: 
     async with handlers.core.db.pool.acquire() as conn:
         cases = {r["case_id"] for r in await conn.fetch("SELECT case_id FROM events")}
     assert "kept" in cases and "undone" not in cases
+
+
+async def test_who_serves_with_party_answers_both_in_the_numbers_order(handlers: Handlers):
+    async with handlers.core.db.pool.acquire() as conn:
+        known, served = await numbers.who_serves_with_party(
+            conn, ["960000001", "930000001", "940000001"], "movistar"
+        )
+        regulator, _ = await numbers.who_serves_with_party(conn, ["940000001"], "osiptel")
+        unknown, nothing = await numbers.who_serves_with_party(conn, [], "nobody")
+        alone, none_read = await numbers.who_serves_with_party(conn, [], "entel")
+    assert known is True
+    assert [(s.number, s.holder, s.serving) for s in served] == [
+        ("960000001", "entel", "entel"),
+        ("930000001", None, None),  # outside the numbering plan
+        ("940000001", "movistar", "movistar"),
+    ]
+    assert regulator is False  # registered, but not an operator
+    assert (unknown, nothing) == (False, [])
+    assert (alone, none_read) == (True, [])  # no numbers: the party is still read
