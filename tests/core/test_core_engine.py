@@ -497,6 +497,51 @@ async def test_the_flush_cancels_by_the_deadline_key_even_with_stale_statistics(
     assert "deadlines_pending" not in plan, plan
 
 
+async def test_a_deferred_update_is_prepared_once_per_connection_even_past_a_failure(cores):
+    """A deferred update is the EXECUTE of an UPDATE its connection prepared the first time it
+    met those columns (PREPARE riding in the same query). A query that fails after its PREPARE
+    leaves the statement prepared on the session (no rollback undoes a PREPARE): the next one
+    with the same columns still works, and the failed one wrote nothing."""
+    from npc.core.cases import CaseTable
+
+    clock = FakeClock(DEFAULT_START)
+    core = await cores(clock)
+    table = CaseTable("test", "test_prepared_cases", "test case", ("party",), deferred_updates=True)
+    async with core.db.pool.acquire() as conn:
+        await conn.execute(
+            "CREATE TABLE test_prepared_cases (id text PRIMARY KEY, party text, state text,"
+            " n int CHECK (n < 100))"
+        )
+        await conn.executemany(
+            "INSERT INTO test_prepared_cases (id, party, state) VALUES ($1, 'p', 'open')",
+            [(f"c{k}",) for k in range(12)],
+        )
+    sent: list[str] = []
+    await core.db.add_query_logger(lambda query: sent.append(query.query))
+
+    async def update(case_id: str, n: int) -> None:
+        async with core.db.transaction("prepared", clock.now()) as txn:
+            await table.lock(txn, case_id)
+            await table.update(txn, case_id, {"state": f"s{n}", "n": n})
+
+    with pytest.raises(asyncpg.CheckViolationError):
+        await update("c0", 500)  # fails in the query, after its PREPARE ran
+    for k in range(12):
+        await update(f"c{k}", k)
+    async with core.db.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT id, state, n FROM test_prepared_cases ORDER BY n")
+    assert [(r["id"], r["state"], r["n"]) for r in rows] == [
+        (f"c{k}", f"s{k}", k) for k in range(12)
+    ]
+    statements = [statement for query in sent for statement in query.split("; ")]
+    prepares = sum(s.startswith("PREPARE npc_update_") for s in statements)
+    executed = [s for s in statements if not s.startswith("PREPARE")]
+    assert not [s for s in executed if s.startswith("UPDATE test_prepared_cases")]
+    assert sum(s.startswith("EXECUTE npc_update_") for s in executed) == 13
+    # Once per connection, and once more for the failed attempt's connection at most.
+    assert 1 <= prepares <= core.db.pool.get_max_size() + 1 < 13
+
+
 async def test_a_deferred_case_update_is_written_with_the_commit_in_order_and_only_then(cores):
     """A table that defers its updates writes them with the flush: the returned row is the row
     as it will be; an update that cannot wait (an array) writes the deferred one first, so the

@@ -189,7 +189,10 @@ class Txn:
         """Write the deferred update of a row now (before one that cannot wait)."""
         literals = self.row_updates.pop((table, case_id), None)
         if literals:
-            await self.conn.execute(_update_sql(table, case_id, literals))
+            update = _Updates(self.conn)
+            update.add(table, case_id, literals)
+            await self.conn.execute(update.sql())
+            update.sent()
 
     async def lock_case(self, flow: str, case_id: str) -> None:
         """Serialise work on one case until commit.
@@ -231,13 +234,14 @@ class Txn:
         for flow, case_id, kind in self.cancelled[:-1]:
             await self.conn.execute(_CANCEL, flow, case_id, kind, self.now)
         # Deferred case-row updates go first, in the same query.
-        updates = "".join(
-            _update_sql(table, case_id, literals) + "; "
-            for (table, case_id), literals in self.row_updates.items()
-        )
+        deferred = _Updates(self.conn)
+        for (table, case_id), assignments in self.row_updates.items():
+            deferred.add(table, case_id, assignments)
+        updates = deferred.sql()
         self.row_updates.clear()
         if not (self.deadlines or self.events or self.answer or last or self.notifications):
             await self.conn.execute(f"{updates}COMMIT")
+            deferred.sent()
             return
         # The last setting of a deadline wins, as it would written one after the other.
         armed = {(d.flow, d.case_id, d.kind): d for d in self.deadlines}
@@ -298,12 +302,38 @@ class Txn:
         await self.conn.prepare_flush()
         literals = ", ".join(sql_literal(a) for a in arguments)
         await self.conn.execute(f"{updates}EXECUTE {_FLUSH_NAME}({literals}); COMMIT")
+        deferred.sent()
 
 
-def _update_sql(table: str, case_id: str, literals: dict[str, str]) -> str:
-    # Table and column names are the flows' own identifiers, never a caller's input.
-    assignments = ", ".join(f"{column} = {value}" for column, value in literals.items())
-    return f"UPDATE {table} SET {assignments} WHERE id = {sql_literal(case_id)}"
+@dataclass
+class _Updates:
+    """Deferred row updates as statements of one simple query: EXECUTEs of UPDATEs prepared
+    on the connection (PostgreSQL neither parses nor plans them again at each command), after
+    the PREPAREs of those the connection has not prepared yet."""
+
+    conn: asyncpg.Connection
+    prepares: list[str] = field(default_factory=list)
+    executes: list[str] = field(default_factory=list)
+    fresh: list[tuple[str, tuple[str, ...], str]] = field(default_factory=list)
+
+    def add(self, table: str, case_id: str, literals: dict[str, str]) -> None:
+        columns = tuple(literals)
+        name, prepare = self.conn.update_statement(table, columns)
+        if prepare is not None:
+            self.prepares.append(prepare)
+            self.fresh.append((table, columns, name))
+        self.executes.append(
+            f"EXECUTE {name}({', '.join(literals.values())}, {sql_literal(case_id)})"
+        )
+
+    def sql(self) -> str:
+        """The statements, each followed by "; "."""
+        return "".join(f"{statement}; " for statement in [*self.prepares, *self.executes])
+
+    def sent(self) -> None:
+        """The query holding them succeeded: the PREPAREs ran."""
+        for table, columns, name in self.fresh:
+            self.conn.prepared(table, columns, name)
 
 
 def update_literal(value: Any) -> str:
@@ -417,11 +447,14 @@ PREPARE {_FLUSH_NAME} (timestamptz, jsonb, jsonb, text, text, text, bytea, integ
 class _Connection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is untyped
     """An asyncpg connection that knows whether its session prepared the flush."""
 
-    __slots__ = ("_flush_prepared",)
+    __slots__ = ("_flush_prepared", "_updates_prepared", "_update_names")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._flush_prepared = False
+        # (table, columns) -> the name of its prepared UPDATE (`prepare_update`).
+        self._updates_prepared: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._update_names = 0
 
     async def prepare_flush(self) -> None:
         """PREPARE the flush on this session, once (see `Txn.commit`)."""
@@ -432,6 +465,30 @@ class _Connection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is untyp
             raise RuntimeError("the flush needs standard_conforming_strings on")
         await self.execute(_PREPARE_FLUSH)
         self._flush_prepared = True
+
+    def update_statement(self, table: str, columns: tuple[str, ...]) -> tuple[str, str | None]:
+        """The name of `UPDATE table SET <columns> WHERE id = ...` prepared on this session, and
+        the PREPARE to send first in the same query when it is not prepared yet (`Txn.commit`
+        then calls `prepared`). A deferred update's columns are a handful per table.
+
+        PREPARE is not undone by a rollback: a query that fails may or may not have prepared
+        it, so each unconfirmed attempt takes a new name and never collides with a leftover.
+        Parameters take their columns' types, as the untyped literals of `update_literal` did
+        in the statement written out; table and column names are the flows' own identifiers,
+        never a caller's input."""
+        name = self._updates_prepared.get((table, columns))
+        if name is not None:
+            return name, None
+        self._update_names += 1
+        name = f"npc_update_{self._update_names}"
+        assignments = ", ".join(f"{column} = ${k}" for k, column in enumerate(columns, 1))
+        return name, (
+            f"PREPARE {name} AS UPDATE {table} SET {assignments} WHERE id = ${len(columns) + 1}"
+        )
+
+    def prepared(self, table: str, columns: tuple[str, ...], name: str) -> None:
+        """A query with the PREPARE of `update_statement` succeeded: use `name` from now on."""
+        self._updates_prepared[(table, columns)] = name
 
 
 TxnListener = Callable[[Txn], None]
