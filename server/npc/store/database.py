@@ -445,14 +445,15 @@ PREPARE {_FLUSH_NAME} (timestamptz, jsonb, jsonb, text, text, text, bytea, integ
 
 
 class _Connection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is untyped
-    """An asyncpg connection that knows whether its session prepared the flush."""
+    """An asyncpg connection that knows what its session prepared: the flush, and the UPDATEs
+    of deferred case rows."""
 
     __slots__ = ("_flush_prepared", "_updates_prepared", "_update_names")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._flush_prepared = False
-        # (table, columns) -> the name of its prepared UPDATE (`prepare_update`).
+        # (table, columns) -> the name of its prepared UPDATE (`update_statement`).
         self._updates_prepared: dict[tuple[str, tuple[str, ...]], str] = {}
         self._update_names = 0
 
