@@ -1083,7 +1083,7 @@ async def _ports_phase(
         "deadline_lateness_p99_ms": _ms(_percentile(lateness, 0.99)),
         "donor_answer_deadlines_fired": len(silent),
         "donor_answer_lateness_p99_ms": _ms(_percentile(silent, 0.99)) if silent else None,
-        # Which deadlines were late: the change window's executions fall due together.
+        # Which deadlines were late: the executions crowded by the fill, the donors' silences.
         "deadline_lateness_by_kind": {
             kind: {
                 "fired": len(values),

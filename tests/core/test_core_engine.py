@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
+from npc.core.cases import CaseTable
 from npc.core.clock import FakeClock
 from npc.core.deadlines import Deadline
 from npc.core.events import GENESIS_HASH, chain_hash
@@ -406,7 +407,6 @@ async def test_a_cancelled_pass_takes_its_firings_along_and_the_deadline_stays_d
 async def test_case_row_is_locked_only_after_the_case_lock(cores):
     """`CaseTable.lock` takes the case lock and the row lock in one statement, in that order:
     while another transaction holds the case, the waiting statement holds no row lock."""
-    from npc.core.cases import CaseTable
 
     clock = FakeClock(DEFAULT_START)
     core = await cores(clock)
@@ -497,25 +497,33 @@ async def test_the_flush_cancels_by_the_deadline_key_even_with_stale_statistics(
     assert "deadlines_pending" not in plan, plan
 
 
+async def _deferring_table(
+    cores: Any, clock: FakeClock, name: str, columns: str, ids: list[str]
+) -> tuple[Core, CaseTable]:
+    """A core, and a case table `name` (id, party, state and `columns`) that defers its updates,
+    holding open cases `ids`."""
+    core = await cores(clock)
+    table = CaseTable("test", name, "test case", ("party",), deferred_updates=True)
+    async with core.db.pool.acquire() as conn:
+        await conn.execute(
+            f"CREATE TABLE {name} (id text PRIMARY KEY, party text, state text, {columns})"
+        )
+        await conn.executemany(
+            f"INSERT INTO {name} (id, party, state) VALUES ($1, 'p', 'open')",
+            [(case_id,) for case_id in ids],
+        )
+    return core, table
+
+
 async def test_a_deferred_update_is_prepared_once_per_connection_even_past_a_failure(cores):
     """A deferred update is the EXECUTE of an UPDATE its connection prepared the first time it
     met those columns (PREPARE riding in the same query). A query that fails after its PREPARE
     leaves the statement prepared on the session (no rollback undoes a PREPARE): the next one
     with the same columns still works, and the failed one wrote nothing."""
-    from npc.core.cases import CaseTable
-
     clock = FakeClock(DEFAULT_START)
-    core = await cores(clock)
-    table = CaseTable("test", "test_prepared_cases", "test case", ("party",), deferred_updates=True)
-    async with core.db.pool.acquire() as conn:
-        await conn.execute(
-            "CREATE TABLE test_prepared_cases (id text PRIMARY KEY, party text, state text,"
-            " n int CHECK (n < 100))"
-        )
-        await conn.executemany(
-            "INSERT INTO test_prepared_cases (id, party, state) VALUES ($1, 'p', 'open')",
-            [(f"c{k}",) for k in range(12)],
-        )
+    core, table = await _deferring_table(
+        cores, clock, "test_prepared_cases", "n int CHECK (n < 100)", [f"c{k}" for k in range(12)]
+    )
     sent: list[str] = []
     await core.db.add_query_logger(lambda query: sent.append(query.query))
 
@@ -547,22 +555,14 @@ async def test_a_deferred_case_update_is_written_with_the_commit_in_order_and_on
     as it will be; an update that cannot wait (an array) writes the deferred one first, so the
     later value of a column wins; a transaction that rolls back writes nothing; and a row the
     transaction did not lock is updated at once."""
-    from npc.core.cases import CaseTable
-
     clock = FakeClock(DEFAULT_START)
-    core = await cores(clock)
-    table = CaseTable("test", "test_deferred_cases", "test case", ("party",), deferred_updates=True)
-    async with core.db.pool.acquire() as conn:
-        await conn.execute(
-            "CREATE TABLE test_deferred_cases (id text PRIMARY KEY, party text, state text,"
-            " due date, facts jsonb, seen_at timestamptz, tags text[], n int)"
-        )
-        await conn.execute(
-            "INSERT INTO test_deferred_cases (id, party, state) VALUES ('c1', 'p', 'open')"
-        )
-        await conn.execute(
-            "INSERT INTO test_deferred_cases (id, party, state) VALUES ('c2', 'p', 'open')"
-        )
+    core, table = await _deferring_table(
+        cores,
+        clock,
+        "test_deferred_cases",
+        "due date, facts jsonb, seen_at timestamptz, tags text[], n int",
+        ["c1", "c2"],
+    )
 
     async def stored(case_id: str) -> dict[str, Any]:
         async with core.db.pool.acquire() as conn:

@@ -59,9 +59,7 @@ LEFT JOIN ported_numbers p ON p.number = n.number
 async def who_serves(conn: asyncpg.Connection, numbers: Sequence[str]) -> list[Serving]:
     """For each of `numbers`, in order: its range holder, service and serving operator."""
     rows = await conn.fetch(f"{_WHO_SERVES} ORDER BY n.i", list(numbers))
-    return [
-        Serving(r["number"], r["holder"], r["service"], r["serving"], r["ported"]) for r in rows
-    ]
+    return [_serving(r) for r in rows]
 
 
 async def who_serves_with_party(
@@ -77,11 +75,11 @@ async def who_serves_with_party(
         party,
     )
     known = bool(rows[0]["party_known"])  # one row at least, with no numbers
-    return known, [
-        Serving(r["number"], r["holder"], r["service"], r["serving"], r["ported"])
-        for r in rows
-        if r["i"] is not None
-    ]
+    return known, [_serving(r) for r in rows if r["i"] is not None]
+
+
+def _serving(row: asyncpg.Record) -> Serving:
+    return Serving(row["number"], row["holder"], row["service"], row["serving"], row["ported"])
 
 
 async def ported_to(conn: asyncpg.Connection, number: str) -> str | None:
