@@ -106,6 +106,35 @@ async def test_sequencing_a_flow_of_events_costs_one_round_trip_per_batch(cores)
     assert (head, waiting) == (30, 0)
 
 
+async def test_an_event_committed_after_later_ids_were_positioned_still_gets_its_position(cores):
+    """The sequencer reads above a floor of settled ids; an event whose id was drawn early and
+    committed late is above it until its transaction ends, so it is never skipped."""
+    core = await cores(FakeClock(DEFAULT_START))
+    held = await asyncpg.connect(core.db.dsn)
+    try:
+        await held.execute("BEGIN")
+        late_id = await held.fetchval(
+            "INSERT INTO events (occurred_at, flow, type, case_id, sender, payload)"
+            " VALUES (now(), 'test', 'test.late', 'late', 't', '{}') RETURNING id"
+        )
+        for round_ in range(10):
+            await _write_events(core, round_, 3)
+            await core.sequencer.catch_up()
+            assert core.sequencer.floor.settled < late_id
+        await held.execute("COMMIT")
+    finally:
+        await held.close()
+    for _ in range(3):  # the floor rises a few reads behind
+        await _write_events(core, 99, 1)
+        await core.sequencer.catch_up()
+    async with core.db.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT position, type, id FROM events ORDER BY position")
+    assert [r["position"] for r in rows] == list(range(1, 68))
+    assert [r["type"] for r in rows].count("test.late") == 1
+    # The floor did rise past the late event once it was positioned.
+    assert core.sequencer.floor.settled >= late_id
+
+
 async def test_event_log_is_append_only(cores):
     core = await cores(FakeClock(DEFAULT_START))
     await _write_events(core, 0, 1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 from prometheus_client import Counter, Gauge
@@ -21,16 +21,25 @@ from npc.store.database import Database
 HEAD_POSITION = Gauge("npc_event_log_head_position", "Highest position assigned in the event log.")
 SEQUENCED = Counter("npc_events_sequenced_total", "Events given a position by this process.")
 
-_ANY_WAITING = "SELECT EXISTS (SELECT 1 FROM events WHERE position IS NULL)"
+_ANY_WAITING = "SELECT EXISTS (SELECT 1 FROM events WHERE position IS NULL AND id > $1)"
 
-# The head and the first waiting events, in one snapshot; the head alone (event columns NULL)
-# when nothing waits.
-_WAITING = """
-SELECT h.position AS head_position, h.hash AS head_hash, e.*
+# What a read of waiting events tells the floor (`Floor`): its snapshot's xmin and xmax, and the
+# last id drawn by then. An uncorrelated subquery: evaluated once, not per row.
+_SEEN = """
+    SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin,
+           pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax,
+           coalesce(pg_sequence_last_value('events_id_seq'), 0) AS last_id
+"""
+
+# The head and the first waiting events above the floor ($2), in one snapshot; the head alone
+# (event columns NULL) when nothing waits.
+_WAITING = f"""
+SELECT h.position AS head_position, h.hash AS head_hash, seen.*, e.*
 FROM event_head h
+CROSS JOIN ({_SEEN}) AS seen
 LEFT JOIN LATERAL (
     SELECT id, occurred_at, flow, type, code, case_id, sender, audience, broadcast, payload
-    FROM events WHERE position IS NULL ORDER BY id LIMIT $1
+    FROM events WHERE position IS NULL AND id > $2 ORDER BY id LIMIT $1
 ) e ON true
 ORDER BY e.id
 """
@@ -38,11 +47,12 @@ ORDER BY e.id
 # Moves the head from $4 to ($5, $6) and positions the events ($1, $2, $3), or does nothing when
 # the head is no longer at $4: the EXISTS is a one-time filter over the head's UPDATE, which waits
 # for another writer's lock and then sees its committed position. In the same round trip, the
-# next events waiting (up to $7; the statement's snapshot still shows the batch unsequenced, so
-# it is left out): they count only when the head moved, and then no other sequencer can have
-# positioned any of them, for it would have had to move the head from $4 first. Always one row
-# at least: `moved`, and the waiting events' columns (NULL when none waits).
-_POSITION = """
+# next events waiting above the floor $8 (up to $7; the statement's snapshot still shows the batch
+# unsequenced, so it is left out): they count only when the head moved, and then no other
+# sequencer can have positioned any of them, for it would have had to move the head from $4
+# first. Always one row at least: `moved`, what the floor learns, and the waiting events' columns
+# (NULL when none waits).
+_POSITION = f"""
 WITH head AS (
     UPDATE event_head SET position = $5, hash = $6 WHERE position = $4 RETURNING 1
 ), positioned AS (
@@ -51,16 +61,75 @@ WITH head AS (
     WHERE events.id = u.id AND EXISTS (SELECT FROM head)
     RETURNING 1
 )
-SELECT (SELECT EXISTS (SELECT FROM head)) AS moved, e.*
-FROM (SELECT) AS one
+SELECT (SELECT EXISTS (SELECT FROM head)) AS moved, seen.*, e.*
+FROM ({_SEEN}) AS seen
 LEFT JOIN LATERAL (
     SELECT id, occurred_at, flow, type, code, case_id, sender, audience, broadcast, payload
     FROM events
-    WHERE position IS NULL AND id NOT IN (SELECT unnest($1::bigint[]))
+    WHERE position IS NULL AND id > $8 AND id NOT IN (SELECT unnest($1::bigint[]))
     ORDER BY id LIMIT $7
 ) e ON true
 ORDER BY e.id
 """
+
+
+@dataclass
+class Floor:
+    """The id at or below which no event waits for a position, nor ever will: the sequencer
+    reads waiting events above it, and so never walks the index entries that events positioned
+    before it leave behind until VACUUM.
+
+    Events commit out of id order, so an id is settled only once every transaction that could
+    still commit an event at or below it has ended. Each read tells the floor its snapshot's
+    xmin and xmax and the last id drawn (`observe`). An id drawn before a read began was drawn
+    by a transaction that already had its transaction id (the column's default takes it first),
+    so below that read's xmax; once a later snapshot's xmin reaches that xmax, every such
+    transaction has committed or aborted, and that snapshot shows all their events. If the read
+    returned every event waiting above the floor, then once they are positioned everything up
+    to the id is settled. The floor only rises, and lags the log by a few reads. Reads may
+    overlap (passes of one sequencer on several connections): `begin` numbers them.
+    """
+
+    settled: int = 0
+    _completed: int = 0
+    # (the read's number, the last id drawn when it ran): paired with the xmax of a read that
+    # began after it completed, which is sure to exceed the transaction id of whoever drew it.
+    _drawn: list[tuple[int, int]] = field(default_factory=list)
+    # (id, xid): the id is settled once a snapshot's xmin reaches xid.
+    _pending: list[tuple[int, int]] = field(default_factory=list)
+
+    def begin(self) -> int:
+        """Call as a read is sent; hand the result to `observe`."""
+        return self._completed
+
+    def observe(
+        self, begun: int, seen: asyncpg.Record | dict[str, int], ids: list[int], limit: int
+    ) -> int | None:
+        """Learn from a read of waiting events (its snapshot's `xmin` and `xmax` and the
+        `last_id` drawn in `seen`; the ids it returned, of at most `limit`); return the floor to
+        adopt once those events are positioned (`rise`), or None."""
+        xmin, xmax = seen["xmin"], seen["xmax"]
+        before = [drawn for number, drawn in self._drawn if number < begun]
+        if before:
+            self._pending.append((max(before), xmax))
+            self._drawn = [(n, d) for n, d in self._drawn if n >= begun]
+        self._drawn.append((self._completed, seen["last_id"]))
+        self._completed += 1
+        ready = [drawn for drawn, xid in self._pending if xid <= xmin]
+        if not ready:
+            return None
+        self._pending = [(drawn, xid) for drawn, xid in self._pending if xid > xmin]
+        rise = max(ready)
+        if len(ids) >= limit:
+            # More may wait above the last one read: settled only up to it.
+            rise = min(rise, ids[-1])
+        return rise if rise > self.settled else None
+
+    def rise(self, to: int | None) -> None:
+        """The events of the read that proposed `to` are positioned (`observe`)."""
+        if to is not None and to > self.settled:
+            self.settled = to
+
 
 # Another process moving the head between a pass's read and write makes the pass read again;
 # this many in a row means something else is wrong.
@@ -101,6 +170,11 @@ class _Batch:
         waiting = rows if head["id"] is not None else []
         return cls(head["head_position"], head["head_hash"], waiting)
 
+    @property
+    def ids(self) -> list[int]:
+        """The waiting events' ids, in order."""
+        return [r["id"] for r in self.rows]
+
     def chained(self) -> _Chained:
         """The events' positions after the head, each hash chained to the previous one's."""
         position, previous = self.position, self.hash
@@ -110,7 +184,7 @@ class _Batch:
             previous = chain_hash(previous, position, row)
             positions.append(position)
             hashes.append(previous)
-        return _Chained(self.position, self.rows, [r["id"] for r in self.rows], positions, hashes)
+        return _Chained(self.position, self.rows, self.ids, positions, hashes)
 
 
 class Sequencer:
@@ -132,6 +206,7 @@ class Sequencer:
         # This process's hub takes the batch as sequenced (`EventHub.accept`) instead of reading
         # it back from PostgreSQL: one round trip less per batch.
         self.on_batch = on_batch
+        self.floor = Floor()
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -151,18 +226,22 @@ class Sequencer:
         With `probe`, first look (one cheap indexed read) whether anything waits: a polling
         pass usually finds nothing.
         """
+        floor = self.floor
         if probe:
             async with self.db.pool.acquire() as conn:
-                waiting = await conn.fetchval(_ANY_WAITING)
+                waiting = await conn.fetchval(_ANY_WAITING, floor.settled)
             if not waiting:
                 return 0
         sequenced = 0
         for _ in range(_SEQUENCE_ATTEMPTS):
             async with self.db.pool.acquire() as conn:
-                rows = await conn.fetch(_WAITING, self.batch_size)
+                begun = floor.begin()
+                rows = await conn.fetch(_WAITING, self.batch_size, floor.settled)
                 head = _Batch.first(rows)
+                rise = floor.observe(begun, rows[0], head.ids, self.batch_size)
                 while head.rows:
                     batch = head.chained()
+                    begun = floor.begin()
                     rows = await conn.fetch(
                         _POSITION,
                         batch.ids,
@@ -172,14 +251,18 @@ class Sequencer:
                         batch.head,
                         batch.head_hash,
                         self.batch_size,
+                        floor.settled,
                     )
                     if not rows[0]["moved"]:
                         break  # another process moved the head: read it again
+                    floor.rise(rise)  # the events of the read that proposed it are positioned
                     await self._positioned(batch)
                     sequenced += len(batch.rows)
                     passed()
                     head = _Batch(batch.head, batch.head_hash, [r for r in rows if r["id"]])
+                    rise = floor.observe(begun, rows[0], head.ids, self.batch_size)
                 else:
+                    floor.rise(rise)  # the last read found nothing waiting above the floor
                     return sequenced
         raise RuntimeError(
             f"the event head moved under {_SEQUENCE_ATTEMPTS} sequencing passes in a row"
