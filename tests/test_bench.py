@@ -177,6 +177,7 @@ def test_npc_bench_all_prints_one_json_object_with_every_figure():
     for key in ALL_KEYS:
         assert figures[key] > 0, key
     assert figures["processes"] == 1
+    assert figures["ramp_s"] == 1.0  # the default ramp, at most half of the 2 s of filing
     assert figures["pending_deadlines"] == 5_000
     # The backlog is still there: none of it fired during the run.
     assert figures["pending_deadlines_after"] >= 5_000

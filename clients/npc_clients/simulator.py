@@ -425,6 +425,9 @@ class SimulatedOperator:
             raise ValueError(f"{self.operator}: no counterpart ranges to take numbers from")
         self._filing: dict[str, asyncio.Future[str | None]] = {}
         self._in_flight = 0
+        # Own requests allowed under way at once: the profile's, unless a load test's ramp-up
+        # holds it lower for now (`allow_in_flight`).
+        self.max_in_flight = self.profile.max_in_flight
         self._room = asyncio.Event()
         self._calls = asyncio.Semaphore(self.profile.max_concurrent_calls)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -704,7 +707,7 @@ class SimulatedOperator:
         market = self.market
         while True:
             await market.gate.wait()
-            if self._in_flight >= self.profile.max_in_flight:
+            if self._in_flight >= self.max_in_flight:
                 self._room.clear()
                 await self._room.wait()
                 continue
@@ -717,6 +720,11 @@ class SimulatedOperator:
                 continue
             self._in_flight += 1
             self._spawn(self._file_one(), "file")
+
+    def allow_in_flight(self, limit: int) -> None:
+        """Let up to `limit` own requests be under way at once (a ramp-up raises it in steps)."""
+        self.max_in_flight = max(1, limit)
+        self._room.set()
 
     def file_to(self, donor: str | None = None) -> bool:
         """Start filing one port request for a number of `donor` (any counterpart when None).

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import random
 import statistics
@@ -412,6 +413,10 @@ class AllBenchOptions:
     channels: int = 0  # client channels per simulated operator (0: two per worker)
     rate: float = 0.0  # filings per second, all operators together; 0: as fast as they can
     drain: float = 20.0  # wall seconds to let ports under way finish after filing stops
+    # Wall seconds over which each operator's requests in flight rise to `in_flight`: as load
+    # arrives in service, not as `in_flight` x 4 filings in one instant whose executions would
+    # all fall due together. Throughput and CPU per port are read once it is over.
+    ramp: float = 10.0
     db_pool_size: int = DEFAULT_DB_POOL_SIZE  # NPC_DB_POOL_SIZE, per server process
     seed: int = 7
     # How the simulated operators send commands: "session" (SessionService) or "unary". The
@@ -924,6 +929,7 @@ async def _bench_all(
                 "workers": options.workers,
                 "cpus": os.cpu_count(),
                 "speed": options.speed,
+                "ramp_s": min(options.ramp, options.seconds / 2),
                 "total_seconds": round(time.perf_counter() - started, 1),
             }
         )
@@ -994,17 +1000,30 @@ async def _ports_phase(
         f" {len(observer_names)} operators watching the broadcasts"
     )
     stats = market.stats
+    ramp = min(options.ramp, options.seconds / 2)
     try:
         for simulator in simulators:
+            if ramp > 0:
+                simulator.allow_in_flight(1)
             await simulator.start()
         t0 = time.monotonic()
+        ramped = t0 + ramp
         cpu_before = await asyncio.to_thread(_tree_cpu, roots)
-        # CPU readings once the first port is through, for the cost of a port in steady state.
+        # CPU readings once the ramp is over and the first port is through, for the cost of a
+        # port in steady state.
         cpu_flowing: tuple[float, dict[str, float]] | None = None
         stop_at = t0 + options.seconds
         next_log = t0 + 5.0
         while (now := time.monotonic()) < stop_at:
-            await asyncio.sleep(min(0.5, stop_at - now))
+            await asyncio.sleep(min(0.25 if now < ramped else 0.5, stop_at - now))
+            if time.monotonic() < ramped:
+                share = (time.monotonic() - t0) / ramp
+                for simulator in simulators:
+                    simulator.allow_in_flight(math.ceil(options.in_flight * share))
+                continue
+            if simulators[0].max_in_flight < options.in_flight:
+                for simulator in simulators:
+                    simulator.allow_in_flight(options.in_flight)
             if cpu_flowing is None and watchers.arrivals:
                 cpu_flowing = (time.monotonic(), await asyncio.to_thread(_tree_cpu, roots))
             if time.monotonic() >= next_log:
@@ -1031,9 +1050,10 @@ async def _ports_phase(
         for client in clients:
             await client.close()
 
-    # Throughput while filing, once the pipeline delivered its first port (fill time left out).
+    # Throughput while filing, once the ramp is over and the pipeline delivered its first port
+    # (fill time left out).
     arrivals = watchers.arrivals
-    in_window = [a for a in arrivals if a <= t_end]
+    in_window = [a for a in arrivals if ramped <= a <= t_end]
     if len(in_window) >= 2 and in_window[-1] - in_window[0] >= min(1.0, options.seconds / 4):
         window_start = in_window[0]
         ports = len(in_window) - 1

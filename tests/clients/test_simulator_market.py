@@ -240,3 +240,36 @@ async def test_a_recipient_whose_schedules_arrive_late_aims_further_ahead(
     # Each accepted instant is the recipient's clock plus the lead it had learnt by then.
     assert rows[0]["scheduled_at"] == clock.now() + timedelta(seconds=30)
     assert rows[1]["scheduled_at"] == clock.now() + timedelta(seconds=30)
+
+
+async def test_a_recipient_files_no_more_than_it_is_allowed_in_flight_and_more_once_raised(
+    app: Clearinghouse, clock: FakeClock
+) -> None:
+    """A load test's ramp-up: with nobody answering as donor, every request stays open, so what
+    was filed is exactly what the limit allowed at each step."""
+    market = Market()
+    recipient = SimulatedOperator(
+        OperatorClient(f"127.0.0.1:{app.grpc_port}", "dev-token-claro", operator="claro"),
+        market,
+        RANGES,
+        counterparts=["movistar"],
+        profile=OperatorProfile(fixed_share=0.0),
+        now=clock.now,
+        seed=3,
+    )
+    recipient.allow_in_flight(2)
+    try:
+        await recipient.start()
+        await until(app, lambda: market.stats.filed == 2)
+        await asyncio.sleep(0.2)  # room for a third filing, were the limit not kept
+        await settle(app)
+        assert (market.stats.filed, market.stats.in_flight) == (2, 2)
+        recipient.allow_in_flight(5)
+        await until(app, lambda: market.stats.filed == 5)
+        await asyncio.sleep(0.2)
+        await settle(app)
+        assert (market.stats.filed, market.stats.in_flight) == (5, 5)
+    finally:
+        await recipient.stop()
+        await recipient.client.close()
+    assert market.stats.errors == 0

@@ -96,6 +96,13 @@ def add_parser(commands: Subcommands) -> None:
         " (default 20; 0: none)",
     )
     everything.add_argument(
+        "--ramp",
+        type=float,
+        default=10.0,
+        help="wall seconds over which each operator's requests in flight rise to --in-flight;"
+        " throughput and CPU per port are read after it (default 10; 0: all at once)",
+    )
+    everything.add_argument(
         "--api",
         choices=("session", "unary"),
         default="session",
@@ -123,6 +130,7 @@ def cmd_bench_all(args: argparse.Namespace) -> int:
         or args.numbers < 0
         or args.in_flight < 1
         or not 0 <= args.drain <= 3600
+        or not 0 <= args.ramp <= 3600
     ):
         print(
             "npc bench: --workers and --in-flight must be positive, --pending-deadlines and"
@@ -140,6 +148,7 @@ def cmd_bench_all(args: argparse.Namespace) -> int:
         rate=args.rate,
         speed=args.speed,
         drain=args.drain,
+        ramp=args.ramp,
         api=args.api,
         compare=args.compare,
     )
