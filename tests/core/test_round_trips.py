@@ -27,7 +27,7 @@ MOST_ROUND_TRIPS = {
     "AnswerPortRequest": 3,
     "SchedulePort": 3,
     "ConfirmPortExecution": 3,
-    "deadline": 5,
+    "deadline": 4,
 }
 
 

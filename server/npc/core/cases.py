@@ -55,15 +55,18 @@ class CaseTable:
 
         One statement takes the case lock, then the row lock: the uncorrelated EXISTS is a
         one-time filter evaluated before the row is read, so the order of `Txn.lock_case` holds
-        without a round trip of its own.
+        without a round trip of its own. None at all when the statement that began the
+        transaction locked and read the row already (`Txn.preload_case_row`).
         """
-        row: Record | None = await txn.conn.fetchrow(
-            f"WITH locked AS MATERIALIZED ({case_lock_sql('$2')})"
-            f" SELECT * FROM {self.table} WHERE id = $1 AND EXISTS (SELECT FROM locked)"
-            " FOR UPDATE",
-            case_id,
-            case_lock_key(self.flow, case_id),
-        )
+        row: Record | None = txn.preloaded.pop((self.table, case_id), None)
+        if row is None:
+            row = await txn.conn.fetchrow(
+                f"WITH locked AS MATERIALIZED ({case_lock_sql('$2')})"
+                f" SELECT * FROM {self.table} WHERE id = $1 AND EXISTS (SELECT FROM locked)"
+                " FOR UPDATE",
+                case_id,
+                case_lock_key(self.flow, case_id),
+            )
         if row is not None and self.deferred_updates:
             txn.case_rows[(self.table, case_id)] = dict(row.items())
         return row

@@ -119,6 +119,21 @@ due AS (
 SELECT locked.taken, fired.* FROM locked LEFT JOIN fired ON true
 """
 
+# `_TAKE_DUE` that also locks and reads the row of the deadline's case in {table} (`register`'s
+# `case_table`), as `CaseTable.lock` would right after: one round trip less a firing. The case
+# lock is already held, so the row lock comes after it as in every command. The deadline's
+# columns are named `fired_<column>` and the case row's keep their names (all NULL when nothing
+# fired or there is no such case): a whole-row column would need asyncpg to decode the table's
+# composite type in binary, which its jsonb columns, decoded as text, rule out.
+_FIRED_COLUMNS = ("id", "flow", "kind", "case_id", "due_at", "rule", "payload")
+_TAKE_DUE_WITH_CASE = _TAKE_DUE.replace(
+    "SELECT locked.taken, fired.* FROM locked LEFT JOIN fired ON true",
+    "SELECT locked.taken, "
+    + ", ".join(f"fired.{c} AS fired_{c}" for c in _FIRED_COLUMNS)
+    + ", c.* FROM locked LEFT JOIN fired ON true"
+    " LEFT JOIN LATERAL (SELECT * FROM {table} WHERE id = fired.case_id FOR UPDATE) AS c ON true",
+)
+
 _CASE_BUSY = -1  # what `_fire` answers when the case is locked by a command or another process
 
 
@@ -145,6 +160,9 @@ class DeadlineScheduler:
         self.batch_size = batch_size
         self.concurrency = concurrency
         self._handlers: dict[tuple[str, str], DeadlineHandler] = {}
+        # (flow, kind) -> the statement taking such a deadline with its case row, and the table.
+        self._take_due: dict[tuple[str, str], str] = {}
+        self._case_tables: dict[tuple[str, str], str] = {}
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._next_wake: datetime | None = None
@@ -153,12 +171,20 @@ class DeadlineScheduler:
         self.busy_pause = 0.01
         self.busy_retries = 200
 
-    def register(self, flow: str, kind: str, handler: DeadlineHandler) -> None:
+    def register(
+        self, flow: str, kind: str, handler: DeadlineHandler, *, case_table: str | None = None
+    ) -> None:
         """Route deadlines of (`flow`, `kind`) to `handler`.
 
         Flows pass a member of their deadline-kind ``StrEnum``: it is stored as its plain value.
+        With `case_table` (a table whose `id` is the deadline's case), the statement that takes
+        the deadline also locks and reads the case's row, which the handler's
+        `CaseTable.lock` then gets without a round trip (`Txn.preload_case_row`).
         """
         self._handlers[(flow, str(kind))] = handler
+        if case_table is not None:
+            self._take_due[(flow, str(kind))] = _TAKE_DUE_WITH_CASE.format(table=case_table)
+            self._case_tables[(flow, str(kind))] = case_table
 
     def check_kinds(self, flow: str, declared: Iterable[str]) -> None:
         """Fail unless `flow`'s registered handlers cover exactly the kinds it `declared`.
@@ -207,7 +233,7 @@ class DeadlineScheduler:
         """The first `batch_size` deadlines due at `now`, in their order."""
         async with self.db.pool.acquire() as conn:
             rows: list[asyncpg.Record] = await conn.fetch(
-                "SELECT id, flow, case_id FROM deadlines WHERE fired_at IS NULL"
+                "SELECT id, flow, kind, case_id FROM deadlines WHERE fired_at IS NULL"
                 " AND cancelled_at IS NULL AND next_attempt_at <= $1"
                 " ORDER BY next_attempt_at, id LIMIT $2",
                 now,
@@ -216,13 +242,13 @@ class DeadlineScheduler:
         return rows
 
     async def _fire_in_order(
-        self, case: tuple[str, str], ids: list[int], passed_over: set[int]
+        self, case: tuple[str, str], due: list[tuple[int, str]], passed_over: set[int]
     ) -> tuple[int, bool]:
-        """Fire `case`'s deadlines in order; return how many fired and whether the case was busy.
-        Those found taken or already done elsewhere go to `passed_over`."""
+        """Fire `case`'s deadlines (id, kind) in order; return how many fired and whether the
+        case was busy. Those found taken or already done elsewhere go to `passed_over`."""
         count = 0
-        for deadline_id in ids:
-            fired = await self._fire(case, deadline_id)
+        for deadline_id, kind in due:
+            fired = await self._fire(case, deadline_id, kind)
             if fired == _CASE_BUSY:
                 return count, True  # the case's later deadlines must not fire before this one
             if not fired:
@@ -230,21 +256,31 @@ class DeadlineScheduler:
             count += fired
         return count, False
 
-    async def _fire(self, case: tuple[str, str], deadline_id: int) -> int:
+    async def _fire(self, case: tuple[str, str], deadline_id: int, kind: str) -> int:
         now = self.clock.now()
         deadline: Deadline | None = None
+        take = self._take_due.get((case[0], kind), _TAKE_DUE)
         try:
             async with self.db.transaction("deadline", now) as txn:
                 # A case busy with a command, or with another process firing the same
                 # deadline, is left for the next pass rather than waited for: waiting would hold
                 # a connection and a firing slot while other cases' deadlines are due.
-                row = await txn.conn.fetchrow(_TAKE_DUE, deadline_id, now, case_lock_key(*case))
+                row = await txn.conn.fetchrow(take, deadline_id, now, case_lock_key(*case))
                 assert row is not None  # one row, whatever was taken
                 if not row["taken"]:
                     return _CASE_BUSY
-                if row["id"] is None:
-                    return 0
-                deadline = Deadline.from_row(row)
+                table = self._case_tables.get((case[0], kind))
+                if table is None:
+                    if row["id"] is None:
+                        return 0
+                    deadline = Deadline.from_row(row)
+                else:
+                    if row["fired_id"] is None:
+                        return 0
+                    deadline = Deadline.from_row({c: row[f"fired_{c}"] for c in _FIRED_COLUMNS})
+                    if row["id"] is not None:  # the case row, after the deadline's columns
+                        case_row = dict(list(row.items())[1 + len(_FIRED_COLUMNS) :])
+                        txn.preload_case_row(table, deadline.case_id, case_row)
                 handler = self._handlers.get((deadline.flow, deadline.kind))
                 if handler is None:
                     raise LookupError(f"no handler for deadline {deadline.flow}/{deadline.kind}")
@@ -313,7 +349,7 @@ class _Pass:
 
     def __init__(self, scheduler: DeadlineScheduler) -> None:
         self.scheduler = scheduler
-        self.queued: deque[tuple[tuple[str, str], list[int]]] = deque()
+        self.queued: deque[tuple[tuple[str, str], list[tuple[int, str]]]] = deque()
         self.firing: dict[asyncio.Task[tuple[int, bool]], tuple[str, str]] = {}
         self.cases: set[tuple[str, str]] = set()  # queued or firing
         # Cases a command (or another process) held, and when to try them again.
@@ -367,11 +403,11 @@ class _Pass:
         for case, until in list(self.busy.items()):
             if until <= now:
                 del self.busy[case]
-        by_case: dict[tuple[str, str], list[int]] = defaultdict(list)
+        by_case: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
         for row in rows:
             case = (row["flow"], row["case_id"])
             free = case not in self.cases and case not in self.busy
             if free and row["id"] not in self.passed_over:
-                by_case[case].append(row["id"])
+                by_case[case].append((row["id"], row["kind"]))
         self.cases.update(by_case)
         self.queued.extend(by_case.items())

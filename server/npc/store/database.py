@@ -127,6 +127,9 @@ class Txn:
     # leave them, and the updates themselves ((table, id) -> column -> SQL literal).
     case_rows: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     row_updates: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    # Case rows already locked and read by the statement that began this work, for the next
+    # `CaseTable.lock` of that row ((table, id) -> row; `preload_case_row`).
+    preloaded: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     def emit(
         self,
@@ -160,6 +163,12 @@ class Txn:
     def cancel_deadlines(self, flow: str, case_id: str, kind: str | None = None) -> None:
         """Cancel a pending deadline of a case (all of its pending deadlines when kind is None)."""
         self.cancelled.append((flow, case_id, kind))
+
+    def preload_case_row(self, table: str, case_id: str, row: Any) -> None:
+        """`row` of `table` is locked (after the case lock) and read: the next `CaseTable.lock`
+        of it takes it from here instead of asking PostgreSQL (a deadline's firing reads its
+        case with the deadline: `DeadlineScheduler.register`'s `case_table`)."""
+        self.preloaded[(table, case_id)] = row
 
     def defer_update(
         self, table: str, case_id: str, changes: dict[str, Any]

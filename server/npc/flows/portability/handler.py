@@ -22,6 +22,7 @@ States of a port request::
 from __future__ import annotations
 
 from npc.flows.portability import rules as R
+from npc.flows.portability import store
 from npc.flows.portability.base import FLOW
 from npc.flows.portability.consultation import PriorConsultations
 from npc.flows.portability.execution import Execution
@@ -42,10 +43,12 @@ class PortabilityHandler(PriorConsultations, PortRequests, Execution, Reads):
         register = self.core.deadlines.register
         kind = R.DeadlineKind
         register(FLOW, kind.CONSULTATION_ANSWER, self._consultation_donor_silent)
-        register(FLOW, kind.REQUEST_ANSWER, self._request_donor_silent)
-        register(FLOW, kind.DEBT_PROOF, self._debt_not_proven)
-        register(FLOW, kind.SCHEDULE, self._not_scheduled)
-        register(FLOW, kind.EXECUTE, self._execute)
-        register(FLOW, kind.DONOR_DISABLE, self._confirmation_missed)
-        register(FLOW, kind.RECIPIENT_ENABLE, self._confirmation_missed)
-        register(FLOW, kind.INSTALLATION, self._not_installed)
+        # Each of these begins with the port request's lock: taken with the deadline.
+        requests = store.REQUESTS.table
+        register(FLOW, kind.REQUEST_ANSWER, self._request_donor_silent, case_table=requests)
+        register(FLOW, kind.DEBT_PROOF, self._debt_not_proven, case_table=requests)
+        register(FLOW, kind.SCHEDULE, self._not_scheduled, case_table=requests)
+        register(FLOW, kind.EXECUTE, self._execute, case_table=requests)
+        register(FLOW, kind.DONOR_DISABLE, self._confirmation_missed, case_table=requests)
+        register(FLOW, kind.RECIPIENT_ENABLE, self._confirmation_missed, case_table=requests)
+        register(FLOW, kind.INSTALLATION, self._not_installed, case_table=requests)
