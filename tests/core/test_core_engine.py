@@ -117,6 +117,11 @@ async def test_an_event_committed_after_later_ids_were_positioned_still_gets_its
             "INSERT INTO events (occurred_at, flow, type, case_id, sender, payload)"
             " VALUES (now(), 'test', 'test.late', 'late', 't', '{}') RETURNING id"
         )
+        # First with nothing else written: the held transaction has the newest transaction id,
+        # so no snapshot's xmax (the last completed id plus one) is above it.
+        for _ in range(5):
+            await core.sequencer.catch_up()
+            assert core.sequencer.floor.settled < late_id
         for round_ in range(10):
             await _write_events(core, round_, 3)
             await core.sequencer.catch_up()

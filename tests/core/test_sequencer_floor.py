@@ -6,15 +6,16 @@ from __future__ import annotations
 from npc.core.sequencer import Floor
 
 
-def seen(xmin: int, xmax: int, last_id: int) -> dict[str, int]:
-    return {"xmin": xmin, "xmax": xmax, "last_id": last_id}
+def seen(xmin: int, xid: int, last_id: int) -> dict[str, int]:
+    """What a read reports: its snapshot's xmin, its own transaction id, the last id drawn."""
+    return {"xmin": xmin, "xid": xid, "last_id": last_id}
 
 
-def test_an_id_is_settled_once_a_later_snapshot_passes_the_xmax_of_the_read_after_it():
+def test_an_id_is_settled_once_a_later_snapshot_passes_the_transaction_of_the_read_after_it():
     floor = Floor()
     # Read 1: ids up to 100 drawn; transaction 10 still runs.
     assert floor.observe(floor.begin(), seen(10, 12, 100), [], limit=5) is None
-    # Read 2 began after read 1: whoever drew id 100 has a transaction id below 15. Transaction
+    # Read 2 (transaction 15) began after read 1: whoever drew id 100 has a lower id. Transaction
     # 11 still runs (xmin 11), so id 100 is not settled yet.
     assert floor.observe(floor.begin(), seen(11, 15, 120), [], limit=5) is None
     # Read 3: every transaction below 15 has ended; whoever drew 120 is below 17.

@@ -23,11 +23,13 @@ SEQUENCED = Counter("npc_events_sequenced_total", "Events given a position by th
 
 _ANY_WAITING = "SELECT EXISTS (SELECT 1 FROM events WHERE position IS NULL AND id > $1)"
 
-# What a read of waiting events tells the floor (`Floor`): its snapshot's xmin and xmax, and the
-# last id drawn by then. An uncorrelated subquery: evaluated once, not per row.
+# What a read of waiting events tells the floor (`Floor`): its snapshot's xmin, a transaction id
+# above every one assigned before the read began (its own: a snapshot's xmax is only the last
+# completed one plus one, and a transaction assigned an id earlier may still run above it), and
+# the last event id drawn by then. An uncorrelated subquery: evaluated once, not per row.
 _SEEN = """
     SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin,
-           pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax,
+           pg_current_xact_id()::text::bigint AS xid,
            coalesce(pg_sequence_last_value('events_id_seq'), 0) AS last_id
 """
 
@@ -81,10 +83,10 @@ class Floor:
 
     Events commit out of id order, so an id is settled only once every transaction that could
     still commit an event at or below it has ended. Each read tells the floor its snapshot's
-    xmin and xmax and the last id drawn (`observe`). An id drawn before a read began was drawn
-    by a transaction that already had its transaction id (the column's default takes it first),
-    so below that read's xmax; once a later snapshot's xmin reaches that xmax, every such
-    transaction has committed or aborted, and that snapshot shows all their events. If the read
+    xmin, its own transaction id and the last id drawn (`observe`). An id drawn before a read
+    began was drawn by a transaction that already had its transaction id (the column's default
+    takes it first), so below that read's own; once a later snapshot's xmin reaches it, every
+    such transaction has committed or aborted, and that snapshot shows all their events. If the read
     returned every event waiting above the floor, then once they are positioned everything up
     to the id is settled. The floor only rises, and lags the log by a few reads. Reads may
     overlap (passes of one sequencer on several connections): `begin` numbers them.
@@ -92,8 +94,8 @@ class Floor:
 
     settled: int = 0
     _completed: int = 0
-    # (the read's number, the last id drawn when it ran): paired with the xmax of a read that
-    # began after it completed, which is sure to exceed the transaction id of whoever drew it.
+    # (the read's number, the last id drawn when it ran): paired with the transaction id of a
+    # read that began after it completed, which exceeds the transaction id of whoever drew it.
     _drawn: list[tuple[int, int]] = field(default_factory=list)
     # (id, xid): the id is settled once a snapshot's xmin reaches xid.
     _pending: list[tuple[int, int]] = field(default_factory=list)
@@ -105,20 +107,20 @@ class Floor:
     def observe(
         self, begun: int, seen: asyncpg.Record | dict[str, int], ids: list[int], limit: int
     ) -> int | None:
-        """Learn from a read of waiting events (its snapshot's `xmin` and `xmax` and the
+        """Learn from a read of waiting events (its snapshot's `xmin`, its own `xid` and the
         `last_id` drawn in `seen`; the ids it returned, of at most `limit`); return the floor to
         adopt once those events are positioned (`rise`), or None."""
-        xmin, xmax = seen["xmin"], seen["xmax"]
+        xmin, xid = seen["xmin"], seen["xid"]
         before = [drawn for number, drawn in self._drawn if number < begun]
         if before:
-            self._pending.append((max(before), xmax))
+            self._pending.append((max(before), xid))
             self._drawn = [(n, d) for n, d in self._drawn if n >= begun]
         self._drawn.append((self._completed, seen["last_id"]))
         self._completed += 1
-        ready = [drawn for drawn, xid in self._pending if xid <= xmin]
+        ready = [drawn for drawn, above in self._pending if above <= xmin]
         if not ready:
             return None
-        self._pending = [(drawn, xid) for drawn, xid in self._pending if xid > xmin]
+        self._pending = [(drawn, above) for drawn, above in self._pending if above > xmin]
         rise = max(ready)
         if len(ids) >= limit:
             # More may wait above the last one read: settled only up to it.
