@@ -160,9 +160,9 @@ class DeadlineScheduler:
         self.batch_size = batch_size
         self.concurrency = concurrency
         self._handlers: dict[tuple[str, str], DeadlineHandler] = {}
-        # (flow, kind) -> the statement taking such a deadline with its case row, and the table.
-        self._take_due: dict[tuple[str, str], str] = {}
-        self._case_tables: dict[tuple[str, str], str] = {}
+        # (flow, kind) -> the case table of such a deadline, and the statement taking it with
+        # its case row (`register`'s `case_table`).
+        self._with_case: dict[tuple[str, str], tuple[str, str]] = {}
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._next_wake: datetime | None = None
@@ -183,8 +183,8 @@ class DeadlineScheduler:
         """
         self._handlers[(flow, str(kind))] = handler
         if case_table is not None:
-            self._take_due[(flow, str(kind))] = _TAKE_DUE_WITH_CASE.format(table=case_table)
-            self._case_tables[(flow, str(kind))] = case_table
+            take = _TAKE_DUE_WITH_CASE.format(table=case_table)
+            self._with_case[(flow, str(kind))] = (case_table, take)
 
     def check_kinds(self, flow: str, declared: Iterable[str]) -> None:
         """Fail unless `flow`'s registered handlers cover exactly the kinds it `declared`.
@@ -259,7 +259,7 @@ class DeadlineScheduler:
     async def _fire(self, case: tuple[str, str], deadline_id: int, kind: str) -> int:
         now = self.clock.now()
         deadline: Deadline | None = None
-        take = self._take_due.get((case[0], kind), _TAKE_DUE)
+        table, take = self._with_case.get((case[0], kind), (None, _TAKE_DUE))
         try:
             async with self.db.transaction("deadline", now) as txn:
                 # A case busy with a command, or with another process firing the same
@@ -269,7 +269,6 @@ class DeadlineScheduler:
                 assert row is not None  # one row, whatever was taken
                 if not row["taken"]:
                     return _CASE_BUSY
-                table = self._case_tables.get((case[0], kind))
                 if table is None:
                     if row["id"] is None:
                         return 0
