@@ -54,3 +54,13 @@ def test_the_floor_never_falls():
     assert floor.settled == 50
     floor.observe(floor.begin(), seen(5, 5, 30), [], limit=5)
     assert floor.observe(floor.begin(), seen(6, 6, 30), [], limit=5) is None  # 30 is below 50
+
+
+def test_a_transaction_left_open_holds_the_floor_without_the_floor_growing():
+    floor = Floor()
+    for read in range(1_000):  # transaction 5 stays open through every read
+        assert floor.observe(floor.begin(), seen(5, 10 + read, 100 + read), [], limit=5) is None
+    assert len(floor._pending) <= Floor.PENDING_KEPT
+    # Once it ends, the floor reaches the id the next-to-last read saw drawn (the last read's is
+    # paired with this read's own transaction, still running).
+    assert floor.observe(floor.begin(), seen(2_000, 2_001, 1_200), [], limit=5) == 1_098

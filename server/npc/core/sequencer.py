@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import asyncpg
 from prometheus_client import Counter, Gauge
@@ -92,6 +93,8 @@ class Floor:
     overlap (passes of one sequencer on several connections): `begin` numbers them.
     """
 
+    PENDING_KEPT: ClassVar[int] = 64
+
     settled: int = 0
     _completed: int = 0
     # (the read's number, the last id drawn when it ran): paired with the transaction id of a
@@ -114,6 +117,9 @@ class Floor:
         before = [drawn for number, drawn in self._drawn if number < begun]
         if before:
             self._pending.append((max(before), xid))
+            # A transaction left open holds every xmin: keep the newest, the ones with the
+            # highest ids, and let the floor lag rather than this list grow with each read.
+            del self._pending[: -self.PENDING_KEPT]
             self._drawn = [(n, d) for n, d in self._drawn if n >= begun]
         self._drawn.append((self._completed, seen["last_id"]))
         self._completed += 1
