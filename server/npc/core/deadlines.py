@@ -104,7 +104,8 @@ class DeadlineKindMismatch(ValueError):
 # first would deadlock with a command cancelling it (`Txn.lock_case`). The deadline's key, not
 # the `deadlines_pending` predicate, serves the read (see the cancellation in npc.store.database).
 # Always one row: `taken`, and the deadline's columns (NULL when nothing was taken).
-_TAKE_DUE = f"""
+_FIRED_COLUMNS = ("id", "flow", "kind", "case_id", "due_at", "rule", "payload")
+_CLAIM = f"""
 WITH locked AS MATERIALIZED ({case_lock_sql("$3", wait=False)} AS taken),
 due AS (
     SELECT id FROM deadlines
@@ -113,11 +114,10 @@ due AS (
     FOR UPDATE SKIP LOCKED
 ), fired AS (
     UPDATE deadlines SET fired_at = $2 FROM due WHERE deadlines.id = due.id
-    RETURNING deadlines.id, deadlines.flow, deadlines.kind, deadlines.case_id,
-              deadlines.due_at, deadlines.rule, deadlines.payload
+    RETURNING {", ".join(f"deadlines.{c}" for c in _FIRED_COLUMNS)}
 )
-SELECT locked.taken, fired.* FROM locked LEFT JOIN fired ON true
 """
+_TAKE_DUE = _CLAIM + "SELECT locked.taken, fired.* FROM locked LEFT JOIN fired ON true"
 
 # `_TAKE_DUE` that also locks and reads the row of the deadline's case in {table} (`register`'s
 # `case_table`), as `CaseTable.lock` would right after: one round trip less a firing. The case
@@ -125,13 +125,12 @@ SELECT locked.taken, fired.* FROM locked LEFT JOIN fired ON true
 # columns are named `fired_<column>` and the case row's keep their names (all NULL when nothing
 # fired or there is no such case): a whole-row column would need asyncpg to decode the table's
 # composite type in binary, which its jsonb columns, decoded as text, rule out.
-_FIRED_COLUMNS = ("id", "flow", "kind", "case_id", "due_at", "rule", "payload")
-_TAKE_DUE_WITH_CASE = _TAKE_DUE.replace(
-    "SELECT locked.taken, fired.* FROM locked LEFT JOIN fired ON true",
-    "SELECT locked.taken, "
+_TAKE_DUE_WITH_CASE = (
+    _CLAIM
+    + "SELECT locked.taken, "
     + ", ".join(f"fired.{c} AS fired_{c}" for c in _FIRED_COLUMNS)
     + ", c.* FROM locked LEFT JOIN fired ON true"
-    " LEFT JOIN LATERAL (SELECT * FROM {table} WHERE id = fired.case_id FOR UPDATE) AS c ON true",
+    " LEFT JOIN LATERAL (SELECT * FROM {table} WHERE id = fired.case_id FOR UPDATE) AS c ON true"
 )
 
 _CASE_BUSY = -1  # what `_fire` answers when the case is locked by a command or another process
