@@ -55,7 +55,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("NPC_WORKER", "0", "set by `npc serve --workers` for each worker"),
     Variable("NPC_VAR_DIR", "var", "embedded servers' data and serve.json"),
     Variable("NPC_DB_POOL_SIZE", str(DEFAULT_DB_POOL_SIZE), "PostgreSQL connections per process"),
-    Variable("NPC_EVENT_LOOP", "asyncio", "asyncio or uvloop (the uvloop extra)"),
+    Variable("NPC_EVENT_LOOP", "uvloop", "uvloop or asyncio (asyncio where uvloop is missing)"),
     Variable("NPC_CLOCK", "wall clock", "demos only: <start ISO>@<epoch>x<speed>"),
     Variable("NPC_CHANGE_WINDOW", "00:00-06:00", "nightly change window, HH:MM-HH:MM, Lima"),
     Variable("NPC_SPECIAL_CLIENT_BUSINESS_DAYS", "5", "execution limit, >10 numbers"),

@@ -5,6 +5,7 @@ and streamed both ways, must work on uvloop as on asyncio."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
 
 import grpc
@@ -69,5 +70,17 @@ def test_grpc_aio_serves_on_the_loop_chosen(name: str, module: str) -> None:
 def test_an_unknown_loop_is_refused_before_anything_starts() -> None:
     with pytest.raises(ConfigError, match="NPC_EVENT_LOOP"):
         event_loop_factory({"NPC_EVENT_LOOP": "trio"})
-    assert event_loop_factory({}) is asyncio.new_event_loop
     assert event_loop_factory({"NPC_EVENT_LOOP": "uvloop"}) is uvloop.new_event_loop
+    assert event_loop_factory({"NPC_EVENT_LOOP": "asyncio"}) is asyncio.new_event_loop
+
+
+def test_uvloop_is_the_default_and_asyncio_where_it_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert event_loop_factory({}) is uvloop.new_event_loop
+    assert event_loop_factory({"NPC_EVENT_LOOP": ""}) is uvloop.new_event_loop
+    # An import of uvloop that fails, as where it does not build.
+    monkeypatch.setitem(sys.modules, "uvloop", None)
+    assert event_loop_factory({}) is asyncio.new_event_loop
+    with pytest.raises(ConfigError, match="uvloop is not installed"):
+        event_loop_factory({"NPC_EVENT_LOOP": "uvloop"})

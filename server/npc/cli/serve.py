@@ -173,16 +173,19 @@ EVENT_LOOPS = ("asyncio", "uvloop")
 
 
 def event_loop_factory(env: Mapping[str, str]) -> Callable[[], asyncio.AbstractEventLoop]:
-    """The event loop NPC_EVENT_LOOP names: asyncio's own, or uvloop when installed (the
-    `uvloop` extra). ConfigError for another name, or for uvloop when it is missing."""
-    name = env_text(env, "NPC_EVENT_LOOP", "asyncio").lower()
-    if name not in EVENT_LOOPS:
+    """The event loop NPC_EVENT_LOOP names: uvloop (the default, a dependency wherever uvloop
+    builds) or asyncio's own. Unset, it is uvloop when importable and asyncio where it is not
+    (Windows). ConfigError for another name, or for uvloop asked for and missing."""
+    name = env_text(env, "NPC_EVENT_LOOP", "").lower()
+    if name and name not in EVENT_LOOPS:
         raise ConfigError("NPC_EVENT_LOOP", f"{name!r} is not one of {', '.join(EVENT_LOOPS)}")
     if name == "asyncio":
         return asyncio.new_event_loop
     try:
         import uvloop
     except ImportError:
+        if not name:
+            return asyncio.new_event_loop
         raise ConfigError(
             "NPC_EVENT_LOOP", "uvloop is not installed (pip install 'npc[uvloop]')"
         ) from None
