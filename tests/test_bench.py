@@ -215,3 +215,20 @@ def test_npc_bench_all_prints_one_json_object_with_every_figure():
         assert mode["ports_per_s"] > 0 and mode["ratio_ports_vs_ceiling"] > 0
         assert mode["cpu_ms_per_port"]["server_1"] > 0
     assert figures["by_api"]["session"]["ports_per_s"] == figures["ports_per_s"]
+
+
+def test_the_ceilings_empty_server_runs_on_the_loop_npc_serve_would(monkeypatch):
+    """The RPC ceiling is an empty call on the clearinghouse's own event loop: uvloop unless
+    NPC_EVENT_LOOP says asyncio, as `npc serve` chooses."""
+    import asyncio
+
+    import uvloop
+
+    from npc.cli.serve import event_loop_factory
+    from npc_tools.empty_server import _loop_factory
+
+    monkeypatch.delenv("NPC_EVENT_LOOP", raising=False)
+    assert _loop_factory() is uvloop.new_event_loop is event_loop_factory({})
+    monkeypatch.setenv("NPC_EVENT_LOOP", "asyncio")
+    assert _loop_factory() is None  # asyncio.Runner's own: asyncio's loop
+    assert event_loop_factory({"NPC_EVENT_LOOP": "asyncio"}) is asyncio.new_event_loop
