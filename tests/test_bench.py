@@ -221,6 +221,7 @@ def test_the_ceilings_empty_server_runs_on_the_loop_npc_serve_would(monkeypatch)
     """The RPC ceiling is an empty call on the clearinghouse's own event loop: uvloop unless
     NPC_EVENT_LOOP says asyncio, as `npc serve` chooses."""
     import asyncio
+    import os
 
     import uvloop
 
@@ -230,5 +231,4 @@ def test_the_ceilings_empty_server_runs_on_the_loop_npc_serve_would(monkeypatch)
     monkeypatch.delenv("NPC_EVENT_LOOP", raising=False)
     assert _loop_factory() is uvloop.new_event_loop is event_loop_factory({})
     monkeypatch.setenv("NPC_EVENT_LOOP", "asyncio")
-    assert _loop_factory() is None  # asyncio.Runner's own: asyncio's loop
-    assert event_loop_factory({"NPC_EVENT_LOOP": "asyncio"}) is asyncio.new_event_loop
+    assert _loop_factory() is asyncio.new_event_loop is event_loop_factory(dict(os.environ))

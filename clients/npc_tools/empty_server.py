@@ -1,8 +1,8 @@
 """The bare grpc.aio server of `npc bench all`'s RPC ceiling, in a module of its own.
 
-It imports grpc and nothing of npc: the ceiling process starts in a fraction of the time a
-clearinghouse import takes (about 1.7 s of CPU), which on a small machine the rest of the
-benchmark would otherwise wait for.
+It imports grpc and, of npc, only `npc.event_loops`: the ceiling process starts in a fraction of
+the time a clearinghouse import takes (about 1.7 s of CPU), which on a small machine the rest of
+the benchmark would otherwise wait for.
 
     python -m npc_tools.empty_server PORT
 """
@@ -15,6 +15,8 @@ import sys
 from collections.abc import Callable
 
 import grpc
+
+from npc.event_loops import loop_factory
 
 EMPTY_SERVICE = "npc.bench.Empty"
 EMPTY_METHOD = f"/{EMPTY_SERVICE}/Call"
@@ -48,19 +50,10 @@ def serve_empty(port: int) -> None:
         runner.run(main())
 
 
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """The loop `npc serve` would run on (`npc.cli.serve.event_loop_factory`, not imported, see
-    above): the ceiling is an empty call on the same loop as the clearinghouse's calls, or the
-    ratio would credit the clearinghouse with the loop's gain. An unknown name is left for the
-    server to refuse."""
-    if os.environ.get("NPC_EVENT_LOOP", "").lower() == "asyncio":
-        return None
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """The loop `npc serve` runs on: the ceiling is an empty call on the same loop as the
+    clearinghouse's calls, or the ratio would credit the clearinghouse with the loop's gain."""
+    return loop_factory(os.environ.get("NPC_EVENT_LOOP", ""))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from npc.cli.record import (
 from npc.config import VARIABLES, ConfigError, Settings, env_int, env_text
 from npc.core.clock import Clock, SharedClock, SystemClock
 from npc.embedded import free_port
+from npc.event_loops import loop_factory
 from npc.store.database import Database
 
 
@@ -169,28 +170,14 @@ def _settle_garbage_collector() -> None:
     gc.set_threshold(20_000, second, third)
 
 
-EVENT_LOOPS = ("asyncio", "uvloop")
-
-
 def event_loop_factory(env: Mapping[str, str]) -> Callable[[], asyncio.AbstractEventLoop]:
-    """The event loop NPC_EVENT_LOOP names: uvloop (the default, a dependency wherever uvloop
-    builds) or asyncio's own. Unset, it is uvloop when importable and asyncio where it is not
-    (Windows). ConfigError for another name, or for uvloop asked for and missing."""
-    name = env_text(env, "NPC_EVENT_LOOP", "").lower()
-    if name and name not in EVENT_LOOPS:
-        raise ConfigError("NPC_EVENT_LOOP", f"{name!r} is not one of {', '.join(EVENT_LOOPS)}")
-    if name == "asyncio":
-        return asyncio.new_event_loop
+    """The event loop NPC_EVENT_LOOP names (`npc.event_loops.loop_factory`: uvloop unless it
+    says asyncio or uvloop is missing); ConfigError for another name, or for uvloop named and
+    missing."""
     try:
-        import uvloop
-    except ImportError:
-        if not name:
-            return asyncio.new_event_loop
-        raise ConfigError(
-            "NPC_EVENT_LOOP", "uvloop is not installed (pip install 'npc[uvloop]')"
-        ) from None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
+        return loop_factory(env_text(env, "NPC_EVENT_LOOP", ""))
+    except ValueError as exc:
+        raise ConfigError("NPC_EVENT_LOOP", str(exc)) from None
 
 
 def _run(factory: Callable[[], asyncio.AbstractEventLoop], main: Awaitable[int]) -> int:
