@@ -16,6 +16,7 @@ from npc.core.fanout import EventHub
 from npc.core.flow import Flow
 from npc.core.health import HealthMonitor
 from npc.core.holidays import HolidayDecrees
+from npc.core.loop_lag import LoopLag
 from npc.core.notify import Notifier
 from npc.core.ports import NoPortRecords, PortRecords
 from npc.core.sampler import Sampler
@@ -128,6 +129,7 @@ class Core:
             supervisor.start("deadlines", self.deadlines.run)
             supervisor.start("metrics-sampler", self.sampler.run)
             supervisor.start("health", self.health.run)
+            supervisor.start("loop-lag", LoopLag().run)
             if self.anchors is not None:
                 supervisor.start("anchors", self.anchors.run)
 
