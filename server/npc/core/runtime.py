@@ -27,8 +27,10 @@ from npc.store.database import Database, Txn
 log = logging.getLogger(__name__)
 
 # Connections of the background loops (`Database.background`), besides NPC_DB_POOL_SIZE: one per
-# deadline firing at once, the scheduler's own reads, the sequencer and the hub's reads.
-BACKGROUND_CONNECTIONS = DeadlineScheduler.CONCURRENCY + 4
+# deadline firing at once, the scheduler's own reads and the hub's reads.
+BACKGROUND_CONNECTIONS = DeadlineScheduler.CONCURRENCY + 3
+# The sequencer's own (`Database.sequencing`): its passes run one at a time.
+SEQUENCING_CONNECTIONS = 1
 
 
 class Core:
@@ -52,7 +54,9 @@ class Core:
         # What delivers committed work runs on connections of its own (`Database.background`).
         delivery = db.background()
         self.hub = EventHub(delivery)
-        self.sequencer = Sequencer(delivery, on_sequenced=self._sequenced, on_batch=self.hub.accept)
+        self.sequencer = Sequencer(
+            db.sequencing(), on_sequenced=self._sequenced, on_batch=self.hub.accept
+        )
         # The regulator's decreed holidays reach this process's calendars through the log.
         self.holidays = HolidayDecrees(delivery)
         self.hub.add_hook(self.holidays.on_events)

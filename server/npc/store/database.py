@@ -564,14 +564,22 @@ class Database:
         self._listeners: list[TxnListener] = []
         # The pool's `init` gives each new connection these (see `add_query_logger`).
         self._query_loggers = query_loggers if query_loggers is not None else []
-        # See `background`; None: the background loops share `pool`.
+        # See `background` and `sequencing`; None: they share `pool`.
         self._background: Database | None = None
+        self._sequencing: Database | None = None
 
     @classmethod
     async def connect(
-        cls, dsn: str, *, min_size: int = 2, max_size: int = 20, background: int = 0
+        cls,
+        dsn: str,
+        *,
+        min_size: int = 2,
+        max_size: int = 20,
+        background: int = 0,
+        sequencing: int = 0,
     ) -> Database:
-        """Open a pool on `dsn`, and one of `background` connections for `background()`."""
+        """Open a pool on `dsn`, one of `background` connections for `background()` and one of
+        `sequencing` connections for `sequencing()`."""
         loggers: list[QueryLogger] = []
         db = cls(await _open_pool(dsn, min_size, max_size, loggers), dsn, loggers)
         if background:
@@ -579,6 +587,10 @@ class Database:
             # Their commits wake the same sequencer and scheduler as the commands' do.
             reserved._listeners = db._listeners
             db._background = reserved
+        if sequencing:
+            pool = await _open_pool(dsn, 1, sequencing, loggers, SEQUENCING_SETTINGS)
+            db._sequencing = cls(pool, dsn, loggers)
+            db._sequencing._listeners = db._listeners
         return db
 
     def background(self) -> Database:
@@ -589,10 +601,19 @@ class Database:
         listeners are the same as this one's."""
         return self._background if self._background is not None else self
 
+    def sequencing(self) -> Database:
+        """The database of the sequencer (`npc.core.sequencer`): connections of their own, on
+        which PostgreSQL plans each statement for its arguments and the tables as they are
+        (`SEQUENCING_SETTINGS`). Transactions and listeners are the same as this one's."""
+        return self._sequencing if self._sequencing is not None else self.background()
+
+    def _reserved(self) -> list[Database]:
+        return [db for db in (self._background, self._sequencing) if db is not None]
+
     async def close(self) -> None:
-        """Close the pool (and the background loops' own)."""
-        if self._background is not None:
-            await self._background.pool.close()
+        """Close the pool (and the background loops' and the sequencer's own)."""
+        for reserved in self._reserved():
+            await reserved.pool.close()
         await self.pool.close()
 
     async def add_query_logger(self, callback: QueryLogger) -> None:
@@ -601,8 +622,8 @@ class Database:
         self._query_loggers.append(callback)
         # Connections open now get it on their next acquire: the pool replaces them.
         await self.pool.expire_connections()
-        if self._background is not None:
-            await self._background.pool.expire_connections()
+        for reserved in self._reserved():
+            await reserved.pool.expire_connections()
 
     def on_commit(self, listener: TxnListener) -> None:
         """Call `listener(txn)` after every committed transaction (fan-out and deadline wake-ups)."""
@@ -685,9 +706,22 @@ class Database:
 # statements; its backlog-wide counts run once a minute and gain little from it.
 SESSION_SETTINGS = {"jit": "off"}
 
+# The sequencer's connections also plan every statement for the arguments it runs with. A
+# statement asyncpg prepared is planned for its arguments five times, and then PostgreSQL may
+# keep a generic plan for good, costed with the tables as they were then; the log grows from
+# nothing at a clearinghouse's start, so the positioning statement's generic plan joined a batch
+# to a sequential scan of the whole log (a fifth of a core at 73,000 events, growing with the
+# log) until an ANALYZE happened to invalidate it. Planning the sequencer's few statements each
+# time costs a fraction of a millisecond a batch.
+SEQUENCING_SETTINGS = {**SESSION_SETTINGS, "plan_cache_mode": "force_custom_plan"}
+
 
 async def _open_pool(
-    dsn: str, min_size: int, max_size: int, loggers: list[QueryLogger]
+    dsn: str,
+    min_size: int,
+    max_size: int,
+    loggers: list[QueryLogger],
+    settings: dict[str, str] = SESSION_SETTINGS,
 ) -> asyncpg.Pool:
     async def init(conn: _Connection) -> None:
         await _init_connection(conn)
@@ -700,7 +734,7 @@ async def _open_pool(
 
     pool = _Pool(
         dsn,
-        server_settings=SESSION_SETTINGS,
+        server_settings=settings,
         connection_class=_Connection,
         record_class=asyncpg.Record,
         min_size=min_size,
