@@ -24,7 +24,12 @@ from npc.core.calendar import CALENDARS
 from npc.core.clock import Clock, SystemClock
 from npc.core.flow import FlowContext, GrpcService
 from npc.core.holidays import calendar_flow
-from npc.core.runtime import BACKGROUND_CONNECTIONS, SEQUENCING_CONNECTIONS, Core
+from npc.core.runtime import (
+    BACKGROUND_CONNECTIONS,
+    LOG_READ_CONNECTIONS,
+    SEQUENCING_CONNECTIONS,
+    Core,
+)
 from npc.flows.enabled import FLOWS
 from npc.flows.portability.flow import PortabilityFlow
 from npc.notifications.dispatcher import NotificationDispatcher
@@ -73,6 +78,7 @@ class Clearinghouse:
             max_size=settings.db_pool_size,
             background=BACKGROUND_CONNECTIONS,
             sequencing=SEQUENCING_CONNECTIONS,
+            log_reads=LOG_READ_CONNECTIONS,
         )
         await self._audit_setup(db)
         redis = aioredis.Redis.from_url(

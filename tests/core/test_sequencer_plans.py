@@ -26,7 +26,9 @@ _EXPLAIN = (
 
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[Database]:
-    database = await Database.connect(database_url, min_size=1, max_size=1, sequencing=1)
+    database = await Database.connect(
+        database_url, min_size=1, max_size=1, sequencing=1, log_reads=1
+    )
     try:
         yield database
     finally:
@@ -65,10 +67,43 @@ async def test_the_positioning_statement_finds_its_batch_by_id_once_the_log_has_
     assert "Index Scan using events_pkey on events" in fresh
 
 
-async def test_only_the_sequencer_s_connections_plan_every_statement_afresh(db: Database) -> None:
-    """Planning each time costs little for the sequencer's few statements, but would for every
-    command's: the other pools keep PostgreSQL's default."""
-    async with db.pool.acquire() as pooled, db.sequencing().pool.acquire() as sequencing:
+async def test_the_hub_reads_what_follows_its_head_by_position_once_the_log_has_grown(
+    db: Database,
+) -> None:
+    """The hub's refresh (`EventHub.refresh`): a kept plan sorted a sequential scan of the log."""
+    query = (
+        "EXPLAIN EXECUTE npc_follow_plan(0)",
+        "PREPARE npc_follow_plan (bigint) AS SELECT * FROM events WHERE position > $1"
+        " ORDER BY position LIMIT 2000",
+    )
+    async with db.pool.acquire() as pooled, db.log_reads().pool.acquire() as hub:
+        await _log(pooled, 10)
+        await pooled.execute("UPDATE events SET position = id, hash = '\\x00'")
+        plans: dict[asyncpg.Connection, str] = {}
+        for conn in (pooled, hub):
+            await conn.execute(query[1])
+            for _ in range(10):
+                await conn.fetch(query[0])
+        await _log(pooled, 50_000)
+        await pooled.execute(
+            "UPDATE events SET position = id, hash = '\\x00' WHERE position IS NULL"
+        )
+        for conn in (pooled, hub):
+            plans[conn] = "\n".join(row[0] for row in await conn.fetch(query[0]))
+    assert "Seq Scan on events" in plans[pooled]  # what a kept plan does, shown as above
+    assert "Seq Scan on events" not in plans[hub]
+    assert "Index Scan using events_position on events" in plans[hub]
+
+
+async def test_only_the_log_s_connections_plan_every_statement_afresh(db: Database) -> None:
+    """Planning each time costs little for the sequencer's and the hub's few statements, but
+    would for every command's: the other pools keep PostgreSQL's default."""
+    async with (
+        db.pool.acquire() as pooled,
+        db.sequencing().pool.acquire() as sequencing,
+        db.log_reads().pool.acquire() as hub,
+    ):
         assert await pooled.fetchval("SHOW plan_cache_mode") == "auto"
-        assert await sequencing.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
-        assert await sequencing.fetchval("SHOW jit") == "off"
+        for conn in (sequencing, hub):
+            assert await conn.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
+            assert await conn.fetchval("SHOW jit") == "off"

@@ -27,10 +27,12 @@ from npc.store.database import Database, Txn
 log = logging.getLogger(__name__)
 
 # Connections of the background loops (`Database.background`), besides NPC_DB_POOL_SIZE: one per
-# deadline firing at once, the scheduler's own reads and the hub's reads.
-BACKGROUND_CONNECTIONS = DeadlineScheduler.CONCURRENCY + 3
+# deadline firing at once and the scheduler's own reads.
+BACKGROUND_CONNECTIONS = DeadlineScheduler.CONCURRENCY + 1
 # The sequencer's own (`Database.sequencing`): its passes run one at a time.
 SEQUENCING_CONNECTIONS = 1
+# The hub's reads of the log (`Database.log_reads`): its refresh, and streams reading back.
+LOG_READ_CONNECTIONS = 2
 
 
 class Core:
@@ -53,7 +55,7 @@ class Core:
         self.notifier = Notifier(redis, redis_prefix)
         # What delivers committed work runs on connections of its own (`Database.background`).
         delivery = db.background()
-        self.hub = EventHub(delivery)
+        self.hub = EventHub(db.log_reads())
         self.sequencer = Sequencer(
             db.sequencing(), on_sequenced=self._sequenced, on_batch=self.hub.accept
         )

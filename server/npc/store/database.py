@@ -564,9 +564,10 @@ class Database:
         self._listeners: list[TxnListener] = []
         # The pool's `init` gives each new connection these (see `add_query_logger`).
         self._query_loggers = query_loggers if query_loggers is not None else []
-        # See `background` and `sequencing`; None: they share `pool`.
+        # See `background`, `sequencing` and `log_reads`; None: they share `pool`.
         self._background: Database | None = None
         self._sequencing: Database | None = None
+        self._log_reads: Database | None = None
 
     @classmethod
     async def connect(
@@ -577,9 +578,10 @@ class Database:
         max_size: int = 20,
         background: int = 0,
         sequencing: int = 0,
+        log_reads: int = 0,
     ) -> Database:
-        """Open a pool on `dsn`, one of `background` connections for `background()` and one of
-        `sequencing` connections for `sequencing()`."""
+        """Open a pool on `dsn`, and pools of `background`, `sequencing` and `log_reads`
+        connections for `background()`, `sequencing()` and `log_reads()`."""
         loggers: list[QueryLogger] = []
         db = cls(await _open_pool(dsn, min_size, max_size, loggers), dsn, loggers)
         if background:
@@ -588,9 +590,13 @@ class Database:
             reserved._listeners = db._listeners
             db._background = reserved
         if sequencing:
-            pool = await _open_pool(dsn, 1, sequencing, loggers, SEQUENCING_SETTINGS)
+            pool = await _open_pool(dsn, 1, sequencing, loggers, LOG_SETTINGS)
             db._sequencing = cls(pool, dsn, loggers)
             db._sequencing._listeners = db._listeners
+        if log_reads:
+            pool = await _open_pool(dsn, 1, log_reads, loggers, LOG_SETTINGS)
+            db._log_reads = cls(pool, dsn, loggers)
+            db._log_reads._listeners = db._listeners
         return db
 
     def background(self) -> Database:
@@ -602,16 +608,24 @@ class Database:
         return self._background if self._background is not None else self
 
     def sequencing(self) -> Database:
-        """The database of the sequencer (`npc.core.sequencer`): connections of their own, on
-        which PostgreSQL plans each statement for its arguments and the tables as they are
-        (`SEQUENCING_SETTINGS`). Transactions and listeners are the same as this one's."""
+        """The database of the sequencer (`npc.core.sequencer`): connections of its own, on
+        which PostgreSQL plans each statement for its arguments and the log as it is
+        (`LOG_SETTINGS`). Transactions and listeners are the same as this one's."""
         return self._sequencing if self._sequencing is not None else self.background()
 
+    def log_reads(self) -> Database:
+        """The database of the event hub's reads of the log (`npc.core.fanout`), planned as the
+        sequencer's are (`LOG_SETTINGS`), on connections of their own, so that a stream reading
+        back never keeps the sequencer waiting for one."""
+        return self._log_reads if self._log_reads is not None else self.background()
+
     def _reserved(self) -> list[Database]:
-        return [db for db in (self._background, self._sequencing) if db is not None]
+        return [
+            db for db in (self._background, self._sequencing, self._log_reads) if db is not None
+        ]
 
     async def close(self) -> None:
-        """Close the pool (and the background loops' and the sequencer's own)."""
+        """Close the pool (and the background loops', the sequencer's and the hub's own)."""
         for reserved in self._reserved():
             await reserved.pool.close()
         await self.pool.close()
@@ -706,14 +720,15 @@ class Database:
 # statements; its backlog-wide counts run once a minute and gain little from it.
 SESSION_SETTINGS = {"jit": "off"}
 
-# The sequencer's connections also plan every statement for the arguments it runs with. A
-# statement asyncpg prepared is planned for its arguments five times, and then PostgreSQL may
-# keep a generic plan for good, costed with the tables as they were then; the log grows from
-# nothing at a clearinghouse's start, so the positioning statement's generic plan joined a batch
-# to a sequential scan of the whole log (a fifth of a core at 73,000 events, growing with the
-# log) until an ANALYZE happened to invalidate it. Planning the sequencer's few statements each
-# time costs a fraction of a millisecond a batch.
-SEQUENCING_SETTINGS = {**SESSION_SETTINGS, "plan_cache_mode": "force_custom_plan"}
+# The connections of the sequencer and of the hub's reads also plan every statement for the
+# arguments it runs with. A statement asyncpg prepared is planned for its arguments five times,
+# and then PostgreSQL may keep a generic plan for good, costed with the tables as they were then;
+# the log grows from nothing at a clearinghouse's start, so the positioning statement's generic
+# plan joined a batch to a sequential scan of the whole log (a fifth of a core at 73,000 events,
+# growing with the log), and the hub's read of what follows its head sorted a sequential scan
+# (48 ms a read), until an ANALYZE happened to invalidate them. Planning these few statements
+# each time costs a fraction of a millisecond.
+LOG_SETTINGS = {**SESSION_SETTINGS, "plan_cache_mode": "force_custom_plan"}
 
 
 async def _open_pool(
