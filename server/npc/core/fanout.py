@@ -106,6 +106,8 @@ REGISTRY.register(SUBSCRIBER_LAG)
 _EVENT_COLUMNS = (
     "position, occurred_at, flow, type, code, case_id, sender, audience, broadcast, payload, hash"
 )
+# What follows the hub's head ($1), for `EventHub.refresh`.
+_FOLLOWING = f"SELECT {_EVENT_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT 2000"
 
 
 EventsHook = Callable[[Sequence[LoggedEvent]], Awaitable[None]]
@@ -180,11 +182,7 @@ class EventHub:
             moved = False
             while True:
                 async with self.db.pool.acquire() as conn:
-                    rows = await conn.fetch(
-                        f"SELECT {_EVENT_COLUMNS} FROM events WHERE position > $1"
-                        " ORDER BY position LIMIT 2000",
-                        self.head,
-                    )
+                    rows = await conn.fetch(_FOLLOWING, self.head)
                 if not rows:
                     break
                 fresh: list[LoggedEvent] = []
