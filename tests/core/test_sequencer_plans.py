@@ -5,7 +5,8 @@ the log), and sorting one for every read of what follows the hub's head (issue 1
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 import asyncpg
 import pytest
@@ -57,50 +58,53 @@ async def _plan(conn: asyncpg.Connection, explain: str) -> str:
     return "\n".join(row[0] for row in await conn.fetch(explain))
 
 
-async def _plans_before_and_after_growth(
-    pooled: asyncpg.Connection,
-    planned_afresh: asyncpg.Connection,
-    prepare: str,
-    explain: str,
-    *,
-    positioned: bool,
-) -> tuple[str, str]:
-    """Run `explain` often on a ten-event log on both connections, grow the log to 50,010
-    events and return the plan each connection then uses."""
-    await _log(pooled, 10, positioned=positioned)
-    for conn in (pooled, planned_afresh):
-        await conn.execute(prepare)
-        for _ in range(_EXECUTIONS):
-            await _plan(conn, explain)
-    await _log(pooled, 50_000, positioned=positioned)
-    return await _plan(pooled, explain), await _plan(planned_afresh, explain)
+@dataclass(frozen=True)
+class _Statement:
+    """A statement of the log's connections, and what it should use on a log grown large."""
+
+    prepare: str
+    explain: str
+    # Its read is of positioned events (the hub's) rather than of events waiting for one.
+    positioned: bool
+    index: str
+    connections: Callable[[Database], Database]
 
 
-async def test_the_positioning_statement_finds_its_batch_by_id_once_the_log_has_grown(
-    db: Database,
+_STATEMENTS = {
+    "the sequencer's positioning": _Statement(
+        _PREPARE_POSITION, _EXPLAIN_POSITION, False, "events_pkey", Database.sequencing
+    ),
+    "the hub's read of what follows its head": _Statement(
+        _PREPARE_FOLLOWING, _EXPLAIN_FOLLOWING, True, "events_position", Database.log_reads
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(_STATEMENTS))
+async def test_a_statement_of_the_log_uses_its_index_once_the_log_has_grown(
+    db: Database, name: str
 ) -> None:
-    async with db.pool.acquire() as pooled, db.sequencing().pool.acquire() as sequencing:
-        kept, fresh = await _plans_before_and_after_growth(
-            pooled, sequencing, _PREPARE_POSITION, _EXPLAIN_POSITION, positioned=False
-        )
-    # What a connection of the commands' pool keeps: the plan of a ten-event log, which reads
-    # the whole log for every batch. Shown so that this test fails if PostgreSQL stops keeping
-    # it, rather than pass without showing anything.
+    """Run the statement often on a ten-event log, on a command connection and on the one it
+    runs on, grow the log to 50,010 events and compare the plans each then uses."""
+    statement = _STATEMENTS[name]
+    async with (
+        db.pool.acquire() as pooled,
+        statement.connections(db).pool.acquire() as planned_afresh,
+    ):
+        await _log(pooled, 10, positioned=statement.positioned)
+        for conn in (pooled, planned_afresh):
+            await conn.execute(statement.prepare)
+            for _ in range(_EXECUTIONS):
+                await _plan(conn, statement.explain)
+        await _log(pooled, 50_000, positioned=statement.positioned)
+        kept = await _plan(pooled, statement.explain)
+        fresh = await _plan(planned_afresh, statement.explain)
+    # What a command connection keeps: the plan of a ten-event log, which reads the whole log
+    # each time. Shown so that this test fails if PostgreSQL stops keeping it, rather than pass
+    # without showing anything.
     assert "Seq Scan on events" in kept
     assert "Seq Scan on events" not in fresh
-    assert "Index Scan using events_pkey on events" in fresh
-
-
-async def test_the_hub_reads_what_follows_its_head_by_position_once_the_log_has_grown(
-    db: Database,
-) -> None:
-    async with db.pool.acquire() as pooled, db.log_reads().pool.acquire() as hub:
-        kept, fresh = await _plans_before_and_after_growth(
-            pooled, hub, _PREPARE_FOLLOWING, _EXPLAIN_FOLLOWING, positioned=True
-        )
-    assert "Seq Scan on events" in kept  # a sort of the whole log for every read
-    assert "Seq Scan on events" not in fresh
-    assert "Index Scan using events_position on events" in fresh
+    assert f"Index Scan using {statement.index} on events" in fresh
 
 
 async def test_only_the_log_s_connections_plan_every_statement_afresh(db: Database) -> None:
