@@ -584,19 +584,18 @@ class Database:
         connections for `background()`, `sequencing()` and `log_reads()`."""
         loggers: list[QueryLogger] = []
         db = cls(await _open_pool(dsn, min_size, max_size, loggers), dsn, loggers)
-        if background:
-            reserved = cls(await _open_pool(dsn, 1, background, loggers), dsn, loggers)
+
+        async def reserve(size: int, settings: dict[str, str]) -> Database | None:
+            if not size:
+                return None
+            reserved = cls(await _open_pool(dsn, 1, size, loggers, settings), dsn, loggers)
             # Their commits wake the same sequencer and scheduler as the commands' do.
             reserved._listeners = db._listeners
-            db._background = reserved
-        if sequencing:
-            pool = await _open_pool(dsn, 1, sequencing, loggers, LOG_SETTINGS)
-            db._sequencing = cls(pool, dsn, loggers)
-            db._sequencing._listeners = db._listeners
-        if log_reads:
-            pool = await _open_pool(dsn, 1, log_reads, loggers, LOG_SETTINGS)
-            db._log_reads = cls(pool, dsn, loggers)
-            db._log_reads._listeners = db._listeners
+            return reserved
+
+        db._background = await reserve(background, SESSION_SETTINGS)
+        db._sequencing = await reserve(sequencing, LOG_SETTINGS)
+        db._log_reads = await reserve(log_reads, LOG_SETTINGS)
         return db
 
     def background(self) -> Database:
