@@ -7,6 +7,7 @@ Only the shape and the arithmetic are checked: speed is measured by the benchmar
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ import pytest
 
 from npc.config import Settings
 from npc.core.clock import SharedClock
-from npc_tools.bench import write_registry
+from npc_tools.bench import machine_cpu, write_registry
 from tests.helpers import run_npc
 
 
@@ -208,6 +209,11 @@ def test_npc_bench_all_prints_one_json_object_with_every_figure():
     # Each part's CPU per port, from the first complete port on.
     assert set(figures["cpu_ms_per_port"]) == set(figures["cpu_share_while_filing"])
     assert figures["cpu_ms_per_port"]["server_1"] > 0
+    # The machine's cores while filing: busy, idle and stolen add up to every core it has.
+    machine = figures["machine_cores_while_filing"]
+    assert set(machine) == {"busy", "idle", "steal"}
+    assert machine["busy"] > 0
+    assert abs(sum(machine.values()) - figures["cpus"]) < 0.25 * figures["cpus"]
     # The simulated operators used sessions; the unary calls were measured after, for comparison.
     assert figures["api"] == "session"
     assert set(figures["by_api"]) == {"session", "unary"}
@@ -232,3 +238,18 @@ def test_the_ceilings_empty_server_runs_on_the_loop_npc_serve_would(monkeypatch)
     assert _loop_factory() is uvloop.new_event_loop is event_loop_factory({})
     monkeypatch.setenv("NPC_EVENT_LOOP", "asyncio")
     assert _loop_factory() is asyncio.new_event_loop is event_loop_factory(dict(os.environ))
+
+
+def test_the_machine_s_cpu_is_read_from_the_cpu_line_of_proc_stat():
+    """Busy is user, nice, system, irq and softirq; idle takes iowait; guest time is already
+    inside user and nice, and the per-core lines are left out."""
+    hz = os.sysconf("SC_CLK_TCK")
+    stat = "cpu  100 20 30 400 50 6 7 8 90 10\ncpu0 50 10 15 200 25 3 3 4 45 5\nintr 12345\n"
+    assert machine_cpu(stat) == {
+        "busy": (100 + 20 + 30 + 6 + 7) / hz,
+        "idle": (400 + 50) / hz,
+        "steal": 8 / hz,
+    }
+    # A kernel with fewer columns: what is missing counts as zero.
+    assert machine_cpu("cpu  1 2 3 4\n") == {"busy": 6 / hz, "idle": 4 / hz, "steal": 0.0}
+    assert machine_cpu("intr 1\n") == {}

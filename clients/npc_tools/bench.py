@@ -612,6 +612,44 @@ def _tree_cpu(roots: dict[str, int | None]) -> dict[str, float]:
     return totals
 
 
+def machine_cpu(stat: str | None = None) -> dict[str, float]:
+    """Seconds the machine's CPUs spent busy, idle and stolen by the hypervisor since boot, from
+    the "cpu" line of /proc/stat (`stat`: its text; read from /proc when None); empty when
+    there is no /proc.
+
+    Busy is user, nice, system, irq and softirq time (guest time is inside user and nice);
+    idle counts iowait, which is idle with a write outstanding. A run whose cores are busy is
+    bound by CPU: a cheaper port gives more ports. Idle cores while filing say the closed
+    loop is bound by latency instead; stolen time says the machine was slower than it looked.
+    """
+    if stat is None:
+        try:
+            with open("/proc/stat", encoding="ascii") as source:
+                stat = source.read()
+        except OSError:
+            return {}
+    for line in stat.splitlines():
+        fields = line.split()
+        if not fields or fields[0] != "cpu":
+            continue
+        ticks = [int(value) for value in fields[1:9]] + [0] * (9 - len(fields))
+        user, nice, system, idle, iowait, irq, softirq, steal = ticks[:8]
+        per_second = os.sysconf("SC_CLK_TCK")
+        return {
+            "busy": (user + nice + system + irq + softirq) / per_second,
+            "idle": (idle + iowait) / per_second,
+            "steal": steal / per_second,
+        }
+    return {}
+
+
+def _machine_cores(
+    before: dict[str, float], after: dict[str, float], wall: float
+) -> dict[str, float]:
+    """`machine_cpu` readings taken `wall` seconds apart as cores (2.0: two cores' worth)."""
+    return {key: round((after[key] - before[key]) / wall, 2) for key in after if key in before}
+
+
 def _channels_per_operator(options: AllBenchOptions) -> int:
     # Each channel is one connection, and SO_REUSEPORT spreads connections, not calls.
     return options.channels or 2 * options.workers
@@ -1009,6 +1047,7 @@ async def _ports_phase(
         t0 = time.monotonic()
         ramped = t0 + ramp
         cpu_before = await asyncio.to_thread(_tree_cpu, roots)
+        machine_before = await asyncio.to_thread(machine_cpu)
         # CPU readings once the ramp is over and the first port is through, for the cost of a
         # port in steady state.
         cpu_flowing: tuple[float, dict[str, float]] | None = None
@@ -1036,6 +1075,7 @@ async def _ports_phase(
         market.gate.clear()
         t_end = time.monotonic()
         cpu_after = await asyncio.to_thread(_tree_cpu, roots)
+        machine_after = await asyncio.to_thread(machine_cpu)
         drain_until = t_end + options.drain
         # Polled: the market's counters have no event for "every request closed".
         while stats.in_flight and time.monotonic() < drain_until:  # noqa: ASYNC110
@@ -1121,6 +1161,8 @@ async def _ports_phase(
             name: round((cpu_after[name] - cpu_before.get(name, 0.0)) / (t_end - t0), 2)
             for name in cpu_after
         },
+        # The whole machine meanwhile, every process included: busy, idle and stolen cores.
+        "machine_cores_while_filing": _machine_cores(machine_before, machine_after, t_end - t0),
         # What one port costs each part, from the first execution on (the pipeline full): it
         # says whether a change made a port cheaper even when a busy machine's throughput and
         # latencies move from run to run.
