@@ -632,8 +632,9 @@ def machine_cpu(stat: str | None = None) -> dict[str, float]:
         fields = line.split()
         if not fields or fields[0] != "cpu":
             continue
-        ticks = [int(value) for value in fields[1:9]] + [0] * (9 - len(fields))
-        user, nice, system, idle, iowait, irq, softirq, steal = ticks[:8]
+        ticks = [int(value) for value in fields[1:9]]
+        ticks += [0] * (8 - len(ticks))  # an older kernel's line is shorter
+        user, nice, system, idle, iowait, irq, softirq, steal = ticks
         per_second = os.sysconf("SC_CLK_TCK")
         return {
             "busy": (user + nice + system + irq + softirq) / per_second,
