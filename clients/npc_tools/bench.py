@@ -644,11 +644,10 @@ def machine_cpu(stat: str | None = None) -> dict[str, float]:
     return {}
 
 
-def _machine_cores(
-    before: dict[str, float], after: dict[str, float], wall: float
-) -> dict[str, float]:
-    """`machine_cpu` readings taken `wall` seconds apart as cores (2.0: two cores' worth)."""
-    return {key: round((after[key] - before[key]) / wall, 2) for key in after if key in before}
+def _cores(before: dict[str, float], after: dict[str, float], wall: float) -> dict[str, float]:
+    """CPU seconds read `wall` seconds apart (`_tree_cpu`, `machine_cpu`) as cores: CPU seconds
+    per wall second (2.0: two cores' worth)."""
+    return {key: round((after[key] - before.get(key, 0.0)) / wall, 2) for key in after}
 
 
 def _channels_per_operator(options: AllBenchOptions) -> int:
@@ -1158,12 +1157,9 @@ async def _ports_phase(
         "broadcast_p50_ms": _ms(_percentile(watchers.latencies, 0.5)),
         "broadcast_p99_ms": _ms(_percentile(watchers.latencies, 0.99)),
         # CPU seconds per wall second while filing (2.0 is two cores busy).
-        "cpu_share_while_filing": {
-            name: round((cpu_after[name] - cpu_before.get(name, 0.0)) / (t_end - t0), 2)
-            for name in cpu_after
-        },
+        "cpu_share_while_filing": _cores(cpu_before, cpu_after, t_end - t0),
         # The whole machine meanwhile, every process included: busy, idle and stolen cores.
-        "machine_cores_while_filing": _machine_cores(machine_before, machine_after, t_end - t0),
+        "machine_cores_while_filing": _cores(machine_before, machine_after, t_end - t0),
         # What one port costs each part, from the first execution on (the pipeline full): it
         # says whether a change made a port cheaper even when a busy machine's throughput and
         # latencies move from run to run.
