@@ -94,7 +94,8 @@ class Clearinghouse:
         )
         self.core = core
         core.supervisor.on_death(lambda _: self.failed.set())
-        context = FlowContext(settings, IdempotentCommandRunner(db, self.clock))
+        commands = IdempotentCommandRunner(db, self.clock, group_size=settings.command_group_size)
+        context = FlowContext(settings, commands)
         flows = [flow_class(context) for flow_class in FLOWS]
         core.add_flows(flows)
         # Kept at hand for the tests and tools that read the portability timeline.

@@ -39,6 +39,8 @@ class Variable:
 
 # NPC_DB_POOL_SIZE's default (see `Settings.db_pool_size`).
 DEFAULT_DB_POOL_SIZE = 40
+# NPC_COMMAND_GROUP_SIZE's default (see `Settings.command_group_size`).
+DEFAULT_COMMAND_GROUP_SIZE = 8
 
 # Every NPC_* variable the server reads (tests/test_config.py checks the sources against it).
 VARIABLES: tuple[Variable, ...] = (
@@ -55,6 +57,11 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("NPC_WORKER", "0", "set by `npc serve --workers` for each worker"),
     Variable("NPC_VAR_DIR", "var", "embedded servers' data and serve.json"),
     Variable("NPC_DB_POOL_SIZE", str(DEFAULT_DB_POOL_SIZE), "PostgreSQL connections per process"),
+    Variable(
+        "NPC_COMMAND_GROUP_SIZE",
+        str(DEFAULT_COMMAND_GROUP_SIZE),
+        "most commands waiting for a connection that commit in one transaction (1: each alone)",
+    ),
     Variable("NPC_EVENT_LOOP", "uvloop", "uvloop or asyncio (asyncio where uvloop is missing)"),
     Variable("NPC_CLOCK", "wall clock", "demos only: <start ISO>@<epoch>x<speed>"),
     Variable("NPC_CHANGE_WINDOW", "00:00-06:00", "nightly change window, HH:MM-HH:MM, Lima"),
@@ -437,6 +444,9 @@ class Settings:
     # them: at saturation on 2 cores a command held one ~45 ms, and with 20 the commands waited
     # ~175 ms for one (the pool, not the CPU, bounded the throughput).
     db_pool_size: int = DEFAULT_DB_POOL_SIZE
+    # Commands that wait for a connection share a transaction and its commit, up to this many
+    # (`npc.store.groups`); a command that finds none waiting commits alone.
+    command_group_size: int = DEFAULT_COMMAND_GROUP_SIZE
     # NPC_CLOCK: an accelerated shared clock (`npc.core.clock.SharedClock`) for demos and
     # benchmarks only; None, the default, is the wall clock.
     clock: str | None = None
@@ -497,6 +507,13 @@ class Settings:
             var_dir=env_text(env, "NPC_VAR_DIR", "var"),
             db_pool_size=env_int(
                 env, "NPC_DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE, minimum=1, maximum=1000
+            ),
+            command_group_size=env_int(
+                env,
+                "NPC_COMMAND_GROUP_SIZE",
+                DEFAULT_COMMAND_GROUP_SIZE,
+                minimum=1,
+                maximum=32,
             ),
             clock=_shared_clock(env.get("NPC_CLOCK")),
             portability=PortabilitySettings.from_env(),

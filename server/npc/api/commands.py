@@ -25,6 +25,7 @@ from npc.core.errors import DomainError, FieldViolation, InvalidArgument, Reason
 from npc.core.flow import CommandRunner as CommandRunner
 from npc.core.identity import Caller
 from npc.store.database import CommandAnswer, Database, Txn
+from npc.store.groups import TransactionGroups
 
 M = TypeVar("M", bound=Message)
 
@@ -61,9 +62,12 @@ class IdempotentCommandRunner:
     The process's `CommandRunner` (the core's protocol, which servicers are typed against).
     """
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, *, group_size: int = 1) -> None:
         self.db = db
         self.clock = clock
+        # Commands waiting for a connection commit together, up to `group_size` a transaction,
+        # on as many connections as the pool has (`npc.store.groups`).
+        self.groups = TransactionGroups(db, size=group_size, runners=db.pool.get_max_size())
 
     async def run(
         self,
@@ -83,20 +87,22 @@ class IdempotentCommandRunner:
         digest = hashlib.sha256(
             method.encode() + b"\0" + request.SerializeToString(deterministic=True)
         ).digest()
-        kept: DomainError | None = None
+
+        async def answered(txn: Txn) -> tuple[M | None, DomainError | None]:
+            try:
+                response = await command(txn)
+            except DomainError as error:
+                if not error.keep_effects:
+                    raise
+                # Commit what the command recorded (e.g. FLEP, a donor's silence) with the
+                # error as the stored answer, then report the error.
+                self._store(txn, caller, request_id, method, digest, error=error)
+                return None, error
+            self._store(txn, caller, request_id, method, digest, response=response)
+            return response, None
+
         try:
-            async with self.db.transaction(method, self.clock.now()) as txn:
-                try:
-                    response = await command(txn)
-                except DomainError as error:
-                    if not error.keep_effects:
-                        raise
-                    # Commit what the command recorded (e.g. FLEP, a donor's silence) with the
-                    # error as the stored answer, then report the error.
-                    self._store(txn, caller, request_id, method, digest, error=error)
-                    kept = error
-                else:
-                    self._store(txn, caller, request_id, method, digest, response=response)
+            response, kept = await self.groups.run(method, self.clock.now(), answered)
         except (DomainError, asyncpg.UniqueViolationError) as failure:
             status = to_status(failure) if isinstance(failure, DomainError) else None
             if (
@@ -114,6 +120,7 @@ class IdempotentCommandRunner:
             raise
         if kept is not None:
             raise kept
+        assert response is not None
         return response
 
     async def _other_violations(

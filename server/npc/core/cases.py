@@ -13,7 +13,7 @@ from asyncpg import Record
 
 from npc.core.errors import DomainError, NotFound, PermissionDenied
 from npc.core.identity import Caller
-from npc.store.database import Database, Txn, case_lock_key, case_lock_sql
+from npc.store.database import CaseBusy, Database, Txn, case_lock_key, case_lock_sql
 
 
 def refusal(
@@ -56,10 +56,23 @@ class CaseTable:
         One statement takes the case lock, then the row lock: the uncorrelated EXISTS is a
         one-time filter evaluated before the row is read, so the order of `Txn.lock_case` holds
         without a round trip of its own. None at all when the statement that began the
-        transaction locked and read the row already (`Txn.preload_case_row`).
+        transaction locked and read the row already (`Txn.preload_case_row`). A transaction that
+        may not wait for the case lock (`Txn.waits`) tries it, and raises `CaseBusy` when it is
+        taken.
         """
         row: Record | None = txn.preloaded.pop((self.table, case_id), None)
-        if row is None:
+        if row is None and not txn.waits:
+            row = await txn.conn.fetchrow(
+                f"WITH locked AS MATERIALIZED ({case_lock_sql('$2', wait=False)} AS taken)"
+                f" SELECT * FROM {self.table} WHERE id = $1 AND (SELECT taken FROM locked)"
+                " FOR UPDATE",
+                case_id,
+                case_lock_key(self.flow, case_id),
+            )
+            if row is None:
+                # The lock is taken, or there is no such case: where it may wait, it learns which.
+                raise CaseBusy(case_lock_key(self.flow, case_id))
+        elif row is None:
             row = await txn.conn.fetchrow(
                 f"WITH locked AS MATERIALIZED ({case_lock_sql('$2')})"
                 f" SELECT * FROM {self.table} WHERE id = $1 AND EXISTS (SELECT FROM locked)"

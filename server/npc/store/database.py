@@ -98,6 +98,11 @@ class CommandAnswer:
     error_details: bytes | None
 
 
+class CaseBusy(Exception):
+    """A transaction that may not wait for a case lock (`Txn.waits`) found it taken: the work
+    is rolled back and runs again where it may wait."""
+
+
 def case_lock_sql(key: str, *, wait: bool = True) -> str:
     """The statement taking the case lock (`Txn.lock_case`) named by the parameter `key` ("$1"),
     or trying to take it when not `wait`; also for statements that take it along with more."""
@@ -130,6 +135,10 @@ class Txn:
     # Case rows already locked and read by the statement that began this work, for the next
     # `CaseTable.lock` of that row ((table, id) -> row; `preload_case_row`).
     preloaded: dict[tuple[str, str], Any] = field(default_factory=dict)
+    # False for a command that shares its transaction with others before it (`npc.store.groups`):
+    # it holds their case locks, so it must not wait for one (two groups could wait for each
+    # other); a case lock taken elsewhere raises `CaseBusy` instead.
+    waits: bool = True
 
     def emit(
         self,
@@ -207,8 +216,13 @@ class Txn:
         """Serialise work on one case until commit.
 
         Every command and every deadline on a case takes this lock before any row lock, so
-        their row locks are always taken in the same order and cannot deadlock.
+        their row locks are always taken in the same order and cannot deadlock. A transaction
+        that may not wait (`waits`) raises `CaseBusy` when another holds it.
         """
+        if not self.waits:
+            if not await self.try_lock_case(flow, case_id):
+                raise CaseBusy(case_lock_key(flow, case_id))
+            return
         await self.conn.execute(case_lock_sql("$1"), case_lock_key(flow, case_id))
 
     async def try_lock_case(self, flow: str, case_id: str) -> bool:
@@ -222,20 +236,31 @@ class Txn:
         """Run `callback` once the transaction has committed."""
         self._after_commit.append(callback)
 
+    def run_after_commit(self) -> None:
+        """Run the `after_commit` callbacks: the transaction has committed."""
+        for callback in self._after_commit:
+            callback()
+
     def record_answer(self, answer: CommandAnswer) -> None:
         """Store a command's answer with this transaction's effects (see `CommandAnswer`)."""
         self.answer = answer
 
     async def commit(self) -> None:
         """Write the buffered cancellations, deadlines, events, notifications and answer, and
-        commit: the flush's statement and COMMIT travel in one simple-protocol query.
+        commit, in one round trip (`flush`)."""
+        await self.flush("COMMIT")
+
+    async def flush(self, then: str) -> None:
+        """Write the buffered cancellations, deadlines, events, notifications and answer, and
+        run `then` (COMMIT; or a savepoint's statements, for a group's member: `npc.store.groups`)
+        after them: the flush's statement and `then` travel in one simple-protocol query.
 
         Deadlines, events, notifications and answer go in one statement: each write of its own
         would be one more round trip, and round trips are much of a command's cost. asyncpg sends
         a statement with parameters alone (extended protocol, no pipelining), so the flush is a
         statement prepared once per connection (`npc_flush`) that the query EXECUTEs with its
         arguments written as literals, followed by COMMIT. An error in either ends the query
-        there: nothing is committed and the caller rolls back."""
+        there: nothing of `then` runs and the caller rolls back."""
         # Cancellations first, then settings, as the flows expect: a deadline cancelled and set
         # again in one transaction ends up set. The last cancellation rides in the statement
         # below (commands usually cancel one deadline); any others go before it.
@@ -249,7 +274,7 @@ class Txn:
         updates = deferred.sql()
         self.row_updates.clear()
         if not (self.deadlines or self.events or self.answer or last or self.notifications):
-            await self.conn.execute(f"{updates}COMMIT")
+            await self.conn.execute(f"{updates}{then}")
             deferred.sent()
             return
         # The last setting of a deadline wins, as it would written one after the other.
@@ -310,7 +335,7 @@ class Txn:
         )
         await self.conn.prepare_flush()
         literals = ", ".join(sql_literal(a) for a in arguments)
-        await self.conn.execute(f"{updates}EXECUTE {_FLUSH_NAME}({literals}); COMMIT")
+        await self.conn.execute(f"{updates}EXECUTE {_FLUSH_NAME}({literals}); {then}")
         deferred.sent()
 
 
@@ -642,6 +667,11 @@ class Database:
         """Call `listener(txn)` after every committed transaction (fan-out and deadline wake-ups)."""
         self._listeners.append(listener)
 
+    @property
+    def listeners(self) -> tuple[TxnListener, ...]:
+        """What `on_commit` registered, for those who commit transactions themselves."""
+        return tuple(self._listeners)
+
     @asynccontextmanager
     async def transaction(self, label: str, now: datetime) -> AsyncIterator[Txn]:
         """Run a named transaction; events and deadlines are flushed just before commit."""
@@ -661,15 +691,14 @@ class Database:
                 except BaseException:
                     await block.rollback()
                     raise
-                _committed(conn, block)
+                committed(conn, block)
                 outcome = "commit"
             finally:
                 TRANSACTION_LABEL.reset(token)
                 TXN_SECONDS.labels(label, outcome).observe(time.perf_counter() - started)
         for listener in self._listeners:
             listener(txn)
-        for callback in txn._after_commit:
-            callback()
+        txn.run_after_commit()
 
     async def migrate(self, *, grant_to: str | None = None) -> list[str]:
         """Apply the numbered SQL migrations not applied yet; return the names applied.
@@ -763,9 +792,9 @@ async def _open_pool(
     return pool
 
 
-def _committed(conn: asyncpg.Connection, block: Transaction) -> None:
-    """Tell asyncpg that `block` ended with the COMMIT `Txn.commit` sent (it has no public way:
-    its own commit would send another)."""
+def committed(conn: asyncpg.Connection, block: Transaction) -> None:
+    """Tell asyncpg that `block` ended with the COMMIT `Txn.commit` (or a group's last flush,
+    `npc.store.groups`) sent: it has no public way, its own commit would send another."""
     # The query ended idle, so PostgreSQL committed; asyncpg's bookkeeping is all that is left.
     assert not conn.is_in_transaction()
     block._state = TransactionState.COMMITTED
