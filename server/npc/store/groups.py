@@ -16,8 +16,9 @@ may wait holding nothing. Each command flushes its events, deadlines and answer 
 the next one on the same case reads what it wrote.
 
 A command is acknowledged only after its group's COMMIT: an answer is exactly as durable as
-alone. A caller that goes away while its command runs does not stop it (its answer is stored and a
-retry gets it); one that goes away while it waits takes its command out of the queue.
+alone. A caller that goes away (its deadline passed) takes its command out of the queue, or rolls
+its work back while it runs; once its work has ended it waits for the group's COMMIT and is
+committed (a retry of its request id gets the answer, as when an answer is lost in flight).
 """
 
 from __future__ import annotations
