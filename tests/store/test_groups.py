@@ -46,11 +46,17 @@ class Command:
     """A command that writes its own row, notes its transaction, and can be held or failed."""
 
     def __init__(
-        self, case_id: str, *, fail: Exception | None = None, lock: str | None = None
+        self,
+        case_id: str,
+        *,
+        fail: Exception | None = None,
+        lock: str | None = None,
+        lock_row: bool = False,
     ) -> None:
         self.case_id = case_id
         self.fail = fail
         self.lock = lock  # a case whose lock it takes first
+        self.lock_row = lock_row  # with its row, as flows do (`CaseTable.lock`)
         self.gate = asyncio.Event()
         self.gate.set()
         self.inside = asyncio.Event()  # its write is done and it waits at the gate
@@ -64,7 +70,9 @@ class Command:
 
     async def __call__(self, txn: Txn) -> str:
         self.attempts += 1
-        if self.lock is not None:
+        if self.lock is not None and self.lock_row:
+            assert await CASES.lock(txn, self.lock) is not None
+        elif self.lock is not None:
             await txn.lock_case("grouptest", self.lock)
         self.txid = await txn.conn.fetchval("SELECT txid_current()")
         self.pid = await txn.conn.fetchval("SELECT pg_backend_pid()")
@@ -176,13 +184,16 @@ async def test_a_command_s_failure_rolls_back_its_own_work_only(db, failing):
         assert len(sharing) == 1
 
 
-async def test_a_command_whose_case_is_locked_elsewhere_leads_a_group_of_its_own(db):
+@pytest.mark.parametrize("lock_row", [False, True], ids=["lock_case", "case_table"])
+async def test_a_command_whose_case_is_locked_elsewhere_leads_a_group_of_its_own(db, lock_row):
     """A command after the first may not wait for a case lock (it holds the others'): it is sent
     back to the queue's head, leads the next group, waits there, and commits once the lock is
     free; the commands of the groups around it go on meanwhile."""
+    async with db.pool.acquire() as conn:
+        await conn.execute("INSERT INTO group_cases VALUES ('busy', 'claro', 'filed')")
     groups = TransactionGroups(db, size=8, runners=2)
     first, second = Command("first").hold(), Command("second").hold()
-    locked = Command("locked", lock="busy")
+    locked = Command("locked", lock="busy", lock_row=lock_row)
     after = Command("after")
     async with db.pool.acquire() as holder, holder.transaction():
         await holder.execute(
@@ -201,10 +212,10 @@ async def test_a_command_whose_case_is_locked_elsewhere_leads_a_group_of_its_own
         assert done == ["first", "second", "after"]
         assert first.txid != locked.txid and second.txid == after.txid
         assert not waiting[0].done()
-        assert await rows(db) == {"first", "second", "after"}
+        assert await rows(db) == {"busy", "first", "second", "after"}
     assert await asyncio.wait_for(waiting[0], 10) == "locked"
     assert locked.attempts == 2
-    assert await rows(db) == {"first", "second", "after", "locked"}
+    assert await rows(db) == {"busy", "first", "second", "after", "locked"}
 
 
 async def test_a_command_reads_what_one_before_it_in_the_group_wrote_to_its_case(db):

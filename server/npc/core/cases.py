@@ -61,25 +61,23 @@ class CaseTable:
         taken.
         """
         row: Record | None = txn.preloaded.pop((self.table, case_id), None)
-        if row is None and not txn.waits:
+        if row is None:
+            if txn.waits:
+                lock, taken = case_lock_sql("$2"), "EXISTS (SELECT FROM locked)"
+            else:
+                lock, taken = (
+                    f"{case_lock_sql('$2', wait=False)} AS taken",
+                    "(SELECT taken FROM locked)",
+                )
             row = await txn.conn.fetchrow(
-                f"WITH locked AS MATERIALIZED ({case_lock_sql('$2', wait=False)} AS taken)"
-                f" SELECT * FROM {self.table} WHERE id = $1 AND (SELECT taken FROM locked)"
-                " FOR UPDATE",
+                f"WITH locked AS MATERIALIZED ({lock})"
+                f" SELECT * FROM {self.table} WHERE id = $1 AND {taken} FOR UPDATE",
                 case_id,
                 case_lock_key(self.flow, case_id),
             )
-            if row is None:
+            if row is None and not txn.waits:
                 # The lock is taken, or there is no such case: where it may wait, it learns which.
                 raise CaseBusy(case_lock_key(self.flow, case_id))
-        elif row is None:
-            row = await txn.conn.fetchrow(
-                f"WITH locked AS MATERIALIZED ({case_lock_sql('$2')})"
-                f" SELECT * FROM {self.table} WHERE id = $1 AND EXISTS (SELECT FROM locked)"
-                " FOR UPDATE",
-                case_id,
-                case_lock_key(self.flow, case_id),
-            )
         if row is not None and self.deferred_updates:
             txn.case_rows[(self.table, case_id)] = dict(row.items())
         return row
