@@ -259,8 +259,8 @@ class Txn:
         would be one more round trip, and round trips are much of a command's cost. asyncpg sends
         a statement with parameters alone (extended protocol, no pipelining), so the flush is a
         statement prepared once per connection (`npc_flush`) that the query EXECUTEs with its
-        arguments written as literals, followed by COMMIT. An error in either ends the query
-        there: nothing of `then` runs and the caller rolls back."""
+        arguments written as literals, followed by `then`. An error in either ends the query
+        there: nothing after it runs, and the caller rolls back."""
         # Cancellations first, then settings, as the flows expect: a deadline cancelled and set
         # again in one transaction ends up set. The last cancellation rides in the statement
         # below (commands usually cancel one deadline); any others go before it.

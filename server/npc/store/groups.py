@@ -242,10 +242,11 @@ class TransactionGroups:
             return
         GROUP_MEMBERS.observe(len(done))
         now = time.perf_counter()
+        listeners = self.db.listeners
         for command, txn, result in done:
             TXN_SECONDS.labels(command.label, "commit").observe(now - command.queued_at)
             try:
-                for listener in self.db.listeners:
+                for listener in listeners:
                     listener(txn)
                 txn.run_after_commit()
             except Exception as exc:  # committed, but its caller hears of the failure
