@@ -15,15 +15,54 @@ from npc.embedded import (
     EmbeddedPostgres,
     EmbeddedRedis,
     embedded_services,
+    ephemeral_port_range,
     find_pg_bindir,
     free_port,
 )
 
 
-def test_free_port_is_bindable() -> None:
-    port = free_port()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", port))
+def test_free_port_is_bindable_and_outside_the_ephemeral_range() -> None:
+    low, high = ephemeral_port_range()
+    for _ in range(20):
+        port = free_port()
+        # Outgoing connections take their local ports from that range: never this one.
+        assert not low <= port <= high
+        assert 10000 <= port <= 65535
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+
+
+def test_ephemeral_port_range_reads_the_kernels_or_falls_back(tmp_path: Path) -> None:
+    setting = tmp_path / "ip_local_port_range"
+    setting.write_text("40000\t50000\n")
+    assert ephemeral_port_range(setting) == (40000, 50000)
+    setting.write_text("garbage\n")
+    assert ephemeral_port_range(setting) == (32768, 60999)
+    assert ephemeral_port_range(tmp_path / "absent") == (32768, 60999)
+
+
+def test_free_port_skips_a_port_something_listens_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    low, high = ephemeral_port_range()
+
+    def index(port: int) -> int:
+        """The inverse of free_port's mapping from an index to a port."""
+        return port - 10000 if port < low else (low - 10000) + port - high - 1
+
+    free = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", free_port()))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        drawn: list[int] = []
+        picks = iter([index(busy), index(busy), index(free)])
+
+        def draw(n: int) -> int:
+            drawn.append(next(picks))
+            return drawn[-1]
+
+        monkeypatch.setattr("npc.embedded.random.randrange", draw)
+        assert free_port() == free
+        assert drawn == [index(busy), index(busy), index(free)]
 
 
 def test_find_pg_bindir() -> None:

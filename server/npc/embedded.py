@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import pwd
+import random
 import re
 import shlex
 import shutil
@@ -37,6 +38,7 @@ __all__ = [
     "create_database_sql",
     "drop_database_sql",
     "embedded_services",
+    "ephemeral_port_range",
     "find_pg_bindir",
     "free_port",
 ]
@@ -60,12 +62,45 @@ class EmbeddedServiceError(RuntimeError):
     """An embedded server could not be started or stopped."""
 
 
-def free_port(host: str = LOOPBACK) -> int:
+# Where the kernel takes the local ports of outgoing connections (Linux's default when
+# /proc does not say).
+_EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_DEFAULT_EPHEMERAL = (32768, 60999)
+# The lowest port free_port picks: above the well-known and most registered services' ports.
+_LOWEST_PICKED_PORT = 10000
+
+
+def ephemeral_port_range(path: Path = _EPHEMERAL_PORTS) -> tuple[int, int]:
+    """The range (inclusive) the kernel draws outgoing connections' local ports from."""
+    try:
+        low, high = (int(field) for field in path.read_text().split())
+    except (OSError, ValueError):
+        return _DEFAULT_EPHEMERAL
+    return low, high
+
+
+def free_port(host: str = LOOPBACK, attempts: int = 200) -> int:
     """Return a TCP port that is currently free on ``host``.
 
-    The port is only probably free: another process may grab it before it is used,
-    so callers that pick a port this way should retry on bind failure.
+    The port is picked at random outside the kernel's ephemeral range: a port the kernel handed
+    out for ``bind(0)`` is one it may hand again, between this call and the caller's bind, as the
+    local port of any outgoing connection (the server's own, to PostgreSQL or Redis), and the
+    caller's bind then fails. Outside that range only another listener can take it; the port is
+    still only probably free, so callers that pick a port this way should retry on bind failure.
     """
+    low, high = ephemeral_port_range()
+    # The ports below the ephemeral range, and above it up to 65535, as one sequence of indices.
+    below = max(0, low - _LOWEST_PICKED_PORT)
+    above = max(0, 65535 - max(high, _LOWEST_PICKED_PORT - 1))
+    for _ in range(attempts if below + above else 0):
+        index = random.randrange(below + above)
+        port = _LOWEST_PICKED_PORT + index if index < below else high + 1 + index - below
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
