@@ -91,10 +91,11 @@ def free_port(host: str = LOOPBACK, attempts: int = 200) -> int:
     low, high = ephemeral_port_range()
     # The ports below the ephemeral range, and above it up to 65535, as one sequence of indices.
     below = max(0, low - _LOWEST_PICKED_PORT)
-    above = max(0, 65535 - max(high, _LOWEST_PICKED_PORT - 1))
+    above_from = max(high + 1, _LOWEST_PICKED_PORT)
+    above = max(0, 65536 - above_from)
     for _ in range(attempts if below + above else 0):
         index = random.randrange(below + above)
-        port = _LOWEST_PICKED_PORT + index if index < below else high + 1 + index - below
+        port = _LOWEST_PICKED_PORT + index if index < below else above_from + index - below
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind((host, port))
