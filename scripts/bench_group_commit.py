@@ -27,8 +27,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
 from npc.embedded import EmbeddedPostgres
 from npc.store.database import CommandAnswer, Database, Txn, sql_literal
 
@@ -45,21 +43,6 @@ LOCK_AND_READ = (
     " SELECT 1 FROM locked"
 )
 DIGEST, RESPONSE = b"d" * 32, b"r" * 120
-
-
-class _Connection:
-    """A connection whose queries `Txn.commit` sends without their COMMIT, after `prefix`."""
-
-    def __init__(self, conn: asyncpg.Connection, prefix: str = "") -> None:
-        self._conn = conn
-        self.prefix = prefix
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)
-
-    async def execute(self, query: str, *args: Any) -> str:
-        status: str = await self._conn.execute(self.prefix + query.replace("; COMMIT", ""), *args)
-        return status
 
 
 def _command(txn: Txn, number: int, *, answer: bool = True) -> None:
@@ -95,24 +78,23 @@ async def _grouped(
 ) -> None:
     async with db.pool.acquire() as conn, conn.transaction():
         answers: list[str] = []
-        txn = Txn(conn=_Connection(conn), now=now, label="merged")
+        txn = Txn(conn=conn, now=now, label="merged")
         for index in range(size):
             number = next(numbers)
             await conn.fetch(LOCK_AND_READ, f"portability:{number}")
             if not merged:
-                txn = Txn(conn=_Connection(conn), now=now, label="group")
+                txn = Txn(conn=conn, now=now, label="group")
                 _command(txn, number)
-                await txn.commit()
+                await txn.flush("")  # the transaction's block commits them all
                 continue
             _command(txn, number, answer=index == 0)  # the flush holds one answer
             if index:
                 answers.append(_answer_row(number, now))
         if merged:
-            txn.conn.prefix = (
+            await txn.flush(
                 "INSERT INTO command_results (caller, request_id, method, request_digest,"
-                f" status_code, response, created_at) VALUES {', '.join(answers)}; "
+                f" status_code, response, created_at) VALUES {', '.join(answers)}"
             )
-            await txn.commit()
 
 
 def _cpu_seconds(pid: int) -> float:
